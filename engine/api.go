@@ -1,0 +1,146 @@
+package engine
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Handler receives complete requests and connection events. It is
+// implemented by package protocol. All methods are called on the
+// connection's event-loop goroutine and must not block.
+type Handler interface {
+	// Serve handles one complete request. r and everything it points to are
+	// valid only during the call (they alias the loop's parse buffers).
+	// The handler must answer exactly once, now or later, through one of
+	// c.Reply, c.Hold (then Reply when woken or on Expired),
+	// c.UpgradeWebSocket or c.StartStream. While a request is unanswered
+	// the engine reads no further pipelined request from c.
+	Serve(c Conn, r *Request)
+
+	// Fail renders an error for a request the engine could not hand to
+	// Serve: unparsable request line or headers (400), HTTP version other
+	// than 1.0/1.1 (505), headers too large (431), body too large (413),
+	// header read deadline passed (408). r holds whatever was parsed
+	// (Method/Path may be empty). The handler must call c.Reply once; the
+	// engine closes the connection after that reply is flushed.
+	Fail(c Conn, r *Request, status int, msg string)
+
+	// Expired is called when a Hold's deadline passes before the handler
+	// answered. The handler must Reply.
+	Expired(c Conn)
+
+	// Closed is called once when a connection goes away for any reason
+	// (peer close, reset, deadline, slow-consumer cut, drain), for every
+	// connection whose Tag is non-nil. After Closed, Conn methods are
+	// no-ops.
+	Closed(c Conn)
+
+	// Drain is called once per connection with a non-nil Tag when the
+	// server starts a graceful stop (SIGTERM): the handler answers waiting
+	// long-polls and closes streams (WebSocket 1001 "restart"). The engine
+	// closes the remaining connections once their output is flushed.
+	Drain(c Conn)
+}
+
+// Request is one parsed HTTP/1.x request. All byte slices alias engine
+// buffers and are valid only during Handler.Serve / Handler.Fail.
+type Request struct {
+	Method []byte // "GET", "POST", "OPTIONS", ...
+	// Path is the path of the request target, not percent-decoded and
+	// without the query. An absolute-form target ("http://host/p?q") is
+	// reduced to its path ("/p").
+	Path  []byte
+	Query []byte // raw query string, without the '?'; nil when absent
+	Body  []byte // the whole body (Content-Length or chunked, decoded)
+	// Header looks up a request header by name in any case; nil if absent.
+	Header HeaderPeeker
+	// PeerAddr is the TCP peer's address (C-07: the protocol decides
+	// whether to trust X-Forwarded-For).
+	PeerAddr netip.Addr
+	// HTTP10 is true for an HTTP/1.0 request.
+	HTTP10 bool
+}
+
+// HeaderPeeker is satisfied by *fasthttp.RequestHeader.
+type HeaderPeeker interface {
+	Peek(name string) []byte
+}
+
+// Conn is one client connection, seen from the protocol. Methods run on
+// the connection's loop goroutine only, unless marked otherwise. After the
+// connection has gone (Closed was called, or would have been), every
+// method is a harmless no-op, so a handle kept past the connection's life
+// is safe to use on its loop.
+type Conn interface {
+	// Reply writes one complete response: status line, Content-Type,
+	// Content-Length, Connection and Date headers, then extraHeaders
+	// (preformatted "Name: value\r\n" lines, may be nil), then body.
+	// The engine copies what it needs; the caller keeps ownership of the
+	// slices. After Reply the connection reads its next pipelined request,
+	// or closes when the request asked for Connection: close, was
+	// HTTP/1.0 without keep-alive, or went through Handler.Fail.
+	Reply(status int, contentType string, extraHeaders, body []byte)
+
+	// Hold parks the current request (long-poll) for at most d. The handler
+	// later calls Reply itself, or Handler.Expired runs at the deadline.
+	// A peer that closes meanwhile produces Handler.Closed.
+	Hold(d time.Duration)
+
+	// UpgradeWebSocket completes the RFC 6455 handshake for r (the request
+	// being served) and turns the connection into a WebSocket. It returns
+	// an error, having written nothing, when r is not a valid WebSocket
+	// upgrade; the handler then Replies (400). From then on the engine
+	// answers pings, enforces the client frame cap (close 1009) and sends
+	// a ping every Options.PingInterval; text or binary frames from the
+	// client are ignored.
+	UpgradeWebSocket(r *Request, extraHeaders []byte) error
+
+	// StartStream writes a 200 response head with the given Content-Type
+	// and extraHeaders and no Content-Length (the connection closes at the
+	// end of the stream), for Server-Sent Events. The engine sends
+	// Options.StreamHeartbeat bytes every Options.StreamHeartbeatInterval.
+	StartStream(contentType string, extraHeaders []byte)
+
+	// Send writes preencoded bytes to a WebSocket or stream connection: a
+	// whole WebSocket frame (see AppendTextFrame) or SSE event bytes. The
+	// same slice may be sent to many connections; the engine does not
+	// retain it after Send returns. When the connection's unsent output
+	// would exceed Options.MaxOutbound the connection is cut as a slow
+	// consumer (Handler.Closed follows) and Send returns false.
+	Send(b []byte) bool
+
+	// CloseWebSocket sends a close frame with code and reason, then closes
+	// once it is flushed.
+	CloseWebSocket(code uint16, reason string)
+
+	// Close closes the connection after its pending output is flushed.
+	Close()
+
+	// Loop is the index of the event loop that owns the connection, for
+	// Loops.Post. Safe from any goroutine.
+	Loop() int
+
+	// ID is unique for the process lifetime; safe from any goroutine.
+	ID() uint64
+
+	// Tag and SetTag hold the protocol's per-connection state (nil by
+	// default). The engine calls Handler.Closed and Handler.Drain only for
+	// connections with a non-nil Tag.
+	Tag() any
+	SetTag(t any)
+
+	// Alive reports whether the connection is still open.
+	Alive() bool
+}
+
+// Loops lets other goroutines run code on event loops.
+type Loops interface {
+	// NumLoops is the number of event loops; loop indexes are 0..n-1.
+	NumLoops() int
+	// Post runs fn on loop i's goroutine soon. Safe from any goroutine;
+	// functions posted from one goroutine to one loop run in order.
+	Post(i int, fn func())
+	// Broadcast runs fn(i) on every loop i's goroutine. Safe from any
+	// goroutine; order as for Post.
+	Broadcast(fn func(loop int))
+}

@@ -1,0 +1,18 @@
+// Package engine owns sockets, bytes and time: gnet v2 event loops (one per
+// core), per-connection state, HTTP/1.1 request parsing with fasthttp's header
+// type straight from gnet's inbound buffer, WebSocket handshake and framing
+// with gobwas/ws, Server-Sent Event streams, the per-loop deadline sweep
+// (header read deadline, idle keep-alive, long-poll holds, WebSocket pings,
+// SSE heartbeats), caps on frames and unsent output, and graceful drain.
+//
+// It knows nothing of the two push APIs: every complete request goes to a
+// Handler (implemented by package protocol), which answers through the Conn
+// interface. The engine never starts a goroutine or a timer per connection:
+// an idle connection is a small struct in its loop's table and holds no read
+// buffer.
+//
+// Threading contract: every Handler method and every Conn method runs on the
+// connection's own event-loop goroutine, except where a comment says "safe
+// from any goroutine". Work from other goroutines (storage completions,
+// fan-out) reaches a loop through Loops.Post or Loops.Broadcast.
+package engine

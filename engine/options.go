@@ -1,0 +1,105 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Options configures a Server. The zero value of every field means its
+// documented default; call EnsureDefaults before Validate.
+type Options struct {
+	// Listen holds the TCP addresses to serve, all with the same handler
+	// (C-01). Default ["127.0.0.1:8080"].
+	Listen []string
+	// Loops is the number of event loops. Default: runtime.NumCPU().
+	Loops int
+	// ReusePort sets SO_REUSEPORT on the listeners. Default false.
+	ReusePort bool
+
+	// MaxHeaderBytes caps request line + headers (431 beyond). Default 8 KiB.
+	MaxHeaderBytes int
+	// MaxBodyBytes caps a request body (413 beyond). Default 256 KiB.
+	MaxBodyBytes int
+	// HeaderTimeout is how long a request may take from its first byte to
+	// its last header byte (and body) before the connection is closed
+	// (a JSON 408 first). Default 10 s.
+	HeaderTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection with no request in
+	// progress after this long. Default 120 s.
+	IdleTimeout time.Duration
+	// MaxFrameBytes caps one WebSocket frame from a client (close 1009).
+	// Default 64 KiB.
+	MaxFrameBytes int
+	// MaxOutbound caps unsent output per connection; a connection over it
+	// is cut as a slow consumer. Default 4 MiB.
+	MaxOutbound int
+	// PingInterval is how often a WebSocket gets a ping. Default 25 s.
+	PingInterval time.Duration
+	// StreamHeartbeatInterval is how often a stream (SSE) gets
+	// StreamHeartbeat bytes. Default 15 s.
+	StreamHeartbeatInterval time.Duration
+	// StreamHeartbeat is the bytes sent as a stream heartbeat. Default
+	// ": hb\n\n" (an SSE comment).
+	StreamHeartbeat []byte
+	// SweepInterval is the granularity of the per-loop deadline sweep.
+	// Default 250 ms.
+	SweepInterval time.Duration
+	// DrainTimeout bounds a graceful stop: connections still open after it
+	// are closed hard. Default 5 s.
+	DrainTimeout time.Duration
+}
+
+// EnsureDefaults fills zero fields with their defaults.
+func (o *Options) EnsureDefaults() {
+	if len(o.Listen) == 0 {
+		o.Listen = []string{"127.0.0.1:8080"}
+	}
+	if o.Loops <= 0 {
+		o.Loops = defaultLoops()
+	}
+	if o.MaxHeaderBytes <= 0 {
+		o.MaxHeaderBytes = 8 << 10
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 256 << 10
+	}
+	if o.HeaderTimeout <= 0 {
+		o.HeaderTimeout = 10 * time.Second
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 120 * time.Second
+	}
+	if o.MaxFrameBytes <= 0 {
+		o.MaxFrameBytes = 64 << 10
+	}
+	if o.MaxOutbound <= 0 {
+		o.MaxOutbound = 4 << 20
+	}
+	if o.PingInterval <= 0 {
+		o.PingInterval = 25 * time.Second
+	}
+	if o.StreamHeartbeatInterval <= 0 {
+		o.StreamHeartbeatInterval = 15 * time.Second
+	}
+	if o.StreamHeartbeat == nil {
+		o.StreamHeartbeat = []byte(": hb\n\n")
+	}
+	if o.SweepInterval <= 0 {
+		o.SweepInterval = 250 * time.Millisecond
+	}
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = 5 * time.Second
+	}
+}
+
+// Validate reports options that cannot work together.
+func (o *Options) Validate() error {
+	if o.MaxHeaderBytes < 256 {
+		return fmt.Errorf("engine: MaxHeaderBytes %d is below 256", o.MaxHeaderBytes)
+	}
+	if o.SweepInterval > o.PingInterval {
+		return errors.New("engine: SweepInterval must not exceed PingInterval")
+	}
+	return nil
+}
