@@ -1,0 +1,47 @@
+# Halley. `make run` serves on the embedded default; `make test` installs
+# what it needs and runs every check. See README.md.
+
+GO        ?= go
+BIN       := bin
+HALLEY    := $(BIN)/halley
+STATICCHECK_VERSION := v0.8.2
+
+.PHONY: run build test lint unit conform crash fuzz bench soak clean tools
+
+build:
+	$(GO) build -o $(HALLEY) ./cmd/halley
+
+run: build
+	$(HALLEY) serve --data ./data
+
+tools:
+	@mkdir -p $(BIN)
+	@test -x $(BIN)/staticcheck || GOBIN=$(CURDIR)/$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+# test: gofmt, vet, staticcheck, unit tests with -race (the crash test
+# among them), then the conformance suite against a freshly built server.
+test:
+	bash scripts/test.sh
+
+lint: tools
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(BIN)/staticcheck ./...
+
+unit:
+	$(GO) test -race -shuffle=on ./...
+
+conform: build
+	bash scripts/conform.sh
+
+# fuzz each parser for FUZZTIME (default 30s); corpora stay in testdata/.
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test ./protocol -run '^$$' -fuzz FuzzFormParse -fuzztime $(FUZZTIME)
+	$(GO) test ./engine -run '^$$' -fuzz FuzzParseRequest -fuzztime $(FUZZTIME)
+
+bench: build
+	$(HALLEY) bench run --halley-cmd "$(CURDIR)/$(HALLEY) serve" --nchan
+
+clean:
+	rm -rf $(BIN) data

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/halleypush/halley/engine"
+	"github.com/halleypush/halley/jsclient"
+	"github.com/halleypush/halley/persist"
+	"github.com/halleypush/halley/protocol"
+)
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// serveConfig is everything `halley serve` is told, filled from flags.
+type serveConfig struct {
+	engine   engine.Options
+	store    persist.Options
+	api      protocol.Options
+	sync     string
+	logLevel string
+}
+
+// serveFlags declares serve's flags on fs; the returned function turns
+// the parsed strings into cfg once fs.Parse has run.
+func serveFlags(fs *flag.FlagSet, cfg *serveConfig) (finish func() error) {
+	var listen, proxies listFlag
+	fs.Var(&listen, "listen", "address to serve, repeatable (default 127.0.0.1:8080)")
+	fs.Var(&proxies, "trusted-proxy", "CIDR whose X-Forwarded-For is believed, repeatable (C-07)")
+	fs.StringVar(&cfg.store.Dir, "data", "./data", "data directory (Pebble)")
+	fs.StringVar(&cfg.sync, "sync", "always", "always: acknowledge after the WAL is synced; none: do not sync (benchmarks only)")
+	fs.IntVar(&cfg.engine.Loops, "loops", 0, "event loops (default: number of CPUs)")
+	fs.BoolVar(&cfg.engine.ReusePort, "reuseport", false, "set SO_REUSEPORT on listeners (several nodes on one port)")
+	fs.IntVar(&cfg.store.EZMaxQueue, "ez-max-queue", 1000, "messages kept per EZComet channel")
+	fs.DurationVar(&cfg.store.EZMaxAge, "ez-max-age", 24*time.Hour, "age after which EZComet messages drop")
+	fs.IntVar(&cfg.api.ReadBatch, "read-batch", 1000, "messages per read answer")
+	fs.IntVar(&cfg.engine.MaxHeaderBytes, "max-header-bytes", 8<<10, "request line + headers cap (431)")
+	fs.IntVar(&cfg.engine.MaxBodyBytes, "max-body-bytes", 256<<10, "request body cap (413)")
+	fs.DurationVar(&cfg.engine.HeaderTimeout, "header-timeout", 10*time.Second, "time to receive a whole request")
+	fs.DurationVar(&cfg.engine.IdleTimeout, "idle-timeout", 120*time.Second, "idle keep-alive timeout")
+	fs.IntVar(&cfg.engine.MaxFrameBytes, "max-frame-bytes", 64<<10, "WebSocket frame cap from clients (close 1009)")
+	fs.IntVar(&cfg.engine.MaxOutbound, "max-outbound", 4<<20, "unsent output per connection before a slow consumer is cut")
+	fs.DurationVar(&cfg.engine.PingInterval, "ping-interval", 25*time.Second, "WebSocket ping interval")
+	fs.DurationVar(&cfg.engine.DrainTimeout, "drain-timeout", 5*time.Second, "graceful stop bound")
+	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
+	return func() error {
+		cfg.engine.Listen = listen
+		for _, p := range proxies {
+			pfx, err := netip.ParsePrefix(p)
+			if err != nil {
+				addr, aerr := netip.ParseAddr(p)
+				if aerr != nil {
+					return fmt.Errorf("--trusted-proxy %q: %w", p, err)
+				}
+				pfx = netip.PrefixFrom(addr, addr.BitLen())
+			}
+			cfg.api.TrustedProxies = append(cfg.api.TrustedProxies, pfx)
+		}
+		switch cfg.sync {
+		case "always":
+			cfg.store.Sync = persist.SyncAlways
+		case "none":
+			cfg.store.Sync = persist.SyncNone
+		default:
+			return fmt.Errorf("--sync must be always or none, not %q", cfg.sync)
+		}
+		return nil
+	}
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+func serveMain(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("halley serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg serveConfig
+	finish := serveFlags(fs, &cfg)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if err := finish(); err != nil {
+		fmt.Fprintln(stderr, "halley serve:", err)
+		return 2
+	}
+	log := newLogger(stderr, cfg.logLevel)
+	if err := serve(cfg, log, stdout); err != nil {
+		log.Error("halley serve failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
+	engine.RaiseFileLimit(log)
+	if cfg.store.Sync == persist.SyncNone {
+		log.Warn("!!! --sync=none: writes are acknowledged BEFORE they reach the disk; a crash can lose acknowledged messages. Use only for benchmarks. !!!")
+	}
+	if err := os.MkdirAll(cfg.store.Dir, 0o755); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	store, err := persist.Open(cfg.store)
+	if err != nil {
+		return fmt.Errorf("open store in %s: %w", cfg.store.Dir, err)
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error("closing store", "err", err)
+		}
+	}()
+
+	demo, created, err := ensureDemoAccount(store)
+	if err != nil {
+		return err
+	}
+
+	cfg.api.Store = store
+	cfg.api.Log = log
+	if demo.APIKey != "" {
+		cfg.api.Pages = map[string]protocol.Page{
+			"/": {ContentType: "text/html; charset=utf-8", Body: jsclient.DemoPage(demo.Username, demo.APIKey)},
+		}
+	}
+	// /metrics reads the engine's counters; the engine is built after the
+	// API it serves, so the closure reads srv once it is set.
+	var srv *engine.Server
+	cfg.api.Metrics = func(dst []byte) []byte { return appendSystemMetrics(dst, srv, store) }
+	api, err := protocol.New(cfg.api)
+	if err != nil {
+		return err
+	}
+	srv, err = engine.New(cfg.engine, api, log)
+	if err != nil {
+		return err
+	}
+	api.Attach(srv)
+
+	admin, err := startAdmin(filepath.Join(cfg.store.Dir, adminSocketName), store, log)
+	if err != nil {
+		log.Warn("admin socket unavailable: `halley account` will not reach this server", "err", err)
+	} else {
+		defer admin.Close()
+	}
+
+	runErr := make(chan error, 1)
+	go func() { runErr <- srv.Run() }()
+	select {
+	case <-srv.Ready():
+	case err := <-runErr:
+		return fmt.Errorf("engine: %w", err)
+	}
+	listen := listenOrDefault(cfg.engine.Listen)
+	if created {
+		fmt.Fprintf(stdout, "created account demo: api_key=%s api_secret=%s\n", demo.APIKey, demo.APISecret)
+	}
+	fmt.Fprintf(stdout, "halley serving %s (data %s, sync=%s)\n", strings.Join(listen, ", "), cfg.store.Dir, cfg.sync)
+	if demo.APIKey != "" {
+		fmt.Fprintf(stdout, "demo page: http://%s/  (account %s, api_key %s)\n", listen[0], demo.Username, demo.APIKey)
+	}
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sig)
+	select {
+	case s := <-sig:
+		log.Info("graceful stop", "signal", s.String())
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.engine.DrainTimeout+2*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			log.Warn("drain incomplete", "err", err)
+		}
+		if err := <-runErr; err != nil {
+			log.Warn("engine stopped with error", "err", err)
+		}
+		return nil
+	case err := <-runErr:
+		if err != nil {
+			return fmt.Errorf("engine: %w", err)
+		}
+		return nil
+	}
+}
+
+func listenOrDefault(l []string) []string {
+	if len(l) == 0 {
+		return []string{"127.0.0.1:8080"}
+	}
+	return l
+}
+
+// ensureDemoAccount creates the demo account on an empty data directory
+// (A-03) and returns it; created says whether it is new.
+func ensureDemoAccount(store *persist.Store) (persist.Account, bool, error) {
+	if a, ok := store.AccountByName([]byte("demo")); ok {
+		return a, false, nil
+	}
+	if len(store.Accounts()) > 0 {
+		// Other accounts exist: the operator removed demo on purpose, so
+		// it stays removed and no demo page is served (the page carries
+		// its account's api_key).
+		return persist.Account{}, false, nil
+	}
+	a, err := store.AddAccount("demo")
+	if err != nil && !errors.Is(err, persist.ErrAccountExists) {
+		return a, false, fmt.Errorf("create demo account: %w", err)
+	}
+	return a, true, nil
+}

@@ -1,0 +1,83 @@
+package protocol
+
+import (
+	"strconv"
+)
+
+// apiError is one row of the error table (SPEC C-03, C-04). Every error
+// the API can answer is a named value below, so the wire, the
+// conformance suite and docs/protocol.md agree.
+type apiError struct {
+	status int
+	msg    string
+	body   []byte // {"code":"error","msg":...,"status":...}, rendered once
+}
+
+func newAPIError(status int, msg string) *apiError {
+	e := &apiError{status: status, msg: msg}
+	e.body = e.render(nil)
+	return e
+}
+
+func (e *apiError) render(dst []byte) []byte {
+	dst = append(dst, `{"code":"error","msg":`...)
+	dst = appendJSONString(dst, []byte(e.msg))
+	dst = append(dst, `,"status":`...)
+	dst = strconv.AppendInt(dst, int64(e.status), 10)
+	return append(dst, '}')
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+// The error table.
+var (
+	errBadRequest      = newAPIError(400, "bad request")
+	errBadParams       = newAPIError(400, "malformed parameters")
+	errDupParam        = newAPIError(400, "parameter given more than once")
+	errBadEncoding     = newAPIError(400, "bad percent-encoding")
+	errBadUTF8         = newAPIError(400, "value is not valid UTF-8 or contains NUL")
+	errMissingQName    = newAPIError(400, "qname is required")
+	errBadQName        = newAPIError(400, "qname must be <username>-<channel>, channel of [A-Za-z0-9._~-], at most 64 bytes")
+	errMissingMsg      = newAPIError(400, "msg is required unless flush=1")
+	errBadTick         = newAPIError(400, "tick must be 1..64 bytes of printable ASCII")
+	errBadTimeout      = newAPIError(400, "timeout must be a decimal integer 0..120")
+	errBadCallback     = newAPIError(400, "callback must match ^[A-Za-z_$][A-Za-z0-9_$.]{0,63}$")
+	errBadUpgrade      = newAPIError(400, "not a valid WebSocket upgrade")
+	errMissingKey      = newAPIError(401, "api_key is required")
+	errUnknownKey      = newAPIError(401, "unknown api_key")
+	errNotOwner        = newAPIError(403, "qname does not belong to this api_key")
+	errNotFound        = newAPIError(404, "not found")
+	errUnknownUser     = newAPIError(404, "unknown user")
+	errMethod          = newAPIError(405, "method not allowed")
+	errTimeout         = newAPIError(408, "request not received in time")
+	errTickConflict    = newAPIError(409, "tick already queued with a different msg")
+	errMsgTooLarge     = newAPIError(413, "msg is larger than 4096 bytes")
+	errBodyTooLarge    = newAPIError(413, "request body too large")
+	errHeadersTooLarge = newAPIError(431, "request headers too large")
+	errBadVersion      = newAPIError(505, "HTTP version not supported")
+	errStorage         = newAPIError(503, "storage unavailable")
+	errShuttingDown    = newAPIError(503, "shutting down")
+	errInternal        = newAPIError(500, "internal error")
+)
+
+// errorForStatus maps an engine-level failure (Handler.Fail) to its row.
+func errorForStatus(status int, msg string) *apiError {
+	switch status {
+	case 400:
+		return errBadRequest
+	case 408:
+		return errTimeout
+	case 413:
+		return errBodyTooLarge
+	case 431:
+		return errHeadersTooLarge
+	case 505:
+		return errBadVersion
+	case 503:
+		return errShuttingDown
+	}
+	if msg == "" {
+		msg = "error"
+	}
+	return newAPIError(status, msg)
+}

@@ -1,0 +1,211 @@
+package protocol
+
+import (
+	"time"
+
+	"github.com/halleypush/halley/engine"
+	"github.com/halleypush/halley/persist"
+)
+
+type subKind uint8
+
+const (
+	subPoll subKind = iota // a waiting long-poll (EZ-R-01)
+	subWS                  // a WebSocket reader (EZ-R-08)
+	subSSE                 // a Server-Sent Events reader (EZ-R-09)
+)
+
+// ezSub is one reader waiting on one channel. It is the connection's Tag
+// while it waits (poll) or streams (ws, sse), and lives in its loop's
+// subscriber index. Owned by its loop goroutine.
+type ezSub struct {
+	conn     engine.Conn
+	ls       *loopState
+	qname    string
+	kind     subKind
+	gap      bool   // poll: a gap to report in the answer (X-01)
+	cursor   uint64 // the seq this reader stands after
+	callback []byte // poll: JSONP callback, or nil
+	idx      int    // position in the channel's subscriber list; -1 when out
+}
+
+// serveRead handles /read, /read/ws and /read/sse (SPEC EZ-R-01..10).
+func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind subKind) {
+	f := &ls.form
+	f.parse(r.Query, nil, false)
+	// The callback is read first so that every later error is JSONP too.
+	var callback []byte
+	if kind == subPoll {
+		if cb, ok := f.get("callback"); ok {
+			if !validCallback(cb) {
+				a.replyError(c, nil, errBadCallback)
+				return
+			}
+			callback = cb
+		}
+	}
+	if !isGet(r) {
+		a.replyError(c, callback, errMethod)
+		return
+	}
+	if a.draining.Load() {
+		a.replyError(c, callback, errShuttingDown)
+		return
+	}
+	if f.err != nil {
+		a.replyError(c, callback, f.err)
+		return
+	}
+	qname, ok := f.get("qname")
+	if !ok || len(qname) == 0 {
+		a.replyError(c, callback, errMissingQName)
+		return
+	}
+	user, _, ok := splitQName(qname)
+	if !ok {
+		a.replyError(c, callback, errBadQName)
+		return
+	}
+	timeout := a.opts.DefaultTimeout
+	if v, ok := f.get("timeout"); ok && kind == subPoll {
+		n, ok := parseTimeout(v, int(a.opts.MaxTimeout/time.Second))
+		if !ok {
+			a.replyError(c, callback, errBadTimeout)
+			return
+		}
+		timeout = time.Duration(n) * time.Second
+	}
+	if _, ok := a.store.AccountByName(user); !ok {
+		a.replyError(c, callback, errUnknownUser)
+		return
+	}
+	tick, _ := f.get("tick")
+	if kind == subSSE && r.Header != nil {
+		if id := r.Header.Peek("Last-Event-ID"); len(id) > 0 {
+			tick = id
+		}
+	}
+	if isNullTick(tick) {
+		tick = nil
+	}
+	res, err := a.store.EZRead(string(qname), tick, a.opts.ReadBatch)
+	if err != nil {
+		a.opts.Log.Error("read failed", "qname", string(qname), "err", err)
+		a.replyError(c, callback, errStorage)
+		return
+	}
+
+	switch kind {
+	case subPoll:
+		if len(res.Messages) > 0 || timeout == 0 {
+			ls.out = appendMessagesBody(ls.out[:0], res.Messages, res.Gap, 0)
+			a.reply(c, callback, ls.out)
+			return
+		}
+		s := ls.newSub(c, string(qname), kind, res.Cursor)
+		s.gap = res.Gap
+		if callback != nil {
+			s.callback = append([]byte(nil), callback...)
+		}
+		ls.add(s)
+		a.stats.pollsWaiting.Add(1)
+		c.Hold(timeout)
+	case subWS:
+		if err := c.UpgradeWebSocket(r, hdrAPI); err != nil {
+			a.replyError(c, nil, errBadUpgrade)
+			return
+		}
+		s := ls.newSub(c, string(qname), kind, res.Cursor)
+		a.stats.wsReaders.Add(1)
+		if res.Gap {
+			c.Send(frameGap)
+		}
+		if !ls.stream(s, res) {
+			return
+		}
+		ls.add(s)
+	case subSSE:
+		c.StartStream(ctSSE, hdrSSE)
+		s := ls.newSub(c, string(qname), kind, res.Cursor)
+		a.stats.sseReaders.Add(1)
+		if res.Gap {
+			c.Send(sseGap)
+		}
+		if !ls.stream(s, res) {
+			return
+		}
+		ls.add(s)
+	}
+}
+
+var (
+	frameGap = engine.AppendTextFrame(nil, []byte(`{"gap":true}`))
+	sseGap   = []byte("event: gap\ndata: {\"gap\":true}\n\n")
+)
+
+// appendMessagesBody renders a long-poll answer (EZ-R-01, X-01, X-02).
+func appendMessagesBody(dst []byte, msgs []persist.Message, gap bool, retryMillis int64) []byte {
+	dst = append(dst, `{"code":"ok",`...)
+	if gap {
+		dst = append(dst, `"gap":true,`...)
+	}
+	if retryMillis > 0 {
+		dst = append(dst, `"retry_ms":`...)
+		dst = appendInt(dst, retryMillis)
+		dst = append(dst, ',')
+	}
+	dst = append(dst, `"messages":[`...)
+	for i, m := range msgs {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendPair(dst, m.Tick, m.Body)
+	}
+	return append(dst, "]}"...)
+}
+
+func appendInt(dst []byte, n int64) []byte {
+	var b [20]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			break
+		}
+	}
+	return append(dst, b[i:]...)
+}
+
+// appendPair renders one message as EZ-R-01's ["<tick>","<msg>"].
+func appendPair(dst, tick, body []byte) []byte {
+	dst = append(dst, '[')
+	dst = appendJSONString(dst, tick)
+	dst = append(dst, ',')
+	dst = appendJSONString(dst, body)
+	return append(dst, ']')
+}
+
+// appendSSEEvent renders one message as an SSE event (EZ-R-09): id is the
+// tick, and the body is split into data: lines at every line ending, as
+// the EventSource parser will join them with "\n".
+func appendSSEEvent(dst, tick, body []byte) []byte {
+	dst = append(dst, "id: "...)
+	dst = append(dst, tick...)
+	dst = append(dst, "\ndata: "...)
+	for i := 0; i < len(body); i++ {
+		switch c := body[i]; c {
+		case '\r':
+			if i+1 < len(body) && body[i+1] == '\n' {
+				i++
+			}
+			dst = append(dst, "\ndata: "...)
+		case '\n':
+			dst = append(dst, "\ndata: "...)
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return append(dst, "\n\n"...)
+}

@@ -1,0 +1,219 @@
+package protocol
+
+import (
+	"encoding/json"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/halleypush/halley/engine"
+	"github.com/halleypush/halley/persist"
+)
+
+// testLoop is a one-loop stand-in for the engine: a goroutine that runs
+// posted functions in order, like a gnet loop runs its task queue.
+type testLoop struct {
+	tasks chan func()
+	done  chan struct{}
+}
+
+func newTestLoop(t *testing.T) *testLoop {
+	l := &testLoop{tasks: make(chan func(), 1024), done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		for fn := range l.tasks {
+			fn()
+		}
+	}()
+	t.Cleanup(func() { close(l.tasks); <-l.done })
+	return l
+}
+
+func (l *testLoop) NumLoops() int               { return 1 }
+func (l *testLoop) Post(_ int, fn func())       { l.tasks <- fn }
+func (l *testLoop) Broadcast(fn func(loop int)) { l.tasks <- func() { fn(0) } }
+func (l *testLoop) do(fn func()) {
+	ch := make(chan struct{})
+	l.tasks <- func() { fn(); close(ch) }
+	<-ch
+}
+func (l *testLoop) sync() { l.do(func() {}) }
+
+// reply is one complete HTTP answer a fakeConn received.
+type reply struct {
+	status int
+	ctype  string
+	hdrs   string
+	body   string
+}
+
+var nextConnID atomic.Uint64
+
+// fakeConn records what the protocol did to a connection.
+type fakeConn struct {
+	id        uint64
+	mu        sync.Mutex
+	replies   []reply
+	sent      []string
+	held      time.Duration
+	upgraded  bool
+	streaming bool
+	closed    bool
+	closeCode uint16
+	closeWhy  string
+	tag       any
+	countOnly bool // Send only counts bytes (allocation budgets)
+	sentBytes int
+}
+
+func newFakeConn() *fakeConn { return &fakeConn{id: nextConnID.Add(1)} }
+
+func (c *fakeConn) Reply(status int, ct string, h, body []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.replies = append(c.replies, reply{status, ct, string(h), string(body)})
+}
+func (c *fakeConn) Hold(d time.Duration) { c.held = d }
+func (c *fakeConn) UpgradeWebSocket(r *engine.Request, _ []byte) error {
+	c.upgraded = true
+	return nil
+}
+func (c *fakeConn) StartStream(string, []byte) { c.streaming = true }
+func (c *fakeConn) Send(b []byte) bool {
+	if c.countOnly {
+		c.sentBytes += len(b)
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sent = append(c.sent, string(b))
+	return true
+}
+func (c *fakeConn) CloseWebSocket(code uint16, reason string) {
+	c.closeCode, c.closeWhy, c.closed = code, reason, true
+}
+func (c *fakeConn) Close()       { c.closed = true }
+func (c *fakeConn) Loop() int    { return 0 }
+func (c *fakeConn) ID() uint64   { return c.id }
+func (c *fakeConn) Tag() any     { return c.tag }
+func (c *fakeConn) SetTag(t any) { c.tag = t }
+func (c *fakeConn) Alive() bool  { return !c.closed }
+
+func (c *fakeConn) lastReply(t *testing.T) reply {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.replies) == 0 {
+		t.Fatal("no reply")
+	}
+	return c.replies[len(c.replies)-1]
+}
+
+func (c *fakeConn) numReplies() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.replies)
+}
+
+func (c *fakeConn) sentCopy() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.sent...)
+}
+
+type header map[string]string
+
+func (h header) Peek(name string) []byte {
+	for k, v := range h {
+		if strings.EqualFold(k, name) {
+			return []byte(v)
+		}
+	}
+	return nil
+}
+
+// fixture is an API over a real store in a temp dir and one test loop.
+type fixture struct {
+	t     *testing.T
+	api   *API
+	loop  *testLoop
+	store *persist.Store
+	acct  persist.Account
+}
+
+func newFixture(t *testing.T, so persist.Options, ao Options) *fixture {
+	t.Helper()
+	so.Dir = t.TempDir()
+	store, err := persist.Open(so)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	acct, err := store.AddAccount("john")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ao.Store = store
+	api, err := New(ao)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loop := newTestLoop(t)
+	api.Attach(loop)
+	return &fixture{t: t, api: api, loop: loop, store: store, acct: acct}
+}
+
+// serve runs one request on the loop and returns the conn.
+func (f *fixture) serve(method, path, query, body string, h header) *fakeConn {
+	c := newFakeConn()
+	f.serveOn(c, method, path, query, body, h)
+	return c
+}
+
+func (f *fixture) serveOn(c *fakeConn, method, path, query, body string, h header) {
+	if h == nil {
+		h = header{}
+	}
+	r := &engine.Request{
+		Method: []byte(method), Path: []byte(path), Query: []byte(query), Body: []byte(body),
+		Header: h, PeerAddr: netip.MustParseAddr("127.0.0.1"),
+	}
+	f.loop.do(func() { f.api.Serve(c, r) })
+}
+
+// await polls until cond holds (on the loop) or fails the test after 5 s.
+func (f *fixture) await(what string, cond func() bool) {
+	f.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var ok bool
+		f.loop.do(func() { ok = cond() })
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// write performs a /write and waits for its answer.
+func (f *fixture) write(query string) reply {
+	f.t.Helper()
+	c := f.serve("GET", "/write", "api_key="+f.acct.APIKey+"&"+query, "", nil)
+	f.await("write answer", func() bool { return c.numReplies() > 0 })
+	return c.lastReply(f.t)
+}
+
+func decode(t *testing.T, s string) map[string]any {
+	t.Helper()
+	var v map[string]any
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatalf("not JSON: %q: %v", s, err)
+	}
+	return v
+}

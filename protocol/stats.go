@@ -1,0 +1,85 @@
+package protocol
+
+import (
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// apiStats are the protocol's counters, updated atomically from loops and
+// the committer, read by /metrics.
+type apiStats struct {
+	writesOK     atomic.Uint64
+	writesFailed atomic.Uint64
+	errors       atomic.Uint64
+	deliveries   atomic.Uint64
+	pollsWaiting atomic.Int64
+	wsReaders    atomic.Int64
+	sseReaders   atomic.Int64
+	writeLatency histogram
+}
+
+// histogram is a fixed-bucket latency histogram in Prometheus' shape.
+type histogram struct {
+	counts [len(latencyBounds) + 1]atomic.Uint64
+	sumNs  atomic.Uint64
+}
+
+// latencyBounds are the bucket upper bounds, in seconds.
+var latencyBounds = [...]float64{0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}
+
+func (h *histogram) observe(d time.Duration) {
+	s := d.Seconds()
+	i := 0
+	for i < len(latencyBounds) && s > latencyBounds[i] {
+		i++
+	}
+	h.counts[i].Add(1)
+	h.sumNs.Add(uint64(d.Nanoseconds()))
+}
+
+func (h *histogram) appendProm(dst []byte, name, help string) []byte {
+	dst = append(dst, "# HELP "+name+" "+help+"\n# TYPE "+name+" histogram\n"...)
+	var cum uint64
+	for i, b := range latencyBounds {
+		cum += h.counts[i].Load()
+		dst = append(dst, name+`_bucket{le="`...)
+		dst = strconv.AppendFloat(dst, b, 'g', -1, 64)
+		dst = append(dst, `"} `...)
+		dst = strconv.AppendUint(dst, cum, 10)
+		dst = append(dst, '\n')
+	}
+	cum += h.counts[len(latencyBounds)].Load()
+	dst = append(dst, name+`_bucket{le="+Inf"} `...)
+	dst = strconv.AppendUint(dst, cum, 10)
+	dst = append(dst, "\n"+name+"_sum "...)
+	dst = strconv.AppendFloat(dst, float64(h.sumNs.Load())/1e9, 'g', -1, 64)
+	dst = append(dst, "\n"+name+"_count "...)
+	dst = strconv.AppendUint(dst, cum, 10)
+	return append(dst, '\n')
+}
+
+// AppendProm appends one Prometheus sample with its HELP and TYPE lines;
+// cmd uses it for the engine's and the store's series so /metrics speaks
+// with one voice.
+func AppendProm(dst []byte, name, typ, help string, v float64) []byte {
+	dst = append(dst, "# HELP "+name+" "+help+"\n# TYPE "+name+" "+typ+"\n"+name+" "...)
+	dst = strconv.AppendFloat(dst, v, 'g', -1, 64)
+	return append(dst, '\n')
+}
+
+func (a *API) appendMetrics(dst []byte) []byte {
+	s := &a.stats
+	dst = AppendProm(dst, "halley_ez_writes_total", "counter", "EZComet writes acknowledged.", float64(s.writesOK.Load()))
+	dst = AppendProm(dst, "halley_ez_writes_failed_total", "counter", "EZComet writes refused by the store (conflict or storage error).", float64(s.writesFailed.Load()))
+	dst = AppendProm(dst, "halley_api_errors_total", "counter", "API error answers.", float64(s.errors.Load()))
+	dst = AppendProm(dst, "halley_deliveries_total", "counter", "Messages handed to subscribers.", float64(s.deliveries.Load()))
+	dst = AppendProm(dst, "halley_polls_waiting", "gauge", "Long-polls waiting for a message.", float64(s.pollsWaiting.Load()))
+	dst = AppendProm(dst, "halley_ws_subscribers", "gauge", "WebSocket readers.", float64(s.wsReaders.Load()))
+	dst = AppendProm(dst, "halley_sse_subscribers", "gauge", "Server-Sent Events readers.", float64(s.sseReaders.Load()))
+	dst = s.writeLatency.appendProm(dst, "halley_write_ack_seconds", "Time from a write's acceptance to its durable acknowledgement.")
+	if a.opts.Metrics != nil {
+		dst = a.opts.Metrics(dst)
+	}
+	return dst
+}

@@ -1,0 +1,215 @@
+package protocol
+
+import (
+	"github.com/halleypush/halley/engine"
+	"github.com/halleypush/halley/persist"
+)
+
+// delivery is one accepted message, encoded once for every transport on
+// the committer goroutine and then shared read-only by all loops.
+type delivery struct {
+	qname    string
+	seq      uint64
+	wsFrame  []byte // a whole WebSocket text frame holding ["tick","msg"]
+	sseEvent []byte // "id: …\ndata: …\n\n"
+	pollBody []byte // {"code":"ok","messages":[["tick","msg"]]}
+}
+
+func newDelivery(qname string, m persist.Message) *delivery {
+	pair := appendPair(make([]byte, 0, len(m.Tick)+len(m.Body)+16), m.Tick, m.Body)
+	d := &delivery{qname: qname, seq: m.Seq}
+	d.wsFrame = engine.AppendTextFrame(make([]byte, 0, len(pair)+10), pair)
+	d.sseEvent = appendSSEEvent(make([]byte, 0, len(pair)+16), m.Tick, m.Body)
+	body := make([]byte, 0, len(pair)+32)
+	body = append(body, `{"code":"ok","messages":[`...)
+	body = append(body, pair...)
+	d.pollBody = append(body, "]}"...)
+	return d
+}
+
+// channelSubs lists the readers of one channel on one loop.
+type channelSubs struct {
+	list []*ezSub
+}
+
+// loopState is everything the protocol keeps per event loop: the
+// subscriber index (channel → readers) and scratch buffers. Only its loop
+// goroutine touches it, so nothing here is locked.
+type loopState struct {
+	api   *API
+	subs  map[string]*channelSubs
+	form  form
+	out   []byte // scratch for answers; the engine copies what it sends
+	frame []byte // scratch for WebSocket frames
+}
+
+func newLoopState(a *API) *loopState {
+	return &loopState{api: a, subs: make(map[string]*channelSubs)}
+}
+
+func (ls *loopState) newSub(c engine.Conn, qname string, kind subKind, cursor uint64) *ezSub {
+	s := &ezSub{conn: c, ls: ls, qname: qname, kind: kind, cursor: cursor, idx: -1}
+	c.SetTag(s)
+	return s
+}
+
+func (ls *loopState) add(s *ezSub) {
+	cs := ls.subs[s.qname]
+	if cs == nil {
+		cs = &channelSubs{}
+		ls.subs[s.qname] = cs
+	}
+	s.idx = len(cs.list)
+	cs.list = append(cs.list, s)
+}
+
+// remove takes s out of the index (idempotent) and clears the conn's tag.
+func (ls *loopState) remove(s *ezSub) {
+	if s.conn.Tag() == s {
+		s.conn.SetTag(nil)
+		switch s.kind {
+		case subPoll:
+			ls.api.stats.pollsWaiting.Add(-1)
+		case subWS:
+			ls.api.stats.wsReaders.Add(-1)
+		case subSSE:
+			ls.api.stats.sseReaders.Add(-1)
+		}
+	}
+	if s.idx < 0 {
+		return
+	}
+	cs := ls.subs[s.qname]
+	last := len(cs.list) - 1
+	moved := cs.list[last]
+	cs.list[s.idx] = moved
+	moved.idx = s.idx
+	cs.list[last] = nil
+	cs.list = cs.list[:last]
+	s.idx = -1
+	if len(cs.list) == 0 {
+		delete(ls.subs, s.qname)
+	}
+}
+
+// deliver wakes this loop's readers of d's channel. Readers that stand
+// exactly before d get the pre-encoded bytes; a reader that is further
+// behind (it missed a message between its read and its registration)
+// catches up from the store, so nothing is lost or repeated.
+func (ls *loopState) deliver(d *delivery) {
+	cs := ls.subs[d.qname]
+	if cs == nil {
+		return
+	}
+	// Backwards, because a reader may leave the list (answered poll, cut
+	// slow consumer) and removal moves the last entry into its place.
+	for i := len(cs.list) - 1; i >= 0; i-- {
+		if i >= len(cs.list) {
+			continue
+		}
+		s := cs.list[i]
+		switch {
+		case s.cursor >= d.seq:
+		case s.cursor+1 == d.seq:
+			ls.sendOne(s, d)
+		default:
+			ls.catchUp(s)
+		}
+	}
+	ls.api.stats.deliveries.Add(uint64(len(cs.list)))
+}
+
+func (ls *loopState) sendOne(s *ezSub, d *delivery) {
+	s.cursor = d.seq
+	switch s.kind {
+	case subWS:
+		s.conn.Send(d.wsFrame)
+	case subSSE:
+		s.conn.Send(d.sseEvent)
+	case subPoll:
+		c, gap, cb := s.conn, s.gap, s.callback
+		ls.remove(s)
+		if gap {
+			ls.out = append(ls.out[:0], `{"code":"ok","gap":true,`...)
+			ls.out = append(ls.out, d.pollBody[len(`{"code":"ok",`):]...)
+			ls.api.reply(c, cb, ls.out)
+			return
+		}
+		ls.api.reply(c, cb, d.pollBody)
+	}
+}
+
+// catchUp reads what s missed from the store and sends it.
+func (ls *loopState) catchUp(s *ezSub) {
+	res, err := ls.api.store.EZReadAfter(s.qname, s.cursor, ls.api.opts.ReadBatch)
+	if err != nil {
+		ls.api.opts.Log.Error("catch-up read failed", "qname", s.qname, "err", err)
+		ls.remove(s)
+		s.conn.Close()
+		return
+	}
+	if res.Gap {
+		s.gap = true
+	}
+	switch s.kind {
+	case subPoll:
+		if len(res.Messages) == 0 {
+			return
+		}
+		c, cb := s.conn, s.callback
+		ls.remove(s)
+		ls.out = appendMessagesBody(ls.out[:0], res.Messages, s.gap, 0)
+		ls.api.reply(c, cb, ls.out)
+	default:
+		if res.Gap {
+			if s.kind == subWS {
+				s.conn.Send(frameGap)
+			} else {
+				s.conn.Send(sseGap)
+			}
+		}
+		ls.stream(s, res)
+	}
+}
+
+// stream sends res's messages, and any further batches, to a WebSocket or
+// SSE reader, advancing its cursor. It reports false when the reader is
+// gone (cut as a slow consumer, or a read failed).
+func (ls *loopState) stream(s *ezSub, res persist.ReadResult) bool {
+	for {
+		for _, m := range res.Messages {
+			if s.kind == subWS {
+				ls.out = appendPair(ls.out[:0], m.Tick, m.Body)
+				ls.frame = engine.AppendTextFrame(ls.frame[:0], ls.out)
+				if !s.conn.Send(ls.frame) {
+					return false
+				}
+			} else {
+				ls.out = appendSSEEvent(ls.out[:0], m.Tick, m.Body)
+				if !s.conn.Send(ls.out) {
+					return false
+				}
+			}
+			s.cursor = m.Seq
+		}
+		if len(res.Messages) == 0 || !res.More {
+			return true
+		}
+		var err error
+		res, err = ls.api.store.EZReadAfter(s.qname, s.cursor, ls.api.opts.ReadBatch)
+		if err != nil {
+			ls.api.opts.Log.Error("backlog read failed", "qname", s.qname, "err", err)
+			s.conn.Close()
+			return false
+		}
+	}
+}
+
+// answerEmpty ends a waiting poll with no message: its timeout passed, or
+// the server drains (retryMillis > 0, X-02).
+func (ls *loopState) answerEmpty(s *ezSub, retryMillis int64) {
+	c, gap, cb := s.conn, s.gap, s.callback
+	ls.remove(s)
+	ls.out = appendMessagesBody(ls.out[:0], nil, gap, retryMillis)
+	ls.api.reply(c, cb, ls.out)
+}

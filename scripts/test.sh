@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The whole test run behind `make test`: installs what it needs, then
+# lint, unit tests (race, shuffled; the crash test is one of them), and
+# the conformance suite against a freshly built and started server.
+# Closes with one line: "total: N passed, M failed, K skipped".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p bin
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+failed_steps=()
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "modules"
+go mod download || failed_steps+=(modules)
+
+step "lint: gofmt, go vet, staticcheck"
+make -s lint || failed_steps+=(lint)
+
+step "unit tests: go test -race -shuffle=on ./..."
+go test -race -shuffle=on -count=1 -v ./... >"$logs/unit.txt" 2>&1
+unit_rc=$?
+grep -E '^(ok|FAIL|---|panic:)' "$logs/unit.txt" | grep -vE '^--- PASS' || true
+if [ $unit_rc -ne 0 ]; then
+    failed_steps+=(unit)
+    echo "--- unit test output (tail) ---"
+    tail -n 150 "$logs/unit.txt"
+fi
+grep -E '^\s*--- SKIP' -A1 "$logs/unit.txt" | sed 's/^/  /' || true
+u_pass=$(grep -cE '^\s*--- PASS' "$logs/unit.txt")
+u_fail=$(grep -cE '^\s*--- FAIL' "$logs/unit.txt")
+u_skip=$(grep -cE '^\s*--- SKIP' "$logs/unit.txt")
+echo "unit: $u_pass passed, $u_fail failed, $u_skip skipped"
+
+step "conformance suite against a fresh server"
+bash scripts/conform.sh | tee "$logs/conform.txt"
+conf_rc=${PIPESTATUS[0]}
+[ "$conf_rc" -eq 0 ] || failed_steps+=(conformance)
+c_line=$(grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$logs/conform.txt" | tail -n1)
+c_pass=$(echo "${c_line:-0 passed, 0 failed, 0 skipped}" | awk '{print $1}')
+c_fail=$(echo "${c_line:-0 passed, 1 failed, 0 skipped}" | awk '{print $3}')
+c_skip=$(echo "${c_line:-0 passed, 0 failed, 0 skipped}" | awk '{print $5}')
+
+echo
+echo "unit tests:   $u_pass passed, $u_fail failed, $u_skip skipped"
+echo "conformance:  $c_pass passed, $c_fail failed, $c_skip skipped"
+if [ ${#failed_steps[@]} -ne 0 ]; then
+    echo "failed steps: ${failed_steps[*]}"
+fi
+# A failed step without counted cases of its own (modules, lint, a unit
+# build failure) still counts as one failure.
+extra=0
+for s in "${failed_steps[@]}"; do
+    case $s in
+        unit) [ "$u_fail" -eq 0 ] && extra=$((extra + 1)) ;;
+        conformance) [ "$c_fail" -eq 0 ] && extra=$((extra + 1)) ;;
+        *) extra=$((extra + 1)) ;;
+    esac
+done
+total_fail=$((u_fail + c_fail + extra))
+echo "total: $((u_pass + c_pass)) passed, $total_fail failed, $((u_skip + c_skip)) skipped"
+[ ${#failed_steps[@]} -eq 0 ]
