@@ -1,0 +1,86 @@
+// Package bench is Halley's load harness ("halley bench ..."). It is black
+// box: it talks to a server (Halley or the Nchan peer) over sockets only and
+// imports nothing else of this module.
+//
+//	idle   many idle subscribers, server RSS slope per connection
+//	write  closed-loop publish load, req/s and latency percentiles
+//	run    the driver behind "make bench": each case 3×, medians, Markdown + JSONL
+//	client hidden: a client process the idle command forks (via os.Executable)
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Main is "halley bench ARGS...".
+func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "idle":
+		return cmdIdle(args[1:], stdout, stderr)
+	case "write":
+		return cmdWrite(args[1:], stdout, stderr)
+	case "run":
+		return cmdRun(args[1:], stdout, stderr)
+	case "client":
+		return cmdClient(args[1:], os.Stdin, stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		usage(stdout)
+		return 0
+	}
+	fmt.Fprintf(stderr, "bench: unknown command %q\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage: halley bench <command> [flags]   (each command: -h for its flags)
+
+  idle   --target URL --pid PID --mode ws|longpoll [--kind halley|nchan] [--counts 2000,18000]
+         hold idle subscribers from forked client processes; report the server's
+         RSS slope per connection, kernel TCP memory and the clients' own RSS
+  write  --target URL [--kind halley|nchan] [--conns 16] [--duration 10s] [--channels 100]
+         [--size 100] [--key K --user U]
+         closed-loop keep-alive publish load; req/s, p50/p90/p99/max, errors
+  run    --halley-cmd "halley serve --data {tmp} --listen 127.0.0.1:PORT" --key K --user U [--nchan]
+         every case 3 times on a fresh server, medians, bench/results/<case>.md + results.jsonl
+`)
+}
+
+// freshPrefix names channels uniquely per run (base 36 of the clock).
+func freshPrefix() string {
+	return "b" + strconv.FormatInt(time.Now().UnixNano()/1e6%(36*36*36*36*36*36), 36)
+}
+
+func printJSON(w io.Writer, v any) {
+	b, _ := json.Marshal(v)
+	fmt.Fprintf(w, "%s\n", b)
+}
+
+// parseCounts parses "2000,18000": at least two strictly increasing counts.
+func parseCounts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("bad count %q", f)
+		}
+		if len(out) > 0 && n <= out[len(out)-1] {
+			return nil, fmt.Errorf("counts must increase: %q", s)
+		}
+		out = append(out, n)
+	}
+	if len(out) < 2 {
+		return nil, fmt.Errorf("need at least two counts, got %q", s)
+	}
+	return out, nil
+}

@@ -1,0 +1,420 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// clientConfig is one forked client process of "bench idle".
+type clientConfig struct {
+	Target     string
+	Kind       string // halley | nchan
+	Mode       string // ws | longpoll
+	QName      string // Halley: qname prefix "<user>-<chan>"; Nchan: channel prefix
+	FirstIndex int    // global index of this process's first connection
+	PerIP      int    // connections per source address
+	Channels   int
+	DialConc   int
+	MaxLife    time.Duration
+	Timeout    int // long-poll timeout asked of Halley, seconds
+}
+
+func clientFlags(fs *flag.FlagSet, c *clientConfig) {
+	fs.StringVar(&c.Target, "target", "http://127.0.0.1:8080", "server base URL")
+	fs.StringVar(&c.Kind, "kind", "halley", "halley or nchan")
+	fs.StringVar(&c.Mode, "mode", "ws", "ws or longpoll")
+	fs.StringVar(&c.QName, "qname", "demo-bench", "Halley qname prefix (<user>-<chan>); for Nchan its \\w characters prefix the channel id")
+	fs.IntVar(&c.PerIP, "per-ip", 20, "connections per loopback source address")
+	fs.IntVar(&c.Channels, "channels", 100, "connection i subscribes to channel i mod channels")
+	fs.IntVar(&c.DialConc, "dial-conc", 64, "connections being opened at once per client process")
+	fs.DurationVar(&c.MaxLife, "max-life", 5*time.Minute, "client processes exit by themselves after this")
+	fs.IntVar(&c.Timeout, "lp-timeout", 120, "Halley long-poll timeout (seconds) asked per request")
+}
+
+func (c *clientConfig) validate() error {
+	if c.Kind != "halley" && c.Kind != "nchan" {
+		return fmt.Errorf("--kind must be halley or nchan")
+	}
+	if c.Mode != "ws" && c.Mode != "longpoll" {
+		return fmt.Errorf("--mode must be ws or longpoll")
+	}
+	if c.PerIP < 1 || c.Channels < 1 || c.DialConc < 1 || c.MaxLife <= 0 {
+		return fmt.Errorf("--per-ip, --channels, --dial-conc must be ≥ 1 and --max-life > 0")
+	}
+	if c.Kind == "halley" && !strings.Contains(c.QName, "-") {
+		return fmt.Errorf("--qname %q: a Halley qname is <user>-<channel>", c.QName)
+	}
+	_, _, err := hostPort(c.Target)
+	return err
+}
+
+// subPath is the request path of connection g.
+func (c *clientConfig) subPath(g int) string {
+	ch := strconv.Itoa(g % c.Channels)
+	if c.Kind == "nchan" {
+		return "/sub/" + nchanID(c.QName) + ch
+	}
+	q := url.QueryEscape(c.QName + ch)
+	if c.Mode == "ws" {
+		return "/read/ws?qname=" + q
+	}
+	return "/read?qname=" + q + "&timeout=" + strconv.Itoa(c.Timeout)
+}
+
+// clientStats are the counters a client process reports to its parent.
+type clientStats struct {
+	open   atomic.Int64 // established and held
+	failed atomic.Int64 // never established
+	closed atomic.Int64 // established, then lost
+	msgs   atomic.Int64 // messages (frames or answers with data) received
+}
+
+func (s *clientStats) line(target int) string {
+	return fmt.Sprintf("stat target=%d open=%d failed=%d closed=%d msgs=%d",
+		target, s.open.Load(), s.failed.Load(), s.closed.Load(), s.msgs.Load())
+}
+
+// cmdClient is the hidden "bench client": it holds idle subscribers. stdin
+// commands: "open N" (grow this process to N connections), "quit". stdout:
+// "stat target=.. open=.. failed=.. closed=.. msgs=.." lines. It exits on
+// "quit", on end of stdin (the parent is gone), or after --max-life.
+func cmdClient(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench client", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c clientConfig
+	clientFlags(fs, &c)
+	fs.IntVar(&c.FirstIndex, "first-index", 0, "global index of the first connection (source addresses)")
+	initial := fs.Int("open", 0, "connections to open at start")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if err := c.validate(); err != nil {
+		fmt.Fprintln(stderr, "bench client:", err)
+		return 2
+	}
+	addr, host, _ := hostPort(c.Target)
+	ctx, cancel := context.WithTimeout(context.Background(), c.MaxLife)
+	defer cancel()
+
+	cmds := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(stdin)
+		for sc.Scan() {
+			cmds <- strings.TrimSpace(sc.Text())
+		}
+		close(cmds)
+	}()
+
+	var st clientStats
+	sem := make(chan struct{}, c.DialConc)
+	target := 0
+	grow := func(n int) {
+		for ; target < n; target++ {
+			g := c.FirstIndex + target
+			go holdConn(ctx, &c, addr, host, g, sem, &st)
+		}
+	}
+	grow(*initial)
+	fmt.Fprintln(stdout, "ready")
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	last := ""
+	settled := false
+	report := func() {
+		if l := st.line(target); l != last {
+			fmt.Fprintln(stdout, l)
+			last = l
+		}
+	}
+	for {
+		select {
+		case cmd, ok := <-cmds:
+			if !ok || cmd == "quit" {
+				report()
+				return 0
+			}
+			if v, ok := strings.CutPrefix(cmd, "open "); ok {
+				n, err := strconv.Atoi(strings.TrimSpace(v))
+				if err != nil || n < 0 {
+					fmt.Fprintf(stderr, "bench client: bad command %q\n", cmd)
+					continue
+				}
+				if n > target {
+					settled = false
+				}
+				grow(n)
+			}
+		case <-ctx.Done():
+			fmt.Fprintln(stdout, "exit max-life")
+			return 0
+		case <-tick.C:
+			report()
+			if !settled && int(st.open.Load()+st.failed.Load()+st.closed.Load()) >= target {
+				// All up: return the dial-time garbage and shrink stacks,
+				// so the clients' own RSS reflects what they hold.
+				debug.FreeOSMemory()
+				settled = true
+			}
+		}
+	}
+}
+
+// holdConn opens connection g (bounded by sem while connecting) and holds it
+// until it breaks or ctx ends.
+func holdConn(ctx context.Context, c *clientConfig, addr, host string, g int, sem chan struct{}, st *clientStats) {
+	select {
+	case sem <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	conn, br, err := openSub(ctx, c, addr, host, g)
+	<-sem
+	if err != nil {
+		st.failed.Add(1)
+		return
+	}
+	st.open.Add(1)
+	// Hold in a fresh goroutine: its stack starts small, where this one's
+	// grew while dialing.
+	go func() {
+		stop := context.AfterFunc(ctx, func() { conn.Close() })
+		defer stop()
+		if c.Mode == "ws" {
+			wsHold(conn, br, st)
+		} else {
+			lpHold(conn, br, c, host, g, st)
+		}
+		conn.Close()
+		st.open.Add(-1)
+		st.closed.Add(1)
+	}()
+}
+
+// openSub dials from the connection's own source address and makes the
+// subscription: a WebSocket handshake, or the first long-poll request.
+func openSub(ctx context.Context, c *clientConfig, addr, host string, g int) (net.Conn, *bufio.Reader, error) {
+	ip, err := sourceIP(g, c.PerIP)
+	if err != nil {
+		return nil, nil, err
+	}
+	d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: ip}}
+	var conn net.Conn
+	for attempt := 0; ; attempt++ {
+		conn, err = d.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			break
+		}
+		if attempt == 4 || ctx.Err() != nil {
+			return nil, nil, err
+		}
+		time.Sleep(time.Duration(200*(attempt+1)) * time.Millisecond)
+	}
+	br := bufio.NewReaderSize(conn, 512)
+	if c.Mode == "longpoll" {
+		if _, err := conn.Write(lpRequest(c, host, g, "", "", "")); err != nil {
+			conn.Close()
+			return nil, nil, err
+		}
+		return conn, br, nil
+	}
+	conn.SetDeadline(time.Now().Add(15 * time.Second))
+	key := wsKey()
+	req := "GET " + c.subPath(g) + " HTTP/1.1\r\nHost: " + host +
+		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
+		"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	if _, err := io.WriteString(conn, req); err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	var r response
+	if err := readResponse(br, &r, 0, true); err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	if r.status != 101 {
+		conn.Close()
+		return nil, nil, fmt.Errorf("websocket handshake: status %d", r.status)
+	}
+	if r.accept != wsAccept(key) {
+		conn.Close()
+		return nil, nil, fmt.Errorf("websocket handshake: bad Sec-WebSocket-Accept %q", r.accept)
+	}
+	conn.SetDeadline(time.Time{})
+	return conn, br, nil
+}
+
+func wsKey() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return base64.StdEncoding.EncodeToString(b[:])
+}
+
+// wsAccept is the Sec-WebSocket-Accept value for key (RFC 6455).
+func wsAccept(key string) string {
+	h := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	return base64.StdEncoding.EncodeToString(h[:])
+}
+
+// wsFrame is a masked client frame (mask key zero: the payload is unchanged).
+func wsFrame(op byte, payload []byte) []byte {
+	b := []byte{0x80 | op, 0x80 | byte(len(payload)), 0, 0, 0, 0}
+	return append(b, payload...)
+}
+
+// wsHold reads frames until the connection ends: pings are answered with
+// pongs, a close is echoed, data frames are counted and discarded.
+func wsHold(conn net.Conn, br *bufio.Reader, st *clientStats) error {
+	var hdr [8]byte
+	for {
+		if _, err := io.ReadFull(br, hdr[:2]); err != nil {
+			return err
+		}
+		fin, op, masked := hdr[0]&0x80 != 0, hdr[0]&0x0f, hdr[1]&0x80 != 0
+		n := int64(hdr[1] & 0x7f)
+		switch n {
+		case 126:
+			if _, err := io.ReadFull(br, hdr[:2]); err != nil {
+				return err
+			}
+			n = int64(binary.BigEndian.Uint16(hdr[:2]))
+		case 127:
+			if _, err := io.ReadFull(br, hdr[:8]); err != nil {
+				return err
+			}
+			n = int64(binary.BigEndian.Uint64(hdr[:8]) & (1<<62 - 1))
+		}
+		var mask [4]byte
+		if masked {
+			if _, err := io.ReadFull(br, mask[:]); err != nil {
+				return err
+			}
+		}
+		switch op {
+		case 0x9, 0x8: // ping, close: control frames, ≤ 125 bytes
+			if n > 125 {
+				return errors.New("websocket: control frame too long")
+			}
+			p := make([]byte, n)
+			if _, err := io.ReadFull(br, p); err != nil {
+				return err
+			}
+			if masked {
+				for i := range p {
+					p[i] ^= mask[i%4]
+				}
+			}
+			if op == 0x8 {
+				if len(p) > 2 {
+					p = p[:2]
+				}
+				conn.Write(wsFrame(0x8, p))
+				return io.EOF
+			}
+			if _, err := conn.Write(wsFrame(0xA, p)); err != nil {
+				return err
+			}
+		default:
+			for n > 0 {
+				k, err := br.Discard(int(min(n, 1<<30)))
+				n -= int64(k)
+				if err != nil {
+					return err
+				}
+			}
+			if fin && op != 0xA {
+				st.msgs.Add(1)
+			}
+		}
+	}
+}
+
+// lpRequest is a long-poll request. Halley resumes by tick; Nchan by its
+// Last-Modified / Etag pair.
+func lpRequest(c *clientConfig, host string, g int, tick, lastMod, etag string) []byte {
+	path := c.subPath(g)
+	if tick != "" {
+		path += "&tick=" + url.QueryEscape(tick)
+	}
+	b := make([]byte, 0, 256)
+	b = append(b, "GET "...)
+	b = append(b, path...)
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, host...)
+	b = append(b, "\r\n"...)
+	if lastMod != "" {
+		b = append(b, "If-Modified-Since: "+lastMod+"\r\n"...)
+	}
+	if etag != "" {
+		b = append(b, "If-None-Match: "+etag+"\r\n"...)
+	}
+	return append(b, "\r\n"...)
+}
+
+// lastTick is the tick of the newest message in a Halley /read answer.
+func lastTick(body []byte) (string, bool) {
+	var a struct {
+		Messages [][]string `json:"messages"`
+	}
+	if json.Unmarshal(body, &a) != nil || len(a.Messages) == 0 {
+		return "", false
+	}
+	m := a.Messages[len(a.Messages)-1]
+	if len(m) == 0 {
+		return "", false
+	}
+	return m[0], true
+}
+
+// lpHold waits for the answer to the long-poll already sent and re-issues
+// it, until the connection ends or an answer is an error.
+func lpHold(conn net.Conn, br *bufio.Reader, c *clientConfig, host string, g int, st *clientStats) error {
+	var r response
+	tick, lastMod, etag := "", "", ""
+	for {
+		if err := readResponse(br, &r, 1<<16, false); err != nil {
+			return err
+		}
+		switch {
+		case r.status == 200:
+			if c.Kind == "halley" {
+				if t, ok := lastTick(r.body); ok {
+					tick = t
+					st.msgs.Add(1)
+				}
+			} else {
+				st.msgs.Add(1)
+			}
+		case r.status == 304 || r.status == 408:
+		default:
+			return fmt.Errorf("long-poll: status %d", r.status)
+		}
+		if r.lastModified != "" {
+			lastMod = r.lastModified
+		}
+		if r.etag != "" {
+			etag = r.etag
+		}
+		if r.close {
+			return io.EOF
+		}
+		if _, err := conn.Write(lpRequest(c, host, g, tick, lastMod, etag)); err != nil {
+			return err
+		}
+	}
+}

@@ -1,0 +1,175 @@
+package bench
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// parseVmRSS returns VmRSS in bytes from the text of /proc/PID/status.
+func parseVmRSS(status []byte) (int64, error) {
+	for _, line := range bytes.Split(status, []byte{'\n'}) {
+		rest, ok := bytes.CutPrefix(line, []byte("VmRSS:"))
+		if !ok {
+			continue
+		}
+		f := strings.Fields(string(rest))
+		if len(f) < 1 {
+			break
+		}
+		v, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("VmRSS: %v", err)
+		}
+		mult := int64(1024)
+		if len(f) >= 2 {
+			switch strings.ToLower(f[1]) {
+			case "kb":
+				mult = 1024
+			case "mb":
+				mult = 1024 * 1024
+			case "b":
+				mult = 1
+			default:
+				return 0, fmt.Errorf("VmRSS: unknown unit %q", f[1])
+			}
+		}
+		return v * mult, nil
+	}
+	return 0, fmt.Errorf("no VmRSS line (kernel thread or zombie?)")
+}
+
+// readRSS reads the resident set size of one process, in bytes.
+func readRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	return parseVmRSS(b)
+}
+
+// parseStatPPID returns the parent pid from the text of /proc/PID/stat
+// ("pid (comm) state ppid ..."; comm may hold spaces and parentheses).
+func parseStatPPID(stat []byte) (int, error) {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("bad stat")
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 2 {
+		return 0, fmt.Errorf("bad stat")
+	}
+	return strconv.Atoi(f[1])
+}
+
+// childPIDs lists the direct children of pid.
+func childPIDs(pid int) []int {
+	paths, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var out []int
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		pp, err := parseStatPPID(b)
+		if err != nil || pp != pid {
+			continue
+		}
+		c, err := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		if err == nil {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// treeRSS is the RSS of pid plus that of its direct children (an nginx
+// master and its workers; for a single-process server just its own).
+func treeRSS(pid int) (int64, error) {
+	total, err := readRSS(pid)
+	if err != nil {
+		return 0, err
+	}
+	for _, c := range childPIDs(pid) {
+		if r, err := readRSS(c); err == nil {
+			total += r
+		}
+	}
+	return total, nil
+}
+
+// parseSockstatTCPMem returns the "mem" field (pages) of the TCP line of
+// /proc/net/sockstat.
+func parseSockstatTCPMem(b []byte) (int64, error) {
+	for _, line := range strings.Split(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, "TCP:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		for i := 0; i+1 < len(f); i += 2 {
+			if f[i] == "mem" {
+				return strconv.ParseInt(f[i+1], 10, 64)
+			}
+		}
+	}
+	return 0, fmt.Errorf("no TCP mem in sockstat")
+}
+
+// readTCPMemBytes is the kernel's TCP memory (all sockets of the machine,
+// clients included), in bytes.
+func readTCPMemBytes() (int64, error) {
+	b, err := os.ReadFile("/proc/net/sockstat")
+	if err != nil {
+		return 0, err
+	}
+	p, err := parseSockstatTCPMem(b)
+	return p * int64(os.Getpagesize()), err
+}
+
+// slope is (b-a)/(nb-na): bytes per connection between two samples.
+func slope(a, b int64, na, nb int) (float64, error) {
+	if nb == na {
+		return 0, fmt.Errorf("equal connection counts %d", na)
+	}
+	return float64(b-a) / float64(nb-na), nil
+}
+
+// socketSlabs are the slab caches that grow with TCP sockets.
+var socketSlabs = []string{"TCP", "sock_inode_cache", "tcp_bind_bucket", "request_sock_TCP"}
+
+// parseSlabBytes sums active_objs × objsize of the named caches from the
+// text of /proc/slabinfo.
+func parseSlabBytes(b []byte, names []string) int64 {
+	var total int64
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 {
+			continue
+		}
+		for _, n := range names {
+			if f[0] != n {
+				continue
+			}
+			active, err1 := strconv.ParseInt(f[1], 10, 64)
+			size, err2 := strconv.ParseInt(f[3], 10, 64)
+			if err1 == nil && err2 == nil {
+				total += active * size
+			}
+		}
+	}
+	return total
+}
+
+// readSocketSlabBytes is the kernel slab memory of sockets (0 when
+// /proc/slabinfo is not readable).
+func readSocketSlabBytes() int64 {
+	b, err := os.ReadFile("/proc/slabinfo")
+	if err != nil {
+		return 0
+	}
+	return parseSlabBytes(b, socketSlabs)
+}
