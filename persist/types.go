@@ -3,6 +3,8 @@ package persist
 import (
 	"errors"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // SyncMode says when a write is acknowledged.
@@ -34,8 +36,21 @@ type Options struct {
 	TickMemory time.Duration
 	// MaxBatch caps how many writes share one commit. Default 4096.
 	MaxBatch int
+	// SweepInterval is how often the retention sweeper deletes
+	// age-expired messages and forgotten ticks. Default 1 minute; negative
+	// disables the sweeper goroutine (reads still hide expired messages).
+	SweepInterval time.Duration
+	// WriteQueue is how many writes may wait for the committer; EZWrite
+	// blocks its caller while it is full. Default 16384.
+	WriteQueue int
 	// Now returns the current time; tests replace it. Default time.Now.
 	Now func() time.Time
+	// Logf receives storage errors worth a human's attention (Pebble's
+	// error log, sweeper failures). Default log.Printf.
+	Logf func(format string, args ...any)
+
+	// fs replaces the disk in tests (error injection). Default vfs.Default.
+	fs vfs.FS
 }
 
 // Account is one API account (A-01).
@@ -107,5 +122,46 @@ var (
 	ErrNoAccount     = errors.New("persist: no such account")
 )
 
+// ErrStorage wraps every storage failure (503). After a failed commit the
+// Store refuses further writes with it until it is reopened, because Pebble
+// cannot tell which part of a failed batch reached the disk.
+var ErrStorage = errors.New("persist: storage failure")
+
 // ErrClosed is returned (or given to completions) after Close.
 var ErrClosed = errors.New("persist: store closed")
+
+// ChannelStat describes one EZComet channel (X-03).
+type ChannelStat struct {
+	QName   string `json:"qname"`
+	Queued  int    `json:"queued"`
+	LastSeq uint64 `json:"last_seq"`
+}
+
+// SyncLatencyBounds are the upper bounds of StoreStats.SyncLatency's
+// buckets; the last bucket counts everything slower.
+var SyncLatencyBounds = [...]time.Duration{
+	250 * time.Microsecond, 500 * time.Microsecond,
+	time.Millisecond, 2 * time.Millisecond, 5 * time.Millisecond,
+	10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond,
+	100 * time.Millisecond, 250 * time.Millisecond, time.Second,
+}
+
+// StoreStats are monotonic counters since Open, for /metrics.
+type StoreStats struct {
+	WritesCommitted uint64 // EZWrites acknowledged without error (appends, duplicates, flushes)
+	Appended        uint64 // messages appended
+	Duplicates      uint64 // idempotent re-sends (EZ-W-07)
+	Conflicts       uint64 // ErrTickConflict answers
+	Flushes         uint64 // flushes (EZ-W-06)
+	Batches         uint64 // Pebble commits by the committer
+	BatchSizeSum    uint64 // writes over all Batches; mean batch = BatchSizeSum/Batches
+	SyncCount       uint64 // commits that waited for an fsync
+	SyncNanosSum    uint64 // time spent in those commits
+	// SyncLatency counts synced commits per bucket of SyncLatencyBounds
+	// (not cumulative); the last element counts the slower ones.
+	SyncLatency        [len(SyncLatencyBounds) + 1]uint64
+	DroppedByRetention uint64 // messages deleted by count or age retention
+	DroppedByFlush     uint64 // messages deleted by flushes
+	TicksForgotten     uint64 // tick memories deleted by the sweeper
+	Errors             uint64 // writes answered with a storage error
+}

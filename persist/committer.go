@@ -1,0 +1,422 @@
+package persist
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// writeReq carries one EZWrite through the committer. Pooled.
+type writeReq struct {
+	w    EZWrite
+	done func(EZWriteResult)
+	res  EZWriteResult
+}
+
+var writeReqPool = sync.Pool{New: func() any { return new(writeReq) }}
+
+// EZWrite queues w for the committer and returns without waiting for I/O;
+// done is called exactly once with the outcome.
+//
+// Ownership: the Store reads w.Tick and w.Body until done is called, so the
+// caller must not modify them before then. For an appended message,
+// EZWriteResult.Msg.Tick and .Body are w's own slices; for a duplicate they
+// are fresh copies.
+//
+// done runs on the committer goroutine, in acceptance order, after the
+// batch holding w is committed (synced under SyncAlways). It must not
+// block and must not call EZWrite itself (hand the result to an event
+// loop instead): every other write waits for it. Writes rejected before
+// queueing (ErrClosed, invalid) call done on the caller's goroutine before
+// EZWrite returns.
+//
+// EZWrite blocks only while Options.WriteQueue writes are already waiting
+// for the committer, i.e. when the disk is slower than the offered load.
+func (s *Store) EZWrite(w EZWrite, done func(EZWriteResult)) {
+	if err := checkWrite(&w); err != nil {
+		done(EZWriteResult{Err: err})
+		return
+	}
+	s.closeMu.RLock()
+	if s.closed {
+		s.closeMu.RUnlock()
+		done(EZWriteResult{Err: ErrClosed})
+		return
+	}
+	r := writeReqPool.Get().(*writeReq)
+	r.w, r.done = w, done
+	s.writes <- r
+	s.closeMu.RUnlock()
+}
+
+func checkWrite(w *EZWrite) error {
+	switch {
+	case w.QName == "" || len(w.QName) > 255 || strings.IndexByte(w.QName, 0) >= 0:
+		return fmt.Errorf("persist: bad qname %q", w.QName)
+	case w.Flush:
+		return nil
+	case len(w.Tick) == 0 || len(w.Tick) > maxTickLen:
+		return fmt.Errorf("persist: tick length %d not in 1..%d", len(w.Tick), maxTickLen)
+	}
+	return nil
+}
+
+// pendingMsg is a message appended by the batch being built.
+type pendingMsg struct {
+	seq  uint64
+	time int64
+	tick []byte
+	body []byte
+}
+
+// pendingChan is a channel's state as the batch being built leaves it;
+// it is published to the channel only if the batch commits.
+type pendingChan struct {
+	ch          *channel // nil for a channel this batch creates
+	qname       string
+	first, last uint64
+	msgs        []pendingMsg
+	tickIdx     map[string]int // tick → index in msgs of its newest append; built past linearTicks
+}
+
+// linearTicks is how many appends per channel and batch are searched
+// linearly before a tick index map is worth its allocations.
+const linearTicks = 8
+
+func (pc *pendingChan) findTick(tick []byte) (*pendingMsg, bool) {
+	if len(pc.msgs) <= linearTicks {
+		for i := len(pc.msgs) - 1; i >= 0; i-- {
+			if bytes.Equal(pc.msgs[i].tick, tick) {
+				return &pc.msgs[i], true
+			}
+		}
+		return nil, false
+	}
+	if pc.tickIdx == nil {
+		pc.tickIdx = make(map[string]int, 2*len(pc.msgs))
+	}
+	if len(pc.tickIdx) == 0 {
+		for i := range pc.msgs {
+			pc.tickIdx[string(pc.msgs[i].tick)] = i
+		}
+	}
+	i, ok := pc.tickIdx[string(tick)]
+	if !ok {
+		return nil, false
+	}
+	return &pc.msgs[i], true
+}
+
+func (pc *pendingChan) add(m pendingMsg) {
+	pc.msgs = append(pc.msgs, m)
+	if len(pc.tickIdx) > 0 {
+		pc.tickIdx[string(m.tick)] = len(pc.msgs) - 1
+	}
+}
+
+// committer is the state of the committer goroutine; nothing else touches
+// it.
+type committer struct {
+	s       *Store
+	reqs    []*writeReq
+	pend    map[string]*pendingChan
+	touched []*pendingChan // in first-touch order; reused across batches
+	free    []*pendingChan
+	key     []byte
+	val     []byte
+
+	appended, dups, conflicts, flushes, dropped, flushed uint64
+}
+
+func (s *Store) commitLoop() {
+	defer close(s.committerDone)
+	c := &committer{s: s, pend: make(map[string]*pendingChan)}
+	for {
+		select {
+		case r, ok := <-s.writes:
+			if !ok {
+				return
+			}
+			c.reqs = append(c.reqs[:0], r)
+			open := c.drain()
+			c.commit()
+			if !open {
+				return
+			}
+		case ack := <-s.sweeps:
+			c.sweep()
+			close(ack)
+		}
+	}
+}
+
+// drain adds every write already waiting, up to MaxBatch. It reports
+// false once the write channel is closed.
+func (c *committer) drain() bool {
+	for len(c.reqs) < c.s.opts.MaxBatch {
+		select {
+		case r, ok := <-c.s.writes:
+			if !ok {
+				return false
+			}
+			c.reqs = append(c.reqs, r)
+		default:
+			return true
+		}
+	}
+	return true
+}
+
+// commit builds one Pebble batch from c.reqs, commits it and completes
+// every request.
+func (c *committer) commit() {
+	s := c.s
+	defer c.reset()
+	if err := s.errFailed(); err != nil {
+		c.finish(err)
+		return
+	}
+	now := s.opts.Now().UnixNano()
+	cutoff := now - int64(s.opts.EZMaxAge)
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, r := range c.reqs {
+		c.build(b, r, now, cutoff)
+	}
+	for _, pc := range c.touched {
+		c.key = metaKey(c.key[:0], pc.qname)
+		c.val = encodeMeta(c.val[:0], pc.first, pc.last)
+		_ = b.Set(c.key, c.val, nil)
+	}
+
+	if faultAckFirst {
+		// Planted fault (build tag halley_fault_ackfirst): acknowledge
+		// before anything is on disk, then leave a window for kill -9.
+		c.finish(nil)
+		time.Sleep(faultAckFirstDelay)
+		if err := s.applyBatch(b); err != nil {
+			s.fail(err)
+			return
+		}
+		c.publish()
+		return
+	}
+
+	if !b.Empty() {
+		if err := s.applyBatch(b); err != nil {
+			s.fail(err)
+			c.finish(fmt.Errorf("persist: commit %d writes: %w", len(c.reqs), err))
+			return
+		}
+	}
+	c.publish()
+	c.finish(nil)
+}
+
+// applyBatch commits b in the Store's sync mode.
+func (s *Store) applyBatch(b *pebble.Batch) error {
+	start := time.Now()
+	err := s.guard(func() error { return s.db.Apply(b, s.wopt) })
+	if s.wopt.Sync {
+		s.stats.observeSync(time.Since(start))
+	}
+	return err
+}
+
+// pending returns the batch's view of channel qname.
+func (c *committer) pending(qname string) *pendingChan {
+	if pc, ok := c.pend[qname]; ok {
+		return pc
+	}
+	var pc *pendingChan
+	if n := len(c.free); n > 0 {
+		pc, c.free = c.free[n-1], c.free[:n-1]
+	} else {
+		pc = new(pendingChan)
+	}
+	c.s.chanMu.RLock()
+	ch := c.s.channels[qname]
+	c.s.chanMu.RUnlock()
+	if ch != nil {
+		pc.ch, pc.qname, pc.first, pc.last = ch, ch.qname, ch.first, ch.last
+	} else {
+		pc.ch, pc.qname, pc.first, pc.last = nil, qname, 1, 0
+	}
+	c.pend[pc.qname] = pc
+	c.touched = append(c.touched, pc)
+	return pc
+}
+
+// build adds r's mutations to b and sets r.res as if b commits.
+func (c *committer) build(b *pebble.Batch, r *writeReq, now, cutoff int64) {
+	w := &r.w
+	pc := c.pending(w.QName)
+	if w.Flush {
+		if pc.first <= pc.last {
+			c.deleteRange(b, pc.qname, pc.first, pc.last+1)
+			c.flushed += pc.last - pc.first + 1
+		}
+		pc.first = pc.last + 1
+		c.flushes++
+		r.res = EZWriteResult{}
+		return
+	}
+
+	// EZ-W-07: is the tick still queued? This batch's own appends first,
+	// they supersede whatever the disk says about the tick.
+	if m, ok := pc.findTick(w.Tick); ok {
+		if m.seq >= pc.first && m.time >= cutoff {
+			c.answerQueued(r, m.seq, m.time, m.tick, m.body)
+			return
+		}
+	} else {
+		found, err := c.checkQueuedOnDisk(r, pc, cutoff)
+		if err != nil {
+			r.res = EZWriteResult{Err: err}
+			return
+		}
+		if found {
+			return
+		}
+	}
+
+	pc.last++
+	seq := pc.last
+	c.key = queueKey(c.key[:0], pc.qname, seq)
+	c.val = encodeMessage(c.val[:0], now, w.Tick, w.Body)
+	_ = b.Set(c.key, c.val, nil)
+	c.key = tickKey(c.key[:0], pc.qname, w.Tick)
+	c.val = encodeTick(c.val[:0], seq, now)
+	_ = b.Set(c.key, c.val, nil)
+	pc.add(pendingMsg{seq: seq, time: now, tick: w.Tick, body: w.Body})
+	c.appended++
+
+	// EZ-W-09 by count, in the same batch.
+	if keep := uint64(c.s.opts.EZMaxQueue); pc.last-pc.first+1 > keep {
+		newFirst := pc.last - keep + 1
+		c.deleteRange(b, pc.qname, pc.first, newFirst)
+		c.dropped += newFirst - pc.first
+		pc.first = newFirst
+	}
+	r.res = EZWriteResult{Msg: Message{Seq: seq, Tick: w.Tick, Body: w.Body, Time: now}}
+}
+
+// checkQueuedOnDisk answers r if its tick is queued in the committed
+// state (and not dropped by this batch).
+func (c *committer) checkQueuedOnDisk(r *writeReq, pc *pendingChan, cutoff int64) (bool, error) {
+	if pc.first > pc.last {
+		return false, nil
+	}
+	c.key = tickKey(c.key[:0], pc.qname, r.w.Tick)
+	seq, t, found, err := c.s.getTick(c.key)
+	if err != nil || !found || seq < pc.first || seq > pc.last || t < cutoff {
+		return false, err
+	}
+	c.key = queueKey(c.key[:0], pc.qname, seq)
+	v, closer, err := c.s.db.Get(c.key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("%w: read %s seq %d: %w", ErrStorage, pc.qname, seq, err)
+	}
+	defer closer.Close()
+	mt, tick, body, ok := decodeMessage(v)
+	if !ok || !bytes.Equal(tick, r.w.Tick) {
+		return false, nil
+	}
+	c.answerQueued(r, seq, mt, tick, body)
+	return true, nil
+}
+
+// answerQueued answers a write whose tick is queued as (seq, tick, body).
+func (c *committer) answerQueued(r *writeReq, seq uint64, t int64, tick, body []byte) {
+	if !bytes.Equal(body, r.w.Body) {
+		c.conflicts++
+		r.res = EZWriteResult{Err: ErrTickConflict}
+		return
+	}
+	c.dups++
+	buf := make([]byte, len(tick)+len(body))
+	n := copy(buf, tick)
+	copy(buf[n:], body)
+	r.res = EZWriteResult{
+		Msg:       Message{Seq: seq, Tick: buf[:n:n], Body: buf[n:], Time: t},
+		Duplicate: true,
+	}
+}
+
+// deleteRange deletes the messages from..to-1 of qname.
+func (c *committer) deleteRange(b *pebble.Batch, qname string, from, to uint64) {
+	c.key = queueKey(c.key[:0], qname, from)
+	if to == from+1 {
+		_ = b.Delete(c.key, nil)
+		return
+	}
+	c.val = queueKey(c.val[:0], qname, to)
+	_ = b.DeleteRange(c.key, c.val, nil)
+}
+
+// publish makes the committed batch visible to readers.
+func (c *committer) publish() {
+	s := c.s
+	s.chanMu.Lock()
+	for _, pc := range c.touched {
+		ch := pc.ch
+		if ch == nil {
+			ch = &channel{qname: pc.qname}
+			s.channels[pc.qname] = ch
+		}
+		ch.first, ch.last = pc.first, pc.last
+	}
+	s.chanMu.Unlock()
+	st := &s.stats
+	st.appended.Add(c.appended)
+	st.duplicates.Add(c.dups)
+	st.conflicts.Add(c.conflicts)
+	st.flushes.Add(c.flushes)
+	st.droppedByRetention.Add(c.dropped)
+	st.droppedByFlush.Add(c.flushed)
+}
+
+// finish completes every request in order; a non-nil err overrides each
+// outcome.
+func (c *committer) finish(err error) {
+	st := &c.s.stats
+	st.batches.Add(1)
+	st.batchSizeSum.Add(uint64(len(c.reqs)))
+	for i, r := range c.reqs {
+		res := r.res
+		if err != nil {
+			res = EZWriteResult{Err: err}
+			st.errors.Add(1)
+		} else if res.Err == nil {
+			st.writesCommitted.Add(1)
+		}
+		done := r.done
+		*r = writeReq{}
+		writeReqPool.Put(r)
+		c.reqs[i] = nil
+		done(res)
+	}
+}
+
+// reset forgets the batch just completed, keeping its buffers.
+func (c *committer) reset() {
+	c.reqs = c.reqs[:0]
+	for _, pc := range c.touched {
+		delete(c.pend, pc.qname)
+		clear(pc.msgs)
+		pc.msgs = pc.msgs[:0]
+		clear(pc.tickIdx)
+		pc.ch = nil
+		c.free = append(c.free, pc)
+	}
+	c.touched = c.touched[:0]
+	c.appended, c.dups, c.conflicts, c.flushes, c.dropped, c.flushed = 0, 0, 0, 0, 0, 0
+}

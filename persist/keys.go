@@ -1,0 +1,98 @@
+package persist
+
+import "encoding/binary"
+
+// Key layout. Every key starts with a one-byte kind and a NUL; a qname never
+// holds NUL, so "q\x00a-b\x00" never prefixes a key of channel "a-bc".
+//
+//	a\x00<username>               → account JSON
+//	m\x00<qname>                  → channelMeta: first seq (8) | last seq (8)
+//	q\x00<qname>\x00<seq BE 8>    → message: time (8) | len(tick) (1) | tick | body
+//	t\x00<qname>\x00<tick>        → tick memory: seq (8) | message time (8)
+//
+// Integers are big-endian so that keys sort by sequence number.
+const (
+	kindAccount = 'a'
+	kindMeta    = 'm'
+	kindQueue   = 'q'
+	kindTick    = 't'
+)
+
+// maxTickLen bounds a tick so that its length fits the one-byte prefix of a
+// message value (the protocol allows 64).
+const maxTickLen = 255
+
+func appendPrefix(dst []byte, kind byte, name string) []byte {
+	dst = append(dst, kind, 0)
+	return append(dst, name...)
+}
+
+func accountKey(dst []byte, username string) []byte {
+	return appendPrefix(dst, kindAccount, username)
+}
+
+func metaKey(dst []byte, qname string) []byte {
+	return appendPrefix(dst, kindMeta, qname)
+}
+
+func queueKey(dst []byte, qname string, seq uint64) []byte {
+	dst = appendPrefix(dst, kindQueue, qname)
+	dst = append(dst, 0)
+	return binary.BigEndian.AppendUint64(dst, seq)
+}
+
+func tickKey(dst []byte, qname string, tick []byte) []byte {
+	dst = appendPrefix(dst, kindTick, qname)
+	dst = append(dst, 0)
+	return append(dst, tick...)
+}
+
+// kindBounds returns [lower, upper) covering every key of one kind.
+func kindBounds(kind byte) (lower, upper []byte) {
+	return []byte{kind, 0}, []byte{kind, 1}
+}
+
+func encodeMeta(dst []byte, first, last uint64) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, first)
+	return binary.BigEndian.AppendUint64(dst, last)
+}
+
+func decodeMeta(v []byte) (first, last uint64, ok bool) {
+	if len(v) != 16 {
+		return 0, 0, false
+	}
+	return binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:]), true
+}
+
+func encodeMessage(dst []byte, unixNano int64, tick, body []byte) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, uint64(unixNano))
+	dst = append(dst, byte(len(tick)))
+	dst = append(dst, tick...)
+	return append(dst, body...)
+}
+
+// decodeMessage splits a message value; tick and body alias v.
+func decodeMessage(v []byte) (unixNano int64, tick, body []byte, ok bool) {
+	if len(v) < 9 || len(v) < 9+int(v[8]) {
+		return 0, nil, nil, false
+	}
+	n := 9 + int(v[8])
+	return int64(binary.BigEndian.Uint64(v)), v[9:n], v[n:], true
+}
+
+func encodeTick(dst []byte, seq uint64, unixNano int64) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, seq)
+	return binary.BigEndian.AppendUint64(dst, uint64(unixNano))
+}
+
+func decodeTick(v []byte) (seq uint64, unixNano int64, ok bool) {
+	if len(v) != 16 {
+		return 0, 0, false
+	}
+	return binary.BigEndian.Uint64(v), int64(binary.BigEndian.Uint64(v[8:])), true
+}
+
+// seqFromQueueKey returns the sequence number ending a queue key.
+func seqFromQueueKey(k []byte) uint64 {
+	return binary.BigEndian.Uint64(k[len(k)-8:])
+}

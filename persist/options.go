@@ -1,0 +1,74 @@
+package persist
+
+import (
+	"errors"
+	"fmt"
+	"log"
+	"time"
+)
+
+// Defaults for zero Options fields.
+const (
+	DefaultEZMaxQueue    = 1000
+	DefaultEZMaxAge      = 24 * time.Hour
+	DefaultTickMemory    = 7 * 24 * time.Hour
+	DefaultMaxBatch      = 4096
+	DefaultSweepInterval = time.Minute
+	// DefaultWriteQueue is how many writes may wait for the committer
+	// before EZWrite blocks its caller.
+	DefaultWriteQueue = 16384
+)
+
+// EnsureDefaults fills every zero field with its documented default and
+// returns o, so that `opts.EnsureDefaults().Validate()` reads naturally.
+func (o *Options) EnsureDefaults() *Options {
+	if o.EZMaxQueue == 0 {
+		o.EZMaxQueue = DefaultEZMaxQueue
+	}
+	if o.EZMaxAge == 0 {
+		o.EZMaxAge = DefaultEZMaxAge
+	}
+	if o.TickMemory == 0 {
+		o.TickMemory = DefaultTickMemory
+	}
+	if o.MaxBatch == 0 {
+		o.MaxBatch = DefaultMaxBatch
+	}
+	if o.SweepInterval == 0 {
+		o.SweepInterval = DefaultSweepInterval
+	}
+	if o.WriteQueue == 0 {
+		o.WriteQueue = DefaultWriteQueue
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logf == nil {
+		o.Logf = log.Printf
+	}
+	return o
+}
+
+// Validate reports the first field that cannot work. Call it after
+// EnsureDefaults.
+func (o *Options) Validate() error {
+	switch {
+	case o.Dir == "":
+		return errors.New("persist: Options.Dir is required")
+	case o.Sync != SyncAlways && o.Sync != SyncNone:
+		return fmt.Errorf("persist: unknown Options.Sync %d", o.Sync)
+	case o.EZMaxQueue < 1:
+		return fmt.Errorf("persist: Options.EZMaxQueue %d < 1", o.EZMaxQueue)
+	case o.EZMaxAge < 0:
+		return fmt.Errorf("persist: Options.EZMaxAge %v < 0", o.EZMaxAge)
+	case o.TickMemory < 0:
+		return fmt.Errorf("persist: Options.TickMemory %v < 0", o.TickMemory)
+	case o.MaxBatch < 1:
+		return fmt.Errorf("persist: Options.MaxBatch %d < 1", o.MaxBatch)
+	case o.WriteQueue < 1:
+		return fmt.Errorf("persist: Options.WriteQueue %d < 1", o.WriteQueue)
+	case o.Now == nil || o.Logf == nil:
+		return errors.New("persist: Options.Now and Options.Logf must be set (call EnsureDefaults)")
+	}
+	return nil
+}

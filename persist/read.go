@@ -1,0 +1,173 @@
+package persist
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// getTick reads the tick memory under key.
+func (s *Store) getTick(key []byte) (seq uint64, unixNano int64, found bool, err error) {
+	v, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, 0, false, nil
+	}
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("%w: read tick: %w", ErrStorage, err)
+	}
+	seq, unixNano, ok := decodeTick(v)
+	_ = closer.Close()
+	return seq, unixNano, ok, nil
+}
+
+// channelRange returns the committed range of qname's messages.
+func (s *Store) channelRange(qname string) (first, last uint64, ok bool) {
+	s.chanMu.RLock()
+	ch := s.channels[qname]
+	if ch != nil {
+		first, last = ch.first, ch.last
+	}
+	s.chanMu.RUnlock()
+	return first, last, ch != nil
+}
+
+// EZRead answers an EZComet read resuming from tick (EZ-R-02/03/04, X-01).
+// tick nil, empty, "null", unknown or no longer queued: every queued
+// message; tick queued: the messages after it. Messages older than
+// EZMaxAge are never returned. Gap is set only for a tick the channel
+// knows (queued, or dropped and remembered for TickMemory after it was
+// written) when a message after it was dropped. limit <= 0 means
+// EZMaxQueue.
+//
+// Synchronous and safe from any goroutine, event loops included: it reads
+// Pebble's memtable and block cache (one Get for the tick, one iterator);
+// it allocates the result, one buffer per message. The caller owns the
+// result. A channel never written answers an empty result with Cursor 0.
+func (s *Store) EZRead(qname string, tick []byte, limit int) (ReadResult, error) {
+	first, last, ok := s.channelRange(qname)
+	if !ok {
+		return ReadResult{}, nil
+	}
+	now := s.opts.Now().UnixNano()
+	cutoff := now - int64(s.opts.EZMaxAge)
+	if len(tick) == 0 || string(tick) == "null" || len(tick) > maxTickLen {
+		return s.read(qname, first, last, 0, false, limit, cutoff)
+	}
+	var kb [320]byte
+	seq, t, found, err := s.getTick(tickKey(kb[:0], qname, tick))
+	if err != nil {
+		return ReadResult{}, err
+	}
+	switch {
+	case !found || seq > last:
+		// Unknown (or the remains of a failed commit): the seed's "all
+		// messages" answer, never a gap.
+		return s.read(qname, first, last, 0, false, limit, cutoff)
+	case seq >= first && t >= cutoff:
+		return s.read(qname, first, last, seq, true, limit, cutoff)
+	case t+int64(s.opts.TickMemory) > now:
+		// Dropped but remembered: every queued message is after it.
+		return s.read(qname, first, last, seq, true, limit, cutoff)
+	default:
+		return s.read(qname, first, last, 0, false, limit, cutoff)
+	}
+}
+
+// EZReadAfter is EZRead from a sequence cursor instead of a tick, for
+// subscribers that keep their cursor. Gap is set when message after+1
+// was dropped. A cursor beyond the channel's last seq reads nothing and
+// answers Cursor = last seq.
+func (s *Store) EZReadAfter(qname string, after uint64, limit int) (ReadResult, error) {
+	first, last, ok := s.channelRange(qname)
+	if !ok {
+		return ReadResult{}, nil
+	}
+	cutoff := s.opts.Now().UnixNano() - int64(s.opts.EZMaxAge)
+	return s.read(qname, first, last, after, after > 0, limit, cutoff)
+}
+
+// read returns the retained messages of first..last after seq after.
+// known says after is a resume point of this channel, so a gap can be
+// reported.
+func (s *Store) read(qname string, first, last, after uint64, known bool, limit int, cutoff int64) (ReadResult, error) {
+	if limit <= 0 {
+		limit = s.opts.EZMaxQueue
+	}
+	res := ReadResult{Cursor: last}
+	lo := max(first, after+1)
+	if lo <= last {
+		var lb, ub [320]byte
+		it, err := s.db.NewIter(&pebble.IterOptions{
+			LowerBound: queueKey(lb[:0], qname, lo),
+			UpperBound: queueKey(ub[:0], qname, last+1),
+		})
+		if err != nil {
+			return ReadResult{}, fmt.Errorf("%w: read %s: %w", ErrStorage, qname, err)
+		}
+		res.Messages = make([]Message, 0, min(uint64(limit), last-lo+1))
+		for it.First(); it.Valid() && len(res.Messages) < limit; it.Next() {
+			t, tick, body, ok := decodeMessage(it.Value())
+			if !ok || t < cutoff {
+				continue
+			}
+			buf := make([]byte, len(tick)+len(body))
+			n := copy(buf, tick)
+			copy(buf[n:], body)
+			res.Messages = append(res.Messages, Message{
+				Seq: seqFromQueueKey(it.Key()), Tick: buf[:n:n], Body: buf[n:], Time: t,
+			})
+		}
+		if err := it.Close(); err != nil {
+			return ReadResult{}, fmt.Errorf("%w: read %s: %w", ErrStorage, qname, err)
+		}
+	}
+	if n := len(res.Messages); n > 0 {
+		res.Cursor = res.Messages[n-1].Seq
+		res.More = n == limit && res.Cursor < last
+		res.Gap = known && res.Messages[0].Seq > after+1
+	} else {
+		res.Gap = known && after < last
+	}
+	return res, nil
+}
+
+// EZLastSeq returns the seq of qname's newest message ever accepted, 0 if
+// none. In memory; any goroutine.
+func (s *Store) EZLastSeq(qname string) uint64 {
+	_, last, _ := s.channelRange(qname)
+	return last
+}
+
+// EZQueued returns how many messages qname retains (age-expired ones count
+// until the sweeper deletes them). In memory; any goroutine.
+func (s *Store) EZQueued(qname string) int {
+	first, last, ok := s.channelRange(qname)
+	if !ok || first > last {
+		return 0
+	}
+	return int(last - first + 1)
+}
+
+// EZChannels lists username's channels sorted by qname (X-03). It walks
+// every channel in memory: for the stats endpoint, not per message.
+func (s *Store) EZChannels(username string) []ChannelStat {
+	prefix := username + "-"
+	var out []ChannelStat
+	s.chanMu.RLock()
+	for qname, ch := range s.channels {
+		if !strings.HasPrefix(qname, prefix) {
+			continue
+		}
+		st := ChannelStat{QName: qname, LastSeq: ch.last}
+		if ch.first <= ch.last {
+			st.Queued = int(ch.last - ch.first + 1)
+		}
+		out = append(out, st)
+	}
+	s.chanMu.RUnlock()
+	slices.SortFunc(out, func(a, b ChannelStat) int { return strings.Compare(a.QName, b.QName) })
+	return out
+}

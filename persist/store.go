@@ -1,0 +1,265 @@
+package persist
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// Store is the durable state of one Halley node. Every method is safe to
+// call from any goroutine; which ones may block is said on each.
+type Store struct {
+	opts Options
+	db   *pebble.DB
+	wopt *pebble.WriteOptions
+
+	// accounts is replaced whole on every change; readers never lock.
+	accounts  atomic.Pointer[accountTable]
+	accountMu sync.Mutex // serialises account changes
+
+	// chanMu guards channels and every channel's fields. The committer
+	// holds it for writing only to publish a committed batch.
+	chanMu   sync.RWMutex
+	channels map[string]*channel
+
+	// closeMu orders EZWrite's send against Close's close(writes).
+	closeMu sync.RWMutex
+	closed  bool
+	writes  chan *writeReq
+	sweeps  chan chan struct{}
+
+	// failed holds the ErrStorage-wrapped error of the first failed commit.
+	failed atomic.Pointer[error]
+
+	committerDone chan struct{}
+	sweeperStop   chan struct{}
+	sweeperDone   chan struct{}
+
+	// tickSweepFrom is where the next tick-memory sweep resumes (committer
+	// goroutine only).
+	tickSweepFrom []byte
+
+	stats storeCounters
+}
+
+// channel is the in-memory metadata of one EZComet channel. Its messages
+// are the contiguous range first..last; first == last+1 when it is empty
+// (every deletion removes a prefix: count and age retention drop the
+// oldest, a flush drops all).
+type channel struct {
+	qname string
+	first uint64
+	last  uint64
+}
+
+type storeCounters struct {
+	writesCommitted, appended, duplicates, conflicts, flushes atomic.Uint64
+	batches, batchSizeSum, syncCount, syncNanosSum            atomic.Uint64
+	syncLatency                                               [len(SyncLatencyBounds) + 1]atomic.Uint64
+	droppedByRetention, droppedByFlush, ticksForgotten        atomic.Uint64
+	errors                                                    atomic.Uint64
+}
+
+// Open opens (creating if needed) the Pebble database in opts.Dir, loads
+// accounts and channel metadata into memory, and starts the committer and
+// the retention sweeper. Close must be called to release the directory.
+func Open(opts Options) (*Store, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	fs := opts.fs
+	if fs == nil {
+		fs = vfs.Default
+	}
+	db, err := pebble.Open(opts.Dir, &pebble.Options{
+		FS:     fs,
+		Logger: pebbleLogger{logf: opts.Logf},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("persist: open %s: %w", opts.Dir, err)
+	}
+	s := &Store{
+		opts:          opts,
+		db:            db,
+		wopt:          pebble.Sync,
+		channels:      make(map[string]*channel),
+		writes:        make(chan *writeReq, opts.WriteQueue),
+		sweeps:        make(chan chan struct{}),
+		committerDone: make(chan struct{}),
+		sweeperStop:   make(chan struct{}),
+		sweeperDone:   make(chan struct{}),
+	}
+	if opts.Sync == SyncNone {
+		s.wopt = pebble.NoSync
+	}
+	if err := s.load(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("persist: load %s: %w", opts.Dir, err)
+	}
+	go s.commitLoop()
+	go s.sweepLoop()
+	return s, nil
+}
+
+// load rebuilds the in-memory account table and channel metadata.
+func (s *Store) load() error {
+	tab, err := s.loadAccounts()
+	if err != nil {
+		return err
+	}
+	s.accounts.Store(tab)
+
+	lo, hi := kindBounds(kindMeta)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		first, last, ok := decodeMeta(it.Value())
+		if !ok {
+			_ = it.Close()
+			return fmt.Errorf("bad channel metadata under %q", it.Key())
+		}
+		qname := string(it.Key()[2:])
+		s.channels[qname] = &channel{qname: qname, first: first, last: last}
+	}
+	return it.Close()
+}
+
+// SyncMode returns the durability mode the Store was opened with.
+func (s *Store) SyncMode() SyncMode { return s.opts.Sync }
+
+// Close stops accepting writes (later EZWrites complete with ErrClosed),
+// lets the committer finish every write already accepted, syncs the WAL
+// and closes Pebble. It blocks until then. Reads after Close are not
+// allowed. A second Close returns nil.
+func (s *Store) Close() error {
+	s.closeMu.Lock()
+	if s.closed {
+		s.closeMu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.closeMu.Unlock()
+
+	close(s.sweeperStop)
+	<-s.sweeperDone
+	close(s.writes)
+	<-s.committerDone
+
+	var err error
+	if s.failed.Load() == nil {
+		err = s.guard(func() error { return s.db.LogData(nil, pebble.Sync) })
+	}
+	if cerr := s.closeDB(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("persist: close %s: %w", s.opts.Dir, err)
+	}
+	return nil
+}
+
+func (s *Store) closeDB() (err error) {
+	defer func() {
+		// Pebble may refuse to close after a failed commit; the process
+		// is going to restart anyway.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", ErrStorage, r)
+		}
+	}()
+	return s.db.Close()
+}
+
+// guard runs a Pebble call, turning the fatal-error panic of pebbleLogger
+// into an error.
+func (s *Store) guard(f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			fe, ok := r.(pebbleFatal)
+			if !ok {
+				panic(r)
+			}
+			err = fmt.Errorf("%w: %s", ErrStorage, string(fe))
+		}
+	}()
+	if err := f(); err != nil {
+		return fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	return nil
+}
+
+// Stats returns a snapshot of the counters. Safe from any goroutine.
+func (s *Store) Stats() StoreStats {
+	c := &s.stats
+	st := StoreStats{
+		WritesCommitted:    c.writesCommitted.Load(),
+		Appended:           c.appended.Load(),
+		Duplicates:         c.duplicates.Load(),
+		Conflicts:          c.conflicts.Load(),
+		Flushes:            c.flushes.Load(),
+		Batches:            c.batches.Load(),
+		BatchSizeSum:       c.batchSizeSum.Load(),
+		SyncCount:          c.syncCount.Load(),
+		SyncNanosSum:       c.syncNanosSum.Load(),
+		DroppedByRetention: c.droppedByRetention.Load(),
+		DroppedByFlush:     c.droppedByFlush.Load(),
+		TicksForgotten:     c.ticksForgotten.Load(),
+		Errors:             c.errors.Load(),
+	}
+	for i := range st.SyncLatency {
+		st.SyncLatency[i] = c.syncLatency[i].Load()
+	}
+	return st
+}
+
+func (c *storeCounters) observeSync(d time.Duration) {
+	c.syncCount.Add(1)
+	c.syncNanosSum.Add(uint64(d))
+	i := 0
+	for i < len(SyncLatencyBounds) && d > SyncLatencyBounds[i] {
+		i++
+	}
+	c.syncLatency[i].Add(1)
+}
+
+// pebbleFatal is what pebbleLogger.Fatalf panics with. Pebble calls Fatalf
+// when a commit fails (e.g. the WAL cannot be written or synced); the
+// default logger would exit the process, which would turn a full disk into
+// a crash loop instead of 503 answers.
+type pebbleFatal string
+
+type pebbleLogger struct{ logf func(string, ...any) }
+
+func (pebbleLogger) Infof(string, ...any) {}
+
+func (l pebbleLogger) Errorf(format string, args ...any) {
+	l.logf("persist: pebble: "+format, args...)
+}
+
+func (l pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	l.logf("persist: pebble fatal: %s", msg)
+	panic(pebbleFatal(msg))
+}
+
+// errFailed returns the sticky storage error, or nil.
+func (s *Store) errFailed() error {
+	if p := s.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (s *Store) fail(err error) {
+	if !errors.Is(err, ErrStorage) {
+		err = fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	s.failed.CompareAndSwap(nil, &err)
+}

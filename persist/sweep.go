@@ -1,0 +1,181 @@
+package persist
+
+import (
+	"bytes"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Bounds on one sweep pass, so that the committer (which runs the sweep
+// between batches) never stalls writes for long.
+const (
+	sweepMaxMessages = 10000 // age-expired messages deleted per pass
+	sweepMaxTicks    = 10000 // tick memories examined per pass
+)
+
+func (s *Store) sweepLoop() {
+	defer close(s.sweeperDone)
+	if s.opts.SweepInterval < 0 {
+		<-s.sweeperStop
+		return
+	}
+	t := time.NewTicker(s.opts.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.sweeperStop:
+			return
+		case <-t.C:
+			s.sweep()
+		}
+	}
+}
+
+// sweep runs one bounded retention pass on the committer goroutine and
+// waits for it: age-expired messages (EZ-W-09) are deleted, and tick
+// memories of dropped messages older than TickMemory are forgotten. A
+// no-op after Close.
+func (s *Store) sweep() {
+	s.closeMu.RLock()
+	if s.closed {
+		s.closeMu.RUnlock()
+		return
+	}
+	ack := make(chan struct{})
+	s.sweeps <- ack
+	s.closeMu.RUnlock()
+	<-ack
+}
+
+// sweep runs on the committer goroutine, which is the only writer of
+// channel metadata, so it reads s.channels without chanMu.
+func (c *committer) sweep() {
+	s := c.s
+	if s.errFailed() != nil {
+		return
+	}
+	now := s.opts.Now().UnixNano()
+	if err := c.sweepAged(now - int64(s.opts.EZMaxAge)); err != nil {
+		s.opts.Logf("persist: sweep expired messages: %v", err)
+		return
+	}
+	if err := c.sweepTicks(now); err != nil {
+		s.opts.Logf("persist: sweep tick memory: %v", err)
+	}
+}
+
+// sweepAged deletes, per channel, the prefix of messages older than cutoff.
+func (c *committer) sweepAged(cutoff int64) error {
+	s := c.s
+	defer c.reset()
+	lo, hi := kindBounds(kindQueue)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return err
+	}
+	budget := uint64(sweepMaxMessages)
+	for qname, ch := range s.channels {
+		if budget == 0 {
+			break
+		}
+		if ch.first > ch.last {
+			continue
+		}
+		end := ch.first // first message to keep
+		c.key = queueKey(c.key[:0], qname, ch.first)
+		for ok := it.SeekGE(c.key); ok && end <= ch.last && end-ch.first < budget; ok = it.Next() {
+			k := it.Key()
+			if len(k) != len(c.key) || !bytes.Equal(k[:len(k)-8], c.key[:len(c.key)-8]) {
+				break
+			}
+			t, _, _, valid := decodeMessage(it.Value())
+			if valid && t >= cutoff {
+				break
+			}
+			end = seqFromQueueKey(k) + 1
+		}
+		if end > ch.first {
+			pc := c.pending(qname)
+			pc.first = end
+			budget -= end - ch.first
+		}
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	if len(c.touched) == 0 {
+		return nil
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	var dropped uint64
+	for _, pc := range c.touched {
+		c.deleteRange(b, pc.qname, pc.ch.first, pc.first)
+		dropped += pc.first - pc.ch.first
+		c.key = metaKey(c.key[:0], pc.qname)
+		c.val = encodeMeta(c.val[:0], pc.first, pc.last)
+		_ = b.Set(c.key, c.val, nil)
+	}
+	if err := s.applyBatch(b); err != nil {
+		s.fail(err)
+		return err
+	}
+	c.dropped = dropped
+	c.publish()
+	return nil
+}
+
+// sweepTicks examines up to sweepMaxTicks tick memories from where the last
+// pass stopped and deletes those of dropped messages written more than
+// TickMemory ago.
+func (c *committer) sweepTicks(now int64) error {
+	s := c.s
+	lo, hi := kindBounds(kindTick)
+	if len(s.tickSweepFrom) > 0 {
+		lo = s.tickSweepFrom
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return err
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	forget := now - int64(s.opts.TickMemory)
+	n, ok := 0, it.First()
+	for ; ok && n < sweepMaxTicks; ok = it.Next() {
+		n++
+		k := it.Key()
+		end := bytes.IndexByte(k[2:], 0)
+		seq, t, valid := decodeTick(it.Value())
+		if end < 0 || !valid {
+			_ = b.Delete(k, nil)
+			continue
+		}
+		if t > forget {
+			continue
+		}
+		ch := s.channels[string(k[2:2+end])]
+		if ch == nil || seq < ch.first || seq > ch.last {
+			_ = b.Delete(k, nil)
+		}
+	}
+	if ok {
+		s.tickSweepFrom = append(s.tickSweepFrom[:0], it.Key()...)
+	} else {
+		s.tickSweepFrom = s.tickSweepFrom[:0]
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	if b.Empty() {
+		return nil
+	}
+	forgotten := uint64(b.Count())
+	if err := s.applyBatch(b); err != nil {
+		s.fail(err)
+		return err
+	}
+	s.stats.ticksForgotten.Add(forgotten)
+	return nil
+}
