@@ -22,6 +22,10 @@ func TestMain(m *testing.M) {
 	if os.Getenv("HALLEY_BENCH_TEST_CLIENT") == "1" {
 		os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
 	}
+	if os.Getenv("HALLEY_BENCH_TEST_SERVER") == "1" {
+		fakeHalley(os.Args[1:])
+		return
+	}
 	clientCommand = func() (string, []string, []string, error) {
 		exe, err := os.Executable()
 		return exe, []string{"client"}, []string{"HALLEY_BENCH_TEST_CLIENT=1"}, err

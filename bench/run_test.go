@@ -1,0 +1,159 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// fakeHalley is the test binary run as --halley-cmd: "--listen ADDR
+// --data DIR [--sync=none]"; it prints a demo key and answers /healthz and
+// /write until SIGTERM.
+func fakeHalley(args []string) {
+	addr, data := "", ""
+	for i := 0; i+1 < len(args); i++ {
+		switch args[i] {
+		case "--listen":
+			addr = args[i+1]
+		case "--data":
+			data = args[i+1]
+		}
+	}
+	if st, err := os.Stat(data); err != nil || !st.IsDir() {
+		fmt.Println("no data dir", data)
+		os.Exit(3)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		os.Exit(3)
+	}
+	fmt.Println("demo account: user demo api_key 0123456789abcdef0123456789abcdef")
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{"code":"ok"}`) })
+	mux.HandleFunc("/write", func(w http.ResponseWriter, r *http.Request) {
+		if r.FormValue("api_key") != "0123456789abcdef0123456789abcdef" {
+			w.WriteHeader(401)
+			return
+		}
+		time.Sleep(time.Millisecond)
+		io.WriteString(w, `{"code":"ok","tick":"x"}`)
+	})
+	go http.Serve(ln, mux)
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGTERM)
+	select {
+	case <-ch:
+	case <-time.After(time.Minute):
+	}
+	os.Exit(0)
+}
+
+func freePort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func TestRunWriteEndToEnd(t *testing.T) {
+	t.Setenv("HALLEY_BENCH_TEST_SERVER", "1")
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	addr := freePort(t)
+	var stdout, stderr bytes.Buffer
+	code := Main([]string{"run", "--halley-cmd", exe + " --data {tmp} --listen " + addr,
+		"--cases", "write-synced,write-nosync", "--runs", "2", "--duration", "150ms", "--conns", "2",
+		"--channels", "3", "--out", out}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+	md, err := os.ReadFile(filepath.Join(out, "write-nosync.md"))
+	if err != nil || !strings.Contains(string(md), "| req/s |") || !strings.Contains(string(md), "--sync=none") {
+		t.Fatalf("markdown %v\n%s", err, md)
+	}
+	jl, err := os.ReadFile(filepath.Join(out, "results.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(jl)), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("jsonl %q", jl)
+	}
+	var cr caseResult
+	if err := json.Unmarshal([]byte(lines[0]), &cr); err != nil || cr.Case != "write-synced" || cr.Halley == nil ||
+		len(cr.Halley.Runs) != 2 || cr.Halley.Median["req_per_sec"] <= 0 || cr.Halley.Median["errors"] != 0 {
+		t.Fatalf("case %v %+v", err, cr)
+	}
+	// Every server was stopped: the port is free again.
+	time.Sleep(100 * time.Millisecond)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("server still running: %v", err)
+	}
+	ln.Close()
+}
+
+func TestRunHelpers(t *testing.T) {
+	if m := median([]float64{3, 1, 2}); m != 2 {
+		t.Errorf("median %v", m)
+	}
+	if m := median([]float64{4, 1, 2, 3}); m != 2.5 {
+		t.Errorf("median %v", m)
+	}
+	if median(nil) != 0 {
+		t.Error("empty median")
+	}
+	if u := listenURL(strings.Fields("halley serve --data x --listen 127.0.0.1:9")); u != "http://127.0.0.1:9" {
+		t.Errorf("listen %q", u)
+	}
+	if u := listenURL([]string{"--listen=127.0.0.1:7"}); u != "http://127.0.0.1:7" {
+		t.Errorf("listen %q", u)
+	}
+	if u := listenURL(nil); u != "http://127.0.0.1:8080" {
+		t.Errorf("listen %q", u)
+	}
+	a := halleyArgs("h serve --data {tmp}/d", "/t", []string{"--sync=none"})
+	if strings.Join(a, " ") != "h serve --data /t/d --sync=none" {
+		t.Errorf("args %q", a)
+	}
+	if k := keyRE.FindString("demo key: 0123456789abcdef0123456789abcdef secret x"); k != "0123456789abcdef0123456789abcdef" {
+		t.Errorf("key %q", k)
+	}
+	c, err := parseRunArgs([]string{"--halley-cmd", "h serve --listen 127.0.0.1:5", "--nchan"}, io.Discard)
+	if err != nil || c.HalleyURL != "http://127.0.0.1:5" || c.Runs != 3 || len(c.Cases) != 5 || !c.Nchan {
+		t.Errorf("run args %+v %v", c, err)
+	}
+	for _, bad := range [][]string{{}, {"--nchan", "--cases", "nope"}, {"--nchan", "--runs", "0"}, {"--nchan", "--counts", "9"}} {
+		if _, err := parseRunArgs(bad, io.Discard); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	cr := &caseResult{Case: "idle-ws", Time: "now", Command: "cmd", metrics: idleMetrics,
+		Halley: &side{Runs: []map[string]float64{{"bytes_per_conn": 900}, {"bytes_per_conn": 1100}, {"bytes_per_conn": 1000}}},
+		Nchan:  &side{Runs: []map[string]float64{{"bytes_per_conn": 10000}}, Errors: []string{"boom"}}}
+	cr.finish()
+	if cr.Ratio["bytes_per_conn"] != 0.1 {
+		t.Errorf("ratio %v", cr.Ratio)
+	}
+	md := cr.markdown()
+	for _, want := range []string{"| server RSS slope, B/conn | 1000 | 10000 | 0.10× |", "Halley (median of 3)", "Nchan run failed: boom"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+}
