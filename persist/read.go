@@ -46,6 +46,7 @@ func (s *Store) channelRange(qname string) (first, last uint64, ok bool) {
 // Pebble's memtable and block cache (one Get for the tick, one iterator);
 // it allocates the result, one buffer per message. The caller owns the
 // result. A channel never written answers an empty result with Cursor 0.
+// After a failed commit every read answers the ErrStorage error.
 func (s *Store) EZRead(qname string, tick []byte, limit int) (ReadResult, error) {
 	first, last, ok := s.channelRange(qname)
 	if !ok {
@@ -93,6 +94,12 @@ func (s *Store) EZReadAfter(qname string, after uint64, limit int) (ReadResult, 
 // known says after is a resume point of this channel, so a gap can be
 // reported.
 func (s *Store) read(qname string, first, last, after uint64, known bool, limit int, cutoff int64) (ReadResult, error) {
+	if err := s.errFailed(); err != nil {
+		// Pebble applies a batch to its memtable before the WAL write
+		// fails, so after a failed commit it may show deletions that were
+		// never acknowledged. Fail closed until the Store is reopened.
+		return ReadResult{}, err
+	}
 	if limit <= 0 {
 		limit = s.opts.EZMaxQueue
 	}

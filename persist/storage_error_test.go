@@ -1,0 +1,109 @@
+package persist
+
+import (
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+)
+
+var errInjected = errors.New("injected disk failure")
+
+// walFailer fails every write and sync of Pebble's WAL files while armed.
+type walFailer struct{ armed atomic.Bool }
+
+func (f *walFailer) String() string { return "walFailer" }
+
+func (f *walFailer) MaybeError(op errorfs.Op) error {
+	if !f.armed.Load() || !strings.HasSuffix(op.Path, ".log") {
+		return nil
+	}
+	switch op.Kind {
+	case errorfs.OpFileWrite, errorfs.OpFileWriteAt, errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
+		return errInjected
+	}
+	return nil
+}
+
+// TestCommitFailure: when the WAL cannot be written, every write of the
+// batch gets a storage error, nothing of it is visible, later writes are
+// refused, and a reopen shows only what was acknowledged.
+func TestCommitFailure(t *testing.T) {
+	dir := t.TempDir()
+	inj := &walFailer{}
+	opts := testOptions(t, dir)
+	opts.fs = errorfs.Wrap(vfs.Default, inj)
+	opts.EZMaxQueue = 2
+	s, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acct, err := s.AddAccount("alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, s, "alice-ch", "t1", "one")
+	mustAppend(t, s, "alice-ch", "t2", "two")
+
+	release := holdCommitter(t, s)
+	inj.armed.Store(true) // after the held write committed: ws's batch is the one that fails
+	ws := []EZWrite{
+		msg("alice-ch", "t3", "three"), // would drop t1 by count
+		msg("alice-ch", "t3", "three"), // duplicate within the batch
+		msg("alice-other", "x1", "x"),  // a channel the batch creates
+		{QName: "alice-ch", Flush: true},
+	}
+	res := make([]EZWriteResult, len(ws))
+	var wg sync.WaitGroup
+	for i, w := range ws {
+		wg.Add(1)
+		s.EZWrite(w, func(r EZWriteResult) { res[i] = r; wg.Done() })
+	}
+	release()
+	wg.Wait()
+	for i, r := range res {
+		if !errors.Is(r.Err, ErrStorage) || r.Duplicate || r.Msg.Seq != 0 {
+			t.Errorf("write %d: %+v, want a storage error", i, r)
+		}
+	}
+	if st := s.Stats(); st.Errors != uint64(len(ws)) || st.Batches != 4 {
+		t.Errorf("Errors = %d", st.Errors)
+	}
+	// No phantom state in memory.
+	if s.EZLastSeq("alice-ch") != 2 || s.EZQueued("alice-ch") != 2 || s.EZLastSeq("alice-other") != 0 {
+		t.Fatalf("after failure: last %d queued %d other %d",
+			s.EZLastSeq("alice-ch"), s.EZQueued("alice-ch"), s.EZLastSeq("alice-other"))
+	}
+	// Pebble's memtable may hold the failed batch: reads fail closed.
+	if _, err := s.EZRead("alice-ch", nil, 0); !errors.Is(err, ErrStorage) {
+		t.Fatalf("read after failure: %v", err)
+	}
+	// The store fails closed: later writes and account changes are refused.
+	inj.armed.Store(false)
+	if r := write(t, s, msg("alice-ch", "t4", "four")); !errors.Is(r.Err, ErrStorage) {
+		t.Fatalf("write after failure: %+v", r)
+	}
+	if _, err := s.AddAccount("bob"); !errors.Is(err, ErrStorage) {
+		t.Fatalf("add account after failure: %v", err)
+	}
+	_ = s.Close() // may report the failure again
+
+	opts.fs = nil
+	s = openTest(t, opts)
+	if a, ok := s.AccountByName([]byte("alice")); !ok || a != acct {
+		t.Fatal("account lost")
+	}
+	if got := ticks(mustRead(t, s, "alice-ch", nil, 0)); got != "t1,t2|cursor=2" {
+		t.Fatalf("after reopen %s", got)
+	}
+	if s.EZLastSeq("alice-other") != 0 {
+		t.Fatal("phantom channel after reopen")
+	}
+	if r := write(t, s, msg("alice-ch", "t3", "three")); r.Err != nil || r.Duplicate || r.Msg.Seq != 3 {
+		t.Fatalf("write after reopen %+v", r)
+	}
+}
