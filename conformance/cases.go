@@ -1,0 +1,19 @@
+package conformance
+
+// allCases lists every case in spec order: the order of SPEC.md's sections
+// and, within one, of its rule ids. A new rule group (the Cometify CF-P and
+// CF-L rules, X-03, X-04) adds its function here, in its section's place.
+func allCases() []ruleCase {
+	var all []ruleCase
+	for _, group := range [][]ruleCase{
+		commonCases(),
+		drainCases(), // C-11, printed in its place, run last
+		accountCases(),
+		ezWriteCases(),
+		ezReadCases(),
+		gapCases(),
+	} {
+		all = append(all, group...)
+	}
+	return all
+}

@@ -1,0 +1,145 @@
+package conformance
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Account is one server account the suite writes with.
+type Account struct {
+	User   string // username, the first part of a qname
+	Key    string // api_key
+	Secret string // api_secret
+}
+
+// Config tells the suite where the server is and how it was configured. The
+// suite never assumes a server default: every limit a case depends on is a
+// field here, so a server started with other settings can still be judged.
+type Config struct {
+	// Target is the server's base URL, e.g. http://127.0.0.1:8080.
+	Target string
+	// Account is required; Account2 is optional (cases note what they could
+	// not check without it).
+	Account, Account2 Account
+	// Rules selects cases whose rule id starts with one of these prefixes;
+	// empty selects every case.
+	Rules []string
+
+	EZMaxQueue     int           // --ez-max-queue, default 1000
+	EZMaxAge       time.Duration // --ez-max-age, default 24h
+	ReadBatch      int           // --read-batch, default 1000
+	MaxHeaderBytes int           // request line + headers, default 8192
+	MaxBodyBytes   int           // request body, default 262144
+	HeaderTimeout  time.Duration // default 10s
+	IdleTimeout    time.Duration // idle keep-alive, default 120s
+	MaxFrameBytes  int           // WebSocket frame from a client, default 65536
+	MaxUnsentBytes int           // per-connection unsent output, default 4 MiB
+	PingInterval   time.Duration // upper bound on WebSocket ping spacing, default 30s
+	SSEHeartbeat   time.Duration // upper bound on SSE comment spacing, default 15s
+	// TimeoutScale multiplies every deadline and slack of the suite (not the
+	// server's settings above); raise it for slow or -race builds.
+	TimeoutScale float64
+	// AccountCmd is a command prefix such as "halley account --data DIR";
+	// A-02 runs `<prefix> add NAME --json` and friends. Empty skips A-02.
+	AccountCmd []string
+	// PID is the server's process id; only when set is C-11 run (last), and
+	// it stops the server.
+	PID int
+	// Parallel bounds how many cases run at once (default 8).
+	Parallel int
+	// MaxWait is the longest a single check may wait on a server timer; a
+	// check that needs longer is skipped with its reason (default 15s).
+	MaxWait time.Duration
+}
+
+// EnsureDefaults fills every zero field with the spec's default.
+func (c *Config) EnsureDefaults() {
+	def := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	defD := func(p *time.Duration, v time.Duration) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	def(&c.EZMaxQueue, 1000)
+	defD(&c.EZMaxAge, 24*time.Hour)
+	def(&c.ReadBatch, 1000)
+	def(&c.MaxHeaderBytes, 8192)
+	def(&c.MaxBodyBytes, 262144)
+	defD(&c.HeaderTimeout, 10*time.Second)
+	defD(&c.IdleTimeout, 120*time.Second)
+	def(&c.MaxFrameBytes, 65536)
+	def(&c.MaxUnsentBytes, 4<<20)
+	defD(&c.PingInterval, 30*time.Second)
+	defD(&c.SSEHeartbeat, 15*time.Second)
+	if c.TimeoutScale == 0 {
+		c.TimeoutScale = 1
+	}
+	def(&c.Parallel, 8)
+	defD(&c.MaxWait, 15*time.Second)
+}
+
+// Validate reports a configuration the suite cannot run with.
+func (c *Config) Validate() error {
+	if c.Target == "" {
+		return errors.New("--target is required")
+	}
+	u, err := url.Parse(c.Target)
+	if err != nil || u.Scheme != "http" || u.Host == "" {
+		return fmt.Errorf("--target %q: want http://host:port", c.Target)
+	}
+	if c.Account.User == "" || c.Account.Key == "" || c.Account.Secret == "" {
+		return errors.New("--user, --key and --secret are required")
+	}
+	if (c.Account2.User == "") != (c.Account2.Key == "") {
+		return errors.New("--user2 and --key2 go together")
+	}
+	if c.TimeoutScale <= 0 {
+		return errors.New("--timeout-scale must be positive")
+	}
+	for _, n := range []int{c.EZMaxQueue, c.ReadBatch, c.MaxHeaderBytes, c.MaxBodyBytes, c.MaxFrameBytes, c.MaxUnsentBytes, c.Parallel} {
+		if n < 0 {
+			return errors.New("limits must not be negative")
+		}
+	}
+	return nil
+}
+
+// hostPort is the dial address of Target.
+func (c *Config) hostPort() string {
+	u, _ := url.Parse(c.Target)
+	if u.Port() == "" {
+		return u.Host + ":80"
+	}
+	return u.Host
+}
+
+// host is the Host header value for Target.
+func (c *Config) host() string {
+	u, _ := url.Parse(c.Target)
+	return u.Host
+}
+
+// scaled stretches a suite-side deadline by TimeoutScale.
+func (c *Config) scaled(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * c.TimeoutScale)
+}
+
+// selected reports whether a rule id is chosen by Rules.
+func (c *Config) selected(rule string) bool {
+	if len(c.Rules) == 0 {
+		return true
+	}
+	for _, p := range c.Rules {
+		if strings.HasPrefix(rule, p) {
+			return true
+		}
+	}
+	return false
+}

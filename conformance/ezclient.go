@@ -1,0 +1,221 @@
+package conformance
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// randHex is n random lowercase hex digits; fresh names keep runs apart.
+func randHex(n int) string {
+	b := make([]byte, (n+1)/2)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)[:n]
+}
+
+// qname is a fresh channel of the main account.
+func (t *caseT) qname() string { return t.cfg.Account.User + "-cf" + randHex(12) }
+
+// form encodes name/value pairs in order, keeping repeats (url.Values would
+// sort and merge them).
+func form(kv ...string) string {
+	var b strings.Builder
+	for i := 0; i+1 < len(kv); i += 2 {
+		if b.Len() > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(url.QueryEscape(kv[i]) + "=" + url.QueryEscape(kv[i+1]))
+	}
+	return b.String()
+}
+
+// write sends POST /write with form fields and returns the raw answer.
+func (t *caseT) write(kv ...string) *reply {
+	return t.do("POST", "/write", form(kv...))
+}
+
+// writeMsg writes msg (with tick if non-empty) to qname with the main key
+// and returns the tick the server answered.
+func (t *caseT) writeMsg(qname, msg, tick string) string {
+	kv := []string{"api_key", t.cfg.Account.Key, "qname", qname, "msg", msg}
+	if tick != "" {
+		kv = append(kv, "tick", tick)
+	}
+	r := t.write(kv...)
+	m := t.wantOK(r, "write "+qname)
+	got, _ := m["tick"].(string)
+	if tick != "" && got != tick {
+		t.Fatalf("write with tick %q answered tick %q", tick, got)
+	}
+	if got == "" {
+		t.Fatalf(`write answer has no "tick": %s`, r)
+	}
+	return got
+}
+
+// flush empties qname with flush=1.
+func (t *caseT) flush(qname string) {
+	t.wantOK(t.write("api_key", t.cfg.Account.Key, "qname", qname, "flush", "1"), "flush "+qname)
+}
+
+// writeMany writes msgs[i] with ticks[i] to qname over one keep-alive
+// connection, pipelining batches so that thousands of writes stay fast even
+// when each is synced to disk.
+func (t *caseT) writeMany(qname string, msgs, ticks []string) {
+	w := t.dial()
+	defer w.close()
+	const batch = 50
+	for start := 0; start < len(msgs); start += batch {
+		end := min(start+batch, len(msgs))
+		var b strings.Builder
+		for i := start; i < end; i++ {
+			b.WriteString(t.request("POST", "/write", form("api_key", t.cfg.Account.Key, "qname", qname, "msg", msgs[i], "tick", ticks[i])))
+		}
+		w.send(b.String())
+		for i := start; i < end; i++ {
+			r, err := w.readErr("POST", 30*time.Second)
+			if err != nil {
+				t.Fatalf("pipelined write %d of %d: %v", i+1, len(msgs), err)
+			}
+			m := t.wantOK(r, fmt.Sprintf("pipelined write %d of %d", i+1, len(msgs)))
+			if m["tick"] != ticks[i] {
+				t.Fatalf("pipelined write %d answered tick %v, want %q (answers out of order?)", i+1, m["tick"], ticks[i])
+			}
+		}
+	}
+}
+
+// seqTicks makes n ticks "<prefix>-<i>" and messages "m<i>".
+func seqTicks(prefix string, from, n int) (msgs, ticks []string) {
+	for i := from; i < from+n; i++ {
+		msgs = append(msgs, fmt.Sprintf("m%d", i))
+		ticks = append(ticks, fmt.Sprintf("%s-%d", prefix, i))
+	}
+	return msgs, ticks
+}
+
+// ezItem is one message as a reader received it, or a gap signal.
+type ezItem struct {
+	tick, msg string
+	gap       bool
+}
+
+func (i ezItem) String() string {
+	if i.gap {
+		return "<gap>"
+	}
+	return fmt.Sprintf("[%q,%q]", i.tick, i.msg)
+}
+
+// pollAnswer is a decoded /read answer.
+type pollAnswer struct {
+	raw      *reply
+	messages []ezItem
+	gap      bool
+	took     time.Duration
+	fields   map[string]any
+}
+
+// tickEmpty asks readPath for a present but empty tick parameter.
+const tickEmpty = "\x00"
+
+// readPath builds /read?… for qname, tick and timeout; tick "" and timeout
+// < 0 leave the parameter out, tick tickEmpty sends "tick=".
+func readPath(path, qname, tick string, timeout int) string {
+	kv := []string{"qname", qname}
+	if tick == tickEmpty {
+		kv = append(kv, "tick", "")
+	} else if tick != "" {
+		kv = append(kv, "tick", tick)
+	}
+	if timeout >= 0 {
+		kv = append(kv, "timeout", fmt.Sprint(timeout))
+	}
+	return path + "?" + form(kv...)
+}
+
+// poll sends one long-poll and decodes a 200 answer or fails the case.
+func (t *caseT) poll(qname, tick string, timeout int) pollAnswer {
+	start := time.Now()
+	wait := defaultWait
+	if timeout > 0 {
+		wait += time.Duration(timeout) * time.Second
+	} else if timeout < 0 {
+		wait += 30 * time.Second
+	}
+	r := t.doWithin(wait, "GET", readPath("/read", qname, tick, timeout), "")
+	return t.decodePoll(r, time.Since(start))
+}
+
+func (t *caseT) decodePoll(r *reply, took time.Duration) pollAnswer {
+	m := t.wantOK(r, "read")
+	a := pollAnswer{raw: r, took: took, fields: m}
+	if g, ok := m["gap"]; ok {
+		b, isBool := g.(bool)
+		if !isBool {
+			t.Fatalf(`"gap" must be a boolean: %s`, r)
+		}
+		a.gap = b
+	}
+	list, ok := m["messages"].([]any)
+	if !ok {
+		t.Fatalf(`read answer has no "messages" array: %s`, r)
+	}
+	for _, e := range list {
+		pair, ok := e.([]any)
+		if !ok || len(pair) != 2 {
+			t.Fatalf(`each message must be ["<tick>","<msg>"]: %s`, r)
+		}
+		tk, ok1 := pair[0].(string)
+		ms, ok2 := pair[1].(string)
+		if !ok1 || !ok2 {
+			t.Fatalf(`each message must be two strings: %s`, r)
+		}
+		a.messages = append(a.messages, ezItem{tick: tk, msg: ms})
+	}
+	return a
+}
+
+// readAll follows the queue from tick with timeout=0 polls until an empty
+// answer, returning every message and whether the first answer had a gap.
+func (t *caseT) readAll(qname, tick string) ([]ezItem, bool) {
+	var all []ezItem
+	first := true
+	gap := false
+	for range 10000 {
+		a := t.poll(qname, tick, 0)
+		if first {
+			gap = a.gap
+			first = false
+		} else if a.gap {
+			t.Fatalf("a continuation read from tick %q reported a gap", tick)
+		}
+		if len(a.messages) == 0 {
+			return all, gap
+		}
+		all = append(all, a.messages...)
+		tick = a.messages[len(a.messages)-1].tick
+	}
+	t.Fatalf("read of %s never ended", qname)
+	return nil, false
+}
+
+// sameItems compares received messages with the expected ticks and msgs.
+func sameItems(got []ezItem, msgs, ticks []string) error {
+	if len(got) != len(ticks) {
+		return fmt.Errorf("got %d messages, want %d (first got %v)", len(got), len(ticks), firstItems(got))
+	}
+	for i := range got {
+		if got[i].gap || got[i].tick != ticks[i] || got[i].msg != msgs[i] {
+			return fmt.Errorf("message %d is %v, want [%q,%q]", i, got[i], ticks[i], msgs[i])
+		}
+	}
+	return nil
+}
+
+func firstItems(items []ezItem) []ezItem {
+	return items[:min(len(items), 5)]
+}

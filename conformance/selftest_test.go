@@ -1,0 +1,255 @@
+package conformance
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// These tests check the runner's plumbing only; the suite itself is run
+// against the real server by `make test`.
+
+func baseArgs(target string) []string {
+	return []string{"--target", target, "--user", "demo", "--key", strings.Repeat("a", 32), "--secret", strings.Repeat("s", 24)}
+}
+
+func TestMainUsage(t *testing.T) {
+	for _, args := range [][]string{
+		nil,
+		{"--target", "http://127.0.0.1:1"},
+		append(baseArgs("ftp://x"), "--rules", "C-"),
+		append(baseArgs("http://127.0.0.1:1"), "--no-such-flag"),
+		append(baseArgs("http://127.0.0.1:1"), "stray"),
+		append(baseArgs("http://127.0.0.1:1"), "--timeout-scale", "-1"),
+	} {
+		var out, errb bytes.Buffer
+		if code := Main(args, &out, &errb); code != 2 {
+			t.Errorf("Main(%q) = %d, want 2 (stderr %q)", args, code, errb.String())
+		}
+		if out.Len() != 0 {
+			t.Errorf("Main(%q) printed to stdout: %q", args, out.String())
+		}
+	}
+}
+
+// brokenServer answers every request with an HTML 500, which no rule
+// accepts.
+func brokenServer(t *testing.T) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(500)
+		_, _ = w.Write([]byte("<h1>oops</h1>"))
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestMainFailingTarget(t *testing.T) {
+	srv := brokenServer(t)
+	var out, errb bytes.Buffer
+	code := Main(append(baseArgs(srv.URL), "--rules", "C-10,C-07"), &out, &errb)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1; stdout %q stderr %q", code, out.String(), errb.String())
+	}
+	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("want 3 lines, got %q", lines)
+	}
+	if !strings.HasPrefix(lines[0], "SKIP C-07 ") || !strings.Contains(lines[0], ": per-IP cap arrives with Cometify") {
+		t.Errorf("line 1: %q", lines[0])
+	}
+	if !strings.HasPrefix(lines[1], "FAIL C-10 GET /healthz and GET /metrics: ") || !strings.Contains(lines[1], "500") {
+		t.Errorf("line 2: %q", lines[1])
+	}
+	if lines[2] != "0 passed, 1 failed, 1 skipped" {
+		t.Errorf("closing line %q", lines[2])
+	}
+}
+
+func TestMainJSON(t *testing.T) {
+	srv := brokenServer(t)
+	var out, errb bytes.Buffer
+	if code := Main(append(baseArgs(srv.URL), "--rules", "C-07", "--json"), &out, &errb); code != 0 {
+		t.Fatalf("exit %d, want 0 (only a skip); stderr %q", code, errb.String())
+	}
+	dec := json.NewDecoder(&out)
+	var r Result
+	if err := dec.Decode(&r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Rule != "C-07" || r.Status != "SKIP" || r.Detail == "" || r.What == "" {
+		t.Errorf("case object %+v", r)
+	}
+	var s map[string]int
+	if err := dec.Decode(&s); err != nil {
+		t.Fatal(err)
+	}
+	if s["passed"] != 0 || s["failed"] != 0 || s["skipped"] != 1 {
+		t.Errorf("summary object %v", s)
+	}
+}
+
+func TestNoServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	var out, errb bytes.Buffer
+	if code := Main(append(baseArgs("http://"+addr), "--rules", "C-01"), &out, &errb); code != 1 {
+		t.Fatalf("exit %d, want 1: %q", code, out.String())
+	}
+	if !strings.HasPrefix(out.String(), "FAIL C-01 ") || !strings.Contains(out.String(), "connect") {
+		t.Errorf("output %q", out.String())
+	}
+}
+
+// TestRunnerOrderAndOutcomes uses synthetic cases: results print in list
+// order even when later cases finish first, notes follow the description,
+// panics and timeouts fail their case only, last cases run after the rest.
+func TestRunnerOrderAndOutcomes(t *testing.T) {
+	// A listener that accepts and never answers: a case blocked on it must
+	// be cut off by its timeout.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	order := make(chan string, 10)
+	cases := []ruleCase{
+		{rule: "T-01", what: "slow pass", run: func(t *caseT) { time.Sleep(200 * time.Millisecond); order <- "T-01" }},
+		{rule: "T-02", what: "fail", run: func(t *caseT) { order <- "T-02"; t.Fatalf("bad %d", 7); order <- "unreachable" }},
+		{rule: "T-03", what: "skip", run: func(t *caseT) { order <- "T-03"; t.Skipf("no way") }},
+		{rule: "T-04", what: "note", run: func(t *caseT) { order <- "T-04"; t.Notef("part a"); t.Notef("part b") }},
+		{rule: "T-05", what: "panic", run: func(t *caseT) { order <- "T-05"; panic("boom") }},
+		{rule: "T-06", what: "hang", timeout: 300 * time.Millisecond, run: func(t *caseT) {
+			order <- "T-06"
+			w := t.dial()
+			_, _ = w.readErr("GET", time.Minute)
+			time.Sleep(time.Second)
+		}},
+		{rule: "T-07", what: "last", last: true, run: func(t *caseT) { order <- "T-07" }},
+		{rule: "T-08", what: "parallel failure", run: func(t *caseT) {
+			order <- "T-08"
+			t.parallel(func() {}, func() { t.Fatalf("inner") })
+			order <- "unreachable"
+		}},
+		{rule: "U-01", what: "filtered out", run: func(t *caseT) { order <- "U-01" }},
+	}
+	cfg := Config{Target: "http://" + ln.Addr().String(), Rules: []string{"T-"}}
+	cfg.EnsureDefaults()
+	var out bytes.Buffer
+	sum := run(cfg, cases, textReporter(&out))
+	close(order)
+	var ran []string
+	for r := range order {
+		ran = append(ran, r)
+	}
+	if len(ran) != 8 || ran[len(ran)-1] != "T-07" {
+		t.Errorf("ran %v: want the 8 T cases, T-07 last, nothing unreachable", ran)
+	}
+	want := []string{
+		"PASS T-01 slow pass",
+		"FAIL T-02 fail: bad 7",
+		"SKIP T-03 skip: no way",
+		"PASS T-04 note (not checked: part a; part b)",
+		"FAIL T-05 panic: panic: boom",
+		"FAIL T-06 hang: case did not finish within 300ms",
+		"PASS T-07 last",
+		"FAIL T-08 parallel failure: inner",
+		"3 passed, 4 failed, 1 skipped",
+	}
+	if got := strings.Split(strings.TrimRight(out.String(), "\n"), "\n"); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("output:\n%s\nwant:\n%s", out.String(), strings.Join(want, "\n"))
+	}
+	if sum.Passed != 3 || sum.Failed != 4 || sum.Skipped != 1 || len(sum.Results) != 8 {
+		t.Errorf("summary %+v", sum)
+	}
+}
+
+func TestSpecOrder(t *testing.T) {
+	seen := map[string]bool{}
+	var ids []string
+	for _, c := range allCases() {
+		if seen[c.rule] {
+			t.Errorf("rule %s has two cases", c.rule)
+		}
+		seen[c.rule] = true
+		ids = append(ids, c.rule)
+	}
+	want := "C-01 C-02 C-03 C-04 C-05 C-06 C-07 C-08 C-09 C-10 C-11 A-01 A-02 A-03 " +
+		"EZ-W-01 EZ-W-02 EZ-W-03 EZ-W-04 EZ-W-05 EZ-W-06 EZ-W-07 EZ-W-08 EZ-W-09 " +
+		"EZ-R-01 EZ-R-02 EZ-R-03 EZ-R-04 EZ-R-05 EZ-R-06 EZ-R-07 EZ-R-08 EZ-R-09 EZ-R-10 X-01"
+	if got := strings.Join(ids, " "); got != want {
+		t.Errorf("cases in order:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestForm(t *testing.T) {
+	if got := form("msg", "a b+c", "msg", "é", "x", ""); got != "msg=a+b%2Bc&msg=%C3%A9&x=" {
+		t.Errorf("form = %q", got)
+	}
+	if got := readPath("/read", "u-c", tickEmpty, 0); got != "/read?qname=u-c&tick=&timeout=0" {
+		t.Errorf("readPath = %q", got)
+	}
+}
+
+func TestReadSSELine(t *testing.T) {
+	br := bufio.NewReader(strings.NewReader("a\r\nb\nc\rd\r\r\n"))
+	var got []string
+	for {
+		l, err := readSSELine(br)
+		if err != nil {
+			break
+		}
+		got = append(got, l)
+	}
+	if strings.Join(got, "|") != "a|b|c|d|" {
+		t.Errorf("lines %q", got)
+	}
+}
+
+func TestParseProcStat(t *testing.T) {
+	// Field 52 holds a wait status: 0x100 is exit 1.
+	tail := strings.Repeat(" 0", 48)
+	st, code, ok := parseProcStat("42 (we ird) name) Z" + tail + " 256")
+	if !ok || st != "Z" || code != 1 {
+		t.Errorf("parseProcStat = %q %d %v", st, code, ok)
+	}
+	if _, _, ok := parseProcStat("42 (x) S 1"); ok {
+		t.Error("short stat parsed")
+	}
+}
+
+func TestAccountShape(t *testing.T) {
+	good := Account{User: "demo_1", Key: strings.Repeat("0f", 16), Secret: "abcDEF012_-abcDEF012_-xy"}
+	if err := accountShape(good); err != nil {
+		t.Errorf("good account: %v", err)
+	}
+	for _, a := range []Account{
+		{User: "Demo", Key: good.Key, Secret: good.Secret},
+		{User: "demo", Key: strings.Repeat("0F", 16), Secret: good.Secret},
+		{User: "demo", Key: good.Key, Secret: "short"},
+		{User: "demo", Key: good.Key, Secret: strings.Repeat("!", 30)},
+	} {
+		if accountShape(a) == nil {
+			t.Errorf("bad account %+v accepted", a)
+		}
+	}
+}
