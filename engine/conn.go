@@ -1,0 +1,207 @@
+package engine
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+)
+
+// connState is where a connection is in its life; it also says what its
+// one deadline means (see loop.fire).
+type connState uint8
+
+const (
+	stIdle     connState = iota // keep-alive, no request bytes: idle deadline
+	stReading                   // request in progress: header deadline
+	stServing                   // complete request handed to the Handler, no deadline
+	stHeld                      // long-poll: hold deadline, then Handler.Expired
+	stWS                        // WebSocket: next ping
+	stStream                    // stream: next heartbeat
+	stFlushing                  // closing once output is flushed: hard-close deadline
+	stClosed                    // gone: every method is a no-op
+)
+
+const (
+	fKeepAlive    uint8 = 1 << iota // current request allows keep-alive
+	fHead                           // current request is HEAD: no body in the reply
+	fFail                           // current request went to Handler.Fail: close after reply
+	fContinueSent                   // 100 Continue written for the current request
+	fInServe                        // Handler.Serve for this connection is on the stack
+	fDrain                          // graceful stop: close after the next reply
+)
+
+// conn is the engine's per-connection state, the Conn given to the
+// Handler. It is what an idle connection costs beyond gnet's own: keep it
+// small (no buffers; all scratch space is per loop). A conn is never
+// reused, so a stale handle held by the protocol only sees stClosed.
+type conn struct {
+	gc     gnet.Conn
+	lp     *loop
+	id     uint64
+	tag    any
+	peer   netip.Addr
+	tnext  *conn // timer wheel list
+	tprev  *conn
+	anext  *conn // loop's list of all connections
+	aprev  *conn
+	slot   int32 // timer wheel slot + 1; 0 when no deadline
+	leftIn int32 // inbound bytes left buffered after the last callback
+	need   int32 // inbound bytes needed before parsing again (0: unknown)
+
+	state    connState
+	flags    uint8
+	closeReq bool // close when the current OnTraffic returns
+
+	deadline int64 // loop clock, ns
+	lastRecv int64 // WebSocket: loop clock of the last inbound bytes
+}
+
+var _ Conn = (*conn)(nil)
+
+func (c *conn) setState(s connState) {
+	if c.state == s {
+		return
+	}
+	st := &c.lp.stats
+	switch c.state {
+	case stHeld:
+		st.held.Add(-1)
+	case stWS:
+		st.websockets.Add(-1)
+	case stStream:
+		st.streams.Add(-1)
+	}
+	switch s {
+	case stHeld:
+		st.held.Add(1)
+	case stWS:
+		st.websockets.Add(1)
+	case stStream:
+		st.streams.Add(1)
+	}
+	c.state = s
+}
+
+// write hands b to gnet (written now or appended to its outbound buffer).
+func (c *conn) write(b []byte) {
+	c.lp.stats.bytesOut.Add(int64(len(b)))
+	_, _ = c.gc.Write(b)
+}
+
+func (c *conn) Reply(status int, contentType string, extraHeaders, body []byte) {
+	if c.state != stServing && c.state != stHeld {
+		return
+	}
+	lp := c.lp
+	lp.wheel.remove(c)
+	keep := c.flags&(fKeepAlive|fFail|fDrain) == fKeepAlive && !lp.s.draining.Load()
+	head := lp.appendHead(lp.out[:0], status, contentType, len(body), keep, extraHeaders)
+	lp.out = head
+	if c.flags&fHead != 0 {
+		body = nil
+	}
+	if len(body) > 0 && len(body) > 1024 {
+		lp.iov[0], lp.iov[1] = head, body
+		lp.stats.bytesOut.Add(int64(len(head) + len(body)))
+		_, _ = c.gc.Writev(lp.iov[:])
+		lp.iov[0], lp.iov[1] = nil, nil
+	} else {
+		lp.out = append(head, body...)
+		c.write(lp.out)
+	}
+	if c.state == stClosed { // the write failed and gnet closed it
+		return
+	}
+	c.setState(stIdle)
+	c.flags &= fInServe | fDrain
+	if !keep {
+		lp.closeAfterFlush(c)
+		return
+	}
+	if c.flags&fInServe != 0 {
+		return // the parsing loop on the stack goes on
+	}
+	if c.gc.InboundBuffered() > 0 {
+		lp.resume = append(lp.resume, c)
+	} else {
+		lp.wheel.schedule(c, lp.now+int64(lp.s.opts.IdleTimeout))
+	}
+}
+
+func (c *conn) Hold(d time.Duration) {
+	if c.state != stServing {
+		return
+	}
+	c.setState(stHeld)
+	c.lp.wheel.schedule(c, c.lp.now+int64(d))
+}
+
+func (c *conn) UpgradeWebSocket(r *Request, extraHeaders []byte) error {
+	if c.state != stServing {
+		return errNotServing
+	}
+	return c.lp.upgrade(c, r, extraHeaders)
+}
+
+func (c *conn) StartStream(contentType string, extraHeaders []byte) {
+	if c.state != stServing {
+		return
+	}
+	lp := c.lp
+	lp.out = lp.appendHead(lp.out[:0], 200, contentType, -1, false, extraHeaders)
+	if c.flags&fHead != 0 {
+		c.write(lp.out)
+		lp.closeAfterFlush(c)
+		return
+	}
+	c.write(lp.out)
+	if c.state == stClosed {
+		return
+	}
+	c.setState(stStream)
+	lp.wheel.schedule(c, lp.now+int64(lp.s.opts.StreamHeartbeatInterval))
+}
+
+func (c *conn) Send(b []byte) bool {
+	if c.state != stWS && c.state != stStream {
+		return false
+	}
+	return c.send(b)
+}
+
+// send writes b unless that would put the connection over MaxOutbound,
+// in which case the connection is cut as a slow consumer.
+func (c *conn) send(b []byte) bool {
+	if c.gc.OutboundBuffered()+len(b) > c.lp.s.opts.MaxOutbound {
+		c.lp.stats.slowCuts.Add(1)
+		c.lp.closeHard(c)
+		return false
+	}
+	c.write(b)
+	return c.state != stClosed
+}
+
+func (c *conn) CloseWebSocket(code uint16, reason string) {
+	if c.state != stWS {
+		return
+	}
+	lp := c.lp
+	lp.out = AppendCloseFrame(lp.out[:0], code, reason)
+	c.write(lp.out)
+	lp.closeAfterFlush(c)
+}
+
+func (c *conn) Close() {
+	switch c.state {
+	case stClosed, stFlushing:
+		return
+	}
+	c.lp.closeAfterFlush(c)
+}
+
+func (c *conn) Loop() int    { return c.lp.idx }
+func (c *conn) ID() uint64   { return c.id }
+func (c *conn) Tag() any     { return c.tag }
+func (c *conn) SetTag(t any) { c.tag = t }
+func (c *conn) Alive() bool  { return c.state != stClosed && c.state != stFlushing }

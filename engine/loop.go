@@ -1,0 +1,402 @@
+package engine
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+)
+
+// task is one unit of work posted to a loop: exactly one field is set.
+// Broadcast and the sweep use their own fields so that posting them
+// allocates no closure.
+type task struct {
+	fn    func()
+	each  func(loop int)
+	sweep bool
+}
+
+// loop is the engine's state for one gnet event loop. Fields below the
+// mutex are touched only on the loop's goroutine.
+type loop struct {
+	s   *Server
+	idx int
+
+	// Cross-goroutine part: the posted-task queue.
+	mu          sync.Mutex
+	handle      gnet.EventLoop // nil until discovered
+	tasks       []task
+	wakePending bool
+	runTasks    gnet.RunnableFunc // bound once, so a wake-up allocates less
+
+	stats loopStats
+
+	// Loop-goroutine part.
+	running []task // tasks being run, swapped with tasks
+	parser  *requestParser
+	out     []byte    // scratch for response heads and control frames
+	iov     [2][]byte // scratch for Writev
+	date    dateCache
+	now     int64 // nanoseconds since Server.start, refreshed per entry
+	wheel   timerWheel
+	all     *conn // every open connection, for Drain
+	depth   int   // nesting of entries; queues are drained at depth 0
+	traffic *conn // the connection whose OnTraffic is running
+
+	resume    []*conn // replied late with pipelined bytes waiting
+	closed    []*conn // Handler.Closed still to call
+	flushWait []*conn // closing once their output is flushed
+	expired   []*conn // scratch for the sweep
+}
+
+type loopStats struct {
+	open, accepted, held, websockets, streams, requests atomic.Int64
+	bytesIn, bytesOut, slowCuts, deadlineCloses         atomic.Int64
+	parseErrors, panics                                 atomic.Int64
+}
+
+func newLoop(s *Server, i int) *loop {
+	lp := &loop{s: s, idx: i}
+	lp.runTasks = lp.drainTasks
+	lp.parser = newRequestParser(s.opts.MaxHeaderBytes, s.opts.MaxBodyBytes)
+	lp.wheel.init(s.opts.SweepInterval)
+	return lp
+}
+
+// attach records the gnet handle of the loop and starts running what was
+// posted before it was known.
+func (lp *loop) attach(el gnet.EventLoop) {
+	lp.mu.Lock()
+	lp.handle = el
+	wake := len(lp.tasks) > 0 && !lp.wakePending
+	if wake {
+		lp.wakePending = true
+	}
+	lp.mu.Unlock()
+	if wake {
+		lp.wake(el)
+	}
+}
+
+func (lp *loop) attached() bool {
+	lp.mu.Lock()
+	defer lp.mu.Unlock()
+	return lp.handle != nil
+}
+
+func (lp *loop) post(t task) {
+	lp.mu.Lock()
+	lp.tasks = append(lp.tasks, t)
+	el := lp.handle
+	wake := el != nil && !lp.wakePending
+	if wake {
+		lp.wakePending = true
+	}
+	lp.mu.Unlock()
+	if wake {
+		lp.wake(el)
+	}
+}
+
+func (lp *loop) wake(el gnet.EventLoop) {
+	if err := el.Execute(context.Background(), lp.runTasks); err != nil {
+		// The engine is shutting down: nothing will run these.
+		lp.mu.Lock()
+		clear(lp.tasks)
+		lp.tasks = lp.tasks[:0]
+		lp.wakePending = false
+		lp.mu.Unlock()
+	}
+}
+
+// drainTasks runs on the loop: every task queued so far, in order.
+func (lp *loop) drainTasks(context.Context) error {
+	lp.enter()
+	for {
+		lp.mu.Lock()
+		if len(lp.tasks) == 0 {
+			lp.wakePending = false
+			lp.mu.Unlock()
+			break
+		}
+		lp.tasks, lp.running = lp.running[:0], lp.tasks
+		lp.mu.Unlock()
+		for i := range lp.running {
+			lp.runTask(&lp.running[i])
+		}
+		clear(lp.running)
+	}
+	lp.exit()
+	return nil
+}
+
+func (lp *loop) runTask(t *task) {
+	defer lp.recoverTask()
+	switch {
+	case t.fn != nil:
+		t.fn()
+	case t.each != nil:
+		t.each(lp.idx)
+	case t.sweep:
+		lp.sweep()
+	}
+}
+
+func (lp *loop) recoverTask() {
+	if v := recover(); v != nil {
+		lp.stats.panics.Add(1)
+		lp.s.log.Error("engine: panic in posted function", "loop", lp.idx, "panic", v)
+	}
+}
+
+// enter and exit bracket every entry into the loop (gnet callback or
+// task). At the outermost exit, the work that must not run re-entrantly
+// inside handler code runs: Handler.Closed notifications and parsing of
+// pipelined requests after a late Reply.
+func (lp *loop) enter() {
+	if lp.depth == 0 {
+		lp.now = int64(time.Since(lp.s.start))
+	}
+	lp.depth++
+}
+
+func (lp *loop) exit() {
+	if lp.depth > 1 {
+		lp.depth--
+		return
+	}
+	for len(lp.resume) > 0 || len(lp.closed) > 0 {
+		for i := 0; i < len(lp.resume); i++ {
+			c := lp.resume[i]
+			lp.resume[i] = nil
+			if c.state == stIdle {
+				lp.process(c)
+			}
+		}
+		lp.resume = lp.resume[:0]
+		for i := 0; i < len(lp.closed); i++ {
+			c := lp.closed[i]
+			lp.closed[i] = nil
+			lp.callClosed(c)
+		}
+		lp.closed = lp.closed[:0]
+	}
+	lp.depth = 0
+}
+
+func (lp *loop) onOpen(gc gnet.Conn) gnet.Action {
+	if lp.s.draining.Load() {
+		return gnet.Close
+	}
+	lp.enter()
+	defer lp.exit()
+	c := &conn{
+		gc: gc,
+		lp: lp,
+		id: lp.s.nextConnID.Add(1),
+	}
+	if ta, ok := gc.RemoteAddr().(*net.TCPAddr); ok {
+		if a, ok := netip.AddrFromSlice(ta.IP); ok {
+			c.peer = a.Unmap()
+		}
+	}
+	gc.SetContext(c)
+	lp.linkAll(c)
+	lp.stats.open.Add(1)
+	lp.stats.accepted.Add(1)
+	c.state = stIdle
+	lp.wheel.schedule(c, lp.now+int64(lp.s.opts.IdleTimeout))
+	return gnet.None
+}
+
+func (lp *loop) onTraffic(c *conn) gnet.Action {
+	lp.enter()
+	lp.traffic = c
+	n := c.gc.InboundBuffered()
+	lp.stats.bytesIn.Add(int64(n - int(c.leftIn)))
+	switch c.state {
+	case stIdle, stReading:
+		lp.process(c)
+	case stWS:
+		c.lastRecv = lp.now
+		lp.processWS(c)
+	case stServing, stHeld:
+		// Pipelined bytes wait until the reply; a flood does not.
+		if n > 4*(lp.s.opts.MaxHeaderBytes+lp.s.opts.MaxBodyBytes) {
+			lp.stats.parseErrors.Add(1)
+			lp.closeHard(c)
+		}
+	default:
+		// Streams and closing connections: the peer has nothing to say.
+		_, _ = c.gc.Discard(-1)
+	}
+	lp.traffic = nil
+	closeNow := c.closeReq
+	if !closeNow && c.state != stClosed {
+		c.leftIn = int32(c.gc.InboundBuffered())
+	}
+	lp.exit()
+	if closeNow {
+		return gnet.Close
+	}
+	return gnet.None
+}
+
+// onClose is the one place a connection's life ends, whatever closed it.
+func (lp *loop) onClose(c *conn) {
+	lp.enter()
+	c.setState(stClosed)
+	lp.wheel.remove(c)
+	lp.unlinkAll(c)
+	c.gc.SetContext(nil)
+	lp.stats.open.Add(-1)
+	if c.tag != nil {
+		lp.closed = append(lp.closed, c)
+	}
+	lp.exit()
+}
+
+func (lp *loop) linkAll(c *conn) {
+	c.anext = lp.all
+	if lp.all != nil {
+		lp.all.aprev = c
+	}
+	lp.all = c
+}
+
+func (lp *loop) unlinkAll(c *conn) {
+	if c.aprev != nil {
+		c.aprev.anext = c.anext
+	} else if lp.all == c {
+		lp.all = c.anext
+	}
+	if c.anext != nil {
+		c.anext.aprev = c.aprev
+	}
+	c.anext, c.aprev = nil, nil
+}
+
+// closeHard closes c now, dropping unsent output beyond what the kernel
+// takes at once.
+func (lp *loop) closeHard(c *conn) {
+	if c.state == stClosed {
+		return
+	}
+	c.setState(stClosed)
+	lp.wheel.remove(c)
+	if lp.traffic == c {
+		c.closeReq = true // gnet closes it when OnTraffic returns
+		return
+	}
+	// Synchronous: OnClose runs now and only queues Handler.Closed.
+	_ = c.gc.EventLoop().Close(c.gc)
+}
+
+// closeAfterFlush closes c once its output has reached the kernel, or
+// after a bounded wait for a peer that does not read.
+func (lp *loop) closeAfterFlush(c *conn) {
+	if c.state == stClosed || c.state == stFlushing {
+		return
+	}
+	if c.gc.OutboundBuffered() == 0 {
+		lp.closeHard(c)
+		return
+	}
+	c.setState(stFlushing)
+	lp.wheel.schedule(c, lp.now+int64(lp.s.opts.DrainTimeout))
+	lp.flushWait = append(lp.flushWait, c)
+}
+
+// sweep runs every SweepInterval on the loop: deadlines that passed, and
+// closing connections whose output drained.
+func (lp *loop) sweep() {
+	j := 0
+	for _, c := range lp.flushWait {
+		if c.state != stFlushing {
+			continue
+		}
+		if c.gc.OutboundBuffered() == 0 {
+			lp.closeHard(c)
+			continue
+		}
+		lp.flushWait[j] = c
+		j++
+	}
+	clear(lp.flushWait[j:])
+	lp.flushWait = lp.flushWait[:j]
+
+	lp.expired = lp.wheel.advance(lp.now, lp.expired[:0])
+	for i, c := range lp.expired {
+		lp.expired[i] = nil
+		lp.fire(c)
+	}
+	lp.expired = lp.expired[:0]
+}
+
+// fire handles a connection whose deadline passed; what the deadline
+// meant follows from the state.
+func (lp *loop) fire(c *conn) {
+	o := &lp.s.opts
+	switch c.state {
+	case stIdle:
+		lp.stats.deadlineCloses.Add(1)
+		lp.closeHard(c)
+	case stReading:
+		lp.stats.deadlineCloses.Add(1)
+		lp.stats.parseErrors.Add(1)
+		c.setState(stServing)
+		c.flags = fFail
+		lp.parser.req = Request{PeerAddr: c.peer, Header: emptyHeader{}}
+		lp.callFail(c, &lp.parser.req, 408, "request header timeout")
+		if c.state == stServing {
+			lp.closeHard(c) // the handler did not answer
+		}
+	case stHeld:
+		c.setState(stServing)
+		lp.callExpired(c)
+	case stWS:
+		if lp.now-c.lastRecv >= 2*int64(o.PingInterval) {
+			lp.stats.deadlineCloses.Add(1)
+			lp.closeHard(c)
+			return
+		}
+		if c.send(pingFrame) {
+			lp.wheel.schedule(c, lp.now+int64(o.PingInterval))
+		}
+	case stStream:
+		if c.send(o.StreamHeartbeat) {
+			lp.wheel.schedule(c, lp.now+int64(o.StreamHeartbeatInterval))
+		}
+	case stFlushing:
+		lp.closeHard(c)
+	}
+}
+
+// drainAll runs on the loop when a graceful stop starts.
+func (lp *loop) drainAll() {
+	// Handlers may close other connections meanwhile: walk a copy.
+	var conns []*conn
+	for c := lp.all; c != nil; c = c.anext {
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		c.flags |= fDrain
+		if c.tag != nil && c.state != stClosed {
+			lp.callDrain(c)
+		}
+		switch c.state {
+		case stIdle, stReading, stWS, stStream:
+			lp.closeAfterFlush(c)
+		}
+	}
+}
+
+// emptyHeader is the Header of a request that failed before its headers
+// were parsed.
+type emptyHeader struct{}
+
+func (emptyHeader) Peek(string) []byte { return nil }

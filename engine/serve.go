@@ -1,0 +1,124 @@
+package engine
+
+import "errors"
+
+var errNotServing = errors.New("engine: no request is being served on this connection")
+
+// process parses and serves the requests buffered on c, in order, until
+// one is unanswered, the bytes run out, or the connection changes
+// protocol. Runs on c's loop.
+func (lp *loop) process(c *conn) {
+	for {
+		switch c.state {
+		case stIdle, stReading:
+		case stWS:
+			lp.processWS(c)
+			return
+		case stStream:
+			_, _ = c.gc.Discard(-1)
+			return
+		default:
+			return
+		}
+		n := c.gc.InboundBuffered()
+		if n == 0 {
+			if c.state == stIdle && c.slot == 0 {
+				lp.wheel.schedule(c, lp.now+int64(lp.s.opts.IdleTimeout))
+			}
+			return
+		}
+		if c.state == stIdle {
+			c.setState(stReading)
+			c.need = 0
+			lp.wheel.schedule(c, lp.now+int64(lp.s.opts.HeaderTimeout))
+		}
+		if int(c.need) > n {
+			return
+		}
+		buf, err := c.gc.Peek(-1)
+		if err != nil {
+			return
+		}
+		res := lp.parser.parse(buf, c.peer)
+		switch res.kind {
+		case parseNeedMore:
+			c.need = int32(res.need)
+			if res.expectContinue && c.flags&fContinueSent == 0 {
+				c.flags |= fContinueSent
+				c.write(continueResponse)
+			}
+			return
+		case parseFail:
+			lp.stats.parseErrors.Add(1)
+			lp.wheel.remove(c)
+			c.setState(stServing)
+			c.flags = fFail | c.flags&fDrain
+			lp.callFail(c, &lp.parser.req, res.status, res.msg)
+			if c.state == stServing {
+				lp.closeHard(c) // the handler did not answer
+			}
+			return
+		}
+		lp.stats.requests.Add(1)
+		lp.wheel.remove(c)
+		c.need = 0
+		c.setState(stServing)
+		c.flags = fInServe | c.flags&fDrain
+		if res.keepAlive {
+			c.flags |= fKeepAlive
+		}
+		if res.head {
+			c.flags |= fHead
+		}
+		lp.callServe(c, &lp.parser.req)
+		c.flags &^= fInServe
+		if c.state == stClosed {
+			return
+		}
+		_, _ = c.gc.Discard(res.consumed)
+	}
+}
+
+// The call* methods run Handler code on the loop. A panic there is the
+// Handler's bug: it is logged, that connection is closed, the loop goes
+// on.
+
+func (lp *loop) callServe(c *conn, r *Request) {
+	defer lp.recoverConn(c, "Serve")
+	lp.s.h.Serve(c, r)
+}
+
+func (lp *loop) callFail(c *conn, r *Request, status int, msg string) {
+	defer lp.recoverConn(c, "Fail")
+	lp.s.h.Fail(c, r, status, msg)
+}
+
+func (lp *loop) callExpired(c *conn) {
+	defer lp.recoverConn(c, "Expired")
+	lp.s.h.Expired(c)
+}
+
+func (lp *loop) callDrain(c *conn) {
+	defer lp.recoverConn(c, "Drain")
+	lp.s.h.Drain(c)
+}
+
+func (lp *loop) callClosed(c *conn) {
+	defer lp.recoverConn(nil, "Closed")
+	lp.s.h.Closed(c)
+}
+
+func (lp *loop) recoverConn(c *conn, where string) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	lp.stats.panics.Add(1)
+	var id uint64
+	if c != nil {
+		id = c.id
+		c.flags &^= fInServe
+		lp.closeHard(c)
+	}
+	lp.s.log.Error("engine: handler panic", "in", where, "conn", id, "panic", v)
+}

@@ -1,0 +1,398 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+)
+
+// maxLoops is gnet's own cap on event loops (its gfd keeps the loop index
+// in one byte).
+const maxLoops = 256
+
+func defaultLoops() int { return runtime.NumCPU() }
+
+// Server runs the gnet engine for one Handler. It implements Loops.
+//
+// New, Run, Shutdown, Ready, Addrs, Stats and the Loops methods are safe
+// from any goroutine.
+type Server struct {
+	opts  Options
+	h     Handler
+	log   *slog.Logger
+	start time.Time // monotonic origin of every loop's clock
+
+	loops []*loop
+
+	// loopTable maps a gnet loop handle to our loop; it is filled as the
+	// loops are discovered (see discoverLoops) and read on every accept.
+	tableMu   sync.Mutex
+	table     atomic.Pointer[map[gnet.EventLoop]*loop]
+	nextIndex int
+
+	engMu    sync.Mutex
+	eng      gnet.Engine
+	booted   bool
+	running  atomic.Bool
+	draining atomic.Bool
+	tickOnce sync.Once
+
+	ready     chan struct{}
+	readyOnce sync.Once
+	done      chan struct{}
+	addrs     []net.Addr // set before ready is closed
+
+	nextConnID atomic.Uint64
+}
+
+// New checks opts (filling defaults) and returns a Server that is not yet
+// listening; Run starts it. log may be nil (slog.Default()).
+func New(opts Options, h Handler, log *slog.Logger) (*Server, error) {
+	if h == nil {
+		return nil, errors.New("engine: nil Handler")
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Loops > maxLoops {
+		opts.Loops = maxLoops
+	}
+	s := &Server{
+		opts:  opts,
+		h:     h,
+		log:   log,
+		start: time.Now(),
+		ready: make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	s.loops = make([]*loop, opts.Loops)
+	for i := range s.loops {
+		s.loops[i] = newLoop(s, i)
+	}
+	empty := map[gnet.EventLoop]*loop{}
+	s.table.Store(&empty)
+	return s, nil
+}
+
+// Run listens on every Options.Listen address and serves until Shutdown;
+// it then returns nil. It returns an error at once when listening fails
+// (Ready is then never closed). Run may be called once.
+func (s *Server) Run() error {
+	if !s.running.CompareAndSwap(false, true) {
+		return errors.New("engine: Run called twice")
+	}
+	defer close(s.done)
+	addrs := make([]string, len(s.opts.Listen))
+	for i, a := range s.opts.Listen {
+		addrs[i] = "tcp://" + a
+	}
+	err := gnet.Rotate(&gnetHandler{s: s}, addrs,
+		gnet.WithMulticore(true),
+		gnet.WithNumEventLoop(s.opts.Loops),
+		gnet.WithReusePort(s.opts.ReusePort),
+		gnet.WithReuseAddr(true),
+		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+		gnet.WithTicker(true),
+		// Least-connections is documented as safe next to Engine.Register,
+		// which discoverLoops uses, and evens out long-lived connections.
+		gnet.WithLoadBalancing(gnet.LeastConnections),
+		gnet.WithLogger(gnetLogger{s.log}),
+	)
+	if err != nil {
+		return fmt.Errorf("engine: serve %v: %w", s.opts.Listen, err)
+	}
+	return nil
+}
+
+// Ready is closed once every listener accepts and every loop can take
+// Post'ed functions.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Done is closed when Run has returned.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// Addrs returns the bound address of each Options.Listen entry, in order
+// (useful with port 0). Valid after Ready is closed; nil before.
+func (s *Server) Addrs() []net.Addr {
+	select {
+	case <-s.ready:
+		return s.addrs
+	default:
+		return nil
+	}
+}
+
+// Shutdown stops gracefully (C-11): new connections are closed as soon as
+// they are accepted, Handler.Drain runs for every tagged connection on its
+// loop, connections close once they are idle and their output is flushed,
+// and after Options.DrainTimeout (or when ctx ends) the rest are closed
+// hard and the engine stops; Run then returns nil. Shutdown returns once
+// the engine has stopped, or ctx's error if it ends first.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if !s.running.Load() {
+		return nil
+	}
+	select {
+	case <-s.ready:
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if s.draining.CompareAndSwap(false, true) {
+		s.Broadcast(func(i int) { s.loops[i].drainAll() })
+	}
+	deadline := time.Now().Add(s.opts.DrainTimeout)
+	poll := time.NewTicker(5 * time.Millisecond)
+	for s.Stats().OpenConns > 0 && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			deadline = time.Now()
+		case <-s.done:
+			poll.Stop()
+			return nil
+		case <-poll.C:
+		}
+	}
+	poll.Stop()
+
+	s.engMu.Lock()
+	eng := s.eng
+	s.engMu.Unlock()
+	stopCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.done:
+			cancel()
+		case <-stopCtx.Done():
+		}
+	}()
+	err := eng.Stop(stopCtx)
+	select {
+	case <-s.done:
+		return nil
+	default:
+	}
+	if err != nil && ctx.Err() == nil {
+		// Stop was cut short by Run returning, or the engine had already
+		// stopped: wait for Run.
+		<-s.done
+		return nil
+	}
+	return err
+}
+
+// NumLoops is the number of event loops. Safe from any goroutine.
+func (s *Server) NumLoops() int { return len(s.loops) }
+
+// Post runs fn on loop i's goroutine soon, after any function posted to
+// loop i before it. Safe from any goroutine. A function posted before the
+// loop is running is kept and runs once it is; one posted after the
+// server stopped is dropped (there is nothing left to deliver to).
+// A panic in fn is logged and does not stop the loop. i out of range
+// panics.
+func (s *Server) Post(i int, fn func()) {
+	s.loops[i].post(task{fn: fn})
+}
+
+// Broadcast runs fn(i) on every loop i, with the ordering of Post.
+func (s *Server) Broadcast(fn func(loop int)) {
+	for _, lp := range s.loops {
+		lp.post(task{each: fn})
+	}
+}
+
+// loopOf returns our loop for a gnet loop handle, registering the handle
+// when it is seen for the first time. Called on that loop's goroutine
+// (OnOpen), so the handle is live.
+func (s *Server) loopOf(el gnet.EventLoop) *loop {
+	if lp, ok := (*s.table.Load())[el]; ok {
+		return lp
+	}
+	s.tableMu.Lock()
+	defer s.tableMu.Unlock()
+	old := *s.table.Load()
+	if lp, ok := old[el]; ok {
+		return lp
+	}
+	if s.nextIndex >= len(s.loops) {
+		// gnet runs exactly Options.Loops loops; a surplus handle would
+		// be a gnet change we do not know. Share the last loop's state
+		// rather than crash; its handle stays the first one seen.
+		s.log.Error("engine: more gnet loops than configured", "loops", len(s.loops))
+		return s.loops[len(s.loops)-1]
+	}
+	lp := s.loops[s.nextIndex]
+	s.nextIndex++
+	next := make(map[gnet.EventLoop]*loop, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	next[el] = lp
+	s.table.Store(&next)
+	lp.attach(el)
+	return lp
+}
+
+func (s *Server) knownLoops() int {
+	s.tableMu.Lock()
+	defer s.tableMu.Unlock()
+	return s.nextIndex
+}
+
+// anchor marks the connections discoverLoops enrolls to learn each gnet
+// loop's handle.
+type anchor struct{}
+
+// discoverLoops learns every gnet loop's handle. gnet v2.10 exposes a
+// loop only through its connections, so this enrolls one loopback TCP
+// connection after another: with least-connections balancing each lands
+// on a loop that has none yet. They are closed when all loops are known.
+// Runs on its own goroutine once, after the engine has started.
+func (s *Server) discoverLoops() {
+	defer s.readyOnce.Do(func() { s.collectAddrs(); close(s.ready) })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		s.log.Error("engine: loop discovery: listen", "err", err)
+		return
+	}
+	defer ln.Close()
+	var keep []net.Conn
+	defer func() {
+		for _, c := range keep {
+			_ = c.Close()
+		}
+	}()
+	s.engMu.Lock()
+	eng := s.eng
+	s.engMu.Unlock()
+	for attempt := 0; attempt < 4*len(s.loops) && s.knownLoops() < len(s.loops); attempt++ {
+		dialed, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			s.log.Error("engine: loop discovery: dial", "err", err)
+			return
+		}
+		accepted, err := ln.Accept()
+		if err != nil {
+			_ = dialed.Close()
+			s.log.Error("engine: loop discovery: accept", "err", err)
+			return
+		}
+		keep = append(keep, dialed)
+		ctx := gnet.NewContext(gnet.NewNetConnContext(context.Background(), accepted), anchor{})
+		res, err := eng.Register(ctx)
+		if err != nil {
+			_ = accepted.Close()
+			s.log.Error("engine: loop discovery: register", "err", err)
+			return
+		}
+		r := <-res
+		if r.Err != nil {
+			s.log.Error("engine: loop discovery: register", "err", r.Err)
+			return
+		}
+	}
+	if n := s.knownLoops(); n < len(s.loops) {
+		s.log.Warn("engine: not every loop discovered yet; their posts wait for their first connection",
+			"known", n, "loops", len(s.loops))
+	}
+}
+
+func (s *Server) collectAddrs() {
+	s.engMu.Lock()
+	eng := s.eng
+	s.engMu.Unlock()
+	addrs := make([]net.Addr, len(s.opts.Listen))
+	for i, a := range s.opts.Listen {
+		addrs[i] = listenerAddr(eng, a)
+	}
+	s.addrs = addrs
+}
+
+// onTick runs on gnet's ticker goroutine: it starts loop discovery once
+// and posts a deadline sweep to every known loop.
+func (s *Server) onTick() time.Duration {
+	s.tickOnce.Do(func() { go s.discoverLoops() })
+	for _, lp := range s.loops {
+		if lp.attached() {
+			lp.post(task{sweep: true})
+		}
+	}
+	return s.opts.SweepInterval
+}
+
+// gnetHandler adapts gnet's callbacks to the loops.
+type gnetHandler struct {
+	gnet.BuiltinEventEngine
+	s *Server
+}
+
+func (g *gnetHandler) OnBoot(eng gnet.Engine) gnet.Action {
+	g.s.engMu.Lock()
+	g.s.eng = eng
+	g.s.booted = true
+	g.s.engMu.Unlock()
+	return gnet.None
+}
+
+func (g *gnetHandler) OnTick() (time.Duration, gnet.Action) {
+	return g.s.onTick(), gnet.None
+}
+
+func (g *gnetHandler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
+	lp := g.s.loopOf(gc.EventLoop())
+	if _, ok := gc.Context().(anchor); ok {
+		gc.SetContext(nil)
+		return nil, gnet.None
+	}
+	return nil, lp.onOpen(gc)
+}
+
+func (g *gnetHandler) OnTraffic(gc gnet.Conn) gnet.Action {
+	c, ok := gc.Context().(*conn)
+	if !ok {
+		// An anchor or a connection being refused: drop its bytes.
+		_, _ = gc.Discard(-1)
+		return gnet.None
+	}
+	return c.lp.onTraffic(c)
+}
+
+func (g *gnetHandler) OnClose(gc gnet.Conn, _ error) gnet.Action {
+	if c, ok := gc.Context().(*conn); ok {
+		c.lp.onClose(c)
+	}
+	return gnet.None
+}
+
+// gnetLogger sends gnet's own log lines to slog.
+type gnetLogger struct{ l *slog.Logger }
+
+func (g gnetLogger) Debugf(format string, args ...any) {
+	g.l.Debug("gnet: " + fmt.Sprintf(format, args...))
+}
+func (g gnetLogger) Infof(format string, args ...any) {
+	g.l.Debug("gnet: " + fmt.Sprintf(format, args...))
+}
+func (g gnetLogger) Warnf(format string, args ...any) {
+	g.l.Warn("gnet: " + fmt.Sprintf(format, args...))
+}
+func (g gnetLogger) Errorf(format string, args ...any) {
+	g.l.Error("gnet: " + fmt.Sprintf(format, args...))
+}
+func (g gnetLogger) Fatalf(format string, args ...any) {
+	g.l.Error("gnet: fatal: " + fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,394 @@
+package engine
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+// wsDial opens a WebSocket to path /ws with gobwas/ws's client.
+func wsDial(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+	return wsDialPath(t, addr, "/ws")
+}
+
+func wsDialPath(t *testing.T, addr, path string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var sawHeader bool
+	d := ws.Dialer{OnHeader: func(key, value []byte) error {
+		if string(key) == "X-Test" && string(value) == "1" {
+			sawHeader = true
+		}
+		return nil
+	}}
+	c, br, _, err := d.Dial(ctx, "ws://"+addr+path)
+	if err != nil {
+		t.Fatalf("ws dial: %v", err)
+	}
+	if !sawHeader {
+		t.Fatal("extra header missing from 101")
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if br == nil {
+		br = bufio.NewReader(c)
+	}
+	return c, br
+}
+
+// readWSFrame reads one frame, refusing payloads over 1 MiB.
+func readWSFrame(r io.Reader) (ws.Frame, error) {
+	h, err := ws.ReadHeader(r)
+	if err != nil {
+		return ws.Frame{}, err
+	}
+	if h.Length > 1<<20 {
+		return ws.Frame{}, fmt.Errorf("frame of %d bytes", h.Length)
+	}
+	p := make([]byte, h.Length)
+	if _, err := io.ReadFull(r, p); err != nil {
+		return ws.Frame{}, err
+	}
+	if h.Masked {
+		ws.Cipher(p, h.Mask, 0)
+	}
+	return ws.Frame{Header: h, Payload: p}, nil
+}
+
+func readFrame(t *testing.T, br *bufio.Reader) ws.Frame {
+	t.Helper()
+	f, err := readWSFrame(br)
+	if err != nil {
+		t.Fatalf("read frame: %v", err)
+	}
+	if f.Header.Masked {
+		t.Fatal("server frame is masked")
+	}
+	return f
+}
+
+// readCloseFrame reads frames until a close frame and returns its code.
+func readCloseFrame(t *testing.T, br *bufio.Reader) (uint16, string) {
+	t.Helper()
+	for {
+		f := readFrame(t, br)
+		if f.Header.OpCode == ws.OpClose {
+			code, reason := ws.ParseCloseFrameData(f.Payload)
+			return uint16(code), reason
+		}
+	}
+}
+
+func writeClientFrame(t *testing.T, c net.Conn, f ws.Frame) {
+	t.Helper()
+	if err := ws.WriteFrame(c, ws.MaskFrame(f)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func wsHandler() *testHandler {
+	h := newTestHandler()
+	h.serveFn = func(c Conn, r *Request) bool {
+		if string(r.Path) != "/hello" {
+			return false
+		}
+		if err := c.UpgradeWebSocket(r, []byte("X-Test: 1\r\n")); err != nil {
+			c.Reply(400, "text/plain", nil, nil)
+			return true
+		}
+		c.SetTag("ws")
+		frame := AppendTextFrame(nil, []byte(`["t1","hello"]`))
+		c.Send(frame)
+		c.Send(AppendTextFrame(nil, bytes.Repeat([]byte("x"), 70000)))
+		return true
+	}
+	return h
+}
+
+func TestWebSocketServerFrames(t *testing.T) {
+	h := wsHandler()
+	s, addr := startServer(t, testOptions(), h)
+	c, br := wsDialPath(t, addr, "/hello")
+	if f := readFrame(t, br); f.Header.OpCode != ws.OpText || string(f.Payload) != `["t1","hello"]` {
+		t.Fatalf("got %v %q", f.Header.OpCode, f.Payload)
+	}
+	if f := readFrame(t, br); len(f.Payload) != 70000 {
+		t.Fatalf("got %d bytes", len(f.Payload))
+	}
+	// Ping is answered with the same payload.
+	writeClientFrame(t, c, ws.NewPingFrame([]byte("p1")))
+	if f := readFrame(t, br); f.Header.OpCode != ws.OpPong || string(f.Payload) != "p1" {
+		t.Fatalf("got %v %q", f.Header.OpCode, f.Payload)
+	}
+	// Data frames are ignored; the connection stays.
+	writeClientFrame(t, c, ws.NewTextFrame([]byte("ignored")))
+	writeClientFrame(t, c, ws.NewPingFrame([]byte("p2")))
+	if f := readFrame(t, br); string(f.Payload) != "p2" {
+		t.Fatalf("got %q", f.Payload)
+	}
+	if s.Stats().WebSockets != 1 {
+		t.Fatalf("WebSockets %d", s.Stats().WebSockets)
+	}
+	// Close is echoed, then the connection closes.
+	writeClientFrame(t, c, ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusNormalClosure, "bye")))
+	if code, _ := readCloseFrame(t, br); code != CloseNormal {
+		t.Fatalf("close code %d", code)
+	}
+	expectEOF(t, br)
+	waitFor(t, "Closed", func() bool { n, _ := h.closedCount(); return n == 1 })
+}
+
+func TestWebSocketRejects(t *testing.T) {
+	h := wsHandler()
+	_, addr := startServer(t, testOptions(), h)
+
+	// Oversize frame: refused from its header, before the payload.
+	c, br := wsDialPath(t, addr, "/hello")
+	hdr := ws.Header{Fin: true, OpCode: ws.OpText, Masked: true, Length: 70000, Mask: ws.NewMask()}
+	if err := ws.WriteHeader(c, hdr); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := readCloseFrame(t, br); code != CloseTooBig {
+		t.Fatalf("oversize: close %d", code)
+	}
+	expectEOF(t, br)
+
+	// Unmasked client frame.
+	c, br = wsDialPath(t, addr, "/hello")
+	if err := ws.WriteFrame(c, ws.NewTextFrame([]byte("plain"))); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := readCloseFrame(t, br); code != CloseProtocolError {
+		t.Fatalf("unmasked: close %d", code)
+	}
+	expectEOF(t, br)
+
+	// Not an upgrade: the handler answers 400.
+	raw, rbr := dial(t, addr)
+	io.WriteString(raw, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	if resp, _ := readResponse(t, rbr); resp.StatusCode != 400 {
+		t.Fatalf("bad upgrade: %d", resp.StatusCode)
+	}
+}
+
+func TestWebSocketPingAndPongDeadline(t *testing.T) {
+	h := wsHandler()
+	opts := testOptions()
+	opts.PingInterval = 40 * time.Millisecond
+	s, addr := startServer(t, opts, h)
+	_, br := wsDialPath(t, addr, "/hello")
+	pings := 0
+	for {
+		f, err := readWSFrame(br)
+		if err != nil {
+			break // closed: we never answered
+		}
+		if f.Header.OpCode == ws.OpPing {
+			pings++
+		}
+	}
+	if pings < 1 {
+		t.Fatalf("%d pings before close", pings)
+	}
+	waitFor(t, "deadline close", func() bool { return s.Stats().DeadlineCloses >= 1 })
+}
+
+func TestWebSocketUpgradeThenPipelinedFrame(t *testing.T) {
+	h := wsHandler()
+	_, addr := startServer(t, testOptions(), h)
+	c, br := dial(t, addr)
+	var frame bytes.Buffer
+	ws.WriteFrame(&frame, ws.MaskFrame(ws.NewPingFrame([]byte("early"))))
+	io.WriteString(c, "GET /hello HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n"+
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"+frame.String())
+	status, _ := br.ReadString('\n')
+	if !strings.HasPrefix(status, "HTTP/1.1 101") {
+		t.Fatalf("got %q", status)
+	}
+	var accept string
+	for {
+		l, _ := br.ReadString('\n')
+		if l == "\r\n" {
+			break
+		}
+		if v, ok := strings.CutPrefix(l, "Sec-WebSocket-Accept: "); ok {
+			accept = strings.TrimSpace(v)
+		}
+	}
+	if accept != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" { // RFC 6455 1.3
+		t.Fatalf("accept %q", accept)
+	}
+	for {
+		f := readFrame(t, br)
+		if f.Header.OpCode == ws.OpPong {
+			if string(f.Payload) != "early" {
+				t.Fatalf("pong %q", f.Payload)
+			}
+			break
+		}
+	}
+}
+
+func TestSlowConsumerCut(t *testing.T) {
+	h := newTestHandler()
+	sent := make(chan int, 1)
+	h.serveFn = func(c Conn, r *Request) bool {
+		if string(r.Path) != "/flood" {
+			return false
+		}
+		c.StartStream("text/event-stream", nil)
+		c.SetTag("sse")
+		frame := bytes.Repeat([]byte("d"), 64<<10)
+		n := 0
+		for n < 100000 && c.Send(frame) {
+			n++
+		}
+		sent <- n
+		if c.Send(frame) || c.Alive() {
+			panic("cut connection still takes data")
+		}
+		return true
+	}
+	opts := testOptions()
+	opts.MaxOutbound = 256 << 10
+	s, addr := startServer(t, opts, h)
+	c, _ := dial(t, addr)
+	io.WriteString(c, "GET /flood HTTP/1.1\r\nHost: x\r\n\r\n")
+	if n := <-sent; n >= 100000 {
+		t.Fatal("never cut")
+	}
+	waitFor(t, "Closed", func() bool { n, _ := h.closedCount(); return n == 1 })
+	if st := s.Stats(); st.SlowConsumerCuts != 1 || st.Streams != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestStreamHeartbeat(t *testing.T) {
+	h := newTestHandler()
+	opts := testOptions()
+	opts.StreamHeartbeatInterval = 20 * time.Millisecond
+	_, addr := startServer(t, opts, h)
+	c, br := dial(t, addr)
+	io.WriteString(c, "GET /sse HTTP/1.1\r\nHost: x\r\n\r\n")
+	var head []string
+	for {
+		l, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l == "\r\n" {
+			break
+		}
+		head = append(head, strings.TrimSpace(l))
+	}
+	joined := strings.Join(head, "|")
+	if !strings.HasPrefix(joined, "HTTP/1.1 200 OK|Content-Type: text/event-stream|Connection: close|") ||
+		!strings.Contains(joined, "Cache-Control: no-store") || strings.Contains(joined, "Content-Length") {
+		t.Fatalf("head %q", joined)
+	}
+	for i := 0; i < 2; i++ {
+		b := make([]byte, 6)
+		if _, err := io.ReadFull(br, b); err != nil || string(b) != ": hb\n\n" {
+			t.Fatalf("heartbeat %q %v", b, err)
+		}
+	}
+}
+
+func TestAppendFrames(t *testing.T) {
+	for _, n := range []int{0, 125, 126, 65535, 65536} {
+		payload := bytes.Repeat([]byte("a"), n)
+		f, err := readWSFrame(bytes.NewReader(AppendTextFrame(nil, payload)))
+		if err != nil || f.Header.OpCode != ws.OpText || !f.Header.Fin || len(f.Payload) != n {
+			t.Fatalf("n=%d: %v %+v", n, err, f.Header)
+		}
+	}
+	f, _ := readWSFrame(bytes.NewReader(AppendCloseFrame(nil, 1001, "restart")))
+	if code, reason := ws.ParseCloseFrameData(f.Payload); code != 1001 || reason != "restart" {
+		t.Fatalf("close %d %q", code, reason)
+	}
+	f, _ = readWSFrame(bytes.NewReader(AppendPingFrame(nil, []byte("x"))))
+	if f.Header.OpCode != ws.OpPing || string(f.Payload) != "x" {
+		t.Fatalf("ping %+v", f.Header)
+	}
+	dst := make([]byte, 0, 256)
+	payload := []byte(`{"identifier":"chat","id":1,"data":"hi"}`)
+	if a := testing.AllocsPerRun(100, func() { dst = AppendTextFrame(dst[:0], payload) }); a != 0 {
+		t.Fatalf("AppendTextFrame: %v allocs", a)
+	}
+}
+
+// sendFixture opens a WebSocket whose client drains everything, and
+// returns the server side Conn.
+func sendFixture(tb testing.TB) (*Server, Conn) {
+	h := newTestHandler()
+	got := make(chan Conn, 1)
+	h.serveFn = func(c Conn, r *Request) bool {
+		if err := c.UpgradeWebSocket(r, []byte("X-Test: 1\r\n")); err != nil {
+			panic(err)
+		}
+		got <- c
+		return true
+	}
+	return startSendServer(tb, h, got)
+}
+
+func startSendServer(tb testing.TB, h *testHandler, got chan Conn) (*Server, Conn) {
+	s, err := New(testOptions(), h, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	h.srv = s
+	go s.Run()
+	<-s.Ready()
+	tb.Cleanup(func() { s.Shutdown(context.Background()) })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, _, err := ws.Dial(ctx, "ws://"+s.Addrs()[0].String()+"/")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	go io.Copy(io.Discard, c)
+	return s, <-got
+}
+
+func TestSendAllocs(t *testing.T) {
+	s, c := sendFixture(t)
+	frame := AppendTextFrame(nil, []byte(`["tick","a message of about a hundred bytes, as in the fan-out benchmark ........."]`))
+	done := make(chan float64)
+	s.Post(c.Loop(), func() {
+		c.Send(frame)
+		done <- testing.AllocsPerRun(1000, func() {
+			if !c.Send(frame) {
+				panic("send failed")
+			}
+		})
+	})
+	if a := <-done; a != 0 {
+		t.Fatalf("Send: %v allocs", a)
+	}
+}
+
+func BenchmarkSend(b *testing.B) {
+	s, c := sendFixture(b)
+	frame := AppendTextFrame(nil, make([]byte, 100))
+	done := make(chan struct{})
+	b.ReportAllocs()
+	b.ResetTimer()
+	s.Post(c.Loop(), func() {
+		for i := 0; i < b.N; i++ {
+			c.Send(frame)
+		}
+		close(done)
+	})
+	<-done
+}
