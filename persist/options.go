@@ -14,6 +14,7 @@ const (
 	DefaultTickMemory    = 7 * 24 * time.Hour
 	DefaultMaxBatch      = 4096
 	DefaultSweepInterval = time.Minute
+	DefaultCacheSize     = 64 << 20
 	// DefaultWriteQueue is how many writes may wait for the committer
 	// before EZWrite blocks its caller.
 	DefaultWriteQueue = 16384
@@ -40,6 +41,9 @@ func (o *Options) EnsureDefaults() *Options {
 	if o.WriteQueue == 0 {
 		o.WriteQueue = DefaultWriteQueue
 	}
+	if o.CacheSize == 0 {
+		o.CacheSize = DefaultCacheSize
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -65,6 +69,8 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("persist: Options.TickMemory %v < 0", o.TickMemory)
 	case o.MaxBatch < 1:
 		return fmt.Errorf("persist: Options.MaxBatch %d < 1", o.MaxBatch)
+	case o.CacheSize < 0:
+		return fmt.Errorf("persist: Options.CacheSize %d < 0", o.CacheSize)
 	case o.WriteQueue < 1:
 		return fmt.Errorf("persist: Options.WriteQueue %d < 1", o.WriteQueue)
 	case o.Now == nil || o.Logf == nil:

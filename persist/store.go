@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
@@ -77,10 +78,15 @@ func Open(opts Options) (*Store, error) {
 	if fs == nil {
 		fs = vfs.Default
 	}
-	db, err := pebble.Open(opts.Dir, &pebble.Options{
-		FS:     fs,
-		Logger: pebbleLogger{logf: opts.Logf},
-	})
+	popts := &pebble.Options{
+		FS:        fs,
+		Logger:    pebbleLogger{logf: opts.Logf},
+		CacheSize: opts.CacheSize,
+	}
+	// Every write looks its tick up, and almost every tick is new: bloom
+	// filters answer those misses without reading table blocks.
+	popts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
+	db, err := pebble.Open(opts.Dir, popts)
 	if err != nil {
 		return nil, fmt.Errorf("persist: open %s: %w", opts.Dir, err)
 	}

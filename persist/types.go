@@ -43,6 +43,8 @@ type Options struct {
 	// WriteQueue is how many writes may wait for the committer; EZWrite
 	// blocks its caller while it is full. Default 16384.
 	WriteQueue int
+	// CacheSize is Pebble's block cache in bytes. Default 64 MiB.
+	CacheSize int64
 	// Now returns the current time; tests replace it. Default time.Now.
 	Now func() time.Time
 	// Logf receives storage errors worth a human's attention (Pebble's
