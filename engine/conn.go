@@ -19,6 +19,7 @@ const (
 	stWS                        // WebSocket: next ping
 	stStream                    // stream: next heartbeat
 	stFlushing                  // closing once output is flushed: hard-close deadline
+	stLinger                    // write side shut, reading until the peer's FIN: hard-close deadline
 	stClosed                    // gone: every method is a no-op
 )
 
@@ -29,6 +30,7 @@ const (
 	fContinueSent                   // 100 Continue written for the current request
 	fInServe                        // Handler.Serve for this connection is on the stack
 	fDrain                          // graceful stop: close after the next reply
+	fLinger                         // after the flush, half-close and read until the peer closes
 )
 
 // conn is the engine's per-connection state, the Conn given to the
@@ -116,6 +118,10 @@ func (c *conn) Reply(status int, contentType string, extraHeaders, body []byte) 
 	c.setState(stIdle)
 	c.flags &= fInServe | fDrain
 	if !keep {
+		// Unread pipelined bytes or the rest of a refused body would make
+		// the kernel reset the connection, and the peer could lose this
+		// reply: half-close and drain instead (RFC 9112 9.6).
+		c.flags |= fLinger
 		lp.closeAfterFlush(c)
 		return
 	}
@@ -194,7 +200,7 @@ func (c *conn) CloseWebSocket(code uint16, reason string) {
 
 func (c *conn) Close() {
 	switch c.state {
-	case stClosed, stFlushing:
+	case stClosed, stFlushing, stLinger:
 		return
 	}
 	c.lp.closeAfterFlush(c)
@@ -204,4 +210,4 @@ func (c *conn) Loop() int    { return c.lp.idx }
 func (c *conn) ID() uint64   { return c.id }
 func (c *conn) Tag() any     { return c.tag }
 func (c *conn) SetTag(t any) { c.tag = t }
-func (c *conn) Alive() bool  { return c.state != stClosed && c.state != stFlushing }
+func (c *conn) Alive() bool  { return c.state < stFlushing }

@@ -175,6 +175,9 @@ func (lp *loop) exit() {
 			lp.resume[i] = nil
 			if c.state == stIdle {
 				lp.process(c)
+				if c.state != stClosed {
+					c.leftIn = int32(c.gc.InboundBuffered())
+				}
 			}
 		}
 		lp.resume = lp.resume[:0]
@@ -299,16 +302,34 @@ func (lp *loop) closeHard(c *conn) {
 // closeAfterFlush closes c once its output has reached the kernel, or
 // after a bounded wait for a peer that does not read.
 func (lp *loop) closeAfterFlush(c *conn) {
-	if c.state == stClosed || c.state == stFlushing {
+	if c.state >= stFlushing {
 		return
 	}
 	if c.gc.OutboundBuffered() == 0 {
-		lp.closeHard(c)
+		lp.flushed(c)
 		return
 	}
 	c.setState(stFlushing)
 	lp.wheel.schedule(c, lp.now+int64(lp.s.opts.DrainTimeout))
 	lp.flushWait = append(lp.flushWait, c)
+}
+
+// lingerTimeout bounds how long a half-closed connection waits for the
+// peer to close its side.
+const lingerTimeout = 2 * time.Second
+
+// flushed ends a connection whose output has all reached the kernel.
+func (lp *loop) flushed(c *conn) {
+	if c.flags&fLinger == 0 {
+		lp.closeHard(c)
+		return
+	}
+	if err := halfClose(c.gc.Fd()); err != nil {
+		lp.closeHard(c)
+		return
+	}
+	c.setState(stLinger)
+	lp.wheel.schedule(c, lp.now+int64(lingerTimeout))
 }
 
 // sweep runs every SweepInterval on the loop: deadlines that passed, and
@@ -320,7 +341,7 @@ func (lp *loop) sweep() {
 			continue
 		}
 		if c.gc.OutboundBuffered() == 0 {
-			lp.closeHard(c)
+			lp.flushed(c)
 			continue
 		}
 		lp.flushWait[j] = c
@@ -371,7 +392,7 @@ func (lp *loop) fire(c *conn) {
 		if c.send(o.StreamHeartbeat) {
 			lp.wheel.schedule(c, lp.now+int64(o.StreamHeartbeatInterval))
 		}
-	case stFlushing:
+	case stFlushing, stLinger:
 		lp.closeHard(c)
 	}
 }

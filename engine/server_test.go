@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // testHandler routes by path; it records Closed, Drain, Fail and
@@ -525,19 +526,23 @@ func TestServerShutdownDrains(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := s.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
+	shut := make(chan error, 1)
+	go func() { shut <- s.Shutdown(ctx) }()
 	resp, body := readResponse(t, hbr)
 	if body != "drained" || !resp.Close {
 		t.Fatalf("held poll got %q close=%v", body, resp.Close)
 	}
+	expectEOF(t, hbr)
+	hc.Close()
 	code, reason := readCloseFrame(t, wbr)
 	if code != CloseGoingAway || reason != "restart" {
 		t.Fatalf("ws close %d %q", code, reason)
+	}
+	if err := <-shut; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
 	}
 	expectEOF(t, ibr)
 	h.mu.Lock()
@@ -549,5 +554,85 @@ func TestServerShutdownDrains(t *testing.T) {
 		if n != 1 || h.closed[id] != 1 {
 			t.Fatalf("conn %d: Drain %d, Closed %d", id, n, h.closed[id])
 		}
+	}
+}
+
+// TestServerRefusedBodyStillAnswered: the client is still sending a body
+// the server refused; lingering close lets it read the 413 anyway.
+func TestServerRefusedBodyStillAnswered(t *testing.T) {
+	h := newTestHandler()
+	s, addr := startServer(t, testOptions(), h)
+	for i := 0; i < 5; i++ {
+		c, br := dial(t, addr)
+		go func() {
+			io.WriteString(c, "POST /w HTTP/1.1\r\nHost: x\r\nContent-Length: 3000000\r\n\r\n")
+			chunk := strings.Repeat("b", 64<<10)
+			for j := 0; j < 40; j++ {
+				if _, err := io.WriteString(c, chunk); err != nil {
+					return
+				}
+			}
+		}()
+		resp, _ := readResponse(t, br)
+		if resp.StatusCode != 413 || !resp.Close {
+			t.Fatalf("status %d close %v", resp.StatusCode, resp.Close)
+		}
+		c.Close()
+	}
+	waitFor(t, "lingering connections to close", func() bool { return s.Stats().OpenConns == 0 })
+}
+
+func TestServerSeveralAddresses(t *testing.T) {
+	h := newTestHandler()
+	opts := testOptions()
+	opts.Listen = []string{"127.0.0.1:0", "127.0.0.2:0"}
+	s, _ := startServer(t, opts, h)
+	addrs := s.Addrs()
+	if len(addrs) != 2 || addrs[0] == nil || addrs[1] == nil || addrs[0].String() == addrs[1].String() {
+		t.Fatalf("addrs %v", addrs)
+	}
+	for _, a := range addrs {
+		c, br := dial(t, a.String())
+		io.WriteString(c, "GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+		if _, body := readResponse(t, br); body != "GET /x <nil> " {
+			t.Fatalf("%v: %q", a, body)
+		}
+	}
+}
+
+func TestServerReusePort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	h := newTestHandler()
+	opts := testOptions()
+	opts.Listen = []string{addr}
+	opts.ReusePort = true
+	opts.Loops = 3
+	s, got := startServer(t, opts, h)
+	if got != addr {
+		t.Fatalf("bound %s, want %s", got, addr)
+	}
+	for i := 0; i < 10; i++ {
+		c, br := dial(t, addr)
+		io.WriteString(c, "GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+		readResponse(t, br)
+	}
+	var wg sync.WaitGroup
+	wg.Add(3)
+	s.Broadcast(func(int) { wg.Done() })
+	wg.Wait()
+	if st := s.Stats(); st.AcceptedTotal != 10 || st.RequestsTotal != 10 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestConnStructSize(t *testing.T) {
+	// What Halley adds per idle connection (S-01, PERF P1): keep it small.
+	if n := unsafe.Sizeof(conn{}); n > 160 {
+		t.Fatalf("conn is %d bytes", n)
 	}
 }

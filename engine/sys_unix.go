@@ -53,3 +53,9 @@ func listenerAddr(eng gnet.Engine, addr string) net.Addr {
 	}
 	return nil
 }
+
+// halfClose shuts the write side of a socket: the peer reads our FIN
+// after the last byte, and we can still read what it sends.
+func halfClose(fd int) error {
+	return syscall.Shutdown(fd, syscall.SHUT_WR)
+}
