@@ -6,7 +6,29 @@
 // Writes are acknowledged only after the WAL is synced: one committer
 // goroutine drains every pending write into one Pebble batch and syncs it
 // once (group commit), then calls each write's completion in acceptance
-// order. Reads are synchronous and safe from any goroutine.
+// order. When a completion runs, its message is already visible to reads.
+// Reads are synchronous and safe from any goroutine.
+//
+// Goroutines: the committer (every EZWrite, and the retention sweep, which
+// it runs between batches so that channel metadata has a single writer)
+// and the sweeper's ticker. Account changes write synchronously from the
+// caller; account lookups read an immutable snapshot without locks or
+// allocations.
+//
+// In memory: every account, and per channel the range first..last of the
+// sequence numbers it retains (deletions always remove a prefix, so the
+// retained messages are contiguous). On disk (see keys.go): accounts,
+// channel metadata, messages by (qname, seq), and tick memories by
+// (qname, tick) that outlive their message for Options.TickMemory so that
+// a resume from a dropped tick reports a gap.
+//
+// A failed commit (the WAL cannot be written) fails the Store closed:
+// that batch and every later write get an ErrStorage error and reads
+// refuse, until the process reopens the directory.
+//
+// Built with the tag halley_fault_ackfirst, the committer acknowledges
+// before committing (fault_ackfirst.go): a planted fault for the kill -9
+// crash test, never for production.
 //
 // It knows nothing about HTTP, sockets or event loops.
 package persist

@@ -246,7 +246,13 @@ func TestIdempotence(t *testing.T) {
 	opts.EZMaxQueue = 3
 	s := openTest(t, opts)
 
-	a := write(t, s, msg("u-ch", "t1", "hello"))
+	var lastAtDone uint64
+	ch := make(chan EZWriteResult, 1)
+	s.EZWrite(msg("u-ch", "t1", "hello"), func(r EZWriteResult) { lastAtDone = s.EZLastSeq("u-ch"); ch <- r })
+	a := <-ch
+	if lastAtDone != a.Msg.Seq {
+		t.Fatalf("at completion EZLastSeq = %d, want %d: not yet visible", lastAtDone, a.Msg.Seq)
+	}
 	if a.Err != nil || a.Duplicate || a.Msg.Seq != 1 {
 		t.Fatalf("first write %+v", a)
 	}
@@ -653,4 +659,61 @@ func TestWriteValidation(t *testing.T) {
 			t.Errorf("write %+v accepted", w)
 		}
 	}
+}
+
+// TestCloseWithWritesInFlight: every write gets exactly one completion,
+// either committed or ErrClosed, and the committed ones survive a reopen.
+func TestCloseWithWritesInFlight(t *testing.T) {
+	opts := testOptions(t, "")
+	opts.EZMaxQueue = 100000
+	s, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const writers, perWriter = 4, 300
+	var committed, closed atomic.Int64
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perWriter {
+				var calls atomic.Int32
+				var inner sync.WaitGroup
+				inner.Add(1)
+				s.EZWrite(msg("u-ch", fmt.Sprint(w, "-", i), "x"), func(r EZWriteResult) {
+					if calls.Add(1) != 1 {
+						t.Error("completion called twice")
+					}
+					switch {
+					case r.Err == nil:
+						committed.Add(1)
+					case errors.Is(r.Err, ErrClosed):
+						closed.Add(1)
+					default:
+						t.Errorf("write: %v", r.Err)
+					}
+					inner.Done()
+				})
+				inner.Wait()
+			}
+		}()
+	}
+	for s.Stats().WritesCommitted < 100 {
+		time.Sleep(time.Millisecond)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if committed.Load()+closed.Load() != writers*perWriter {
+		t.Fatalf("committed %d + closed %d != %d", committed.Load(), closed.Load(), writers*perWriter)
+	}
+	s = openTest(t, opts)
+	if got := s.EZLastSeq("u-ch"); got != uint64(committed.Load()) {
+		t.Fatalf("after reopen last seq %d, committed %d", got, committed.Load())
+	}
+	s.sweep() // a no-op store is fine; after Close it must not block
+	_ = s.Close()
+	s.sweep()
 }
