@@ -62,28 +62,36 @@ func (t *caseT) flush(qname string) {
 }
 
 // writeMany writes msgs[i] with ticks[i] to qname over one keep-alive
-// connection, pipelining batches so that thousands of writes stay fast even
-// when each is synced to disk.
+// connection, pipelined with at most pipelineDepth answers outstanding, so
+// that thousands of writes stay fast even when each is synced to disk.
 func (t *caseT) writeMany(qname string, msgs, ticks []string) {
+	const pipelineDepth = 64
 	w := t.dial()
 	defer w.close()
-	const batch = 50
-	for start := 0; start < len(msgs); start += batch {
-		end := min(start+batch, len(msgs))
-		var b strings.Builder
-		for i := start; i < end; i++ {
-			b.WriteString(t.request("POST", "/write", form("api_key", t.cfg.Account.Key, "qname", qname, "msg", msgs[i], "tick", ticks[i])))
+	window := make(chan struct{}, pipelineDepth)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for i := range msgs {
+			select {
+			case window <- struct{}{}:
+			case <-stop:
+				return
+			}
+			if w.trySend(t.request("POST", "/write", form("api_key", t.cfg.Account.Key, "qname", qname, "msg", msgs[i], "tick", ticks[i]))) != nil {
+				return // the reader below reports what the server did
+			}
 		}
-		w.send(b.String())
-		for i := start; i < end; i++ {
-			r, err := w.readErr("POST", 30*time.Second)
-			if err != nil {
-				t.Fatalf("pipelined write %d of %d: %v", i+1, len(msgs), err)
-			}
-			m := t.wantOK(r, fmt.Sprintf("pipelined write %d of %d", i+1, len(msgs)))
-			if m["tick"] != ticks[i] {
-				t.Fatalf("pipelined write %d answered tick %v, want %q (answers out of order?)", i+1, m["tick"], ticks[i])
-			}
+	}()
+	for i := range msgs {
+		r, err := w.readErr("POST", 30*time.Second)
+		if err != nil {
+			t.Fatalf("pipelined write %d of %d: %v", i+1, len(msgs), err)
+		}
+		<-window
+		m := t.wantOK(r, fmt.Sprintf("pipelined write %d of %d", i+1, len(msgs)))
+		if m["tick"] != ticks[i] {
+			t.Fatalf("pipelined write %d answered tick %v, want %q (answers out of order?)", i+1, m["tick"], ticks[i])
 		}
 	}
 }
