@@ -153,9 +153,16 @@ func TestParseVmRSS(t *testing.T) {
 }
 
 func TestParseStatAndSockstat(t *testing.T) {
-	pp, err := parseStatPPID([]byte("1234 (my (odd) prog) S 77 1234 1234 0 -1"))
+	stat := "1234 (my (odd) prog) S 77 1234 1234 0 -1 4194304 100 0 0 0 250 31 0 0 20 0 1 0"
+	pp, err := parseStatPPID([]byte(stat))
 	if err != nil || pp != 77 {
 		t.Fatalf("ppid %d %v", pp, err)
+	}
+	if cpu, err := parseStatCPU([]byte(stat)); err != nil || cpu != 281 {
+		t.Fatalf("cpu %d %v", cpu, err)
+	}
+	if cpu, err := treeCPU(os.Getpid()); err != nil || cpu < 0 {
+		t.Fatalf("own cpu %v %v", cpu, err)
 	}
 	ss := "sockets: used 13\nTCP: inuse 5 orphan 0 tw 2 alloc 7 mem 42\nUDP: inuse 0 mem 3\n"
 	if m, err := parseSockstatTCPMem([]byte(ss)); err != nil || m != 42 {
@@ -345,11 +352,12 @@ func TestWriteEndToEnd(t *testing.T) {
 	defer srv.Close()
 	var out, errb bytes.Buffer
 	code := Main([]string{"write", "--target", srv.URL, "--key", "K", "--user", "u", "--conns", "4",
-		"--duration", "300ms", "--channels", "3", "--json"}, &out, &errb)
+		"--duration", "300ms", "--channels", "3", "--json", "--pid", fmt.Sprint(os.Getpid())}, &out, &errb)
 	if code != 0 {
 		t.Fatalf("exit %d: %s %s", code, out.String(), errb.String())
 	}
-	if !strings.Contains(out.String(), `"errors":0`) || !strings.Contains(out.String(), `"200":`) {
+	if !strings.Contains(out.String(), `"errors":0`) || !strings.Contains(out.String(), `"200":`) ||
+		!strings.Contains(out.String(), `"server_cpu_us_per_req":`) {
 		t.Fatalf("result %s", out.String())
 	}
 	// Wrong answers count as errors.

@@ -173,3 +173,46 @@ func readSocketSlabBytes() int64 {
 	}
 	return parseSlabBytes(b, socketSlabs)
 }
+
+// parseStatCPU returns utime+stime (clock ticks) from the text of
+// /proc/PID/stat.
+func parseStatCPU(stat []byte) (int64, error) {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("bad stat")
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	// after "(comm)": state(0) ppid(1) ... utime(11) stime(12)
+	if len(f) < 13 {
+		return 0, fmt.Errorf("bad stat")
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	s, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("bad stat times")
+	}
+	return u + s, nil
+}
+
+// clockTicks is USER_HZ, 100 on every Linux this runs on.
+const clockTicks = 100
+
+// treeCPU is the CPU time (user+system) of pid and its direct children.
+func treeCPU(pid int) (float64, error) {
+	var total int64
+	for i, p := range append([]int{pid}, childPIDs(pid)...) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+		if err != nil {
+			if i == 0 {
+				return 0, err
+			}
+			continue
+		}
+		t, err := parseStatCPU(b)
+		if err != nil {
+			return 0, err
+		}
+		total += t
+	}
+	return float64(total) / clockTicks, nil
+}

@@ -63,6 +63,7 @@ var writeMetrics = []metric{
 	{"p90_ms", "p90 latency, ms"},
 	{"p99_ms", "p99 latency, ms"},
 	{"max_ms", "max latency, ms"},
+	{"server_cpu_us", "server CPU, µs/request"},
 	{"errors", "errors (non-2xx, bad answer, broken conn)"},
 }
 
@@ -394,15 +395,15 @@ func (r *runner) idleOnce(ctx context.Context, kind, mode string, pid int, targe
 	return m, nil
 }
 
-func (r *runner) writeOnce(ctx context.Context, kind, target, key, user string) (map[string]float64, error) {
+func (r *runner) writeOnce(ctx context.Context, kind, target string, pid int, key, user string) (map[string]float64, error) {
 	wc := writeConfig{Target: target, Kind: kind, Conns: r.c.WriteConns, Duration: r.c.WriteDuration,
-		Channels: r.c.Channels, Size: r.c.Size, Key: key, User: user, ChanPrefix: freshPrefix()}
+		Channels: r.c.Channels, Size: r.c.Size, Key: key, User: user, ChanPrefix: freshPrefix(), PID: pid}
 	res, err := runWrite(ctx, wc)
 	if err != nil {
 		return nil, err
 	}
 	m := map[string]float64{"req_per_sec": res.ReqPerSec, "p50_ms": res.P50ms, "p90_ms": res.P90ms,
-		"p99_ms": res.P99ms, "max_ms": res.MaxMs, "errors": float64(res.Errors + res.IOErrors)}
+		"p99_ms": res.P99ms, "max_ms": res.MaxMs, "errors": float64(res.Errors + res.IOErrors), "server_cpu_us": res.CPUus}
 	if res.Errors > 0 {
 		return m, fmt.Errorf("%d errors, first: %s", res.Errors, res.FirstErr)
 	}
@@ -451,7 +452,7 @@ func (r *runner) harnessCmd(name string) string {
 		return fmt.Sprintf("halley bench idle --mode %s --counts %s --settle %v --per-process %d --channels %d --target URL --pid PID [--kind nchan]",
 			strings.TrimPrefix(name, "idle-"), strings.Join(counts, ","), c.Settle, c.PerProcess, c.Channels)
 	default:
-		return fmt.Sprintf("halley bench write --conns %d --duration %v --channels %d --size %d --target URL [--key K --user U | --kind nchan]",
+		return fmt.Sprintf("halley bench write --conns %d --duration %v --channels %d --size %d --target URL --pid PID [--key K --user U | --kind nchan]",
 			c.WriteConns, c.WriteDuration, c.Channels, c.Size)
 	}
 }
@@ -495,11 +496,11 @@ func (r *runner) runCase(ctx context.Context, name string) (*caseResult, error) 
 		cr.HalleyCmd, cr.Halley = halleyCmd, &side{}
 		for i := 0; i < c.Runs; i++ {
 			fmt.Fprintf(r.log, "== %s run %d/%d: halley\n", name, i+1, c.Runs)
-			cr.Halley.add(r.halleyRun(ctx, extra, func(ctx context.Context, _ int, key string) (map[string]float64, error) {
+			cr.Halley.add(r.halleyRun(ctx, extra, func(ctx context.Context, pid int, key string) (map[string]float64, error) {
 				if key == "" {
 					return nil, fmt.Errorf("no api_key: pass --key (none found in the server's output)")
 				}
-				return r.writeOnce(ctx, "halley", c.HalleyURL, key, c.User)
+				return r.writeOnce(ctx, "halley", c.HalleyURL, pid, key, c.User)
 			}))
 		}
 		if c.Nchan {
@@ -526,8 +527,8 @@ func (r *runner) publishNchan(ctx context.Context) *side {
 	s := &side{}
 	for i := 0; i < r.c.Runs; i++ {
 		fmt.Fprintf(r.log, "== publish-nchan run %d/%d\n", i+1, r.c.Runs)
-		s.add(r.nchanRun(ctx, func(ctx context.Context, _ int) (map[string]float64, error) {
-			return r.writeOnce(ctx, "nchan", r.c.NchanURL, "", "")
+		s.add(r.nchanRun(ctx, func(ctx context.Context, pid int) (map[string]float64, error) {
+			return r.writeOnce(ctx, "nchan", r.c.NchanURL, pid, "", "")
 		}))
 	}
 	s.finish(writeMetrics)

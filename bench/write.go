@@ -25,6 +25,7 @@ type writeConfig struct {
 	Key        string // Halley api_key
 	User       string // Halley user (qname prefix)
 	ChanPrefix string // channel names are ChanPrefix + N
+	PID        int    // when set, the server's CPU time per request is reported
 }
 
 // writeResult is what a publish load measured.
@@ -40,6 +41,7 @@ type writeResult struct {
 	P90ms     float64          `json:"p90_ms"`
 	P99ms     float64          `json:"p99_ms"`
 	MaxMs     float64          `json:"max_ms"`
+	CPUus     float64          `json:"server_cpu_us_per_req"` // with --pid, else 0
 	Statuses  map[string]int64 `json:"statuses"`
 	FirstErr  string           `json:"first_error,omitempty"`
 }
@@ -140,6 +142,12 @@ func runWrite(ctx context.Context, c writeConfig) (writeResult, error) {
 	defer cancel()
 	workers := make([]*writeWorker, c.Conns)
 	var wg sync.WaitGroup
+	var cpu0 float64
+	if c.PID > 0 {
+		if cpu0, err = treeCPU(c.PID); err != nil {
+			return writeResult{}, fmt.Errorf("server pid %d: %v", c.PID, err)
+		}
+	}
 	start := time.Now()
 	for i := range workers {
 		w := &writeWorker{statuses: map[int]int64{}}
@@ -152,6 +160,10 @@ func runWrite(ctx context.Context, c writeConfig) (writeResult, error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	var cpu1 float64
+	if c.PID > 0 {
+		cpu1, _ = treeCPU(c.PID)
+	}
 
 	var h Histogram
 	res := writeResult{Kind: c.Kind, Conns: c.Conns, Seconds: elapsed.Seconds(), Statuses: map[string]int64{}}
@@ -168,6 +180,9 @@ func runWrite(ctx context.Context, c writeConfig) (writeResult, error) {
 		}
 	}
 	res.ReqPerSec = float64(res.Requests) / elapsed.Seconds()
+	if c.PID > 0 && res.Requests > 0 {
+		res.CPUus = (cpu1 - cpu0) * 1e6 / float64(res.Requests)
+	}
 	ms := func(v int64) float64 { return float64(v) / 1e6 }
 	res.P50ms, res.P90ms, res.P99ms, res.MaxMs = ms(h.Percentile(0.50)), ms(h.Percentile(0.90)), ms(h.Percentile(0.99)), ms(h.Max())
 	return res, nil
@@ -262,6 +277,7 @@ func cmdWrite(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&c.Key, "key", "", "Halley api_key")
 	fs.StringVar(&c.User, "user", "demo", "Halley username (qname is <user>-<prefix><N>)")
 	fs.StringVar(&c.ChanPrefix, "chan-prefix", "", "channel name prefix (default: fresh per run)")
+	fs.IntVar(&c.PID, "pid", 0, "server pid (optional): report its CPU time per request (it and its direct children)")
 	jsonOut := fs.Bool("json", false, "print the result as one JSON line")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -280,6 +296,9 @@ func cmdWrite(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "write %s %s: %d conns, %d channels, %d B, %.1fs\n", c.Kind, c.Target, c.Conns, c.Channels, c.Size, res.Seconds)
 		fmt.Fprintf(stdout, "  %.0f req/s  (%d requests, %d errors, %d io errors)\n", res.ReqPerSec, res.Requests, res.Errors, res.IOErrors)
 		fmt.Fprintf(stdout, "  latency p50 %.3f ms  p90 %.3f ms  p99 %.3f ms  max %.3f ms\n", res.P50ms, res.P90ms, res.P99ms, res.MaxMs)
+		if c.PID > 0 {
+			fmt.Fprintf(stdout, "  server CPU %.1f µs/request\n", res.CPUus)
+		}
 		fmt.Fprintf(stdout, "  statuses %v\n", res.Statuses)
 		if res.FirstErr != "" {
 			fmt.Fprintf(stdout, "  first error: %s\n", res.FirstErr)
