@@ -32,7 +32,8 @@ type Options struct {
 	// EZMaxAge drops messages older than this (EZ-W-09). Default 24h.
 	EZMaxAge time.Duration
 	// TickMemory is how long a dropped message's tick stays known, so a
-	// resume from it can be told it has a gap. Default 7 days.
+	// resume from it can be told it has a gap, counted from when
+	// the message was written: keep it well above EZMaxAge. Default 7 days.
 	TickMemory time.Duration
 	// MaxBatch caps how many writes share one commit. Default 4096.
 	MaxBatch int
