@@ -30,9 +30,9 @@ var writeReqPool = sync.Pool{New: func() any { return new(writeReq) }}
 //
 // done runs on the committer goroutine, in acceptance order, after the
 // batch holding w is committed (synced under SyncAlways) and published:
-// EZRead and EZLastSeq already see the message. It must not
-// block, must not panic, and must not call EZWrite itself (hand the result to an event
-// loop instead): every other write waits for it. Writes rejected before
+// EZRead and EZLastSeq already see the message. It must not block, must
+// not panic, and must not call EZWrite itself (hand the result to an
+// event loop instead): every other write waits for it. Writes rejected before
 // queueing (ErrClosed, invalid) call done on the caller's goroutine before
 // EZWrite returns.
 //

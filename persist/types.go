@@ -87,7 +87,9 @@ type EZWrite struct {
 
 // EZWriteResult is the outcome of an EZWrite, given to its completion.
 type EZWriteResult struct {
-	// Err is nil, ErrTickConflict, or a storage error (wrapped).
+	// Err is nil, ErrTickConflict, ErrClosed, an error wrapping
+	// ErrStorage, or (for a write the protocol should have refused) an
+	// error naming the bad qname or tick.
 	Err error
 	// Msg is the stored message (Seq, Tick, Body, Time); for a duplicate
 	// it is the message already queued. Zero for a flush.
