@@ -456,3 +456,43 @@ func TestClientExitsAtMaxLife(t *testing.T) {
 		t.Errorf("no progress report: %s", out.String())
 	}
 }
+
+func TestWSHold(t *testing.T) {
+	srv, cli := net.Pipe()
+	defer srv.Close()
+	var st clientStats
+	done := make(chan error, 1)
+	go func() { done <- wsHold(cli, bufio.NewReaderSize(cli, 16), &st) }()
+	long := bytes.Repeat([]byte("y"), 300)
+	frames := [][]byte{
+		{0x89, 2, 'h', 'i'},                       // ping "hi"
+		{0x81, 5, 'h', 'e', 'l', 'l', 'o'},        // text
+		append([]byte{0x82, 126, 1, 44}, long...), // binary, 16-bit length
+		{0x01, 1, 'a'}, {0x80, 1, 'b'},            // fragmented text: one message
+	}
+	for _, f := range frames {
+		if _, err := srv.Write(f); err != nil {
+			t.Fatal(err)
+		}
+		if f[0] == 0x89 {
+			pong := make([]byte, 8)
+			if _, err := io.ReadFull(srv, pong); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(pong, []byte{0x8A, 0x82, 0, 0, 0, 0, 'h', 'i'}) {
+				t.Fatalf("pong % x", pong)
+			}
+		}
+	}
+	srv.Write([]byte{0x88, 2, 0x03, 0xe8}) // close 1000
+	echo := make([]byte, 8)
+	if _, err := io.ReadFull(srv, echo); err != nil || echo[0] != 0x88 || echo[6] != 0x03 || echo[7] != 0xe8 {
+		t.Fatalf("close echo % x %v", echo, err)
+	}
+	if err := <-done; err != io.EOF {
+		t.Fatalf("end %v", err)
+	}
+	if st.msgs.Load() != 3 {
+		t.Fatalf("%d messages", st.msgs.Load())
+	}
+}
