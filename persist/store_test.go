@@ -717,3 +717,30 @@ func TestCloseWithWritesInFlight(t *testing.T) {
 	_ = s.Close()
 	s.sweep()
 }
+
+// TestSyncNoneCloseSyncs: with SyncNone, Close still syncs what was
+// acknowledged.
+func TestSyncNoneCloseSyncs(t *testing.T) {
+	opts := testOptions(t, "")
+	opts.Sync = SyncNone
+	s, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.SyncMode() != SyncNone {
+		t.Fatal("SyncMode")
+	}
+	for i := range 50 {
+		mustAppend(t, s, "u-ch", fmt.Sprint(i), "x")
+	}
+	if st := s.Stats(); st.SyncCount != 0 {
+		t.Fatalf("SyncNone synced %d commits", st.SyncCount)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, opts)
+	if s.EZLastSeq("u-ch") != 50 || s.EZQueued("u-ch") != 50 {
+		t.Fatalf("after reopen last %d queued %d", s.EZLastSeq("u-ch"), s.EZQueued("u-ch"))
+	}
+}
