@@ -56,7 +56,7 @@ type loop struct {
 type loopStats struct {
 	open, accepted, held, websockets, streams, requests atomic.Int64
 	bytesIn, bytesOut, slowCuts, deadlineCloses         atomic.Int64
-	parseErrors, panics                                 atomic.Int64
+	parseErrors, panics, refused                        atomic.Int64
 }
 
 func newLoop(s *Server, i int) *loop {
@@ -195,6 +195,11 @@ func (lp *loop) onOpen(gc gnet.Conn) gnet.Action {
 	if lp.s.draining.Load() {
 		return gnet.Close
 	}
+	if lp.s.open.Add(1) > lp.s.maxConns {
+		lp.s.open.Add(-1)
+		lp.stats.refused.Add(1)
+		return gnet.Close
+	}
 	lp.enter()
 	defer lp.exit()
 	c := &conn{
@@ -237,12 +242,14 @@ func (lp *loop) onTraffic(c *conn) gnet.Action {
 		// Streams and closing connections: the peer has nothing to say.
 		_, _ = c.gc.Discard(-1)
 	}
+	// Deferred work runs while c is still marked as in OnTraffic, so that
+	// closing c from there is left to gnet too.
+	lp.exit()
 	lp.traffic = nil
 	closeNow := c.closeReq
 	if !closeNow && c.state != stClosed {
 		c.leftIn = int32(c.gc.InboundBuffered())
 	}
-	lp.exit()
 	if closeNow {
 		return gnet.Close
 	}
@@ -257,6 +264,7 @@ func (lp *loop) onClose(c *conn) {
 	lp.unlinkAll(c)
 	c.gc.SetContext(nil)
 	lp.stats.open.Add(-1)
+	lp.s.open.Add(-1)
 	if c.tag != nil {
 		lp.closed = append(lp.closed, c)
 	}

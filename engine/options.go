@@ -48,6 +48,13 @@ type Options struct {
 	// DrainTimeout bounds a graceful stop: connections still open after it
 	// are closed hard. Default 5 s.
 	DrainTimeout time.Duration
+	// MaxConns caps open client connections; one more is closed as soon
+	// as it is accepted. Default (0): the soft RLIMIT_NOFILE when Run
+	// starts, less 256 descriptors kept for storage and the runtime. It
+	// exists because gnet v2.10 stops the whole engine when accept(2)
+	// fails with EMFILE: the process must never reach its file limit
+	// through client connections.
+	MaxConns int
 }
 
 // EnsureDefaults fills zero fields with their defaults.

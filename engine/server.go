@@ -51,6 +51,9 @@ type Server struct {
 	addrs     []net.Addr // set before ready is closed
 
 	nextConnID atomic.Uint64
+	open       atomic.Int64 // client connections open, for MaxConns
+	maxConns   int64
+	stopping   atomic.Bool // Shutdown asked the engine to stop
 }
 
 // New checks opts (filling defaults) and returns a Server that is not yet
@@ -94,6 +97,10 @@ func (s *Server) Run() error {
 		return errors.New("engine: Run called twice")
 	}
 	defer close(s.done)
+	s.maxConns = int64(s.opts.MaxConns)
+	if s.maxConns <= 0 {
+		s.maxConns = int64(defaultMaxConns())
+	}
 	addrs := make([]string, len(s.opts.Listen))
 	for i, a := range s.opts.Listen {
 		addrs[i] = "tcp://" + a
@@ -112,6 +119,11 @@ func (s *Server) Run() error {
 	)
 	if err != nil {
 		return fmt.Errorf("engine: serve %v: %w", s.opts.Listen, err)
+	}
+	if !s.stopping.Load() {
+		// A loop ended on its own (gnet stops every loop when one fails,
+		// e.g. on an accept error): not a graceful stop.
+		return errors.New("engine: event loops stopped unexpectedly (see the log)")
 	}
 	return nil
 }
@@ -171,6 +183,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.engMu.Lock()
 	eng := s.eng
 	s.engMu.Unlock()
+	s.stopping.Store(true)
 	stopCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {

@@ -636,3 +636,20 @@ func TestConnStructSize(t *testing.T) {
 		t.Fatalf("conn is %d bytes", n)
 	}
 }
+
+func TestServerMaxConns(t *testing.T) {
+	h := newTestHandler()
+	opts := testOptions()
+	opts.MaxConns = 2
+	s, addr := startServer(t, opts, h)
+	for i := 0; i < 2; i++ {
+		c, br := dial(t, addr)
+		io.WriteString(c, "GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+		readResponse(t, br)
+	}
+	_, br := dial(t, addr)
+	expectEOF(t, br)
+	if st := s.Stats(); st.Refused != 1 || st.OpenConns != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+}

@@ -16,6 +16,7 @@ type Stats struct {
 	DeadlineCloses   int64 // connections closed by a header, idle or pong deadline
 	ParseErrors      int64 // requests or frames refused as malformed or too large
 	Panics           int64 // Handler or posted-function panics recovered
+	Refused          int64 // connections closed at accept: over MaxConns
 }
 
 // Stats sums the loops' counters. Safe from any goroutine; the sum is not
@@ -36,6 +37,7 @@ func (s *Server) Stats() Stats {
 		st.DeadlineCloses += c.deadlineCloses.Load()
 		st.ParseErrors += c.parseErrors.Load()
 		st.Panics += c.panics.Load()
+		st.Refused += c.refused.Load()
 	}
 	return st
 }

@@ -33,6 +33,19 @@ func RaiseFileLimit(log *slog.Logger) {
 	log.Info("engine: file limit", "soft_before", before, "soft", lim.Cur, "hard", lim.Max)
 }
 
+// fdReserve is how many descriptors the default MaxConns leaves for
+// everything that is not a client connection.
+const fdReserve = 256
+
+// defaultMaxConns derives MaxConns from the current soft file limit.
+func defaultMaxConns() int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > 1<<40 {
+		return 1 << 30
+	}
+	return max(int(lim.Cur)-fdReserve, 16)
+}
+
 // listenerAddr asks the kernel which address a listener is bound to (the
 // port chosen for ":0"). It returns nil when gnet has no such listener.
 func listenerAddr(eng gnet.Engine, addr string) net.Addr {
