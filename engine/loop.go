@@ -113,24 +113,29 @@ func (lp *loop) wake(el gnet.EventLoop) {
 	}
 }
 
-// drainTasks runs on the loop: every task queued so far, in order.
+// drainTasks runs on the loop: the tasks queued when it starts, in order.
+// Tasks posted meanwhile run in a later wake-up, after gnet has served
+// I/O, so a busy poster cannot starve the loop's connections.
 func (lp *loop) drainTasks(context.Context) error {
 	lp.enter()
-	for {
-		lp.mu.Lock()
-		if len(lp.tasks) == 0 {
-			lp.wakePending = false
-			lp.mu.Unlock()
-			break
-		}
-		lp.tasks, lp.running = lp.running[:0], lp.tasks
-		lp.mu.Unlock()
-		for i := range lp.running {
-			lp.runTask(&lp.running[i])
-		}
-		clear(lp.running)
+	lp.mu.Lock()
+	lp.tasks, lp.running = lp.running[:0], lp.tasks
+	lp.mu.Unlock()
+	for i := range lp.running {
+		lp.runTask(&lp.running[i])
 	}
+	clear(lp.running)
 	lp.exit()
+	lp.mu.Lock()
+	more := len(lp.tasks) > 0
+	if !more {
+		lp.wakePending = false
+	}
+	el := lp.handle
+	lp.mu.Unlock()
+	if more {
+		lp.wake(el)
+	}
 	return nil
 }
 

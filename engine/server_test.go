@@ -653,3 +653,44 @@ func TestServerMaxConns(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+func TestPostBeforeRun(t *testing.T) {
+	h := newTestHandler()
+	s, err := New(testOptions(), h, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran := make(chan int, 2)
+	s.Post(0, func() { ran <- 0 })
+	s.Post(1, func() { ran <- 1 })
+	errc := make(chan error, 1)
+	go func() { errc <- s.Run() }()
+	got := map[int]bool{<-ran: true, <-ran: true}
+	if !got[0] || !got[1] {
+		t.Fatalf("ran %v", got)
+	}
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHoldExpiresOnce(t *testing.T) {
+	h := newTestHandler()
+	s, addr := startServer(t, testOptions(), h)
+	c, br := dial(t, addr)
+	for i := 0; i < 3; i++ {
+		io.WriteString(c, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
+		if _, body := readResponse(t, br); body != "expired" {
+			t.Fatalf("got %q", body)
+		}
+	}
+	h.mu.Lock()
+	n := h.expired
+	h.mu.Unlock()
+	if n != 3 || s.Stats().HeldPolls != 0 {
+		t.Fatalf("Expired %d times, held %d", n, s.Stats().HeldPolls)
+	}
+}

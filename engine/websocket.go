@@ -170,6 +170,7 @@ func (lp *loop) wsFail(c *conn, code uint16, reason string) {
 	lp.out = AppendCloseFrame(lp.out[:0], code, reason)
 	c.write(lp.out)
 	_, _ = c.gc.Discard(-1)
+	c.flags |= fLinger // the peer may still be sending the refused frame
 	lp.closeAfterFlush(c)
 }
 

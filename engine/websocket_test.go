@@ -157,6 +157,7 @@ func TestWebSocketRejects(t *testing.T) {
 	if err := ws.WriteHeader(c, hdr); err != nil {
 		t.Fatal(err)
 	}
+	go c.Write(make([]byte, 70000)) // the payload the server refuses to read
 	if code, _ := readCloseFrame(t, br); code != CloseTooBig {
 		t.Fatalf("oversize: close %d", code)
 	}
