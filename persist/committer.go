@@ -57,7 +57,7 @@ func (s *Store) EZWrite(w EZWrite, done func(EZWriteResult)) {
 
 func checkWrite(w *EZWrite) error {
 	switch {
-	case w.QName == "" || len(w.QName) > 255 || strings.IndexByte(w.QName, 0) >= 0:
+	case w.QName == "" || len(w.QName) > maxQNameLen || strings.IndexByte(w.QName, 0) >= 0:
 		return fmt.Errorf("persist: bad qname %q", w.QName)
 	case w.Flush:
 		return nil

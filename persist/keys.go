@@ -22,6 +22,13 @@ const (
 // message value (the protocol allows 64).
 const maxTickLen = 255
 
+// maxQNameLen bounds a qname so that keys stay small (the protocol allows
+// 64).
+const maxQNameLen = 255
+
+// maxKeyLen is the longest key: a queue or tick key of the longest qname.
+const maxKeyLen = 2 + maxQNameLen + 1 + max(8, maxTickLen)
+
 func appendPrefix(dst []byte, kind byte, name string) []byte {
 	dst = append(dst, kind, 0)
 	return append(dst, name...)

@@ -5,9 +5,16 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 )
+
+// readChunkMax caps one allocation holding the bytes of read messages.
+const readChunkMax = 64 << 10
+
+// keyBufPool holds key buffers for reads, which run on many goroutines.
+var keyBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 2*maxKeyLen); return &b }}
 
 // getTick reads the tick memory under key.
 func (s *Store) getTick(key []byte) (seq uint64, unixNano int64, found bool, err error) {
@@ -44,7 +51,8 @@ func (s *Store) channelRange(qname string) (first, last uint64, ok bool) {
 //
 // Synchronous and safe from any goroutine, event loops included: it reads
 // Pebble's memtable and block cache (one Get for the tick, one iterator);
-// it allocates the result, one buffer per message. The caller owns the
+// it allocates the result: the Messages slice and one buffer for their
+// bytes (more only past 64 KiB). The caller owns the
 // result. A channel never written answers an empty result with Cursor 0.
 // After a failed commit every read answers the ErrStorage error.
 func (s *Store) EZRead(qname string, tick []byte, limit int) (ReadResult, error) {
@@ -57,8 +65,10 @@ func (s *Store) EZRead(qname string, tick []byte, limit int) (ReadResult, error)
 	if len(tick) == 0 || string(tick) == "null" || len(tick) > maxTickLen {
 		return s.read(qname, first, last, 0, false, limit, cutoff)
 	}
-	var kb [320]byte
-	seq, t, found, err := s.getTick(tickKey(kb[:0], qname, tick))
+	kb := keyBufPool.Get().(*[]byte)
+	*kb = tickKey((*kb)[:0], qname, tick)
+	seq, t, found, err := s.getTick(*kb)
+	keyBufPool.Put(kb)
 	if err != nil {
 		return ReadResult{}, err
 	}
@@ -106,25 +116,38 @@ func (s *Store) read(qname string, first, last, after uint64, known bool, limit 
 	res := ReadResult{Cursor: last}
 	lo := max(first, after+1)
 	if lo <= last {
-		var lb, ub [320]byte
-		it, err := s.db.NewIter(&pebble.IterOptions{
-			LowerBound: queueKey(lb[:0], qname, lo),
-			UpperBound: queueKey(ub[:0], qname, last+1),
-		})
+		kb := keyBufPool.Get().(*[]byte)
+		defer keyBufPool.Put(kb)
+		*kb = queueKey((*kb)[:0], qname, lo)
+		n := len(*kb)
+		*kb = queueKey(*kb, qname, last+1)
+		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: (*kb)[:n], UpperBound: (*kb)[n:]})
 		if err != nil {
 			return ReadResult{}, fmt.Errorf("%w: read %s: %w", ErrStorage, qname, err)
 		}
-		res.Messages = make([]Message, 0, min(uint64(limit), last-lo+1))
+		want := min(uint64(limit), last-lo+1)
+		res.Messages = make([]Message, 0, want)
+		// The messages' bytes share a few chunks: a chunk is never
+		// reallocated, so earlier slices stay valid when a new one starts.
+		var chunk []byte
 		for it.First(); it.Valid() && len(res.Messages) < limit; it.Next() {
 			t, tick, body, ok := decodeMessage(it.Value())
 			if !ok || t < cutoff {
 				continue
 			}
-			buf := make([]byte, len(tick)+len(body))
-			n := copy(buf, tick)
-			copy(buf[n:], body)
+			size := len(tick) + len(body)
+			if cap(chunk)-len(chunk) < size {
+				left := int(want) - len(res.Messages)
+				chunk = make([]byte, 0, max(size, min(size*left, readChunkMax)))
+			}
+			start := len(chunk)
+			chunk = append(append(chunk, tick...), body...)
+			mid, end := start+len(tick), len(chunk)
 			res.Messages = append(res.Messages, Message{
-				Seq: seqFromQueueKey(it.Key()), Tick: buf[:n:n], Body: buf[n:], Time: t,
+				Seq:  seqFromQueueKey(it.Key()),
+				Tick: chunk[start:mid:mid],
+				Body: chunk[mid:end:end],
+				Time: t,
 			})
 		}
 		if err := it.Close(); err != nil {

@@ -493,6 +493,11 @@ func TestReadRules(t *testing.T) {
 	if string(r.Messages[0].Body) != "body5" {
 		t.Fatal("Tick and Body overlap")
 	}
+	r = mustRead(t, s, "u-ch", []byte("t1"), 0)
+	r.Messages[0].Body = append(r.Messages[0].Body, "!!!!"...) // must not clobber the next message
+	if string(r.Messages[1].Tick) != "t3" || string(r.Messages[1].Body) != "body3" {
+		t.Fatalf("messages overlap: %q %q", r.Messages[1].Tick, r.Messages[1].Body)
+	}
 	// Newest tick: nothing yet, Cursor is the tick's seq.
 	if got := ticks(mustRead(t, s, "u-ch", []byte("null-but-not"), 0)); got != "t1,t2,t3,t4,t5,null|cursor=6" {
 		t.Fatal(got)
@@ -644,6 +649,27 @@ func TestReopen(t *testing.T) {
 	}
 	if got := s.EZChannels("ali"); len(got) != 0 {
 		t.Fatalf("EZChannels of a prefix user = %v", got)
+	}
+}
+
+// TestReadAllocs: a read costs the result (Messages slice and one chunk
+// of bytes) and nothing per message.
+func TestReadAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool is randomised under -race")
+	}
+	s := openTest(t, testOptions(t, ""))
+	for i := range 100 {
+		mustAppend(t, s, "u-ch", fmt.Sprint("t", i), "a message body")
+	}
+	tick := []byte("t79")
+	n := testing.AllocsPerRun(200, func() {
+		if r, err := s.EZRead("u-ch", tick, 0); err != nil || len(r.Messages) != 20 {
+			t.Fatalf("read %v %d", err, len(r.Messages))
+		}
+	})
+	if n > 2 {
+		t.Fatalf("EZRead of 20 messages: %v allocs, budget 2", n)
 	}
 }
 
