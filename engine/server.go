@@ -20,6 +20,8 @@ const maxLoops = 256
 
 func defaultLoops() int { return runtime.NumCPU() }
 
+var _ Loops = (*Server)(nil)
+
 // Server runs the gnet engine for one Handler. It implements Loops.
 //
 // New, Run, Shutdown, Ready, Addrs, Stats and the Loops methods are safe

@@ -694,3 +694,79 @@ func TestHoldExpiresOnce(t *testing.T) {
 		t.Fatalf("Expired %d times, held %d", n, s.Stats().HeldPolls)
 	}
 }
+
+// TestServerStress mixes pipelined requests, holds woken from other
+// goroutines, WebSockets and abrupt closes on many connections at once;
+// run with -race. Every tagged connection must see Closed exactly once.
+func TestServerStress(t *testing.T) {
+	h := newTestHandler()
+	wake := make(chan Conn, 1024)
+	h.serveFn = func(c Conn, r *Request) bool {
+		if string(r.Path) != "/wake" {
+			return false
+		}
+		c.SetTag("hold")
+		c.Hold(time.Hour)
+		wake <- c
+		return true
+	}
+	s, addr := startServer(t, testOptions(), h)
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case c := <-wake:
+				s.Post(c.Loop(), func() { c.Reply(200, "text/plain", nil, []byte("woke")) })
+			case <-stop:
+				return
+			}
+		}
+	}()
+	defer close(stop)
+
+	var wg sync.WaitGroup
+	for g := 0; g < 20; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for round := 0; round < 10; round++ {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				br := bufio.NewReader(c)
+				var reqs strings.Builder
+				n := 1 + (g+round)%5
+				for i := 0; i < n; i++ {
+					if i%2 == 0 {
+						reqs.WriteString("GET /wake HTTP/1.1\r\nHost: x\r\n\r\n")
+					} else {
+						reqs.WriteString("POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+					}
+				}
+				io.WriteString(c, reqs.String())
+				read := n
+				if round%3 == 0 {
+					read = n / 2 // leave with replies pending
+				}
+				for i := 0; i < read; i++ {
+					resp, err := http.ReadResponse(br, nil)
+					if err != nil {
+						t.Errorf("read: %v", err)
+						break
+					}
+					io.Copy(io.Discard, resp.Body)
+				}
+				c.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	waitFor(t, "all connections closed", func() bool { return s.Stats().OpenConns == 0 })
+	waitFor(t, "no holds", func() bool { return s.Stats().HeldPolls == 0 })
+	if n, calls := h.closedCount(); n != calls || n == 0 {
+		t.Fatalf("Closed %d calls for %d connections", calls, n)
+	}
+}
