@@ -92,45 +92,24 @@ func (lp *loop) processWS(c *conn) {
 		if err != nil {
 			return
 		}
-		b0, b1 := buf[0], buf[1]
-		fin, rsv, op := b0&0x80 != 0, b0&0x70, ws.OpCode(b0&0x0f)
-		masked := b1&0x80 != 0
-		hl, length := 2, uint64(b1&0x7f)
-		switch length {
-		case 126:
-			hl = 4
-		case 127:
-			hl = 10
-		}
-		if masked {
-			hl += 4
-		}
-		if len(buf) < hl {
+		fh, verdict := parseFrameHeader(buf, lp.s.opts.MaxFrameBytes)
+		switch verdict {
+		case frameNeedMore:
 			return
-		}
-		switch length {
-		case 126:
-			length = uint64(binary.BigEndian.Uint16(buf[2:4]))
-		case 127:
-			length = binary.BigEndian.Uint64(buf[2:10])
-		}
-		switch {
-		case rsv != 0 || !masked || !knownOpCode(op) ||
-			op.IsControl() && (!fin || length > 125):
+		case CloseProtocolError:
 			lp.wsFail(c, CloseProtocolError, "protocol error")
 			return
-		case length > uint64(lp.s.opts.MaxFrameBytes):
+		case CloseTooBig:
 			lp.wsFail(c, CloseTooBig, "frame too big")
 			return
 		}
-		total := hl + int(length)
+		hl, length, op, mask := fh.headerLen, fh.length, fh.op, fh.mask
+		total := hl + length
 		if len(buf) < total {
 			c.need = int32(total)
 			return
 		}
 		c.need = 0
-		var mask [4]byte
-		copy(mask[:], buf[hl-4:hl])
 		payload := buf[hl:total]
 		switch op {
 		case ws.OpPing:
@@ -154,6 +133,60 @@ func (lp *loop) processWS(c *conn) {
 		}
 		_, _ = c.gc.Discard(total)
 	}
+}
+
+// frameHeader is a client frame's header as parseFrameHeader reads it.
+type frameHeader struct {
+	op        ws.OpCode
+	headerLen int
+	length    int
+	mask      [4]byte
+}
+
+// frameNeedMore is parseFrameHeader's verdict for a header not yet
+// complete; 0 means valid; otherwise the verdict is the close code.
+const frameNeedMore = 1
+
+// parseFrameHeader reads a client frame header at the start of buf and
+// checks it: masked (RFC 6455 5.1), no RSV bits, a known opcode, control
+// frames final and at most 125 bytes, the declared length at most
+// maxPayload. It never looks at the payload.
+func parseFrameHeader(buf []byte, maxPayload int) (frameHeader, uint16) {
+	var fh frameHeader
+	if len(buf) < 2 {
+		return fh, frameNeedMore
+	}
+	b0, b1 := buf[0], buf[1]
+	fin, rsv, op := b0&0x80 != 0, b0&0x70, ws.OpCode(b0&0x0f)
+	masked := b1&0x80 != 0
+	hl, length := 2, uint64(b1&0x7f)
+	switch length {
+	case 126:
+		hl = 4
+	case 127:
+		hl = 10
+	}
+	if masked {
+		hl += 4
+	}
+	if rsv != 0 || !masked || !knownOpCode(op) || op.IsControl() && (!fin || length > 125) {
+		return fh, CloseProtocolError
+	}
+	if len(buf) < hl {
+		return fh, frameNeedMore
+	}
+	switch length {
+	case 126:
+		length = uint64(binary.BigEndian.Uint16(buf[2:4]))
+	case 127:
+		length = binary.BigEndian.Uint64(buf[2:10])
+	}
+	if length > uint64(maxPayload) {
+		return fh, CloseTooBig
+	}
+	fh.op, fh.headerLen, fh.length = op, hl, int(length)
+	copy(fh.mask[:], buf[hl-4:hl])
+	return fh, 0
 }
 
 func knownOpCode(op ws.OpCode) bool {
