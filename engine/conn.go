@@ -100,7 +100,7 @@ func (c *conn) Reply(status int, contentType string, extraHeaders, body []byte) 
 	keep := c.flags&(fKeepAlive|fFail|fDrain) == fKeepAlive && !lp.s.draining.Load()
 	head := lp.appendHead(lp.out[:0], status, contentType, len(body), keep, extraHeaders)
 	lp.out = head
-	if c.flags&fHead != 0 {
+	if c.flags&fHead != 0 || status == 204 || status == 304 {
 		body = nil
 	}
 	if len(body) > 0 && len(body) > 1024 {

@@ -36,7 +36,8 @@ func (lp *loop) appendHead(dst []byte, status int, contentType string, contentLe
 		dst = append(dst, contentType...)
 		dst = append(dst, "\r\n"...)
 	}
-	if contentLength >= 0 {
+	// RFC 9110 8.6: no Content-Length on 1xx and 204.
+	if contentLength >= 0 && status >= 200 && status != 204 {
 		dst = append(dst, "Content-Length: "...)
 		dst = strconv.AppendInt(dst, int64(contentLength), 10)
 		dst = append(dst, "\r\n"...)

@@ -770,3 +770,62 @@ func TestServerStress(t *testing.T) {
 		t.Fatalf("Closed %d calls for %d connections", calls, n)
 	}
 }
+
+// BenchmarkServeKeepAlive is one request and its reply over a keep-alive
+// connection, client included (the raw client allocates nothing).
+func BenchmarkServeKeepAlive(b *testing.B) {
+	h := newTestHandler()
+	body := []byte(`{"code":"ok","messages":[]}`)
+	h.serveFn = func(c Conn, r *Request) bool {
+		c.Reply(200, "application/json; charset=utf-8", nil, body)
+		return true
+	}
+	s, err := New(testOptions(), h, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	go s.Run()
+	<-s.Ready()
+	b.Cleanup(func() { s.Shutdown(context.Background()) })
+	c, err := net.Dial("tcp", s.Addrs()[0].String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	req := []byte("GET /read?qname=demo-chat&tick=abc HTTP/1.1\r\nHost: localhost\r\nUser-Agent: bench\r\n\r\n")
+	// Learn the reply's length once.
+	buf := make([]byte, 4096)
+	c.Write(req)
+	n, _ := c.Read(buf)
+	respLen := n
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c.Write(req)
+		for got := 0; got < respLen; {
+			m, err := c.Read(buf[got:])
+			if err != nil {
+				b.Fatal(err)
+			}
+			got += m
+		}
+	}
+}
+
+func TestServerNoContent(t *testing.T) {
+	h := newTestHandler()
+	h.serveFn = func(c Conn, r *Request) bool {
+		c.Reply(204, "application/json", []byte("Access-Control-Allow-Origin: *\r\n"), nil)
+		return true
+	}
+	_, addr := startServer(t, testOptions(), h)
+	c, br := dial(t, addr)
+	io.WriteString(c, "OPTIONS /read HTTP/1.1\r\nHost: x\r\n\r\nOPTIONS /read HTTP/1.1\r\nHost: x\r\n\r\n")
+	for i := 0; i < 2; i++ {
+		resp, body := readResponse(t, br)
+		if resp.StatusCode != 204 || body != "" || resp.Header.Get("Content-Length") != "" ||
+			resp.Header.Get("Access-Control-Allow-Origin") != "*" {
+			t.Fatalf("got %d %q %v", resp.StatusCode, body, resp.Header)
+		}
+	}
+}
