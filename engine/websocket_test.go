@@ -449,3 +449,55 @@ func FuzzParseFrameHeader(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkFanoutSend sends one prebuilt 100-byte frame to 500
+// WebSockets of one loop per op, as a fan-out does; the draining clients
+// run in the same process.
+func BenchmarkFanoutSend(b *testing.B) {
+	const subs = 500
+	h := newTestHandler()
+	conns := make(chan Conn, subs)
+	h.serveFn = func(c Conn, r *Request) bool {
+		if err := c.UpgradeWebSocket(r, nil); err != nil {
+			panic(err)
+		}
+		conns <- c
+		return true
+	}
+	opts := testOptions()
+	opts.Loops = 1
+	s, err := New(opts, h, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	go s.Run()
+	<-s.Ready()
+	b.Cleanup(func() { s.Shutdown(context.Background()) })
+	var all []Conn
+	for i := 0; i < subs; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c, _, _, err := ws.Dial(ctx, "ws://"+s.Addrs()[0].String()+"/")
+		cancel()
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { c.Close() })
+		go io.Copy(io.Discard, c)
+		all = append(all, <-conns)
+	}
+	frame := AppendTextFrame(nil, make([]byte, 100))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		done := make(chan struct{})
+		s.Post(0, func() {
+			for _, c := range all {
+				c.Send(frame)
+			}
+			close(done)
+		})
+		<-done
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*subs), "ns/delivery")
+}
