@@ -64,8 +64,12 @@ func (t *caseT) flush(qname string) {
 // writeMany writes msgs[i] with ticks[i] to qname over one keep-alive
 // connection, pipelined with at most pipelineDepth answers outstanding, so
 // that thousands of writes stay fast even when each is synced to disk.
-func (t *caseT) writeMany(qname string, msgs, ticks []string) {
+// It returns when the first write was sent, for agedOut.
+func (t *caseT) writeMany(qname string, msgs, ticks []string) time.Time {
 	const pipelineDepth = 64
+	t.shared.bulk.Lock()
+	defer t.shared.bulk.Unlock()
+	start := time.Now()
 	w := t.dial()
 	defer w.close()
 	window := make(chan struct{}, pipelineDepth)
@@ -94,6 +98,20 @@ func (t *caseT) writeMany(qname string, msgs, ticks []string) {
 			t.Fatalf("pipelined write %d answered tick %v, want %q (answers out of order?)", i+1, m["tick"], ticks[i])
 		}
 	}
+	return start
+}
+
+// skipIfAged turns a failed retention-sensitive check into a skip when the
+// messages it wrote at since may have outlived --ez-max-age: the suite was
+// too slow to tell a server bug from age retention.
+func (t *caseT) skipIfAged(since time.Time, err error) {
+	if err == nil {
+		return
+	}
+	if old := time.Since(since); old >= t.cfg.EZMaxAge-time.Second {
+		t.Skipf("too slow for --ez-max-age %v: the first write is %v old (raise --ez-max-age): %v", t.cfg.EZMaxAge, old.Round(time.Millisecond), err)
+	}
+	t.Fatalf("%v", err)
 }
 
 // seqTicks makes n ticks "<prefix>-<i>" and messages "m<i>".

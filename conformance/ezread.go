@@ -109,26 +109,28 @@ func checkReadWaitNewest(t *caseT) {
 		s := t.openEZ(via, q, "n0", "")
 		tick := "n-" + via[:2]
 		start := time.Now()
-		go func() {
+		t.parallel(func() {
 			t.sleep(time.Second)
 			t.writeMsg(q, "new "+via, tick)
-		}()
-		// The other transports write too: skip their messages.
-		for {
-			it, ok := s.next(10 * time.Second)
-			if !ok {
-				t.Fatalf("%s from the newest tick: nothing arrived within 10s of a write", via)
+		}, func() {
+			// The other transports write too: skip their messages.
+			for {
+				it, ok := s.next(10 * time.Second)
+				if !ok {
+					t.Fatalf("%s from the newest tick: nothing arrived within 10s of a write", via)
+				}
+				if it.gap || !strings.HasPrefix(it.tick, "n-") {
+					t.Fatalf("%s from the newest tick: got %v, want only messages written after it", via, it)
+				}
+				if it.tick != tick {
+					continue
+				}
+				if took := time.Since(start); took < 800*time.Millisecond {
+					t.Fatalf("%s from the newest tick: got %v %v after opening, before it was written", via, it, took.Round(time.Millisecond))
+				}
+				return
 			}
-			if took := time.Since(start); took < 800*time.Millisecond {
-				t.Fatalf("%s from the newest tick: answered %v after opening, before any new message (%v)", via, took.Round(time.Millisecond), it)
-			}
-			if it.gap || it.tick == "n0" {
-				t.Fatalf("%s from the newest tick: got %v", via, it)
-			}
-			if it.tick == tick {
-				break
-			}
-		}
+		})
 		s.close()
 	})
 }
@@ -184,16 +186,16 @@ func checkReadBatch(t *caseT) {
 	}
 	q := t.qname()
 	msgs, ticks := seqTicks("b", 0, n)
-	t.writeMany(q, msgs, ticks)
+	since := t.writeMany(q, msgs, ticks)
 	msgs, ticks = msgs[n-retained:], ticks[n-retained:]
 	first := min(batch, retained)
 	a := t.poll(q, "", 0)
 	if err := sameItems(a.messages, msgs[:first], ticks[:first]); err != nil {
-		t.Fatalf("first answer with --read-batch %d: %v", batch, err)
+		t.skipIfAged(since, fmt.Errorf("first answer with --read-batch %d: %w", batch, err))
 	}
 	a = t.poll(q, ticks[first-1], 0)
 	if err := sameItems(a.messages, msgs[first:], ticks[first:]); err != nil {
-		t.Fatalf("continuing from the last tick: %v", err)
+		t.skipIfAged(since, fmt.Errorf("continuing from the last tick: %w", err))
 	}
 	// Streams are not batched: the whole backlog arrives.
 	t.parallel(func() {

@@ -232,10 +232,10 @@ func checkWriteRetention(t *caseT) {
 	} else {
 		q := t.qname()
 		msgs, ticks := seqTicks("r", 0, maxQ+5)
-		t.writeMany(q, msgs, ticks)
+		since := t.writeMany(q, msgs, ticks)
 		got, _ := t.readAll(q, "")
 		if err := sameItems(got, msgs[5:], ticks[5:]); err != nil {
-			t.Fatalf("after %d writes with --ez-max-queue %d: %v", maxQ+5, maxQ, err)
+			t.skipIfAged(since, fmt.Errorf("after %d writes with --ez-max-queue %d: %w", maxQ+5, maxQ, err))
 		}
 	}
 	age := t.cfg.EZMaxAge

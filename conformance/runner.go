@@ -96,6 +96,7 @@ func runCtx(ctx context.Context, cfg Config, cases []ruleCase, rep reporter) Sum
 			selected = append(selected, c)
 		}
 	}
+	shared := &runState{}
 	results := make([]chan Result, len(selected))
 	for i := range results {
 		results[i] = make(chan Result, 1)
@@ -111,14 +112,14 @@ func runCtx(ctx context.Context, cfg Config, cases []ruleCase, rep reporter) Sum
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				results[i] <- runCase(ctx, &cfg, c)
+				results[i] <- runCase(ctx, &cfg, shared, c)
 				<-sem
 			}()
 		}
 		wg.Wait()
 		for i, c := range selected {
 			if c.last {
-				results[i] <- runCase(ctx, &cfg, c)
+				results[i] <- runCase(ctx, &cfg, shared, c)
 			}
 		}
 	}()
@@ -142,7 +143,7 @@ func runCtx(ctx context.Context, cfg Config, cases []ruleCase, rep reporter) Sum
 
 // runCase runs one case on its own goroutine and bounds it by its timeout:
 // on expiry every socket the case opened is closed, which unblocks it.
-func runCase(parent context.Context, cfg *Config, c ruleCase) Result {
+func runCase(parent context.Context, cfg *Config, shared *runState, c ruleCase) Result {
 	timeout := c.timeout
 	if timeout == 0 {
 		timeout = 60 * time.Second
@@ -150,7 +151,10 @@ func runCase(parent context.Context, cfg *Config, c ruleCase) Result {
 	timeout = cfg.scaled(timeout)
 	ctx, cancel := context.WithTimeout(parent, timeout)
 	defer cancel()
-	t := &caseT{ctx: ctx, cfg: cfg, rule: c.rule}
+	if shared == nil {
+		shared = &runState{}
+	}
+	t := &caseT{ctx: ctx, cfg: cfg, rule: c.rule, shared: shared}
 	start := time.Now()
 	done := make(chan struct{})
 	go func() {
@@ -186,12 +190,20 @@ func runCase(parent context.Context, cfg *Config, c ruleCase) Result {
 	return r
 }
 
+// runState is shared by the cases of one run.
+type runState struct {
+	// bulk serialises bulk writes (thousands of synced writes) so that
+	// they do not slow each other past a short --ez-max-age.
+	bulk sync.Mutex
+}
+
 // caseT is handed to a case, like testing.T: Fatalf and Skipf end the
 // calling goroutine. Methods are safe from any goroutine of the case.
 type caseT struct {
-	ctx  context.Context
-	cfg  *Config
-	rule string
+	ctx    context.Context
+	cfg    *Config
+	rule   string
+	shared *runState
 
 	mu     sync.Mutex
 	status string
