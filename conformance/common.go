@@ -10,7 +10,7 @@ import (
 func commonCases() []ruleCase {
 	return []ruleCase{
 		{rule: "C-01", what: "one port serves HTTP/1.1 and WebSocket upgrades", run: checkOnePort},
-		{rule: "C-02", what: "keep-alive, pipelining in order, Connection: close, HTTP/1.0, absolute-form target, header names in any case", run: checkHTTP11},
+		{rule: "C-02", what: "keep-alive, pipelining in order (behind a held poll too), split requests, Connection: close, HTTP/1.0, absolute-form target, header names in any case", run: checkHTTP11},
 		{rule: "C-03", what: "JSON answers and errors with matching status; unparsable request → JSON 400/505 and close", run: checkJSONAnswers},
 		{rule: "C-04", what: "status codes and their precedence 405, 401, 400, 413, 403", run: checkStatusPrecedence},
 		{rule: "C-05", what: "parameters from query and form body: repeats, body wins, +, percent-decoding, UTF-8, NUL", run: checkParameters},
@@ -70,6 +70,30 @@ func checkHTTP11(t *caseT) {
 		t.Fatalf("pipelined read after two pipelined writes: %v", err)
 	}
 
+	// A held long-poll keeps the answers behind it in order.
+	e := t.qname()
+	start := time.Now()
+	w.send(t.request("GET", readPath("/read", e, "", 1), "") + t.request("GET", "/healthz", ""))
+	if a := t.decodePoll(w.read(), 0); len(a.messages) != 0 {
+		t.Fatalf("pipelined long-poll on an empty channel: got %v", a.messages)
+	}
+	if took := time.Since(start); took < 900*time.Millisecond {
+		t.Fatalf("pipelined long-poll with timeout=1 answered after %v", took.Round(time.Millisecond))
+	}
+	if m := t.wantOK(w.read(), "healthz pipelined behind a long-poll"); len(m) != 1 {
+		t.Fatalf("the answer after a pipelined long-poll should be /healthz, got %v", m)
+	}
+
+	// A request that arrives a few bytes at a time is parsed whole.
+	req := t.request("POST", "/write", form("api_key", key, "qname", q, "msg", "split", "tick", "p0"))
+	for i := 0; i < len(req); i += 7 {
+		w.send(req[i:min(i+7, len(req))])
+		t.sleep(2 * time.Millisecond)
+	}
+	if m := t.wantOK(w.read(), "a request sent 7 bytes at a time"); m["tick"] != "p0" {
+		t.Fatalf("a request sent 7 bytes at a time answered %v", m)
+	}
+
 	// Connection: close is honoured.
 	w.send(t.request("GET", "/healthz", "", "Connection: close"))
 	if r := w.read(); r.status != 200 {
@@ -105,7 +129,7 @@ func checkHTTP11(t *caseT) {
 	t.wantOK(w.read(), "lower/upper-case header names")
 	w.expectClosed(3*time.Second, "after a cOnNeCtIoN: close request")
 	got, _ := t.readAll(q, "")
-	if err := sameItems(got, []string{"a", "b", "c", "d", "e"}, []string{"p1", "p2", "p3", "p4", "p5"}); err != nil {
+	if err := sameItems(got, []string{"a", "b", "split", "c", "d", "e"}, []string{"p1", "p2", "p0", "p3", "p4", "p5"}); err != nil {
 		t.Fatalf("reading back every write of this case: %v", err)
 	}
 }

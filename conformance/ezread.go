@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/gobwas/ws"
 )
 
 // atOnce is how soon (before TimeoutScale) an answer that must not wait
@@ -22,7 +24,7 @@ func ezReadCases() []ruleCase {
 		{rule: "EZ-R-05", what: "timeout: 0..120 decimal seconds, answers [] when it ends; otherwise 400", run: checkReadTimeout},
 		{rule: "EZ-R-06", what: "at most --read-batch messages per long-poll answer; continue from the last tick", run: checkReadBatch, timeout: 90 * time.Second},
 		{rule: "EZ-R-07", what: "unknown user 404 before any upgrade; never-written channel waits (all transports)", run: checkReadUnknownUser},
-		{rule: "EZ-R-08", what: "/read/ws: backlog then live, one text frame [tick,msg] each; server pings", run: checkReadWebSocket},
+		{rule: "EZ-R-08", what: "/read/ws: backlog then live, one text frame [tick,msg] each; server pings; pong and close replies", run: checkReadWebSocket},
 		{rule: "EZ-R-09", what: "/read/sse: id is the tick, multi-line data, Last-Event-ID overrides tick, heartbeat comments", run: checkReadSSE},
 		{rule: "EZ-R-10", what: "resume with the last tick seen: every later message once, in order, on any transport", run: checkReadResume},
 	}
@@ -271,16 +273,31 @@ func checkReadWebSocket(t *caseT) {
 	t.writeMsg(q, odd, "ws2")
 	t.writeMsg(q, "", "ws3")
 	s.expect(5*time.Second, []string{odd, ""}, []string{"ws2", "ws3"}, "live")
-	pi := t.cfg.PingInterval
-	if pi > t.cfg.MaxWait {
-		t.Notef("server pings: --ping-interval %v is longer than %v", pi, t.cfg.MaxWait)
-		return
+	// RFC 6455: a ping is answered with a pong carrying its payload, a
+	// close with a close.
+	if err := s.ws.writeFrame(ws.NewPingFrame([]byte("conf"))); err != nil {
+		t.Fatalf("sending a ping: %v", err)
 	}
-	start := time.Now()
-	s.expectNothing(pi+t.slack(), "waiting for a ping")
-	pings := s.ws.pingTimes()
-	if len(pings) == 0 || pings[len(pings)-1].Before(start) {
-		t.Fatalf("no ping within %v (--ping-interval %v)", pi+t.slack(), pi)
+	s.expectNothing(500*time.Millisecond, "after a client ping")
+	if pongs := s.ws.pongPayloads(); len(pongs) == 0 || string(pongs[0]) != "conf" {
+		t.Fatalf("a client ping with payload \"conf\" got pongs %q", pongs)
+	}
+	if pi := t.cfg.PingInterval; pi > t.cfg.MaxWait {
+		t.Notef("server pings: --ping-interval %v is longer than %v", pi, t.cfg.MaxWait)
+	} else {
+		start := time.Now()
+		s.expectNothing(pi+t.slack(), "waiting for a ping")
+		pings := s.ws.pingTimes()
+		if len(pings) == 0 || pings[len(pings)-1].Before(start) {
+			t.Fatalf("no ping within %v (--ping-interval %v)", pi+t.slack(), pi)
+		}
+	}
+	if err := s.ws.writeFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusNormalClosure, "bye"))); err != nil {
+		t.Fatalf("sending a close: %v", err)
+	}
+	f, ok := s.ws.next(3 * time.Second)
+	if !ok || f.op != ws.OpClose {
+		t.Fatalf("a client close frame was not answered with a close frame within 3s (got %+v)", f)
 	}
 }
 

@@ -29,6 +29,7 @@ type wsConn struct {
 
 	pmu   sync.Mutex
 	pings []time.Time
+	pongs [][]byte
 }
 
 // wsFrame is one whole message, a close, or the read error that ended the
@@ -124,6 +125,9 @@ func (c *wsConn) readLoop() {
 			c.pmu.Unlock()
 			_ = c.writeFrame(ws.NewPongFrame(p))
 		case h.OpCode == ws.OpPong:
+			c.pmu.Lock()
+			c.pongs = append(c.pongs, p)
+			c.pmu.Unlock()
 		case h.OpCode == ws.OpClose:
 			code, reason := ws.ParseCloseFrameData(p)
 			c.frames <- wsFrame{op: ws.OpClose, code: code, reason: reason, at: time.Now()}
@@ -182,6 +186,13 @@ func (c *wsConn) pingTimes() []time.Time {
 	c.pmu.Lock()
 	defer c.pmu.Unlock()
 	return append([]time.Time(nil), c.pings...)
+}
+
+// pongPayloads reports the payloads of the server's pongs.
+func (c *wsConn) pongPayloads() [][]byte {
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	return append([][]byte(nil), c.pongs...)
 }
 
 func (c *wsConn) close() { c.w.close() }
