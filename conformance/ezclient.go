@@ -222,6 +222,11 @@ func (t *caseT) readAll(qname, tick string) ([]ezItem, bool) {
 		if len(a.messages) == 0 {
 			return all, gap
 		}
+		for _, m := range a.messages {
+			if tick != "" && m.tick == tick {
+				t.Fatalf("a read after tick %q returned that message again", tick)
+			}
+		}
 		all = append(all, a.messages...)
 		tick = a.messages[len(a.messages)-1].tick
 	}

@@ -371,7 +371,7 @@ func resumeAcross(t *caseT, first, then string) {
 		r = t.openEZ(then, q, ticks[1], "")
 	}
 	defer r.close()
-	r.expect(atOnce, msgs[2:], ticks[2:], fmt.Sprintf("resume from %s over %s", first, then))
+	r.expect(atOnce, msgs[2:], ticks[2:], fmt.Sprintf("resume after reading over %s", first))
 	r.expectNothing(500*time.Millisecond, "after the resumed backlog")
 	t.writeMsg(q, "live", "z-live")
 	r.expect(5*time.Second, []string{"live"}, []string{"z-live"}, "live after the resume")
