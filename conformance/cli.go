@@ -15,7 +15,7 @@ import (
 func Main(args []string, stdout, stderr io.Writer) int {
 	var cfg Config
 	var rules, accountCmd string
-	var jsonOut bool
+	var jsonOut, list bool
 	fs := flag.NewFlagSet("conform", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.Target, "target", "", "server base URL, e.g. http://127.0.0.1:8080 (required)")
@@ -27,6 +27,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Account2.Secret, "secret2", "", "second account api_secret")
 	fs.StringVar(&rules, "rules", "", "run only rules whose id starts with one of these comma-separated prefixes, e.g. EZ-W,C-0")
 	fs.BoolVar(&jsonOut, "json", false, "print one JSON object per case, then a summary object")
+	fs.BoolVar(&list, "list", false, "print the selected rule ids and what each case checks, run nothing")
 	fs.IntVar(&cfg.EZMaxQueue, "ez-max-queue", 1000, "the server's --ez-max-queue")
 	fs.DurationVar(&cfg.EZMaxAge, "ez-max-age", 24*time.Hour, "the server's --ez-max-age")
 	fs.IntVar(&cfg.ReadBatch, "read-batch", 1000, "the server's --read-batch")
@@ -56,6 +57,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	cfg.AccountCmd = strings.Fields(accountCmd)
+	if list {
+		for _, c := range allCases() {
+			if cfg.selected(c.rule) {
+				fmt.Fprintf(stdout, "%s %s\n", c.rule, c.what)
+			}
+		}
+		return 0
+	}
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "conform: %v\n", err)

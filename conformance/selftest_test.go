@@ -95,6 +95,17 @@ func TestMainJSON(t *testing.T) {
 	}
 }
 
+func TestMainList(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := Main([]string{"--list", "--rules", "EZ-W-0,X-"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
+	if len(lines) != 10 || !strings.HasPrefix(lines[0], "EZ-W-01 ") || !strings.HasPrefix(lines[9], "X-01 ") {
+		t.Errorf("list: %q", lines)
+	}
+}
+
 func TestNoServer(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
