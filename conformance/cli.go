@@ -14,11 +14,12 @@ import (
 // for bad usage.
 func Main(args []string, stdout, stderr io.Writer) int {
 	var cfg Config
-	var rules, accountCmd string
+	var rules, accountCmd, also string
 	var jsonOut, list bool
 	fs := flag.NewFlagSet("conform", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.Target, "target", "", "server base URL, e.g. http://127.0.0.1:8080 (required)")
+	fs.StringVar(&also, "also", "", "comma-separated other addresses of the same server, e.g. http://127.0.0.1:2323 (C-01)")
 	fs.StringVar(&cfg.Account.User, "user", "", "account username (required)")
 	fs.StringVar(&cfg.Account.Key, "key", "", "account api_key (required)")
 	fs.StringVar(&cfg.Account.Secret, "secret", "", "account api_secret (required)")
@@ -57,6 +58,11 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	cfg.AccountCmd = strings.Fields(accountCmd)
+	for _, a := range strings.Split(also, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			cfg.Also = append(cfg.Also, a)
+		}
+	}
 	if list {
 		for _, c := range allCases() {
 			if cfg.selected(c.rule) {

@@ -9,7 +9,7 @@ import (
 // commonCases are the C rules that apply to every API.
 func commonCases() []ruleCase {
 	return []ruleCase{
-		{rule: "C-01", what: "one port serves HTTP/1.1 and WebSocket upgrades", run: checkOnePort},
+		{rule: "C-01", what: "one port serves HTTP/1.1 and WebSocket upgrades; --also addresses serve the same", run: checkOnePort},
 		{rule: "C-02", what: "keep-alive, pipelining in order (behind a held poll too), split requests, Connection: close, HTTP/1.0, absolute-form target, header names in any case", run: checkHTTP11},
 		{rule: "C-03", what: "JSON answers and errors with matching status; unparsable request → JSON 400/505 and close", run: checkJSONAnswers},
 		{rule: "C-04", what: "status codes and their precedence 405, 401, 400, 413, 403", run: checkStatusPrecedence},
@@ -37,7 +37,25 @@ func checkOnePort(t *caseT) {
 	}
 	c.close()
 	t.mustWS(readPath("/read/ws", t.qname(), "", -1)).close()
-	t.Notef("extra --listen addresses and the JS client paths")
+
+	// Every address serves the same service: a write on one is read on
+	// the others, over HTTP and WebSocket.
+	if len(t.cfg.Also) == 0 {
+		t.Notef("extra --listen addresses (pass --also URL)")
+	}
+	for _, addr := range t.cfg.Also {
+		o := t.at(addr)
+		q := t.qname()
+		s := o.openEZ(viaWS, q, "", "")
+		tick := t.writeMsg(q, "via "+t.cfg.Target, "")
+		s.expect(5*time.Second, []string{"via " + t.cfg.Target}, []string{tick}, "WebSocket on "+addr)
+		s.close()
+		tick2 := o.writeMsg(q, "via "+addr, "")
+		if got, _ := t.readAll(q, tick); len(got) != 1 || got[0].tick != tick2 {
+			t.Fatalf("a write on %s read on %s: got %v", addr, t.cfg.Target, got)
+		}
+	}
+	t.Notef("the JS client paths (JS rules)")
 }
 
 func checkHTTP11(t *caseT) {

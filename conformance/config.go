@@ -21,6 +21,8 @@ type Account struct {
 type Config struct {
 	// Target is the server's base URL, e.g. http://127.0.0.1:8080.
 	Target string
+	// Also lists other addresses the same server listens on (C-01).
+	Also []string
 	// Account is required; Account2 is optional (cases note what they could
 	// not check without it).
 	Account, Account2 Account
@@ -93,6 +95,11 @@ func (c *Config) Validate() error {
 	u, err := url.Parse(c.Target)
 	if err != nil || u.Scheme != "http" || u.Host == "" {
 		return fmt.Errorf("--target %q: want http://host:port", c.Target)
+	}
+	for _, a := range c.Also {
+		if u, err := url.Parse(a); err != nil || u.Scheme != "http" || u.Host == "" {
+			return fmt.Errorf("--also %q: want http://host:port", a)
+		}
 	}
 	if c.Account.User == "" || c.Account.Key == "" || c.Account.Secret == "" {
 		return errors.New("--user, --key and --secret are required")

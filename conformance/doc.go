@@ -10,7 +10,7 @@
 // client library makes of them.
 //
 // Entry points: Main (the `halley conform` subcommand) and Run. Each rule
-// group lives in its own file (common.go, accounts.go, ezwrite.go,
+// group lives in its own file (common.go, limits.go, accounts.go, ezwrite.go,
 // ezread.go, gap.go, drain.go) and contributes its cases to the ordered list
 // in cases.go; the runner executes cases in parallel and prints them in spec
 // order.

@@ -143,7 +143,7 @@ func limitSlowConsumer(t *caseT) {
 	q := t.qname()
 	wc, err := t.dialErr(8192)
 	if err != nil {
-		t.Fatalf("connect: %v", err)
+		t.Fatalf("connect %s: %v", t.cfg.hostPort(), err)
 	}
 	c, r := t.openWSOn(wc, readPath("/read/ws", q, "", -1))
 	if c == nil {

@@ -204,6 +204,9 @@ type caseT struct {
 	cfg    *Config
 	rule   string
 	shared *runState
+	// root is the case's own caseT when this one is a view of it on
+	// another target (see at); outcomes and sockets belong to the root.
+	root *caseT
 
 	mu     sync.Mutex
 	status string
@@ -214,6 +217,9 @@ type caseT struct {
 
 // record keeps the first outcome: later failures are consequences.
 func (t *caseT) record(status, detail string) {
+	if t.root != nil {
+		t = t.root
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.status == "" {
@@ -222,6 +228,9 @@ func (t *caseT) record(status, detail string) {
 }
 
 func (t *caseT) failed() bool {
+	if t.root != nil {
+		t = t.root
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.status != ""
@@ -242,6 +251,9 @@ func (t *caseT) Skipf(format string, args ...any) {
 // Notef records a part of the rule this run could not check, and why; it is
 // printed after the case's description.
 func (t *caseT) Notef(format string, args ...any) {
+	if t.root != nil {
+		t = t.root
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.notes = append(t.notes, fmt.Sprintf(format, args...))
@@ -249,12 +261,18 @@ func (t *caseT) Notef(format string, args ...any) {
 
 // track registers a socket to close when the case ends or times out.
 func (t *caseT) track(c io.Closer) {
+	if t.root != nil {
+		t = t.root
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.conns = append(t.conns, c)
 }
 
 func (t *caseT) closeAll() {
+	if t.root != nil {
+		t = t.root
+	}
 	t.mu.Lock()
 	conns := t.conns
 	t.conns = nil
@@ -262,6 +280,18 @@ func (t *caseT) closeAll() {
 	for _, c := range conns {
 		_ = c.Close()
 	}
+}
+
+// at is a view of the case that talks to another address of the same
+// server (C-01's extra --listen addresses).
+func (t *caseT) at(target string) *caseT {
+	cfg := *t.cfg
+	cfg.Target = target
+	root := t
+	if t.root != nil {
+		root = t.root
+	}
+	return &caseT{ctx: t.ctx, cfg: &cfg, rule: t.rule, shared: t.shared, root: root}
 }
 
 // parallel runs fns concurrently and waits for all; if any failed, the

@@ -161,6 +161,11 @@ func TestRunnerOrderAndOutcomes(t *testing.T) {
 			t.parallel(func() {}, func() { t.Fatalf("inner") })
 			order <- "unreachable"
 		}},
+		{rule: "T-09", what: "view on another address", run: func(t *caseT) {
+			order <- "T-09"
+			t.at("http://127.0.0.1:1").dial()
+			order <- "unreachable"
+		}},
 		{rule: "U-01", what: "filtered out", run: func(t *caseT) { order <- "U-01" }},
 	}
 	cfg := Config{Target: "http://" + ln.Addr().String(), Rules: []string{"T-"}}
@@ -172,8 +177,8 @@ func TestRunnerOrderAndOutcomes(t *testing.T) {
 	for r := range order {
 		ran = append(ran, r)
 	}
-	if len(ran) != 8 || ran[len(ran)-1] != "T-07" {
-		t.Errorf("ran %v: want the 8 T cases, T-07 last, nothing unreachable", ran)
+	if len(ran) != 9 || ran[len(ran)-1] != "T-07" {
+		t.Errorf("ran %v: want the 9 T cases, T-07 last, nothing unreachable", ran)
 	}
 	want := []string{
 		"PASS T-01 slow pass",
@@ -184,12 +189,13 @@ func TestRunnerOrderAndOutcomes(t *testing.T) {
 		"FAIL T-06 hang: case did not finish within 300ms",
 		"PASS T-07 last",
 		"FAIL T-08 parallel failure: inner",
-		"3 passed, 4 failed, 1 skipped",
+		"FAIL T-09 view on another address: connect 127.0.0.1:1: dial tcp 127.0.0.1:1: connect: connection refused",
+		"3 passed, 5 failed, 1 skipped",
 	}
 	if got := strings.Split(strings.TrimRight(out.String(), "\n"), "\n"); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("output:\n%s\nwant:\n%s", out.String(), strings.Join(want, "\n"))
 	}
-	if sum.Passed != 3 || sum.Failed != 4 || sum.Skipped != 1 || len(sum.Results) != 8 {
+	if sum.Passed != 3 || sum.Failed != 5 || sum.Skipped != 1 || len(sum.Results) != 9 {
 		t.Errorf("summary %+v", sum)
 	}
 }

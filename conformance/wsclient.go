@@ -46,11 +46,7 @@ type wsFrame struct {
 // openWS upgrades target to a WebSocket. On any answer other than 101 it
 // returns nil and that answer, body read.
 func (t *caseT) openWS(target string, headers ...string) (*wsConn, *reply) {
-	w, err := t.dialErr(0)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	return t.openWSOn(w, target, headers...)
+	return t.openWSOn(t.dial(), target, headers...)
 }
 
 func (t *caseT) openWSOn(w *wireConn, target string, headers ...string) (*wsConn, *reply) {
