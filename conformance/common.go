@@ -318,6 +318,15 @@ func checkCORSAndJSONP(t *caseT) {
 	jsonp("$jq_1.x", []string{"qname", q, "timeout", "0"}, 200, "JSONP with $ _ . in the name")
 	jsonp("a"+strings.Repeat("b", 63), []string{"qname", q, "timeout", "0"}, 200, "JSONP with a 64-char name")
 	jsonp("cb", []string{"qname", q, "timeout", "abc"}, 400, "JSONP error answer")
+	// Answers made after a wait go through other paths: the same rules.
+	e := t.qname()
+	jsonp("held", []string{"qname", e, "timeout", "1"}, 200, "JSONP long-poll that timed out")
+	t.parallel(func() {
+		jsonp("live", []string{"qname", e, "timeout", "10"}, 200, "JSONP long-poll answered by a write")
+	}, func() {
+		t.sleep(500 * time.Millisecond)
+		t.writeMsg(e, "late", "l1")
+	})
 	for _, cb := range []string{"1cb", "a-b", "cb()", "alert(1)//", "", "a" + strings.Repeat("b", 64)} {
 		t.wantError(t.do("GET", "/read?"+form("qname", q, "timeout", "0", "callback", cb), ""), 400, fmt.Sprintf("callback=%q", cb))
 	}
