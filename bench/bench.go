@@ -10,6 +10,7 @@ package bench
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -83,4 +84,18 @@ func parseCounts(s string) ([]int, error) {
 		return nil, fmt.Errorf("need at least two counts, got %q", s)
 	}
 	return out, nil
+}
+
+// parseFlags parses args and refuses leftover arguments (a flag missing its
+// value would otherwise silently end parsing).
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		err := fmt.Errorf("unexpected argument %q (a flag before it missing its value?)", fs.Arg(0))
+		fmt.Fprintf(fs.Output(), "%s: %v\n", fs.Name(), err)
+		return err
+	}
+	return nil
 }

@@ -296,6 +296,9 @@ func TestArgs(t *testing.T) {
 	if Main([]string{"write", "--conns", "x"}, &out, &errb) != 2 {
 		t.Error("bad flag not refused")
 	}
+	if Main([]string{"write", "--key", "--user", "demo", "--duration", "1s"}, &out, &errb) != 2 {
+		t.Error("leftover argument not refused")
+	}
 	if Main([]string{"write", "--kind", "halley", "--target", "http://127.0.0.1:1"}, &out, &errb) != 1 {
 		t.Error("halley write without key not refused")
 	}

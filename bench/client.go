@@ -101,7 +101,7 @@ func cmdClient(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	clientFlags(fs, &c)
 	fs.IntVar(&c.FirstIndex, "first-index", 0, "global index of the first connection (source addresses)")
 	initial := fs.Int("open", 0, "connections to open at start")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return 2
 	}
 	if err := c.validate(); err != nil {

@@ -310,7 +310,7 @@ func cmdIdle(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.PerProcess, "per-process", 18000, "connections per client process (fd limit 20000)")
 	user := fs.String("user", "demo", "Halley username; the default --qname is <user>-bench<fresh>")
 	jsonOut := fs.Bool("json", false, "print the result as one JSON line")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return 2
 	}
 	var err error

@@ -577,7 +577,7 @@ func parseRunArgs(args []string, stderr io.Writer) (runConfig, error) {
 	fs.IntVar(&c.Channels, "channels", 100, "channels")
 	fs.IntVar(&c.Size, "size", 100, "message bytes")
 	fs.DurationVar(&c.RunTimeout, "run-timeout", 6*time.Minute, "bound on one run of one case")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return c, err
 	}
 	var err error

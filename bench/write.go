@@ -279,7 +279,7 @@ func cmdWrite(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&c.ChanPrefix, "chan-prefix", "", "channel name prefix (default: fresh per run)")
 	fs.IntVar(&c.PID, "pid", 0, "server pid (optional): report its CPU time per request (it and its direct children)")
 	jsonOut := fs.Bool("json", false, "print the result as one JSON line")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return 2
 	}
 	if c.ChanPrefix == "" {
