@@ -134,7 +134,9 @@ func (c *caseResult) finish() {
 	if c.Halley != nil && c.Nchan != nil {
 		c.Ratio = map[string]float64{}
 		for k, h := range c.Halley.Median {
-			if n, ok := c.Nchan.Median[k]; ok && n != 0 {
+			// Only where both are positive: a ratio of machine-wide noise
+			// around zero (kernel figures) means nothing.
+			if n, ok := c.Nchan.Median[k]; ok && n > 0 && h > 0 {
 				c.Ratio[k] = h / n
 			}
 		}
