@@ -206,8 +206,8 @@ func (a *API) replyError(c engine.Conn, callback []byte, e *apiError) {
 		return
 	}
 	ls := a.state[c.Loop()]
-	ls.out = appendJSONP(ls.out[:0], callback, e.body)
-	c.Reply(e.status, ctJS, hdrAPI, ls.out)
+	ls.jsonp = appendJSONP(ls.jsonp[:0], callback, e.body)
+	c.Reply(e.status, ctJS, hdrAPI, ls.jsonp)
 }
 
 // reply answers a JSON body with status 200, or JSONP around it.
@@ -217,8 +217,8 @@ func (a *API) reply(c engine.Conn, callback, body []byte) {
 		return
 	}
 	ls := a.state[c.Loop()]
-	ls.out = appendJSONP(ls.out[:0], callback, body)
-	c.Reply(200, ctJS, hdrAPI, ls.out)
+	ls.jsonp = appendJSONP(ls.jsonp[:0], callback, body)
+	c.Reply(200, ctJS, hdrAPI, ls.jsonp)
 }
 
 func appendJSONP(dst, callback, body []byte) []byte {

@@ -57,7 +57,6 @@ var (
 	errBadVersion      = newAPIError(505, "HTTP version not supported")
 	errStorage         = newAPIError(503, "storage unavailable")
 	errShuttingDown    = newAPIError(503, "shutting down")
-	errInternal        = newAPIError(500, "internal error")
 )
 
 // errorForStatus maps an engine-level failure (Handler.Fail) to its row.

@@ -39,21 +39,32 @@ func (h *histogram) observe(d time.Duration) {
 }
 
 func (h *histogram) appendProm(dst []byte, name, help string) []byte {
+	var counts [len(latencyBounds) + 1]uint64
+	for i := range counts {
+		counts[i] = h.counts[i].Load()
+	}
+	return AppendPromHistogram(dst, name, help, latencyBounds[:], counts[:], float64(h.sumNs.Load())/1e9)
+}
+
+// AppendPromHistogram appends a Prometheus histogram. counts holds one
+// non-cumulative count per bound plus a last one for +Inf; sum is in the
+// bounds' unit.
+func AppendPromHistogram(dst []byte, name, help string, bounds []float64, counts []uint64, sum float64) []byte {
 	dst = append(dst, "# HELP "+name+" "+help+"\n# TYPE "+name+" histogram\n"...)
 	var cum uint64
-	for i, b := range latencyBounds {
-		cum += h.counts[i].Load()
+	for i, b := range bounds {
+		cum += counts[i]
 		dst = append(dst, name+`_bucket{le="`...)
 		dst = strconv.AppendFloat(dst, b, 'g', -1, 64)
 		dst = append(dst, `"} `...)
 		dst = strconv.AppendUint(dst, cum, 10)
 		dst = append(dst, '\n')
 	}
-	cum += h.counts[len(latencyBounds)].Load()
+	cum += counts[len(bounds)]
 	dst = append(dst, name+`_bucket{le="+Inf"} `...)
 	dst = strconv.AppendUint(dst, cum, 10)
 	dst = append(dst, "\n"+name+"_sum "...)
-	dst = strconv.AppendFloat(dst, float64(h.sumNs.Load())/1e9, 'g', -1, 64)
+	dst = strconv.AppendFloat(dst, sum, 'g', -1, 64)
 	dst = append(dst, "\n"+name+"_count "...)
 	dst = strconv.AppendUint(dst, cum, 10)
 	return append(dst, '\n')

@@ -41,6 +41,7 @@ type loopState struct {
 	form  form
 	out   []byte // scratch for answers; the engine copies what it sends
 	frame []byte // scratch for WebSocket frames
+	jsonp []byte // scratch for JSONP wrapping; never the buffer holding the body
 }
 
 func newLoopState(a *API) *loopState {
