@@ -27,7 +27,7 @@ if [ $unit_rc -ne 0 ]; then
     echo "--- unit test output (tail) ---"
     tail -n 150 "$logs/unit.txt"
 fi
-grep -E '^\s*--- SKIP' -A1 "$logs/unit.txt" | sed 's/^/  /' || true
+grep -E '^\s*--- SKIP' -B1 "$logs/unit.txt" | sed 's/^/  /' || true
 u_pass=$(grep -cE '^\s*--- PASS' "$logs/unit.txt")
 u_fail=$(grep -cE '^\s*--- FAIL' "$logs/unit.txt")
 u_skip=$(grep -cE '^\s*--- SKIP' "$logs/unit.txt")
