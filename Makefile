@@ -40,8 +40,12 @@ fuzz:
 	$(GO) test ./protocol -run '^$$' -fuzz FuzzFormParse -fuzztime $(FUZZTIME)
 	$(GO) test ./engine -run '^$$' -fuzz FuzzParseRequest -fuzztime $(FUZZTIME)
 
+# bench: Halley (one event loop) against Nchan (one nginx worker), medians
+# of 3 fresh runs per case; tables and JSON lines land in bench/results/.
 bench: build
-	$(HALLEY) bench run --halley-cmd "$(CURDIR)/$(HALLEY) serve" --nchan
+	@test -f /usr/lib/nginx/modules/ngx_nchan_module.so || (apt-get update && apt-get install -y nginx-light libnginx-mod-nchan)
+	$(HALLEY) bench run --halley-cmd "$(CURDIR)/$(HALLEY) serve --data {tmp} --listen 127.0.0.1:18080 --loops 1" \
+		--nchan --nchan-dir ../shared/peers/nchan --out bench/results
 
 clean:
 	rm -rf $(BIN) data

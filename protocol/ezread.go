@@ -52,18 +52,9 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 		a.replyError(c, callback, errShuttingDown)
 		return
 	}
-	if f.err != nil {
-		a.replyError(c, callback, f.err)
-		return
-	}
-	qname, ok := f.get("qname")
-	if !ok || len(qname) == 0 {
-		a.replyError(c, callback, errMissingQName)
-		return
-	}
-	user, _, ok := splitQName(qname)
-	if !ok {
-		a.replyError(c, callback, errBadQName)
+	qname, user, e := formQName(f)
+	if e != nil {
+		a.replyError(c, callback, e)
 		return
 	}
 	timeout := a.opts.DefaultTimeout

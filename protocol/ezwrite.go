@@ -34,18 +34,9 @@ func (a *API) serveWrite(ls *loopState, c engine.Conn, r *engine.Request) {
 		a.replyError(c, nil, errUnknownKey)
 		return
 	}
-	if f.err != nil {
-		a.replyError(c, nil, f.err)
-		return
-	}
-	qname, ok := f.get("qname")
-	if !ok || len(qname) == 0 {
-		a.replyError(c, nil, errMissingQName)
-		return
-	}
-	user, _, ok := splitQName(qname)
-	if !ok {
-		a.replyError(c, nil, errBadQName)
+	qname, user, e := formQName(f)
+	if e != nil {
+		a.replyError(c, nil, e)
 		return
 	}
 	flagFlush, _ := f.get("flush")

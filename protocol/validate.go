@@ -39,6 +39,23 @@ func isChannelByte(c byte) bool {
 		c == '.' || c == '_' || c == '~' || c == '-'
 }
 
+// formQName checks a parsed form and its qname, the 400s every EZComet
+// endpoint shares: a decoding error, then a missing or malformed qname.
+func formQName(f *form) (qname, user []byte, e *apiError) {
+	if f.err != nil {
+		return nil, nil, f.err
+	}
+	qname, ok := f.get("qname")
+	if !ok || len(qname) == 0 {
+		return nil, nil, errMissingQName
+	}
+	user, _, ok = splitQName(qname)
+	if !ok {
+		return nil, nil, errBadQName
+	}
+	return qname, user, nil
+}
+
 // validTick: 1..64 bytes of printable ASCII 0x21–0x7E (EZ-W-04).
 func validTick(t []byte) bool {
 	if len(t) == 0 || len(t) > maxTick {
