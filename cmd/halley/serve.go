@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -29,11 +30,12 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 // serveConfig is everything `halley serve` is told, filled from flags.
 type serveConfig struct {
-	engine   engine.Options
-	store    persist.Options
-	api      protocol.Options
-	sync     string
-	logLevel string
+	engine     engine.Options
+	store      persist.Options
+	api        protocol.Options
+	sync       string
+	logLevel   string
+	cpuProfile string
 }
 
 // serveFlags declares serve's flags on fs; the returned function turns
@@ -58,6 +60,7 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) (finish func() error) {
 	fs.DurationVar(&cfg.engine.PingInterval, "ping-interval", 25*time.Second, "WebSocket ping interval")
 	fs.DurationVar(&cfg.engine.DrainTimeout, "drain-timeout", 5*time.Second, "graceful stop bound")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile to this file until the server stops (for tuning)")
 	return func() error {
 		cfg.engine.Listen = listen
 		for _, p := range proxies {
@@ -104,6 +107,17 @@ func serveMain(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := newLogger(stderr, cfg.logLevel)
+	if cfg.cpuProfile != "" {
+		f, err := os.Create(cfg.cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "halley serve: --cpuprofile:", err)
+			return 2
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	if err := serve(cfg, log, stdout); err != nil {
 		log.Error("halley serve failed", "err", err)
 		return 1
