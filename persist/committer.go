@@ -275,7 +275,7 @@ func (c *committer) build(b *pebble.Batch, r *writeReq, now, cutoff int64) {
 			c.answerQueued(r, m.seq, m.time, m.tick, m.body)
 			return
 		}
-	} else {
+	} else if !w.NewTick {
 		found, err := c.checkQueuedOnDisk(r, pc, cutoff)
 		if err != nil {
 			r.res = EZWriteResult{Err: err}

@@ -83,6 +83,10 @@ type EZWrite struct {
 	Tick  []byte // never empty: the protocol generates a UUID when absent
 	Body  []byte
 	Flush bool // delete every queued message; Tick and Body unused
+	// NewTick says the tick was generated for this write (a random UUID)
+	// and cannot be queued already, so the idempotence lookup is skipped:
+	// that lookup is a Pebble read, most of a write's storage CPU.
+	NewTick bool
 }
 
 // EZWriteResult is the outcome of an EZWrite, given to its completion.

@@ -67,7 +67,7 @@ func (a *API) serveWrite(ls *loopState, c engine.Conn, r *engine.Request) {
 		if hasTick {
 			w.Tick = bytes.Clone(tick)
 		} else {
-			w.Tick = newUUID()
+			w.Tick, w.NewTick = newUUID(), true
 		}
 		w.Body = append(make([]byte, 0, len(msg)), msg...)
 	}
