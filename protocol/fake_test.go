@@ -65,13 +65,18 @@ type fakeConn struct {
 	closeCode uint16
 	closeWhy  string
 	tag       any
-	countOnly bool // Send only counts bytes (allocation budgets)
+	countOnly bool          // Send only counts bytes (allocation budgets)
+	replied   chan struct{} // if set, Reply only signals here (allocation budgets)
 	sentBytes int
 }
 
 func newFakeConn() *fakeConn { return &fakeConn{id: nextConnID.Add(1)} }
 
 func (c *fakeConn) Reply(status int, ct string, h, body []byte) {
+	if c.replied != nil {
+		c.replied <- struct{}{}
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.replies = append(c.replies, reply{status, ct, string(h), string(body)})
