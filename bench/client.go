@@ -280,7 +280,15 @@ func wsFrame(op byte, payload []byte) []byte {
 // wsHold reads frames until the connection ends: pings are answered with
 // pongs, a close is echoed, data frames are counted and discarded.
 func wsHold(conn net.Conn, br *bufio.Reader, st *clientStats) error {
+	return wsHoldFunc(conn, br, st, nil)
+}
+
+// wsHoldFunc is wsHold; when onData is set, each complete data message
+// (fragments joined) is passed to it instead of being discarded. The slice
+// is reused after onData returns.
+func wsHoldFunc(conn net.Conn, br *bufio.Reader, st *clientStats, onData func([]byte)) error {
 	var hdr [8]byte
+	var msg []byte
 	for {
 		if _, err := io.ReadFull(br, hdr[:2]); err != nil {
 			return err
@@ -330,15 +338,35 @@ func wsHold(conn net.Conn, br *bufio.Reader, st *clientStats) error {
 				return err
 			}
 		default:
-			for n > 0 {
-				k, err := br.Discard(int(min(n, 1<<30)))
-				n -= int64(k)
-				if err != nil {
+			if onData != nil && op != 0xA {
+				if n > 1<<24 {
+					return errors.New("websocket: message too long")
+				}
+				old := len(msg)
+				msg = append(msg, make([]byte, n)...)
+				if _, err := io.ReadFull(br, msg[old:]); err != nil {
 					return err
+				}
+				if masked {
+					for i := range msg[old:] {
+						msg[old+i] ^= mask[i%4]
+					}
+				}
+			} else {
+				for n > 0 {
+					k, err := br.Discard(int(min(n, 1<<30)))
+					n -= int64(k)
+					if err != nil {
+						return err
+					}
 				}
 			}
 			if fin && op != 0xA {
 				st.msgs.Add(1)
+				if onData != nil {
+					onData(msg)
+					msg = msg[:0]
+				}
 			}
 		}
 	}

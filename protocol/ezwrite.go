@@ -64,17 +64,32 @@ func (a *API) serveWrite(ls *loopState, c engine.Conn, r *engine.Request) {
 	// write owns copies of what it keeps.
 	w := persist.EZWrite{QName: string(qname), Flush: flush}
 	if !flush {
+		// Tick and body share one allocation.
+		tickLen := uuidLen
 		if hasTick {
-			w.Tick = bytes.Clone(tick)
-		} else {
-			w.Tick, w.NewTick = newUUID(), true
+			tickLen = len(tick)
 		}
-		w.Body = append(make([]byte, 0, len(msg)), msg...)
+		buf := make([]byte, tickLen+len(msg))
+		if hasTick {
+			copy(buf, tick)
+		} else {
+			putUUID(buf[:uuidLen])
+			w.NewTick = true
+		}
+		copy(buf[tickLen:], msg)
+		w.Tick, w.Body = buf[:tickLen:tickLen], buf[tickLen:]
 	}
 	start := time.Now()
 	a.store.EZWrite(w, func(res persist.EZWriteResult) {
 		a.writeDone(c, w, res, start)
 	})
+}
+
+// appendAck renders EZ-W-05's answer {"code":"ok","tick":"<tick>"}.
+func appendAck(dst, tick []byte) []byte {
+	dst = append(dst, `{"code":"ok","tick":`...)
+	dst = appendJSONString(dst, tick)
+	return append(dst, '}')
 }
 
 // isFormBody: a POST body is decoded as a form when it says it is one,
@@ -110,19 +125,15 @@ func (a *API) writeDone(c engine.Conn, w persist.EZWrite, res persist.EZWriteRes
 		return
 	}
 	a.stats.writesOK.Add(1)
-	var body []byte
-	if w.Flush {
-		body = bodyOK
-	} else {
-		body = make([]byte, 0, 24+len(w.Tick))
-		body = append(body, `{"code":"ok","tick":`...)
-		body = appendJSONString(body, w.Tick)
-		body = append(body, '}')
+	switch {
+	case w.Flush:
+		a.loops.Post(c.Loop(), func() { c.Reply(200, ctJSON, hdrAPI, bodyOK) })
+	case res.Duplicate:
+		ack := appendAck(make([]byte, 0, 24+len(w.Tick)), w.Tick)
+		a.loops.Post(c.Loop(), func() { c.Reply(200, ctJSON, hdrAPI, ack) })
+	default:
+		d := newDelivery(w.QName, res.Msg)
+		a.loops.Post(c.Loop(), func() { c.Reply(200, ctJSON, hdrAPI, d.ack) })
+		a.loops.Broadcast(func(loop int) { a.state[loop].deliver(d) })
 	}
-	a.loops.Post(c.Loop(), func() { c.Reply(200, ctJSON, hdrAPI, body) })
-	if w.Flush || res.Duplicate {
-		return
-	}
-	d := newDelivery(w.QName, res.Msg)
-	a.loops.Broadcast(func(loop int) { a.state[loop].deliver(d) })
 }

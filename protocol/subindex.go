@@ -6,25 +6,41 @@ import (
 )
 
 // delivery is one accepted message, encoded once for every transport on
-// the committer goroutine and then shared read-only by all loops.
+// the committer goroutine and then shared read-only by all loops. All its
+// encodings, and the writer's answer, live in one buffer.
 type delivery struct {
 	qname    string
 	seq      uint64
 	wsFrame  []byte // a whole WebSocket text frame holding ["tick","msg"]
 	sseEvent []byte // "id: …\ndata: …\n\n"
 	pollBody []byte // {"code":"ok","messages":[["tick","msg"]]}
+	ack      []byte // the writer's answer, {"code":"ok","tick":"…"}
 }
 
 func newDelivery(qname string, m persist.Message) *delivery {
-	pair := appendPair(make([]byte, 0, len(m.Tick)+len(m.Body)+16), m.Tick, m.Body)
 	d := &delivery{qname: qname, seq: m.Seq}
-	d.wsFrame = engine.AppendTextFrame(make([]byte, 0, len(pair)+10), pair)
-	d.sseEvent = appendSSEEvent(make([]byte, 0, len(pair)+16), m.Tick, m.Body)
-	body := make([]byte, 0, len(pair)+32)
-	body = append(body, `{"code":"ok","messages":[`...)
-	body = append(body, pair...)
-	d.pollBody = append(body, "]}"...)
+	// Room for every encoding without escapes; escapes only make append
+	// grow the buffer, and slices taken earlier stay valid.
+	n := len(m.Tick) + len(m.Body) + 8
+	buf := make([]byte, 0, 4*n+len(m.Tick)+96)
+	buf = appendPair(buf, m.Tick, m.Body)
+	pair := buf[:len(buf):len(buf)]
+	buf, d.wsFrame = appendPart(buf, func(b []byte) []byte { return engine.AppendTextFrame(b, pair) })
+	buf, d.sseEvent = appendPart(buf, func(b []byte) []byte { return appendSSEEvent(b, m.Tick, m.Body) })
+	buf, d.pollBody = appendPart(buf, func(b []byte) []byte {
+		b = append(b, `{"code":"ok","messages":[`...)
+		b = append(b, pair...)
+		return append(b, "]}"...)
+	})
+	_, d.ack = appendPart(buf, func(b []byte) []byte { return appendAck(b, m.Tick) })
 	return d
+}
+
+// appendPart appends enc's output to buf and returns buf and that part.
+func appendPart(buf []byte, enc func([]byte) []byte) ([]byte, []byte) {
+	start := len(buf)
+	buf = enc(buf)
+	return buf, buf[start:len(buf):len(buf)]
 }
 
 // channelSubs lists the readers of one channel on one loop.

@@ -106,14 +106,16 @@ func validCallback(cb []byte) bool {
 	return true
 }
 
-// newUUID returns a random (version 4) UUID in lowercase canonical form,
-// the tick of a write that gave none (EZ-W-04).
-func newUUID() []byte {
+// uuidLen is the length of a canonical UUID.
+const uuidLen = 36
+
+// putUUID writes a random (version 4) UUID in lowercase canonical form
+// into out (uuidLen bytes): the tick of a write that gave none (EZ-W-04).
+func putUUID(out []byte) {
 	var u [16]byte
 	_, _ = rand.Read(u[:]) // crypto/rand.Read never fails on Linux.
 	u[6] = u[6]&0x0f | 0x40
 	u[8] = u[8]&0x3f | 0x80
-	out := make([]byte, 36)
 	j := 0
 	for i, b := range u {
 		if i == 4 || i == 6 || i == 8 || i == 10 {
@@ -123,5 +125,4 @@ func newUUID() []byte {
 		out[j], out[j+1] = hexDigits[b>>4], hexDigits[b&0xf]
 		j += 2
 	}
-	return out
 }

@@ -69,7 +69,9 @@ func TestNewUUID(t *testing.T) {
 	re := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 	seen := map[string]bool{}
 	for range 100 {
-		u := string(newUUID())
+		var b [uuidLen]byte
+		putUUID(b[:])
+		u := string(b[:])
 		if !re.MatchString(u) || seen[u] {
 			t.Fatalf("bad or repeated uuid %q", u)
 		}
