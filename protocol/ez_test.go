@@ -103,6 +103,9 @@ func TestLongPollWaitsThenDelivers(t *testing.T) {
 	if c.numReplies() != 1 {
 		t.Fatalf("poll answered %d times", c.numReplies())
 	}
+	if n := f.api.stats.deliveries.Load(); n != 1 {
+		t.Fatalf("deliveries metric = %d, want 1", n)
+	}
 }
 
 func TestLongPollTimeoutAndDrain(t *testing.T) {

@@ -120,6 +120,7 @@ func (ls *loopState) deliver(d *delivery) {
 	}
 	// Backwards, because a reader may leave the list (answered poll, cut
 	// slow consumer) and removal moves the last entry into its place.
+	sent := 0
 	for i := len(cs.list) - 1; i >= 0; i-- {
 		if i >= len(cs.list) {
 			continue
@@ -129,11 +130,14 @@ func (ls *loopState) deliver(d *delivery) {
 		case s.cursor >= d.seq:
 		case s.cursor+1 == d.seq:
 			ls.sendOne(s, d)
+			sent++
 		default:
 			ls.catchUp(s)
+			sent++
 		}
 	}
-	ls.api.stats.deliveries.Add(uint64(len(cs.list)))
+	// One shared-counter update per loop and message, not per reader.
+	ls.api.stats.deliveries.Add(uint64(sent))
 }
 
 func (ls *loopState) sendOne(s *ezSub, d *delivery) {
