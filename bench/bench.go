@@ -4,8 +4,10 @@
 //
 //	idle   many idle subscribers, server RSS slope per connection
 //	write  closed-loop publish load, req/s and latency percentiles
+//	fanout WebSocket subscribers on one channel, paced publishes: deliveries/s, latency, loss
 //	run    the driver behind "make bench": each case 3×, medians, Markdown + JSONL
 //	client hidden: a client process the idle command forks (via os.Executable)
+//	fanclient hidden: a client process the fanout command forks
 package bench
 
 import (
@@ -30,6 +32,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return cmdIdle(args[1:], stdout, stderr)
 	case "write":
 		return cmdWrite(args[1:], stdout, stderr)
+	case "fanout":
+		return cmdFanout(args[1:], stdout, stderr)
+	case "fanclient":
+		return cmdFanClient(args[1:], os.Stdin, stdout, stderr)
 	case "run":
 		return cmdRun(args[1:], stdout, stderr)
 	case "client":
@@ -52,6 +58,10 @@ func usage(w io.Writer) {
   write  --target URL [--kind halley|nchan] [--conns 16] [--duration 10s] [--channels 100]
          [--size 100] [--key K --user U]
          closed-loop keep-alive publish load; req/s, p50/p90/p99/max, errors
+  fanout --target URL [--kind halley|nchan] [--subs 10000] [--msgs 200] [--rate 20] [--size 100]
+         [--key K --user U] [--pid PID]
+         WebSocket subscribers on one fresh channel, paced publishes; deliveries/s,
+         p50/p90/p99/max latency, rate kept, missing/duplicates, server CPU/delivery
   run    --halley-cmd "halley serve --data {tmp} --listen 127.0.0.1:PORT" --key K --user U [--nchan]
          every case 3 times on a fresh server, medians, bench/results/<case>.md + results.jsonl
 `)

@@ -1,0 +1,798 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// fanoutConfig describes one fan-out measurement: Subs WebSocket
+// subscribers on one fresh channel, Msgs messages published at Rate/s.
+type fanoutConfig struct {
+	Target      string
+	Kind        string // halley | nchan
+	Subs        int
+	Msgs        int
+	Rate        float64
+	Size        int
+	Key, User   string
+	Chan        string // fresh channel prefix; the channel is <Chan>0
+	PID         int
+	PerProcess  int
+	PerIP       int
+	DialConc    int
+	OpenTimeout time.Duration
+	Grace       time.Duration // "rate kept" needs every delivery within this of the last publish
+	Drain       time.Duration // how long to wait for stragglers after the last publish
+	MaxLife     time.Duration
+}
+
+// fanoutResult is what a fan-out measurement found.
+type fanoutResult struct {
+	Kind          string   `json:"kind"`
+	Subs          int      `json:"subs"`
+	Open          int      `json:"open"` // subscribers held when publishing started
+	Msgs          int      `json:"msgs"`
+	Published     int      `json:"published"` // accepted by the server
+	PubErrors     int      `json:"publish_errors"`
+	AskedRate     float64  `json:"asked_rate"`
+	PubRate       float64  `json:"publish_rate"` // achieved, (n-1)/(last send − first send)
+	Deliveries    int64    `json:"deliveries"`   // distinct (subscriber, message) pairs received
+	Expected      int64    `json:"expected"`     // open × published
+	Missing       int64    `json:"missing"`
+	Duplicates    int64    `json:"duplicates"`
+	Bad           int64    `json:"bad_frames"` // data frames that were neither ours nor ignorable
+	DeliveriesSec float64  `json:"deliveries_per_sec"`
+	DeliveredMsgs float64  `json:"delivered_msgs_per_sec"` // deliveries/s ÷ open subscribers
+	LastAfterPub  float64  `json:"last_delivery_after_last_publish_ms"`
+	RateKept      bool     `json:"rate_kept"`
+	P50ms         float64  `json:"p50_ms"`
+	P90ms         float64  `json:"p90_ms"`
+	P99ms         float64  `json:"p99_ms"`
+	MaxMs         float64  `json:"max_ms"`
+	CPUus         float64  `json:"server_cpu_us_per_delivery"` // with --pid
+	Warnings      []string `json:"warnings,omitempty"`
+}
+
+// fanPayload is message seq sent at t (UnixNano): "seq.t." padded with 'x'
+// to size bytes (longer when size is too small to hold both numbers).
+func fanPayload(seq int, t int64, size int) []byte {
+	b := strconv.AppendInt(nil, int64(seq), 10)
+	b = append(b, '.')
+	b = strconv.AppendInt(b, t, 10)
+	b = append(b, '.')
+	for len(b) < size {
+		b = append(b, 'x')
+	}
+	return b
+}
+
+// parseFanPayload returns the sequence number and send time of a payload.
+func parseFanPayload(p []byte) (seq int, t int64, ok bool) {
+	s := string(p)
+	a, rest, ok1 := strings.Cut(s, ".")
+	b, _, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 {
+		return 0, 0, false
+	}
+	n, err1 := strconv.Atoi(a)
+	ts, err2 := strconv.ParseInt(b, 10, 64)
+	if err1 != nil || err2 != nil || n < 0 {
+		return 0, 0, false
+	}
+	return n, ts, true
+}
+
+// fanMessage extracts the payload of a data frame: Nchan's frame is the
+// body; Halley's is the JSON array ["<tick>","<msg>"]. ignore means a frame
+// that is not a message (e.g. Halley's {"gap":true}).
+func fanMessage(kind string, frame []byte) (payload []byte, ignore bool) {
+	if kind == "nchan" {
+		return frame, false
+	}
+	if len(frame) == 0 || frame[0] != '[' {
+		return nil, true
+	}
+	var a []string
+	if json.Unmarshal(frame, &a) != nil || len(a) < 2 {
+		return nil, false
+	}
+	return []byte(a[1]), false
+}
+
+// fanSub is one subscriber's accounting: which messages arrived, and how
+// many more than once.
+type fanSub struct {
+	seen []byte // bitmap over msgs
+	n    int32  // msgs
+	got  int32
+	dup  int32
+}
+
+func newFanSub(msgs int) *fanSub { return &fanSub{seen: make([]byte, (msgs+7)/8), n: int32(msgs)} }
+
+// mark records message seq; it returns false for a duplicate or an
+// out-of-range seq (counted as a duplicate only when in range).
+func (s *fanSub) mark(seq int) bool {
+	if seq < 0 || seq >= int(s.n) {
+		return false
+	}
+	bit := byte(1) << (seq % 8)
+	if s.seen[seq/8]&bit != 0 {
+		s.dup++
+		return false
+	}
+	s.seen[seq/8] |= bit
+	s.got++
+	return true
+}
+
+// missing is how many of the first n messages never arrived.
+func (s *fanSub) missing(n int) int {
+	m := 0
+	for i := 0; i < n && i < int(s.n); i++ {
+		if s.seen[i/8]&(1<<(i%8)) == 0 {
+			m++
+		}
+	}
+	return m
+}
+
+// encodeHist serialises a histogram as one line: "n sum min max i:c,i:c,…".
+func encodeHist(h *Histogram) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d %g %d %d ", h.n, h.sum, h.min, h.max)
+	first := true
+	for i, c := range h.counts {
+		if c == 0 {
+			continue
+		}
+		if !first {
+			b.WriteByte(',')
+		}
+		first = false
+		fmt.Fprintf(&b, "%d:%d", i, c)
+	}
+	if first {
+		b.WriteByte('-')
+	}
+	return b.String()
+}
+
+// decodeHist is the inverse of encodeHist.
+func decodeHist(s string) (*Histogram, error) {
+	f := strings.Fields(s)
+	if len(f) != 5 {
+		return nil, fmt.Errorf("histogram: %d fields", len(f))
+	}
+	h := &Histogram{}
+	var err error
+	if h.n, err = strconv.ParseUint(f[0], 10, 64); err != nil {
+		return nil, err
+	}
+	if h.sum, err = strconv.ParseFloat(f[1], 64); err != nil {
+		return nil, err
+	}
+	if h.min, err = strconv.ParseInt(f[2], 10, 64); err != nil {
+		return nil, err
+	}
+	if h.max, err = strconv.ParseInt(f[3], 10, 64); err != nil {
+		return nil, err
+	}
+	var total uint64
+	if f[4] != "-" {
+		for _, p := range strings.Split(f[4], ",") {
+			a, b, ok := strings.Cut(p, ":")
+			i, err1 := strconv.Atoi(a)
+			c, err2 := strconv.ParseUint(b, 10, 64)
+			if !ok || err1 != nil || err2 != nil || i < 0 || i >= histBuckets {
+				return nil, fmt.Errorf("histogram: bad bucket %q", p)
+			}
+			h.counts[i] += c
+			total += c
+		}
+	}
+	if total != h.n {
+		return nil, fmt.Errorf("histogram: buckets hold %d of %d samples", total, h.n)
+	}
+	return h, nil
+}
+
+// fanReport is the end-of-run line of a fan-out client process.
+type fanReport struct {
+	Got, Dup, Missing, Bad, Closed int64
+	First, Last                    int64 // UnixNano of the first and last delivery
+	Hist                           *Histogram
+}
+
+// fanState is a fan-out client process's shared state.
+type fanState struct {
+	kind  string
+	msgs  int
+	mu    [16]sync.Mutex
+	hists [16]Histogram
+	subs  []*fanSub
+	bad   atomic.Int64
+	first atomic.Int64
+	last  atomic.Int64
+}
+
+func (f *fanState) onFrame(i int, frame []byte) {
+	now := time.Now().UnixNano()
+	p, ignore := fanMessage(f.kind, frame)
+	if ignore {
+		return
+	}
+	seq, ts, ok := parseFanPayload(p)
+	if !ok || seq >= f.msgs {
+		f.bad.Add(1)
+		return
+	}
+	k := i % len(f.mu)
+	f.mu[k].Lock()
+	fresh := f.subs[i].mark(seq)
+	if fresh {
+		f.hists[k].Record(now - ts)
+	}
+	f.mu[k].Unlock()
+	if fresh {
+		f.first.CompareAndSwap(0, now)
+		for {
+			l := f.last.Load()
+			if now <= l || f.last.CompareAndSwap(l, now) {
+				break
+			}
+		}
+	}
+}
+
+func (f *fanState) report(closed int64) string {
+	var h Histogram
+	var got, dup, miss int64
+	for k := range f.mu {
+		f.mu[k].Lock()
+		h.Merge(&f.hists[k])
+		f.mu[k].Unlock()
+	}
+	for i, s := range f.subs {
+		k := i % len(f.mu)
+		f.mu[k].Lock()
+		got += int64(s.got)
+		dup += int64(s.dup)
+		miss += int64(s.missing(f.msgs))
+		f.mu[k].Unlock()
+	}
+	return fmt.Sprintf("fan got=%d dup=%d missing=%d bad=%d closed=%d first=%d last=%d\nhist %s",
+		got, dup, miss, f.bad.Load(), closed, f.first.Load(), f.last.Load(), encodeHist(&h))
+}
+
+// cmdFanClient is the hidden "bench fanclient": it opens --open WebSocket
+// subscribers on one channel and accounts every message. stdout: "ready",
+// stat lines as "bench client"; on "quit" (or end of stdin) a "fan …" and a
+// "hist …" line, then it exits.
+func cmdFanClient(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench fanclient", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c clientConfig
+	clientFlags(fs, &c)
+	fs.IntVar(&c.FirstIndex, "first-index", 0, "global index of the first connection (source addresses)")
+	open := fs.Int("open", 0, "subscribers to open")
+	msgs := fs.Int("msgs", 0, "messages expected")
+	if err := parseFlags(fs, args); err != nil {
+		return 2
+	}
+	c.Mode, c.Channels = "ws", 1
+	if err := c.validate(); err != nil || *msgs < 1 {
+		fmt.Fprintln(stderr, "bench fanclient: bad flags", err)
+		return 2
+	}
+	addr, host, _ := hostPort(c.Target)
+	ctx, cancel := context.WithTimeout(context.Background(), c.MaxLife)
+	defer cancel()
+	f := &fanState{kind: c.Kind, msgs: *msgs, subs: make([]*fanSub, *open)}
+	for i := range f.subs {
+		f.subs[i] = newFanSub(*msgs)
+	}
+	var st clientStats
+	sem := make(chan struct{}, c.DialConc)
+	for i := 0; i < *open; i++ {
+		go func(i int) {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			conn, br, err := openSub(ctx, &c, addr, host, c.FirstIndex+i)
+			<-sem
+			if err != nil {
+				st.failed.Add(1)
+				return
+			}
+			st.open.Add(1)
+			stop := context.AfterFunc(ctx, func() { conn.Close() })
+			defer stop()
+			wsHoldFunc(conn, br, &st, func(b []byte) { f.onFrame(i, b) })
+			conn.Close()
+			st.open.Add(-1)
+			st.closed.Add(1)
+		}(i)
+	}
+	fmt.Fprintln(stdout, "ready")
+	quit := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stdin)
+		for sc.Scan() {
+			if strings.TrimSpace(sc.Text()) == "quit" {
+				break
+			}
+		}
+		close(quit)
+	}()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	last := ""
+	for {
+		select {
+		case <-quit:
+			fmt.Fprintln(stdout, st.line(*open))
+			fmt.Fprintln(stdout, f.report(st.closed.Load()))
+			return 0
+		case <-ctx.Done():
+			fmt.Fprintln(stdout, "exit max-life")
+			return 0
+		case <-tick.C:
+			if l := st.line(*open); l != last {
+				fmt.Fprintln(stdout, l)
+				last = l
+			}
+		}
+	}
+}
+
+func parseFanLine(line string) (fanReport, bool) {
+	rest, ok := strings.CutPrefix(line, "fan ")
+	if !ok {
+		return fanReport{}, false
+	}
+	var r fanReport
+	for _, fld := range strings.Fields(rest) {
+		k, v, _ := strings.Cut(fld, "=")
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return r, false
+		}
+		switch k {
+		case "got":
+			r.Got = n
+		case "dup":
+			r.Dup = n
+		case "missing":
+			r.Missing = n
+		case "bad":
+			r.Bad = n
+		case "closed":
+			r.Closed = n
+		case "first":
+			r.First = n
+		case "last":
+			r.Last = n
+		}
+	}
+	return r, true
+}
+
+// fanProc is one fan-out client process as the parent sees it.
+type fanProc struct {
+	clientProc
+	report *fanReport
+	rdone  chan struct{}
+}
+
+func (c *fanoutConfig) validate() error {
+	switch c.Kind {
+	case "halley":
+		if c.Key == "" || c.User == "" {
+			return fmt.Errorf("--kind halley needs --key and --user")
+		}
+	case "nchan":
+	default:
+		return fmt.Errorf("--kind must be halley or nchan, not %q", c.Kind)
+	}
+	if c.Subs < 1 || c.Msgs < 1 || c.Rate <= 0 || c.Size < 0 {
+		return fmt.Errorf("--subs, --msgs must be ≥ 1, --rate > 0, --size ≥ 0")
+	}
+	if c.PerProcess < 1 || c.PerProcess > 19000 || c.PerIP < 1 || c.DialConc < 1 {
+		return fmt.Errorf("--per-process must be 1..19000, --per-ip and --dial-conc ≥ 1")
+	}
+	_, _, err := hostPort(c.Target)
+	return err
+}
+
+// qname is the client processes' --qname (prefix; the channel is "<qname>0").
+func (c *fanoutConfig) qname() string {
+	if c.Kind == "halley" {
+		return c.User + "-" + c.Chan
+	}
+	return c.Chan
+}
+
+// pubRequest is the publish request of one message.
+func (c *fanoutConfig) pubRequest(host string, payload []byte) []byte {
+	name := channelName(c.Kind, c.User, c.Chan, 0)
+	var path, ctype, body string
+	if c.Kind == "halley" {
+		path, ctype = "/write", "application/x-www-form-urlencoded"
+		body = formBody("api_key", c.Key, "qname", name, "msg", string(payload))
+	} else {
+		path, ctype, body = "/pub/"+name, "text/plain", string(payload)
+	}
+	return fmt.Appendf(nil, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s",
+		path, host, ctype, len(body), body)
+}
+
+// runFanout opens the subscribers from client processes, publishes, waits
+// for the deliveries, and collects the clients' accounting.
+func runFanout(ctx context.Context, c fanoutConfig, log io.Writer) (fanoutResult, error) {
+	res := fanoutResult{Kind: c.Kind, Subs: c.Subs, Msgs: c.Msgs, AskedRate: c.Rate}
+	log = &syncWriter{w: log}
+	if err := c.validate(); err != nil {
+		return res, err
+	}
+	if c.Chan == "" {
+		c.Chan = freshPrefix() + "f"
+	}
+	addr, host, _ := hostPort(c.Target)
+	pub, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return res, err
+	}
+	pubUsed := false
+	defer func() {
+		if !pubUsed {
+			pub.Close()
+		}
+	}()
+	exe, pre, env, err := clientCommand()
+	if err != nil {
+		return res, err
+	}
+	pre = append(append([]string{}, pre[:len(pre)-1]...), "fanclient")
+	nproc := (c.Subs + c.PerProcess - 1) / c.PerProcess
+	targets := procTargets(c.Subs, c.PerProcess, nproc)
+	procs := make([]*fanProc, nproc)
+	defer func() {
+		cp := make([]*clientProc, 0, nproc)
+		for _, p := range procs {
+			if p != nil {
+				cp = append(cp, &p.clientProc)
+			}
+		}
+		stopClients(cp)
+	}()
+	for i := range procs {
+		args := append(append([]string{}, pre...),
+			"--target", c.Target, "--kind", c.Kind, "--qname", c.qname(),
+			"--per-ip", strconv.Itoa(c.PerIP), "--dial-conc", strconv.Itoa(c.DialConc),
+			"--max-life", c.MaxLife.String(), "--first-index", strconv.Itoa(i*c.PerProcess),
+			"--open", strconv.Itoa(targets[i]), "--msgs", strconv.Itoa(c.Msgs))
+		cmd := exec.Command(exe, args...)
+		cmd.Env = append(os.Environ(), env...)
+		cmd.Stderr = log
+		p := &fanProc{clientProc: clientProc{cmd: cmd, stat: map[string]int{}, ready: make(chan struct{}), target: targets[i]},
+			rdone: make(chan struct{})}
+		if p.stdin, err = cmd.StdinPipe(); err != nil {
+			return res, err
+		}
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			return res, err
+		}
+		if err := cmd.Start(); err != nil {
+			return res, err
+		}
+		procs[i] = p
+		go func() {
+			defer close(p.rdone)
+			sc := bufio.NewScanner(out)
+			sc.Buffer(make([]byte, 64<<10), 4<<20)
+			readyOnce := false
+			var rep fanReport
+			haveRep := false
+			for sc.Scan() {
+				line := sc.Text()
+				switch {
+				case line == "ready" && !readyOnce:
+					readyOnce = true
+					close(p.ready)
+				case strings.HasPrefix(line, "fan "):
+					rep, haveRep = parseFanLine(line)
+				case strings.HasPrefix(line, "hist ") && haveRep:
+					if h, err := decodeHist(line[5:]); err == nil {
+						rep.Hist = h
+						p.mu.Lock()
+						p.report = &rep
+						p.mu.Unlock()
+					} else {
+						fmt.Fprintf(log, "fanout: client %d: %v\n", p.cmd.Process.Pid, err)
+					}
+				default:
+					if m, ok := parseStatLine(line); ok {
+						p.mu.Lock()
+						p.stat = m
+						p.mu.Unlock()
+					}
+				}
+			}
+			p.mu.Lock()
+			p.exited = true
+			p.mu.Unlock()
+			if !readyOnce {
+				close(p.ready)
+			}
+		}()
+	}
+	for i, p := range procs {
+		select {
+		case <-p.ready:
+		case <-time.After(10 * time.Second):
+			return res, fmt.Errorf("client process %d did not start", i)
+		}
+		if p.gone() {
+			return res, fmt.Errorf("client process %d exited at start", i)
+		}
+	}
+	fmt.Fprintf(log, "fanout %s: opening %d subscribers on %s\n", c.Kind, c.Subs, channelName(c.Kind, c.User, c.Chan, 0))
+	deadline := time.Now().Add(c.OpenTimeout)
+	for {
+		done := true
+		res.Open = 0
+		for i, p := range procs {
+			if p.gone() {
+				return res, fmt.Errorf("client process %d exited", i)
+			}
+			res.Open += p.get("open")
+			if p.get("open")+p.get("failed")+p.get("closed") < p.target {
+				done = false
+			}
+		}
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("only %d of %d subscribers open after %v", res.Open, c.Subs, c.OpenTimeout))
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if res.Open < c.Subs {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%d of %d subscribers open", res.Open, c.Subs))
+	}
+	if res.Open == 0 {
+		return res, errors.New("no subscriber open")
+	}
+	time.Sleep(200 * time.Millisecond) // subscriptions registered server-side
+	fmt.Fprintf(log, "fanout %s: %d subscribers open; publishing %d msgs at %g/s\n", c.Kind, res.Open, c.Msgs, c.Rate)
+
+	var cpu0 float64
+	if c.PID > 0 {
+		if cpu0, err = treeCPU(c.PID); err != nil {
+			return res, fmt.Errorf("server pid %d: %v", c.PID, err)
+		}
+	}
+	pubUsed = true
+	sends, firstErr := publishPaced(ctx, &c, pub, addr, host)
+	if len(sends) == 0 {
+		return res, fmt.Errorf("nothing published: %v", firstErr)
+	}
+	res.Published = len(sends)
+	res.PubErrors = c.Msgs - len(sends)
+	if firstErr != nil {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%d publish errors, first: %v", res.PubErrors, firstErr))
+	}
+	firstPub, lastPub := sends[0], sends[len(sends)-1]
+	if len(sends) > 1 {
+		res.PubRate = float64(len(sends)-1) / lastPub.Sub(firstPub).Seconds()
+	}
+	res.Expected = int64(res.Open) * int64(res.Published)
+	// Wait for every delivery (frames counted by the clients' stat lines),
+	// at most Drain after the last publish.
+	end := lastPub.Add(c.Drain)
+	for time.Now().Before(end) {
+		var n int64
+		for _, p := range procs {
+			n += int64(p.get("msgs"))
+		}
+		if n >= res.Expected {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	var cpu1 float64
+	if c.PID > 0 {
+		cpu1, _ = treeCPU(c.PID)
+	}
+	for _, p := range procs {
+		fmt.Fprintln(p.stdin, "quit")
+	}
+	var h Histogram
+	var lastDel int64
+	for i, p := range procs {
+		select {
+		case <-p.rdone:
+		case <-time.After(10 * time.Second):
+			return res, fmt.Errorf("client process %d did not report", i)
+		}
+		p.mu.Lock()
+		r := p.report
+		p.mu.Unlock()
+		if r == nil {
+			return res, fmt.Errorf("client process %d ended without a report", i)
+		}
+		h.Merge(r.Hist)
+		res.Deliveries += r.Got
+		res.Duplicates += r.Dup
+		res.Bad += r.Bad
+		lastDel = max(lastDel, r.Last)
+		if r.Closed > 0 {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("client %d: %d subscribers closed", i, r.Closed))
+		}
+	}
+	// Missing counts against what was accepted and what was held open:
+	// subscribers that never opened or messages that failed to publish are
+	// reported separately (warnings, publish_errors).
+	res.Missing = max(res.Expected-res.Deliveries, 0)
+	if lastDel > 0 {
+		span := time.Duration(lastDel - firstPub.UnixNano())
+		if span > 0 {
+			res.DeliveriesSec = float64(res.Deliveries) / span.Seconds()
+			res.DeliveredMsgs = res.DeliveriesSec / float64(res.Open)
+		}
+		res.LastAfterPub = float64(lastDel-lastPub.UnixNano()) / 1e6
+	}
+	res.RateKept = res.PubErrors == 0 && res.Missing == 0 && res.PubRate >= 0.95*c.Rate &&
+		res.LastAfterPub <= float64(c.Grace)/1e6
+	if c.Msgs == 1 {
+		res.RateKept = res.PubErrors == 0 && res.Missing == 0 && res.LastAfterPub <= float64(c.Grace)/1e6
+	}
+	if c.PID > 0 && res.Deliveries > 0 {
+		res.CPUus = (cpu1 - cpu0) * 1e6 / float64(res.Deliveries)
+	}
+	ms := func(v int64) float64 { return float64(v) / 1e6 }
+	res.P50ms, res.P90ms, res.P99ms, res.MaxMs = ms(h.Percentile(0.50)), ms(h.Percentile(0.90)), ms(h.Percentile(0.99)), ms(h.Max())
+	return res, nil
+}
+
+// publishPaced sends c.Msgs messages over one keep-alive connection, one per
+// tick of a 1/Rate ticker (open loop: a slow answer makes ticks be dropped,
+// which shows as a lower achieved rate). It returns the send time of every
+// accepted message and the first error. conn is closed on return.
+func publishPaced(ctx context.Context, c *fanoutConfig, conn net.Conn, addr, host string) ([]time.Time, error) {
+	br := bufio.NewReaderSize(conn, 4096)
+	defer func() {
+		if conn != nil {
+			conn.Close()
+		}
+	}()
+	var r response
+	var firstErr error
+	sends := make([]time.Time, 0, c.Msgs)
+	tick := time.NewTicker(time.Duration(float64(time.Second) / c.Rate))
+	defer tick.Stop()
+	for seq := 0; seq < c.Msgs; seq++ {
+		if seq > 0 {
+			select {
+			case <-ctx.Done():
+				return sends, ctx.Err()
+			case <-tick.C:
+			}
+		}
+		if conn == nil {
+			var err error
+			if conn, err = net.DialTimeout("tcp", addr, 5*time.Second); err != nil {
+				conn = nil
+				if firstErr == nil {
+					firstErr = err
+				}
+				continue
+			}
+			br = bufio.NewReaderSize(conn, 4096)
+		}
+		t := time.Now()
+		req := c.pubRequest(host, fanPayload(seq, t.UnixNano(), c.Size))
+		conn.SetDeadline(t.Add(10 * time.Second))
+		_, err := conn.Write(req)
+		if err == nil {
+			err = readResponse(br, &r, 256, false)
+		}
+		if err == nil && !checkWriteAnswer(c.Kind, &r) {
+			err = fmt.Errorf("status %d body %q", r.status, r.body)
+		}
+		if err == nil {
+			sends = append(sends, t)
+		} else if firstErr == nil {
+			firstErr = err
+		}
+		if err != nil || r.close {
+			conn.Close()
+			conn = nil
+		}
+	}
+	return sends, firstErr
+}
+
+// cmdFanout is "bench fanout".
+func cmdFanout(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench fanout", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := fanoutConfig{}
+	fs.StringVar(&c.Target, "target", "http://127.0.0.1:8080", "server base URL")
+	fs.StringVar(&c.Kind, "kind", "halley", "halley or nchan")
+	fs.IntVar(&c.Subs, "subs", 10000, "WebSocket subscribers on the one channel")
+	fs.IntVar(&c.Msgs, "msgs", 200, "messages to publish")
+	fs.Float64Var(&c.Rate, "rate", 20, "publish rate asked, messages/s (open loop)")
+	fs.IntVar(&c.Size, "size", 100, "message bytes")
+	fs.StringVar(&c.Key, "key", "", "Halley api_key")
+	fs.StringVar(&c.User, "user", "demo", "Halley username (qname <user>-<chan>0)")
+	fs.StringVar(&c.Chan, "chan", "", "channel prefix (default: fresh per run)")
+	fs.IntVar(&c.PID, "pid", 0, "server pid (optional): its CPU time per delivery (it and its direct children)")
+	fs.IntVar(&c.PerProcess, "per-process", 18000, "subscribers per client process (fd limit 20000)")
+	fs.IntVar(&c.PerIP, "per-ip", 20, "connections per loopback source address")
+	fs.IntVar(&c.DialConc, "dial-conc", 64, "connections being opened at once per client process")
+	fs.DurationVar(&c.OpenTimeout, "open-timeout", 2*time.Minute, "time allowed to open the subscribers")
+	fs.DurationVar(&c.Grace, "grace", 2*time.Second, "rate kept: all delivered within this after the last publish")
+	fs.DurationVar(&c.Drain, "drain", 15*time.Second, "wait at most this for deliveries after the last publish")
+	fs.DurationVar(&c.MaxLife, "max-life", 10*time.Minute, "client processes exit by themselves after this")
+	jsonOut := fs.Bool("json", false, "print the result as one JSON line")
+	if err := parseFlags(fs, args); err != nil {
+		return 2
+	}
+	res, err := runFanout(context.Background(), c, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "bench fanout:", err)
+		return 1
+	}
+	if *jsonOut {
+		printJSON(stdout, res)
+	} else {
+		printFanout(stdout, &c, &res)
+	}
+	if res.Missing > 0 || res.Duplicates > 0 || res.PubErrors > 0 {
+		return 1
+	}
+	return 0
+}
+
+func printFanout(w io.Writer, c *fanoutConfig, res *fanoutResult) {
+	fmt.Fprintf(w, "fanout %s %s: %d/%d subs open, %d msgs of %d B asked at %g/s\n", c.Kind, c.Target, res.Open, res.Subs, res.Msgs, c.Size, c.Rate)
+	fmt.Fprintf(w, "  published %d (%d errors) at %.1f/s; rate kept: %v (last delivery %.0f ms after the last publish)\n",
+		res.Published, res.PubErrors, res.PubRate, res.RateKept, res.LastAfterPub)
+	fmt.Fprintf(w, "  %d deliveries, %.0f deliveries/s (%.1f msg/s per subscriber); missing %d, duplicates %d, bad frames %d\n",
+		res.Deliveries, res.DeliveriesSec, res.DeliveredMsgs, res.Missing, res.Duplicates, res.Bad)
+	fmt.Fprintf(w, "  latency p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms\n", res.P50ms, res.P90ms, res.P99ms, res.MaxMs)
+	if c.PID > 0 {
+		fmt.Fprintf(w, "  server CPU %.2f µs/delivery\n", res.CPUus)
+	}
+	for _, x := range res.Warnings {
+		fmt.Fprintf(w, "  warning: %s\n", x)
+	}
+}
