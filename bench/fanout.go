@@ -596,7 +596,7 @@ func runFanout(ctx context.Context, c fanoutConfig, log io.Writer) (fanoutResult
 		}
 	}
 	pubUsed = true
-	sends, firstErr := publishPaced(ctx, &c, pub, addr, host)
+	sends, firstErr := publishPaced(ctx, &c, pub, host)
 	if len(sends) == 0 {
 		return res, fmt.Errorf("nothing published: %v", firstErr)
 	}
@@ -683,61 +683,71 @@ func runFanout(ctx context.Context, c fanoutConfig, log io.Writer) (fanoutResult
 }
 
 // publishPaced sends c.Msgs messages over one keep-alive connection, one per
-// tick of a 1/Rate ticker (open loop: a slow answer makes ticks be dropped,
-// which shows as a lower achieved rate). It returns the send time of every
-// accepted message and the first error. conn is closed on return.
-func publishPaced(ctx context.Context, c *fanoutConfig, conn net.Conn, addr, host string) ([]time.Time, error) {
-	br := bufio.NewReaderSize(conn, 4096)
-	defer func() {
-		if conn != nil {
-			conn.Close()
+// tick of a 1/Rate ticker, pipelined: the writer does not wait for answers
+// (open loop), a reader takes them in order. It returns the send time of
+// every accepted message and the first error; a broken connection ends the
+// publishing (the rest count as publish errors). conn is closed on return.
+func publishPaced(ctx context.Context, c *fanoutConfig, conn net.Conn, host string) ([]time.Time, error) {
+	defer conn.Close()
+	inflight := make(chan time.Time, c.Msgs)
+	var sends []time.Time
+	var rerr error
+	rdone := make(chan struct{})
+	go func() {
+		defer close(rdone)
+		br := bufio.NewReaderSize(conn, 4096)
+		var r response
+		for t := range inflight {
+			conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			err := readResponse(br, &r, 256, false)
+			if err == nil && !checkWriteAnswer(c.Kind, &r) {
+				err = fmt.Errorf("status %d body %q", r.status, r.body)
+			}
+			if err == nil && r.close && len(sends)+1 < c.Msgs {
+				err = errors.New("server closed the publish connection")
+			}
+			if err != nil {
+				if rerr == nil {
+					rerr = err
+				}
+				if r.status == 0 || r.close {
+					conn.Close() // unblock the writer
+					return
+				}
+				continue
+			}
+			sends = append(sends, t)
 		}
 	}()
-	var r response
-	var firstErr error
-	sends := make([]time.Time, 0, c.Msgs)
 	tick := time.NewTicker(time.Duration(float64(time.Second) / c.Rate))
 	defer tick.Stop()
+	var werr error
+loop:
 	for seq := 0; seq < c.Msgs; seq++ {
 		if seq > 0 {
 			select {
 			case <-ctx.Done():
-				return sends, ctx.Err()
+				werr = ctx.Err()
+				break loop
+			case <-rdone:
+				break loop
 			case <-tick.C:
 			}
 		}
-		if conn == nil {
-			var err error
-			if conn, err = net.DialTimeout("tcp", addr, 5*time.Second); err != nil {
-				conn = nil
-				if firstErr == nil {
-					firstErr = err
-				}
-				continue
-			}
-			br = bufio.NewReaderSize(conn, 4096)
-		}
 		t := time.Now()
-		req := c.pubRequest(host, fanPayload(seq, t.UnixNano(), c.Size))
-		conn.SetDeadline(t.Add(10 * time.Second))
-		_, err := conn.Write(req)
-		if err == nil {
-			err = readResponse(br, &r, 256, false)
+		conn.SetWriteDeadline(t.Add(10 * time.Second))
+		if _, err := conn.Write(c.pubRequest(host, fanPayload(seq, t.UnixNano(), c.Size))); err != nil {
+			werr = err
+			break
 		}
-		if err == nil && !checkWriteAnswer(c.Kind, &r) {
-			err = fmt.Errorf("status %d body %q", r.status, r.body)
-		}
-		if err == nil {
-			sends = append(sends, t)
-		} else if firstErr == nil {
-			firstErr = err
-		}
-		if err != nil || r.close {
-			conn.Close()
-			conn = nil
-		}
+		inflight <- t
 	}
-	return sends, firstErr
+	close(inflight)
+	<-rdone
+	if rerr == nil {
+		rerr = werr
+	}
+	return sends, rerr
 }
 
 // cmdFanout is "bench fanout".
