@@ -682,8 +682,9 @@ func runFanout(ctx context.Context, c fanoutConfig, log io.Writer) (fanoutResult
 	return res, nil
 }
 
-// publishPaced sends c.Msgs messages over one keep-alive connection, one per
-// tick of a 1/Rate ticker, pipelined: the writer does not wait for answers
+// publishPaced sends c.Msgs messages over one keep-alive connection, message
+// i due at start + i/Rate (a schedule, so a late wake-up catches up instead
+// of dropping a tick), pipelined: the writer does not wait for answers
 // (open loop), a reader takes them in order. It returns the send time of
 // every accepted message and the first error; a broken connection ends the
 // publishing (the rest count as publish errors). conn is closed on return.
@@ -719,19 +720,25 @@ func publishPaced(ctx context.Context, c *fanoutConfig, conn net.Conn, host stri
 			sends = append(sends, t)
 		}
 	}()
-	tick := time.NewTicker(time.Duration(float64(time.Second) / c.Rate))
-	defer tick.Stop()
+	interval := float64(time.Second) / c.Rate
+	start := time.Now()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop() // unfired: Reset below starts it clean
+	defer timer.Stop()
 	var werr error
 loop:
 	for seq := 0; seq < c.Msgs; seq++ {
-		if seq > 0 {
+		// Message seq is due at start + seq/Rate; a late one is sent at
+		// once (catching up), not dropped.
+		if wait := time.Until(start.Add(time.Duration(float64(seq) * interval))); wait > 0 {
+			timer.Reset(wait)
 			select {
 			case <-ctx.Done():
 				werr = ctx.Err()
 				break loop
 			case <-rdone:
 				break loop
-			case <-tick.C:
+			case <-timer.C:
 			}
 		}
 		t := time.Now()
