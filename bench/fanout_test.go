@@ -107,6 +107,19 @@ func TestHistEncodeDecode(t *testing.T) {
 // qname. To exercise the accounting, the first subscriber gets every
 // message twice (and a {"gap":true} first), the second never gets seq 5.
 func fanServer(t *testing.T) string {
+	mux := http.NewServeMux()
+	closeAll := fanHandlers(mux, "k")
+	srv := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		closeAll()
+		srv.Close()
+	})
+	return srv.URL
+}
+
+// fanHandlers registers /read/ws and /write (api_key key) on mux; the
+// returned func closes the subscribers.
+func fanHandlers(mux *http.ServeMux, key string) func() {
 	var mu sync.Mutex
 	subs := map[string][]net.Conn{}
 	frame := func(p []byte) []byte {
@@ -119,7 +132,6 @@ func fanServer(t *testing.T) string {
 		}
 		return append(b, p...)
 	}
-	mux := http.NewServeMux()
 	mux.HandleFunc("/read/ws", func(w http.ResponseWriter, r *http.Request) {
 		c, brw, err := w.(http.Hijacker).Hijack()
 		if err != nil {
@@ -138,7 +150,7 @@ func fanServer(t *testing.T) string {
 		go io.Copy(io.Discard, c)
 	})
 	mux.HandleFunc("/write", func(w http.ResponseWriter, r *http.Request) {
-		if r.FormValue("api_key") != "k" {
+		if r.FormValue("api_key") != key {
 			w.WriteHeader(401)
 			return
 		}
@@ -157,8 +169,7 @@ func fanServer(t *testing.T) string {
 		mu.Unlock()
 		io.WriteString(w, `{"code":"ok","tick":"00000000000000000001"}`)
 	})
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() {
+	return func() {
 		mu.Lock()
 		for _, l := range subs {
 			for _, c := range l {
@@ -166,9 +177,7 @@ func fanServer(t *testing.T) string {
 			}
 		}
 		mu.Unlock()
-		srv.Close()
-	})
-	return srv.URL
+	}
 }
 
 func TestFanoutEndToEnd(t *testing.T) {

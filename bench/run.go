@@ -44,6 +44,35 @@ type runConfig struct {
 
 var allCases = []string{"idle-ws", "idle-longpoll", "write-synced", "write-nosync", "publish-nchan"}
 
+// extraCases run only when named in --cases: each run of them opens up to
+// 10,000 subscribers and lasts ~30 s, which would make "make bench" long.
+var extraCases = []string{"fanout-10k", "fanout-1k"}
+
+// fanoutCases are the fan-out cases: subscribers, messages, rate (PERF.md P2, P3).
+var fanoutCases = map[string]struct {
+	subs, msgs int
+	rate       float64
+}{
+	"fanout-10k": {10000, 200, 20},
+	"fanout-1k":  {1000, 2000, 500},
+}
+
+var fanoutMetrics = []metric{
+	{"deliveries_per_sec", "deliveries/s"},
+	{"delivered_msgs_per_sec", "deliveries/s per subscriber (msg/s kept up)"},
+	{"rate_kept", "rate kept (1 = yes)"},
+	{"publish_rate", "publish rate achieved, msg/s"},
+	{"p50_ms", "p50 latency, ms"},
+	{"p90_ms", "p90 latency, ms"},
+	{"p99_ms", "p99 latency, ms"},
+	{"max_ms", "max latency, ms"},
+	{"last_after_pub_ms", "last delivery after last publish, ms"},
+	{"server_cpu_us", "server CPU, µs/delivery"},
+	{"missing", "missing deliveries"},
+	{"duplicates", "duplicate deliveries"},
+	{"open", "subscribers open"},
+}
+
 // metric is one row of a case's table.
 type metric struct {
 	key, label string
@@ -412,6 +441,32 @@ func (r *runner) writeOnce(ctx context.Context, kind, target string, pid int, ke
 	return m, nil
 }
 
+func (r *runner) fanoutOnce(ctx context.Context, name, kind, target string, pid int, key, user string) (map[string]float64, error) {
+	fc := fanoutCases[name]
+	c := fanoutConfig{Target: target, Kind: kind, Subs: fc.subs, Msgs: fc.msgs, Rate: fc.rate, Size: r.c.Size,
+		Key: key, User: user, PID: pid, PerProcess: r.c.PerProcess, PerIP: 20, DialConc: 64,
+		OpenTimeout: 2 * time.Minute, Grace: 2 * time.Second, Drain: 15 * time.Second, MaxLife: r.c.RunTimeout + 30*time.Second}
+	res, err := runFanout(ctx, c, r.log)
+	if err != nil {
+		return nil, err
+	}
+	kept := 0.0
+	if res.RateKept {
+		kept = 1
+	}
+	m := map[string]float64{"deliveries_per_sec": res.DeliveriesSec, "delivered_msgs_per_sec": res.DeliveredMsgs,
+		"rate_kept": kept, "publish_rate": res.PubRate, "p50_ms": res.P50ms, "p90_ms": res.P90ms, "p99_ms": res.P99ms,
+		"max_ms": res.MaxMs, "last_after_pub_ms": res.LastAfterPub, "server_cpu_us": res.CPUus,
+		"missing": float64(res.Missing), "duplicates": float64(res.Duplicates), "open": float64(res.Open)}
+	if res.PubErrors > 0 {
+		return m, fmt.Errorf("%d publish errors (%v)", res.PubErrors, res.Warnings)
+	}
+	if res.Open < c.Subs*99/100 {
+		return m, fmt.Errorf("only %d of %d subscribers open (%v)", res.Open, c.Subs, res.Warnings)
+	}
+	return m, nil
+}
+
 // halleyRun starts a fresh Halley, runs f against it, and stops it.
 func (r *runner) halleyRun(ctx context.Context, extra []string, f func(ctx context.Context, pid int, key string) (map[string]float64, error)) (map[string]float64, error) {
 	if r.c.HalleyCmd == "" {
@@ -453,6 +508,10 @@ func (r *runner) harnessCmd(name string) string {
 		}
 		return fmt.Sprintf("halley bench idle --mode %s --counts %s --settle %v --per-process %d --channels %d --target URL --pid PID [--kind nchan]",
 			strings.TrimPrefix(name, "idle-"), strings.Join(counts, ","), c.Settle, c.PerProcess, c.Channels)
+	case "fanout-10k", "fanout-1k":
+		fc := fanoutCases[name]
+		return fmt.Sprintf("halley bench fanout --subs %d --msgs %d --rate %g --size %d --per-process %d --target URL --pid PID [--key K --user U | --kind nchan]",
+			fc.subs, fc.msgs, fc.rate, c.Size, c.PerProcess)
 	default:
 		return fmt.Sprintf("halley bench write --conns %d --duration %v --channels %d --size %d --target URL --pid PID [--key K --user U | --kind nchan]",
 			c.WriteConns, c.WriteDuration, c.Channels, c.Size)
@@ -508,6 +567,31 @@ func (r *runner) runCase(ctx context.Context, name string) (*caseResult, error) 
 		if c.Nchan {
 			cr.NchanCmd, cr.Nchan = nchanCmd+" — the publish-nchan runs of this invocation", r.publishNchan(ctx)
 		}
+	case "fanout-10k", "fanout-1k":
+		cr.metrics = fanoutMetrics
+		if c.HalleyCmd != "" {
+			cr.HalleyCmd, cr.Halley = halleyCmd, &side{}
+		}
+		if c.Nchan {
+			cr.NchanCmd, cr.Nchan = nchanCmd, &side{}
+		}
+		for i := 0; i < c.Runs; i++ {
+			if cr.Halley != nil {
+				fmt.Fprintf(r.log, "== %s run %d/%d: halley\n", name, i+1, c.Runs)
+				cr.Halley.add(r.halleyRun(ctx, nil, func(ctx context.Context, pid int, key string) (map[string]float64, error) {
+					if key == "" {
+						return nil, fmt.Errorf("no api_key: pass --key (none found in the server's output)")
+					}
+					return r.fanoutOnce(ctx, name, "halley", c.HalleyURL, pid, key, c.User)
+				}))
+			}
+			if c.Nchan {
+				fmt.Fprintf(r.log, "== %s run %d/%d: nchan\n", name, i+1, c.Runs)
+				cr.Nchan.add(r.nchanRun(ctx, func(ctx context.Context, pid int) (map[string]float64, error) {
+					return r.fanoutOnce(ctx, name, "nchan", c.NchanURL, pid, "", "")
+				}))
+			}
+		}
 	case "publish-nchan":
 		if !c.Nchan {
 			return nil, nil
@@ -515,7 +599,7 @@ func (r *runner) runCase(ctx context.Context, name string) (*caseResult, error) 
 		cr.metrics = writeMetrics
 		cr.NchanCmd, cr.Nchan = nchanCmd, r.publishNchan(ctx)
 	default:
-		return nil, fmt.Errorf("unknown case %q (cases: %s)", name, strings.Join(allCases, ","))
+		return nil, fmt.Errorf("unknown case %q (cases: %s)", name, strings.Join(append(allCases, extraCases...), ","))
 	}
 	cr.finish()
 	return cr, nil
@@ -569,7 +653,7 @@ func parseRunArgs(args []string, stderr io.Writer) (runConfig, error) {
 	fs.StringVar(&c.NchanDir, "nchan-dir", "../shared/peers/nchan", "directory of Nchan's start.sh and stop.sh")
 	fs.StringVar(&c.NchanURL, "nchan-url", "http://127.0.0.1:9080", "Nchan base URL")
 	fs.IntVar(&c.Runs, "runs", 3, "runs per case (medians reported)")
-	cases := fs.String("cases", strings.Join(allCases, ","), "cases to run")
+	cases := fs.String("cases", strings.Join(allCases, ","), "cases to run (also: "+strings.Join(extraCases, ",")+", not run by default)")
 	fs.StringVar(&c.Out, "out", "bench/results", "directory for <case>.md and results.jsonl")
 	counts := fs.String("counts", "2000,18000", "idle connection counts")
 	fs.DurationVar(&c.Settle, "settle", 10*time.Second, "idle settle time before each sample")
@@ -589,11 +673,11 @@ func parseRunArgs(args []string, stderr io.Writer) (runConfig, error) {
 	for _, n := range strings.Split(*cases, ",") {
 		n = strings.TrimSpace(n)
 		known := false
-		for _, k := range allCases {
+		for _, k := range append(allCases, extraCases...) {
 			known = known || k == n
 		}
 		if !known {
-			return c, fmt.Errorf("unknown case %q (cases: %s)", n, strings.Join(allCases, ","))
+			return c, fmt.Errorf("unknown case %q (cases: %s)", n, strings.Join(append(allCases, extraCases...), ","))
 		}
 		c.Cases = append(c.Cases, n)
 	}

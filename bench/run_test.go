@@ -40,14 +40,11 @@ func fakeHalley(args []string) {
 	fmt.Println("demo account: user demo api_key 0123456789abcdef0123456789abcdef")
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{"code":"ok"}`) })
-	mux.HandleFunc("/write", func(w http.ResponseWriter, r *http.Request) {
-		if r.FormValue("api_key") != "0123456789abcdef0123456789abcdef" {
-			w.WriteHeader(401)
-			return
-		}
-		time.Sleep(time.Millisecond)
-		io.WriteString(w, `{"code":"ok","tick":"x"}`)
-	})
+	if os.Getenv("HALLEY_BENCH_TEST_FANOUT") == "1" {
+		fanHandlers(mux, "0123456789abcdef0123456789abcdef")
+	} else {
+		mux.HandleFunc("/write", writeHandler)
+	}
 	go http.Serve(ln, mux)
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGTERM)
@@ -56,6 +53,15 @@ func fakeHalley(args []string) {
 	case <-time.After(time.Minute):
 	}
 	os.Exit(0)
+}
+
+func writeHandler(w http.ResponseWriter, r *http.Request) {
+	if r.FormValue("api_key") != "0123456789abcdef0123456789abcdef" {
+		w.WriteHeader(401)
+		return
+	}
+	time.Sleep(time.Millisecond)
+	io.WriteString(w, `{"code":"ok","tick":"x"}`)
 }
 
 func freePort(t *testing.T) string {
@@ -155,5 +161,47 @@ func TestRunHelpers(t *testing.T) {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}
+	}
+}
+
+func TestRunFanoutEndToEnd(t *testing.T) {
+	t.Setenv("HALLEY_BENCH_TEST_SERVER", "1")
+	t.Setenv("HALLEY_BENCH_TEST_FANOUT", "1")
+	saved := fanoutCases["fanout-1k"]
+	fanoutCases["fanout-1k"] = struct {
+		subs, msgs int
+		rate       float64
+	}{20, 10, 100}
+	t.Cleanup(func() { fanoutCases["fanout-1k"] = saved })
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	addr := freePort(t)
+	var stdout, stderr bytes.Buffer
+	code := Main([]string{"run", "--halley-cmd", exe + " --data {tmp} --listen " + addr,
+		"--cases", "fanout-1k", "--runs", "2", "--per-process", "12", "--size", "50", "--out", out}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+	md, err := os.ReadFile(filepath.Join(out, "fanout-1k.md"))
+	if err != nil || !strings.Contains(string(md), "| deliveries/s |") || !strings.Contains(string(md), "--subs 20 --msgs 10") {
+		t.Fatalf("markdown %v\n%s", err, md)
+	}
+	var cr caseResult
+	jl, _ := os.ReadFile(filepath.Join(out, "results.jsonl"))
+	if err := json.Unmarshal(jl, &cr); err != nil || cr.Case != "fanout-1k" || cr.Halley == nil || len(cr.Halley.Runs) != 2 {
+		t.Fatalf("case %v %s", err, jl)
+	}
+	// The fake server drops one message and duplicates ten on purpose.
+	if m := cr.Halley.Median; m["missing"] != 1 || m["duplicates"] != 10 || m["open"] != 20 || m["rate_kept"] != 0 {
+		t.Fatalf("%+v", m)
+	}
+	if _, err := parseRunArgs([]string{"--nchan", "--cases", "fanout-10k,fanout-1k"}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parseRunArgs([]string{"--nchan", "--cases", "fanout-2k"}, io.Discard); err == nil {
+		t.Fatal("unknown case accepted")
 	}
 }
