@@ -143,4 +143,14 @@ type Loops interface {
 	// Broadcast runs fn(i) on every loop i's goroutine. Safe from any
 	// goroutine; order as for Post.
 	Broadcast(fn func(loop int))
+	// PostTask and BroadcastTask are Post and Broadcast for a Task: a
+	// caller that keeps one object per unit of work posts it without
+	// allocating a closure. Same ordering as Post.
+	PostTask(i int, t Task)
+	BroadcastTask(t Task)
+}
+
+// Task is work run on an event loop; Run gets the loop's index.
+type Task interface {
+	Run(loop int)
 }

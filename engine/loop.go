@@ -17,6 +17,7 @@ import (
 type task struct {
 	fn    func()
 	each  func(loop int)
+	t     Task
 	sweep bool
 }
 
@@ -146,6 +147,8 @@ func (lp *loop) runTask(t *task) {
 		t.fn()
 	case t.each != nil:
 		t.each(lp.idx)
+	case t.t != nil:
+		t.t.Run(lp.idx)
 	case t.sweep:
 		lp.sweep()
 	}

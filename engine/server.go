@@ -230,6 +230,18 @@ func (s *Server) Broadcast(fn func(loop int)) {
 	}
 }
 
+// PostTask runs t.Run(i) on loop i, with the ordering of Post.
+func (s *Server) PostTask(i int, t Task) {
+	s.loops[i].post(task{t: t})
+}
+
+// BroadcastTask runs t.Run(i) on every loop i, with the ordering of Post.
+func (s *Server) BroadcastTask(t Task) {
+	for _, lp := range s.loops {
+		lp.post(task{t: t})
+	}
+}
+
 // loopOf returns our loop for a gnet loop handle, registering the handle
 // when it is seen for the first time. Called on that loop's goroutine
 // (OnOpen), so the handle is live.

@@ -14,9 +14,22 @@ import (
 // writeReq carries one EZWrite through the committer. Pooled.
 type writeReq struct {
 	w    EZWrite
-	done func(EZWriteResult)
+	done WriteCompletion
 	res  EZWriteResult
 }
+
+// WriteCompletion receives an EZWrite's outcome (see EZWrite for when and
+// on which goroutine). A caller that keeps one object per write passes it
+// with EZWriteTo and allocates no closure.
+type WriteCompletion interface {
+	WriteDone(EZWriteResult)
+}
+
+// completionFunc adapts a function to WriteCompletion; a func value is one
+// pointer, so the conversion does not allocate.
+type completionFunc func(EZWriteResult)
+
+func (f completionFunc) WriteDone(r EZWriteResult) { f(r) }
 
 var writeReqPool = sync.Pool{New: func() any { return new(writeReq) }}
 
@@ -39,14 +52,19 @@ var writeReqPool = sync.Pool{New: func() any { return new(writeReq) }}
 // EZWrite blocks only while Options.WriteQueue writes are already waiting
 // for the committer, i.e. when the disk is slower than the offered load.
 func (s *Store) EZWrite(w EZWrite, done func(EZWriteResult)) {
+	s.EZWriteTo(w, completionFunc(done))
+}
+
+// EZWriteTo is EZWrite with its completion as an interface.
+func (s *Store) EZWriteTo(w EZWrite, done WriteCompletion) {
 	if err := checkWrite(&w); err != nil {
-		done(EZWriteResult{Err: err})
+		done.WriteDone(EZWriteResult{Err: err})
 		return
 	}
 	s.closeMu.RLock()
 	if s.closed {
 		s.closeMu.RUnlock()
-		done(EZWriteResult{Err: ErrClosed})
+		done.WriteDone(EZWriteResult{Err: ErrClosed})
 		return
 	}
 	r := writeReqPool.Get().(*writeReq)
@@ -403,7 +421,7 @@ func (c *committer) finish(err error) {
 		*r = writeReq{}
 		writeReqPool.Put(r)
 		c.reqs[i] = nil
-		done(res)
+		done.WriteDone(res)
 	}
 }
 

@@ -20,7 +20,7 @@ import (
 type Store interface {
 	AccountByKey(apiKey []byte) (persist.Account, bool)
 	AccountByName(username []byte) (persist.Account, bool)
-	EZWrite(w persist.EZWrite, done func(persist.EZWriteResult))
+	EZWriteTo(w persist.EZWrite, done persist.WriteCompletion)
 	EZRead(qname string, tick []byte, limit int) (persist.ReadResult, error)
 	EZReadAfter(qname string, after uint64, limit int) (persist.ReadResult, error)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"time"
+	"unsafe"
 
 	"github.com/halleypush/halley/engine"
 	"github.com/halleypush/halley/persist"
@@ -60,29 +61,97 @@ func (a *API) serveWrite(ls *loopState, c engine.Conn, r *engine.Request) {
 		return
 	}
 
-	// The form buffer is reused by the next request on this loop: the
-	// write owns copies of what it keeps.
-	w := persist.EZWrite{QName: string(qname), Flush: flush}
+	a.store.EZWriteTo(newWriteOp(a, c, qname, tick, hasTick, msg, flush))
+}
+
+// writeOp is one /write from its acceptance to its answer, in two
+// allocations (P5): this struct, which is the store's completion, the
+// task that answers the writer on its loop and (through d) the task every
+// loop fans out; and one buffer holding the qname, tick, body and every
+// encoding of the message. Nothing in it changes after WriteDone posts it.
+type writeOp struct {
+	api    *API
+	conn   engine.Conn
+	w      persist.EZWrite
+	start  time.Time
+	failed *apiError // the answer when the store refused the write
+	d      delivery
+}
+
+// newWriteOp copies what the write keeps out of the loop's form buffer
+// (reused by the next request) and encodes the message for every
+// transport now: the encodings depend only on tick and body, and the
+// committer goroutine then has only a sequence number to fill in.
+func newWriteOp(a *API, c engine.Conn, qname, tick []byte, hasTick bool, msg []byte, flush bool) (persist.EZWrite, *writeOp) {
+	op := &writeOp{api: a, conn: c, start: time.Now()}
+	tickLen := 0
 	if !flush {
-		// Tick and body share one allocation.
-		tickLen := uuidLen
+		tickLen = uuidLen
 		if hasTick {
 			tickLen = len(tick)
 		}
-		buf := make([]byte, tickLen+len(msg))
-		if hasTick {
-			copy(buf, tick)
-		} else {
-			putUUID(buf[:uuidLen])
-			w.NewTick = true
-		}
-		copy(buf[tickLen:], msg)
-		w.Tick, w.Body = buf[:tickLen:tickLen], buf[tickLen:]
+	} else {
+		msg = nil
 	}
-	start := time.Now()
-	a.store.EZWrite(w, func(res persist.EZWriteResult) {
-		a.writeDone(c, w, res, start)
-	})
+	n := len(qname) + tickLen + len(msg)
+	buf := make([]byte, n, n+4*(tickLen+len(msg)+8)+tickLen+96)
+	copy(buf, qname)
+	t := buf[len(qname) : len(qname)+tickLen : len(qname)+tickLen]
+	if hasTick {
+		copy(t, tick)
+	} else if !flush {
+		putUUID(t)
+		op.w.NewTick = true
+	}
+	body := buf[len(qname)+tickLen : n : n]
+	copy(body, msg)
+	// The qname's bytes never change once copied, so the string can
+	// share them (as fasthttp's b2s does) instead of copying again.
+	op.w.QName = unsafe.String(&buf[0], len(qname))
+	op.w.Flush = flush
+	op.d = delivery{api: a, qname: op.w.QName}
+	if flush {
+		op.d.ack = bodyOK
+	} else {
+		op.w.Tick, op.w.Body = t, body
+		op.d.encode(buf[n:], t, body)
+	}
+	return op.w, op
+}
+
+// WriteDone implements persist.WriteCompletion. It runs on the committer
+// goroutine once the write is durable (or failed), and hands the answer
+// and the delivery to the loops; it must not block.
+func (op *writeOp) WriteDone(res persist.EZWriteResult) {
+	a := op.api
+	a.stats.writeLatency.observe(time.Since(op.start))
+	switch {
+	case errors.Is(res.Err, persist.ErrTickConflict):
+		op.failed = errTickConflict
+	case res.Err != nil:
+		a.opts.Log.Error("write failed", "qname", op.w.QName, "err", res.Err)
+		op.failed = errStorage
+	}
+	if op.failed != nil {
+		a.stats.writesFailed.Add(1)
+		a.loops.PostTask(op.conn.Loop(), op)
+		return
+	}
+	a.stats.writesOK.Add(1)
+	op.d.seq = res.Msg.Seq
+	a.loops.PostTask(op.conn.Loop(), op)
+	if !op.w.Flush && !res.Duplicate {
+		a.loops.BroadcastTask(&op.d)
+	}
+}
+
+// Run implements engine.Task: the writer's answer, on its loop.
+func (op *writeOp) Run(int) {
+	if op.failed != nil {
+		op.api.replyError(op.conn, nil, op.failed)
+		return
+	}
+	op.conn.Reply(200, ctJSON, hdrAPI, op.d.ack)
 }
 
 // appendAck renders EZ-W-05's answer {"code":"ok","tick":"<tick>"}.
@@ -104,36 +173,4 @@ func isFormBody(r *engine.Request) bool {
 	}
 	const form = "application/x-www-form-urlencoded"
 	return len(ct) >= len(form) && bytes.EqualFold(ct[:len(form)], []byte(form))
-}
-
-// writeDone runs on persist's committer goroutine once the write is
-// durable (or failed). It encodes the answer and the delivery once, then
-// hands them to the loops; it must not block.
-func (a *API) writeDone(c engine.Conn, w persist.EZWrite, res persist.EZWriteResult, start time.Time) {
-	a.stats.writeLatency.observe(time.Since(start))
-	var e *apiError
-	switch {
-	case errors.Is(res.Err, persist.ErrTickConflict):
-		e = errTickConflict
-	case res.Err != nil:
-		a.opts.Log.Error("write failed", "qname", w.QName, "err", res.Err)
-		e = errStorage
-	}
-	if e != nil {
-		a.stats.writesFailed.Add(1)
-		a.loops.Post(c.Loop(), func() { a.replyError(c, nil, e) })
-		return
-	}
-	a.stats.writesOK.Add(1)
-	switch {
-	case w.Flush:
-		a.loops.Post(c.Loop(), func() { c.Reply(200, ctJSON, hdrAPI, bodyOK) })
-	case res.Duplicate:
-		ack := appendAck(make([]byte, 0, 24+len(w.Tick)), w.Tick)
-		a.loops.Post(c.Loop(), func() { c.Reply(200, ctJSON, hdrAPI, ack) })
-	default:
-		d := newDelivery(w.QName, res.Msg)
-		a.loops.Post(c.Loop(), func() { c.Reply(200, ctJSON, hdrAPI, d.ack) })
-		a.loops.Broadcast(func(loop int) { a.state[loop].deliver(d) })
-	}
 }

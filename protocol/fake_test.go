@@ -32,9 +32,11 @@ func newTestLoop(t *testing.T) *testLoop {
 	return l
 }
 
-func (l *testLoop) NumLoops() int               { return 1 }
-func (l *testLoop) Post(_ int, fn func())       { l.tasks <- fn }
-func (l *testLoop) Broadcast(fn func(loop int)) { l.tasks <- func() { fn(0) } }
+func (l *testLoop) NumLoops() int                 { return 1 }
+func (l *testLoop) Post(_ int, fn func())         { l.tasks <- fn }
+func (l *testLoop) Broadcast(fn func(loop int))   { l.tasks <- func() { fn(0) } }
+func (l *testLoop) PostTask(_ int, t engine.Task) { l.tasks <- func() { t.Run(0) } }
+func (l *testLoop) BroadcastTask(t engine.Task)   { l.tasks <- func() { t.Run(0) } }
 func (l *testLoop) do(fn func()) {
 	ch := make(chan struct{})
 	l.tasks <- func() { fn(); close(ch) }

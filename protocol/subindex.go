@@ -5,10 +5,12 @@ import (
 	"github.com/halleypush/halley/persist"
 )
 
-// delivery is one accepted message, encoded once for every transport on
-// the committer goroutine and then shared read-only by all loops. All its
-// encodings, and the writer's answer, live in one buffer.
+// delivery is one accepted message, encoded once for every transport
+// and then shared read-only by all loops (it is the engine.Task that
+// fan-out broadcasts). All its encodings, and the writer's answer, live in
+// one buffer.
 type delivery struct {
+	api      *API
 	qname    string
 	seq      uint64
 	wsFrame  []byte // a whole WebSocket text frame holding ["tick","msg"]
@@ -17,23 +19,30 @@ type delivery struct {
 	ack      []byte // the writer's answer, {"code":"ok","tick":"…"}
 }
 
-func newDelivery(qname string, m persist.Message) *delivery {
-	d := &delivery{qname: qname, seq: m.Seq}
-	// Room for every encoding without escapes; escapes only make append
-	// grow the buffer, and slices taken earlier stay valid.
-	n := len(m.Tick) + len(m.Body) + 8
-	buf := make([]byte, 0, 4*n+len(m.Tick)+96)
-	buf = appendPair(buf, m.Tick, m.Body)
+// Run implements engine.Task: wake loop's readers of the channel.
+func (d *delivery) Run(loop int) { d.api.state[loop].deliver(d) }
+
+// newDelivery encodes a stored message on its own (tests, catch-up tools).
+func newDelivery(a *API, qname string, m persist.Message) *delivery {
+	d := &delivery{api: a, qname: qname, seq: m.Seq}
+	d.encode(make([]byte, 0, 4*(len(m.Tick)+len(m.Body)+8)+len(m.Tick)+96), m.Tick, m.Body)
+	return d
+}
+
+// encode appends every encoding of (tick, body) to buf and points d's
+// fields at them. buf should have room for them all; when escapes make it
+// grow, slices taken earlier stay valid (they keep the old array).
+func (d *delivery) encode(buf, tick, body []byte) {
+	buf = appendPair(buf, tick, body)
 	pair := buf[:len(buf):len(buf)]
 	buf, d.wsFrame = appendPart(buf, func(b []byte) []byte { return engine.AppendTextFrame(b, pair) })
-	buf, d.sseEvent = appendPart(buf, func(b []byte) []byte { return appendSSEEvent(b, m.Tick, m.Body) })
+	buf, d.sseEvent = appendPart(buf, func(b []byte) []byte { return appendSSEEvent(b, tick, body) })
 	buf, d.pollBody = appendPart(buf, func(b []byte) []byte {
 		b = append(b, `{"code":"ok","messages":[`...)
 		b = append(b, pair...)
 		return append(b, "]}"...)
 	})
-	_, d.ack = appendPart(buf, func(b []byte) []byte { return appendAck(b, m.Tick) })
-	return d
+	_, d.ack = appendPart(buf, func(b []byte) []byte { return appendAck(b, tick) })
 }
 
 // appendPart appends enc's output to buf and returns buf and that part.

@@ -33,6 +33,14 @@ u_fail=$(grep -cE '^\s*--- FAIL' "$logs/unit.txt")
 u_skip=$(grep -cE '^\s*--- SKIP' "$logs/unit.txt")
 echo "unit: $u_pass passed, $u_fail failed, $u_skip skipped"
 
+step "allocation budgets (P5), without -race: go test -run Allocs ./..."
+go test -count=1 -run 'Allocs' -v ./... >"$logs/allocs.txt" 2>&1 || failed_steps+=(allocs)
+grep -E '^(ok|FAIL|\s*--- (FAIL|SKIP))' "$logs/allocs.txt" || true
+a_pass=$(grep -cE '^\s*--- PASS' "$logs/allocs.txt")
+a_fail=$(grep -cE '^\s*--- FAIL' "$logs/allocs.txt")
+u_pass=$((u_pass + a_pass)); u_fail=$((u_fail + a_fail))
+echo "allocation budgets: $a_pass passed, $a_fail failed"
+
 step "conformance suite against a fresh server"
 bash scripts/conform.sh | tee "$logs/conform.txt"
 conf_rc=${PIPESTATUS[0]}
@@ -53,7 +61,7 @@ fi
 extra=0
 for s in "${failed_steps[@]}"; do
     case $s in
-        unit) [ "$u_fail" -eq 0 ] && extra=$((extra + 1)) ;;
+        unit|allocs) [ "$u_fail" -eq 0 ] && extra=$((extra + 1)) ;;
         conformance) [ "$c_fail" -eq 0 ] && extra=$((extra + 1)) ;;
         *) extra=$((extra + 1)) ;;
     esac
