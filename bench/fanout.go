@@ -544,13 +544,8 @@ func runFanout(ctx context.Context, c fanoutConfig, log io.Writer) (fanoutResult
 		}()
 	}
 	for i, p := range procs {
-		select {
-		case <-p.ready:
-		case <-time.After(10 * time.Second):
-			return res, fmt.Errorf("client process %d did not start", i)
-		}
-		if p.gone() {
-			return res, fmt.Errorf("client process %d exited at start", i)
+		if err := p.awaitStart(i); err != nil {
+			return res, err
 		}
 	}
 	fmt.Fprintf(log, "fanout %s: opening %d subscribers on %s\n", c.Kind, c.Subs, channelName(c.Kind, c.User, c.Chan, 0))

@@ -79,6 +79,20 @@ func (p *clientProc) gone() bool {
 	return p.exited
 }
 
+// awaitStart waits (bounded) for client process i to report ready, and
+// fails if it did not start or exited at once.
+func (p *clientProc) awaitStart(i int) error {
+	select {
+	case <-p.ready:
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("client process %d did not start", i)
+	}
+	if p.gone() {
+		return fmt.Errorf("client process %d exited at start", i)
+	}
+	return nil
+}
+
 // parseStatLine parses "stat k=v k=v ...".
 func parseStatLine(line string) (map[string]int, bool) {
 	rest, ok := strings.CutPrefix(line, "stat ")
@@ -193,13 +207,8 @@ func runIdle(ctx context.Context, c idleConfig, log io.Writer) (idleResult, erro
 		}()
 	}
 	for i, p := range procs {
-		select {
-		case <-p.ready:
-		case <-time.After(10 * time.Second):
-			return res, fmt.Errorf("client process %d did not start", i)
-		}
-		if p.gone() {
-			return res, fmt.Errorf("client process %d exited at start", i)
+		if err := p.awaitStart(i); err != nil {
+			return res, err
 		}
 	}
 	for _, count := range c.Counts {
