@@ -52,14 +52,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage: halley bench <command> [flags]   (each command: -h for its flags)
 
-  idle   --target URL --pid PID --mode ws|longpoll [--kind halley|nchan] [--counts 2000,18000]
+  idle   --target URL --pid PID --mode ws|longpoll [--kind halley|cometify|nchan] [--key K] [--counts 2000,18000]
          hold idle subscribers from forked client processes; report the server's
          RSS slope per connection, kernel TCP memory and the clients' own RSS
   write  --target URL [--kind halley|nchan] [--conns 16] [--duration 10s] [--channels 100]
          [--size 100] [--key K --user U]
          closed-loop keep-alive publish load; req/s, p50/p90/p99/max, errors
-  fanout --target URL [--kind halley|nchan] [--subs 10000] [--msgs 200] [--rate 20] [--size 100]
-         [--key K --user U] [--pid PID]
+  fanout --target URL [--kind halley|cometify|nchan] [--subs 10000] [--msgs 200] [--rate 20] [--size 100]
+         [--key K --user U | --key K --secret S] [--pid PID]
          WebSocket subscribers on one fresh channel, paced publishes; deliveries/s,
          p50/p90/p99/max latency, rate kept, missing/duplicates, server CPU/delivery
   run    --halley-cmd "halley serve --data {tmp} --listen 127.0.0.1:PORT" --key K --user U [--nchan]

@@ -308,23 +308,51 @@ func TestArgs(t *testing.T) {
 	if Main([]string{"idle", "--counts", "5", "--pid", "1"}, &out, &errb) != 2 {
 		t.Error("one count not refused")
 	}
-	c := clientConfig{Kind: "halley", Mode: "longpoll", QName: "u-c", Channels: 3, Timeout: 120}
-	if p := c.subPath(7); p != "/read?qname=u-c1&timeout=120" {
-		t.Errorf("path %q", p)
+	for _, tc := range []struct {
+		kind, mode, qname string
+		g                 int
+		resume, want      string
+	}{
+		{"halley", "longpoll", "u-c", 7, "", "/read?qname=u-c1&timeout=120"},
+		{"halley", "longpoll", "u-c", 7, "t 1", "/read?qname=u-c1&timeout=120&tick=t+1"},
+		{"halley", "ws", "u-c", 7, "", "/read/ws?qname=u-c1"},
+		{"nchan", "ws", "u-c", 8, "", "/sub/uc2"},
+		{"nchan", "longpoll", "u-c", 8, "ignored", "/sub/uc2"},
+		{"cometify", "ws", "bx-c", 4, "", "/K/listen?identifiers=bxc1"},
+		{"cometify", "longpoll", "bxc", 5, "", "/K/poll?identifiers=bxc2&timeout=120"},
+		{"cometify", "longpoll", "bxc", 5, "bxc2:17", "/K/poll?identifiers=bxc2%3A17&timeout=120"},
+	} {
+		c := clientConfig{Kind: tc.kind, Mode: tc.mode, QName: tc.qname, Key: "K", Channels: 3, Timeout: 120}
+		if p := c.subPath(tc.g, tc.resume); p != tc.want {
+			t.Errorf("%s %s %q: path %q, want %q", tc.kind, tc.mode, tc.resume, p, tc.want)
+		}
 	}
-	c.Mode = "ws"
-	if p := c.subPath(7); p != "/read/ws?qname=u-c1" {
-		t.Errorf("path %q", p)
+	for _, tc := range []struct {
+		kind, body, resume string
+		msgs               bool
+	}{
+		{"halley", `{"code":"ok","messages":[["a","x"],["b","y"]]}`, "b", true},
+		{"halley", `{"code":"ok","messages":[]}`, "", false},
+		{"cometify", `{"code":"ok","pushes":[{"identifier":"a","id":3,"data":"x"}],"since":"a:3"}`, "a:3", true},
+		{"cometify", `{"code":"ok","pushes":[],"since":"a:0"}`, "a:0", false},
+		{"cometify", `{"code":"ok","pushes":[],"since":"a:0","gap":true,"gap_identifiers":["a"]}`, "a:0", false},
+		{"cometify", `not json`, "", false},
+	} {
+		if r, m := pollResume(tc.kind, []byte(tc.body)); r != tc.resume || m != tc.msgs {
+			t.Errorf("%s %s: resume %q msgs %v", tc.kind, tc.body, r, m)
+		}
 	}
-	c.Kind = "nchan"
-	if p := c.subPath(8); p != "/sub/uc2" {
-		t.Errorf("path %q", p)
-	}
-	if tk, ok := lastTick([]byte(`{"code":"ok","messages":[["a","x"],["b","y"]]}`)); !ok || tk != "b" {
-		t.Errorf("tick %q", tk)
-	}
-	if _, ok := lastTick([]byte(`{"code":"ok","messages":[]}`)); ok {
-		t.Error("empty answer has a tick")
+	for _, bad := range []clientConfig{
+		{Kind: "cometify", QName: "bxc"},            // no key
+		{Kind: "cometify", QName: "1bxc", Key: "K"}, // identifier starts with a digit
+		{Kind: "cometify", QName: "-_-", Key: "K"},  // with a dash
+		{Kind: "ezcomet", QName: "u-c", Key: "K"},   // unknown kind
+		{Kind: "halley", QName: "uc", Key: "K"},     // qname without user
+	} {
+		bad.Mode, bad.Target, bad.PerIP, bad.Channels, bad.DialConc, bad.MaxLife = "ws", "http://127.0.0.1:1", 1, 1, 1, time.Second
+		if err := bad.validate(); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
 	}
 	// RFC 6455 example.
 	if wsAccept("dGhlIHNhbXBsZSBub25jZQ==") != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
@@ -376,8 +404,10 @@ func TestWriteEndToEnd(t *testing.T) {
 	}
 }
 
-// lpServer is a tiny long-poll server: it holds every GET /read until the
-// client goes away, and counts the requests it holds.
+// lpServer is a tiny long-poll server: it holds every GET /read (EZComet)
+// and GET /K/poll (Cometify) until the client goes away, and counts the
+// requests it holds. The first poll of each connection is answered at once
+// with one message, to exercise the re-issue with a tick or a since.
 func lpServer(t *testing.T) (string, *atomic.Int64) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -395,15 +425,27 @@ func lpServer(t *testing.T) (string, *atomic.Int64) {
 				defer c.Close()
 				br := bufio.NewReader(c)
 				req, err := http.ReadRequest(br)
-				if err != nil || req.URL.Path != "/read" || !strings.HasPrefix(req.URL.Query().Get("qname"), "u-") {
+				if err != nil {
+					return
+				}
+				q := req.URL.Query()
+				var answer string
+				next := func(r *http.Request) bool { return r.URL.Query().Get("tick") == "t1" }
+				switch {
+				case req.URL.Path == "/read" && strings.HasPrefix(q.Get("qname"), "u-"):
+					answer = `{"code":"ok","messages":[["t1","m"]]}`
+				case req.URL.Path == "/K/poll" && strings.HasPrefix(q.Get("identifiers"), "uc") &&
+					!strings.Contains(q.Get("identifiers"), ":") && q.Get("timeout") == "120":
+					id := q.Get("identifiers")
+					answer = `{"code":"ok","pushes":[{"identifier":"` + id + `","id":3,"data":"m"}],"since":"` + id + `:3"}`
+					next = func(r *http.Request) bool { return r.URL.Query().Get("identifiers") == id+":3" }
+				default:
 					fmt.Fprintf(c, "HTTP/1.1 400 Bad\r\nContent-Length: 0\r\n\r\n")
 					return
 				}
-				// Answer the first poll with one message, at once, to
-				// exercise the re-issue with a tick.
-				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 38\r\n\r\n{\"code\":\"ok\",\"messages\":[[\"t1\",\"m\"]]}")
+				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(answer), answer)
 				req, err = http.ReadRequest(br)
-				if err != nil || req.URL.Query().Get("tick") != "t1" {
+				if err != nil || !next(req) {
 					return
 				}
 				held.Add(1)
@@ -417,30 +459,32 @@ func lpServer(t *testing.T) (string, *atomic.Int64) {
 
 func TestIdleLongpollEndToEnd(t *testing.T) {
 	url, held := lpServer(t)
-	c := idleConfig{
-		clientConfig: clientConfig{Target: url, Kind: "halley", Mode: "longpoll", QName: "u-c",
-			PerIP: 20, Channels: 5, DialConc: 8, MaxLife: time.Minute, Timeout: 120},
-		PID: os.Getpid(), Counts: []int{20, 40}, Settle: 100 * time.Millisecond,
-		OpenTimeout: 20 * time.Second, PerProcess: 15, // 3 client processes
-	}
-	var log bytes.Buffer
-	res, err := runIdle(context.Background(), c, &log)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, log.String())
-	}
-	if res.Procs != 3 || len(res.Steps) != 2 || res.Steps[0].Open != 20 || res.Steps[1].Open != 40 {
-		t.Fatalf("%+v\n%s", res, log.String())
-	}
-	if res.Steps[1].ClientRSS <= 0 || res.Steps[1].ServerRSS <= 0 || len(res.Warnings) != 0 {
-		t.Fatalf("%+v", res)
-	}
-	// The clients quit: the server sees every poll go away.
-	deadline := time.Now().Add(10 * time.Second)
-	for held.Load() != 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if held.Load() != 0 {
-		t.Fatalf("%d polls still held after the clients stopped", held.Load())
+	for _, x := range []struct{ kind, qname string }{{"halley", "u-c"}, {"cometify", "uc"}} {
+		c := idleConfig{
+			clientConfig: clientConfig{Target: url, Kind: x.kind, Mode: "longpoll", QName: x.qname, Key: "K",
+				PerIP: 20, Channels: 5, DialConc: 8, MaxLife: time.Minute, Timeout: 120},
+			PID: os.Getpid(), Counts: []int{20, 40}, Settle: 100 * time.Millisecond,
+			OpenTimeout: 20 * time.Second, PerProcess: 15, // 3 client processes
+		}
+		var log bytes.Buffer
+		res, err := runIdle(context.Background(), c, &log)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", x.kind, err, log.String())
+		}
+		if res.Procs != 3 || len(res.Steps) != 2 || res.Steps[0].Open != 20 || res.Steps[1].Open != 40 {
+			t.Fatalf("%s: %+v\n%s", x.kind, res, log.String())
+		}
+		if res.Steps[1].ClientRSS <= 0 || res.Steps[1].ServerRSS <= 0 || len(res.Warnings) != 0 {
+			t.Fatalf("%s: %+v", x.kind, res)
+		}
+		// The clients quit: the server sees every poll go away.
+		deadline := time.Now().Add(10 * time.Second)
+		for held.Load() != 0 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if held.Load() != 0 {
+			t.Fatalf("%s: %d polls still held after the clients stopped", x.kind, held.Load())
+		}
 	}
 }
 

@@ -24,9 +24,10 @@ import (
 // clientConfig is one forked client process of "bench idle".
 type clientConfig struct {
 	Target     string
-	Kind       string // halley | nchan
+	Kind       string // halley (EZComet read) | cometify (Halley's Cometify listen) | nchan
 	Mode       string // ws | longpoll
-	QName      string // Halley: qname prefix "<user>-<chan>"; Nchan: channel prefix
+	QName      string // Halley: qname prefix "<user>-<chan>"; Cometify: identifier prefix; Nchan: channel prefix
+	Key        string // Cometify api key (the path's {apiKey})
 	FirstIndex int    // global index of this process's first connection
 	PerIP      int    // connections per source address
 	Channels   int
@@ -37,9 +38,10 @@ type clientConfig struct {
 
 func clientFlags(fs *flag.FlagSet, c *clientConfig) {
 	fs.StringVar(&c.Target, "target", "http://127.0.0.1:8080", "server base URL")
-	fs.StringVar(&c.Kind, "kind", "halley", "halley or nchan")
+	fs.StringVar(&c.Kind, "kind", "halley", "halley (EZComet), cometify (Halley's Cometify API) or nchan")
 	fs.StringVar(&c.Mode, "mode", "ws", "ws or longpoll")
-	fs.StringVar(&c.QName, "qname", "demo-bench", "Halley qname prefix (<user>-<chan>); for Nchan its \\w characters prefix the channel id")
+	fs.StringVar(&c.QName, "qname", "demo-bench", "Halley qname prefix (<user>-<chan>); for Cometify and Nchan its \\w characters prefix the identifier / channel id")
+	fs.StringVar(&c.Key, "key", "", "Cometify api key (--kind cometify)")
 	fs.IntVar(&c.PerIP, "per-ip", 20, "connections per loopback source address")
 	fs.IntVar(&c.Channels, "channels", 100, "connection i subscribes to channel i mod channels")
 	fs.IntVar(&c.DialConc, "dial-conc", 64, "connections being opened at once per client process")
@@ -48,8 +50,8 @@ func clientFlags(fs *flag.FlagSet, c *clientConfig) {
 }
 
 func (c *clientConfig) validate() error {
-	if c.Kind != "halley" && c.Kind != "nchan" {
-		return fmt.Errorf("--kind must be halley or nchan")
+	if err := checkKind(c.Kind); err != nil {
+		return err
 	}
 	if c.Mode != "ws" && c.Mode != "longpoll" {
 		return fmt.Errorf("--mode must be ws or longpoll")
@@ -60,21 +62,69 @@ func (c *clientConfig) validate() error {
 	if c.Kind == "halley" && !strings.Contains(c.QName, "-") {
 		return fmt.Errorf("--qname %q: a Halley qname is <user>-<channel>", c.QName)
 	}
+	if c.Kind == "cometify" {
+		if c.Key == "" {
+			return fmt.Errorf("--kind cometify needs --key")
+		}
+		if err := checkIdentifierPrefix(c.QName); err != nil {
+			return err
+		}
+	}
 	_, _, err := hostPort(c.Target)
 	return err
 }
 
-// subPath is the request path of connection g.
-func (c *clientConfig) subPath(g int) string {
+// kinds are the servers and APIs the harness speaks.
+var kinds = []string{"halley", "cometify", "nchan"}
+
+func checkKind(k string) error {
+	for _, x := range kinds {
+		if k == x {
+			return nil
+		}
+	}
+	return fmt.Errorf("--kind must be one of %s, not %q", strings.Join(kinds, ", "), k)
+}
+
+// checkIdentifierPrefix refuses a prefix that cannot start a Cometify
+// identifier (CF-P-01: a letter, then \w, 60 at most; room is left for the
+// channel number).
+func checkIdentifierPrefix(p string) error {
+	id := nchanID(p)
+	if id == "" || !('a' <= id[0]|0x20 && id[0]|0x20 <= 'z') || len(id) > 54 {
+		return fmt.Errorf("identifier prefix %q: a Cometify identifier starts with a letter, 60 \\w characters at most", p)
+	}
+	return nil
+}
+
+// subPath is the request path of connection g. resume is where a
+// long-poll goes on from: Halley's last tick, Cometify's "since" (id-form
+// LIST); empty for the first request. Nchan resumes by headers instead.
+func (c *clientConfig) subPath(g int, resume string) string {
 	ch := strconv.Itoa(g % c.Channels)
-	if c.Kind == "nchan" {
-		return "/sub/" + nchanID(c.QName) + ch
+	name := nchanID(c.QName) + ch // an Nchan channel id, a Cometify identifier
+	if c.Kind == "halley" {
+		name = c.QName + ch // a qname, <user>-<channel>
 	}
-	q := url.QueryEscape(c.QName + ch)
-	if c.Mode == "ws" {
-		return "/read/ws?qname=" + q
+	switch {
+	case c.Kind == "nchan":
+		return "/sub/" + name
+	case c.Kind == "cometify":
+		if resume == "" {
+			resume = name
+		}
+		if c.Mode == "ws" {
+			return "/" + c.Key + "/listen?identifiers=" + url.QueryEscape(resume)
+		}
+		return "/" + c.Key + "/poll?identifiers=" + url.QueryEscape(resume) + "&timeout=" + strconv.Itoa(c.Timeout)
+	case c.Mode == "ws":
+		return "/read/ws?qname=" + url.QueryEscape(name)
 	}
-	return "/read?qname=" + q + "&timeout=" + strconv.Itoa(c.Timeout)
+	p := "/read?qname=" + url.QueryEscape(name) + "&timeout=" + strconv.Itoa(c.Timeout)
+	if resume != "" {
+		p += "&tick=" + url.QueryEscape(resume)
+	}
+	return p
 }
 
 // clientStats are the counters a client process reports to its parent.
@@ -235,7 +285,7 @@ func openSub(ctx context.Context, c *clientConfig, addr, host string, g int) (ne
 	}
 	conn.SetDeadline(time.Now().Add(15 * time.Second))
 	key := wsKey()
-	req := "GET " + c.subPath(g) + " HTTP/1.1\r\nHost: " + host +
+	req := "GET " + c.subPath(g, "") + " HTTP/1.1\r\nHost: " + host +
 		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
 		"\r\nSec-WebSocket-Version: 13\r\n\r\n"
 	if _, err := io.WriteString(conn, req); err != nil {
@@ -284,9 +334,11 @@ func wsHold(conn net.Conn, br *bufio.Reader, st *clientStats) error {
 }
 
 // wsHoldFunc is wsHold; when onData is set, each complete data message
-// (fragments joined) is passed to it instead of being discarded. The slice
-// is reused after onData returns.
-func wsHoldFunc(conn net.Conn, br *bufio.Reader, st *clientStats, onData func([]byte)) error {
+// (fragments joined) is passed to it instead of being discarded, and
+// st.msgs counts only the messages onData says were deliveries (not a
+// server's own frames: a resume point, a gap signal). The slice is reused
+// after onData returns.
+func wsHoldFunc(conn net.Conn, br *bufio.Reader, st *clientStats, onData func([]byte) bool) error {
 	var hdr [8]byte
 	var msg []byte
 	for {
@@ -362,23 +414,19 @@ func wsHoldFunc(conn net.Conn, br *bufio.Reader, st *clientStats, onData func([]
 				}
 			}
 			if fin && op != 0xA {
-				st.msgs.Add(1)
-				if onData != nil {
-					onData(msg)
-					msg = msg[:0]
+				if onData == nil || onData(msg) {
+					st.msgs.Add(1)
 				}
+				msg = msg[:0]
 			}
 		}
 	}
 }
 
-// lpRequest is a long-poll request. Halley resumes by tick; Nchan by its
-// Last-Modified / Etag pair.
-func lpRequest(c *clientConfig, host string, g int, tick, lastMod, etag string) []byte {
-	path := c.subPath(g)
-	if tick != "" {
-		path += "&tick=" + url.QueryEscape(tick)
-	}
+// lpRequest is a long-poll request. Halley resumes by tick, Cometify by
+// "since" (both in resume); Nchan by its Last-Modified / Etag pair.
+func lpRequest(c *clientConfig, host string, g int, resume, lastMod, etag string) []byte {
+	path := c.subPath(g, resume)
 	b := make([]byte, 0, 256)
 	b = append(b, "GET "...)
 	b = append(b, path...)
@@ -394,8 +442,20 @@ func lpRequest(c *clientConfig, host string, g int, tick, lastMod, etag string) 
 	return append(b, "\r\n"...)
 }
 
-// lastTick is the tick of the newest message in a Halley /read answer.
-func lastTick(body []byte) (string, bool) {
+// pollResume reads a long-poll answer: where the next poll goes on from
+// (Halley: the newest message's tick; Cometify: "since", given with or
+// without pushes) and whether it carried messages.
+func pollResume(kind string, body []byte) (resume string, msgs bool) {
+	if kind == "cometify" {
+		var a struct {
+			Pushes []json.RawMessage `json:"pushes"`
+			Since  string            `json:"since"`
+		}
+		if json.Unmarshal(body, &a) != nil {
+			return "", false
+		}
+		return a.Since, len(a.Pushes) > 0
+	}
 	var a struct {
 		Messages [][]string `json:"messages"`
 	}
@@ -413,20 +473,23 @@ func lastTick(body []byte) (string, bool) {
 // it, until the connection ends or an answer is an error.
 func lpHold(conn net.Conn, br *bufio.Reader, c *clientConfig, host string, g int, st *clientStats) error {
 	var r response
-	tick, lastMod, etag := "", "", ""
+	resume, lastMod, etag := "", "", ""
 	for {
 		if err := readResponse(br, &r, 1<<16, false); err != nil {
 			return err
 		}
 		switch {
 		case r.status == 200:
-			if c.Kind == "halley" {
-				if t, ok := lastTick(r.body); ok {
-					tick = t
+			if c.Kind == "nchan" {
+				st.msgs.Add(1)
+			} else {
+				next, msgs := pollResume(c.Kind, r.body)
+				if next != "" {
+					resume = next
+				}
+				if msgs {
 					st.msgs.Add(1)
 				}
-			} else {
-				st.msgs.Add(1)
 			}
 		case r.status == 304 || r.status == 408:
 		default:
@@ -441,7 +504,7 @@ func lpHold(conn net.Conn, br *bufio.Reader, c *clientConfig, host string, g int
 		if r.close {
 			return io.EOF
 		}
-		if _, err := conn.Write(lpRequest(c, host, g, tick, lastMod, etag)); err != nil {
+		if _, err := conn.Write(lpRequest(c, host, g, resume, lastMod, etag)); err != nil {
 			return err
 		}
 	}

@@ -3,6 +3,8 @@ package bench
 import (
 	"bufio"
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -22,13 +24,14 @@ import (
 // subscribers on one fresh channel, Msgs messages published at Rate/s.
 type fanoutConfig struct {
 	Target      string
-	Kind        string // halley | nchan
+	Kind        string // halley | cometify | nchan
 	Subs        int
 	Msgs        int
 	Rate        float64
 	Size        int
-	Key, User   string
-	Chan        string // fresh channel prefix; the channel is <Chan>0
+	Key, User   string // Halley (EZComet) api_key and username; Cometify: Key is the apiKey
+	Secret      string // Cometify api secret: pushes are signed (CF-P-03)
+	Chan        string // fresh channel prefix; the channel (identifier) is <Chan>0
 	PID         int
 	PerProcess  int
 	PerIP       int
@@ -53,7 +56,10 @@ type fanoutResult struct {
 	Expected      int64    `json:"expected"`     // open × published
 	Missing       int64    `json:"missing"`
 	Duplicates    int64    `json:"duplicates"`
-	Bad           int64    `json:"bad_frames"` // data frames that were neither ours nor ignorable
+	OutOfOrder    int64    `json:"out_of_order"` // deliveries not after the subscriber's previous one (seq, and push id for Cometify)
+	ListenerMin   int64    `json:"listener_min"` // fewest distinct messages one open subscriber got
+	ListenerMax   int64    `json:"listener_max"` // most
+	Bad           int64    `json:"bad_frames"`   // data frames that were neither ours nor ignorable
 	DeliveriesSec float64  `json:"deliveries_per_sec"`
 	DeliveredMsgs float64  `json:"delivered_msgs_per_sec"` // deliveries/s ÷ open subscribers
 	LastAfterPub  float64  `json:"last_delivery_after_last_publish_ms"`
@@ -95,37 +101,78 @@ func parseFanPayload(p []byte) (seq int, t int64, ok bool) {
 	return n, ts, true
 }
 
-// fanMessage extracts the payload of a data frame: Nchan's frame is the
-// body; Halley's is the JSON array ["<tick>","<msg>"]. ignore means a frame
-// that is not a message (e.g. Halley's {"gap":true}).
-func fanMessage(kind string, frame []byte) (payload []byte, ignore bool) {
-	if kind == "nchan" {
-		return frame, false
+// fanMessage extracts the payload of a data frame and, for Cometify, its
+// push id (-1 when the API has none): Nchan's frame is the body; Halley's
+// EZComet frame is the JSON array ["<tick>","<msg>"]; a Cometify push is
+// {"identifier":"…","id":N,"data":"…"}. ignore means a frame that is not a
+// message: EZComet's {"gap":true}, Cometify's objects without "data" (the
+// {"since":…} resume point, gap signals). A nil payload that is not
+// ignored is a bad frame.
+func fanMessage(kind string, frame []byte) (payload []byte, id int64, ignore bool) {
+	switch kind {
+	case "nchan":
+		return frame, -1, false
+	case "cometify":
+		if len(frame) == 0 || frame[0] != '{' {
+			return nil, -1, false
+		}
+		var p struct {
+			ID   *int64  `json:"id"`
+			Data *string `json:"data"`
+		}
+		if json.Unmarshal(frame, &p) != nil {
+			return nil, -1, false
+		}
+		if p.Data == nil {
+			return nil, -1, true
+		}
+		if p.ID == nil || *p.ID < 1 {
+			return nil, -1, false
+		}
+		return []byte(*p.Data), *p.ID, false
 	}
 	if len(frame) == 0 || frame[0] != '[' {
-		return nil, true
+		return nil, -1, true
 	}
 	var a []string
 	if json.Unmarshal(frame, &a) != nil || len(a) < 2 {
-		return nil, false
+		return nil, -1, false
 	}
-	return []byte(a[1]), false
+	return []byte(a[1]), -1, false
 }
 
-// fanSub is one subscriber's accounting: which messages arrived, and how
-// many more than once.
+// cfSecure is a Cometify push's signature (CF-P-03):
+// md5hex(apiKey + md5hex(apiSecret) + identifier + text).
+func cfSecure(key, secret, identifier, text string) string {
+	inner := md5.Sum([]byte(secret))
+	outer := md5.Sum([]byte(key + hex.EncodeToString(inner[:]) + identifier + text))
+	return hex.EncodeToString(outer[:])
+}
+
+// fanSub is one subscriber's accounting: which messages arrived, how many
+// more than once, and how many out of order. The publisher sends in
+// sequence over one connection, so each subscriber must see the sequence
+// numbers (and Cometify push ids) strictly increase.
 type fanSub struct {
-	seen []byte // bitmap over msgs
-	n    int32  // msgs
-	got  int32
-	dup  int32
+	seen    []byte // bitmap over msgs
+	n       int32  // msgs
+	got     int32
+	dup     int32
+	order   int32 // fresh messages whose seq or id was not above the previous one's
+	lastSeq int32
+	lastID  int64
+	opened  bool // the subscription was made (only these count as listeners)
 }
 
-func newFanSub(msgs int) *fanSub { return &fanSub{seen: make([]byte, (msgs+7)/8), n: int32(msgs)} }
+func newFanSub(msgs int) *fanSub {
+	return &fanSub{seen: make([]byte, (msgs+7)/8), n: int32(msgs), lastSeq: -1}
+}
 
-// mark records message seq; it returns false for a duplicate or an
-// out-of-range seq (counted as a duplicate only when in range).
-func (s *fanSub) mark(seq int) bool {
+// mark records message seq with push id (-1: the API has no ids); it
+// returns false for a duplicate or an out-of-range seq (counted as a
+// duplicate only when in range). A fresh message that does not follow the
+// previous one in seq and id counts once in order.
+func (s *fanSub) mark(seq int, id int64) bool {
 	if seq < 0 || seq >= int(s.n) {
 		return false
 	}
@@ -136,6 +183,11 @@ func (s *fanSub) mark(seq int) bool {
 	}
 	s.seen[seq/8] |= bit
 	s.got++
+	if int32(seq) <= s.lastSeq || (id >= 0 && id <= s.lastID) {
+		s.order++
+	}
+	s.lastSeq = max(s.lastSeq, int32(seq))
+	s.lastID = max(s.lastID, id)
 	return true
 }
 
@@ -213,6 +265,9 @@ func decodeHist(s string) (*Histogram, error) {
 // fanReport is the end-of-run line of a fan-out client process.
 type fanReport struct {
 	Got, Dup, Missing, Bad, Closed int64
+	Order                          int64 // out-of-order deliveries
+	Opened                         int64 // subscribers ever opened
+	ListenerMin, ListenerMax       int64 // distinct messages per opened subscriber
 	First, Last                    int64 // UnixNano of the first and last delivery
 	Hist                           *Histogram
 }
@@ -229,20 +284,23 @@ type fanState struct {
 	last  atomic.Int64
 }
 
-func (f *fanState) onFrame(i int, frame []byte) {
+// onFrame accounts one data frame of subscriber i; it says whether the
+// frame was a delivery (good, duplicate or bad), not a server frame to
+// ignore.
+func (f *fanState) onFrame(i int, frame []byte) bool {
 	now := time.Now().UnixNano()
-	p, ignore := fanMessage(f.kind, frame)
+	p, id, ignore := fanMessage(f.kind, frame)
 	if ignore {
-		return
+		return false
 	}
 	seq, ts, ok := parseFanPayload(p)
 	if !ok || seq >= f.msgs {
 		f.bad.Add(1)
-		return
+		return true
 	}
 	k := i % len(f.mu)
 	f.mu[k].Lock()
-	fresh := f.subs[i].mark(seq)
+	fresh := f.subs[i].mark(seq, id)
 	if fresh {
 		f.hists[k].Record(now - ts)
 	}
@@ -256,11 +314,21 @@ func (f *fanState) onFrame(i int, frame []byte) {
 			}
 		}
 	}
+	return true
+}
+
+// opened marks subscriber i as listening.
+func (f *fanState) opened(i int) {
+	k := i % len(f.mu)
+	f.mu[k].Lock()
+	f.subs[i].opened = true
+	f.mu[k].Unlock()
 }
 
 func (f *fanState) report(closed int64) string {
 	var h Histogram
-	var got, dup, miss int64
+	var got, dup, miss, order, opened int64
+	lmin, lmax := int64(-1), int64(0)
 	for k := range f.mu {
 		f.mu[k].Lock()
 		h.Merge(&f.hists[k])
@@ -272,10 +340,18 @@ func (f *fanState) report(closed int64) string {
 		got += int64(s.got)
 		dup += int64(s.dup)
 		miss += int64(s.missing(f.msgs))
+		order += int64(s.order)
+		if s.opened {
+			opened++
+			if lmin < 0 || int64(s.got) < lmin {
+				lmin = int64(s.got)
+			}
+			lmax = max(lmax, int64(s.got))
+		}
 		f.mu[k].Unlock()
 	}
-	return fmt.Sprintf("fan got=%d dup=%d missing=%d bad=%d closed=%d first=%d last=%d\nhist %s",
-		got, dup, miss, f.bad.Load(), closed, f.first.Load(), f.last.Load(), encodeHist(&h))
+	return fmt.Sprintf("fan got=%d dup=%d missing=%d bad=%d closed=%d order=%d opened=%d lmin=%d lmax=%d first=%d last=%d\nhist %s",
+		got, dup, miss, f.bad.Load(), closed, order, opened, lmin, lmax, f.first.Load(), f.last.Load(), encodeHist(&h))
 }
 
 // cmdFanClient is the hidden "bench fanclient": it opens --open WebSocket
@@ -321,9 +397,10 @@ func cmdFanClient(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 				return
 			}
 			st.open.Add(1)
+			f.opened(i)
 			stop := context.AfterFunc(ctx, func() { conn.Close() })
 			defer stop()
-			wsHoldFunc(conn, br, &st, func(b []byte) { f.onFrame(i, b) })
+			wsHoldFunc(conn, br, &st, func(b []byte) bool { return f.onFrame(i, b) })
 			conn.Close()
 			st.open.Add(-1)
 			st.closed.Add(1)
@@ -361,33 +438,25 @@ func cmdFanClient(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 	}
 }
 
+// parseFanLine parses the "fan k=v …" line of fanState.report; unknown
+// keys are skipped.
 func parseFanLine(line string) (fanReport, bool) {
 	rest, ok := strings.CutPrefix(line, "fan ")
 	if !ok {
 		return fanReport{}, false
 	}
 	var r fanReport
+	fields := map[string]*int64{"got": &r.Got, "dup": &r.Dup, "missing": &r.Missing, "bad": &r.Bad,
+		"closed": &r.Closed, "order": &r.Order, "opened": &r.Opened, "lmin": &r.ListenerMin,
+		"lmax": &r.ListenerMax, "first": &r.First, "last": &r.Last}
 	for _, fld := range strings.Fields(rest) {
 		k, v, _ := strings.Cut(fld, "=")
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
 			return r, false
 		}
-		switch k {
-		case "got":
-			r.Got = n
-		case "dup":
-			r.Dup = n
-		case "missing":
-			r.Missing = n
-		case "bad":
-			r.Bad = n
-		case "closed":
-			r.Closed = n
-		case "first":
-			r.First = n
-		case "last":
-			r.Last = n
+		if p := fields[k]; p != nil {
+			*p = n
 		}
 	}
 	return r, true
@@ -406,9 +475,16 @@ func (c *fanoutConfig) validate() error {
 		if c.Key == "" || c.User == "" {
 			return fmt.Errorf("--kind halley needs --key and --user")
 		}
+	case "cometify":
+		if c.Key == "" || c.Secret == "" {
+			return fmt.Errorf("--kind cometify needs --key and --secret")
+		}
+		if err := checkIdentifierPrefix(c.Chan + "0"); c.Chan != "" && err != nil {
+			return err
+		}
 	case "nchan":
 	default:
-		return fmt.Errorf("--kind must be halley or nchan, not %q", c.Kind)
+		return checkKind(c.Kind)
 	}
 	if c.Subs < 1 || c.Msgs < 1 || c.Rate <= 0 || c.Size < 0 {
 		return fmt.Errorf("--subs, --msgs must be ≥ 1, --rate > 0, --size ≥ 0")
@@ -432,10 +508,15 @@ func (c *fanoutConfig) qname() string {
 func (c *fanoutConfig) pubRequest(host string, payload []byte) []byte {
 	name := channelName(c.Kind, c.User, c.Chan, 0)
 	var path, ctype, body string
-	if c.Kind == "halley" {
+	switch c.Kind {
+	case "halley":
 		path, ctype = "/write", "application/x-www-form-urlencoded"
 		body = formBody("api_key", c.Key, "qname", name, "msg", string(payload))
-	} else {
+	case "cometify":
+		path, ctype = "/"+c.Key+"/push/"+name, "application/x-www-form-urlencoded"
+		body = formBody("identifier", name, "secret", "0", "text", string(payload),
+			"secure", cfSecure(c.Key, c.Secret, name, string(payload)))
+	default:
 		path, ctype, body = "/pub/"+name, "text/plain", string(payload)
 	}
 	return fmt.Appendf(nil, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s",
@@ -487,6 +568,9 @@ func runFanout(ctx context.Context, c fanoutConfig, log io.Writer) (fanoutResult
 			"--per-ip", strconv.Itoa(c.PerIP), "--dial-conc", strconv.Itoa(c.DialConc),
 			"--max-life", c.MaxLife.String(), "--first-index", strconv.Itoa(i*c.PerProcess),
 			"--open", strconv.Itoa(targets[i]), "--msgs", strconv.Itoa(c.Msgs))
+		if c.Kind == "cometify" {
+			args = append(args, "--key", c.Key)
+		}
 		cmd := exec.Command(exe, args...)
 		cmd.Env = append(os.Environ(), env...)
 		cmd.Stderr = log
@@ -631,6 +715,7 @@ func runFanout(ctx context.Context, c fanoutConfig, log io.Writer) (fanoutResult
 	}
 	var h Histogram
 	var lastDel int64
+	res.ListenerMin = -1
 	for i, p := range procs {
 		select {
 		case <-p.rdone:
@@ -647,6 +732,13 @@ func runFanout(ctx context.Context, c fanoutConfig, log io.Writer) (fanoutResult
 		res.Deliveries += r.Got
 		res.Duplicates += r.Dup
 		res.Bad += r.Bad
+		res.OutOfOrder += r.Order
+		if r.Opened > 0 {
+			if res.ListenerMin < 0 || r.ListenerMin < res.ListenerMin {
+				res.ListenerMin = r.ListenerMin
+			}
+			res.ListenerMax = max(res.ListenerMax, r.ListenerMax)
+		}
 		lastDel = max(lastDel, r.Last)
 		if r.Closed > 0 {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("client %d: %d subscribers closed", i, r.Closed))
@@ -656,6 +748,7 @@ func runFanout(ctx context.Context, c fanoutConfig, log io.Writer) (fanoutResult
 	// subscribers that never opened or messages that failed to publish are
 	// reported separately (warnings, publish_errors).
 	res.Missing = max(res.Expected-res.Deliveries, 0)
+	res.ListenerMin = max(res.ListenerMin, 0)
 	if lastDel > 0 {
 		span := time.Duration(lastDel - firstPub.UnixNano())
 		if span > 0 {
@@ -664,10 +757,10 @@ func runFanout(ctx context.Context, c fanoutConfig, log io.Writer) (fanoutResult
 		}
 		res.LastAfterPub = float64(lastDel-lastPub.UnixNano()) / 1e6
 	}
-	res.RateKept = res.PubErrors == 0 && res.Missing == 0 && res.PubRate >= 0.95*c.Rate &&
+	res.RateKept = res.PubErrors == 0 && res.Missing == 0 && res.OutOfOrder == 0 && res.PubRate >= 0.95*c.Rate &&
 		res.LastAfterPub <= float64(c.Grace)/1e6
 	if c.Msgs == 1 {
-		res.RateKept = res.PubErrors == 0 && res.Missing == 0 && res.LastAfterPub <= float64(c.Grace)/1e6
+		res.RateKept = res.PubErrors == 0 && res.Missing == 0 && res.OutOfOrder == 0 && res.LastAfterPub <= float64(c.Grace)/1e6
 	}
 	if c.PID > 0 && res.Deliveries > 0 {
 		res.CPUus = (cpu1 - cpu0) * 1e6 / float64(res.Deliveries)
@@ -758,12 +851,13 @@ func cmdFanout(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	c := fanoutConfig{}
 	fs.StringVar(&c.Target, "target", "http://127.0.0.1:8080", "server base URL")
-	fs.StringVar(&c.Kind, "kind", "halley", "halley or nchan")
+	fs.StringVar(&c.Kind, "kind", "halley", "halley (EZComet), cometify (Halley's Cometify API) or nchan")
 	fs.IntVar(&c.Subs, "subs", 10000, "WebSocket subscribers on the one channel")
 	fs.IntVar(&c.Msgs, "msgs", 200, "messages to publish")
 	fs.Float64Var(&c.Rate, "rate", 20, "publish rate asked, messages/s (open loop)")
 	fs.IntVar(&c.Size, "size", 100, "message bytes")
-	fs.StringVar(&c.Key, "key", "", "Halley api_key")
+	fs.StringVar(&c.Key, "key", "", "Halley api_key (EZComet and Cometify)")
+	fs.StringVar(&c.Secret, "secret", "", "Cometify api secret, to sign the pushes")
 	fs.StringVar(&c.User, "user", "demo", "Halley username (qname <user>-<chan>0)")
 	fs.StringVar(&c.Chan, "chan", "", "channel prefix (default: fresh per run)")
 	fs.IntVar(&c.PID, "pid", 0, "server pid (optional): its CPU time per delivery (it and its direct children)")
@@ -788,7 +882,7 @@ func cmdFanout(args []string, stdout, stderr io.Writer) int {
 	} else {
 		printFanout(stdout, &c, &res)
 	}
-	if res.Missing > 0 || res.Duplicates > 0 || res.PubErrors > 0 {
+	if res.Missing > 0 || res.Duplicates > 0 || res.OutOfOrder > 0 || res.PubErrors > 0 {
 		return 1
 	}
 	return 0
@@ -798,8 +892,9 @@ func printFanout(w io.Writer, c *fanoutConfig, res *fanoutResult) {
 	fmt.Fprintf(w, "fanout %s %s: %d/%d subs open, %d msgs of %d B asked at %g/s\n", c.Kind, c.Target, res.Open, res.Subs, res.Msgs, c.Size, c.Rate)
 	fmt.Fprintf(w, "  published %d (%d errors) at %.1f/s; rate kept: %v (last delivery %.0f ms after the last publish)\n",
 		res.Published, res.PubErrors, res.PubRate, res.RateKept, res.LastAfterPub)
-	fmt.Fprintf(w, "  %d deliveries, %.0f deliveries/s (%.1f msg/s per subscriber); missing %d, duplicates %d, bad frames %d\n",
-		res.Deliveries, res.DeliveriesSec, res.DeliveredMsgs, res.Missing, res.Duplicates, res.Bad)
+	fmt.Fprintf(w, "  %d deliveries, %.0f deliveries/s (%.1f msg/s per subscriber); missing %d, duplicates %d, out of order %d, bad frames %d\n",
+		res.Deliveries, res.DeliveriesSec, res.DeliveredMsgs, res.Missing, res.Duplicates, res.OutOfOrder, res.Bad)
+	fmt.Fprintf(w, "  per subscriber: %d to %d distinct messages\n", res.ListenerMin, res.ListenerMax)
 	fmt.Fprintf(w, "  latency p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms\n", res.P50ms, res.P90ms, res.P99ms, res.MaxMs)
 	if c.PID > 0 {
 		fmt.Fprintf(w, "  server CPU %.2f µs/delivery\n", res.CPUus)

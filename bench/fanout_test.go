@@ -5,10 +5,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -35,31 +38,73 @@ func TestFanPayload(t *testing.T) {
 }
 
 func TestFanMessage(t *testing.T) {
-	p, ign := fanMessage("halley", []byte(`["00000000000000000001","5.77.xx"]`))
-	if ign || string(p) != "5.77.xx" {
-		t.Fatalf("%q %v", p, ign)
+	for _, tc := range []struct {
+		kind, frame string
+		payload     string // "" with !ignore: a bad frame
+		id          int64
+		ignore      bool
+	}{
+		{"halley", `["00000000000000000001","5.77.xx"]`, "5.77.xx", -1, false},
+		{"halley", `{"gap":true}`, "", -1, true},
+		{"halley", `[1]`, "", -1, false},
+		{"nchan", "5.77.", "5.77.", -1, false},
+		{"cometify", `{"identifier":"bxf0","id":12,"data":"5.77.xx"}`, "5.77.xx", 12, false},
+		{"cometify", `{"data":"5.77.","id":3,"identifier":"a","extra":[1]}`, "5.77.", 3, false},
+		{"cometify", `{"since":"bxf0:0"}`, "", -1, true},
+		{"cometify", `{"gap":true,"identifier":"bxf0"}`, "", -1, true},
+		{"cometify", `{"identifier":"bxf0","data":"5.77."}`, "", -1, false}, // no id
+		{"cometify", `{"identifier":"bxf0","id":0,"data":"5.77."}`, "", -1, false},
+		{"cometify", `["t","5.77."]`, "", -1, false},
+		{"cometify", `{"id":1,"data":`, "", -1, false},
+	} {
+		p, id, ign := fanMessage(tc.kind, []byte(tc.frame))
+		if string(p) != tc.payload || id != tc.id || ign != tc.ignore || (tc.payload == "" && p != nil) {
+			t.Errorf("%s %s: %q %d %v", tc.kind, tc.frame, p, id, ign)
+		}
 	}
-	if _, ign := fanMessage("halley", []byte(`{"gap":true}`)); !ign {
-		t.Fatal("gap not ignored")
+}
+
+func TestCFSecure(t *testing.T) {
+	// CF-P-03's seed vector.
+	if s := cfSecure("1", "c1h89chHaka9s1", "visitors", "284 people"); s != "149f26540f697a97e886e2527466c6e8" {
+		t.Fatal(s)
 	}
-	if p, ign := fanMessage("halley", []byte(`[1]`)); ign || p != nil {
-		t.Fatal("bad array not reported as bad")
-	}
-	if p, ign := fanMessage("nchan", []byte("5.77.")); ign || string(p) != "5.77." {
-		t.Fatal("nchan body")
+	c := fanoutConfig{Kind: "cometify", Key: "1", Secret: "c1h89chHaka9s1", Chan: "visitors"}
+	req := string(c.pubRequest("h:1", []byte("284 people")))
+	head, body, _ := strings.Cut(req, "\r\n\r\n")
+	want := "identifier=visitors0&secret=0&text=284+people&secure=" + cfSecure("1", "c1h89chHaka9s1", "visitors0", "284 people")
+	if !strings.HasPrefix(head, "POST /1/push/visitors0 HTTP/1.1\r\n") || body != want ||
+		!strings.Contains(head, "Content-Length: "+strconv.Itoa(len(want))) {
+		t.Fatalf("%q", req)
 	}
 }
 
 func TestFanSubAccounting(t *testing.T) {
 	s := newFanSub(10)
 	for _, seq := range []int{0, 1, 1, 3, 9, 9, 9} {
-		s.mark(seq)
+		s.mark(seq, -1)
 	}
-	if s.mark(10) || s.mark(-1) {
+	if s.mark(10, -1) || s.mark(-1, -1) {
 		t.Fatal("out of range accepted")
 	}
-	if s.got != 4 || s.dup != 3 || s.missing(10) != 6 {
-		t.Fatalf("got %d dup %d missing %d", s.got, s.dup, s.missing(10))
+	if s.got != 4 || s.dup != 3 || s.missing(10) != 6 || s.order != 0 {
+		t.Fatalf("got %d dup %d missing %d order %d", s.got, s.dup, s.missing(10), s.order)
+	}
+	// Out of order: seq 2 after 3; with ids, an id not above the last.
+	s.mark(2, -1)
+	if s.got != 5 || s.order != 1 {
+		t.Fatalf("got %d order %d", s.got, s.order)
+	}
+	c := newFanSub(10)
+	for _, m := range []struct {
+		seq int
+		id  int64
+	}{{0, 5}, {1, 6}, {2, 6}, {3, 9}, {3, 9}, {5, 8}, {4, 10}} {
+		c.mark(m.seq, m.id)
+	}
+	// {2,6}: id repeated; {5,8}: id back; {4,10}: seq back. {3,9} twice: a duplicate only.
+	if c.got != 6 || c.dup != 1 || c.order != 3 {
+		t.Fatalf("got %d dup %d order %d", c.got, c.dup, c.order)
 	}
 }
 
@@ -96,19 +141,22 @@ func TestHistEncodeDecode(t *testing.T) {
 			t.Errorf("%q decoded", bad)
 		}
 	}
-	r, ok := parseFanLine("fan got=5 dup=1 missing=2 bad=0 closed=0 first=10 last=20")
-	if !ok || r.Got != 5 || r.Dup != 1 || r.Missing != 2 || r.First != 10 || r.Last != 20 {
+	r, ok := parseFanLine("fan got=5 dup=1 missing=2 bad=0 closed=0 order=3 opened=4 lmin=1 lmax=2 first=10 last=20")
+	if !ok || r.Got != 5 || r.Dup != 1 || r.Missing != 2 || r.First != 10 || r.Last != 20 ||
+		r.Order != 3 || r.Opened != 4 || r.ListenerMin != 1 || r.ListenerMax != 2 {
 		t.Fatalf("%+v %v", r, ok)
 	}
 }
 
-// fanServer is a tiny Halley look-alike: WebSocket subscribers on
-// /read/ws, POST /write broadcasts ["tick","msg"] to the subscribers of the
-// qname. To exercise the accounting, the first subscriber gets every
-// message twice (and a {"gap":true} first), the second never gets seq 5.
+// fanServer is a tiny Halley look-alike: EZComet WebSocket subscribers on
+// /read/ws and POST /write, Cometify listeners on /{key}/listen and POST
+// /{key}/push/{identifier}, each broadcasting to the subscribers of its
+// channel. To exercise the accounting, the first subscriber gets every
+// message twice (and a {"gap":true} or {"since":…} first), the second
+// never gets seq 5, the third gets seq 6 after seq 7.
 func fanServer(t *testing.T) string {
 	mux := http.NewServeMux()
-	closeAll := fanHandlers(mux, "k")
+	closeAll := fanHandlers(mux, "k", "s3cret")
 	srv := httptest.NewServer(mux)
 	t.Cleanup(func() {
 		closeAll()
@@ -117,11 +165,15 @@ func fanServer(t *testing.T) string {
 	return srv.URL
 }
 
-// fanHandlers registers /read/ws and /write (api_key key) on mux; the
-// returned func closes the subscribers.
-func fanHandlers(mux *http.ServeMux, key string) func() {
+// fanHandlers registers the EZComet (api_key key) and Cometify (key,
+// secret) handlers on mux; the returned func closes the subscribers.
+// Cometify listeners are capped at 30 per client IP, as CF-L-08's default.
+func fanHandlers(mux *http.ServeMux, key, secret string) func() {
 	var mu sync.Mutex
 	subs := map[string][]net.Conn{}
+	perIP := map[string]int{}
+	ids := map[string]int64{}
+	var held []byte // the third subscriber's seq 6, sent after seq 7
 	frame := func(p []byte) []byte {
 		b := []byte{0x81}
 		if len(p) < 126 {
@@ -132,7 +184,8 @@ func fanHandlers(mux *http.ServeMux, key string) func() {
 		}
 		return append(b, p...)
 	}
-	mux.HandleFunc("/read/ws", func(w http.ResponseWriter, r *http.Request) {
+	// upgrade makes r a subscriber of name; first (if any) is its first frame.
+	upgrade := func(w http.ResponseWriter, r *http.Request, name string, first func(n int) []byte) {
 		c, brw, err := w.(http.Hijacker).Hijack()
 		if err != nil {
 			return
@@ -140,14 +193,41 @@ func fanHandlers(mux *http.ServeMux, key string) func() {
 		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
 			wsAccept(r.Header.Get("Sec-WebSocket-Key")) + "\r\n\r\n")
 		brw.Flush()
-		q := r.URL.Query().Get("qname")
 		mu.Lock()
-		if len(subs[q]) == 0 {
-			c.Write(frame([]byte(`{"gap":true}`)))
+		if f := first(len(subs[name])); f != nil {
+			c.Write(frame(f))
 		}
-		subs[q] = append(subs[q], c)
+		subs[name] = append(subs[name], c)
 		mu.Unlock()
 		go io.Copy(io.Discard, c)
+	}
+	broadcast := func(name, msg string, f []byte) {
+		mu.Lock()
+		defer mu.Unlock()
+		for i, c := range subs[name] {
+			switch {
+			case i == 1 && strings.HasPrefix(msg, "5."):
+				continue
+			case i == 2 && strings.HasPrefix(msg, "6."):
+				held = f
+				continue
+			}
+			c.Write(f)
+			if i == 0 {
+				c.Write(f)
+			}
+			if i == 2 && strings.HasPrefix(msg, "7.") && held != nil {
+				c.Write(held)
+			}
+		}
+	}
+	mux.HandleFunc("/read/ws", func(w http.ResponseWriter, r *http.Request) {
+		upgrade(w, r, r.URL.Query().Get("qname"), func(n int) []byte {
+			if n == 0 {
+				return []byte(`{"gap":true}`)
+			}
+			return nil
+		})
 	})
 	mux.HandleFunc("/write", func(w http.ResponseWriter, r *http.Request) {
 		if r.FormValue("api_key") != key {
@@ -155,19 +235,46 @@ func fanHandlers(mux *http.ServeMux, key string) func() {
 			return
 		}
 		msg := r.FormValue("msg")
-		f := frame([]byte(`["00000000000000000001","` + msg + `"]`))
-		mu.Lock()
-		for i, c := range subs[r.FormValue("qname")] {
-			if i == 1 && strings.HasPrefix(msg, "5.") {
-				continue
-			}
-			c.Write(f)
-			if i == 0 {
-				c.Write(f)
-			}
-		}
-		mu.Unlock()
+		broadcast(r.FormValue("qname"), msg, frame([]byte(`["00000000000000000001","`+msg+`"]`)))
 		io.WriteString(w, `{"code":"ok","tick":"00000000000000000001"}`)
+	})
+	mux.HandleFunc("GET /{key}/listen", func(w http.ResponseWriter, r *http.Request) {
+		name := strings.ToLower(r.URL.Query().Get("identifiers"))
+		ip, _, _ := net.SplitHostPort(r.RemoteAddr)
+		mu.Lock()
+		perIP[ip]++
+		over := perIP[ip] > 30
+		mu.Unlock()
+		switch {
+		case r.PathValue("key") != key:
+			w.WriteHeader(401)
+		case over:
+			w.WriteHeader(429)
+		default:
+			upgrade(w, r, "cf "+name, func(int) []byte { return []byte(`{"since":"` + name + `:0"}`) })
+		}
+	})
+	mux.HandleFunc("POST /{key}/push/{identifier}", func(w http.ResponseWriter, r *http.Request) {
+		name, text := r.FormValue("identifier"), r.FormValue("text")
+		switch {
+		case r.PathValue("key") != key:
+			w.WriteHeader(401)
+			return
+		case !strings.EqualFold(name, r.PathValue("identifier")) || r.FormValue("secret") != "0":
+			w.WriteHeader(400)
+			return
+		case r.FormValue("secure") != cfSecure(key, secret, name, text):
+			w.WriteHeader(403)
+			return
+		}
+		name = strings.ToLower(name)
+		mu.Lock()
+		ids[name] += 2 // ids need not be consecutive, only increasing
+		id := ids[name]
+		mu.Unlock()
+		f, _ := json.Marshal(map[string]any{"identifier": name, "id": id, "data": text})
+		broadcast("cf "+name, text, frame(f))
+		fmt.Fprintf(w, `{"code":"ok","push_id":%d}`, id)
 	})
 	return func() {
 		mu.Lock()
@@ -182,27 +289,41 @@ func fanHandlers(mux *http.ServeMux, key string) func() {
 
 func TestFanoutEndToEnd(t *testing.T) {
 	url := fanServer(t)
-	c := fanoutConfig{Target: url, Kind: "halley", Subs: 20, Msgs: 10, Rate: 100, Size: 60, Key: "k", User: "u",
-		PerProcess: 12, PerIP: 20, DialConc: 8, OpenTimeout: 20 * time.Second, Grace: time.Minute,
-		Drain: 10 * time.Second, MaxLife: time.Minute, PID: 0}
-	var log bytes.Buffer
-	res, err := runFanout(context.Background(), c, &log)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, log.String())
+	for _, kind := range []string{"halley", "cometify"} {
+		// 40 subscribers from 2 sources, 20 each: the fake's per-IP cap
+		// (30) is never reached.
+		c := fanoutConfig{Target: url, Kind: kind, Subs: 40, Msgs: 10, Rate: 100, Size: 60, Key: "k", User: "u", Secret: "s3cret",
+			PerProcess: 25, PerIP: 20, DialConc: 8, OpenTimeout: 20 * time.Second, Grace: time.Minute,
+			Drain: 10 * time.Second, MaxLife: time.Minute, PID: 0}
+		var log bytes.Buffer
+		res, err := runFanout(context.Background(), c, &log)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", kind, err, log.String())
+		}
+		if res.Open != 40 || res.Published != 10 || res.PubErrors != 0 || res.Expected != 400 {
+			t.Fatalf("%s: %+v\n%s", kind, res, log.String())
+		}
+		if res.Deliveries != 399 || res.Missing != 1 || res.Duplicates != 10 || res.OutOfOrder != 1 || res.Bad != 0 || res.RateKept {
+			t.Fatalf("%s: %+v\n%s", kind, res, log.String())
+		}
+		if res.ListenerMin != 9 || res.ListenerMax != 10 {
+			t.Fatalf("%s: per listener %d..%d", kind, res.ListenerMin, res.ListenerMax)
+		}
+		if res.DeliveriesSec <= 0 || res.MaxMs < res.P50ms || res.PubRate <= 0 {
+			t.Fatalf("%s: %+v", kind, res)
+		}
+		var out bytes.Buffer
+		printFanout(&out, &c, &res)
+		if !strings.Contains(out.String(), "399 deliveries") || !strings.Contains(out.String(), "out of order 1") {
+			t.Fatal(out.String())
+		}
 	}
-	if res.Open != 20 || res.Published != 10 || res.PubErrors != 0 || res.Expected != 200 {
-		t.Fatalf("%+v\n%s", res, log.String())
-	}
-	if res.Deliveries != 199 || res.Missing != 1 || res.Duplicates != 10 || res.Bad != 0 || res.RateKept {
-		t.Fatalf("%+v\n%s", res, log.String())
-	}
-	if res.DeliveriesSec <= 0 || res.MaxMs < res.P50ms || res.PubRate <= 0 {
-		t.Fatalf("%+v", res)
-	}
-	var out bytes.Buffer
-	printFanout(&out, &c, &res)
-	if !strings.Contains(out.String(), "199 deliveries") {
-		t.Fatal(out.String())
+	// A wrong secret: every push is refused (403), nothing is published.
+	c := fanoutConfig{Target: url, Kind: "cometify", Subs: 2, Msgs: 3, Rate: 100, Size: 60, Key: "k", Secret: "wrong",
+		PerProcess: 25, PerIP: 20, DialConc: 8, OpenTimeout: 20 * time.Second, Grace: time.Minute,
+		Drain: time.Second, MaxLife: time.Minute}
+	if _, err := runFanout(context.Background(), c, io.Discard); err == nil || !strings.Contains(err.Error(), "status 403") {
+		t.Fatalf("wrong secret: %v", err)
 	}
 }
 
@@ -213,7 +334,10 @@ func TestWSHoldFuncJoinsFragments(t *testing.T) {
 	var got []string
 	done := make(chan error, 1)
 	go func() {
-		done <- wsHoldFunc(cli, bufio.NewReaderSize(cli, 16), &st, func(b []byte) { got = append(got, string(b)) })
+		done <- wsHoldFunc(cli, bufio.NewReaderSize(cli, 16), &st, func(b []byte) bool {
+			got = append(got, string(b))
+			return string(b) != "hi" // "hi" is a server frame, not a delivery
+		})
 	}()
 	for _, f := range [][]byte{{0x81, 2, 'h', 'i'}, {0x01, 1, 'a'}, {0x80, 0x81, 1, 2, 3, 4, 'b' ^ 1}} {
 		srv.Write(f)
@@ -223,7 +347,7 @@ func TestWSHoldFuncJoinsFragments(t *testing.T) {
 	if err := <-done; err != io.EOF {
 		t.Fatal(err)
 	}
-	if len(got) != 2 || got[0] != "hi" || got[1] != "ab" {
-		t.Fatalf("%q", got)
+	if len(got) != 2 || got[0] != "hi" || got[1] != "ab" || st.msgs.Load() != 1 {
+		t.Fatalf("%q, %d counted", got, st.msgs.Load())
 	}
 }

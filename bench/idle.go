@@ -162,7 +162,7 @@ func runIdle(ctx context.Context, c idleConfig, log io.Writer) (idleResult, erro
 	defer stopClients(procs)
 	for i := range procs {
 		args := append(append([]string{}, pre...),
-			"--target", c.Target, "--kind", c.Kind, "--mode", c.Mode, "--qname", c.QName,
+			"--target", c.Target, "--kind", c.Kind, "--mode", c.Mode, "--qname", c.QName, "--key", c.Key,
 			"--per-ip", strconv.Itoa(c.PerIP), "--channels", strconv.Itoa(c.Channels),
 			"--dial-conc", strconv.Itoa(c.DialConc), "--max-life", c.MaxLife.String(),
 			"--lp-timeout", strconv.Itoa(c.Timeout),

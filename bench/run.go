@@ -26,6 +26,7 @@ type runConfig struct {
 	HalleyCmd     string
 	HalleyURL     string
 	Key, User     string
+	Secret        string // Cometify: the account's api_secret
 	Nchan         bool
 	NchanDir      string
 	NchanURL      string
@@ -42,19 +43,22 @@ type runConfig struct {
 	RunTimeout    time.Duration
 }
 
-var allCases = []string{"idle-ws", "idle-longpoll", "write-synced", "write-nosync", "publish-nchan"}
+// allCases run by default. A "cf-" in a name is the same case on Halley's
+// Cometify API instead of EZComet; its Nchan side is the EZComet case's.
+var allCases = []string{"idle-ws", "idle-longpoll", "idle-cf-ws", "idle-cf-longpoll", "write-synced", "write-nosync", "publish-nchan"}
 
 // extraCases run only when named in --cases: each run of them opens up to
 // 10,000 subscribers and lasts ~30 s, which would make "make bench" long.
-var extraCases = []string{"fanout-10k", "fanout-1k"}
+var extraCases = []string{"fanout-10k", "fanout-1k", "cf-fanout-10k"}
 
 // fanoutCases are the fan-out cases: subscribers, messages, rate (PERF.md P2, P3).
 var fanoutCases = map[string]struct {
 	subs, msgs int
 	rate       float64
 }{
-	"fanout-10k": {10000, 200, 20},
-	"fanout-1k":  {1000, 2000, 500},
+	"fanout-10k":    {10000, 200, 20},
+	"fanout-1k":     {1000, 2000, 500},
+	"cf-fanout-10k": {10000, 200, 20},
 }
 
 var fanoutMetrics = []metric{
@@ -70,6 +74,9 @@ var fanoutMetrics = []metric{
 	{"server_cpu_us", "server CPU, µs/delivery"},
 	{"missing", "missing deliveries"},
 	{"duplicates", "duplicate deliveries"},
+	{"out_of_order", "out-of-order deliveries (seq, Cometify push id)"},
+	{"listener_min", "fewest messages one subscriber got"},
+	{"listener_max", "most messages one subscriber got"},
 	{"open", "subscribers open"},
 }
 
@@ -396,15 +403,50 @@ func stopNchan(dir string) {
 
 // runner runs the cases.
 type runner struct {
-	c        runConfig
-	log      io.Writer
-	nchanPub *side // the Nchan publish runs, shared by the write cases
+	c   runConfig
+	log io.Writer
+	// peers are Nchan's runs by the case that measured them ("idle-ws",
+	// "fanout-10k", "publish-nchan"): a Cometify case has the same Nchan
+	// side as its EZComet twin, and the write cases share publish-nchan,
+	// so Nchan is measured once per invocation for each.
+	peers map[string]peerRuns
 }
 
-func (r *runner) idleOnce(ctx context.Context, kind, mode string, pid int, target, user string) (map[string]float64, error) {
-	qname := user + "-" + freshPrefix() + "c"
+// peerRuns is one Nchan measurement and the case that made it.
+type peerRuns struct {
+	caseName string
+	s        *side
+}
+
+// credentials are what a fresh Halley prints for its demo account.
+type credentials struct {
+	key, secret string
+}
+
+// caseAPI splits a case name into the Halley API it measures and the
+// EZComet case it mirrors: "idle-cf-ws" → cometify, "idle-ws";
+// "fanout-10k" → halley, "fanout-10k". The Nchan side of a case is that of
+// its mirror.
+func caseAPI(name string) (kind, mirror string) {
+	if m := strings.Replace(name, "cf-", "", 1); m != name {
+		return "cometify", m
+	}
+	return "halley", name
+}
+
+func (r *runner) idleOnce(ctx context.Context, kind, mode string, pid int, target string, cred credentials) (map[string]float64, error) {
+	qname := r.c.User + "-" + freshPrefix() + "c"
+	switch kind {
+	case "cometify":
+		if cred.key == "" {
+			return nil, fmt.Errorf("no api_key: pass --key (none found in the server's output)")
+		}
+		qname = freshPrefix() + "c"
+	case "nchan":
+		qname = "nchan-" + freshPrefix() + "c"
+	}
 	ic := idleConfig{
-		clientConfig: clientConfig{Target: target, Kind: kind, Mode: mode, QName: qname, PerIP: 20,
+		clientConfig: clientConfig{Target: target, Kind: kind, Mode: mode, QName: qname, Key: cred.key, PerIP: 20,
 			Channels: r.c.Channels, DialConc: 64, MaxLife: r.c.RunTimeout + 30*time.Second, Timeout: 120},
 		PID: pid, Counts: r.c.Counts, Settle: r.c.Settle, OpenTimeout: 2 * time.Minute, PerProcess: r.c.PerProcess,
 	}
@@ -441,11 +483,17 @@ func (r *runner) writeOnce(ctx context.Context, kind, target string, pid int, ke
 	return m, nil
 }
 
-func (r *runner) fanoutOnce(ctx context.Context, name, kind, target string, pid int, key, user string) (map[string]float64, error) {
+func (r *runner) fanoutOnce(ctx context.Context, name, kind, target string, pid int, cred credentials) (map[string]float64, error) {
 	fc := fanoutCases[name]
 	c := fanoutConfig{Target: target, Kind: kind, Subs: fc.subs, Msgs: fc.msgs, Rate: fc.rate, Size: r.c.Size,
-		Key: key, User: user, PID: pid, PerProcess: r.c.PerProcess, PerIP: 20, DialConc: 64,
+		Key: cred.key, Secret: cred.secret, User: r.c.User, PID: pid, PerProcess: r.c.PerProcess, PerIP: 20, DialConc: 64,
 		OpenTimeout: 2 * time.Minute, Grace: 2 * time.Second, Drain: 15 * time.Second, MaxLife: r.c.RunTimeout + 30*time.Second}
+	switch {
+	case kind == "halley" && c.Key == "":
+		return nil, fmt.Errorf("no api_key: pass --key (none found in the server's output)")
+	case kind == "cometify" && (c.Key == "" || c.Secret == ""):
+		return nil, fmt.Errorf("no api_key and api_secret: pass --key and --secret (not found in the server's output)")
+	}
 	res, err := runFanout(ctx, c, r.log)
 	if err != nil {
 		return nil, err
@@ -457,7 +505,8 @@ func (r *runner) fanoutOnce(ctx context.Context, name, kind, target string, pid 
 	m := map[string]float64{"deliveries_per_sec": res.DeliveriesSec, "delivered_msgs_per_sec": res.DeliveredMsgs,
 		"rate_kept": kept, "publish_rate": res.PubRate, "p50_ms": res.P50ms, "p90_ms": res.P90ms, "p99_ms": res.P99ms,
 		"max_ms": res.MaxMs, "last_after_pub_ms": res.LastAfterPub, "server_cpu_us": res.CPUus,
-		"missing": float64(res.Missing), "duplicates": float64(res.Duplicates), "open": float64(res.Open)}
+		"missing": float64(res.Missing), "duplicates": float64(res.Duplicates), "out_of_order": float64(res.OutOfOrder),
+		"listener_min": float64(res.ListenerMin), "listener_max": float64(res.ListenerMax), "open": float64(res.Open)}
 	if res.PubErrors > 0 {
 		return m, fmt.Errorf("%d publish errors (%v)", res.PubErrors, res.Warnings)
 	}
@@ -467,8 +516,23 @@ func (r *runner) fanoutOnce(ctx context.Context, name, kind, target string, pid 
 	return m, nil
 }
 
+var secretRE = regexp.MustCompile(`api_secret[=: ]+([A-Za-z0-9_-]{8,})`)
+
+// serverCredentials are --key/--secret, else the demo account's key and
+// secret as a fresh server prints them.
+func (r *runner) serverCredentials(out string) credentials {
+	cr := credentials{key: r.c.Key, secret: r.c.Secret}
+	if cr.key == "" {
+		cr.key = keyRE.FindString(out)
+	}
+	if m := secretRE.FindStringSubmatch(out); cr.secret == "" && m != nil {
+		cr.secret = m[1]
+	}
+	return cr
+}
+
 // halleyRun starts a fresh Halley, runs f against it, and stops it.
-func (r *runner) halleyRun(ctx context.Context, extra []string, f func(ctx context.Context, pid int, key string) (map[string]float64, error)) (map[string]float64, error) {
+func (r *runner) halleyRun(ctx context.Context, extra []string, f func(ctx context.Context, pid int, cred credentials) (map[string]float64, error)) (map[string]float64, error) {
 	if r.c.HalleyCmd == "" {
 		return nil, fmt.Errorf("no --halley-cmd")
 	}
@@ -477,13 +541,9 @@ func (r *runner) halleyRun(ctx context.Context, extra []string, f func(ctx conte
 		return nil, err
 	}
 	defer s.stop()
-	key := r.c.Key
-	if key == "" {
-		key = keyRE.FindString(s.out.String())
-	}
 	ctx, cancel := context.WithTimeout(ctx, r.c.RunTimeout)
 	defer cancel()
-	return f(ctx, s.cmd.Process.Pid, key)
+	return f(ctx, s.cmd.Process.Pid, r.serverCredentials(s.out.String()))
 }
 
 // nchanRun restarts Nchan, runs f against it, and stops it.
@@ -500,21 +560,66 @@ func (r *runner) nchanRun(ctx context.Context, f func(ctx context.Context, pid i
 
 func (r *runner) harnessCmd(name string) string {
 	c := r.c
-	switch name {
+	kind, mirror := caseAPI(name)
+	halley := "--key K --user U"
+	if kind == "cometify" {
+		halley = "--kind cometify --key K --secret S"
+	}
+	switch mirror {
 	case "idle-ws", "idle-longpoll":
 		counts := make([]string, len(c.Counts))
 		for i, n := range c.Counts {
 			counts[i] = fmt.Sprint(n)
 		}
-		return fmt.Sprintf("halley bench idle --mode %s --counts %s --settle %v --per-process %d --channels %d --target URL --pid PID [--kind nchan]",
-			strings.TrimPrefix(name, "idle-"), strings.Join(counts, ","), c.Settle, c.PerProcess, c.Channels)
+		if kind == "cometify" {
+			halley = "--kind cometify --key K"
+		} else {
+			halley = "--user U"
+		}
+		return fmt.Sprintf("halley bench idle --mode %s --counts %s --settle %v --per-process %d --channels %d --target URL --pid PID [%s | --kind nchan]",
+			strings.TrimPrefix(mirror, "idle-"), strings.Join(counts, ","), c.Settle, c.PerProcess, c.Channels, halley)
 	case "fanout-10k", "fanout-1k":
 		fc := fanoutCases[name]
-		return fmt.Sprintf("halley bench fanout --subs %d --msgs %d --rate %g --size %d --per-process %d --target URL --pid PID [--key K --user U | --kind nchan]",
-			fc.subs, fc.msgs, fc.rate, c.Size, c.PerProcess)
+		return fmt.Sprintf("halley bench fanout --subs %d --msgs %d --rate %g --size %d --per-process %d --target URL --pid PID [%s | --kind nchan]",
+			fc.subs, fc.msgs, fc.rate, c.Size, c.PerProcess, halley)
 	default:
 		return fmt.Sprintf("halley bench write --conns %d --duration %v --channels %d --size %d --target URL --pid PID [--key K --user U | --kind nchan]",
 			c.WriteConns, c.WriteDuration, c.Channels, c.Size)
+	}
+}
+
+// sideBySide runs a case's Halley and Nchan sides in turn, Runs times:
+// Halley fresh for every run, Nchan restarted for every run. The Nchan side
+// is the peer runs of mirror: measured here unless an earlier case of this
+// invocation measured them already.
+func (r *runner) sideBySide(ctx context.Context, cr *caseResult, mirror string,
+	halley func(ctx context.Context, pid int, cred credentials) (map[string]float64, error),
+	nchan func(ctx context.Context, pid int) (map[string]float64, error)) {
+	c := &r.c
+	nchanCmd := filepath.Join(c.NchanDir, "start.sh") + " (1 worker), " + c.NchanURL
+	if c.HalleyCmd != "" {
+		cr.HalleyCmd, cr.Halley = c.HalleyCmd, &side{}
+	}
+	measureNchan := false
+	if c.Nchan {
+		if p, ok := r.peers[mirror]; ok {
+			cr.NchanCmd, cr.Nchan = nchanCmd+" — the Nchan runs of "+p.caseName+" in this invocation", p.s
+		} else {
+			cr.NchanCmd, cr.Nchan, measureNchan = nchanCmd, &side{}, true
+		}
+	}
+	for i := 0; i < c.Runs; i++ {
+		if cr.Halley != nil {
+			fmt.Fprintf(r.log, "== %s run %d/%d: halley\n", cr.Case, i+1, c.Runs)
+			cr.Halley.add(r.halleyRun(ctx, nil, halley))
+		}
+		if measureNchan {
+			fmt.Fprintf(r.log, "== %s run %d/%d: nchan\n", cr.Case, i+1, c.Runs)
+			cr.Nchan.add(r.nchanRun(ctx, nchan))
+		}
+	}
+	if measureNchan {
+		r.peers[mirror] = peerRuns{cr.Case, cr.Nchan}
 	}
 }
 
@@ -523,30 +628,18 @@ func (r *runner) runCase(ctx context.Context, name string) (*caseResult, error) 
 	cr := &caseResult{Case: name, Time: time.Now().UTC().Format(time.RFC3339), Command: r.harnessCmd(name)}
 	nchanCmd := filepath.Join(c.NchanDir, "start.sh") + " (1 worker), " + c.NchanURL
 	halleyCmd := c.HalleyCmd
-	switch name {
+	kind, mirror := caseAPI(name)
+	switch mirror {
 	case "idle-ws", "idle-longpoll":
-		mode := strings.TrimPrefix(name, "idle-")
+		mode := strings.TrimPrefix(mirror, "idle-")
 		cr.metrics = idleMetrics
-		if c.HalleyCmd != "" {
-			cr.HalleyCmd, cr.Halley = halleyCmd, &side{}
-		}
-		if c.Nchan {
-			cr.NchanCmd, cr.Nchan = nchanCmd, &side{}
-		}
-		for i := 0; i < c.Runs; i++ {
-			if cr.Halley != nil {
-				fmt.Fprintf(r.log, "== %s run %d/%d: halley\n", name, i+1, c.Runs)
-				cr.Halley.add(r.halleyRun(ctx, nil, func(ctx context.Context, pid int, _ string) (map[string]float64, error) {
-					return r.idleOnce(ctx, "halley", mode, pid, c.HalleyURL, c.User)
-				}))
-			}
-			if c.Nchan {
-				fmt.Fprintf(r.log, "== %s run %d/%d: nchan\n", name, i+1, c.Runs)
-				cr.Nchan.add(r.nchanRun(ctx, func(ctx context.Context, pid int) (map[string]float64, error) {
-					return r.idleOnce(ctx, "nchan", mode, pid, c.NchanURL, "nchan")
-				}))
-			}
-		}
+		r.sideBySide(ctx, cr, mirror,
+			func(ctx context.Context, pid int, cred credentials) (map[string]float64, error) {
+				return r.idleOnce(ctx, kind, mode, pid, c.HalleyURL, cred)
+			},
+			func(ctx context.Context, pid int) (map[string]float64, error) {
+				return r.idleOnce(ctx, "nchan", mode, pid, c.NchanURL, credentials{})
+			})
 	case "write-synced", "write-nosync":
 		cr.metrics = writeMetrics
 		var extra []string
@@ -557,11 +650,11 @@ func (r *runner) runCase(ctx context.Context, name string) (*caseResult, error) 
 		cr.HalleyCmd, cr.Halley = halleyCmd, &side{}
 		for i := 0; i < c.Runs; i++ {
 			fmt.Fprintf(r.log, "== %s run %d/%d: halley\n", name, i+1, c.Runs)
-			cr.Halley.add(r.halleyRun(ctx, extra, func(ctx context.Context, pid int, key string) (map[string]float64, error) {
-				if key == "" {
+			cr.Halley.add(r.halleyRun(ctx, extra, func(ctx context.Context, pid int, cred credentials) (map[string]float64, error) {
+				if cred.key == "" {
 					return nil, fmt.Errorf("no api_key: pass --key (none found in the server's output)")
 				}
-				return r.writeOnce(ctx, "halley", c.HalleyURL, pid, key, c.User)
+				return r.writeOnce(ctx, "halley", c.HalleyURL, pid, cred.key, c.User)
 			}))
 		}
 		if c.Nchan {
@@ -569,29 +662,13 @@ func (r *runner) runCase(ctx context.Context, name string) (*caseResult, error) 
 		}
 	case "fanout-10k", "fanout-1k":
 		cr.metrics = fanoutMetrics
-		if c.HalleyCmd != "" {
-			cr.HalleyCmd, cr.Halley = halleyCmd, &side{}
-		}
-		if c.Nchan {
-			cr.NchanCmd, cr.Nchan = nchanCmd, &side{}
-		}
-		for i := 0; i < c.Runs; i++ {
-			if cr.Halley != nil {
-				fmt.Fprintf(r.log, "== %s run %d/%d: halley\n", name, i+1, c.Runs)
-				cr.Halley.add(r.halleyRun(ctx, nil, func(ctx context.Context, pid int, key string) (map[string]float64, error) {
-					if key == "" {
-						return nil, fmt.Errorf("no api_key: pass --key (none found in the server's output)")
-					}
-					return r.fanoutOnce(ctx, name, "halley", c.HalleyURL, pid, key, c.User)
-				}))
-			}
-			if c.Nchan {
-				fmt.Fprintf(r.log, "== %s run %d/%d: nchan\n", name, i+1, c.Runs)
-				cr.Nchan.add(r.nchanRun(ctx, func(ctx context.Context, pid int) (map[string]float64, error) {
-					return r.fanoutOnce(ctx, name, "nchan", c.NchanURL, pid, "", "")
-				}))
-			}
-		}
+		r.sideBySide(ctx, cr, mirror,
+			func(ctx context.Context, pid int, cred credentials) (map[string]float64, error) {
+				return r.fanoutOnce(ctx, name, kind, c.HalleyURL, pid, cred)
+			},
+			func(ctx context.Context, pid int) (map[string]float64, error) {
+				return r.fanoutOnce(ctx, name, "nchan", c.NchanURL, pid, credentials{})
+			})
 	case "publish-nchan":
 		if !c.Nchan {
 			return nil, nil
@@ -607,8 +684,8 @@ func (r *runner) runCase(ctx context.Context, name string) (*caseResult, error) 
 
 // publishNchan measures the Nchan publish case once per invocation.
 func (r *runner) publishNchan(ctx context.Context) *side {
-	if r.nchanPub != nil {
-		return r.nchanPub
+	if p, ok := r.peers["publish-nchan"]; ok {
+		return p.s
 	}
 	s := &side{}
 	for i := 0; i < r.c.Runs; i++ {
@@ -618,7 +695,7 @@ func (r *runner) publishNchan(ctx context.Context) *side {
 		}))
 	}
 	s.finish(writeMetrics)
-	r.nchanPub = s
+	r.peers["publish-nchan"] = peerRuns{"publish-nchan", s}
 	return s
 }
 
@@ -649,6 +726,7 @@ func parseRunArgs(args []string, stderr io.Writer) (runConfig, error) {
 	fs.StringVar(&c.HalleyURL, "halley-url", "", "Halley base URL (default: from --listen in --halley-cmd)")
 	fs.StringVar(&c.Key, "key", "", "Halley api_key for the write cases (default: the first 32-hex token the server prints)")
 	fs.StringVar(&c.User, "user", "demo", "Halley username owning the key")
+	fs.StringVar(&c.Secret, "secret", "", "api_secret of the key, to sign Cometify pushes (default: api_secret=… as the server prints it)")
 	fs.BoolVar(&c.Nchan, "nchan", false, "also measure the Nchan peer, side by side")
 	fs.StringVar(&c.NchanDir, "nchan-dir", "../shared/peers/nchan", "directory of Nchan's start.sh and stop.sh")
 	fs.StringVar(&c.NchanURL, "nchan-url", "http://127.0.0.1:9080", "Nchan base URL")
@@ -702,7 +780,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	r := &runner{c: c, log: stderr}
+	r := &runner{c: c, log: stderr, peers: map[string]peerRuns{}}
 	ctx := context.Background()
 	code := 0
 	for _, name := range c.Cases {

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -37,11 +38,11 @@ func fakeHalley(args []string) {
 	if err != nil {
 		os.Exit(3)
 	}
-	fmt.Println("demo account: user demo api_key 0123456789abcdef0123456789abcdef")
+	fmt.Println("created account demo: api_key=0123456789abcdef0123456789abcdef api_secret=fake_secret-1")
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{"code":"ok"}`) })
 	if os.Getenv("HALLEY_BENCH_TEST_FANOUT") == "1" {
-		fanHandlers(mux, "0123456789abcdef0123456789abcdef")
+		fanHandlers(mux, "0123456789abcdef0123456789abcdef", "fake_secret-1")
 	} else {
 		mux.HandleFunc("/write", writeHandler)
 	}
@@ -141,13 +142,54 @@ func TestRunHelpers(t *testing.T) {
 		t.Errorf("key %q", k)
 	}
 	c, err := parseRunArgs([]string{"--halley-cmd", "h serve --listen 127.0.0.1:5", "--nchan"}, io.Discard)
-	if err != nil || c.HalleyURL != "http://127.0.0.1:5" || c.Runs != 3 || len(c.Cases) != 5 || !c.Nchan {
+	if err != nil || c.HalleyURL != "http://127.0.0.1:5" || c.Runs != 3 || len(c.Cases) != 7 || !c.Nchan {
 		t.Errorf("run args %+v %v", c, err)
 	}
 	for _, bad := range [][]string{{}, {"--nchan", "--cases", "nope"}, {"--nchan", "--runs", "0"}, {"--nchan", "--counts", "9"}} {
 		if _, err := parseRunArgs(bad, io.Discard); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+	for _, tc := range []struct{ name, kind, mirror string }{
+		{"idle-ws", "halley", "idle-ws"},
+		{"idle-cf-longpoll", "cometify", "idle-longpoll"},
+		{"cf-fanout-10k", "cometify", "fanout-10k"},
+		{"write-synced", "halley", "write-synced"},
+	} {
+		if k, m := caseAPI(tc.name); k != tc.kind || m != tc.mirror {
+			t.Errorf("%s: %s %s", tc.name, k, m)
+		}
+	}
+	r := &runner{c: c}
+	for _, tc := range []struct{ name, want string }{
+		{"idle-cf-ws", "halley bench idle --mode ws --counts 2000,18000 --settle 10s --per-process 18000 --channels 100 --target URL --pid PID [--kind cometify --key K | --kind nchan]"},
+		{"idle-longpoll", "--mode longpoll --counts 2000,18000 --settle 10s --per-process 18000 --channels 100 --target URL --pid PID [--user U | --kind nchan]"},
+		{"cf-fanout-10k", "halley bench fanout --subs 10000 --msgs 200 --rate 20 --size 100 --per-process 18000 --target URL --pid PID [--kind cometify --key K --secret S | --kind nchan]"},
+		{"fanout-1k", "--subs 1000 --msgs 2000 --rate 500 --size 100 --per-process 18000 --target URL --pid PID [--key K --user U | --kind nchan]"},
+	} {
+		if got := r.harnessCmd(tc.name); !strings.HasSuffix(got, tc.want) {
+			t.Errorf("%s: %q", tc.name, got)
+		}
+	}
+	out := "created account demo: api_key=0123456789abcdef0123456789abcdef api_secret=Ab_c-1234567890xyz\nhalley serving"
+	if cred := r.serverCredentials(out); cred.key != "0123456789abcdef0123456789abcdef" || cred.secret != "Ab_c-1234567890xyz" {
+		t.Errorf("credentials %+v", cred)
+	}
+	r.c.Key, r.c.Secret = "given", "given-secret"
+	if cred := r.serverCredentials(out); cred.key != "given" || cred.secret != "given-secret" {
+		t.Errorf("flags not preferred: %+v", cred)
+	}
+	// A Cometify case reuses its EZComet twin's Nchan runs of this invocation.
+	prior := &side{Runs: []map[string]float64{{"bytes_per_conn": 10400}}}
+	r = &runner{c: runConfig{Nchan: true, Runs: 3, NchanDir: "/nchan"}, log: io.Discard,
+		peers: map[string]peerRuns{"idle-ws": {"idle-ws", prior}}}
+	shared := &caseResult{Case: "idle-cf-ws"}
+	r.sideBySide(context.Background(), shared, "idle-ws", nil, func(context.Context, int) (map[string]float64, error) {
+		t.Fatal("Nchan measured again")
+		return nil, nil
+	})
+	if shared.Nchan != prior || shared.Halley != nil || !strings.Contains(shared.NchanCmd, "the Nchan runs of idle-ws in this invocation") {
+		t.Errorf("shared %+v", shared)
 	}
 	cr := &caseResult{Case: "idle-ws", Time: "now", Command: "cmd", metrics: idleMetrics,
 		Halley: &side{Runs: []map[string]float64{{"bytes_per_conn": 900}, {"bytes_per_conn": 1100}, {"bytes_per_conn": 1000}}},
@@ -168,11 +210,16 @@ func TestRunFanoutEndToEnd(t *testing.T) {
 	t.Setenv("HALLEY_BENCH_TEST_SERVER", "1")
 	t.Setenv("HALLEY_BENCH_TEST_FANOUT", "1")
 	saved := fanoutCases["fanout-1k"]
+	savedCF := fanoutCases["cf-fanout-10k"]
 	fanoutCases["fanout-1k"] = struct {
 		subs, msgs int
 		rate       float64
 	}{20, 10, 100}
-	t.Cleanup(func() { fanoutCases["fanout-1k"] = saved })
+	fanoutCases["cf-fanout-10k"] = fanoutCases["fanout-1k"]
+	t.Cleanup(func() {
+		fanoutCases["fanout-1k"] = saved
+		fanoutCases["cf-fanout-10k"] = savedCF
+	})
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +228,7 @@ func TestRunFanoutEndToEnd(t *testing.T) {
 	addr := freePort(t)
 	var stdout, stderr bytes.Buffer
 	code := Main([]string{"run", "--halley-cmd", exe + " --data {tmp} --listen " + addr,
-		"--cases", "fanout-1k", "--runs", "2", "--per-process", "12", "--size", "50", "--out", out}, &stdout, &stderr)
+		"--cases", "fanout-1k,cf-fanout-10k", "--runs", "2", "--per-process", "12", "--size", "50", "--out", out}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout.String(), stderr.String())
 	}
@@ -189,14 +236,28 @@ func TestRunFanoutEndToEnd(t *testing.T) {
 	if err != nil || !strings.Contains(string(md), "| deliveries/s |") || !strings.Contains(string(md), "--subs 20 --msgs 10") {
 		t.Fatalf("markdown %v\n%s", err, md)
 	}
-	var cr caseResult
-	jl, _ := os.ReadFile(filepath.Join(out, "results.jsonl"))
-	if err := json.Unmarshal(jl, &cr); err != nil || cr.Case != "fanout-1k" || cr.Halley == nil || len(cr.Halley.Runs) != 2 {
-		t.Fatalf("case %v %s", err, jl)
+	md, err = os.ReadFile(filepath.Join(out, "cf-fanout-10k.md"))
+	if err != nil || !strings.Contains(string(md), "--kind cometify --key K --secret S") ||
+		!strings.Contains(string(md), "| out-of-order deliveries (seq, Cometify push id) | 1.00 |") {
+		t.Fatalf("markdown %v\n%s", err, md)
 	}
-	// The fake server drops one message and duplicates ten on purpose.
-	if m := cr.Halley.Median; m["missing"] != 1 || m["duplicates"] != 10 || m["open"] != 20 || m["rate_kept"] != 0 {
-		t.Fatalf("%+v", m)
+	jl, _ := os.ReadFile(filepath.Join(out, "results.jsonl"))
+	lines := strings.Split(strings.TrimSpace(string(jl)), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("jsonl %s", jl)
+	}
+	for i, name := range []string{"fanout-1k", "cf-fanout-10k"} {
+		var cr caseResult
+		if err := json.Unmarshal([]byte(lines[i]), &cr); err != nil || cr.Case != name || cr.Halley == nil || len(cr.Halley.Runs) != 2 {
+			t.Fatalf("case %v %s", err, lines[i])
+		}
+		// The fake server drops one message, duplicates ten and swaps two
+		// on purpose; the Cometify pushes are signed with the secret the
+		// server printed.
+		if m := cr.Halley.Median; m["missing"] != 1 || m["duplicates"] != 10 || m["out_of_order"] != 1 || m["open"] != 20 ||
+			m["rate_kept"] != 0 || m["listener_min"] != 9 || m["listener_max"] != 10 {
+			t.Fatalf("%s: %+v", name, m)
+		}
 	}
 	if _, err := parseRunArgs([]string{"--nchan", "--cases", "fanout-10k,fanout-1k"}, io.Discard); err != nil {
 		t.Fatal(err)

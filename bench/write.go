@@ -65,7 +65,8 @@ func (c *writeConfig) validate() error {
 	return nil
 }
 
-// channelName is the Halley qname or the Nchan channel id of channel n.
+// channelName is the Halley qname, the Cometify identifier or the Nchan
+// channel id of channel n (identifiers and Nchan ids are both \w+).
 func channelName(kind, user, prefix string, n int) string {
 	if kind == "halley" {
 		return user + "-" + prefix + strconv.Itoa(n)
@@ -108,10 +109,10 @@ func checkWriteAnswer(kind string, r *response) bool {
 	if r.status/100 != 2 {
 		return false
 	}
-	if kind == "halley" {
-		return bytes.HasPrefix(r.body, []byte(`{"code":"ok"`))
+	if kind == "nchan" {
+		return true
 	}
-	return true
+	return bytes.HasPrefix(r.body, []byte(`{"code":"ok"`)) // EZComet and Cometify
 }
 
 type writeWorker struct {
