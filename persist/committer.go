@@ -11,11 +11,16 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// writeReq carries one EZWrite through the committer. Pooled.
+// writeReq carries one EZWrite or one CFPush through the committer.
+// Pooled, so that carrying either kind costs no allocation.
 type writeReq struct {
 	w    EZWrite
-	done WriteCompletion
+	done WriteCompletion // nil for a CF push
 	res  EZWriteResult
+
+	cf     CFPush
+	cfDone CFCompletion // nil for an EZ write
+	cfRes  CFPushResult
 }
 
 // WriteCompletion receives an EZWrite's outcome (see EZWrite for when and
@@ -61,16 +66,26 @@ func (s *Store) EZWriteTo(w EZWrite, done WriteCompletion) {
 		done.WriteDone(EZWriteResult{Err: err})
 		return
 	}
+	r := writeReqPool.Get().(*writeReq)
+	r.w, r.done = w, done
+	if !s.enqueue(r) {
+		done.WriteDone(EZWriteResult{Err: ErrClosed})
+	}
+}
+
+// enqueue hands r to the committer. After Close it releases r and
+// reports false; the caller completes with ErrClosed.
+func (s *Store) enqueue(r *writeReq) bool {
 	s.closeMu.RLock()
 	if s.closed {
 		s.closeMu.RUnlock()
-		done.WriteDone(EZWriteResult{Err: ErrClosed})
-		return
+		*r = writeReq{}
+		writeReqPool.Put(r)
+		return false
 	}
-	r := writeReqPool.Get().(*writeReq)
-	r.w, r.done = w, done
 	s.writes <- r
 	s.closeMu.RUnlock()
+	return true
 }
 
 func checkWrite(w *EZWrite) error {
@@ -150,11 +165,14 @@ type committer struct {
 	val     []byte
 
 	appended, dups, conflicts, flushes, dropped, flushed uint64
+
+	cf cfBatch
 }
 
 func (s *Store) commitLoop() {
 	defer close(s.committerDone)
 	c := &committer{s: s, pend: make(map[string]*pendingChan)}
+	c.cf.pend = make(map[string]*pendingTopic)
 	for {
 		select {
 		case r, ok := <-s.writes:
@@ -204,14 +222,20 @@ func (c *committer) commit() {
 	cutoff := now - int64(s.opts.EZMaxAge)
 	b := s.db.NewBatch()
 	defer b.Close()
+	cfCutoff := now - int64(s.opts.CFRetain)
 	for _, r := range c.reqs {
-		c.build(b, r, now, cutoff)
+		if r.cfDone != nil {
+			c.buildCF(b, r, now, cfCutoff)
+		} else {
+			c.build(b, r, now, cutoff)
+		}
 	}
 	for _, pc := range c.touched {
 		c.key = metaKey(c.key[:0], pc.qname)
 		c.val = encodeMeta(c.val[:0], pc.first, pc.last)
 		_ = b.Set(c.key, c.val, nil)
 	}
+	c.setTopicMeta(b)
 
 	if faultAckFirst {
 		// Planted fault (build tag halley_fault_ackfirst): acknowledge
@@ -401,6 +425,7 @@ func (c *committer) publish() {
 	st.flushes.Add(c.flushes)
 	st.droppedByRetention.Add(c.dropped)
 	st.droppedByFlush.Add(c.flushed)
+	c.publishCF()
 }
 
 // finish completes every request in order; a non-nil err overrides each
@@ -410,6 +435,11 @@ func (c *committer) finish(err error) {
 	st.batches.Add(1)
 	st.batchSizeSum.Add(uint64(len(c.reqs)))
 	for i, r := range c.reqs {
+		c.reqs[i] = nil
+		if r.cfDone != nil {
+			finishCF(st, r, err)
+			continue
+		}
 		res := r.res
 		if err != nil {
 			res = EZWriteResult{Err: err}
@@ -420,7 +450,6 @@ func (c *committer) finish(err error) {
 		done := r.done
 		*r = writeReq{}
 		writeReqPool.Put(r)
-		c.reqs[i] = nil
 		done.WriteDone(res)
 	}
 }
@@ -438,4 +467,5 @@ func (c *committer) reset() {
 	}
 	c.touched = c.touched[:0]
 	c.appended, c.dups, c.conflicts, c.flushes, c.dropped, c.flushed = 0, 0, 0, 0, 0, 0
+	c.cf.reset()
 }

@@ -19,6 +19,16 @@ func TestFaultAckFirst(t *testing.T) {
 	}
 }
 
+// TestFaultAckFirstCF: the fault covers Cometify pushes too.
+func TestFaultAckFirstCF(t *testing.T) {
+	s := openTest(t, testOptions(t, ""))
+	ch := make(chan uint64, 1)
+	s.CFPushTo(cfAuto("u/a", "x"), cfDoneFunc(func(r CFPushResult) { ch <- s.CFLast([]byte("u/a")) }))
+	if last := <-ch; last != 0 {
+		t.Fatalf("ack-first fault: push already applied (last id %d) when acknowledged", last)
+	}
+}
+
 // TestFaultAckFirstLosesOnCrash: with the fault, a write acknowledged just
 // before a crash is gone after it.
 func TestFaultAckFirstLosesOnCrash(t *testing.T) {

@@ -9,6 +9,8 @@ import "encoding/binary"
 //	m\x00<qname>                  → channelMeta: first seq (8) | last seq (8)
 //	q\x00<qname>\x00<seq BE 8>    → message: time (8) | len(tick) (1) | tick | body
 //	t\x00<qname>\x00<tick>        → tick memory: seq (8) | message time (8)
+//	c\x00<topic>\x00<id BE 8>     → Cometify push: time (8) | secret (1) | text
+//	n\x00<topic>                  → topicMeta: last id (8) | highest dropped id (8)
 //
 // Integers are big-endian so that keys sort by sequence number.
 const (
@@ -16,6 +18,8 @@ const (
 	kindMeta    = 'm'
 	kindQueue   = 'q'
 	kindTick    = 't'
+	kindCFPush  = 'c'
+	kindCFMeta  = 'n'
 )
 
 // maxTickLen bounds a tick so that its length fits the one-byte prefix of a
@@ -25,6 +29,10 @@ const maxTickLen = 255
 // maxQNameLen bounds a qname so that keys stay small (the protocol allows
 // 64).
 const maxQNameLen = 255
+
+// maxTopicLen bounds a Cometify topic for the same reason (the protocol
+// allows a username plus 61).
+const maxTopicLen = 255
 
 // maxKeyLen is the longest key: a queue or tick key of the longest qname.
 const maxKeyLen = 2 + maxQNameLen + 1 + max(8, maxTickLen)
@@ -99,7 +107,38 @@ func decodeTick(v []byte) (seq uint64, unixNano int64, ok bool) {
 	return binary.BigEndian.Uint64(v), int64(binary.BigEndian.Uint64(v[8:])), true
 }
 
-// seqFromQueueKey returns the sequence number ending a queue key.
-func seqFromQueueKey(k []byte) uint64 {
+func cfMetaKey(dst []byte, topic string) []byte {
+	return appendPrefix(dst, kindCFMeta, topic)
+}
+
+func cfPushKey(dst []byte, topic string, id uint64) []byte {
+	dst = appendPrefix(dst, kindCFPush, topic)
+	dst = append(dst, 0)
+	return binary.BigEndian.AppendUint64(dst, id)
+}
+
+// encodeMeta and decodeMeta also serve topicMeta: two integers either way.
+
+func encodeCFPush(dst []byte, unixNano int64, secret bool, text []byte) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, uint64(unixNano))
+	var flag byte
+	if secret {
+		flag = 1
+	}
+	dst = append(dst, flag)
+	return append(dst, text...)
+}
+
+// decodeCFPush splits a push value; text aliases v.
+func decodeCFPush(v []byte) (unixNano int64, secret bool, text []byte, ok bool) {
+	if len(v) < 9 {
+		return 0, false, nil, false
+	}
+	return int64(binary.BigEndian.Uint64(v)), v[8] == 1, v[9:], true
+}
+
+// idFromKey returns the sequence number or push id ending a queue or
+// push key.
+func idFromKey(k []byte) uint64 {
 	return binary.BigEndian.Uint64(k[len(k)-8:])
 }

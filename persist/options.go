@@ -12,6 +12,7 @@ const (
 	DefaultEZMaxQueue    = 1000
 	DefaultEZMaxAge      = 24 * time.Hour
 	DefaultTickMemory    = 7 * 24 * time.Hour
+	DefaultCFRetain      = 10 * time.Minute
 	DefaultMaxBatch      = 4096
 	DefaultSweepInterval = time.Minute
 	DefaultCacheSize     = 64 << 20
@@ -31,6 +32,9 @@ func (o *Options) EnsureDefaults() *Options {
 	}
 	if o.TickMemory == 0 {
 		o.TickMemory = DefaultTickMemory
+	}
+	if o.CFRetain == 0 {
+		o.CFRetain = DefaultCFRetain
 	}
 	if o.MaxBatch == 0 {
 		o.MaxBatch = DefaultMaxBatch
@@ -67,6 +71,8 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("persist: Options.EZMaxAge %v < 0", o.EZMaxAge)
 	case o.TickMemory < 0:
 		return fmt.Errorf("persist: Options.TickMemory %v < 0", o.TickMemory)
+	case o.CFRetain < 0:
+		return fmt.Errorf("persist: Options.CFRetain %v < 0", o.CFRetain)
 	case o.MaxBatch < 1:
 		return fmt.Errorf("persist: Options.MaxBatch %d < 1", o.MaxBatch)
 	case o.CacheSize < 0:

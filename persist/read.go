@@ -144,7 +144,7 @@ func (s *Store) read(qname string, first, last, after uint64, known bool, limit 
 			chunk = append(append(chunk, tick...), body...)
 			mid, end := start+len(tick), len(chunk)
 			res.Messages = append(res.Messages, Message{
-				Seq:  seqFromQueueKey(it.Key()),
+				Seq:  idFromKey(it.Key()),
 				Tick: chunk[start:mid:mid],
 				Body: chunk[mid:end:end],
 				Time: t,

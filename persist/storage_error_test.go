@@ -48,6 +48,7 @@ func TestCommitFailure(t *testing.T) {
 	}
 	mustAppend(t, s, "alice-ch", "t1", "one")
 	mustAppend(t, s, "alice-ch", "t2", "two")
+	mustPush(t, s, cfAuto("alice/a", "one"))
 
 	release := holdCommitter(t, s)
 	inj.armed.Store(true) // after the held write committed: ws's batch is the one that fails
@@ -57,11 +58,21 @@ func TestCommitFailure(t *testing.T) {
 		msg("alice-other", "x1", "x"),  // a channel the batch creates
 		{QName: "alice-ch", Flush: true},
 	}
+	ps := []CFPush{
+		cfAuto("alice/a", "moves last"),
+		cfGiven("alice/a", 1, "re-send"),   // duplicate within the batch
+		cfGiven("alice/new", 9, "creates"), // a topic the batch creates
+	}
 	res := make([]EZWriteResult, len(ws))
+	cfRes := make([]CFPushResult, len(ps))
 	var wg sync.WaitGroup
 	for i, w := range ws {
 		wg.Add(1)
 		s.EZWrite(w, func(r EZWriteResult) { res[i] = r; wg.Done() })
+		if i < len(ps) {
+			wg.Add(1)
+			s.CFPushTo(ps[i], cfDoneFunc(func(r CFPushResult) { cfRes[i] = r; wg.Done() }))
+		}
 	}
 	release()
 	wg.Wait()
@@ -70,8 +81,22 @@ func TestCommitFailure(t *testing.T) {
 			t.Errorf("write %d: %+v, want a storage error", i, r)
 		}
 	}
-	if st := s.Stats(); st.Errors != uint64(len(ws)) || st.Batches != 4 {
-		t.Errorf("Errors = %d", st.Errors)
+	for i, r := range cfRes {
+		if !errors.Is(r.Err, ErrStorage) || r.Duplicate || r.Msg.ID != 0 {
+			t.Errorf("push %d: %+v, want a storage error", i, r)
+		}
+	}
+	if st := s.Stats(); st.Errors != uint64(len(ws)+len(ps)) || st.Batches != 5 || st.CFPushes != 1 {
+		t.Errorf("Errors = %d, Batches = %d, CFPushes = %d", st.Errors, st.Batches, st.CFPushes)
+	}
+	if s.CFLast([]byte("alice/a")) != 1 || s.CFLast([]byte("alice/new")) != 0 {
+		t.Fatalf("a failed commit moved last: a %d new %d", s.CFLast([]byte("alice/a")), s.CFLast([]byte("alice/new")))
+	}
+	if _, err := s.CFRead([]byte("alice/a"), 0, 0, 0); !errors.Is(err, ErrStorage) {
+		t.Fatalf("CF read after failure: %v", err)
+	}
+	if r := push(t, s, cfAuto("alice/a", "later")); !errors.Is(r.Err, ErrStorage) {
+		t.Fatalf("push after failure: %+v", r)
 	}
 	// No phantom state in memory.
 	if s.EZLastSeq("alice-ch") != 2 || s.EZQueued("alice-ch") != 2 || s.EZLastSeq("alice-other") != 0 {
@@ -105,5 +130,11 @@ func TestCommitFailure(t *testing.T) {
 	}
 	if r := write(t, s, msg("alice-ch", "t3", "three")); r.Err != nil || r.Duplicate || r.Msg.Seq != 3 {
 		t.Fatalf("write after reopen %+v", r)
+	}
+	if got := cfIDs(mustCFRead(t, s, "alice/a", 0, 0, 0)); got != "1|cursor=1 last=1" || s.CFLast([]byte("alice/new")) != 0 {
+		t.Fatalf("CF after reopen %s", got)
+	}
+	if got := describeCF(push(t, s, cfAuto("alice/a", "two"))); got != "id 2" {
+		t.Fatalf("push after reopen %s", got)
 	}
 }

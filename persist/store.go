@@ -28,6 +28,12 @@ type Store struct {
 	chanMu   sync.RWMutex
 	channels map[string]*channel
 
+	// topicMu guards the topics map (not the counters inside a topic,
+	// which are atomics). The committer takes it for writing only to add
+	// topics.
+	topicMu sync.RWMutex
+	topics  map[string]*cfTopic
+
 	// closeMu orders EZWrite's send against Close's close(writes).
 	closeMu sync.RWMutex
 	closed  bool
@@ -58,12 +64,28 @@ type channel struct {
 	last  uint64
 }
 
+// cfTopic is the in-memory metadata of one Cometify topic. Only the
+// committer stores into last and droppedMax; readers load them without
+// locks.
+type cfTopic struct {
+	name string
+	// last is the highest id ever accepted, published after the batch
+	// that accepted it committed.
+	last atomic.Uint64
+	// droppedMax is the highest id deleted by retention (0 if none): every
+	// accepted id above it is still retained, every one at or below it is
+	// gone. The sweeper publishes it BEFORE deleting, so that a reader
+	// which misses a deleted push always sees the gap.
+	droppedMax atomic.Uint64
+}
+
 type storeCounters struct {
 	writesCommitted, appended, duplicates, conflicts, flushes atomic.Uint64
 	batches, batchSizeSum, syncCount, syncNanosSum            atomic.Uint64
 	syncLatency                                               [len(SyncLatencyBounds) + 1]atomic.Uint64
 	droppedByRetention, droppedByFlush, ticksForgotten        atomic.Uint64
 	errors                                                    atomic.Uint64
+	cfPushes, cfDuplicates, cfConflicts, cfDropped            atomic.Uint64
 }
 
 // Open opens (creating if needed) the Pebble database in opts.Dir, loads
@@ -100,6 +122,7 @@ func Open(opts Options) (*Store, error) {
 		db:            db,
 		wopt:          pebble.Sync,
 		channels:      make(map[string]*channel),
+		topics:        make(map[string]*cfTopic),
 		writes:        make(chan *writeReq, opts.WriteQueue),
 		sweeps:        make(chan chan struct{}),
 		committerDone: make(chan struct{}),
@@ -118,7 +141,7 @@ func Open(opts Options) (*Store, error) {
 	return s, nil
 }
 
-// load rebuilds the in-memory account table and channel metadata.
+// load rebuilds the in-memory account table, channel and topic metadata.
 func (s *Store) load() error {
 	tab, err := s.loadAccounts()
 	if err != nil {
@@ -139,6 +162,29 @@ func (s *Store) load() error {
 		}
 		qname := string(it.Key()[2:])
 		s.channels[qname] = &channel{qname: qname, first: first, last: last}
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	return s.loadTopics()
+}
+
+func (s *Store) loadTopics() error {
+	lo, hi := kindBounds(kindCFMeta)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		last, droppedMax, ok := decodeMeta(it.Value())
+		if !ok || droppedMax > last {
+			_ = it.Close()
+			return fmt.Errorf("bad topic metadata under %q", it.Key())
+		}
+		t := &cfTopic{name: string(it.Key()[2:])}
+		t.last.Store(last)
+		t.droppedMax.Store(droppedMax)
+		s.topics[t.name] = t
 	}
 	return it.Close()
 }
@@ -223,6 +269,10 @@ func (s *Store) Stats() StoreStats {
 		DroppedByFlush:     c.droppedByFlush.Load(),
 		TicksForgotten:     c.ticksForgotten.Load(),
 		Errors:             c.errors.Load(),
+		CFPushes:           c.cfPushes.Load(),
+		CFDuplicates:       c.cfDuplicates.Load(),
+		CFConflicts:        c.cfConflicts.Load(),
+		CFDropped:          c.cfDropped.Load(),
 	}
 	for i := range st.SyncLatency {
 		st.SyncLatency[i] = c.syncLatency[i].Load()

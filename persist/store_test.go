@@ -22,6 +22,15 @@ func newFakeClock() *fakeClock {
 func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
 func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
+// clockedOptions are testOptions in a fresh directory whose time is the
+// returned fake clock.
+func clockedOptions(t testing.TB) (Options, *fakeClock) {
+	clock := newFakeClock()
+	opts := testOptions(t, "")
+	opts.Now = clock.Now
+	return opts, clock
+}
+
 func testOptions(t testing.TB, dir string) Options {
 	t.Helper()
 	if dir == "" {
@@ -224,21 +233,31 @@ func holdCommitter(t *testing.T, s *Store) (release func()) {
 // batch, and returns their results in order.
 func batchWrites(t *testing.T, s *Store, ws ...EZWrite) []EZWriteResult {
 	t.Helper()
+	res := make([]EZWriteResult, len(ws))
+	inOneBatch(t, s, func(wg *sync.WaitGroup) {
+		for i, w := range ws {
+			wg.Add(1)
+			s.EZWrite(w, func(r EZWriteResult) { res[i] = r; wg.Done() })
+		}
+	})
+	return res
+}
+
+// inOneBatch runs issue while the committer is held, so that everything
+// it queues shares one batch, waits for wg and checks that one batch it
+// was.
+func inOneBatch(t *testing.T, s *Store, issue func(wg *sync.WaitGroup)) {
+	t.Helper()
 	release := holdCommitter(t, s)
 	before := s.Stats().Batches
-	res := make([]EZWriteResult, len(ws))
 	var wg sync.WaitGroup
-	for i, w := range ws {
-		wg.Add(1)
-		s.EZWrite(w, func(r EZWriteResult) { res[i] = r; wg.Done() })
-	}
+	issue(&wg)
 	release()
 	wg.Wait()
 	// The held write's batch was counted before its completion ran.
 	if got := s.Stats().Batches - before; got != 1 {
 		t.Fatalf("writes took %d batches, want 1", got)
 	}
-	return res
 }
 
 func TestIdempotence(t *testing.T) {

@@ -60,6 +60,10 @@ func (c *committer) sweep() {
 		s.opts.Logf("persist: sweep expired messages: %v", err)
 		return
 	}
+	if err := c.sweepCF(now - int64(s.opts.CFRetain)); err != nil {
+		s.opts.Logf("persist: sweep expired pushes: %v", err)
+		return
+	}
 	if err := c.sweepTicks(now); err != nil {
 		s.opts.Logf("persist: sweep tick memory: %v", err)
 	}
@@ -93,7 +97,7 @@ func (c *committer) sweepAged(cutoff int64) error {
 			if valid && t >= cutoff {
 				break
 			}
-			end = seqFromQueueKey(k) + 1
+			end = idFromKey(k) + 1
 		}
 		if end > ch.first {
 			pc := c.pending(qname)
@@ -177,5 +181,82 @@ func (c *committer) sweepTicks(now int64) error {
 		return err
 	}
 	s.stats.ticksForgotten.Add(forgotten)
+	return nil
+}
+
+// cfDrop is a topic's new droppedMax decided by a sweep.
+type cfDrop struct {
+	t  *cfTopic
+	to uint64
+}
+
+// sweepCF deletes, per topic, the pushes accepted before cutoff. They are
+// a prefix of the retained ids, since ids increase in acceptance order.
+func (c *committer) sweepCF(cutoff int64) error {
+	s := c.s
+	lo, hi := kindBounds(kindCFPush)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return err
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	drops := c.cf.drops[:0]
+	budget, dropped := sweepMaxMessages, uint64(0)
+	// The committer is the only writer of s.topics and of every topic's
+	// counters.
+	for name, t := range s.topics {
+		if budget == 0 {
+			break
+		}
+		last, from := t.last.Load(), t.droppedMax.Load()
+		if from >= last {
+			continue
+		}
+		c.key = cfPushKey(c.key[:0], name, from+1)
+		prefix := c.key[:len(c.key)-8]
+		to := from
+		for ok := it.SeekGE(c.key); ok && budget > 0; ok = it.Next() {
+			k := it.Key()
+			if len(k) != len(c.key) || !bytes.HasPrefix(k, prefix) {
+				break
+			}
+			tm, _, _, valid := decodeCFPush(it.Value())
+			if valid && tm >= cutoff {
+				break
+			}
+			to = idFromKey(k)
+			budget--
+			dropped++
+		}
+		if to == from {
+			continue
+		}
+		c.val = cfPushKey(c.val[:0], name, to+1)
+		_ = b.DeleteRange(c.key, c.val, nil)
+		c.key = cfMetaKey(c.key[:0], name)
+		c.val = encodeMeta(c.val[:0], last, to)
+		_ = b.Set(c.key, c.val, nil)
+		drops = append(drops, cfDrop{t: t, to: to})
+	}
+	c.cf.drops = drops[:0]
+	if err := it.Close(); err != nil {
+		return err
+	}
+	if len(drops) == 0 {
+		return nil
+	}
+	// Publish before deleting: a CFRead that loads droppedMax after
+	// creating its iterator then either sees the pushes or the gap.
+	// Should the batch fail, the Store fails closed and reads refuse.
+	for _, d := range drops {
+		d.t.droppedMax.Store(d.to)
+	}
+	clear(drops)
+	if err := s.applyBatch(b); err != nil {
+		s.fail(err)
+		return err
+	}
+	s.stats.cfDropped.Add(dropped)
 	return nil
 }

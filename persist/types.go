@@ -35,6 +35,11 @@ type Options struct {
 	// resume from it can be told it has a gap, counted from when
 	// the message was written: keep it well above EZMaxAge. Default 7 days.
 	TickMemory time.Duration
+	// CFRetain is how long a Cometify push is retained (CF-P-08): older
+	// pushes are never read, no longer answer a re-sent push_id as a
+	// duplicate, and are deleted by the retention sweeper. Default 10
+	// minutes.
+	CFRetain time.Duration
 	// MaxBatch caps how many writes share one commit. Default 4096.
 	MaxBatch int
 	// SweepInterval is how often the retention sweeper deletes
@@ -125,6 +130,11 @@ type ReadResult struct {
 // body (EZ-W-07, 409).
 var ErrTickConflict = errors.New("persist: tick already queued with a different message")
 
+// ErrPushConflict answers a Cometify push whose push_id is not above the
+// topic's highest accepted id and is not a retained push with the same
+// text (CF-P-04/06, 409).
+var ErrPushConflict = errors.New("persist: push_id already used or not above the last accepted id")
+
 // ErrAccountExists, ErrNoAccount are returned by account management.
 var (
 	ErrAccountExists = errors.New("persist: account exists")
@@ -172,5 +182,9 @@ type StoreStats struct {
 	DroppedByRetention uint64 // messages deleted by count or age retention
 	DroppedByFlush     uint64 // messages deleted by flushes
 	TicksForgotten     uint64 // tick memories deleted by the sweeper
-	Errors             uint64 // writes answered with a storage error
+	Errors             uint64 // EZ writes and CF pushes answered with a storage error
+	CFPushes           uint64 // Cometify pushes accepted (appended)
+	CFDuplicates       uint64 // re-sent push_ids answered as duplicates (CF-P-06)
+	CFConflicts        uint64 // ErrPushConflict answers
+	CFDropped          uint64 // pushes deleted by age retention (CF-P-08)
 }

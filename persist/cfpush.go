@@ -1,0 +1,279 @@
+package persist
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// CFPush is one Cometify push after the protocol validated it.
+type CFPush struct {
+	Topic  string // "<username>/<identifier lowercased>"; the protocol validated both parts
+	ID     uint64 // the push_id given (when HasID)
+	HasID  bool   // false: the store assigns 1 + the highest id ever accepted on Topic
+	Secret bool
+	Text   []byte // the store reads it until done is called
+}
+
+// CFMessage is one retained push.
+type CFMessage struct {
+	ID     uint64
+	Time   int64 // acceptance time, Unix ns
+	Secret bool
+	Text   []byte
+}
+
+// CFPushResult is the outcome of a CFPush, given to its completion.
+type CFPushResult struct {
+	Err       error     // nil, ErrPushConflict, ErrClosed, or wrapping ErrStorage
+	Msg       CFMessage // the stored push; for a duplicate, the retained one (fresh copy)
+	Duplicate bool      // same ID retained with the same Text: nothing appended, nothing to fan out
+}
+
+// CFCompletion receives a CFPush's outcome; see CFPushTo.
+type CFCompletion interface{ CFPushDone(CFPushResult) }
+
+// CFPushTo queues p for the committer and returns without waiting for
+// I/O; done is called exactly once with the outcome. The contract is
+// EZWriteTo's:
+//
+// done runs on the committer goroutine, in acceptance order (EZ writes
+// and CF pushes share one order and one Pebble batch, so one fsync serves
+// both), after the batch holding p is committed (synced under SyncAlways)
+// and published: CFLast and CFRead already see the push. It must not
+// block, must not panic and must not push or write itself. A push refused
+// before queueing (ErrClosed; a Topic that is empty, longer than 255
+// bytes or holds NUL, which the protocol never sends) completes on the
+// caller's goroutine before CFPushTo returns.
+//
+// Ownership: the Store reads p.Text until done is called. For an accepted
+// push, CFPushResult.Msg.Text is p.Text itself; for a duplicate it is a
+// fresh copy of the retained text. p.Topic is kept (cloned) only when
+// it names a new topic.
+//
+// Ids: without HasID the push gets 1 + the highest id ever accepted on
+// the topic. A given id above it is accepted as is. A given id at or
+// below it is a Duplicate when a push with that id and the same Text is
+// still retained (younger than Options.CFRetain), else ErrPushConflict;
+// so id 0 is always a conflict. The highest accepted id survives restarts
+// and retention: ids are never reused. A push whose id would be
+// math.MaxUint64 is a conflict (the wire allows ids up to 2^63-1).
+//
+// CFPushTo blocks only while Options.WriteQueue writes are already
+// waiting for the committer. Inside persist an accepted push allocates
+// nothing (except once per new topic).
+func (s *Store) CFPushTo(p CFPush, done CFCompletion) {
+	if len(p.Topic) == 0 || len(p.Topic) > maxTopicLen || strings.IndexByte(p.Topic, 0) >= 0 {
+		done.CFPushDone(CFPushResult{Err: fmt.Errorf("persist: bad topic %q", p.Topic)})
+		return
+	}
+	r := writeReqPool.Get().(*writeReq)
+	r.cf, r.cfDone = p, done
+	if !s.enqueue(r) {
+		done.CFPushDone(CFPushResult{Err: ErrClosed})
+	}
+}
+
+// pendingPush is a push accepted by the batch being built.
+type pendingPush struct {
+	id     uint64
+	time   int64
+	secret bool
+	text   []byte
+}
+
+// pendingTopic is a topic's state as the batch being built leaves it; it
+// is published only if the batch commits.
+type pendingTopic struct {
+	t          *cfTopic // nil for a topic this batch creates
+	name       string
+	committed  uint64 // last as committed before this batch
+	last       uint64
+	droppedMax uint64
+	pushes     []pendingPush // ascending id
+}
+
+// cfBatch is the committer's Cometify state for the batch being built.
+type cfBatch struct {
+	pend    map[string]*pendingTopic
+	touched []*pendingTopic // in first-touch order; reused across batches
+	free    []*pendingTopic
+	drops   []cfDrop // the sweep's, reused
+
+	pushes, dups, conflicts uint64
+}
+
+func (cb *cfBatch) reset() {
+	for _, pt := range cb.touched {
+		delete(cb.pend, pt.name)
+		clear(pt.pushes)
+		pt.pushes = pt.pushes[:0]
+		pt.t = nil
+		cb.free = append(cb.free, pt)
+	}
+	cb.touched = cb.touched[:0]
+	cb.pushes, cb.dups, cb.conflicts = 0, 0, 0
+}
+
+// pendingTopic returns the batch's view of topic name.
+func (c *committer) pendingTopic(name string) *pendingTopic {
+	cb := &c.cf
+	if pt, ok := cb.pend[name]; ok {
+		return pt
+	}
+	var pt *pendingTopic
+	if n := len(cb.free); n > 0 {
+		pt, cb.free = cb.free[n-1], cb.free[:n-1]
+	} else {
+		pt = new(pendingTopic)
+	}
+	// The committer is the only writer of the topics map.
+	t := c.s.topics[name]
+	if t != nil {
+		pt.t, pt.name = t, t.name
+		pt.committed, pt.last, pt.droppedMax = t.last.Load(), t.last.Load(), t.droppedMax.Load()
+	} else {
+		pt.t, pt.name = nil, name
+		pt.committed, pt.last, pt.droppedMax = 0, 0, 0
+	}
+	cb.pend[pt.name] = pt
+	cb.touched = append(cb.touched, pt)
+	return pt
+}
+
+// buildCF adds r's push to b and sets r.cfRes as if b commits. cutoff is
+// the oldest acceptance time still retained.
+func (c *committer) buildCF(b *pebble.Batch, r *writeReq, now, cutoff int64) {
+	p := &r.cf
+	pt := c.pendingTopic(p.Topic)
+	id := p.ID
+	if !p.HasID {
+		id = pt.last + 1
+	}
+	if id <= pt.last || id == math.MaxUint64 {
+		c.answerRetained(r, pt, id, cutoff)
+		return
+	}
+	c.key = cfPushKey(c.key[:0], pt.name, id)
+	c.val = encodeCFPush(c.val[:0], now, p.Secret, p.Text)
+	_ = b.Set(c.key, c.val, nil)
+	pt.last = id
+	pt.pushes = append(pt.pushes, pendingPush{id: id, time: now, secret: p.Secret, text: p.Text})
+	c.cf.pushes++
+	r.cfRes = CFPushResult{Msg: CFMessage{ID: id, Time: now, Secret: p.Secret, Text: p.Text}}
+}
+
+// answerRetained answers a push whose id is not above the topic's last:
+// a duplicate if that id is retained with the same text, else a conflict.
+func (c *committer) answerRetained(r *writeReq, pt *pendingTopic, id uint64, cutoff int64) {
+	m, found, err := c.retainedPush(pt, id, cutoff)
+	switch {
+	case err != nil:
+		r.cfRes = CFPushResult{Err: err}
+	case !found || !bytes.Equal(m.Text, r.cf.Text):
+		c.cf.conflicts++
+		r.cfRes = CFPushResult{Err: ErrPushConflict}
+	default:
+		c.cf.dups++
+		r.cfRes = CFPushResult{Msg: m, Duplicate: true}
+	}
+}
+
+// retainedPush finds push id of pt as this batch leaves it, if it is
+// retained. The returned Text is a fresh copy.
+func (c *committer) retainedPush(pt *pendingTopic, id uint64, cutoff int64) (CFMessage, bool, error) {
+	if id <= pt.droppedMax || id == 0 {
+		return CFMessage{}, false, nil
+	}
+	if id > pt.committed {
+		i, ok := slices.BinarySearchFunc(pt.pushes, id, func(p pendingPush, id uint64) int {
+			return cmpUint64(p.id, id)
+		})
+		if !ok {
+			return CFMessage{}, false, nil
+		}
+		p := &pt.pushes[i]
+		return CFMessage{ID: p.id, Time: p.time, Secret: p.secret, Text: bytes.Clone(p.text)}, true, nil
+	}
+	c.key = cfPushKey(c.key[:0], pt.name, id)
+	v, closer, err := c.s.db.Get(c.key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return CFMessage{}, false, nil
+	}
+	if err != nil {
+		return CFMessage{}, false, fmt.Errorf("%w: read %s push %d: %w", ErrStorage, pt.name, id, err)
+	}
+	defer closer.Close()
+	t, secret, text, ok := decodeCFPush(v)
+	if !ok || t < cutoff {
+		return CFMessage{}, false, nil
+	}
+	return CFMessage{ID: id, Time: t, Secret: secret, Text: bytes.Clone(text)}, true, nil
+}
+
+func cmpUint64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// setTopicMeta adds the metadata of every topic whose last moved to b.
+func (c *committer) setTopicMeta(b *pebble.Batch) {
+	for _, pt := range c.cf.touched {
+		if pt.last == pt.committed {
+			continue
+		}
+		c.key = cfMetaKey(c.key[:0], pt.name)
+		c.val = encodeMeta(c.val[:0], pt.last, pt.droppedMax)
+		_ = b.Set(c.key, c.val, nil)
+	}
+}
+
+// publishCF makes the committed batch's topics visible to readers.
+func (c *committer) publishCF() {
+	s := c.s
+	for _, pt := range c.cf.touched {
+		t := pt.t
+		if t == nil {
+			if pt.last == 0 {
+				continue // only conflicts on a topic that does not exist
+			}
+			t = &cfTopic{name: strings.Clone(pt.name)}
+			t.last.Store(pt.last)
+			t.droppedMax.Store(pt.droppedMax)
+			s.topicMu.Lock()
+			s.topics[t.name] = t
+			s.topicMu.Unlock()
+			continue
+		}
+		t.last.Store(pt.last)
+		t.droppedMax.Store(pt.droppedMax)
+	}
+	st := &s.stats
+	st.cfPushes.Add(c.cf.pushes)
+	st.cfDuplicates.Add(c.cf.dups)
+	st.cfConflicts.Add(c.cf.conflicts)
+}
+
+// finishCF completes r, releases it and counts the outcome; a non-nil err
+// overrides it.
+func finishCF(st *storeCounters, r *writeReq, err error) {
+	res := r.cfRes
+	if err != nil {
+		res = CFPushResult{Err: err}
+		st.errors.Add(1)
+	}
+	done := r.cfDone
+	*r = writeReq{}
+	writeReqPool.Put(r)
+	done.CFPushDone(res)
+}
