@@ -1,8 +1,8 @@
 package conformance
 
 // allCases lists every case in spec order: the order of SPEC.md's sections
-// and, within one, of its rule ids. A new rule group (the Cometify CF-P and
-// CF-L rules, X-03, X-04) adds its function here, in its section's place.
+// and, within one, of its rule ids. A new rule group adds its function
+// here, in its section's place.
 func allCases() []ruleCase {
 	var all []ruleCase
 	for _, group := range [][]ruleCase{
@@ -11,7 +11,11 @@ func allCases() []ruleCase {
 		accountCases(),
 		ezWriteCases(),
 		ezReadCases(),
+		cfPushCases(),
+		cfListenCases(),
 		gapCases(),
+		statsCases(),
+		resumeCases(),
 	} {
 		all = append(all, group...)
 	}

@@ -40,6 +40,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.MaxUnsentBytes, "max-unsent-bytes", 4<<20, "the server's per-connection unsent output cap")
 	fs.DurationVar(&cfg.PingInterval, "ping-interval", 30*time.Second, "the longest the server waits between WebSocket pings")
 	fs.DurationVar(&cfg.SSEHeartbeat, "sse-heartbeat", 15*time.Second, "the longest the server waits between SSE comment heartbeats")
+	fs.DurationVar(&cfg.CFReplayWindow, "cf-replay-window", 10*time.Minute, "the server's --cf-replay-window (Cometify id 0 replay)")
+	fs.DurationVar(&cfg.CFResumeWindow, "cf-resume-window", 3*time.Minute, "the server's --cf-resume-window (Cometify id > 0 replay)")
+	fs.IntVar(&cfg.MaxIdentifiers, "max-identifiers", 100, "the server's --max-identifiers per Cometify listener")
+	fs.IntVar(&cfg.MaxListenersPerIP, "max-listeners-per-ip", 30, "the test accounts' listeners per client IP")
+	fs.Func("trusted-proxy", "a CIDR the server trusts for X-Forwarded-For (repeatable; enables part of C-07)", func(v string) error {
+		cfg.TrustedProxies = append(cfg.TrustedProxies, v)
+		return nil
+	})
 	fs.Float64Var(&cfg.TimeoutScale, "timeout-scale", 1, "multiply the suite's own deadlines and slack (slow machines, -race builds)")
 	fs.StringVar(&accountCmd, "account-cmd", "", `command prefix for account management, e.g. "halley account --data DIR" (enables A-02)`)
 	fs.IntVar(&cfg.PID, "pid", 0, "the server's pid; enables C-11, which sends it SIGTERM after every other case")

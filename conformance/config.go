@@ -3,6 +3,7 @@ package conformance
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -41,6 +42,14 @@ type Config struct {
 	MaxUnsentBytes int           // per-connection unsent output, default 4 MiB
 	PingInterval   time.Duration // upper bound on WebSocket ping spacing, default 30s
 	SSEHeartbeat   time.Duration // upper bound on SSE comment spacing, default 15s
+	// Cometify settings (CF rules, C-07, X-01, X-03, X-04).
+	CFReplayWindow    time.Duration // --cf-replay-window, default 10m
+	CFResumeWindow    time.Duration // --cf-resume-window, default 3m
+	MaxIdentifiers    int           // --max-identifiers, default 100
+	MaxListenersPerIP int           // the account's listeners per client IP, default 30
+	// TrustedProxies are the server's --trusted-proxy CIDRs; empty leaves
+	// C-07's X-Forwarded-For part unchecked.
+	TrustedProxies []string
 	// TimeoutScale multiplies every deadline and slack of the suite (not the
 	// server's settings above); raise it for slow or -race builds.
 	TimeoutScale float64
@@ -80,6 +89,10 @@ func (c *Config) EnsureDefaults() {
 	def(&c.MaxUnsentBytes, 4<<20)
 	defD(&c.PingInterval, 30*time.Second)
 	defD(&c.SSEHeartbeat, 15*time.Second)
+	defD(&c.CFReplayWindow, 10*time.Minute)
+	defD(&c.CFResumeWindow, 3*time.Minute)
+	def(&c.MaxIdentifiers, 100)
+	def(&c.MaxListenersPerIP, 30)
 	if c.TimeoutScale == 0 {
 		c.TimeoutScale = 1
 	}
@@ -110,7 +123,12 @@ func (c *Config) Validate() error {
 	if c.TimeoutScale <= 0 {
 		return errors.New("--timeout-scale must be positive")
 	}
-	for _, n := range []int{c.EZMaxQueue, c.ReadBatch, c.MaxHeaderBytes, c.MaxBodyBytes, c.MaxFrameBytes, c.MaxUnsentBytes, c.Parallel} {
+	for _, cidr := range c.TrustedProxies {
+		if _, err := netip.ParsePrefix(cidr); err != nil {
+			return fmt.Errorf("--trusted-proxy %q: want a CIDR such as 127.0.0.1/32", cidr)
+		}
+	}
+	for _, n := range []int{c.EZMaxQueue, c.ReadBatch, c.MaxHeaderBytes, c.MaxBodyBytes, c.MaxFrameBytes, c.MaxUnsentBytes, c.Parallel, c.MaxIdentifiers, c.MaxListenersPerIP} {
 		if n < 0 {
 			return errors.New("limits must not be negative")
 		}

@@ -18,7 +18,7 @@ import (
 func drainCases() []ruleCase {
 	return []ruleCase{{
 		rule:    "C-11",
-		what:    "SIGTERM: waiting poll answered with retry_ms (X-02), WebSocket closed 1001 \"restart\", exit 0",
+		what:    "SIGTERM: waiting polls (EZComet and Cometify) answered with retry_ms (X-02), WebSockets closed 1001 \"restart\", exit 0",
 		run:     checkGracefulStop,
 		last:    true,
 		timeout: 60 * time.Second,
@@ -33,55 +33,30 @@ func checkGracefulStop(t *caseT) {
 	if err := syscall.Kill(pid, 0); err != nil {
 		t.Fatalf("process %d: %v", pid, err)
 	}
-	q := t.qname()
-	// A poll that waits, and a WebSocket that listens.
+	// A poll that waits and a WebSocket that listens, on each API.
 	pw := t.dial()
-	pw.send(t.request("GET", readPath("/read", q, "", 60), ""))
+	pw.send(t.request("GET", readPath("/read", t.qname(), "", 60), ""))
+	cpw := t.dial()
+	cpw.send(t.request("GET", listenerPath(t.cfg.Account, viaPoll, ident(), "timeout", "60"), ""))
 	wsc := t.mustWS(readPath("/read/ws", t.qname(), "", -1))
 	wsc.start()
-	// Both must be registered before the signal; a poll answered at once
+	cws := t.mustWS(listenerPath(t.cfg.Account, viaWS, ident()))
+	cws.start()
+	// All must be registered before the signal; a poll answered at once
 	// would show here.
-	if closed, extra := pw.closedWithin(500 * time.Millisecond); closed || len(extra) > 0 {
-		t.Fatalf("a poll on an empty channel did not wait: closed=%v %q", closed, clip(extra))
+	for _, w := range []*wireConn{pw, cpw} {
+		if closed, extra := w.closedWithin(500 * time.Millisecond); closed || len(extra) > 0 {
+			t.Fatalf("a poll with nothing to deliver did not wait: closed=%v %q", closed, clip(extra))
+		}
 	}
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
 		t.Fatalf("SIGTERM to %d: %v", pid, err)
 	}
 	t.parallel(
-		func() {
-			r, err := pw.readErr("GET", 10*time.Second)
-			if err != nil {
-				t.Fatalf("waiting poll on SIGTERM: want an answer, got %v", err)
-			}
-			m := t.wantOK(r, "waiting poll on SIGTERM")
-			if msgs, ok := m["messages"].([]any); !ok || len(msgs) != 0 {
-				t.Fatalf(`waiting poll on SIGTERM: want "messages":[], got %s`, r)
-			}
-			n, ok := m["retry_ms"].(json.Number)
-			if !ok {
-				t.Fatalf(`waiting poll on SIGTERM: want "retry_ms":N (X-02), got %s`, r)
-			}
-			if v, err := n.Int64(); err != nil || v < 0 {
-				t.Fatalf(`waiting poll on SIGTERM: "retry_ms" must be a non-negative integer, got %s`, n)
-			}
-		},
-		func() {
-			for {
-				f, ok := wsc.next(10 * time.Second)
-				if !ok {
-					t.Fatalf("WebSocket on SIGTERM: no close frame within 10s")
-				}
-				if f.err != nil {
-					t.Fatalf("WebSocket on SIGTERM: ended without a close frame: %v", f.err)
-				}
-				if f.op == ws.OpClose {
-					if f.code != ws.StatusGoingAway || f.reason != "restart" {
-						t.Fatalf(`WebSocket on SIGTERM: close %d %q, want 1001 "restart" (X-02)`, f.code, f.reason)
-					}
-					return
-				}
-			}
-		},
+		func() { expectRetryHint(t, pw, "messages", "EZComet") },
+		func() { expectRetryHint(t, cpw, "pushes", "Cometify") },
+		func() { expectRestartClose(t, wsc, "EZComet") },
+		func() { expectRestartClose(t, cws, "Cometify") },
 	)
 	code, err := waitExit(t, pid, 20*time.Second)
 	if err != nil {
@@ -92,6 +67,48 @@ func checkGracefulStop(t *caseT) {
 	}
 	if code < 0 {
 		t.Notef("exit status (the process was reaped by its parent before the suite could read it)")
+	}
+}
+
+// expectRetryHint reads a waiting poll's answer to SIGTERM: ok, an empty
+// list under key, and "retry_ms" (X-02).
+func expectRetryHint(t *caseT, w *wireConn, key, api string) {
+	ctx := api + " waiting poll on SIGTERM"
+	r, err := w.readErr("GET", 10*time.Second)
+	if err != nil {
+		t.Fatalf("%s: want an answer, got %v", ctx, err)
+	}
+	m := t.wantOK(r, ctx)
+	if list, ok := m[key].([]any); !ok || len(list) != 0 {
+		t.Fatalf(`%s: want "%s":[], got %s`, ctx, key, r)
+	}
+	n, ok := m["retry_ms"].(json.Number)
+	if !ok {
+		t.Fatalf(`%s: want "retry_ms":N (X-02), got %s`, ctx, r)
+	}
+	if v, err := n.Int64(); err != nil || v < 0 {
+		t.Fatalf(`%s: "retry_ms" must be a non-negative integer, got %s`, ctx, n)
+	}
+}
+
+// expectRestartClose reads frames until the close, which must be 1001
+// "restart" (X-02).
+func expectRestartClose(t *caseT, c *wsConn, api string) {
+	ctx := api + " WebSocket on SIGTERM"
+	for {
+		f, ok := c.next(10 * time.Second)
+		if !ok {
+			t.Fatalf("%s: no close frame within 10s", ctx)
+		}
+		if f.err != nil {
+			t.Fatalf("%s: ended without a close frame: %v", ctx, f.err)
+		}
+		if f.op == ws.OpClose {
+			if f.code != ws.StatusGoingAway || f.reason != "restart" {
+				t.Fatalf(`%s: close %d %q, want 1001 "restart" (X-02)`, ctx, f.code, f.reason)
+			}
+			return
+		}
 	}
 }
 

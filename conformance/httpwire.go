@@ -39,6 +39,9 @@ func (t *caseT) dial() *wireConn {
 // sends early instead of letting the kernel absorb megabytes.
 func (t *caseT) dialErr(rcvbuf int) (*wireConn, error) {
 	d := net.Dialer{Deadline: t.within(defaultWait)}
+	if t.src.IsValid() {
+		d.LocalAddr = &net.TCPAddr{IP: t.src.AsSlice()}
+	}
 	if rcvbuf > 0 {
 		d.Control = func(_, _ string, rc syscall.RawConn) error {
 			var serr error

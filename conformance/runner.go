@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
 	"runtime"
 	"strings"
 	"sync"
@@ -155,6 +156,9 @@ func runCase(parent context.Context, cfg *Config, shared *runState, c ruleCase) 
 		shared = &runState{}
 	}
 	t := &caseT{ctx: ctx, cfg: cfg, rule: c.rule, shared: shared}
+	// Each case dials from its own loopback address, so that per-IP
+	// listener caps (CF-L-08) never couple cases that run together.
+	t.src = shared.sourceAddr(cfg)
 	start := time.Now()
 	done := make(chan struct{})
 	go func() {
@@ -195,6 +199,9 @@ type runState struct {
 	// bulk serialises bulk writes (thousands of synced writes) so that
 	// they do not slow each other past a short --ez-max-age.
 	bulk sync.Mutex
+
+	addrMu   sync.Mutex
+	addrNext int // source addresses handed out (see sourceAddr)
 }
 
 // caseT is handed to a case, like testing.T: Fatalf and Skipf end the
@@ -205,8 +212,12 @@ type caseT struct {
 	rule   string
 	shared *runState
 	// root is the case's own caseT when this one is a view of it on
-	// another target (see at); outcomes and sockets belong to the root.
+	// another target or source address (see at, from); outcomes and
+	// sockets belong to the root.
 	root *caseT
+	// src is the local address sockets are bound to; invalid means the
+	// kernel's choice (a target that is not IPv4 loopback).
+	src netip.Addr
 
 	mu     sync.Mutex
 	status string
@@ -291,7 +302,17 @@ func (t *caseT) at(target string) *caseT {
 	if t.root != nil {
 		root = t.root
 	}
-	return &caseT{ctx: t.ctx, cfg: &cfg, rule: t.rule, shared: t.shared, root: root}
+	return &caseT{ctx: t.ctx, cfg: &cfg, rule: t.rule, shared: t.shared, root: root, src: t.src}
+}
+
+// from is a view of the case whose sockets are bound to the local address
+// src (a client IP of its own for per-IP rules).
+func (t *caseT) from(src netip.Addr) *caseT {
+	root := t
+	if t.root != nil {
+		root = t.root
+	}
+	return &caseT{ctx: t.ctx, cfg: t.cfg, rule: t.rule, shared: t.shared, root: root, src: src}
 }
 
 // parallel runs fns concurrently and waits for all; if any failed, the
