@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -608,7 +609,7 @@ func (r *runner) sideBySide(ctx context.Context, cr *caseResult, mirror string,
 			cr.NchanCmd, cr.Nchan, measureNchan = nchanCmd, &side{}, true
 		}
 	}
-	for i := 0; i < c.Runs; i++ {
+	for i := 0; i < c.Runs && ctx.Err() == nil; i++ {
 		if cr.Halley != nil {
 			fmt.Fprintf(r.log, "== %s run %d/%d: halley\n", cr.Case, i+1, c.Runs)
 			cr.Halley.add(r.halleyRun(ctx, nil, halley))
@@ -648,7 +649,7 @@ func (r *runner) runCase(ctx context.Context, name string) (*caseResult, error) 
 			halleyCmd += " --sync=none"
 		}
 		cr.HalleyCmd, cr.Halley = halleyCmd, &side{}
-		for i := 0; i < c.Runs; i++ {
+		for i := 0; i < c.Runs && ctx.Err() == nil; i++ {
 			fmt.Fprintf(r.log, "== %s run %d/%d: halley\n", name, i+1, c.Runs)
 			cr.Halley.add(r.halleyRun(ctx, extra, func(ctx context.Context, pid int, cred credentials) (map[string]float64, error) {
 				if cred.key == "" {
@@ -688,7 +689,7 @@ func (r *runner) publishNchan(ctx context.Context) *side {
 		return p.s
 	}
 	s := &side{}
-	for i := 0; i < r.c.Runs; i++ {
+	for i := 0; i < r.c.Runs && ctx.Err() == nil; i++ {
 		fmt.Fprintf(r.log, "== publish-nchan run %d/%d\n", i+1, r.c.Runs)
 		s.add(r.nchanRun(ctx, func(ctx context.Context, pid int) (map[string]float64, error) {
 			return r.writeOnce(ctx, "nchan", r.c.NchanURL, pid, "", "")
@@ -780,16 +781,29 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
+	// SIGINT/SIGTERM end the run in progress (its servers and clients are
+	// stopped by the usual defers) and save nothing more.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	r := &runner{c: c, log: stderr, peers: map[string]peerRuns{}}
-	ctx := context.Background()
+	return r.runCases(ctx, stdout)
+}
+
+// runCases runs and saves every case of r.c.Cases; it stops, saving
+// nothing of the case in progress, when ctx ends.
+func (r *runner) runCases(ctx context.Context, stdout io.Writer) int {
 	code := 0
-	for _, name := range c.Cases {
-		if c.HalleyCmd == "" && strings.HasPrefix(name, "write-") {
+	for _, name := range r.c.Cases {
+		if r.c.HalleyCmd == "" && strings.HasPrefix(name, "write-") {
 			continue // the Nchan side of these is publish-nchan
 		}
 		cr, err := r.runCase(ctx, name)
+		if ctx.Err() != nil {
+			fmt.Fprintf(r.log, "bench run: interrupted in %s: %v; its runs are not saved\n", name, ctx.Err())
+			return 1
+		}
 		if err != nil {
-			fmt.Fprintln(stderr, "bench run:", err)
+			fmt.Fprintln(r.log, "bench run:", err)
 			code = 1
 			continue
 		}
@@ -797,7 +811,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		if err := r.save(cr); err != nil {
-			fmt.Fprintln(stderr, "bench run:", err)
+			fmt.Fprintln(r.log, "bench run:", err)
 			code = 1
 		}
 		fmt.Fprintln(stdout, cr.markdown())

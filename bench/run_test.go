@@ -191,6 +191,17 @@ func TestRunHelpers(t *testing.T) {
 	if shared.Nchan != prior || shared.Halley != nil || !strings.Contains(shared.NchanCmd, "the Nchan runs of idle-ws in this invocation") {
 		t.Errorf("shared %+v", shared)
 	}
+	// An interrupted invocation saves nothing and starts no server.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r = &runner{c: runConfig{HalleyCmd: "/nonexistent/halley", Runs: 3, Cases: []string{"idle-cf-ws", "write-synced"},
+		Out: t.TempDir()}, log: io.Discard, peers: map[string]peerRuns{}}
+	if code := r.runCases(ctx, io.Discard); code != 1 {
+		t.Errorf("interrupted run exit %d", code)
+	}
+	if ents, _ := os.ReadDir(r.c.Out); len(ents) != 0 {
+		t.Errorf("interrupted run saved %d files", len(ents))
+	}
 	cr := &caseResult{Case: "idle-ws", Time: "now", Command: "cmd", metrics: idleMetrics,
 		Halley: &side{Runs: []map[string]float64{{"bytes_per_conn": 900}, {"bytes_per_conn": 1100}, {"bytes_per_conn": 1000}}},
 		Nchan:  &side{Runs: []map[string]float64{{"bytes_per_conn": 10000}}, Errors: []string{"boom"}}}
