@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -28,6 +29,7 @@ type runConfig struct {
 	HalleyURL     string
 	Key, User     string
 	Secret        string // Cometify: the account's api_secret
+	Note          string // written beside every case's results
 	Nchan         bool
 	NchanDir      string
 	NchanURL      string
@@ -158,7 +160,21 @@ type caseResult struct {
 	Halley    *side              `json:"halley,omitempty"`
 	Nchan     *side              `json:"nchan,omitempty"`
 	Ratio     map[string]float64 `json:"ratio_halley_over_nchan,omitempty"`
+	Machine   string             `json:"machine,omitempty"` // CPUs and load average at the start and end of the case
+	Note      string             `json:"note,omitempty"`    // --note: what the numbers need beside them
 	metrics   []metric
+}
+
+// machineLoad is "N CPUs, load average A B C": the machine is shared, and
+// a case's numbers mean little without what else was running.
+func machineLoad() string {
+	s := fmt.Sprintf("%d CPUs", runtime.NumCPU())
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) >= 3 {
+			s += ", load average " + strings.Join(f[:3], " ")
+		}
+	}
+	return s
 }
 
 func (c *caseResult) finish() {
@@ -202,6 +218,12 @@ func (c *caseResult) markdown() string {
 	}
 	if c.NchanCmd != "" {
 		fmt.Fprintf(&b, "Nchan: `%s` (restarted each run)\n\n", c.NchanCmd)
+	}
+	if c.Machine != "" {
+		fmt.Fprintf(&b, "Machine: %s (client and server share the CPUs).\n\n", c.Machine)
+	}
+	if c.Note != "" {
+		fmt.Fprintf(&b, "Note: %s\n\n", c.Note)
 	}
 	cols := []string{"metric"}
 	var sides []*side
@@ -626,7 +648,8 @@ func (r *runner) sideBySide(ctx context.Context, cr *caseResult, mirror string,
 
 func (r *runner) runCase(ctx context.Context, name string) (*caseResult, error) {
 	c := &r.c
-	cr := &caseResult{Case: name, Time: time.Now().UTC().Format(time.RFC3339), Command: r.harnessCmd(name)}
+	cr := &caseResult{Case: name, Time: time.Now().UTC().Format(time.RFC3339), Command: r.harnessCmd(name),
+		Machine: "at start " + machineLoad(), Note: r.c.Note}
 	nchanCmd := filepath.Join(c.NchanDir, "start.sh") + " (1 worker), " + c.NchanURL
 	halleyCmd := c.HalleyCmd
 	kind, mirror := caseAPI(name)
@@ -679,6 +702,7 @@ func (r *runner) runCase(ctx context.Context, name string) (*caseResult, error) 
 	default:
 		return nil, fmt.Errorf("unknown case %q (cases: %s)", name, strings.Join(append(allCases, extraCases...), ","))
 	}
+	cr.Machine += "; at end " + machineLoad()
 	cr.finish()
 	return cr, nil
 }
@@ -732,6 +756,7 @@ func parseRunArgs(args []string, stderr io.Writer) (runConfig, error) {
 	fs.StringVar(&c.NchanDir, "nchan-dir", "../shared/peers/nchan", "directory of Nchan's start.sh and stop.sh")
 	fs.StringVar(&c.NchanURL, "nchan-url", "http://127.0.0.1:9080", "Nchan base URL")
 	fs.IntVar(&c.Runs, "runs", 3, "runs per case (medians reported)")
+	fs.StringVar(&c.Note, "note", "", "a note written beside every case's results (e.g. what else loaded the machine, which build)")
 	cases := fs.String("cases", strings.Join(allCases, ","), "cases to run (also: "+strings.Join(extraCases, ",")+", not run by default)")
 	fs.StringVar(&c.Out, "out", "bench/results", "directory for <case>.md and results.jsonl")
 	counts := fs.String("counts", "2000,18000", "idle connection counts")

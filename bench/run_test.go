@@ -202,7 +202,10 @@ func TestRunHelpers(t *testing.T) {
 	if ents, _ := os.ReadDir(r.c.Out); len(ents) != 0 {
 		t.Errorf("interrupted run saved %d files", len(ents))
 	}
-	cr := &caseResult{Case: "idle-ws", Time: "now", Command: "cmd", metrics: idleMetrics,
+	if m := machineLoad(); !strings.Contains(m, " CPUs, load average ") {
+		t.Errorf("machine %q", m)
+	}
+	cr := &caseResult{Case: "idle-ws", Time: "now", Command: "cmd", metrics: idleMetrics, Machine: "2 CPUs", Note: "built from x",
 		Halley: &side{Runs: []map[string]float64{{"bytes_per_conn": 900}, {"bytes_per_conn": 1100}, {"bytes_per_conn": 1000}}},
 		Nchan:  &side{Runs: []map[string]float64{{"bytes_per_conn": 10000}}, Errors: []string{"boom"}}}
 	cr.finish()
@@ -210,7 +213,8 @@ func TestRunHelpers(t *testing.T) {
 		t.Errorf("ratio %v", cr.Ratio)
 	}
 	md := cr.markdown()
-	for _, want := range []string{"| server RSS slope, B/conn | 1000 | 10000 | 0.10× |", "Halley (median of 3)", "Nchan run failed: boom"} {
+	for _, want := range []string{"| server RSS slope, B/conn | 1000 | 10000 | 0.10× |", "Halley (median of 3)", "Nchan run failed: boom",
+		"Machine: 2 CPUs (client and server share the CPUs).", "Note: built from x"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}
