@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,12 +24,27 @@ type Store interface {
 	EZWriteTo(w persist.EZWrite, done persist.WriteCompletion)
 	EZRead(qname string, tick []byte, limit int) (persist.ReadResult, error)
 	EZReadAfter(qname string, after uint64, limit int) (persist.ReadResult, error)
+	EZChannels(username string) []persist.ChannelStat
+	CFPushTo(p persist.CFPush, done persist.CFCompletion)
+	CFRead(topic []byte, after uint64, notBefore int64, limit int) (persist.CFReadResult, error)
+	CFLast(topic []byte) uint64
 }
 
 // Page is a static answer served at a fixed path (demo page, JS clients).
 type Page struct {
 	ContentType string
 	Body        []byte
+	// CacheControl is sent as is. Default "no-cache": browsers keep the
+	// page but revalidate it with its ETag.
+	CacheControl string
+}
+
+// page is a Page ready to serve: its header block holds the ETag.
+type page struct {
+	ctype string
+	hdrs  []byte
+	etag  []byte
+	body  []byte
 }
 
 // Options configures the API. Zero fields take their documented defaults.
@@ -53,6 +69,19 @@ type Options struct {
 	Pages map[string]Page
 	// Log receives connection-level errors. Default slog.Default().
 	Log *slog.Logger
+
+	// CFReplayWindow is how far back an id-0 Cometify listener replays
+	// (CF-L-05, CF-P-08). Default 10 min.
+	CFReplayWindow time.Duration
+	// CFResumeWindow is how far back an id > 0 Cometify listener resumes
+	// (CF-L-05). Default 3 min.
+	CFResumeWindow time.Duration
+	// MaxIdentifiers caps the identifiers of one listener (section 5).
+	// Default 100.
+	MaxIdentifiers int
+	// Now is the clock replay windows are measured with; it must be the
+	// store's (persist.Options.Now). Default time.Now.
+	Now func() time.Time
 }
 
 // EnsureDefaults fills zero fields.
@@ -71,6 +100,18 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.Log == nil {
 		o.Log = slog.Default()
+	}
+	if o.CFReplayWindow <= 0 {
+		o.CFReplayWindow = 10 * time.Minute
+	}
+	if o.CFResumeWindow <= 0 {
+		o.CFResumeWindow = 3 * time.Minute
+	}
+	if o.MaxIdentifiers <= 0 {
+		o.MaxIdentifiers = 100
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 }
 
@@ -93,6 +134,8 @@ type API struct {
 	loops engine.Loops
 	state []*loopState // indexed by loop
 	stats apiStats
+	cap   listenerCap
+	pages map[string]page
 	// draining is set once Drain has been called: new requests get 503.
 	draining atomic.Bool
 }
@@ -103,7 +146,22 @@ func New(opts Options) (*API, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	return &API{opts: opts, store: opts.Store}, nil
+	a := &API{opts: opts, store: opts.Store, pages: make(map[string]page, len(opts.Pages))}
+	for path, p := range opts.Pages {
+		a.pages[path] = newPage(p)
+	}
+	return a, nil
+}
+
+func newPage(p Page) page {
+	sum := sha256.Sum256(p.Body)
+	etag := fmt.Appendf(nil, `"%x"`, sum[:12])
+	cc := p.CacheControl
+	if cc == "" {
+		cc = "no-cache"
+	}
+	hdrs := fmt.Appendf(nil, "Cache-Control: %s\r\nETag: %s\r\n", cc, etag)
+	return page{ctype: p.ContentType, hdrs: hdrs, etag: etag, body: p.Body}
 }
 
 // Attach connects the API to the engine's loops; call once, before the
@@ -174,12 +232,84 @@ func (a *API) Serve(c engine.Conn, r *engine.Request) {
 		ls.out = a.appendMetrics(ls.out[:0])
 		c.Reply(200, "text/plain; version=0.0.4; charset=utf-8", nil, ls.out)
 	default:
-		if p, ok := a.opts.Pages[string(path)]; ok && isGet(r) {
-			c.Reply(200, p.ContentType, []byte("Cache-Control: no-cache\r\n"), p.Body)
+		if p, ok := a.pages[string(path)]; ok && (isGet(r) || string(r.Method) == "HEAD") {
+			a.servePage(c, r, &p)
 			return
 		}
-		a.replyError(c, nil, errNotFound)
+		key, action, ident, ok := splitCFPath(path)
+		if !ok {
+			a.replyError(c, nil, errNotFound)
+			return
+		}
+		if string(r.Method) == "OPTIONS" {
+			c.Reply(204, ctJSON, hdrPreflight, nil)
+			return
+		}
+		switch action {
+		case cfPush:
+			a.servePush(ls, c, r, key, ident)
+		case cfListen:
+			a.serveListen(ls, c, r, key, subWS)
+		case cfPoll:
+			a.serveListen(ls, c, r, key, subPoll)
+		case cfSSE:
+			a.serveListen(ls, c, r, key, subSSE)
+		case cfStats:
+			a.serveStats(c, r, key)
+		}
 	}
+}
+
+// servePage answers a static page, or 304 when the browser's copy is
+// current.
+func (a *API) servePage(c engine.Conn, r *engine.Request, p *page) {
+	if r.Header != nil {
+		if inm := r.Header.Peek("If-None-Match"); len(inm) > 0 && bytes.Contains(inm, p.etag) {
+			c.Reply(304, p.ctype, p.hdrs, nil)
+			return
+		}
+	}
+	c.Reply(200, p.ctype, p.hdrs, p.body)
+}
+
+type cfAction uint8
+
+const (
+	cfPush cfAction = iota
+	cfListen
+	cfPoll
+	cfSSE
+	cfStats
+)
+
+// splitCFPath splits a Cometify path: /{apiKey}/push/{identifier},
+// /{apiKey}/listen, /poll, /sse or /stats. The key and identifier are
+// checked by the handlers (401, 400); any other shape is not a Cometify
+// path.
+func splitCFPath(p []byte) (key []byte, action cfAction, ident []byte, ok bool) {
+	if len(p) < 2 || p[0] != '/' {
+		return nil, 0, nil, false
+	}
+	rest := p[1:]
+	i := bytes.IndexByte(rest, '/')
+	if i <= 0 {
+		return nil, 0, nil, false
+	}
+	key, rest = rest[:i], rest[i+1:]
+	switch string(rest) {
+	case "listen":
+		return key, cfListen, nil, true
+	case "poll":
+		return key, cfPoll, nil, true
+	case "sse":
+		return key, cfSSE, nil, true
+	case "stats":
+		return key, cfStats, nil, true
+	}
+	if len(rest) > len("push/") && string(rest[:len("push/")]) == "push/" {
+		return key, cfPush, rest[len("push/"):], true
+	}
+	return nil, 0, nil, false
 }
 
 func isAPIPath(p []byte) bool {
@@ -230,21 +360,31 @@ func appendJSONP(dst, callback, body []byte) []byte {
 
 // Expired implements engine.Handler: a long-poll's wait ended empty.
 func (a *API) Expired(c engine.Conn) {
-	if s, ok := c.Tag().(*ezSub); ok {
+	switch s := c.Tag().(type) {
+	case *ezSub:
 		s.ls.answerEmpty(s, 0)
+	case *cfSub:
+		s.ls.answerCFPoll(s, 0)
 	}
 }
 
 // Closed implements engine.Handler.
 func (a *API) Closed(c engine.Conn) {
-	if s, ok := c.Tag().(*ezSub); ok {
+	switch s := c.Tag().(type) {
+	case *ezSub:
 		s.ls.remove(s)
+	case *cfSub:
+		s.ls.removeCF(s)
 	}
 }
 
 // Drain implements engine.Handler: X-02's hints on a graceful stop.
 func (a *API) Drain(c engine.Conn) {
 	a.draining.Store(true)
+	if s, ok := c.Tag().(*cfSub); ok {
+		a.drainCF(s)
+		return
+	}
 	s, ok := c.Tag().(*ezSub)
 	if !ok {
 		return
@@ -257,13 +397,32 @@ func (a *API) Drain(c engine.Conn) {
 		c.CloseWebSocket(1001, "restart")
 	case subSSE:
 		s.ls.remove(s)
-		ls := s.ls
-		ls.out = append(ls.out[:0], "retry: "...)
-		ls.out = strconv.AppendInt(ls.out, a.retryMillis(), 10)
-		ls.out = append(ls.out, "\n\n"...)
-		c.Send(ls.out)
-		c.Close()
+		a.sendRetryAndClose(s.ls, c)
 	}
+}
+
+// drainCF gives a Cometify listener X-02's hint.
+func (a *API) drainCF(s *cfSub) {
+	c := s.conn
+	switch s.kind {
+	case subPoll:
+		s.ls.answerCFPoll(s, a.retryMillis())
+	case subWS:
+		s.ls.removeCF(s)
+		c.CloseWebSocket(1001, "restart")
+	case subSSE:
+		s.ls.removeCF(s)
+		a.sendRetryAndClose(s.ls, c)
+	}
+}
+
+// sendRetryAndClose ends an SSE stream with a jittered "retry:" (X-02).
+func (a *API) sendRetryAndClose(ls *loopState, c engine.Conn) {
+	ls.out = append(ls.out[:0], "retry: "...)
+	ls.out = strconv.AppendInt(ls.out, a.retryMillis(), 10)
+	ls.out = append(ls.out, "\n\n"...)
+	c.Send(ls.out)
+	c.Close()
 }
 
 // retryMillis is DrainRetry with full jitter (0.5x..1.5x), so clients of

@@ -29,27 +29,38 @@ type ezSub struct {
 	idx      int    // position in the channel's subscriber list; -1 when out
 }
 
-// serveRead handles /read, /read/ws and /read/sse (SPEC EZ-R-01..10).
-func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind subKind) {
-	f := &ls.form
+// readPrelude parses a read's query into f and answers what every read
+// transport refuses first: a bad JSONP callback (read first, so that every
+// later error is JSONP too), a method other than GET, a draining server.
+// It returns the poll's callback (nil for streams) and whether to go on.
+func (a *API) readPrelude(f *form, c engine.Conn, r *engine.Request, kind subKind) ([]byte, bool) {
 	f.parse(r.Query, nil, false)
-	// The callback is read first so that every later error is JSONP too.
 	var callback []byte
 	if kind == subPoll {
 		if cb, ok := f.get("callback"); ok {
 			if !validCallback(cb) {
 				a.replyError(c, nil, errBadCallback)
-				return
+				return nil, false
 			}
 			callback = cb
 		}
 	}
 	if !isGet(r) {
 		a.replyError(c, callback, errMethod)
-		return
+		return nil, false
 	}
 	if a.draining.Load() {
 		a.replyError(c, callback, errShuttingDown)
+		return nil, false
+	}
+	return callback, true
+}
+
+// serveRead handles /read, /read/ws and /read/sse (SPEC EZ-R-01..10).
+func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind subKind) {
+	f := &ls.form
+	callback, ok := a.readPrelude(f, c, r, kind)
+	if !ok {
 		return
 	}
 	qname, user, e := formQName(f)

@@ -17,6 +17,15 @@ type apiStats struct {
 	wsReaders    atomic.Int64
 	sseReaders   atomic.Int64
 	writeLatency histogram
+
+	pushesOK     atomic.Uint64
+	pushesFailed atomic.Uint64
+	cfDeliveries atomic.Uint64
+	cfRefused    atomic.Uint64 // listeners refused by the per-IP cap
+	cfPolls      atomic.Int64
+	cfWS         atomic.Int64
+	cfSSE        atomic.Int64
+	pushLatency  histogram
 }
 
 // histogram is a fixed-bucket latency histogram in Prometheus' shape.
@@ -89,6 +98,15 @@ func (a *API) appendMetrics(dst []byte) []byte {
 	dst = AppendProm(dst, "halley_ws_subscribers", "gauge", "WebSocket readers.", float64(s.wsReaders.Load()))
 	dst = AppendProm(dst, "halley_sse_subscribers", "gauge", "Server-Sent Events readers.", float64(s.sseReaders.Load()))
 	dst = s.writeLatency.appendProm(dst, "halley_write_ack_seconds", "Time from a write's acceptance to its durable acknowledgement.")
+	dst = AppendProm(dst, "halley_cf_pushes_total", "counter", "Cometify pushes acknowledged.", float64(s.pushesOK.Load()))
+	dst = AppendProm(dst, "halley_cf_pushes_failed_total", "counter", "Cometify pushes refused by the store (conflict or storage error).", float64(s.pushesFailed.Load()))
+	dst = AppendProm(dst, "halley_cf_deliveries_total", "counter", "Cometify pushes handed to live listeners.", float64(s.cfDeliveries.Load()))
+	dst = AppendProm(dst, "halley_cf_listeners_refused_total", "counter", "Cometify listeners refused by the per-IP cap.", float64(s.cfRefused.Load()))
+	dst = AppendProm(dst, "halley_cf_polls_waiting", "gauge", "Cometify long-polls waiting.", float64(s.cfPolls.Load()))
+	dst = AppendProm(dst, "halley_cf_ws_listeners", "gauge", "Cometify WebSocket listeners.", float64(s.cfWS.Load()))
+	dst = AppendProm(dst, "halley_cf_sse_listeners", "gauge", "Cometify Server-Sent Events listeners.", float64(s.cfSSE.Load()))
+	dst = AppendProm(dst, "halley_cf_listener_slots", "gauge", "Per-IP listener slots held (CF-L-08).", float64(a.cap.held()))
+	dst = s.pushLatency.appendProm(dst, "halley_cf_push_ack_seconds", "Time from a push's acceptance to its durable acknowledgement.")
 	if a.opts.Metrics != nil {
 		dst = a.opts.Metrics(dst)
 	}

@@ -67,10 +67,18 @@ type loopState struct {
 	out   []byte // scratch for answers; the engine copies what it sends
 	frame []byte // scratch for WebSocket frames
 	jsonp []byte // scratch for JSONP wrapping; never the buffer holding the body
+
+	// Cometify: topic ("<user>/<identifier>") → listeners, and scratch.
+	cfTopics   map[string]*topicSubs
+	items      []listItem
+	leid       []listItem
+	sig        []byte
+	topicBytes []byte
+	cfReads    []persist.CFReadResult
 }
 
 func newLoopState(a *API) *loopState {
-	return &loopState{api: a, subs: make(map[string]*channelSubs)}
+	return &loopState{api: a, subs: make(map[string]*channelSubs), cfTopics: make(map[string]*topicSubs)}
 }
 
 func (ls *loopState) newSub(c engine.Conn, qname string, kind subKind, cursor uint64) *ezSub {

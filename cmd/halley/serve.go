@@ -51,6 +51,9 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) (finish func() error) {
 	fs.IntVar(&cfg.store.EZMaxQueue, "ez-max-queue", 1000, "messages kept per EZComet channel")
 	fs.DurationVar(&cfg.store.EZMaxAge, "ez-max-age", 24*time.Hour, "age after which EZComet messages drop")
 	fs.IntVar(&cfg.api.ReadBatch, "read-batch", 1000, "messages per read answer")
+	fs.DurationVar(&cfg.api.CFReplayWindow, "cf-replay-window", 10*time.Minute, "Cometify: how far back an id-0 listener replays; pushes are kept at least this long")
+	fs.DurationVar(&cfg.api.CFResumeWindow, "cf-resume-window", 3*time.Minute, "Cometify: how far back a listener resuming from an id > 0 gets pushes")
+	fs.IntVar(&cfg.api.MaxIdentifiers, "max-identifiers", 100, "Cometify: identifiers one listener may watch")
 	fs.IntVar(&cfg.engine.MaxHeaderBytes, "max-header-bytes", 8<<10, "request line + headers cap (431)")
 	fs.IntVar(&cfg.engine.MaxBodyBytes, "max-body-bytes", 256<<10, "request body cap (413)")
 	fs.DurationVar(&cfg.engine.HeaderTimeout, "header-timeout", 10*time.Second, "time to receive a whole request")
@@ -74,6 +77,11 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) (finish func() error) {
 			}
 			cfg.api.TrustedProxies = append(cfg.api.TrustedProxies, pfx)
 		}
+		if cfg.api.CFReplayWindow <= 0 || cfg.api.CFResumeWindow <= 0 || cfg.api.MaxIdentifiers <= 0 {
+			return fmt.Errorf("--cf-replay-window, --cf-resume-window and --max-identifiers must be positive")
+		}
+		// Retain every push as long as either window can ask for it.
+		cfg.store.CFRetain = max(cfg.api.CFReplayWindow, cfg.api.CFResumeWindow)
 		switch cfg.sync {
 		case "always":
 			cfg.store.Sync = persist.SyncAlways

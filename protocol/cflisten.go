@@ -1,0 +1,399 @@
+package protocol
+
+import (
+	"strings"
+	"time"
+
+	"github.com/halleypush/halley/engine"
+	"github.com/halleypush/halley/persist"
+)
+
+// cfSub is one Cometify listener (CF-L-01..03): a WebSocket or SSE stream
+// for its whole life, or a long-poll while it waits. It is the
+// connection's Tag, holds one of its client IP's listener slots (CF-L-08)
+// and sits in its loop's topic index once per identifier. Owned by its
+// loop goroutine.
+type cfSub struct {
+	conn     engine.Conn
+	ls       *loopState
+	kind     subKind
+	secure   bool // a valid secureKey: secret pushes reach it (CF-L-07)
+	hasSlot  bool
+	slot     capKey
+	callback []byte // poll: JSONP callback, or nil
+	watches  []cfWatch
+}
+
+// cfWatch is one identifier of a listener.
+type cfWatch struct {
+	topic  string // "<username>/<identifier lowercased>", shared with the index key
+	cursor uint64 // the highest push id this listener has, or stands after
+	idx    int    // position in the topic's subscriber list; -1 when out
+	gap    bool   // poll: report this identifier in gap_identifiers (X-01)
+}
+
+// name is the identifier, lowercased.
+func (w *cfWatch) name() string { return w.topic[strings.IndexByte(w.topic, '/')+1:] }
+
+// serveListen handles /{apiKey}/listen, /poll and /sse (SPEC CF-L-01..09,
+// X-01, X-04). Checks run in C-04's order: 405, 401, 400, 403, then the
+// per-IP cap (429), all before any upgrade.
+func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key []byte, kind subKind) {
+	f := &ls.form
+	callback, ok := a.readPrelude(f, c, r, kind)
+	if !ok {
+		return
+	}
+	acct, known := a.store.AccountByKey(key)
+	if !known {
+		a.replyError(c, callback, errUnknownKey)
+		return
+	}
+	if f.err != nil {
+		a.replyError(c, callback, f.err)
+		return
+	}
+	list, _ := f.get("identifiers")
+	items, e := parseList(ls.items, list, a.opts.MaxIdentifiers)
+	ls.items = items
+	if e != nil {
+		a.replyError(c, callback, e)
+		return
+	}
+	timeout := a.opts.DefaultTimeout
+	if v, ok := f.get("timeout"); ok && kind == subPoll {
+		n, ok := parseTimeout(v, int(a.opts.MaxTimeout/time.Second))
+		if !ok {
+			a.replyError(c, callback, errBadTimeout)
+			return
+		}
+		timeout = time.Duration(n) * time.Second
+	}
+	secure := false
+	if sk, _ := f.get("secureKey"); len(sk) > 0 {
+		ls.sig = secureKeySignature(ls.sig[:0], acct.APIKey, acct.APISecret, items)
+		if !matchMD5Hex(sk, ls.sig) {
+			a.replyError(c, callback, errBadSecureKey)
+			return
+		}
+		secure = true
+	}
+	if kind == subSSE && r.Header != nil {
+		if leid := r.Header.Peek("Last-Event-ID"); len(leid) > 0 {
+			ls.leid = applyLastEventID(items, ls.leid, leid, a.opts.MaxIdentifiers)
+		}
+	}
+	slot := newCapKey(acct.Username, a.clientIP(r))
+	limit := acct.MaxListenersPerIP
+	if limit <= 0 {
+		limit = persist.DefaultMaxListenersPerIP
+	}
+	// A stream is a listener from its first byte: take the slot before
+	// reading anything, so a burst over the cap costs no store read.
+	if kind != subPoll && !a.cap.acquire(slot, limit) {
+		a.stats.cfRefused.Add(1)
+		a.replyError(c, nil, errTooManyListeners)
+		return
+	}
+
+	s := &cfSub{conn: c, ls: ls, kind: kind, secure: secure, slot: slot, hasSlot: kind != subPoll}
+	s.watches = make([]cfWatch, len(items))
+	for i, it := range items {
+		w := &s.watches[i]
+		w.topic, w.idx = ls.topicKey(acct.Username, it.name), -1
+		if it.hasID {
+			w.cursor = it.id
+		} else {
+			w.cursor = a.store.CFLast(ls.topicBytes)
+		}
+	}
+	reads, err := ls.cfReadAll(s, items)
+	if err != nil {
+		a.opts.Log.Error("cometify read failed", "err", err)
+		s.release()
+		a.replyError(c, callback, errStorage)
+		return
+	}
+
+	switch kind {
+	case subPoll:
+		if pushes := ls.countPushes(s, reads); pushes > 0 || timeout == 0 {
+			ls.out = ls.appendPollBody(ls.out[:0], s, reads, nil, 0)
+			a.reply(c, callback, ls.out)
+			return
+		}
+		if !a.cap.acquire(slot, limit) {
+			a.stats.cfRefused.Add(1)
+			a.replyError(c, callback, errTooManyListeners)
+			return
+		}
+		s.hasSlot = true
+		for i := range s.watches {
+			s.watches[i].gap = reads[i].Gap
+			ls.advance(s, i, reads[i])
+		}
+		if callback != nil {
+			s.callback = append([]byte(nil), callback...)
+		}
+		c.SetTag(s)
+		ls.addCF(s)
+		a.stats.cfPolls.Add(1)
+		c.Hold(timeout)
+	case subWS, subSSE:
+		if kind == subWS {
+			if err := c.UpgradeWebSocket(r, hdrAPI); err != nil {
+				s.release()
+				a.replyError(c, nil, errBadUpgrade)
+				return
+			}
+			a.stats.cfWS.Add(1)
+		} else {
+			c.StartStream(ctSSE, hdrSSE)
+			a.stats.cfSSE.Add(1)
+		}
+		c.SetTag(s)
+		if !ls.startStream(s, reads) {
+			return
+		}
+		ls.addCF(s)
+	}
+}
+
+// cfReadAll reads, for each id-form watch of s, its replay (CF-L-05): a
+// push id above the given one from the resume window, or for id 0 every
+// push of the replay window. The results are in ls.cfReads, one per watch
+// (empty for plain-form watches).
+func (ls *loopState) cfReadAll(s *cfSub, items []listItem) ([]persist.CFReadResult, error) {
+	a := ls.api
+	reads := ls.cfReads[:0]
+	now := a.opts.Now().UnixNano()
+	for i, it := range items {
+		if !it.hasID {
+			reads = append(reads, persist.CFReadResult{Cursor: s.watches[i].cursor, Last: s.watches[i].cursor})
+			continue
+		}
+		res, err := a.cfRead(s.watches[i].topic, it.id, now, a.opts.ReadBatch)
+		if err != nil {
+			return nil, err
+		}
+		reads = append(reads, res)
+	}
+	ls.cfReads = reads
+	return reads, nil
+}
+
+// cfRead reads topic's pushes after id: id 0 asks for the replay window
+// and never has a gap (X-01); id > 0 resumes within the resume window.
+func (a *API) cfRead(topic string, after uint64, now int64, limit int) (persist.CFReadResult, error) {
+	window := a.opts.CFResumeWindow
+	if after == 0 {
+		window = a.opts.CFReplayWindow
+	}
+	res, err := a.store.CFRead(strBytes(topic), after, now-int64(window), limit)
+	if after == 0 {
+		res.Gap = false
+	}
+	return res, err
+}
+
+// advance moves watch i of s past res: to the last push it returned, or,
+// when nothing more is retained for it, to the highest id the topic had at
+// the read. Pushes accepted after that read reach the loop as deliveries.
+func (ls *loopState) advance(s *cfSub, i int, res persist.CFReadResult) {
+	w := &s.watches[i]
+	w.cursor = max(w.cursor, res.Cursor)
+	if !res.More {
+		w.cursor = max(w.cursor, res.Last)
+	}
+}
+
+// countPushes counts the pushes of reads that s may receive.
+func (ls *loopState) countPushes(s *cfSub, reads []persist.CFReadResult) int {
+	n := 0
+	for _, res := range reads {
+		for _, p := range res.Pushes {
+			if !p.Secret || s.secure {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// appendPollBody renders a Cometify poll answer (CF-L-02) from reads (nil
+// when there is none) and live, a push delivered to the waiting poll (or
+// nil), and advances s's cursors past the reads:
+// {"code":"ok","gap":true,"gap_identifiers":[…],"retry_ms":N,"pushes":[…],"since":"…"}.
+func (ls *loopState) appendPollBody(dst []byte, s *cfSub, reads []persist.CFReadResult, live *cfDelivery, retryMillis int64) []byte {
+	dst = append(dst, `{"code":"ok",`...)
+	gaps := 0
+	for i := range s.watches {
+		if s.watches[i].gap || i < len(reads) && reads[i].Gap {
+			if gaps == 0 {
+				dst = append(dst, `"gap":true,"gap_identifiers":[`...)
+			} else {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, '"')
+			dst = append(dst, s.watches[i].name()...)
+			dst = append(dst, '"')
+			gaps++
+		}
+	}
+	if gaps > 0 {
+		dst = append(dst, "],"...)
+	}
+	if retryMillis > 0 {
+		dst = append(dst, `"retry_ms":`...)
+		dst = appendInt(dst, retryMillis)
+		dst = append(dst, ',')
+	}
+	dst = append(dst, `"pushes":[`...)
+	n := 0
+	for i := range reads {
+		name := s.watches[i].name()
+		for _, p := range reads[i].Pushes {
+			if p.Secret && !s.secure {
+				continue
+			}
+			if n > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendPushObject(dst, name, p.ID, p.Text)
+			n++
+		}
+		ls.advance(s, i, reads[i])
+	}
+	if live != nil {
+		if n > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendPushObject(dst, live.name, live.id, live.text)
+	}
+	dst = append(dst, `],"since":"`...)
+	dst = appendSince(dst, s)
+	return append(dst, `"}`...)
+}
+
+// startStream sends a new WebSocket or SSE listener its resume point
+// (X-04), one gap signal per identifier that has one (X-01), then its
+// replay, id order per identifier (CF-L-05). It reports false when the
+// listener is gone (cut as a slow consumer, or a read failed).
+func (ls *loopState) startStream(s *cfSub, reads []persist.CFReadResult) bool {
+	c := s.conn
+	if s.kind == subWS {
+		ls.out = append(ls.out[:0], `{"since":"`...)
+		ls.out = appendSince(ls.out, s)
+		ls.out = append(ls.out, `"}`...)
+		ls.frame = engine.AppendTextFrame(ls.frame[:0], ls.out)
+		c.Send(ls.frame)
+	} else {
+		ls.out = append(ls.out[:0], "id: "...)
+		ls.out = appendSince(ls.out, s)
+		ls.out = append(ls.out, "\n\n"...)
+		c.Send(ls.out)
+	}
+	for i := range reads {
+		if !reads[i].Gap {
+			continue
+		}
+		ls.out = append(ls.out[:0], `{"gap":true,"identifier":"`...)
+		ls.out = append(ls.out, s.watches[i].name()...)
+		ls.out = append(ls.out, `"}`...)
+		if s.kind == subWS {
+			ls.frame = engine.AppendTextFrame(ls.frame[:0], ls.out)
+			c.Send(ls.frame)
+		} else {
+			ls.frame = append(append(ls.frame[:0], "event: gap\ndata: "...), ls.out...)
+			c.Send(append(ls.frame, "\n\n"...))
+		}
+	}
+	now := ls.api.opts.Now().UnixNano()
+	for i := range reads {
+		res := reads[i]
+		for {
+			for _, p := range res.Pushes {
+				s.watches[i].cursor = p.ID
+				if p.Secret && !s.secure {
+					continue
+				}
+				if !ls.sendPush(s, s.watches[i].name(), p.ID, p.Text, nil) {
+					return false
+				}
+			}
+			ls.advance(s, i, res)
+			if !res.More || len(res.Pushes) == 0 {
+				break
+			}
+			var err error
+			res, err = ls.api.cfRead(s.watches[i].topic, s.watches[i].cursor, now, ls.api.opts.ReadBatch)
+			if err != nil {
+				ls.api.opts.Log.Error("cometify replay read failed", "err", err)
+				c.Close()
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// sendPush sends one push to a streaming listener; frame, when not nil, is
+// the push's shared WebSocket frame. The SSE event carries the listener's
+// own resume point as its id, so only its data line is shared.
+func (ls *loopState) sendPush(s *cfSub, name string, id uint64, text, frame []byte) bool {
+	if s.kind == subWS {
+		if frame == nil {
+			ls.out = appendPushObject(ls.out[:0], name, id, text)
+			ls.frame = engine.AppendTextFrame(ls.frame[:0], ls.out)
+			frame = ls.frame
+		}
+		return s.conn.Send(frame)
+	}
+	ls.out = append(ls.out[:0], "id: "...)
+	ls.out = appendSince(ls.out, s)
+	ls.out = append(ls.out, "\ndata: "...)
+	ls.out = appendPushObject(ls.out, name, id, text)
+	ls.out = append(ls.out, "\n\n"...)
+	return s.conn.Send(ls.out)
+}
+
+// appendPushObject renders CF-L-01's {"identifier":"…","id":N,"data":"…"}.
+func appendPushObject(dst []byte, name string, id uint64, text []byte) []byte {
+	dst = append(dst, `{"identifier":"`...)
+	dst = append(dst, name...)
+	dst = append(dst, `","id":`...)
+	dst = appendInt(dst, int64(id))
+	dst = append(dst, `,"data":`...)
+	dst = appendJSONString(dst, text)
+	return append(dst, '}')
+}
+
+// appendSince renders s's resume point as an id-form LIST (CF-L-02, X-04).
+func appendSince(dst []byte, s *cfSub) []byte {
+	for i := range s.watches {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, s.watches[i].name()...)
+		dst = append(dst, ':')
+		dst = appendInt(dst, int64(s.watches[i].cursor))
+	}
+	return dst
+}
+
+// release gives back s's listener slot, once.
+func (s *cfSub) release() {
+	if s.hasSlot {
+		s.hasSlot = false
+		s.ls.api.cap.release(s.slot)
+	}
+}
+
+// answerCFPoll ends a waiting poll with nothing delivered: its timeout
+// passed, or the server drains (retryMillis > 0, X-02).
+func (ls *loopState) answerCFPoll(s *cfSub, retryMillis int64) {
+	c, cb := s.conn, s.callback
+	ls.removeCF(s)
+	ls.out = ls.appendPollBody(ls.out[:0], s, nil, nil, retryMillis)
+	ls.api.reply(c, cb, ls.out)
+}

@@ -1,0 +1,153 @@
+package protocol
+
+import (
+	"errors"
+	"time"
+	"unsafe"
+
+	"github.com/halleypush/halley/engine"
+	"github.com/halleypush/halley/persist"
+)
+
+// servePush handles POST /{apiKey}/push/{identifier} (SPEC CF-P-01..08).
+// Checks run in C-04's order: 405, 401, 400, 413, 403; 409 comes from the
+// store.
+func (a *API) servePush(ls *loopState, c engine.Conn, r *engine.Request, key, pathIdent []byte) {
+	if string(r.Method) != "POST" {
+		a.replyError(c, nil, errMethod)
+		return
+	}
+	if a.draining.Load() {
+		a.replyError(c, nil, errShuttingDown)
+		return
+	}
+	f := &ls.form
+	f.parse(r.Query, r.Body, isFormBody(r))
+	acct, ok := a.store.AccountByKey(key)
+	if !ok {
+		a.replyError(c, nil, errUnknownKey)
+		return
+	}
+	if !validIdentifier(pathIdent) {
+		a.replyError(c, nil, errBadIdentifier)
+		return
+	}
+	if f.err != nil {
+		a.replyError(c, nil, f.err)
+		return
+	}
+	ident, ok := f.get("identifier")
+	if !ok {
+		a.replyError(c, nil, errMissingIdentifier)
+		return
+	}
+	if !equalFoldASCII(ident, pathIdent) {
+		a.replyError(c, nil, errIdentifierMismatch)
+		return
+	}
+	secretFlag, _ := f.get("secret")
+	if string(secretFlag) != "0" && string(secretFlag) != "1" {
+		a.replyError(c, nil, errBadSecret)
+		return
+	}
+	text, ok := f.get("text")
+	if !ok {
+		a.replyError(c, nil, errMissingText)
+		return
+	}
+	secure, ok := f.get("secure")
+	if !ok {
+		a.replyError(c, nil, errMissingSecure)
+		return
+	}
+	var pushID uint64
+	idRaw, hasID := f.get("push_id")
+	if hasID {
+		if pushID, ok = parseUint63(idRaw); !ok {
+			a.replyError(c, nil, errBadPushID)
+			return
+		}
+	}
+	if len(text) > maxCFText {
+		a.replyError(c, nil, errTextTooLarge)
+		return
+	}
+	ls.sig = pushSignature(ls.sig[:0], acct.APIKey, acct.APISecret, ident, text)
+	if !matchMD5Hex(secure, ls.sig) {
+		a.replyError(c, nil, errBadSecure)
+		return
+	}
+	a.store.CFPushTo(newPushOp(a, c, acct.Username, pathIdent, text, string(secretFlag) == "1", pushID, hasID))
+}
+
+// pushOp is one push from its acceptance to its answer: the store's
+// completion, the task that answers the pusher on its loop and (through d)
+// the task every loop fans out.
+type pushOp struct {
+	api    *API
+	conn   engine.Conn
+	p      persist.CFPush
+	start  time.Time
+	failed *apiError
+	ack    []byte
+	d      cfDelivery
+}
+
+// newPushOp copies what the push keeps out of the loop's buffers into
+// one allocation: the topic and the text.
+func newPushOp(a *API, c engine.Conn, user string, ident, text []byte, secret bool, id uint64, hasID bool) (persist.CFPush, *pushOp) {
+	op := &pushOp{api: a, conn: c, start: time.Now()}
+	n := len(user) + 1 + len(ident)
+	buf := make([]byte, 0, n+len(text))
+	buf = append(buf, user...)
+	buf = append(buf, '/')
+	buf = appendLower(buf, ident)
+	buf = append(buf, text...)
+	topic := unsafe.String(&buf[0], n) // never modified after this
+	op.p = persist.CFPush{Topic: topic, ID: id, HasID: hasID, Secret: secret, Text: buf[n:len(buf):len(buf)]}
+	op.d = cfDelivery{api: a, topic: topic, name: topic[len(user)+1:], secret: secret, text: op.p.Text}
+	return op.p, op
+}
+
+// CFPushDone implements persist.CFCompletion. It runs on the committer
+// goroutine once the push is durable (or failed): it encodes the push
+// (its id is known only now) and hands the answer and the delivery to the
+// loops, in acceptance order, so every loop sees a topic's pushes in id
+// order.
+func (op *pushOp) CFPushDone(res persist.CFPushResult) {
+	a := op.api
+	a.stats.pushLatency.observe(time.Since(op.start))
+	switch {
+	case errors.Is(res.Err, persist.ErrPushConflict):
+		op.failed = errPushConflict
+	case res.Err != nil:
+		a.opts.Log.Error("push failed", "topic", op.p.Topic, "err", res.Err)
+		op.failed = errStorage
+	}
+	if op.failed != nil {
+		a.stats.pushesFailed.Add(1)
+		a.loops.PostTask(op.conn.Loop(), op)
+		return
+	}
+	a.stats.pushesOK.Add(1)
+	op.d.id = res.Msg.ID
+	buf := make([]byte, 0, 2*len(op.d.text)+len(op.d.name)+96)
+	buf = append(buf, `{"code":"ok","push_id":`...)
+	buf = appendInt(buf, int64(res.Msg.ID))
+	buf = append(buf, '}')
+	op.ack = buf[:len(buf):len(buf)]
+	op.d.encode(buf[len(buf):])
+	a.loops.PostTask(op.conn.Loop(), op)
+	if !res.Duplicate {
+		a.loops.BroadcastTask(&op.d)
+	}
+}
+
+// Run implements engine.Task: the pusher's answer, on its loop.
+func (op *pushOp) Run(int) {
+	if op.failed != nil {
+		op.api.replyError(op.conn, nil, op.failed)
+		return
+	}
+	op.conn.Reply(200, ctJSON, hdrAPI, op.ack)
+}

@@ -1,0 +1,118 @@
+package protocol
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/halleypush/halley/engine"
+)
+
+// serveStats handles GET /{apiKey}/stats (SPEC X-03): the account's live
+// listeners per identifier, its queued EZComet messages per channel and
+// its busiest client IPs.
+func (a *API) serveStats(c engine.Conn, r *engine.Request, key []byte) {
+	if !isGet(r) {
+		a.replyError(c, nil, errMethod)
+		return
+	}
+	acct, ok := a.store.AccountByKey(key)
+	if !ok {
+		a.replyError(c, nil, errUnknownKey)
+		return
+	}
+	var auth []byte
+	if r.Header != nil {
+		auth = r.Header.Peek("Authorization")
+	}
+	const bearer = "bearer "
+	if len(auth) <= len(bearer) || !bytes.EqualFold(auth[:len(bearer)], []byte(bearer)) {
+		a.replyError(c, nil, errMissingAuth)
+		return
+	}
+	given := bytes.TrimSpace(auth[len(bearer):])
+	if subtle.ConstantTimeCompare(given, []byte(acct.APISecret)) != 1 {
+		a.replyError(c, nil, errBadAuth)
+		return
+	}
+	op := &statsOp{api: a, conn: c, user: acct.Username, listeners: make(map[string]int)}
+	op.pending.Store(int32(a.loops.NumLoops()))
+	// Each loop counts its own index; the last to finish answers on the
+	// asker's loop. No loop waits for another.
+	a.loops.Broadcast(op.count)
+}
+
+// statsOp gathers X-03's listener counts from every loop.
+type statsOp struct {
+	api       *API
+	conn      engine.Conn
+	user      string
+	pending   atomic.Int32
+	mu        sync.Mutex
+	listeners map[string]int
+}
+
+func (op *statsOp) count(loop int) {
+	ls := op.api.state[loop]
+	prefix := op.user + "/"
+	op.mu.Lock()
+	for topic, ts := range ls.cfTopics {
+		if strings.HasPrefix(topic, prefix) {
+			op.listeners[topic[len(prefix):]] += len(ts.list)
+		}
+	}
+	op.mu.Unlock()
+	if op.pending.Add(-1) == 0 {
+		op.api.loops.Post(op.conn.Loop(), op.reply)
+	}
+}
+
+func (op *statsOp) reply() {
+	a := op.api
+	names := make([]string, 0, len(op.listeners))
+	total := 0
+	for n, v := range op.listeners {
+		names = append(names, n)
+		total += v
+	}
+	sort.Strings(names)
+	b := []byte(`{"code":"ok","listeners":{`)
+	for i, n := range names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, []byte(n))
+		b = append(b, ':')
+		b = appendInt(b, int64(op.listeners[n]))
+	}
+	b = append(b, `},"listeners_total":`...)
+	b = appendInt(b, int64(total))
+	b = append(b, `,"channels":{`...)
+	for i, ch := range a.store.EZChannels(op.user) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, []byte(ch.QName))
+		b = append(b, ':')
+		b = appendInt(b, int64(ch.Queued))
+	}
+	b = append(b, `},"client_ips":[`...)
+	ips, _ := a.cap.busiest(op.user, 10)
+	for i, ip := range ips {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"ip":"`...)
+		b = ip.IP.AppendTo(b)
+		b = append(b, `","listeners":`...)
+		b = appendInt(b, int64(ip.Listeners))
+		b = append(b, '}')
+	}
+	b = append(b, "]}"...)
+	if op.conn.Alive() {
+		a.reply(op.conn, nil, b)
+	}
+}
