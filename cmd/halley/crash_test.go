@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -12,8 +14,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -25,6 +29,8 @@ import (
 // order. Its power is shown by a control run against a binary built with
 // the planted fault `halley_fault_ackfirst` (persist acknowledges a batch
 // before writing it), which the same check must catch losing messages.
+// Half the writers write EZComet messages, half push Cometify messages
+// (C-09 covers both: a push's ok also means it is on disk).
 
 func buildHalley(t *testing.T, tags string) string {
 	t.Helper()
@@ -68,11 +74,15 @@ func startServer(t *testing.T, bin, dir, addr string) *server {
 		t.Fatal(err)
 	}
 	s := &server{cmd: cmd, base: "http://" + addr}
-	// The server prints the demo account's api_key on its demo line.
+	// The server prints the demo account's api_key on its demo line, and
+	// on the first start the secret on its "created account" line.
 	lines := bufio.NewScanner(out)
 	deadline := time.AfterFunc(20*time.Second, func() { _ = cmd.Process.Kill() })
 	defer deadline.Stop()
 	for lines.Scan() {
+		if _, rest, ok := strings.Cut(lines.Text(), "api_secret="); ok {
+			demoSecret.Store(strings.Fields(rest)[0])
+		}
 		if _, rest, ok := strings.Cut(lines.Text(), "api_key "); ok {
 			s.key = strings.TrimSuffix(strings.Fields(rest)[0], ")")
 			break
@@ -111,6 +121,77 @@ func writeLoop(ctx context.Context, s *server, id int, acked *[]string) {
 			return
 		}
 		*acked = append(*acked, tick)
+	}
+}
+
+// demoSecret is the demo account's api_secret, printed once when the
+// first server of a data directory creates the account.
+var demoSecret atomic.Value
+
+// pushLoop pushes push_id n+1 with text p<id>-<n> to identifier
+// crash<id> until the server dies, recording each acknowledged text.
+func pushLoop(ctx context.Context, s *server, id int, acked *[]string) {
+	client := &http.Client{Timeout: 5 * time.Second}
+	secret, _ := demoSecret.Load().(string)
+	ident := fmt.Sprintf("crash%d", id)
+	for n := 0; ctx.Err() == nil; n++ {
+		text := fmt.Sprintf("p%d-%d", id, n)
+		sum := md5.Sum([]byte(s.key + md5hex(secret) + ident + text))
+		form := url.Values{"identifier": {ident}, "secret": {"0"}, "text": {text},
+			"secure": {hex.EncodeToString(sum[:])}, "push_id": {strconv.Itoa(n + 1)}}
+		resp, err := client.PostForm(s.base+"/"+s.key+"/push/"+ident, form)
+		if err != nil {
+			return
+		}
+		var v struct {
+			Code   string
+			PushID int `json:"push_id"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&v)
+		resp.Body.Close()
+		if err != nil || v.Code != "ok" || v.PushID != n+1 {
+			return
+		}
+		*acked = append(*acked, text)
+	}
+}
+
+func md5hex(s string) string {
+	sum := md5.Sum([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// readPushes replays an identifier from id 0 (the replay window), following
+// since, and returns the texts in id order.
+func readPushes(t *testing.T, s *server, ident string) []string {
+	t.Helper()
+	var texts []string
+	list := ident + ":0"
+	for {
+		resp, err := http.Get(s.base + "/" + s.key + "/poll?timeout=0&identifiers=" + list)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v struct {
+			Code   string
+			Pushes []struct {
+				ID   int
+				Data string
+			}
+			Since string
+		}
+		err = json.NewDecoder(resp.Body).Decode(&v)
+		resp.Body.Close()
+		if err != nil || v.Code != "ok" {
+			t.Fatalf("poll %s: %v %+v", ident, err, v)
+		}
+		if len(v.Pushes) == 0 {
+			return texts
+		}
+		for _, p := range v.Pushes {
+			texts = append(texts, p.Data)
+		}
+		list = v.Since
 	}
 }
 
@@ -158,7 +239,11 @@ func crashRound(t *testing.T, bin, dir string, round int) (acked, missing int) {
 	var wg sync.WaitGroup
 	for i := range writers {
 		wg.Add(1)
-		go func() { defer wg.Done(); writeLoop(ctx, s, round*100+i, &acks[i]) }()
+		loop := writeLoop
+		if i%2 == 1 {
+			loop = pushLoop
+		}
+		go func() { defer wg.Done(); loop(ctx, s, round*100+i, &acks[i]) }()
 	}
 	time.Sleep(time.Duration(300+rand.IntN(900)) * time.Millisecond)
 	_ = s.cmd.Process.Signal(syscall.SIGKILL)
@@ -168,8 +253,18 @@ func crashRound(t *testing.T, bin, dir string, round int) (acked, missing int) {
 
 	s2 := startServer(t, bin, dir, freePort(t))
 	defer func() { _ = s2.cmd.Process.Signal(syscall.SIGKILL); _ = s2.cmd.Wait() }()
+	for i := 1; i < writers; i += 2 {
+		if len(acks[i]) == 0 {
+			t.Errorf("round %d: pusher %d got no push acknowledged: the Cometify half did not run", round, i)
+		}
+	}
 	for i := range writers {
-		stored := readAll(t, s2.base, fmt.Sprintf("demo-crash%d", round*100+i))
+		var stored []string
+		if i%2 == 1 {
+			stored = readPushes(t, s2, fmt.Sprintf("crash%d", round*100+i))
+		} else {
+			stored = readAll(t, s2.base, fmt.Sprintf("demo-crash%d", round*100+i))
+		}
 		pos := make(map[string]int, len(stored))
 		for j, tk := range stored {
 			pos[tk] = j
