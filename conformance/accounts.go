@@ -21,7 +21,7 @@ var (
 func accountCases() []ruleCase {
 	return []ruleCase{
 		{rule: "A-01", what: "account credentials: username, 32-hex api_key, 24+ char api_secret; the key writes", run: checkAccountShape},
-		{rule: "A-02", what: "account add --json / list / set / rm take effect on the running server", run: checkAccountCLI},
+		{rule: "A-02", what: "account add --json / list / set (listeners per IP) / rm take effect on the running server", run: checkAccountCLI},
 		{rule: "A-03", what: "GET / serves an HTML page (the demo page)", run: checkDemoPage},
 	}
 }
@@ -54,7 +54,6 @@ func checkAccountShape(t *caseT) {
 		q := a.User + "-a01" + randHex(8)
 		t.wantOK(t.write("api_key", a.Key, "qname", q, "msg", "x"), "write with the account of "+a.User)
 	}
-	t.Notef("the listeners-per-IP limit (Cometify)")
 }
 
 // accountCmd runs the --account-cmd prefix with args and returns its stdout.
@@ -144,6 +143,20 @@ func checkAccountCLI(t *caseT) {
 	if _, err := t.accountCmd("set", name, "--max-listeners-per-ip", "5"); err != nil {
 		t.Fatalf("%v", err)
 	}
+	// The new limit holds on the running server: five listeners from one
+	// IP, and the sixth is a 429.
+	ip := t.fresh()
+	for i := range 5 {
+		ip.holdSoon(viaWS, a, ident(), fmt.Sprintf("listener %d of 5 after set --max-listeners-per-ip 5", i+1))
+	}
+	t.immediately("a sixth listener after set --max-listeners-per-ip 5", 429, func() *reply {
+		c, r := ip.openWS(listenerPath(a, viaWS, ident()))
+		if c != nil {
+			c.close()
+			return &reply{status: 101, header: c.resp.header}
+		}
+		return r
+	})
 	if _, err := t.accountCmd("rm", name); err != nil {
 		t.Fatalf("%v", err)
 	}

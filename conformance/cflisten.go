@@ -121,6 +121,12 @@ func checkListenPoll(t *caseT) {
 		}
 	}
 	cors(p.raw, "poll")
+	for _, via := range []string{viaPoll, viaSSE} {
+		r := t.do("OPTIONS", listenerPath(a, via, x), "", "Origin: https://example.com", "Access-Control-Request-Method: GET")
+		if (r.status != 200 && r.status != 204) || r.header.Get("Access-Control-Allow-Origin") != "*" {
+			t.Fatalf("OPTIONS preflight of the %s endpoint: want 200/204 with Access-Control-Allow-Origin *, got %s %v (C-06)", via, r, r.header)
+		}
+	}
 
 	// since back as identifiers: nothing new, so it waits for timeout.
 	q := t.cfPoll(a, p.since, 1)

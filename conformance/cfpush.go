@@ -82,6 +82,10 @@ func checkPushFields(t *caseT) {
 	for _, id := range []string{"abc", "-1", "1.5", "0x10", "1e3", "9223372036854775808", "99999999999999999999"} {
 		t.wantError(path(pushForm(a, name, "x", "0", id)), 400, "push_id="+id)
 	}
+	// C-05 holds for pushes too.
+	t.wantError(path(pushForm(a, name, "x", "0", "")+"&text=y"), 400, "text twice in the body")
+	t.wantError(path(form("identifier", name, "secret", "0", "secure", sec("\xff"))+"&text=%ff"), 400, "text that is not UTF-8")
+	t.wantError(path(form("identifier", name, "secret", "0", "secure", sec("a\x00b"))+"&text=a%00b"), 400, "text with NUL")
 
 	// text: empty is a push, 65536 bytes (also as 2-byte characters) too,
 	// one byte more is a 413.
@@ -168,6 +172,8 @@ func checkPushIDs(t *caseT) {
 	if id := t.push(ident(), "other"); id != 1 {
 		t.Fatalf("another identifier's first push got id %d, want 1 (ids are per identifier)", id)
 	}
+	fresh := ident()
+	t.wantError(t.pushTo(a.Key, fresh, pushForm(a, fresh, "zero", "0", "0")), 409, "push_id 0 on a new identifier (not above the highest, 0)")
 	t.wantError(t.pushTo(a.Key, "9"+name, pushForm(a, "9"+name, "x", "0", "")), 400, "path identifier starting with a digit")
 
 	// Concurrent pushes: distinct ids, delivered in increasing order.
@@ -205,6 +211,19 @@ func checkPushIDs(t *caseT) {
 }
 
 func checkPushAnswer(t *caseT) {
+	a := t.cfg.Account
+	// The seed's PHP example, byte for byte in its form: absolute-form
+	// target, header names as it writes them, Connection: Close.
+	php := ident()
+	body := form("identifier", php, "secret", "1", "text", "Hello world!", "secure", pushSecure(a.Key, a.Secret, php, "Hello world!"))
+	w := t.dial()
+	w.send(fmt.Sprintf("POST http://%s/%s/push/%s HTTP/1.1\r\nHost: %s\r\nContent-type: application/x-www-form-urlencoded\r\nContent-length: %d\r\nConnection: Close\r\n\r\n%s",
+		t.cfg.host(), a.Key, php, t.cfg.host(), len(body), body))
+	if id := t.pushAnswer(w.read(), "the seed's PHP push", ""); id != 1 {
+		t.Fatalf("the seed's PHP push to a new identifier answered push_id %d, want 1", id)
+	}
+	w.expectClosed(3*time.Second, "after the seed's PHP push with Connection: Close")
+
 	name := ident()
 	for _, id := range []string{"", "7"} {
 		r := t.pushTo(t.cfg.Account.Key, name, pushForm(t.cfg.Account, name, "x", "0", id))

@@ -10,8 +10,10 @@
 // client library makes of them.
 //
 // Entry points: Main (the `halley conform` subcommand) and Run. Each rule
-// group lives in its own file (common.go, limits.go, accounts.go, ezwrite.go,
-// ezread.go, gap.go, drain.go) and contributes its cases to the ordered list
-// in cases.go; the runner executes cases in parallel and prints them in spec
-// order.
+// group lives in its own file (common.go, limits.go, clientip.go,
+// accounts.go, ezwrite.go, ezread.go, cfpush.go, cflisten.go, cfcap.go,
+// gap.go, stats.go, resume.go, drain.go) and contributes its cases to the
+// ordered list in cases.go; the runner executes cases in parallel and
+// prints them in spec order. Each case dials from a loopback address of its
+// own (clientaddr.go), so that per-IP rules never couple cases.
 package conformance
