@@ -57,6 +57,11 @@ type conn struct {
 
 	deadline int64 // loop clock, ns
 	lastRecv int64 // WebSocket: loop clock of the last inbound bytes
+
+	// Output gathered during a task batch (loop.gather): a chain of
+	// loop.segs, index+1, 0 when none.
+	pendFirst, pendLast int32
+	pendBytes           int32
 }
 
 var _ Conn = (*conn)(nil)
@@ -85,8 +90,12 @@ func (c *conn) setState(s connState) {
 	c.state = s
 }
 
-// write hands b to gnet (written now or appended to its outbound buffer).
+// write hands b to gnet (written now or appended to its outbound buffer),
+// after whatever was gathered for c, so bytes keep their order.
 func (c *conn) write(b []byte) {
+	if c.pendFirst != 0 {
+		c.flushGathered()
+	}
 	c.lp.stats.bytesOut.Add(int64(len(b)))
 	_, _ = c.gc.Write(b)
 }
@@ -179,10 +188,14 @@ func (c *conn) Send(b []byte) bool {
 // send writes b unless that would put the connection over MaxOutbound,
 // in which case the connection is cut as a slow consumer.
 func (c *conn) send(b []byte) bool {
-	if c.gc.OutboundBuffered()+len(b) > c.lp.s.opts.MaxOutbound {
+	if c.gc.OutboundBuffered()+int(c.pendBytes)+len(b) > c.lp.s.opts.MaxOutbound {
 		c.lp.stats.slowCuts.Add(1)
 		c.lp.closeHard(c)
 		return false
+	}
+	if c.lp.batching {
+		c.lp.gather(c, b)
+		return true
 	}
 	c.write(b)
 	return c.state != stClosed

@@ -48,6 +48,15 @@ type loop struct {
 	depth   int   // nesting of entries; queues are drained at depth 0
 	traffic *conn // the connection whose OnTraffic is running
 
+	// Sends gathered while a batch of posted tasks runs (see gather):
+	// every connection's frames leave in one write at the batch's end.
+	batching bool
+	pend     []byte    // the gathered bytes of every connection
+	segs     []pendSeg // pieces of pend, chained per connection
+	dirty    []*conn   // connections with gathered bytes
+	iovs     [][]byte  // scratch for a connection's Writev
+	flat     []byte    // scratch: a connection's gathered pieces, joined
+
 	resume    []*conn // replied late with pipelined bytes waiting
 	closed    []*conn // Handler.Closed still to call
 	flushWait []*conn // closing once their output is flushed
@@ -122,9 +131,12 @@ func (lp *loop) drainTasks(context.Context) error {
 	lp.mu.Lock()
 	lp.tasks, lp.running = lp.running[:0], lp.tasks
 	lp.mu.Unlock()
+	lp.batching = !lp.s.noGather
 	for i := range lp.running {
 		lp.runTask(&lp.running[i])
 	}
+	lp.batching = false
+	lp.flushGathered()
 	clear(lp.running)
 	lp.exit()
 	lp.mu.Lock()
@@ -320,6 +332,12 @@ func (lp *loop) closeHard(c *conn) {
 func (lp *loop) closeAfterFlush(c *conn) {
 	if c.state >= stFlushing {
 		return
+	}
+	if c.pendFirst != 0 {
+		c.flushGathered()
+		if c.state == stClosed {
+			return
+		}
 	}
 	if c.gc.OutboundBuffered() == 0 {
 		lp.flushed(c)

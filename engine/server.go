@@ -56,6 +56,9 @@ type Server struct {
 	open       atomic.Int64 // client connections open, for MaxConns
 	maxConns   int64
 	stopping   atomic.Bool // Shutdown asked the engine to stop
+
+	// noGather writes every Send at once (benchmarks compare both ways).
+	noGather bool
 }
 
 // New checks opts (filling defaults) and returns a Server that is not yet

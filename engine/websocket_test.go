@@ -454,6 +454,17 @@ func FuzzParseFrameHeader(f *testing.F) {
 // WebSockets of one loop per op, as a fan-out does; the draining clients
 // run in the same process.
 func BenchmarkFanoutSend(b *testing.B) {
+	for _, burst := range []int{1, 10} {
+		for _, gather := range []bool{true, false} {
+			b.Run(fmt.Sprintf("burst=%d/gather=%v", burst, gather), func(b *testing.B) { benchFanout(b, burst, gather) })
+		}
+	}
+}
+
+// benchFanout sends burst frames to each of 500 real WebSockets per
+// operation, as burst fan-out tasks queued together (messages arriving
+// faster than one wake-up delivers them).
+func benchFanout(b *testing.B, burst int, gather bool) {
 	const subs = 500
 	h := newTestHandler()
 	conns := make(chan Conn, subs)
@@ -470,6 +481,7 @@ func BenchmarkFanoutSend(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	s.noGather = !gather
 	go s.Run()
 	<-s.Ready()
 	b.Cleanup(func() { s.Shutdown(context.Background()) })
@@ -486,18 +498,21 @@ func BenchmarkFanoutSend(b *testing.B) {
 		all = append(all, <-conns)
 	}
 	frame := AppendTextFrame(nil, make([]byte, 100))
+	send := func() {
+		for _, c := range all {
+			c.Send(frame)
+		}
+	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		done := make(chan struct{})
-		s.Post(0, func() {
-			for _, c := range all {
-				c.Send(frame)
-			}
-			close(done)
-		})
+		for range burst - 1 {
+			s.Post(0, send)
+		}
+		s.Post(0, func() { send(); close(done) })
 		<-done
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*subs), "ns/delivery")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*subs*burst), "ns/delivery")
 }
