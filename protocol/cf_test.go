@@ -310,6 +310,18 @@ func TestCFLastEventID(t *testing.T) {
 	if got := strings.Join(s.sentCopy(), ""); got != want {
 		t.Fatalf("sse resume:\n%q\nwant\n%q", got, want)
 	}
+	// An identifier the header does not name keeps the query's form: plain
+	// news starts at its highest id, not at a replay from 0.
+	f.push("news", "n1", false, "")
+	s = f.listen("sse", "identifiers=chat,news", "10.0.0.4", header{"Last-Event-ID": "chat:2,other:9"})
+	if got := strings.Join(s.sentCopy(), ""); got != "id: chat:2,news:1\n\n" {
+		t.Fatalf("partial Last-Event-ID: %q", got)
+	}
+	// A header that does not parse is ignored.
+	s = f.listen("sse", "identifiers=chat:1", "10.0.0.4", header{"Last-Event-ID": "garbage!"})
+	if got := strings.Join(s.sentCopy(), ""); !strings.HasPrefix(got, "id: chat:1\n\nid: chat:2\n") {
+		t.Fatalf("bad Last-Event-ID: %q", got)
+	}
 }
 
 func TestCFPerIPCap(t *testing.T) {

@@ -94,24 +94,24 @@ func parseList(items []listItem, list []byte, max int) ([]listItem, *apiError) {
 }
 
 // applyLastEventID overrides items' ids with those of an id-form LIST
-// (CF-L-03's Last-Event-ID): an item named there takes its id and the
-// list becomes id form; names not in items are ignored. A header that does
-// not parse is ignored whole, as a browser's stale or foreign id would be.
+// (CF-L-03's Last-Event-ID): an item named there resumes from its id; an
+// item not named keeps what the query said; names not in items are
+// ignored. A header that does not parse is ignored whole, as a browser's
+// stale or foreign id would be.
 func applyLastEventID(items []listItem, scratch []listItem, leid []byte, max int) []listItem {
 	given, e := parseList(scratch, leid, max)
 	if e != nil || !given[0].hasID {
-		return items
+		return given
 	}
 	for i := range items {
-		items[i].hasID = true
 		for _, g := range given {
 			if equalFoldASCII(g.name, items[i].name) {
-				items[i].id = g.id
+				items[i].id, items[i].hasID = g.id, true
 				break
 			}
 		}
 	}
-	return items
+	return given
 }
 
 // parseUint63 parses a decimal integer 0..2^63-1 (CF-P-02's push_id and a
