@@ -6,7 +6,7 @@ BIN       := bin
 HALLEY    := $(BIN)/halley
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: run build test lint unit conform crash fuzz bench soak clean tools
+.PHONY: run build test lint unit conform crash fuzz bench soak clean tools js browser
 
 build:
 	$(GO) build -o $(HALLEY) ./cmd/halley
@@ -34,6 +34,16 @@ unit:
 conform: build
 	bash scripts/conform.sh
 
+# js: rebuild jsclient/dist from jsclient/src with the pinned esbuild
+# (commit the result: the binary embeds it; make test checks it is current).
+js:
+	cd jsclient && npm ci --no-audit --no-fund --loglevel=error && node build.mjs
+
+# browser: the browser tests alone (installs chromium and npm packages if
+# missing). ARGS filters tests by name, e.g. make browser ARGS=fallback.
+browser:
+	bash browsertest/run.sh $(ARGS)
+
 # fuzz each parser for FUZZTIME (default 30s); corpora stay in testdata/.
 FUZZTIME ?= 30s
 fuzz:
@@ -48,4 +58,4 @@ bench: build
 		--nchan --nchan-dir ../shared/peers/nchan --out bench/results
 
 clean:
-	rm -rf $(BIN) data
+	rm -rf $(BIN) data jsclient/node_modules browsertest/node_modules

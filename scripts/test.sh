@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test run behind `make test`: installs what it needs, then
-# lint, unit tests (race, shuffled; the crash test is one of them), and
-# the conformance suite against a freshly built and started server.
+# lint, unit tests (race, shuffled; the crash test is one of them), the
+# conformance suite against a freshly built and started server, and the
+# browser tests (browsertest/run.sh: the JS clients in headless chromium).
 # Closes with one line: "total: N passed, M failed, K skipped".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -45,14 +46,27 @@ step "conformance suite against a fresh server"
 bash scripts/conform.sh | tee "$logs/conform.txt"
 conf_rc=${PIPESTATUS[0]}
 [ "$conf_rc" -eq 0 ] || failed_steps+=(conformance)
-c_line=$(grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$logs/conform.txt" | tail -n1)
-c_pass=$(echo "${c_line:-0 passed, 0 failed, 0 skipped}" | awk '{print $1}')
-c_fail=$(echo "${c_line:-0 passed, 1 failed, 0 skipped}" | awk '{print $3}')
-c_skip=$(echo "${c_line:-0 passed, 0 failed, 0 skipped}" | awk '{print $5}')
+# counts PREFIX FILE prints "passed failed skipped" from FILE's last line
+# "PREFIX<n> passed, <n> failed, <n> skipped", or "0 1 0" when it has none
+# (the step died before counting).
+counts() {
+    local line
+    line=$(grep -E "^$1[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped\$" "$2" | tail -n1)
+    if [ -z "$line" ]; then echo "0 1 0"; return; fi
+    echo "${line#"$1"}" | awk '{print $1, $3, $5}'
+}
+read -r c_pass c_fail c_skip < <(counts "" "$logs/conform.txt")
+
+step "browser tests: the JS clients in headless chromium against halley"
+bash browsertest/run.sh | tee "$logs/browser.txt"
+b_rc=${PIPESTATUS[0]}
+[ "$b_rc" -eq 0 ] || failed_steps+=(browser)
+read -r b_pass b_fail b_skip < <(counts "browser: " "$logs/browser.txt")
 
 echo
 echo "unit tests:   $u_pass passed, $u_fail failed, $u_skip skipped"
 echo "conformance:  $c_pass passed, $c_fail failed, $c_skip skipped"
+echo "browser:      $b_pass passed, $b_fail failed, $b_skip skipped"
 if [ ${#failed_steps[@]} -ne 0 ]; then
     echo "failed steps: ${failed_steps[*]}"
 fi
@@ -63,9 +77,10 @@ for s in "${failed_steps[@]}"; do
     case $s in
         unit|allocs) [ "$u_fail" -eq 0 ] && extra=$((extra + 1)) ;;
         conformance) [ "$c_fail" -eq 0 ] && extra=$((extra + 1)) ;;
+        browser) [ "$b_fail" -eq 0 ] && extra=$((extra + 1)) ;;
         *) extra=$((extra + 1)) ;;
     esac
 done
-total_fail=$((u_fail + c_fail + extra))
-echo "total: $((u_pass + c_pass)) passed, $total_fail failed, $((u_skip + c_skip)) skipped"
+total_fail=$((u_fail + c_fail + b_fail + extra))
+echo "total: $((u_pass + c_pass + b_pass)) passed, $total_fail failed, $((u_skip + c_skip + b_skip)) skipped"
 [ ${#failed_steps[@]} -eq 0 ]
