@@ -108,6 +108,9 @@ func TestCFReadWindows(t *testing.T) {
 	}
 
 	r := mustCFRead(t, s, "u/a", 0, 0, 0)
+	if len(r.Pushes) != 5 {
+		t.Fatalf("read %s", cfIDs(r))
+	}
 	for i, want := range []struct {
 		text   string
 		secret bool

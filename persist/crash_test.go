@@ -2,6 +2,7 @@ package persist
 
 import (
 	"fmt"
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -9,24 +10,27 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
-// TestCrashKeepsAcknowledged simulates a machine crash (only synced bytes
-// survive, via vfs.MemFS.CrashClone) in the middle of concurrent writes:
-// every write acknowledged before the crash is there after recovery, with
-// the seq it was given.
-func TestCrashKeepsAcknowledged(t *testing.T) {
+// crashDuringWrites opens a Store on a crashable in-memory disk, runs 4
+// writers calling writeOne(s, w, i) until 500 writes were acknowledged,
+// then simulates a machine crash (only synced bytes survive, via
+// vfs.MemFS.CrashClone). writeOne returns what to record once its write
+// is acknowledged (nil on failure, which stops that writer); snapshot
+// runs at the crash instant, with no record in progress, to save what was
+// acknowledged before it. It returns the Store reopened on the crashed
+// disk.
+func crashDuringWrites(t *testing.T, opts Options, writeOne func(s *Store, w, i int) (record func()), snapshot func()) *Store {
+	t.Helper()
 	if faultAckFirst {
 		t.Skip("the ack-first fault loses acknowledged writes by design")
 	}
 	mem := vfs.NewCrashableMem()
-	opts := testOptions(t, "/data")
 	opts.fs = mem
-	opts.EZMaxQueue = 100000
 	s, err := Open(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
-	acked := map[string]uint64{}
+	acked := 0
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	for w := range 4 {
@@ -39,21 +43,20 @@ func TestCrashKeepsAcknowledged(t *testing.T) {
 					return
 				default:
 				}
-				tick := fmt.Sprint(w, "-", i)
-				r := write(t, s, msg("u-ch", tick, tick))
-				if r.Err != nil {
-					t.Error(r.Err)
+				record := writeOne(s, w, i)
+				if record == nil {
 					return
 				}
 				mu.Lock()
-				acked[tick] = r.Msg.Seq
+				record()
+				acked++
 				mu.Unlock()
 			}
 		}()
 	}
 	for {
 		mu.Lock()
-		n := len(acked)
+		n := acked
 		mu.Unlock()
 		if n >= 500 {
 			break
@@ -61,10 +64,7 @@ func TestCrashKeepsAcknowledged(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	mu.Lock()
-	before := make(map[string]uint64, len(acked))
-	for k, v := range acked {
-		before[k] = v
-	}
+	snapshot()
 	crashed := mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0})
 	mu.Unlock()
 	close(stop)
@@ -72,7 +72,26 @@ func TestCrashKeepsAcknowledged(t *testing.T) {
 	_ = s.Close()
 
 	opts.fs = crashed
-	s = openTest(t, opts)
+	return openTest(t, opts)
+}
+
+// TestCrashKeepsAcknowledged: every write acknowledged before a crash in
+// the middle of concurrent writes is there after recovery, with the seq
+// it was given.
+func TestCrashKeepsAcknowledged(t *testing.T) {
+	opts := testOptions(t, "/data")
+	opts.EZMaxQueue = 100000
+	acked, before := map[string]uint64{}, map[string]uint64{}
+	s := crashDuringWrites(t, opts, func(s *Store, w, i int) func() {
+		tick := fmt.Sprint(w, "-", i)
+		r := write(t, s, msg("u-ch", tick, tick))
+		if r.Err != nil {
+			t.Error(r.Err)
+			return nil
+		}
+		return func() { acked[tick] = r.Msg.Seq }
+	}, func() { maps.Copy(before, acked) })
+
 	r := mustRead(t, s, "u-ch", nil, 0)
 	got := map[string]uint64{}
 	for _, m := range r.Messages {
@@ -83,6 +102,40 @@ func TestCrashKeepsAcknowledged(t *testing.T) {
 			t.Fatalf("acknowledged %s (seq %d) lost in the crash (got seq %d); %d acked, %d recovered",
 				tick, seq, got[tick], len(before), len(got))
 		}
+	}
+	t.Logf("%d acknowledged before the crash, %d recovered", len(before), len(got))
+}
+
+// TestCFCrashKeepsAcknowledged: the same for Cometify pushes, interleaved
+// with EZ writes in the same batches; the last id survives too.
+func TestCFCrashKeepsAcknowledged(t *testing.T) {
+	acked, before := map[uint64]string{}, map[uint64]string{}
+	var maxID, beforeMax uint64
+	s := crashDuringWrites(t, testOptions(t, "/data"), func(s *Store, w, i int) func() {
+		text := fmt.Sprint(w, "-", i)
+		if i%3 == 0 {
+			write(t, s, msg("u-ch", text, text))
+		}
+		r := push(t, s, cfAuto("u/a", text))
+		if r.Err != nil {
+			t.Error(r.Err)
+			return nil
+		}
+		return func() { acked[r.Msg.ID] = text; maxID = max(maxID, r.Msg.ID) }
+	}, func() { maps.Copy(before, acked); beforeMax = maxID })
+
+	got := map[uint64]string{}
+	for _, p := range mustCFRead(t, s, "u/a", 0, 0, 0).Pushes {
+		got[p.ID] = string(p.Text)
+	}
+	for id, text := range before {
+		if got[id] != text {
+			t.Fatalf("acknowledged push %d %q lost in the crash (got %q); %d acked, %d recovered",
+				id, text, got[id], len(before), len(got))
+		}
+	}
+	if last := s.CFLast([]byte("u/a")); last < beforeMax {
+		t.Fatalf("CFLast %d after the crash, %d was acknowledged", last, beforeMax)
 	}
 	t.Logf("%d acknowledged before the crash, %d recovered", len(before), len(got))
 }

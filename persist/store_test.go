@@ -114,6 +114,7 @@ func TestOptionsValidate(t *testing.T) {
 		{"negative queue", Options{Dir: "x", EZMaxQueue: -1}, false},
 		{"negative age", Options{Dir: "x", EZMaxAge: -time.Second}, false},
 		{"negative batch", Options{Dir: "x", MaxBatch: -1}, false},
+		{"negative CF retention", Options{Dir: "x", CFRetain: -time.Second}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.opts.EnsureDefaults().Validate()
@@ -123,7 +124,7 @@ func TestOptionsValidate(t *testing.T) {
 		})
 	}
 	o := (&Options{Dir: "x"}).EnsureDefaults()
-	if o.EZMaxQueue != 1000 || o.EZMaxAge != 24*time.Hour || o.TickMemory != 7*24*time.Hour || o.MaxBatch != 4096 {
+	if o.EZMaxQueue != 1000 || o.EZMaxAge != 24*time.Hour || o.TickMemory != 7*24*time.Hour || o.MaxBatch != 4096 || o.CFRetain != 10*time.Minute {
 		t.Fatalf("defaults: %+v", o)
 	}
 }
