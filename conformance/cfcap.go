@@ -24,6 +24,7 @@ func (t *caseT) tryHold(via string, a Account, list string, headers ...string) (
 		if c == nil {
 			return nil, r
 		}
+		c.start() // answers the server's pings, which keeps the slot
 		return c.w, nil
 	case viaSSE:
 		c, r := t.openSSE(listenerPath(a, via, list), headers...)
@@ -105,8 +106,8 @@ func checkListenCap(t *caseT) {
 	a := t.cfg.Account
 	x, y := ident(), ident()
 	ipA, ipB := t.fresh(), t.fresh()
-	t.pushID(y, "backlog", 1)
 	held := ipA.holdMany(limit-1, a, x, "under the cap")
+	t.pushID(y, "backlog", 1) // now, well within --cf-replay-window
 	// Polls answered at once hold no slot.
 	for i := range 3 {
 		p := ipA.cfPoll(a, idList(y, 0), 10)
@@ -222,6 +223,7 @@ func checkListenKey(t *caseT) {
 		t.wantError(t.refusedCF(via, path(a, "1bad", "secureKey", wrongKey)), 400, via+" bad LIST, wrong secureKey (400 before 403)")
 	}
 	t.wantError(t.do("GET", listenerPath(a, viaPoll, x, "timeout", "abc", "secureKey", wrongKey), ""), 400, "poll timeout=abc, wrong secureKey (400 before 403)")
+	t.wantError(t.do("GET", "/"+a.Key+"/no-such-endpoint-"+randHex(4), ""), 404, "an unknown path under the apiKey")
 	t.wantError(t.do("GET", listenerPath(a, viaPoll, x, "timeout", "0", "callback", "1cb", "secureKey", wrongKey), ""), 400, "poll callback=1cb, wrong secureKey (400 before 403)")
 
 	// At the cap: 403 before 429, and 400, 401 before both.

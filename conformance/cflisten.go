@@ -92,9 +92,13 @@ func checkListSyntax(t *caseT) {
 		}
 		missing := "/" + a.Key + map[string]string{viaWS: "/listen", viaSSE: "/sse", viaPoll: "/poll?timeout=0"}[via]
 		t.wantError(t.refusedCF(via, missing), 400, via+" without identifiers")
+		twice := listenerPath(a, via, x, kv...) + "&" + form("identifiers", y)
+		t.wantError(t.refusedCF(via, twice), 400, via+" with identifiers twice in the query (C-05)")
 	}
-	// Exactly --max-identifiers is served.
+	// Exactly --max-identifiers is served, and so are raw commas (a
+	// client need not percent-encode them).
 	t.openCF(viaWS, strings.Join(many, ","), cfOpen{}).close()
+	t.mustWS("/" + a.Key + "/listen?identifiers=" + x + "," + y).close()
 }
 
 func checkListenPoll(t *caseT) {
@@ -183,6 +187,16 @@ func checkListenPoll(t *caseT) {
 	if r.status != 400 || !strings.HasPrefix(string(r.body), "cb(") {
 		t.Fatalf("JSONP poll with a bad LIST: want a 400 wrapped in cb(…);, got %s", r)
 	}
+	// A waiting JSONP poll answered by a push goes through another path.
+	t.parallel(func() {
+		r := t.doWithin(10*time.Second, "GET", listenerPath(a, viaPoll, x, "timeout", "10", "callback", "held"), "")
+		if r.status != 200 || !strings.HasPrefix(string(r.body), "held(") || !strings.Contains(string(r.body), `"data":"late"`) {
+			t.Fatalf("waiting JSONP poll answered by a push: want held({…\"data\":\"late\"…});, got %s", r)
+		}
+	}, func() {
+		t.sleep(t.cfg.scaled(time.Second))
+		t.push(x, "late")
+	})
 	for _, cb := range []string{"1cb", "a-b", "alert(1)//", ""} {
 		t.wantError(t.do("GET", listenerPath(a, viaPoll, x, "timeout", "0", "callback", cb), ""), 400, fmt.Sprintf("poll callback=%q", cb))
 	}
@@ -313,11 +327,17 @@ func replayOrder(t *caseT) {
 	for i := 4; i <= last; i++ {
 		want = append(want, pushed(h, int64(i), "h"+strconv.Itoa(i)))
 	}
+	// Read them all at once: a long-poll listener that waited its turn
+	// could fall out of --cf-resume-window.
+	var fns []func()
 	for i, s := range joined {
-		s.skipGaps = true
-		s.expect(5*time.Second, want, fmt.Sprintf("listener %d from id 3, joined while ids 4..%d were pushed", i+1, last))
-		s.expectNothing(300*time.Millisecond, "after the hand-off")
+		fns = append(fns, func() {
+			s.skipGaps = true
+			s.expect(5*time.Second, want, fmt.Sprintf("listener %d from id 3, joined while ids 4..%d were pushed", i+1, last))
+			s.expectNothing(300*time.Millisecond, "after the hand-off")
+		})
 	}
+	t.parallel(fns...)
 }
 
 // replayWindows checks the two windows with the server's own timers.

@@ -115,11 +115,52 @@ func (t *caseT) refusedCF(via, path string, headers ...string) *reply {
 		return r
 	}
 	start := time.Now()
-	r := t.doWithin(atOnce+time.Second, "GET", path, "", headers...)
+	w := t.dial()
+	defer w.close()
+	w.send(t.request("GET", path, "", headers...))
+	r, err := w.readErr("GET", atOnce+time.Second)
+	if err != nil {
+		t.Fatalf("GET %s: no answer within %v (%v); want a refusal at once, not a waiting poll", path, t.cfg.scaled(atOnce+time.Second), err)
+	}
 	if took := time.Since(start); took > t.cfg.scaled(atOnce) {
 		t.Fatalf("GET %s: the refusal came after %v, want at once", path, took.Round(time.Millisecond))
 	}
 	return r
+}
+
+// diagnose is what a poll from id 0 with timeout=0 answers now for the
+// identifiers of want, for a failure detail: it tells a push the server
+// no longer has from one it has but did not deliver.
+func (s *cfStream) diagnose(want []cfItem) string {
+	t := s.t
+	var pairs []any
+	seen := map[string]bool{}
+	for _, it := range want {
+		if !seen[it.ident] {
+			seen[it.ident] = true
+			pairs = append(pairs, it.ident, 0)
+		}
+	}
+	if len(pairs) == 0 {
+		return ""
+	}
+	kv := []string{"timeout", "0"}
+	if s.key != "" {
+		kv = append(kv, "secureKey", s.key)
+	}
+	w, err := t.dialErr(0)
+	if err != nil {
+		return ""
+	}
+	defer w.close()
+	if w.trySend(t.request("GET", listenerPath(s.acct, viaPoll, idList(pairs...), kv...), "")) != nil {
+		return ""
+	}
+	r, err := w.readErr("GET", 5*time.Second)
+	if err != nil {
+		return fmt.Sprintf(" [diagnostic poll from id 0: %v]", err)
+	}
+	return fmt.Sprintf(" [a poll from id 0 now answers %s]", clip(r.body))
 }
 
 func (s *cfStream) sendPoll() {
@@ -303,7 +344,7 @@ func (s *cfStream) expect(d time.Duration, want []cfItem, ctx string) {
 	for i := range want {
 		it, ok := s.nextData(d)
 		if !ok {
-			s.t.Fatalf("%s over %s: item %d of %d did not arrive within %v (got %v, want %v)", ctx, s.via, i+1, len(want), s.t.cfg.scaled(d), got, want)
+			s.t.Fatalf("%s over %s: item %d of %d did not arrive within %v (got %v, want %v)%s", ctx, s.via, i+1, len(want), s.t.cfg.scaled(d), got, want, s.diagnose(want))
 		}
 		got = append(got, it)
 	}
