@@ -2,6 +2,7 @@ package persist
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -192,7 +193,7 @@ func (c *committer) retainedPush(pt *pendingTopic, id uint64, cutoff int64) (CFM
 	}
 	if id > pt.committed {
 		i, ok := slices.BinarySearchFunc(pt.pushes, id, func(p pendingPush, id uint64) int {
-			return cmpUint64(p.id, id)
+			return cmp.Compare(p.id, id)
 		})
 		if !ok {
 			return CFMessage{}, false, nil
@@ -214,16 +215,6 @@ func (c *committer) retainedPush(pt *pendingTopic, id uint64, cutoff int64) (CFM
 		return CFMessage{}, false, nil
 	}
 	return CFMessage{ID: id, Time: t, Secret: secret, Text: bytes.Clone(text)}, true, nil
-}
-
-func cmpUint64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // setTopicMeta adds the metadata of every topic whose last moved to b.
