@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
@@ -13,6 +14,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,10 +58,12 @@ type fanoutResult struct {
 	Expected      int64    `json:"expected"`     // open × published
 	Missing       int64    `json:"missing"`
 	Duplicates    int64    `json:"duplicates"`
-	OutOfOrder    int64    `json:"out_of_order"` // deliveries not after the subscriber's previous one (seq, and push id for Cometify)
-	ListenerMin   int64    `json:"listener_min"` // fewest distinct messages one open subscriber got
-	ListenerMax   int64    `json:"listener_max"` // most
-	Bad           int64    `json:"bad_frames"`   // data frames that were neither ours nor ignorable
+	OutOfOrder    int64    `json:"out_of_order"`             // deliveries not after the subscriber's previous one (seq, and push id for Cometify)
+	MissedMsgs    int      `json:"missed_msgs"`              // messages that at least one open subscriber never got
+	MissBySeq     []uint64 `json:"missing_by_msg,omitempty"` // per message: open subscribers that never got it
+	ListenerMin   int64    `json:"listener_min"`             // fewest distinct messages one open subscriber got
+	ListenerMax   int64    `json:"listener_max"`             // most
+	Bad           int64    `json:"bad_frames"`               // data frames that were neither ours nor ignorable
 	DeliveriesSec float64  `json:"deliveries_per_sec"`
 	DeliveredMsgs float64  `json:"delivered_msgs_per_sec"` // deliveries/s ÷ open subscribers
 	LastAfterPub  float64  `json:"last_delivery_after_last_publish_ms"`
@@ -116,6 +120,12 @@ func fanMessage(kind string, frame []byte) (payload []byte, id int64, ignore boo
 		if len(frame) == 0 || frame[0] != '{' {
 			return nil, -1, false
 		}
+		if data, id, push, ok := cfPushScan(frame); ok {
+			if !push {
+				return nil, -1, true
+			}
+			return data, id, false
+		}
 		var p struct {
 			ID   *int64  `json:"id"`
 			Data *string `json:"data"`
@@ -139,6 +149,45 @@ func fanMessage(kind string, frame []byte) (payload []byte, id int64, ignore boo
 		return nil, -1, false
 	}
 	return []byte(a[1]), -1, false
+}
+
+// cfPushScan reads a compact Cometify push frame without a JSON decoder,
+// so that the clients, which share the CPUs with the server, spend about
+// as little per frame on Cometify as on Nchan's bare bodies. ok is false
+// when the frame needs the decoder: an escape in "data", keys spaced or
+// missing. An unescaped `"key":` cannot occur inside a JSON string, so a
+// match preceded by '{' or ',' is a key of the object.
+func cfPushScan(frame []byte) (data []byte, id int64, push, ok bool) {
+	key := func(k string) int {
+		i := bytes.Index(frame, []byte(k))
+		if i <= 0 || (frame[i-1] != '{' && frame[i-1] != ',') {
+			return -1
+		}
+		return i + len(k)
+	}
+	d := key(`"data":"`)
+	if d < 0 {
+		// No data: a resume point or a gap signal, unless "data" is
+		// there in another form (spaced, or a value).
+		return nil, 0, false, !bytes.Contains(frame, []byte(`"data"`))
+	}
+	n := bytes.IndexByte(frame[d:], '"')
+	if n < 0 || bytes.IndexByte(frame[d:d+n], '\\') >= 0 {
+		return nil, 0, false, false
+	}
+	i := key(`"id":`)
+	if i < 0 {
+		return nil, 0, false, false
+	}
+	j := i
+	for j < len(frame) && '0' <= frame[j] && frame[j] <= '9' {
+		j++
+	}
+	v, err := strconv.ParseInt(string(frame[i:j]), 10, 64)
+	if err != nil || v < 1 || j == len(frame) || (frame[j] != ',' && frame[j] != '}') {
+		return nil, 0, false, false
+	}
+	return frame[d : d+n], v, true, true
 }
 
 // cfSecure is a Cometify push's signature (CF-P-03):
@@ -202,12 +251,11 @@ func (s *fanSub) missing(n int) int {
 	return m
 }
 
-// encodeHist serialises a histogram as one line: "n sum min max i:c,i:c,…".
-func encodeHist(h *Histogram) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d %g %d %d ", h.n, h.sum, h.min, h.max)
+// encodeCounts writes the non-zero entries of counts as "i:c,i:c,…", or
+// "-" when there are none.
+func encodeCounts(b *strings.Builder, counts []uint64) {
 	first := true
-	for i, c := range h.counts {
+	for i, c := range counts {
 		if c == 0 {
 			continue
 		}
@@ -215,11 +263,38 @@ func encodeHist(h *Histogram) string {
 			b.WriteByte(',')
 		}
 		first = false
-		fmt.Fprintf(&b, "%d:%d", i, c)
+		fmt.Fprintf(b, "%d:%d", i, c)
 	}
 	if first {
 		b.WriteByte('-')
 	}
+}
+
+// decodeCounts adds the entries of an encodeCounts string to counts and
+// returns their sum; an index outside counts is an error.
+func decodeCounts(s string, counts []uint64) (uint64, error) {
+	var total uint64
+	if s == "-" {
+		return 0, nil
+	}
+	for _, p := range strings.Split(s, ",") {
+		a, b, ok := strings.Cut(p, ":")
+		i, err1 := strconv.Atoi(a)
+		c, err2 := strconv.ParseUint(b, 10, 64)
+		if !ok || err1 != nil || err2 != nil || i < 0 || i >= len(counts) {
+			return 0, fmt.Errorf("bad count %q", p)
+		}
+		counts[i] += c
+		total += c
+	}
+	return total, nil
+}
+
+// encodeHist serialises a histogram as one line: "n sum min max i:c,i:c,…".
+func encodeHist(h *Histogram) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d %g %d %d ", h.n, h.sum, h.min, h.max)
+	encodeCounts(&b, h.counts[:])
 	return b.String()
 }
 
@@ -243,18 +318,9 @@ func decodeHist(s string) (*Histogram, error) {
 	if h.max, err = strconv.ParseInt(f[3], 10, 64); err != nil {
 		return nil, err
 	}
-	var total uint64
-	if f[4] != "-" {
-		for _, p := range strings.Split(f[4], ",") {
-			a, b, ok := strings.Cut(p, ":")
-			i, err1 := strconv.Atoi(a)
-			c, err2 := strconv.ParseUint(b, 10, 64)
-			if !ok || err1 != nil || err2 != nil || i < 0 || i >= histBuckets {
-				return nil, fmt.Errorf("histogram: bad bucket %q", p)
-			}
-			h.counts[i] += c
-			total += c
-		}
+	total, err := decodeCounts(f[4], h.counts[:])
+	if err != nil {
+		return nil, fmt.Errorf("histogram: %v", err)
 	}
 	if total != h.n {
 		return nil, fmt.Errorf("histogram: buckets hold %d of %d samples", total, h.n)
@@ -265,10 +331,11 @@ func decodeHist(s string) (*Histogram, error) {
 // fanReport is the end-of-run line of a fan-out client process.
 type fanReport struct {
 	Got, Dup, Missing, Bad, Closed int64
-	Order                          int64 // out-of-order deliveries
-	Opened                         int64 // subscribers ever opened
-	ListenerMin, ListenerMax       int64 // distinct messages per opened subscriber
-	First, Last                    int64 // UnixNano of the first and last delivery
+	Order                          int64    // out-of-order deliveries
+	Opened                         int64    // subscribers ever opened
+	ListenerMin, ListenerMax       int64    // distinct messages per opened subscriber
+	First, Last                    int64    // UnixNano of the first and last delivery
+	MissBySeq                      []uint64 // per message: opened subscribers that never got it
 	Hist                           *Histogram
 }
 
@@ -329,6 +396,7 @@ func (f *fanState) report(closed int64) string {
 	var h Histogram
 	var got, dup, miss, order, opened int64
 	lmin, lmax := int64(-1), int64(0)
+	missBySeq := make([]uint64, f.msgs)
 	for k := range f.mu {
 		f.mu[k].Lock()
 		h.Merge(&f.hists[k])
@@ -342,6 +410,11 @@ func (f *fanState) report(closed int64) string {
 		miss += int64(s.missing(f.msgs))
 		order += int64(s.order)
 		if s.opened {
+			for q := range missBySeq {
+				if s.seen[q/8]&(1<<(q%8)) == 0 {
+					missBySeq[q]++
+				}
+			}
 			opened++
 			if lmin < 0 || int64(s.got) < lmin {
 				lmin = int64(s.got)
@@ -350,8 +423,10 @@ func (f *fanState) report(closed int64) string {
 		}
 		f.mu[k].Unlock()
 	}
-	return fmt.Sprintf("fan got=%d dup=%d missing=%d bad=%d closed=%d order=%d opened=%d lmin=%d lmax=%d first=%d last=%d\nhist %s",
-		got, dup, miss, f.bad.Load(), closed, order, opened, lmin, lmax, f.first.Load(), f.last.Load(), encodeHist(&h))
+	var mseq strings.Builder
+	encodeCounts(&mseq, missBySeq)
+	return fmt.Sprintf("fan got=%d dup=%d missing=%d bad=%d closed=%d order=%d opened=%d lmin=%d lmax=%d first=%d last=%d\nmseq %s\nhist %s",
+		got, dup, miss, f.bad.Load(), closed, order, opened, lmin, lmax, f.first.Load(), f.last.Load(), mseq.String(), encodeHist(&h))
 }
 
 // cmdFanClient is the hidden "bench fanclient": it opens --open WebSocket
@@ -602,6 +677,11 @@ func runFanout(ctx context.Context, c fanoutConfig, log io.Writer) (fanoutResult
 					close(p.ready)
 				case strings.HasPrefix(line, "fan "):
 					rep, haveRep = parseFanLine(line)
+				case strings.HasPrefix(line, "mseq ") && haveRep:
+					rep.MissBySeq = make([]uint64, c.Msgs)
+					if _, err := decodeCounts(line[5:], rep.MissBySeq); err != nil {
+						fmt.Fprintf(log, "fanout: client %d: missing by message: %v\n", p.cmd.Process.Pid, err)
+					}
 				case strings.HasPrefix(line, "hist ") && haveRep:
 					if h, err := decodeHist(line[5:]); err == nil {
 						rep.Hist = h
@@ -733,6 +813,14 @@ func runFanout(ctx context.Context, c fanoutConfig, log io.Writer) (fanoutResult
 		res.Duplicates += r.Dup
 		res.Bad += r.Bad
 		res.OutOfOrder += r.Order
+		if len(r.MissBySeq) == c.Msgs {
+			if res.MissBySeq == nil {
+				res.MissBySeq = make([]uint64, c.Msgs)
+			}
+			for q, n := range r.MissBySeq {
+				res.MissBySeq[q] += n
+			}
+		}
 		if r.Opened > 0 {
 			if res.ListenerMin < 0 || r.ListenerMin < res.ListenerMin {
 				res.ListenerMin = r.ListenerMin
@@ -749,6 +837,14 @@ func runFanout(ctx context.Context, c fanoutConfig, log io.Writer) (fanoutResult
 	// reported separately (warnings, publish_errors).
 	res.Missing = max(res.Expected-res.Deliveries, 0)
 	res.ListenerMin = max(res.ListenerMin, 0)
+	for _, n := range res.MissBySeq {
+		if n > 0 {
+			res.MissedMsgs++
+		}
+	}
+	if res.MissedMsgs == 0 {
+		res.MissBySeq = nil
+	}
 	if lastDel > 0 {
 		span := time.Duration(lastDel - firstPub.UnixNano())
 		if span > 0 {
@@ -845,6 +941,32 @@ loop:
 	return sends, rerr
 }
 
+// missSummary names the messages most subscribers missed ("seq 17: 4000
+// subscribers, …", at most 5), and the first and last message missed: a
+// tail cut by the drain looks different from pushes lost in the middle.
+func missSummary(bySeq []uint64) string {
+	var seqs []int
+	for q, n := range bySeq {
+		if n > 0 {
+			seqs = append(seqs, q)
+		}
+	}
+	if len(seqs) == 0 {
+		return "none"
+	}
+	first, last := seqs[0], seqs[len(seqs)-1]
+	sort.SliceStable(seqs, func(i, j int) bool { return bySeq[seqs[i]] > bySeq[seqs[j]] })
+	var b strings.Builder
+	for i, q := range seqs[:min(5, len(seqs))] {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "seq %d: %d subscribers", q, bySeq[q])
+	}
+	fmt.Fprintf(&b, " (first seq missed %d, last %d, of 0..%d)", first, last, len(bySeq)-1)
+	return b.String()
+}
+
 // cmdFanout is "bench fanout".
 func cmdFanout(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench fanout", flag.ContinueOnError)
@@ -895,6 +1017,9 @@ func printFanout(w io.Writer, c *fanoutConfig, res *fanoutResult) {
 	fmt.Fprintf(w, "  %d deliveries, %.0f deliveries/s (%.1f msg/s per subscriber); missing %d, duplicates %d, out of order %d, bad frames %d\n",
 		res.Deliveries, res.DeliveriesSec, res.DeliveredMsgs, res.Missing, res.Duplicates, res.OutOfOrder, res.Bad)
 	fmt.Fprintf(w, "  per subscriber: %d to %d distinct messages\n", res.ListenerMin, res.ListenerMax)
+	if res.MissedMsgs > 0 {
+		fmt.Fprintf(w, "  missed by someone: %d messages; %s\n", res.MissedMsgs, missSummary(res.MissBySeq))
+	}
 	fmt.Fprintf(w, "  latency p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms\n", res.P50ms, res.P90ms, res.P99ms, res.MaxMs)
 	if c.PID > 0 {
 		fmt.Fprintf(w, "  server CPU %.2f µs/delivery\n", res.CPUus)

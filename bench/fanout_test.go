@@ -56,6 +56,15 @@ func TestFanMessage(t *testing.T) {
 		{"cometify", `{"identifier":"bxf0","id":0,"data":"5.77."}`, "", -1, false},
 		{"cometify", `["t","5.77."]`, "", -1, false},
 		{"cometify", `{"id":1,"data":`, "", -1, false},
+		// Beside the compact shape the decoder answers.
+		{"cometify", `{"identifier":"a","id":4,"data":"5.77.\"x"}`, `5.77."x`, 4, false},
+		{"cometify", `{"identifier": "a", "id": 4, "data": "5.77."}`, "5.77.", 4, false},
+		{"cometify", `{"gap":true,"identifier":"data"}`, "", -1, true},
+		{"cometify", `{"identifier":"data","id":4,"data":"5.77."}`, "5.77.", 4, false},
+		{"cometify", `{"identifier":"a","id":4,"data":null}`, "", -1, true},
+		{"cometify", `{"identifier":"a","id":4x,"data":"5.77."}`, "", -1, false},
+		{"cometify", `{"identifier":"a","id":-4,"data":"5.77."}`, "", -1, false},
+		{"cometify", `{"identifier":"a","data":"5.77.","id":9}`, "5.77.", 9, false},
 	} {
 		p, id, ign := fanMessage(tc.kind, []byte(tc.frame))
 		if string(p) != tc.payload || id != tc.id || ign != tc.ignore || (tc.payload == "" && p != nil) {
@@ -140,6 +149,24 @@ func TestHistEncodeDecode(t *testing.T) {
 		if _, err := decodeHist(bad); err == nil {
 			t.Errorf("%q decoded", bad)
 		}
+	}
+	// Missing by message: encoded sparse, merged by adding.
+	var enc strings.Builder
+	encodeCounts(&enc, []uint64{0, 3, 0, 0, 7})
+	counts := []uint64{1, 0, 0, 0, 0}
+	if n, err := decodeCounts(enc.String(), counts); enc.String() != "1:3,4:7" || err != nil || n != 10 || counts[0] != 1 || counts[1] != 3 || counts[4] != 7 {
+		t.Fatalf("%q %d %v %v", enc.String(), n, err, counts)
+	}
+	for _, bad := range []string{"5:1", "x", "1:", "-1:2"} {
+		if _, err := decodeCounts(bad, counts); err == nil {
+			t.Errorf("%q decoded", bad)
+		}
+	}
+	if s := missSummary([]uint64{0, 2, 0, 9, 1, 1, 1, 1, 0}); s != "seq 3: 9 subscribers, seq 1: 2 subscribers, seq 4: 1 subscribers, seq 5: 1 subscribers, seq 6: 1 subscribers (first seq missed 1, last 7, of 0..8)" {
+		t.Errorf("summary %q", s)
+	}
+	if missSummary(make([]uint64, 3)) != "none" {
+		t.Error("summary of nothing missed")
 	}
 	r, ok := parseFanLine("fan got=5 dup=1 missing=2 bad=0 closed=0 order=3 opened=4 lmin=1 lmax=2 first=10 last=20")
 	if !ok || r.Got != 5 || r.Dup != 1 || r.Missing != 2 || r.First != 10 || r.Last != 20 ||
@@ -306,15 +333,16 @@ func TestFanoutEndToEnd(t *testing.T) {
 		if res.Deliveries != 399 || res.Missing != 1 || res.Duplicates != 10 || res.OutOfOrder != 1 || res.Bad != 0 || res.RateKept {
 			t.Fatalf("%s: %+v\n%s", kind, res, log.String())
 		}
-		if res.ListenerMin != 9 || res.ListenerMax != 10 {
-			t.Fatalf("%s: per listener %d..%d", kind, res.ListenerMin, res.ListenerMax)
+		if res.ListenerMin != 9 || res.ListenerMax != 10 || res.MissedMsgs != 1 || len(res.MissBySeq) != 10 || res.MissBySeq[5] != 1 {
+			t.Fatalf("%s: per listener %d..%d, missed %d %v", kind, res.ListenerMin, res.ListenerMax, res.MissedMsgs, res.MissBySeq)
 		}
 		if res.DeliveriesSec <= 0 || res.MaxMs < res.P50ms || res.PubRate <= 0 {
 			t.Fatalf("%s: %+v", kind, res)
 		}
 		var out bytes.Buffer
 		printFanout(&out, &c, &res)
-		if !strings.Contains(out.String(), "399 deliveries") || !strings.Contains(out.String(), "out of order 1") {
+		if !strings.Contains(out.String(), "399 deliveries") || !strings.Contains(out.String(), "out of order 1") ||
+			!strings.Contains(out.String(), "missed by someone: 1 messages; seq 5: 1 subscribers (first seq missed 5, last 5, of 0..9)") {
 			t.Fatal(out.String())
 		}
 	}

@@ -78,6 +78,7 @@ var fanoutMetrics = []metric{
 	{"missing", "missing deliveries"},
 	{"duplicates", "duplicate deliveries"},
 	{"out_of_order", "out-of-order deliveries (seq, Cometify push id)"},
+	{"missed_msgs", "messages some subscriber missed"},
 	{"listener_min", "fewest messages one subscriber got"},
 	{"listener_max", "most messages one subscriber got"},
 	{"open", "subscribers open"},
@@ -529,7 +530,14 @@ func (r *runner) fanoutOnce(ctx context.Context, name, kind, target string, pid 
 		"rate_kept": kept, "publish_rate": res.PubRate, "p50_ms": res.P50ms, "p90_ms": res.P90ms, "p99_ms": res.P99ms,
 		"max_ms": res.MaxMs, "last_after_pub_ms": res.LastAfterPub, "server_cpu_us": res.CPUus,
 		"missing": float64(res.Missing), "duplicates": float64(res.Duplicates), "out_of_order": float64(res.OutOfOrder),
-		"listener_min": float64(res.ListenerMin), "listener_max": float64(res.ListenerMax), "open": float64(res.Open)}
+		"listener_min": float64(res.ListenerMin), "listener_max": float64(res.ListenerMax), "open": float64(res.Open),
+		"missed_msgs": float64(res.MissedMsgs)}
+	for _, w := range res.Warnings {
+		fmt.Fprintf(r.log, "fanout %s: warning: %s\n", kind, w)
+	}
+	if res.MissedMsgs > 0 {
+		fmt.Fprintf(r.log, "fanout %s: missed by someone: %s\n", kind, missSummary(res.MissBySeq))
+	}
 	if res.PubErrors > 0 {
 		return m, fmt.Errorf("%d publish errors (%v)", res.PubErrors, res.Warnings)
 	}

@@ -270,7 +270,7 @@ func TestRunFanoutEndToEnd(t *testing.T) {
 		// on purpose; the Cometify pushes are signed with the secret the
 		// server printed.
 		if m := cr.Halley.Median; m["missing"] != 1 || m["duplicates"] != 10 || m["out_of_order"] != 1 || m["open"] != 20 ||
-			m["rate_kept"] != 0 || m["listener_min"] != 9 || m["listener_max"] != 10 {
+			m["rate_kept"] != 0 || m["listener_min"] != 9 || m["listener_max"] != 10 || m["missed_msgs"] != 1 {
 			t.Fatalf("%s: %+v", name, m)
 		}
 	}
