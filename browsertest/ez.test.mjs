@@ -1,6 +1,6 @@
 // ezcomet.js in a real browser against a real halley (SPEC JS-02, JS-04).
 import { assertEqual, checkFor, sleep } from './harness.mjs';
-import { ezPage, got, gotFor, results, serve } from './pages.mjs';
+import { ezPage, got, gotFor, fallbacks, results, serve } from './pages.mjs';
 
 export const tests = [];
 const test = (name, fn) => tests.push({ name: 'ezcomet: ' + name, fn });
@@ -120,11 +120,7 @@ for (const tr of ['sse', 'poll', 'jsonp']) {
   });
 }
 
-for (const [what, mode, want] of [
-  ['WebSocket blocked by a proxy → SSE', { blockWS: true }, 'sse'],
-  ['WebSocket and SSE blocked → long-poll', { blockWS: true, blockSSE: true }, 'poll'],
-  ['WebSocket blocked and CORS stripped → JSONP', { blockWS: true, noCORS: true }, 'jsonp'],
-]) {
+for (const [what, mode, want] of fallbacks) {
   test(`fallback: ${what}`, async (t) => {
     const { h, e, src } = await setup(t, [], mode);
     await h.write('fb', 'm1');
@@ -207,4 +203,16 @@ test('gap (X-01): a tick whose successors were dropped by retention reaches onGa
     const r = (await results(p))[name];
     assertEqual(r.gaps.map((g) => g.channel), ['gap'], `${name}: onGap`);
   }
+});
+
+test('upgrade: on SSE because a proxy blocked WebSocket, back to WebSocket after upgradeAfter once it is let through', async (t) => {
+  const { h, e, src } = await setup(t, [], { blockWS: true });
+  await h.write('up', 'm1');
+  const p = await t.page(ezPage(src, h.user, [{ name: 's', opts: { channel: 'up', auto_tick: false, upgradeAfter: 1500 } }]));
+  await gotFor(p, 's', 1);
+  e.mode.blockWS = false;
+  await checkFor('back on a WebSocket', async () => (await results(p)).s.transports.at(-1) === 'websocket');
+  await h.write('up', 'm2');
+  assertEqual(await gotFor(p, 's', 2), ['m1', 'm2'], 'messages');
+  assertEqual((await results(p)).s.transports, ['sse', null, 'websocket'], 'transports');
 });

@@ -87,3 +87,11 @@ export const gotFor = (p, name, n, ms) =>
     },
     ms
   );
+
+// fallbacks are the edge proxy's modes that push a client down the
+// ladder, and the transport it must end on.
+export const fallbacks = [
+  ['WebSocket blocked by a proxy → SSE', { blockWS: true }, 'sse'],
+  ['WebSocket and SSE blocked → long-poll', { blockWS: true, blockSSE: true }, 'poll'],
+  ['WebSocket blocked and CORS stripped → JSONP', { blockWS: true, noCORS: true }, 'jsonp'],
+];

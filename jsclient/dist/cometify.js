@@ -45,6 +45,7 @@
     this.retryMax = opts.retryMax || 3e4;
     this.deadAfter = opts.deadAfter || 75e3;
     this.pollTimeout = opts.pollTimeout == null ? 30 : opts.pollTimeout;
+    this.upgradeAfter = opts.upgradeAfter || 6e4;
     this.onTransport = opts.onTransport;
     this.onError = opts.onError;
     this.blocked = {};
@@ -55,6 +56,7 @@
     this.closer = null;
     this.timer = null;
     this.watchdog = null;
+    this.upgrade = null;
     this.failedInWalk = [];
   }
   Feed.prototype.start = function() {
@@ -71,7 +73,8 @@
   };
   Feed.prototype.teardown = function() {
     clearTimeout(this.watchdog);
-    this.watchdog = null;
+    clearTimeout(this.upgrade);
+    this.watchdog = this.upgrade = null;
     if (this.closer) {
       var c = this.closer;
       this.closer = null;
@@ -126,6 +129,13 @@
         self.failedInWalk = [];
         self.setTransport(name);
         ctl.alive();
+        if (i > 0 && self.blocked[self.ladder[0]]) {
+          self.upgrade = setTimeout(function() {
+            if (!live()) return;
+            self.blocked = {};
+            ctl.dropped(0);
+          }, self.upgradeAfter * (0.5 + Math.random() / 2));
+        }
       },
       // alive: something arrived; WebSocket and SSE restart the watchdog.
       alive: function() {

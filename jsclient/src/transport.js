@@ -68,7 +68,9 @@ export function callSafely(fn, args) {
 //
 // opts: transports (subset of LADDER, in order), retryBase / retryMax (ms,
 // backoff), deadAfter (ms of silence on a WebSocket or SSE stream before it
-// is taken for dead), pollTimeout (s), onTransport(name), onError(err).
+// is taken for dead), pollTimeout (s), upgradeAfter (ms on a lower rung,
+// reached because higher ones failed, before trying the higher ones
+// again), onTransport(name), onError(err).
 export function Feed(adapter, opts) {
   this.a = adapter;
   this.ladder = (opts.transports || LADDER).filter(function (n) {
@@ -78,6 +80,7 @@ export function Feed(adapter, opts) {
   this.retryMax = opts.retryMax || 30000;
   this.deadAfter = opts.deadAfter || 75000;
   this.pollTimeout = opts.pollTimeout == null ? 30 : opts.pollTimeout;
+  this.upgradeAfter = opts.upgradeAfter || 60000;
   this.onTransport = opts.onTransport;
   this.onError = opts.onError;
   this.blocked = {};
@@ -88,6 +91,7 @@ export function Feed(adapter, opts) {
   this.closer = null;
   this.timer = null;
   this.watchdog = null;
+  this.upgrade = null;
   this.failedInWalk = [];
 }
 
@@ -107,7 +111,8 @@ Feed.prototype.stop = function () {
 
 Feed.prototype.teardown = function () {
   clearTimeout(this.watchdog);
-  this.watchdog = null;
+  clearTimeout(this.upgrade);
+  this.watchdog = this.upgrade = null;
   if (this.closer) {
     var c = this.closer;
     this.closer = null;
@@ -169,6 +174,15 @@ Feed.prototype.open = function (i) {
       self.failedInWalk = [];
       self.setTransport(name);
       ctl.alive();
+      // What failed may have been passing trouble (a cap, a restart), not
+      // a block: now and then, resume from the top of the ladder.
+      if (i > 0 && self.blocked[self.ladder[0]]) {
+        self.upgrade = setTimeout(function () {
+          if (!live()) return;
+          self.blocked = {};
+          ctl.dropped(0);
+        }, self.upgradeAfter * (0.5 + Math.random() / 2));
+      }
     },
     // alive: something arrived; WebSocket and SSE restart the watchdog.
     alive: function () {
