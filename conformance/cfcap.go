@@ -47,6 +47,21 @@ func (t *caseT) tryHold(via string, a Account, list string, headers ...string) (
 	return nil, r
 }
 
+// wantJSONPError checks a JSONP error answer (C-06): callback cb, the
+// error object inside, the HTTP status equal to its status.
+func (t *caseT) wantJSONPError(path string, status int, what string) {
+	r := t.refusedCF(viaPoll, path)
+	body := strings.TrimSpace(string(r.body))
+	if r.status != status || !strings.HasPrefix(r.header.Get("Content-Type"), "application/javascript") ||
+		!strings.HasPrefix(body, "cb(") || !strings.HasSuffix(body, ");") {
+		t.Fatalf("%s: want %d application/javascript cb({…});, got %s", what, status, r)
+	}
+	m := t.obj(&reply{status: r.status, header: r.header, body: []byte(body[3 : len(body)-2])}, what)
+	if m["code"] != "error" || fmt.Sprint(m["status"]) != fmt.Sprint(status) {
+		t.Fatalf(`%s: want "code":"error","status":%d inside, got %s`, what, status, r)
+	}
+}
+
 // hold is tryHold that fails the case on a refusal.
 func (t *caseT) hold(via string, a Account, list, what string, headers ...string) *wireConn {
 	w, r := t.tryHold(via, a, list, headers...)
@@ -117,6 +132,7 @@ func checkListenCap(t *caseT) {
 	}
 	held = append(held, ipA.hold(viaWS, a, x, fmt.Sprintf("listener %d of %d after three polls answered at once", limit, limit)))
 	ipA.wantOver(a, x, fmt.Sprintf("%d listeners open from %v", limit, ipA.src))
+	ipA.wantJSONPError(listenerPath(a, viaPoll, x, "timeout", "10", "callback", "cb"), 429, "a JSONP poll over the cap (C-06)")
 
 	// Another IP and another account are not affected.
 	ipB.hold(viaWS, a, x, "another IP while the first is at the cap").close()
@@ -215,6 +231,9 @@ func checkListenKey(t *caseT) {
 			return listenerPath(acct, via, list, append(append([]string(nil), kv...), more...)...)
 		}
 		t.wantError(t.refusedCF(via, path(bad, x)), 401, via+" with an unknown apiKey")
+		if via == viaPoll {
+			t.wantJSONPError(path(bad, x, "callback", "cb"), 401, "a JSONP poll with an unknown apiKey (C-06)")
+		}
 		t.wantError(t.refusedCF(via, path(upper, x)), 401, via+" with the apiKey in upper case")
 		for _, m := range []string{"POST", "PUT", "DELETE"} {
 			t.wantError(t.do(m, path(bad, "1bad"), ""), 405, fmt.Sprintf("%s %s with an unknown apiKey (405 before 401)", m, via))

@@ -81,6 +81,7 @@ func checkListSyntax(t *caseT) {
 		{x + "," + strings.ToUpper(x), "one identifier twice, in two cases"},
 		{idList(x, 1, strings.ToUpper(x), 2), "one identifier twice in id form"},
 		{strings.Join(append(many, y), ","), fmt.Sprintf("%d identifiers (--max-identifiers %d)", len(many)+1, t.cfg.MaxIdentifiers)},
+		{strings.Join(append(many, y), ":0,") + ":0", fmt.Sprintf("%d identifiers in id form (--max-identifiers %d)", len(many)+1, t.cfg.MaxIdentifiers)},
 	}
 	for _, via := range ezTransports {
 		var kv []string
@@ -98,6 +99,7 @@ func checkListSyntax(t *caseT) {
 	// Exactly --max-identifiers is served, and so are raw commas (a
 	// client need not percent-encode them).
 	t.openCF(viaWS, strings.Join(many, ","), cfOpen{}).close()
+	t.openCF(viaWS, strings.Join(many, ":0,")+":0", cfOpen{}).close()
 	t.mustWS("/" + a.Key + "/listen?identifiers=" + x + "," + y).close()
 }
 
