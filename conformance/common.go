@@ -16,7 +16,7 @@ func commonCases() []ruleCase {
 		{rule: "C-05", what: "parameters from query and form body: repeats, body wins, +, percent-decoding, UTF-8, NUL", run: checkParameters},
 		{rule: "C-06", what: "read-side CORS, Cache-Control, OPTIONS preflight and JSONP, errors included", run: checkCORSAndJSONP},
 		{rule: "C-07", what: "client IP is the TCP peer; X-Forwarded-For (right-most untrusted) only from a --trusted-proxy; IPv6 per /64 (seen through the listener cap)", run: checkClientIP, timeout: 90 * time.Second},
-		{rule: "C-08", what: "limits: header size 431, body size 413, header deadline, WebSocket frame 1009, slow consumer, idle keep-alive", run: checkLimits, timeout: 90 * time.Second},
+		{rule: "C-08", what: "limits: header size 431, body size 413, header deadline, WebSocket frame 1009, slow consumer (EZComet and Cometify), idle keep-alive", run: checkLimits, timeout: 90 * time.Second},
 		{rule: "C-09", what: "an ok write is readable at once from a new connection (kill -9 survival is the separate crash test)", run: checkDurableRead},
 		{rule: "C-10", what: "GET /healthz and GET /metrics", run: checkHealthMetrics},
 	}

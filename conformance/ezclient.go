@@ -62,43 +62,54 @@ func (t *caseT) flush(qname string) {
 }
 
 // writeMany writes msgs[i] with ticks[i] to qname over one keep-alive
-// connection, pipelined with at most pipelineDepth answers outstanding, so
-// that thousands of writes stay fast even when each is synced to disk.
-// It returns when the first write was sent, for agedOut.
+// connection, pipelined (see pipeline), so that thousands of writes stay
+// fast even when each is synced to disk. It returns when the first write
+// was sent, for agedOut.
 func (t *caseT) writeMany(qname string, msgs, ticks []string) time.Time {
-	const pipelineDepth = 64
 	t.shared.bulk.Lock()
 	defer t.shared.bulk.Unlock()
 	start := time.Now()
+	t.pipeline(len(msgs), 64, func(i int) string {
+		return t.request("POST", "/write", form("api_key", t.cfg.Account.Key, "qname", qname, "msg", msgs[i], "tick", ticks[i]))
+	}, func(i int, r *reply) {
+		m := t.wantOK(r, fmt.Sprintf("pipelined write %d of %d", i+1, len(msgs)))
+		if m["tick"] != ticks[i] {
+			t.Fatalf("pipelined write %d answered tick %v, want %q (answers out of order?)", i+1, m["tick"], ticks[i])
+		}
+	})
+	return start
+}
+
+// pipeline sends n requests (built by req) over one keep-alive connection
+// with at most depth answers outstanding, and hands each answer to check,
+// in order, on the calling goroutine. Keep depth × request size well under
+// a MiB: that is as much as a client should have in flight.
+func (t *caseT) pipeline(n, depth int, req func(i int) string, check func(i int, r *reply)) {
 	w := t.dial()
 	defer w.close()
-	window := make(chan struct{}, pipelineDepth)
+	window := make(chan struct{}, depth)
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
-		for i := range msgs {
+		for i := range n {
 			select {
 			case window <- struct{}{}:
 			case <-stop:
 				return
 			}
-			if w.trySend(t.request("POST", "/write", form("api_key", t.cfg.Account.Key, "qname", qname, "msg", msgs[i], "tick", ticks[i]))) != nil {
+			if w.trySend(req(i)) != nil {
 				return // the reader below reports what the server did
 			}
 		}
 	}()
-	for i := range msgs {
+	for i := range n {
 		r, err := w.readErr("POST", 30*time.Second)
 		if err != nil {
-			t.Fatalf("pipelined write %d of %d: %v", i+1, len(msgs), err)
+			t.Fatalf("pipelined request %d of %d: %v", i+1, n, err)
 		}
 		<-window
-		m := t.wantOK(r, fmt.Sprintf("pipelined write %d of %d", i+1, len(msgs)))
-		if m["tick"] != ticks[i] {
-			t.Fatalf("pipelined write %d answered tick %v, want %q (answers out of order?)", i+1, m["tick"], ticks[i])
-		}
+		check(i, r)
 	}
-	return start
 }
 
 // skipIfAged turns a failed retention-sensitive check into a skip when the

@@ -23,6 +23,7 @@ func checkLimits(t *caseT) {
 		func() { limitHeaderDeadline(t, true) },
 		func() { limitFrameBytes(t) },
 		func() { limitSlowConsumer(t) },
+		func() { limitSlowListener(t) },
 		func() { limitIdleKeepAlive(t) },
 	)
 }
@@ -195,6 +196,67 @@ func limitSlowConsumer(t *caseT) {
 	if skip > 0 && !gap {
 		t.Fatalf("slow consumer: resuming from %q lost %d messages (retention %d) without a gap signal", last, skip, t.cfg.EZMaxQueue)
 	}
+}
+
+// limitSlowListener is limitSlowConsumer for a Cometify WebSocket: cut
+// off past the cap, it resumes by id (within --cf-resume-window) and gets
+// every later push.
+func limitSlowListener(t *caseT) {
+	const size = 65536
+	n := (t.cfg.MaxUnsentBytes+kernelSendBufferMax()+1<<20)/size + 1
+	if n > 2000 {
+		t.Notef("slow Cometify listener: --max-unsent-bytes %d needs too many pushes", t.cfg.MaxUnsentBytes)
+		return
+	}
+	a := t.cfg.Account
+	x := ident()
+	wc, err := t.dialErr(8192)
+	if err != nil {
+		t.Fatalf("connect %s: %v", t.cfg.hostPort(), err)
+	}
+	c, r := t.openWSOn(wc, listenerPath(a, viaWS, x))
+	if c == nil {
+		t.Fatalf("slow Cometify listener: want a WebSocket upgrade, got %s", r)
+	}
+	text := func(i int) string { return fmt.Sprintf("%06d", i) + strings.Repeat("c", size-6) }
+	start := time.Now()
+	t.pipeline(n, 8, func(i int) string {
+		return t.request("POST", "/"+a.Key+"/push/"+x, pushForm(a, x, text(i), "0", strconv.Itoa(i+1)))
+	}, func(i int, r *reply) {
+		t.pushAnswer(r, fmt.Sprintf("pipelined push %d of %d", i+1, n), strconv.Itoa(i+1))
+	})
+	var last int64
+	for disconnected := false; !disconnected; {
+		f, ok := c.next(5 * time.Second)
+		switch {
+		case !ok:
+			t.Fatalf("slow Cometify listener: after push %d of %d the stream stalled without being closed", last, n)
+		case f.err != nil || f.op == ws.OpClose:
+			disconnected = true
+		default:
+			it, known := t.decodeCFObject("slow Cometify listener", f.payload)
+			if !known || it.kind != cfPush {
+				continue
+			}
+			if it.id != last+1 || it.data != text(int(last)) {
+				t.Fatalf("slow Cometify listener: after push %d got %v", last, it)
+			}
+			last = it.id
+		}
+		if last == int64(n) {
+			t.Fatalf("slow Cometify listener: all %d pushes (%d MiB) were delivered to a listener that never read; it should have been disconnected past %d bytes unsent", n, n*size>>20, t.cfg.MaxUnsentBytes)
+		}
+	}
+	if age := time.Since(start); age > t.cfg.CFResumeWindow-time.Second {
+		t.Notef("slow Cometify listener resuming by id: the pushes are %v old, too close to --cf-resume-window %v", age.Round(time.Millisecond), t.cfg.CFResumeWindow)
+		return
+	}
+	s := t.openCF(viaWS, idList(x, last), cfOpen{})
+	var want []cfItem
+	for i := int(last); i < n; i++ {
+		want = append(want, pushed(x, int64(i+1), text(i)))
+	}
+	s.expect(5*time.Second, want, fmt.Sprintf("slow Cometify listener resuming from id %d", last))
 }
 
 // kernelSendBufferMax is the most a TCP send buffer can grow to on this
