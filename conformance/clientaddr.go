@@ -95,3 +95,13 @@ func (t *caseT) newAddr() netip.Addr {
 
 // fresh is a view of the case from a new client IP of its own.
 func (t *caseT) fresh() *caseT { return t.from(t.newAddr()) }
+
+// freshOrSame is fresh when the suite can choose its addresses, else the
+// case itself with ok false (its client IP is then shared with every case).
+func (t *caseT) freshOrSame() (view *caseT, ok bool) {
+	a := t.shared.sourceAddr(t.cfg)
+	if !a.IsValid() {
+		return t, false
+	}
+	return t.from(a), true
+}

@@ -127,7 +127,10 @@ func checkStats(t *caseT) {
 		t.wantError(t.do("GET", path, "", "Authorization: Bearer "+other.Secret), 403, "stats with the other account's secret")
 	}
 
-	ip := t.fresh()
+	ip, own := t.freshOrSame()
+	if !own {
+		t.Notef("client_ips (the suite cannot choose its client IP for a target that is not IPv4 loopback)")
+	}
 	x, y := ident(), ident()
 	q := a.User + "-cf" + randHex(12)
 	for i := range 3 {
@@ -143,7 +146,7 @@ func checkStats(t *caseT) {
 			if got[0] != nx || got[1] != ny {
 				return fmt.Errorf("listeners %s=%d %s=%d, want %d and %d", x, got[0], y, got[1], nx, ny)
 			}
-			if got[2] != nip {
+			if own && got[2] != nip {
 				if got[2] == 0 && len(s.ips) == 10 && s.ips[9].listeners >= nip {
 					return nil // ten busier IPs: this one need not show
 				}
