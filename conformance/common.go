@@ -10,7 +10,7 @@ import (
 func commonCases() []ruleCase {
 	return []ruleCase{
 		{rule: "C-01", what: "one port serves HTTP/1.1 and WebSocket upgrades; --also addresses serve the same", run: checkOnePort},
-		{rule: "C-02", what: "keep-alive, pipelining in order (behind a held poll too), split requests, Connection: close, HTTP/1.0, absolute-form target, header names in any case", run: checkHTTP11},
+		{rule: "C-02", what: "keep-alive, pipelining in order (behind a held poll too, a 1.3 MB burst), split requests, Connection: close, HTTP/1.0, absolute-form target, header names in any case", run: checkHTTP11},
 		{rule: "C-03", what: "JSON answers and errors with matching status; unparsable request → JSON 400/505 and close", run: checkJSONAnswers},
 		{rule: "C-04", what: "status codes and their precedence 405, 401, 400, 413, 403", run: checkStatusPrecedence},
 		{rule: "C-05", what: "parameters from query and form body: repeats, body wins, +, percent-decoding, UTF-8, NUL", run: checkParameters},
@@ -147,6 +147,32 @@ func checkHTTP11(t *caseT) {
 	got, _ := t.readAll(q, "")
 	if err := sameItems(got, []string{"a", "b", "split", "c", "d", "e"}, []string{"p1", "p2", "p0", "p3", "p4", "p5"}); err != nil {
 		t.Fatalf("reading back every write of this case: %v", err)
+	}
+	pipelineBurst(t)
+}
+
+// pipelineBurst sends 300 writes of 4 KiB (1.3 MB, each request within
+// every limit) in one burst: all must be answered, in order. A server may
+// stop reading while it works through them, but not drop the connection:
+// the writes it accepted would go unanswered.
+func pipelineBurst(t *caseT) {
+	const n = 300
+	q := t.qname()
+	msg := strings.Repeat("b", 4096)
+	var burst strings.Builder
+	for i := range n {
+		burst.WriteString(t.request("POST", "/write", form("api_key", t.cfg.Account.Key, "qname", q, "msg", msg, "tick", fmt.Sprint("b", i))))
+	}
+	w := t.dial()
+	go func() { _ = w.trySend(burst.String()) }()
+	for i := range n {
+		r, err := w.readErr("POST", defaultWait)
+		if err != nil {
+			t.Fatalf("a burst of %d pipelined 4 KiB writes (%d bytes) in one send: answer %d: %v", n, burst.Len(), i+1, err)
+		}
+		if m := t.wantOK(r, fmt.Sprintf("pipelined burst write %d of %d", i+1, n)); m["tick"] != fmt.Sprint("b", i) {
+			t.Fatalf("pipelined burst: answer %d has tick %v, want b%d", i+1, m["tick"], i)
+		}
 	}
 }
 
