@@ -40,7 +40,8 @@ type fanoutConfig struct {
 	DialConc    int
 	OpenTimeout time.Duration
 	Grace       time.Duration // "rate kept" needs every delivery within this of the last publish
-	Drain       time.Duration // how long to wait for stragglers after the last publish
+	Drain       time.Duration // how long to wait for stragglers after the publishing ended
+	Quiet       time.Duration // stop waiting sooner when no frame arrived for this long (0: wait Drain)
 	MaxLife     time.Duration
 }
 
@@ -770,14 +771,16 @@ func runFanout(ctx context.Context, c fanoutConfig, log io.Writer) (fanoutResult
 	}
 	res.Expected = int64(res.Open) * int64(res.Published)
 	// Wait for every delivery (frames counted by the clients' stat lines),
-	// at most Drain after the last publish.
-	end := lastPub.Add(c.Drain)
-	for time.Now().Before(end) {
+	// at most Drain after the publishing ended, that is after the last
+	// answer: Nchan answers a publish once it has written it to its
+	// subscribers, Halley once it is on disk, and both get the same wait.
+	var seen progress
+	for end := time.Now().Add(c.Drain); time.Now().Before(end); {
 		var n int64
 		for _, p := range procs {
 			n += int64(p.get("msgs"))
 		}
-		if n >= res.Expected {
+		if seen.done(n, res.Expected, time.Now(), c.Quiet) {
 			break
 		}
 		select {
@@ -864,6 +867,24 @@ func runFanout(ctx context.Context, c fanoutConfig, log io.Writer) (fanoutResult
 	ms := func(v int64) float64 { return float64(v) / 1e6 }
 	res.P50ms, res.P90ms, res.P99ms, res.MaxMs = ms(h.Percentile(0.50)), ms(h.Percentile(0.90)), ms(h.Percentile(0.99)), ms(h.Max())
 	return res, nil
+}
+
+// progress tells when waiting for deliveries can stop: all expected frames
+// arrived, or none for quiet (0: never) since the count last moved.
+type progress struct {
+	n     int64
+	moved time.Time
+}
+
+func (p *progress) done(n, expected int64, now time.Time, quiet time.Duration) bool {
+	if n >= expected {
+		return true
+	}
+	if p.moved.IsZero() || n != p.n {
+		p.n, p.moved = n, now
+		return false
+	}
+	return quiet > 0 && now.Sub(p.moved) >= quiet
 }
 
 // publishPaced sends c.Msgs messages over one keep-alive connection, message
@@ -988,7 +1009,8 @@ func cmdFanout(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.DialConc, "dial-conc", 64, "connections being opened at once per client process")
 	fs.DurationVar(&c.OpenTimeout, "open-timeout", 2*time.Minute, "time allowed to open the subscribers")
 	fs.DurationVar(&c.Grace, "grace", 2*time.Second, "rate kept: all delivered within this after the last publish")
-	fs.DurationVar(&c.Drain, "drain", 15*time.Second, "wait at most this for deliveries after the last publish")
+	fs.DurationVar(&c.Drain, "drain", time.Minute, "wait at most this for deliveries after the publishing ended (last answer)")
+	fs.DurationVar(&c.Quiet, "quiet", 5*time.Second, "stop waiting sooner when no frame arrived for this long (0: wait --drain)")
 	fs.DurationVar(&c.MaxLife, "max-life", 10*time.Minute, "client processes exit by themselves after this")
 	jsonOut := fs.Bool("json", false, "print the result as one JSON line")
 	if err := parseFlags(fs, args); err != nil {

@@ -355,6 +355,34 @@ func TestFanoutEndToEnd(t *testing.T) {
 	}
 }
 
+func TestDrainProgress(t *testing.T) {
+	t0 := time.Date(2026, 11, 23, 18, 0, 0, 0, time.UTC)
+	var p progress
+	for _, step := range []struct {
+		n    int64
+		at   time.Duration
+		done bool
+	}{
+		{0, 0, false},                // first look
+		{0, 4 * time.Second, false},  // still, but not quiet long enough
+		{5, 6 * time.Second, false},  // moved: the quiet time starts again
+		{5, 10 * time.Second, false}, // 4 s still
+		{5, 11 * time.Second, true},  // 5 s still
+	} {
+		if d := p.done(step.n, 10, t0.Add(step.at), 5*time.Second); d != step.done {
+			t.Fatalf("at %v n %d: done %v", step.at, step.n, d)
+		}
+	}
+	var all, never progress
+	if !all.done(10, 10, t0, 0) {
+		t.Fatal("all arrived, not done")
+	}
+	never.done(3, 10, t0, 0)
+	if never.done(3, 10, t0.Add(time.Hour), 0) {
+		t.Fatal("quiet 0 stopped waiting")
+	}
+}
+
 func TestWSHoldFuncJoinsFragments(t *testing.T) {
 	srv, cli := net.Pipe()
 	defer srv.Close()

@@ -511,7 +511,7 @@ func (r *runner) fanoutOnce(ctx context.Context, name, kind, target string, pid 
 	fc := fanoutCases[name]
 	c := fanoutConfig{Target: target, Kind: kind, Subs: fc.subs, Msgs: fc.msgs, Rate: fc.rate, Size: r.c.Size,
 		Key: cred.key, Secret: cred.secret, User: r.c.User, PID: pid, PerProcess: r.c.PerProcess, PerIP: 20, DialConc: 64,
-		OpenTimeout: 2 * time.Minute, Grace: 2 * time.Second, Drain: 15 * time.Second, MaxLife: r.c.RunTimeout + 30*time.Second}
+		OpenTimeout: 2 * time.Minute, Grace: 2 * time.Second, Drain: time.Minute, Quiet: 5 * time.Second, MaxLife: r.c.RunTimeout + 30*time.Second}
 	switch {
 	case kind == "halley" && c.Key == "":
 		return nil, fmt.Errorf("no api_key: pass --key (none found in the server's output)")
