@@ -31,6 +31,7 @@ const (
 	fInServe                        // Handler.Serve for this connection is on the stack
 	fDrain                          // graceful stop: close after the next reply
 	fLinger                         // after the flush, half-close and read until the peer closes
+	fFlood                          // pipelined bytes past MaxPipelined were dropped: 429, then close
 )
 
 // conn is the engine's per-connection state, the Conn given to the
@@ -125,7 +126,18 @@ func (c *conn) Reply(status int, contentType string, extraHeaders, body []byte) 
 		return
 	}
 	c.setState(stIdle)
-	c.flags &= fInServe | fDrain
+	c.flags &= fInServe | fDrain | fFlood
+	if c.flags&fFlood != 0 && keep {
+		// The request after this one was dropped with the flood: it gets
+		// its JSON error (C-03), and the connection closes after it.
+		c.setState(stServing)
+		c.flags = fFail | c.flags&(fInServe|fDrain)
+		lp.callFail(c, nil, 429, "too many pipelined bytes while a request was pending")
+		if c.state == stServing {
+			lp.closeHard(c)
+		}
+		return
+	}
 	if !keep {
 		// Unread pipelined bytes or the rest of a refused body would make
 		// the kernel reset the connection, and the peer could lose this

@@ -253,10 +253,14 @@ func (lp *loop) onTraffic(c *conn) gnet.Action {
 		c.lastRecv = lp.now
 		lp.processWS(c)
 	case stServing, stHeld:
-		// Pipelined bytes wait until the reply; a flood does not.
-		if n > 4*(lp.s.opts.MaxHeaderBytes+lp.s.opts.MaxBodyBytes) {
-			lp.stats.parseErrors.Add(1)
-			lp.closeHard(c)
+		// Pipelined bytes wait until the reply; past MaxPipelined they
+		// are dropped, and the reply is followed by a 429 and a close.
+		if c.flags&fFlood != 0 || n > lp.s.opts.MaxPipelined {
+			if c.flags&fFlood == 0 {
+				lp.stats.parseErrors.Add(1)
+			}
+			c.flags |= fFlood
+			_, _ = c.gc.Discard(-1)
 		}
 	default:
 		// Streams and closing connections: the peer has nothing to say.
@@ -414,7 +418,11 @@ func (lp *loop) fire(c *conn) {
 		c.setState(stServing)
 		lp.callExpired(c)
 	case stWS:
-		if lp.now-c.lastRecv >= 2*int64(o.PingInterval) {
+		// The deadline was set one interval after the last ping (or after
+		// the upgrade, when lastRecv was set). Silent since that ping: the
+		// peer is gone. Judged by the ping, not the clock alone, so a loop
+		// that runs late never closes a peer it has not pinged yet.
+		if pingedAt := c.deadline - int64(o.PingInterval); c.lastRecv < pingedAt && lp.now-c.lastRecv >= 2*int64(o.PingInterval) {
 			lp.stats.deadlineCloses.Add(1)
 			lp.closeHard(c)
 			return

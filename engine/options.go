@@ -34,6 +34,13 @@ type Options struct {
 	// MaxOutbound caps unsent output per connection; a connection over it
 	// is cut as a slow consumer. Default 4 MiB.
 	MaxOutbound int
+	// MaxPipelined caps the pipelined bytes a connection may send while
+	// one of its requests is still being answered (a write awaiting its
+	// commit, a long-poll waiting). gnet cannot stop reading one socket,
+	// so past this the waiting bytes are dropped: the pending request is
+	// answered, the next gets a JSON 429 and the connection closes.
+	// Default 4 MiB (and never below 4 × (MaxHeaderBytes + MaxBodyBytes)).
+	MaxPipelined int
 	// PingInterval is how often a WebSocket gets a ping. Default 25 s.
 	PingInterval time.Duration
 	// StreamHeartbeatInterval is how often a stream (SSE) gets
@@ -79,6 +86,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.MaxFrameBytes <= 0 {
 		o.MaxFrameBytes = 64 << 10
+	}
+	if o.MaxPipelined <= 0 {
+		o.MaxPipelined = max(4<<20, 4*(o.MaxHeaderBytes+o.MaxBodyBytes))
 	}
 	if o.MaxOutbound <= 0 {
 		o.MaxOutbound = 4 << 20

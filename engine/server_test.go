@@ -230,6 +230,55 @@ func TestServerPipelinedInOrder(t *testing.T) {
 	expectEOF(t, br)
 }
 
+// TestServerPipelineFlood: a client that pipelines more than MaxPipelined
+// bytes behind a request still being answered gets that answer, then a
+// JSON 429 for the next request, then the close; nothing else is parsed.
+// Below the limit every pipelined request is answered in order.
+func TestServerPipelineFlood(t *testing.T) {
+	h := newTestHandler()
+	opts := testOptions()
+	opts.MaxPipelined = 64 << 10
+	_, addr := startServer(t, opts, h)
+	req := "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + strings.Repeat("m", 1000)
+	for _, tc := range []struct {
+		n     int
+		flood bool
+	}{{50, false}, {200, true}} {
+		c, br := dial(t, addr)
+		if _, err := io.WriteString(c, "GET /holdlong HTTP/1.1\r\nHost: x\r\n\r\n"+strings.Repeat(req, tc.n)); err != nil {
+			t.Fatal(err)
+		}
+		var held Conn
+		waitFor(t, "hold", func() bool {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			if len(h.held) > 0 {
+				held, h.held = h.held[0], h.held[1:]
+			}
+			return held != nil
+		})
+		time.Sleep(50 * time.Millisecond) // let the pipelined bytes arrive
+		h.srv.Post(held.Loop(), func() { held.Reply(200, "text/plain", nil, []byte("woken")) })
+		if _, body := readResponse(t, br); body != "woken" {
+			t.Fatalf("first answer %q", body)
+		}
+		if !tc.flood {
+			for i := range tc.n {
+				if _, body := readResponse(t, br); !strings.HasPrefix(body, "POST /p") {
+					t.Fatalf("pipelined answer %d: %q", i, body)
+				}
+			}
+			c.Close()
+			continue
+		}
+		resp, body := readResponse(t, br)
+		if resp.StatusCode != 429 || !strings.Contains(body, `"status":429`) || !resp.Close {
+			t.Fatalf("after the flood: %d %q close=%v", resp.StatusCode, body, resp.Close)
+		}
+		expectEOF(t, br)
+	}
+}
+
 func TestServerOneByteAtATime(t *testing.T) {
 	h := newTestHandler()
 	_, addr := startServer(t, testOptions(), h)

@@ -60,6 +60,7 @@ var (
 	errBadSecureKey       = newAPIError(403, "secureKey does not match")
 	errPushConflict       = newAPIError(409, "push_id is not above the highest accepted, or reused with a different text")
 	errTooManyListeners   = newAPIError(429, "too many listeners from this IP")
+	errPipelineFlood      = newAPIError(429, "too many pipelined bytes while a request was pending")
 	errMissingAuth        = newAPIError(401, "Authorization: Bearer <api_secret> is required")
 	errBadAuth            = newAPIError(403, "wrong api_secret")
 	errMissingKey         = newAPIError(401, "api_key is required")
@@ -93,6 +94,8 @@ func errorForStatus(status int, msg string) *apiError {
 		return errBadVersion
 	case 503:
 		return errShuttingDown
+	case 429:
+		return errPipelineFlood
 	}
 	if msg == "" {
 		msg = "error"

@@ -60,6 +60,7 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) (finish func() error) {
 	fs.DurationVar(&cfg.engine.IdleTimeout, "idle-timeout", 120*time.Second, "idle keep-alive timeout")
 	fs.IntVar(&cfg.engine.MaxFrameBytes, "max-frame-bytes", 64<<10, "WebSocket frame cap from clients (close 1009)")
 	fs.IntVar(&cfg.engine.MaxOutbound, "max-outbound", 4<<20, "unsent output per connection before a slow consumer is cut")
+	fs.IntVar(&cfg.engine.MaxPipelined, "max-pipelined", 4<<20, "pipelined bytes a connection may send while a request of it is pending (past it: 429, close)")
 	fs.DurationVar(&cfg.engine.PingInterval, "ping-interval", 25*time.Second, "WebSocket ping interval")
 	fs.DurationVar(&cfg.engine.DrainTimeout, "drain-timeout", 5*time.Second, "graceful stop bound")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
