@@ -19,7 +19,8 @@ tools:
 	@test -x $(BIN)/staticcheck || GOBIN=$(CURDIR)/$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 # test: gofmt, vet, staticcheck, unit tests with -race (the crash test
-# among them), then the conformance suite against a freshly built server.
+# among them), the conformance suite against a freshly built server, then
+# the browser tests (installs chromium and the pinned npm packages if missing).
 test:
 	bash scripts/test.sh
 

@@ -98,6 +98,21 @@ test('stop(): no more pushes, the connection is closed, no more requests', async
   assertEqual(e.requests.slice(n), [], 'requests after stop');
 });
 
+test('WebSocket only: a refusal the browser hides (403, wrong secureKey) still reaches onError, and the listener stops', async (t) => {
+  const { h, e, src } = await setup(t);
+  const p = await t.page(
+    cfPage(src, [{ name: 'l', opts: { apiKey: h.key, identifiers: ['a'], secureKey: '0'.repeat(32), transports: ['websocket'] } }])
+  );
+  const r = await checkFor('the error', async () => {
+    const r = (await results(p)).l;
+    return r.errors.length && r;
+  });
+  assertEqual(r.errors.map((x) => x.status), [403], 'errors');
+  const n = e.requests.length;
+  await sleep(1500);
+  assertEqual(e.requests.slice(n), [], 'requests after a fatal refusal');
+});
+
 for (const tr of ['sse', 'poll', 'jsonp']) {
   test(`transport "${tr}" alone: plain form from its resume point, then live pushes`, async (t) => {
     const { h, src } = await setup(t);
@@ -173,21 +188,31 @@ test('30 tabs from one IP, then a 31st: the 429 cap error reaches onError; it co
   assertEqual(r.errors[0].status, 429, 'the 31st tab: error status');
   if (!/listener|limit|many|cap/i.test(r.errors[0].msg)) throw new Error('cap error message: ' + r.errors[0].msg);
   await tabs[0].close();
-  await checkFor('the 31st tab on a WebSocket', async () => (await results(last)).l.transports.at(-1) === 'websocket', 20000);
+  await checkFor(
+    'the 31st tab on a WebSocket',
+    async () => {
+      const r = (await results(last)).l;
+      if (r.transports.at(-1) !== 'websocket') throw new Error(JSON.stringify({ transports: r.transports, errors: r.errors.length }));
+      return true;
+    },
+    30000
+  );
   await h.push('crowd', 'all of us');
   await gotFor(last, 'l', 1);
   await gotFor(tabs[29], 'l', 1);
 });
 
-test('gap (X-01): an internal id older than the resume window reaches onGap(identifier) before the pushes', async (t) => {
-  // The page must connect within the window after new4: 4 s is ample.
-  const { h, src } = await setup(t, ['--cf-resume-window', '4s']);
+test('gap (X-01): an internal id older than the resume window reaches onGap(identifier), then the pushes', async (t) => {
+  // Pushes 2 and 3 are past the 1 s resume window when the page connects
+  // from G:1; 4 and 5 come live.
+  const { h, src } = await setup(t, ['--cf-resume-window', '1s']);
   for (let i = 1; i <= 3; i++) await h.push('g', 'old' + i);
-  await sleep(4200);
-  await h.push('g', 'new4');
-  await h.push('g', 'new5');
+  await sleep(1300);
   const lis = (name, transports) => ({ name, opts: { apiKey: h.key, identifiers: { G: 1, other: 0 }, transports } });
   const p = await t.page(cfPage(src, [lis('ws', ['websocket']), lis('sse', ['sse']), lis('poll', ['poll'])]));
+  await connected(p, ['ws', 'sse', 'poll']);
+  await h.push('g', 'new4');
+  await h.push('g', 'new5');
   for (const name of ['ws', 'sse', 'poll']) {
     assertEqual(await gotFor(p, name, 2), [['new4', 4, 'G'], ['new5', 5, 'G']], `${name}: pushes`);
     assertEqual((await results(p))[name].gaps, ['G'], `${name}: onGap`);

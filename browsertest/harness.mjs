@@ -20,7 +20,7 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export const md5 = (s) => createHash('md5').update(s, 'utf8').digest('hex');
 
 // checkFor polls fn until it returns a truthy value, or throws its last
-// error (or a timeout) after ms.
+// error (or a timeout) after ms; an error with .fatal set ends it at once.
 export async function checkFor(what, fn, ms = 10000) {
   const end = Date.now() + ms;
   let last;
@@ -30,6 +30,7 @@ export async function checkFor(what, fn, ms = 10000) {
       if (v) return v;
       last = null;
     } catch (e) {
+      if (e.fatal) throw e;
       last = e;
     }
     if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? ': ' + last.message : ''}`);
@@ -237,6 +238,12 @@ export class Edge {
     );
     // The server is down: look like it, a connection reset, not a 502.
     up.on('error', () => req.socket.destroy());
+    // The client went away (an aborted long-poll, a closed EventSource):
+    // so does the upstream request, as a real proxy's would, or it would
+    // hold its listener slot on the server until it times out.
+    res.on('close', () => {
+      if (!res.writableFinished) up.destroy();
+    });
     req.pipe(up);
   }
 

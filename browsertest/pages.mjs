@@ -82,8 +82,9 @@ export const gotFor = (p, name, n, ms) =>
     `${n} callbacks on ${name}`,
     async () => {
       const g = await got(p, name);
-      if (g.length > n) throw new Error(`too many: ${JSON.stringify(g)}`);
-      return g.length === n && g;
+      if (g.length > n) throw Object.assign(new Error(`too many: ${JSON.stringify(g)}`), { fatal: true });
+      if (g.length < n) throw new Error(`so far: ${JSON.stringify(g)}`);
+      return g;
     },
     ms
   );

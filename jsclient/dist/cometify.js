@@ -94,10 +94,34 @@
     if (i === 0) this.failedInWalk = [];
     while (i < this.ladder.length && this.blocked[this.ladder[i]]) i++;
     if (i >= this.ladder.length) {
-      this.later();
+      this.probe();
       return;
     }
     this.open(i);
+  };
+  Feed.prototype.probe = function() {
+    var self = this;
+    var gen = ++this.gen;
+    if (typeof fetch !== "function") {
+      this.later();
+      return;
+    }
+    var after = function(v) {
+      if (gen !== self.gen || self.stopped) return;
+      if (v && v.code === "error") {
+        self.report({ status: v.status, msg: v.msg, transport: null });
+        if (FATAL[v.status]) {
+          self.stop();
+          return;
+        }
+      }
+      self.later();
+    };
+    fetch(this.a.url("poll") + "&timeout=1", { cache: "no-store" }).then(function(r) {
+      return r.json();
+    }).then(after, function() {
+      after(null);
+    });
   };
   Feed.prototype.later = function(delay) {
     var self = this;
@@ -133,7 +157,7 @@
           self.upgrade = setTimeout(function() {
             if (!live()) return;
             self.blocked = {};
-            ctl.dropped(0);
+            ctl.dropped(500);
           }, self.upgradeAfter * (0.5 + Math.random() / 2));
         }
       },

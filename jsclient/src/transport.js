@@ -136,10 +136,41 @@ Feed.prototype.walk = function (i) {
   if (i === 0) this.failedInWalk = [];
   while (i < this.ladder.length && this.blocked[this.ladder[i]]) i++;
   if (i >= this.ladder.length) {
-    this.later();
+    this.probe();
     return;
   }
   this.open(i);
+};
+
+// probe runs when every rung failed to open. A browser hides the status a
+// WebSocket or SSE request was refused with (429 cap, 403 secureKey), so a
+// short waiting poll asks the server for it, as JSON, for onError; then
+// the client retries after a backoff step, unless retrying cannot help.
+Feed.prototype.probe = function () {
+  var self = this;
+  var gen = ++this.gen;
+  if (typeof fetch !== 'function') {
+    this.later();
+    return;
+  }
+  var after = function (v) {
+    if (gen !== self.gen || self.stopped) return;
+    if (v && v.code === 'error') {
+      self.report({ status: v.status, msg: v.msg, transport: null });
+      if (FATAL[v.status]) {
+        self.stop();
+        return;
+      }
+    }
+    self.later();
+  };
+  fetch(this.a.url('poll') + '&timeout=1', { cache: 'no-store' })
+    .then(function (r) {
+      return r.json();
+    })
+    .then(after, function () {
+      after(null);
+    });
 };
 
 // later reconnects after delay ms, or after a full-jitter backoff step.
@@ -177,10 +208,12 @@ Feed.prototype.open = function (i) {
       // What failed may have been passing trouble (a cap, a restart), not
       // a block: now and then, resume from the top of the ladder.
       if (i > 0 && self.blocked[self.ladder[0]]) {
+        // The pause lets the server see this connection close first: it
+        // may hold the listener slot a higher rung needs (the per-IP cap).
         self.upgrade = setTimeout(function () {
           if (!live()) return;
           self.blocked = {};
-          ctl.dropped(0);
+          ctl.dropped(500);
         }, self.upgradeAfter * (0.5 + Math.random() / 2));
       }
     },
