@@ -218,3 +218,18 @@ test('gap (X-01): an internal id older than the resume window reaches onGap(iden
     assertEqual((await results(p))[name].gaps, ['G'], `${name}: onGap`);
   }
 });
+
+test('dead connection: a frozen SSE stream is detected after deadAfter and resumed from its ids without loss', async (t) => {
+  const { h, e, src } = await setup(t);
+  const p = await t.page(cfPage(src, [{ name: 'l', opts: { apiKey: h.key, identifiers: ['d'], transports: ['sse'], deadAfter: 1500 } }]));
+  await connected(p, ['l']);
+  await h.push('d', 'p1');
+  await gotFor(p, 'l', 1);
+  e.freeze();
+  await h.push('d', 'p2');
+  await h.push('d', 'p3');
+  await sleep(300);
+  assertEqual((await got(p, 'l')).length, 1, 'nothing through a frozen stream');
+  assertEqual(await gotFor(p, 'l', 3, 8000), [['p1', 1, 'd'], ['p2', 2, 'd'], ['p3', 3, 'd']], 'after the watchdog');
+  assertEqual((await results(p)).l.transports, ['sse', null, 'sse'], 'reconnected');
+});

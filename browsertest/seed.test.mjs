@@ -68,4 +68,10 @@ ezcomet.subscribe({
   await h.write('chatroom.public', 'second');
   await checkFor('the live message', async () => seen.length > 1);
   assertEqual(seen, ['hello baby!', 'second'], 'alerts');
+  // auto_tick is on unless a page turns it off: a reload resumes.
+  await p.reload();
+  await h.write('chatroom.public', 'third');
+  await checkFor('the message after the reload', async () => seen.length > 2);
+  await new Promise((r) => setTimeout(r, 300));
+  assertEqual(seen, ['hello baby!', 'second', 'third'], 'alerts after a reload');
 });
