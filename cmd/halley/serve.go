@@ -159,10 +159,15 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 
 	cfg.api.Store = store
 	cfg.api.Log = log
+	// The JS clients (JS-01): cached for five minutes, then revalidated
+	// by ETag, so a new release reaches browsers within minutes.
+	cfg.api.Pages = map[string]protocol.Page{}
+	for _, a := range jsclient.Assets() {
+		cfg.api.Pages[a.Path] = protocol.Page{ContentType: a.ContentType, Body: a.Body, CacheControl: "public, max-age=300"}
+	}
 	if demo.APIKey != "" {
-		cfg.api.Pages = map[string]protocol.Page{
-			"/": {ContentType: "text/html; charset=utf-8", Body: jsclient.DemoPage(demo.Username, demo.APIKey)},
-		}
+		cfg.api.Pages["/"] = protocol.Page{ContentType: "text/html; charset=utf-8",
+			Body: jsclient.DemoPage(demo.Username, demo.APIKey, demo.APISecret)}
 	}
 	// /metrics reads the engine's counters; the engine is built after the
 	// API it serves, so the closure reads srv once it is set.
