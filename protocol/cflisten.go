@@ -146,9 +146,18 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 				a.replyError(c, nil, errBadUpgrade)
 				return
 			}
-			a.stats.cfWS.Add(1)
 		} else {
 			c.StartStream(ctSSE, hdrSSE)
+		}
+		if !c.Alive() {
+			// The peer went during the upgrade: gnet closed the conn
+			// before it had a tag, so no Closed will free the slot.
+			s.release()
+			return
+		}
+		if kind == subWS {
+			a.stats.cfWS.Add(1)
+		} else {
 			a.stats.cfSSE.Add(1)
 		}
 		c.SetTag(s)
