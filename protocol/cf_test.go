@@ -374,6 +374,25 @@ func TestCFPerIPCap(t *testing.T) {
 	}
 }
 
+// TestCFSlotFreedWhenPeerGoesDuringUpgrade: a conn that dies while its 101
+// or stream head is written never gets a Closed, so the slot must be freed
+// right there.
+func TestCFSlotFreedWhenPeerGoesDuringUpgrade(t *testing.T) {
+	f := newCFFixture(t, Options{})
+	for _, kind := range []string{"listen", "sse"} {
+		c := newFakeConn()
+		c.dieOnOpen = true
+		r := &engine.Request{Method: []byte("GET"), Path: []byte("/" + f.acct.APIKey + "/" + kind),
+			Query: []byte("identifiers=chat"), Header: header{}, PeerAddr: netip.MustParseAddr("10.9.0.1")}
+		f.loop.do(func() { f.api.Serve(c, r) })
+	}
+	var held int
+	f.loop.do(func() { held = f.api.cap.held() })
+	if held != 0 {
+		t.Fatalf("%d slots held by listeners whose peer went during the upgrade", held)
+	}
+}
+
 func TestCFStats(t *testing.T) {
 	f := newCFFixture(t, Options{})
 	f.listen("listen", "identifiers=chat,news", "10.2.0.1", nil)

@@ -68,6 +68,7 @@ type fakeConn struct {
 	closeWhy  string
 	tag       any
 	countOnly bool          // Send only counts bytes (allocation budgets)
+	dieOnOpen bool          // the peer goes while the upgrade or stream head is written
 	replied   chan struct{} // if set, Reply only signals here (allocation budgets)
 	sentBytes int
 }
@@ -86,9 +87,10 @@ func (c *fakeConn) Reply(status int, ct string, h, body []byte) {
 func (c *fakeConn) Hold(d time.Duration) { c.held = d }
 func (c *fakeConn) UpgradeWebSocket(r *engine.Request, _ []byte) error {
 	c.upgraded = true
+	c.closed = c.dieOnOpen
 	return nil
 }
-func (c *fakeConn) StartStream(string, []byte) { c.streaming = true }
+func (c *fakeConn) StartStream(string, []byte) { c.streaming, c.closed = true, c.dieOnOpen }
 func (c *fakeConn) Send(b []byte) bool {
 	if c.countOnly {
 		c.sentBytes += len(b)
