@@ -4,9 +4,9 @@
 // page is cross-origin to the API, like a customer's site), and helpers to
 // write, push and wait. Nothing here fakes the server: the proxy forwards
 // bytes to the real binary.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -101,17 +101,6 @@ export class Halley {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
-  // account runs `halley account ...` on this server's data directory.
-  account(...args) {
-    return new Promise((resolve, reject) => {
-      const p = spawn(halleyBin, ['account', '--data', join(this.dir, 'db'), ...args]);
-      let out = '';
-      p.stdout.on('data', (d) => (out += d));
-      p.stderr.on('data', (d) => (out += d));
-      p.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`halley account ${args.join(' ')}: ${out}`))));
-    });
-  }
-
   async post(path, form) {
     const r = await fetch(this.base + path, { method: 'POST', body: new URLSearchParams(form) });
     return r.json();
@@ -156,37 +145,12 @@ export class Halley {
   }
 }
 
-// demoPage renders jsclient.DemoPage for h's demo account with the Go
-// renderer itself (bin/demopage, built by run.sh).
-export function demoPage(h) {
-  const bin = process.env.DEMOPAGE_BIN || join(root, 'bin', 'demopage');
-  return execFileSync(bin, [h.user, h.key, h.secret]);
-}
-
-const distFiles = {
-  '/ezcomet.js': 'ezcomet.js',
-  '/ezcomet.min.js': 'ezcomet.min.js',
-  '/latest/cometify.js': 'cometify.js',
-  '/latest/cometify.min.js': 'cometify.min.js',
-};
-
-// jsFromHalley tells whether halley serves the JS clients itself (the
-// server wiring of jsclient.Assets has landed); until then the edge proxy
-// serves them from jsclient/dist.
-export async function jsFromHalley(h) {
-  const r = await fetch(h.base + '/ezcomet.min.js');
-  if (!r.ok) return false;
-  return Buffer.from(await r.arrayBuffer()).equals(readFileSync(join(root, 'jsclient', 'dist', 'ezcomet.min.js')));
-}
-
 // Edge is a proxy in front of one halley: the origin the page's <script>
-// and API calls go to. Modes (settable at any time): blockWS refuses
-// upgrades, blockSSE answers SSE paths 403, noCORS strips the CORS headers
-// (so a cross-origin page can use neither fetch nor EventSource). serveJS
-// serves the JS clients from jsclient/dist; by default only while halley
-// does not serve them itself (detected at start). demoPage, when set, is
-// served at "/". freeze() stops forwarding on every open connection
-// without closing it.
+// (halley's own /ezcomet.min.js, /latest/cometify.min.js) and API calls go
+// to. Modes (settable at any time): blockWS refuses upgrades, blockSSE
+// answers SSE paths 403, noCORS strips the CORS headers (so a cross-origin
+// page can use neither fetch nor EventSource). freeze() stops forwarding
+// on every open connection without closing it.
 export class Edge {
   constructor(halley, mode = {}) {
     this.h = halley;
@@ -196,7 +160,6 @@ export class Edge {
   }
 
   async start() {
-    if (this.mode.serveJS == null) this.mode.serveJS = !(await jsFromHalley(this.h));
     this.server = http.createServer((req, res) => this.onRequest(req, res));
     this.server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
     this.server.on('connection', (s) => {
@@ -211,16 +174,6 @@ export class Edge {
   onRequest(req, res) {
     this.requests.push(req.method + ' ' + req.url);
     const path = req.url.split('?')[0];
-    if (this.mode.serveJS && distFiles[path]) {
-      res.writeHead(200, { 'Content-Type': 'application/javascript; charset=utf-8', 'Cache-Control': 'no-cache' });
-      res.end(readFileSync(join(root, 'jsclient', 'dist', distFiles[path])));
-      return;
-    }
-    if (this.mode.demoPage && path === '/') {
-      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-cache' });
-      res.end(this.mode.demoPage);
-      return;
-    }
     if (this.mode.blockSSE && /\/(read\/)?sse$/.test(path)) {
       res.writeHead(403, { 'Content-Type': 'text/plain' });
       res.end('blocked by the test proxy');

@@ -27,5 +27,4 @@ for d in jsclient browsertest; do
 done
 node jsclient/build.mjs --check || fail "jsclient/dist is stale: run make js and commit it"
 go build -o bin/halley ./cmd/halley || fail "go build failed"
-go build -o bin/demopage ./browsertest/demopage || fail "go build failed"
 HALLEY_BIN="$PWD/bin/halley" node browsertest/run.mjs "$@"

@@ -45,16 +45,9 @@ func Assets() []Asset {
 // DemoPage renders the demo page for the demo account. The page
 // writes and pushes from the browser, so it embeds the account's api_key
 // and api_secret: render it for the demo account only, never for a real
-// one. Without a secret (an older caller) the page only writes and listens.
-//
-// apiSecret is variadic only so that callers passing (user, apiKey) keep
-// compiling while cmd/halley moves to the three-argument call.
-func DemoPage(user, apiKey string, apiSecret ...string) []byte {
-	secret := ""
-	if len(apiSecret) > 0 {
-		secret = apiSecret[0]
-	}
-	cfg, _ := json.Marshal(map[string]string{"user": user, "apiKey": apiKey, "apiSecret": secret})
+// one. With an empty secret the page only writes and listens.
+func DemoPage(user, apiKey, apiSecret string) []byte {
+	cfg, _ := json.Marshal(map[string]string{"user": user, "apiKey": apiKey, "apiSecret": apiSecret})
 	r := strings.NewReplacer("{{USER}}", html.EscapeString(user), "{{CONFIG}}", string(cfg))
 	return []byte(r.Replace(demoHTML))
 }

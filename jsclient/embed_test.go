@@ -41,7 +41,7 @@ func TestDemoPageEmbedsCredentialsSafely(t *testing.T) {
 	if strings.Contains(page, "{{") {
 		t.Fatal("placeholder left in the page")
 	}
-	if !strings.Contains(string(DemoPage("demo", "k")), `"apiSecret":""`) {
-		t.Fatal("two-argument call should render an empty secret")
+	if !strings.Contains(string(DemoPage("demo", "k", "")), `"apiSecret":""`) {
+		t.Fatal("an empty secret should render as one")
 	}
 }
