@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -43,6 +44,7 @@ type fanoutConfig struct {
 	Drain       time.Duration // how long to wait for stragglers after the publishing ended
 	Quiet       time.Duration // stop waiting sooner when no frame arrived for this long (0: wait Drain)
 	MaxLife     time.Duration
+	Readers     int // client processes' epoll readers (0: their GOMAXPROCS; -1: a goroutine per subscriber)
 }
 
 // fanoutResult is what a fan-out measurement found.
@@ -91,19 +93,32 @@ func fanPayload(seq int, t int64, size int) []byte {
 }
 
 // parseFanPayload returns the sequence number and send time of a payload.
+// It allocates nothing: the clients share the CPUs with the server.
 func parseFanPayload(p []byte) (seq int, t int64, ok bool) {
-	s := string(p)
-	a, rest, ok1 := strings.Cut(s, ".")
-	b, _, ok2 := strings.Cut(rest, ".")
-	if !ok1 || !ok2 {
+	num := func(b []byte) (int64, []byte, bool) {
+		var v int64
+		i := 0
+		for ; i < len(b) && '0' <= b[i] && b[i] <= '9'; i++ {
+			d := int64(b[i] - '0')
+			if v > (1<<63-1-d)/10 {
+				return 0, nil, false // would overflow
+			}
+			v = v*10 + d
+		}
+		if i == 0 || i == len(b) || b[i] != '.' {
+			return 0, nil, false
+		}
+		return v, b[i+1:], true
+	}
+	n, rest, ok1 := num(p)
+	if !ok1 {
 		return 0, 0, false
 	}
-	n, err1 := strconv.Atoi(a)
-	ts, err2 := strconv.ParseInt(b, 10, 64)
-	if err1 != nil || err2 != nil || n < 0 {
+	ts, _, ok2 := num(rest)
+	if !ok2 {
 		return 0, 0, false
 	}
-	return n, ts, true
+	return int(n), ts, true
 }
 
 // fanMessage extracts the payload of a data frame and, for Cometify, its
@@ -145,11 +160,33 @@ func fanMessage(kind string, frame []byte) (payload []byte, id int64, ignore boo
 	if len(frame) == 0 || frame[0] != '[' {
 		return nil, -1, true
 	}
+	if msg, ok := ezScan(frame); ok {
+		return msg, -1, false
+	}
 	var a []string
 	if json.Unmarshal(frame, &a) != nil || len(a) < 2 {
 		return nil, -1, false
 	}
 	return []byte(a[1]), -1, false
+}
+
+// ezScan reads a compact EZComet frame ["<tick>","<msg>"] without a JSON
+// decoder; ok is false when it needs one (an escape, spaces, more
+// elements).
+func ezScan(frame []byte) (msg []byte, ok bool) {
+	if len(frame) < 7 || frame[1] != '"' || !bytes.HasSuffix(frame, []byte(`"]`)) {
+		return nil, false
+	}
+	in := frame[2 : len(frame)-2] // <tick>","<msg>
+	j := bytes.IndexByte(in, '"')
+	if j < 0 || !bytes.HasPrefix(in[j:], []byte(`","`)) {
+		return nil, false
+	}
+	tick, msg := in[:j], in[j+3:]
+	if bytes.IndexByte(tick, '\\') >= 0 || bytes.IndexByte(msg, '\\') >= 0 || bytes.IndexByte(msg, '"') >= 0 {
+		return nil, false
+	}
+	return msg, true
 }
 
 // cfPushScan reads a compact Cometify push frame without a JSON decoder,
@@ -356,7 +393,11 @@ type fanState struct {
 // frame was a delivery (good, duplicate or bad), not a server frame to
 // ignore.
 func (f *fanState) onFrame(i int, frame []byte) bool {
-	now := time.Now().UnixNano()
+	return f.onFrameAt(i, frame, time.Now().UnixNano())
+}
+
+// onFrameAt is onFrame for a frame received at now (UnixNano).
+func (f *fanState) onFrameAt(i int, frame []byte, now int64) bool {
 	p, id, ignore := fanMessage(f.kind, frame)
 	if ignore {
 		return false
@@ -442,6 +483,7 @@ func cmdFanClient(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 	fs.IntVar(&c.FirstIndex, "first-index", 0, "global index of the first connection (source addresses)")
 	open := fs.Int("open", 0, "subscribers to open")
 	msgs := fs.Int("msgs", 0, "messages expected")
+	readers := fs.Int("readers", 0, "epoll reader goroutines holding the subscribers (0: GOMAXPROCS; -1: a goroutine per subscriber)")
 	if err := parseFlags(fs, args); err != nil {
 		return 2
 	}
@@ -458,6 +500,17 @@ func cmdFanClient(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 		f.subs[i] = newFanSub(*msgs)
 	}
 	var st clientStats
+	var ep *epollSubs
+	if *readers >= 0 && epollAvailable {
+		n := *readers
+		if n == 0 {
+			n = runtime.GOMAXPROCS(0)
+		}
+		var err error
+		if ep, err = newEpollSubs(n, *open, f, &st); err != nil {
+			fmt.Fprintln(stderr, "bench fanclient: epoll readers:", err, "(a goroutine per subscriber instead)")
+		}
+	}
 	sem := make(chan struct{}, c.DialConc)
 	for i := 0; i < *open; i++ {
 		go func(i int) {
@@ -474,6 +527,13 @@ func cmdFanClient(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 			}
 			st.open.Add(1)
 			f.opened(i)
+			if ep != nil {
+				if err := ep.add(i, conn, br); err != nil {
+					st.open.Add(-1)
+					st.closed.Add(1)
+				}
+				return
+			}
 			stop := context.AfterFunc(ctx, func() { conn.Close() })
 			defer stop()
 			wsHoldFunc(conn, br, &st, func(b []byte) bool { return f.onFrame(i, b) })
@@ -646,6 +706,9 @@ func runFanout(ctx context.Context, c fanoutConfig, log io.Writer) (fanoutResult
 			"--open", strconv.Itoa(targets[i]), "--msgs", strconv.Itoa(c.Msgs))
 		if c.Kind == "cometify" {
 			args = append(args, "--key", c.Key)
+		}
+		if c.Readers != 0 {
+			args = append(args, "--readers", strconv.Itoa(c.Readers))
 		}
 		cmd := exec.Command(exe, args...)
 		cmd.Env = append(os.Environ(), env...)
@@ -1012,6 +1075,7 @@ func cmdFanout(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&c.Drain, "drain", time.Minute, "wait at most this for deliveries after the publishing ended (last answer)")
 	fs.DurationVar(&c.Quiet, "quiet", 5*time.Second, "stop waiting sooner when no frame arrived for this long (0: wait --drain)")
 	fs.DurationVar(&c.MaxLife, "max-life", 10*time.Minute, "client processes exit by themselves after this")
+	fs.IntVar(&c.Readers, "client-readers", 0, "epoll reader goroutines per client process (0: GOMAXPROCS; -1: a goroutine per subscriber, the old client)")
 	jsonOut := fs.Bool("json", false, "print the result as one JSON line")
 	if err := parseFlags(fs, args); err != nil {
 		return 2

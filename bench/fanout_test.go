@@ -315,13 +315,19 @@ func fanHandlers(mux *http.ServeMux, key, secret string) func() {
 }
 
 func TestFanoutEndToEnd(t *testing.T) {
-	url := fanServer(t)
-	for _, kind := range []string{"halley", "cometify"} {
+	// Both client readers: epoll (one reader, and one per CPU) and a
+	// goroutine per subscriber.
+	for _, run := range []struct {
+		kind    string
+		readers int
+	}{{"halley", 0}, {"cometify", 0}, {"halley", -1}, {"cometify", -1}, {"cometify", 1}} {
+		kind := run.kind
+		url := fanServer(t) // a fresh server: its per-IP listener counts never go down
 		// 40 subscribers from 2 sources, 20 each: the fake's per-IP cap
 		// (30) is never reached.
 		c := fanoutConfig{Target: url, Kind: kind, Subs: 40, Msgs: 10, Rate: 100, Size: 60, Key: "k", User: "u", Secret: "s3cret",
 			PerProcess: 25, PerIP: 20, DialConc: 8, OpenTimeout: 20 * time.Second, Grace: time.Minute,
-			Drain: 10 * time.Second, MaxLife: time.Minute, PID: 0}
+			Drain: 10 * time.Second, MaxLife: time.Minute, PID: 0, Readers: run.readers}
 		var log bytes.Buffer
 		res, err := runFanout(context.Background(), c, &log)
 		if err != nil {
@@ -347,7 +353,7 @@ func TestFanoutEndToEnd(t *testing.T) {
 		}
 	}
 	// A wrong secret: every push is refused (403), nothing is published.
-	c := fanoutConfig{Target: url, Kind: "cometify", Subs: 2, Msgs: 3, Rate: 100, Size: 60, Key: "k", Secret: "wrong",
+	c := fanoutConfig{Target: fanServer(t), Kind: "cometify", Subs: 2, Msgs: 3, Rate: 100, Size: 60, Key: "k", Secret: "wrong",
 		PerProcess: 25, PerIP: 20, DialConc: 8, OpenTimeout: 20 * time.Second, Grace: time.Minute,
 		Drain: time.Second, MaxLife: time.Minute}
 	if _, err := runFanout(context.Background(), c, io.Discard); err == nil || !strings.Contains(err.Error(), "status 403") {
