@@ -1,7 +1,7 @@
 // cometify.js in a real browser against a real halley (SPEC JS-03, JS-04,
 // CF-L, X-01, X-02, X-04).
 import { assertEqual, checkFor, sleep } from './harness.mjs';
-import { cfPage, got, gotFor, fallbacks, results, serve } from './pages.mjs';
+import { cfPage, got, gotFor, fallbacks, refusedFor, results, serve } from './pages.mjs';
 
 export const tests = [];
 const test = (name, fn) => tests.push({ name: 'cometify: ' + name, fn });
@@ -70,7 +70,7 @@ test('secureKey: secret pushes reach only the page with the right key; a wrong k
     'with the secureKey'
   );
   assertEqual(await gotFor(none, 'l', 2), [['public one', 1, 'oneliner'], ['public two', 1, 'comments']], 'without');
-  const w = (await results(wrong)).l;
+  const w = await refusedFor(wrong, 'l');
   assertEqual([w.got, w.errors.map((e) => e.status)], [[], [403]], 'wrong secureKey');
 });
 
@@ -103,10 +103,7 @@ test('WebSocket only: a refusal the browser hides (403, wrong secureKey) still r
   const p = await t.page(
     cfPage(src, [{ name: 'l', opts: { apiKey: h.key, identifiers: ['a'], secureKey: '0'.repeat(32), transports: ['websocket'] } }])
   );
-  const r = await checkFor('the error', async () => {
-    const r = (await results(p)).l;
-    return r.errors.length && r;
-  });
+  const r = await refusedFor(p, 'l');
   assertEqual(r.errors.map((x) => x.status), [403], 'errors');
   const n = e.requests.length;
   await sleep(1500);
@@ -177,14 +174,7 @@ test('30 tabs from one IP, then a 31st: the 429 cap error reaches onError; it co
   const tabs = await Promise.all(Array.from({ length: 30 }, () => t.page(html)));
   await Promise.all(tabs.map((tab) => connected(tab, ['l'])));
   const last = await t.page(html);
-  const r = await checkFor(
-    'the cap error',
-    async () => {
-      const r = (await results(last)).l;
-      return r.errors.length && r;
-    },
-    20000
-  );
+  const r = await refusedFor(last, 'l', 20000);
   assertEqual(r.errors[0].status, 429, 'the 31st tab: error status');
   if (!/listener|limit|many|cap/i.test(r.errors[0].msg)) throw new Error('cap error message: ' + r.errors[0].msg);
   await tabs[0].close();

@@ -89,6 +89,18 @@ export const gotFor = (p, name, n, ms) =>
     ms
   );
 
+// refusedFor waits until the client name has reported an error to
+// onError and returns its whole record.
+export const refusedFor = (p, name, ms) =>
+  checkFor(
+    `an error on ${name}`,
+    async () => {
+      const r = (await results(p))[name];
+      return r.errors.length && r;
+    },
+    ms
+  );
+
 // fallbacks are the edge proxy's modes that push a client down the
 // ladder, and the transport it must end on.
 export const fallbacks = [
