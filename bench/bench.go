@@ -5,6 +5,7 @@
 //	idle   many idle subscribers, server RSS slope per connection
 //	write  closed-loop publish load, req/s and latency percentiles
 //	fanout WebSocket subscribers on one channel, paced publishes: deliveries/s, latency, loss
+//	storm  Cometify listeners all reset at once resume by id: time to reconnect and catch up, loss
 //	run    the driver behind "make bench": each case 3×, medians, Markdown + JSONL
 //	client hidden: a client process the idle command forks (via os.Executable)
 //	fanclient hidden: a client process the fanout command forks
@@ -34,6 +35,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return cmdWrite(args[1:], stdout, stderr)
 	case "fanout":
 		return cmdFanout(args[1:], stdout, stderr)
+	case "storm":
+		return cmdStorm(args[1:], stdout, stderr)
 	case "fanclient":
 		return cmdFanClient(args[1:], os.Stdin, stdout, stderr)
 	case "run":
@@ -62,6 +65,9 @@ func usage(w io.Writer) {
          [--key K --user U | --key K --secret S] [--pid PID]
          WebSocket subscribers on one fresh channel, paced publishes; deliveries/s,
          p50/p90/p99/max latency, rate kept, missing/duplicates, server CPU/delivery
+  storm  --target URL --key K --secret S [--subs 18000] [--msgs 600] [--rate 20] [--at 10s] [--pid PID]
+         Cometify WebSocket listeners all reset at once, each resumes by id: time until all
+         are open again and have caught up; lost/duplicated/out-of-order pushes (Halley only)
   run    --halley-cmd "halley serve --data {tmp} --listen 127.0.0.1:PORT" --key K --user U [--nchan]
          every case 3 times on a fresh server, medians, bench/results/<case>.md + results.jsonl
 `)

@@ -233,7 +233,7 @@ func holdConn(ctx context.Context, c *clientConfig, addr, host string, g int, se
 	case <-ctx.Done():
 		return
 	}
-	conn, br, err := openSub(ctx, c, addr, host, g)
+	conn, br, err := openSub(ctx, c, addr, host, g, "")
 	<-sem
 	if err != nil {
 		st.failed.Add(1)
@@ -258,7 +258,8 @@ func holdConn(ctx context.Context, c *clientConfig, addr, host string, g int, se
 
 // openSub dials from the connection's own source address and makes the
 // subscription: a WebSocket handshake, or the first long-poll request.
-func openSub(ctx context.Context, c *clientConfig, addr, host string, g int) (net.Conn, *bufio.Reader, error) {
+// resume (WebSocket) is where the subscription goes on from, as subPath's.
+func openSub(ctx context.Context, c *clientConfig, addr, host string, g int, resume string) (net.Conn, *bufio.Reader, error) {
 	ip, err := sourceIP(g, c.PerIP)
 	if err != nil {
 		return nil, nil, err
@@ -285,7 +286,7 @@ func openSub(ctx context.Context, c *clientConfig, addr, host string, g int) (ne
 	}
 	conn.SetDeadline(time.Now().Add(15 * time.Second))
 	key := wsKey()
-	req := "GET " + c.subPath(g, "") + " HTTP/1.1\r\nHost: " + host +
+	req := "GET " + c.subPath(g, resume) + " HTTP/1.1\r\nHost: " + host +
 		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
 		"\r\nSec-WebSocket-Version: 13\r\n\r\n"
 	if _, err := io.WriteString(conn, req); err != nil {

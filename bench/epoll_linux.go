@@ -31,11 +31,18 @@ type epConn struct {
 	ws  wsStream
 }
 
-// epReader is one reader goroutine's epoll instance.
+// epReader is one reader goroutine's epoll instance. Work that must not
+// race its reads (dropping its sockets) is sent on reqs, with a byte on
+// the wake pipe, and done by the reader itself.
 type epReader struct {
 	e    *epollSubs
 	epfd int
+	k    int    // its index: it holds the subscribers i with i mod len(readers) == k
+	wake [2]int // pipe: read end in the epoll set
+	reqs chan func()
 }
+
+const epWake = -1 // the epoll data of a reader's wake pipe
 
 const epollAvailable = true
 
@@ -50,7 +57,15 @@ func newEpollSubs(n, subs int, f *fanState, st *clientStats) (*epollSubs, error)
 			}
 			return nil, err
 		}
-		e.readers = append(e.readers, &epReader{e: e, epfd: fd})
+		r := &epReader{e: e, epfd: fd, k: len(e.readers), reqs: make(chan func(), 4)}
+		e.readers = append(e.readers, r)
+		ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: epWake}
+		if err := syscall.Pipe2(r.wake[:], syscall.O_NONBLOCK|syscall.O_CLOEXEC); err != nil {
+			return nil, err
+		}
+		if err := syscall.EpollCtl(fd, syscall.EPOLL_CTL_ADD, r.wake[0], &ev); err != nil {
+			return nil, err
+		}
 	}
 	for _, r := range e.readers {
 		go r.run()
@@ -135,6 +150,10 @@ func (r *epReader) run() {
 		}
 		sink.n = 0
 		for _, ev := range events[:n] {
+			if ev.Fd == epWake {
+				r.control(buf)
+				continue
+			}
 			c := r.e.conns[ev.Fd].Load()
 			if c == nil {
 				continue
@@ -156,6 +175,51 @@ func (r *epReader) run() {
 			r.e.st.msgs.Add(sink.n)
 		}
 	}
+}
+
+// control runs the requests sent to the reader.
+func (r *epReader) control(buf []byte) {
+	syscall.Read(r.wake[0], buf)
+	for {
+		select {
+		case f := <-r.reqs:
+			f()
+		default:
+			return
+		}
+	}
+}
+
+// do runs f on reader r's goroutine and waits for it.
+func (r *epReader) do(f func()) {
+	done := make(chan struct{})
+	r.reqs <- func() { f(); close(done) }
+	syscall.Write(r.wake[1], []byte{1})
+	<-done
+}
+
+// reset drops every held subscriber at once with a TCP reset (SO_LINGER
+// 0), as a crash or a network cut would, and returns their indexes. They
+// count as dropped, not closed.
+func (e *epollSubs) reset() []int {
+	var all []int
+	for _, r := range e.readers {
+		r.do(func() {
+			for i := r.k; i < len(e.conns); i += len(e.readers) {
+				c := e.conns[i].Load()
+				if c == nil {
+					continue
+				}
+				syscall.EpollCtl(r.epfd, syscall.EPOLL_CTL_DEL, c.fd, nil)
+				syscall.SetsockoptLinger(c.fd, syscall.SOL_SOCKET, syscall.SO_LINGER, &syscall.Linger{Onoff: 1, Linger: 0})
+				syscall.Close(c.fd)
+				e.conns[i].Store(nil)
+				all = append(all, i)
+			}
+		})
+	}
+	e.st.open.Add(-int64(len(all)))
+	return all
 }
 
 // drop closes a subscriber that ended (or broke the protocol).

@@ -21,3 +21,5 @@ func (e *epollSubs) add(i int, conn net.Conn, br *bufio.Reader) error {
 	conn.Close()
 	return errors.New("epoll readers need Linux")
 }
+
+func (e *epollSubs) reset() []int { return nil }

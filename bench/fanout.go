@@ -45,6 +45,9 @@ type fanoutConfig struct {
 	Quiet       time.Duration // stop waiting sooner when no frame arrived for this long (0: wait Drain)
 	MaxLife     time.Duration
 	Readers     int // client processes' epoll readers (0: their GOMAXPROCS; -1: a goroutine per subscriber)
+	StormAt     time.Duration // bench storm: reset every subscriber this long after publishing started (0: no storm)
+	StormWait   time.Duration // give up waiting for the reconnections and the catching up after this
+	sent        *atomic.Int64 // messages sent so far (publishPaced)
 }
 
 // fanoutResult is what a fan-out measurement found.
@@ -77,6 +80,19 @@ type fanoutResult struct {
 	MaxMs         float64  `json:"max_ms"`
 	CPUus         float64  `json:"server_cpu_us_per_delivery"` // with --pid
 	Warnings      []string `json:"warnings,omitempty"`
+	Storm         *stormResult `json:"storm,omitempty"`
+}
+
+// stormResult is what bench storm adds to a fan-out result.
+type stormResult struct {
+	SentBefore  int     `json:"sent_before"`  // messages sent before the reset
+	Dropped     int     `json:"dropped"`      // subscribers reset
+	Reconnected int     `json:"reconnected"`  // of those, open again
+	GaveUp      int     `json:"gave_up"`      // could not reconnect (100 tries)
+	Retries     int     `json:"retries"`      // reconnect attempts that failed and were retried
+	ReconnectMs float64 `json:"reconnect_ms"` // reset sent → every subscriber open again (-1: not within the wait)
+	CatchMsgs   int     `json:"catch_msgs"`   // messages sent when all were open again
+	CaughtMs    float64 `json:"caught_ms"`    // reset sent → every subscriber has all of those (-1: not within the wait)
 }
 
 // fanPayload is message seq sent at t (UnixNano): "seq.t." padded with 'x'
@@ -248,7 +264,9 @@ type fanSub struct {
 	order   int32 // fresh messages whose seq or id was not above the previous one's
 	lastSeq int32
 	lastID  int64
-	opened  bool // the subscription was made (only these count as listeners)
+	since   int64 // the stream's resume point ({"since":"<id>:N"}, Cometify)
+	prefix  int32 // messages 0..prefix-1 all arrived
+	opened  bool  // the subscription was made (only these count as listeners)
 }
 
 func newFanSub(msgs int) *fanSub {
@@ -270,12 +288,35 @@ func (s *fanSub) mark(seq int, id int64) bool {
 	}
 	s.seen[seq/8] |= bit
 	s.got++
+	for s.prefix < s.n && s.seen[s.prefix/8]&(1<<(s.prefix%8)) != 0 {
+		s.prefix++
+	}
 	if int32(seq) <= s.lastSeq || (id >= 0 && id <= s.lastID) {
 		s.order++
 	}
 	s.lastSeq = max(s.lastSeq, int32(seq))
 	s.lastID = max(s.lastID, id)
 	return true
+}
+
+// resumeID is the id a Cometify listener resumes from: its last push, or
+// the stream's resume point when that is higher (none arrived yet).
+func (s *fanSub) resumeID() int64 { return max(s.lastID, s.since) }
+
+// sinceID reads the id of a one-identifier Cometify resume point
+// {"since":"<name>:<id>"}; ok is false for any other frame.
+func sinceID(frame []byte) (int64, bool) {
+	rest, ok := bytes.CutPrefix(frame, []byte(`{"since":"`))
+	if !ok || !bytes.HasSuffix(rest, []byte(`"}`)) {
+		return 0, false
+	}
+	rest = rest[:len(rest)-2]
+	i := bytes.LastIndexByte(rest, ':')
+	if i < 0 || bytes.IndexByte(rest, ',') >= 0 {
+		return 0, false
+	}
+	v, err := strconv.ParseInt(string(rest[i+1:]), 10, 64)
+	return v, err == nil && v >= 0
 }
 
 // missing is how many of the first n messages never arrived.
@@ -400,6 +441,14 @@ func (f *fanState) onFrame(i int, frame []byte) bool {
 func (f *fanState) onFrameAt(i int, frame []byte, now int64) bool {
 	p, id, ignore := fanMessage(f.kind, frame)
 	if ignore {
+		if f.kind == "cometify" {
+			if v, ok := sinceID(frame); ok {
+				k := i % len(f.mu)
+				f.mu[k].Lock()
+				f.subs[i].since = max(f.subs[i].since, v)
+				f.mu[k].Unlock()
+			}
+		}
 		return false
 	}
 	seq, ts, ok := parseFanPayload(p)
@@ -424,6 +473,30 @@ func (f *fanState) onFrameAt(i int, frame []byte, now int64) bool {
 		}
 	}
 	return true
+}
+
+// resume is subscriber i's resume point (Cometify id form).
+func (f *fanState) resume(i int) int64 {
+	k := i % len(f.mu)
+	f.mu[k].Lock()
+	defer f.mu[k].Unlock()
+	return f.subs[i].resumeID()
+}
+
+// caught counts the opened subscribers that got every one of the first n
+// messages.
+func (f *fanState) caught(n int) int {
+	c := 0
+	for k := range f.mu {
+		f.mu[k].Lock()
+		for i := k; i < len(f.subs); i += len(f.mu) {
+			if s := f.subs[i]; s.opened && int(s.prefix) >= n {
+				c++
+			}
+		}
+		f.mu[k].Unlock()
+	}
+	return c
 }
 
 // opened marks subscriber i as listening.
@@ -519,7 +592,7 @@ func cmdFanClient(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 			case <-ctx.Done():
 				return
 			}
-			conn, br, err := openSub(ctx, &c, addr, host, c.FirstIndex+i)
+			conn, br, err := openSub(ctx, &c, addr, host, c.FirstIndex+i, "")
 			<-sem
 			if err != nil {
 				st.failed.Add(1)
@@ -543,12 +616,30 @@ func cmdFanClient(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 		}(i)
 	}
 	fmt.Fprintln(stdout, "ready")
+	// The storm (bench storm): "storm" resets every held subscriber at
+	// once and reconnects each at once with the id-form LIST of the last
+	// push it got (CF-L-05); "catch N" asks to count the subscribers that
+	// got all of the first N messages (stat caught=).
+	var sm stormState
 	quit := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stdin)
 		for sc.Scan() {
-			if strings.TrimSpace(sc.Text()) == "quit" {
+			cmd := strings.TrimSpace(sc.Text())
+			if cmd == "quit" {
 				break
+			}
+			if cmd == "storm" && ep != nil && c.Kind == "cometify" {
+				go sm.storm(ctx, ep, f, &st, func(i int, resume string) (net.Conn, *bufio.Reader, error) {
+					sem <- struct{}{}
+					defer func() { <-sem }()
+					return openSub(ctx, &c, addr, host, c.FirstIndex+i, resume)
+				}, nchanID(c.QName)+"0")
+			}
+			if v, ok := strings.CutPrefix(cmd, "catch "); ok {
+				if n, err := strconv.Atoi(v); err == nil {
+					sm.catch.Store(int64(n))
+				}
 			}
 		}
 		close(quit)
@@ -556,22 +647,80 @@ func cmdFanClient(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	last := ""
+	line := func() string {
+		l := st.line(*open)
+		if sm.started.Load() {
+			l += sm.line(f)
+		}
+		return l
+	}
 	for {
 		select {
 		case <-quit:
-			fmt.Fprintln(stdout, st.line(*open))
+			fmt.Fprintln(stdout, line())
 			fmt.Fprintln(stdout, f.report(st.closed.Load()))
 			return 0
 		case <-ctx.Done():
 			fmt.Fprintln(stdout, "exit max-life")
 			return 0
 		case <-tick.C:
-			if l := st.line(*open); l != last {
+			if l := line(); l != last {
 				fmt.Fprintln(stdout, l)
 				last = l
 			}
 		}
 	}
+}
+
+// stormState is a fan-out client process's side of "bench storm".
+type stormState struct {
+	started     atomic.Bool
+	dropped     atomic.Int64 // subscribers reset
+	reconnected atomic.Int64 // of those, open again
+	gaveUp      atomic.Int64 // could not reconnect
+	retries     atomic.Int64 // reconnect attempts refused or failed, then retried
+	catch       atomic.Int64 // count caught= against the first catch messages (0: not asked)
+}
+
+// storm resets every subscriber and reconnects them all at once, each
+// resuming from its last push id (name:<id>).
+func (sm *stormState) storm(ctx context.Context, ep *epollSubs, f *fanState, st *clientStats,
+	open func(i int, resume string) (net.Conn, *bufio.Reader, error), name string) {
+	sm.started.Store(true)
+	idx := ep.reset()
+	sm.dropped.Add(int64(len(idx)))
+	for _, i := range idx {
+		go func() {
+			// A refusal (say the per-IP cap, while the server has not yet
+			// seen the reset of the old connection) is retried.
+			for attempt := 0; ctx.Err() == nil; attempt++ {
+				conn, br, err := open(i, name+":"+strconv.FormatInt(f.resume(i), 10))
+				if err == nil {
+					st.open.Add(1)
+					if ep.add(i, conn, br) == nil {
+						sm.reconnected.Add(1)
+						return
+					}
+					st.open.Add(-1)
+				}
+				if attempt == 100 {
+					sm.gaveUp.Add(1)
+					return
+				}
+				sm.retries.Add(1)
+				time.Sleep(100 * time.Millisecond)
+			}
+		}()
+	}
+}
+
+func (sm *stormState) line(f *fanState) string {
+	caught := -1
+	if n := sm.catch.Load(); n > 0 {
+		caught = f.caught(int(n))
+	}
+	return fmt.Sprintf(" dropped=%d reconnected=%d gaveup=%d retries=%d caught=%d",
+		sm.dropped.Load(), sm.reconnected.Load(), sm.gaveUp.Load(), sm.retries.Load(), caught)
 }
 
 // parseFanLine parses the "fan k=v …" line of fanState.report; unknown
@@ -819,7 +968,19 @@ func runFanout(ctx context.Context, c fanoutConfig, log io.Writer) (fanoutResult
 		}
 	}
 	pubUsed = true
+	stormDone := make(chan struct{})
+	if c.StormAt > 0 {
+		c.sent = new(atomic.Int64)
+		res.Storm = &stormResult{ReconnectMs: -1, CaughtMs: -1}
+		go func() {
+			defer close(stormDone)
+			runStorm(ctx, &c, procs, res.Open, res.Storm, log)
+		}()
+	} else {
+		close(stormDone)
+	}
 	sends, firstErr := publishPaced(ctx, &c, pub, host)
+	<-stormDone
 	if len(sends) == 0 {
 		return res, fmt.Errorf("nothing published: %v", firstErr)
 	}
@@ -932,6 +1093,69 @@ func runFanout(ctx context.Context, c fanoutConfig, log io.Writer) (fanoutResult
 	return res, nil
 }
 
+// runStorm waits StormAt, tells every client process to reset all its
+// subscribers and reconnect them at once, and times how long until all are
+// open again, then until all have every message sent by then.
+func runStorm(ctx context.Context, c *fanoutConfig, procs []*fanProc, open int, r *stormResult, log io.Writer) {
+	select {
+	case <-time.After(c.StormAt):
+	case <-ctx.Done():
+		return
+	}
+	r.SentBefore = int(c.sent.Load())
+	t0 := time.Now()
+	for _, p := range procs {
+		fmt.Fprintln(p.stdin, "storm")
+	}
+	fmt.Fprintf(log, "storm: reset sent to %d subscribers after %d messages\n", open, r.SentBefore)
+	sum := func(k string) int {
+		n := 0
+		for _, p := range procs {
+			n += p.get(k)
+		}
+		return n
+	}
+	wait := func(done func() bool) float64 {
+		for end := t0.Add(c.StormWait); time.Now().Before(end) && ctx.Err() == nil; time.Sleep(10 * time.Millisecond) {
+			if done() {
+				return float64(time.Since(t0)) / 1e6
+			}
+		}
+		return -1
+	}
+	r.ReconnectMs = wait(func() bool {
+		for _, p := range procs {
+			p.mu.Lock()
+			_, ok := p.stat["dropped"]
+			p.mu.Unlock()
+			if !ok && !p.gone() {
+				return false // not reset yet
+			}
+		}
+		d := sum("dropped")
+		return d > 0 && sum("reconnected")+sum("gaveup") >= d
+	})
+	r.Dropped, r.Reconnected, r.GaveUp, r.Retries = sum("dropped"), sum("reconnected"), sum("gaveup"), sum("retries")
+	r.CatchMsgs = int(c.sent.Load())
+	for _, p := range procs {
+		fmt.Fprintln(p.stdin, "catch", r.CatchMsgs)
+	}
+	fmt.Fprintf(log, "storm: %d of %d reconnected after %.0f ms (%d retries); waiting for all to have the first %d messages\n",
+		r.Reconnected, r.Dropped, r.ReconnectMs, r.Retries, r.CatchMsgs)
+	r.CaughtMs = wait(func() bool {
+		n := 0
+		for _, p := range procs {
+			if p.get("caught") < 0 {
+				return false
+			}
+			n += p.get("caught")
+		}
+		return n >= r.Reconnected
+	})
+	r.Retries = sum("retries")
+	fmt.Fprintf(log, "storm: caught up after %.0f ms\n", r.CaughtMs)
+}
+
 // progress tells when waiting for deliveries can stop: all expected frames
 // arrived, or none for quiet (0: never) since the count last moved.
 type progress struct {
@@ -1016,6 +1240,9 @@ loop:
 			break
 		}
 		inflight <- t
+		if c.sent != nil {
+			c.sent.Add(1)
+		}
 	}
 	close(inflight)
 	<-rdone
@@ -1109,6 +1336,10 @@ func printFanout(w io.Writer, c *fanoutConfig, res *fanoutResult) {
 	fmt.Fprintf(w, "  latency p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms\n", res.P50ms, res.P90ms, res.P99ms, res.MaxMs)
 	if c.PID > 0 {
 		fmt.Fprintf(w, "  server CPU %.2f µs/delivery\n", res.CPUus)
+	}
+	if r := res.Storm; r != nil {
+		fmt.Fprintf(w, "  storm after %d msgs: %d subscribers reset, %d reconnected (%d gave up, %d retries) in %.0f ms; all had the first %d msgs after %.0f ms (-1: not within the wait)\n",
+			r.SentBefore, r.Dropped, r.Reconnected, r.GaveUp, r.Retries, r.ReconnectMs, r.CatchMsgs, r.CaughtMs)
 	}
 	for _, x := range res.Warnings {
 		fmt.Fprintf(w, "  warning: %s\n", x)
