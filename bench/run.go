@@ -52,7 +52,25 @@ var allCases = []string{"idle-ws", "idle-longpoll", "idle-cf-ws", "idle-cf-longp
 
 // extraCases run only when named in --cases: each run of them opens up to
 // 10,000 subscribers and lasts ~30 s, which would make "make bench" long.
-var extraCases = []string{"fanout-10k", "fanout-1k", "cf-fanout-10k"}
+var extraCases = []string{"fanout-10k", "fanout-1k", "cf-fanout-10k", "storm-cf"}
+
+// stormMetrics are the rows of storm-cf (PERF.md P6; Halley only: Nchan
+// has no resume by push id in this form).
+var stormMetrics = []metric{
+	{"reconnect_ms", "reset → all listeners open again, ms"},
+	{"caught_ms", "reset → all have every push sent by then, ms"},
+	{"dropped", "listeners reset"},
+	{"reconnected", "listeners reconnected"},
+	{"gave_up", "listeners that could not reconnect"},
+	{"retries", "reconnect attempts refused and retried"},
+	{"missing", "lost pushes (all listeners)"},
+	{"duplicates", "repeated pushes (all listeners)"},
+	{"out_of_order", "out-of-order pushes (push id)"},
+	{"listener_min", "fewest pushes one listener got"},
+	{"listener_max", "most pushes one listener got"},
+	{"p99_ms", "p99 latency, ms (the resumed pushes included)"},
+	{"server_cpu_us", "server CPU, µs/delivery"},
+}
 
 // fanoutCases are the fan-out cases: subscribers, messages, rate (PERF.md P2, P3).
 var fanoutCases = map[string]struct {
@@ -507,6 +525,34 @@ func (r *runner) writeOnce(ctx context.Context, kind, target string, pid int, ke
 	return m, nil
 }
 
+// stormOnce is one run of storm-cf on Halley's Cometify API.
+func (r *runner) stormOnce(ctx context.Context, pid int, cred credentials) (map[string]float64, error) {
+	if cred.key == "" || cred.secret == "" {
+		return nil, fmt.Errorf("no api_key and api_secret: pass --key and --secret (not found in the server's output)")
+	}
+	c := stormDefaults()
+	c.Target, c.Key, c.Secret, c.PID, c.Size = r.c.HalleyURL, cred.key, cred.secret, pid, r.c.Size
+	c.MaxLife = r.c.RunTimeout + 30*time.Second
+	res, err := runFanout(ctx, c, r.log)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range res.Warnings {
+		fmt.Fprintf(r.log, "storm: warning: %s\n", w)
+	}
+	s := res.Storm
+	m := map[string]float64{"reconnect_ms": s.ReconnectMs, "caught_ms": s.CaughtMs, "dropped": float64(s.Dropped),
+		"reconnected": float64(s.Reconnected), "gave_up": float64(s.GaveUp), "retries": float64(s.Retries),
+		"missing": float64(res.Missing), "duplicates": float64(res.Duplicates), "out_of_order": float64(res.OutOfOrder),
+		"listener_min": float64(res.ListenerMin), "listener_max": float64(res.ListenerMax), "p99_ms": res.P99ms,
+		"server_cpu_us": res.CPUus}
+	if !stormOK(&res) {
+		return m, fmt.Errorf("storm not recovered: %+v, missing %d, duplicates %d, out of order %d, publish errors %d",
+			*s, res.Missing, res.Duplicates, res.OutOfOrder, res.PubErrors)
+	}
+	return m, nil
+}
+
 func (r *runner) fanoutOnce(ctx context.Context, name, kind, target string, pid int, cred credentials) (map[string]float64, error) {
 	fc := fanoutCases[name]
 	c := fanoutConfig{Target: target, Kind: kind, Subs: fc.subs, Msgs: fc.msgs, Rate: fc.rate, Size: r.c.Size,
@@ -609,6 +655,10 @@ func (r *runner) harnessCmd(name string) string {
 		}
 		return fmt.Sprintf("halley bench idle --mode %s --counts %s --settle %v --per-process %d --channels %d --target URL --pid PID [%s | --kind nchan]",
 			strings.TrimPrefix(mirror, "idle-"), strings.Join(counts, ","), c.Settle, c.PerProcess, c.Channels, halley)
+	case "storm":
+		d := stormDefaults()
+		return fmt.Sprintf("halley bench storm --subs %d --msgs %d --rate %g --at %v --size %d --per-process %d --dial-conc %d --target URL --pid PID --key K --secret S",
+			d.Subs, d.Msgs, d.Rate, d.StormAt, c.Size, d.PerProcess, d.DialConc)
 	case "fanout-10k", "fanout-1k":
 		fc := fanoutCases[name]
 		return fmt.Sprintf("halley bench fanout --subs %d --msgs %d --rate %g --size %d --per-process %d --target URL --pid PID [%s | --kind nchan]",
@@ -701,6 +751,15 @@ func (r *runner) runCase(ctx context.Context, name string) (*caseResult, error) 
 			func(ctx context.Context, pid int) (map[string]float64, error) {
 				return r.fanoutOnce(ctx, name, "nchan", c.NchanURL, pid, credentials{})
 			})
+	case "storm":
+		cr.metrics = stormMetrics
+		cr.HalleyCmd, cr.Halley = halleyCmd, &side{}
+		for i := 0; i < c.Runs && ctx.Err() == nil; i++ {
+			fmt.Fprintf(r.log, "== %s run %d/%d: halley\n", name, i+1, c.Runs)
+			cr.Halley.add(r.halleyRun(ctx, nil, func(ctx context.Context, pid int, cred credentials) (map[string]float64, error) {
+				return r.stormOnce(ctx, pid, cred)
+			}))
+		}
 	case "publish-nchan":
 		if !c.Nchan {
 			return nil, nil
