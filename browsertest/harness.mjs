@@ -55,6 +55,21 @@ export function freePort() {
   });
 }
 
+// running holds every live halley process and dirs every data directory,
+// so none outlives the runner even when it dies on an error.
+const running = new Set();
+const dirs = new Set();
+process.on('exit', () => {
+  for (const p of running) p.kill('SIGKILL');
+  for (const d of dirs) {
+    try {
+      rmSync(d, { recursive: true, force: true, maxRetries: 3 });
+    } catch {
+      // a killed server may still be writing: leave the rest to tmp cleaning
+    }
+  }
+});
+
 // Halley is one server process with its own data directory and port; it
 // can be killed (-9) or stopped (SIGTERM, drain) and started again on the
 // same port and data.
@@ -62,6 +77,7 @@ export class Halley {
   constructor(args = []) {
     this.args = args;
     this.dir = mkdtempSync(join(tmpdir(), 'halley-browser-'));
+    dirs.add(this.dir);
     this.proc = null;
     this.log = '';
   }
@@ -73,7 +89,9 @@ export class Halley {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.proc = proc;
+    running.add(proc);
     proc.exited = new Promise((r) => proc.once('exit', r));
+    proc.once('exit', () => running.delete(proc));
     proc.stdout.on('data', (d) => (this.log += d));
     proc.stderr.on('data', (d) => (this.log += d));
     await checkFor(`halley on ${this.base}`, async () => {
@@ -99,6 +117,7 @@ export class Halley {
   async cleanup() {
     await this.stop();
     rmSync(this.dir, { recursive: true, force: true });
+    dirs.delete(this.dir);
   }
 
   async post(path, form) {
