@@ -44,7 +44,7 @@ type fanoutConfig struct {
 	Drain       time.Duration // how long to wait for stragglers after the publishing ended
 	Quiet       time.Duration // stop waiting sooner when no frame arrived for this long (0: wait Drain)
 	MaxLife     time.Duration
-	Readers     int // client processes' epoll readers (0: their GOMAXPROCS; -1: a goroutine per subscriber)
+	Readers     int           // client processes' epoll readers (0: their GOMAXPROCS; -1: a goroutine per subscriber)
 	StormAt     time.Duration // bench storm: reset every subscriber this long after publishing started (0: no storm)
 	StormWait   time.Duration // give up waiting for the reconnections and the catching up after this
 	sent        *atomic.Int64 // messages sent so far (publishPaced)
@@ -52,34 +52,34 @@ type fanoutConfig struct {
 
 // fanoutResult is what a fan-out measurement found.
 type fanoutResult struct {
-	Kind          string   `json:"kind"`
-	Subs          int      `json:"subs"`
-	Open          int      `json:"open"` // subscribers held when publishing started
-	Msgs          int      `json:"msgs"`
-	Published     int      `json:"published"` // accepted by the server
-	PubErrors     int      `json:"publish_errors"`
-	AskedRate     float64  `json:"asked_rate"`
-	PubRate       float64  `json:"publish_rate"` // achieved, (n-1)/(last send − first send)
-	Deliveries    int64    `json:"deliveries"`   // distinct (subscriber, message) pairs received
-	Expected      int64    `json:"expected"`     // open × published
-	Missing       int64    `json:"missing"`
-	Duplicates    int64    `json:"duplicates"`
-	OutOfOrder    int64    `json:"out_of_order"`             // deliveries not after the subscriber's previous one (seq, and push id for Cometify)
-	MissedMsgs    int      `json:"missed_msgs"`              // messages that at least one open subscriber never got
-	MissBySeq     []uint64 `json:"missing_by_msg,omitempty"` // per message: open subscribers that never got it
-	ListenerMin   int64    `json:"listener_min"`             // fewest distinct messages one open subscriber got
-	ListenerMax   int64    `json:"listener_max"`             // most
-	Bad           int64    `json:"bad_frames"`               // data frames that were neither ours nor ignorable
-	DeliveriesSec float64  `json:"deliveries_per_sec"`
-	DeliveredMsgs float64  `json:"delivered_msgs_per_sec"` // deliveries/s ÷ open subscribers
-	LastAfterPub  float64  `json:"last_delivery_after_last_publish_ms"`
-	RateKept      bool     `json:"rate_kept"`
-	P50ms         float64  `json:"p50_ms"`
-	P90ms         float64  `json:"p90_ms"`
-	P99ms         float64  `json:"p99_ms"`
-	MaxMs         float64  `json:"max_ms"`
-	CPUus         float64  `json:"server_cpu_us_per_delivery"` // with --pid
-	Warnings      []string `json:"warnings,omitempty"`
+	Kind          string       `json:"kind"`
+	Subs          int          `json:"subs"`
+	Open          int          `json:"open"` // subscribers held when publishing started
+	Msgs          int          `json:"msgs"`
+	Published     int          `json:"published"` // accepted by the server
+	PubErrors     int          `json:"publish_errors"`
+	AskedRate     float64      `json:"asked_rate"`
+	PubRate       float64      `json:"publish_rate"` // achieved, (n-1)/(last send − first send)
+	Deliveries    int64        `json:"deliveries"`   // distinct (subscriber, message) pairs received
+	Expected      int64        `json:"expected"`     // open × published
+	Missing       int64        `json:"missing"`
+	Duplicates    int64        `json:"duplicates"`
+	OutOfOrder    int64        `json:"out_of_order"`             // deliveries not after the subscriber's previous one (seq, and push id for Cometify)
+	MissedMsgs    int          `json:"missed_msgs"`              // messages that at least one open subscriber never got
+	MissBySeq     []uint64     `json:"missing_by_msg,omitempty"` // per message: open subscribers that never got it
+	ListenerMin   int64        `json:"listener_min"`             // fewest distinct messages one open subscriber got
+	ListenerMax   int64        `json:"listener_max"`             // most
+	Bad           int64        `json:"bad_frames"`               // data frames that were neither ours nor ignorable
+	DeliveriesSec float64      `json:"deliveries_per_sec"`
+	DeliveredMsgs float64      `json:"delivered_msgs_per_sec"` // deliveries/s ÷ open subscribers
+	LastAfterPub  float64      `json:"last_delivery_after_last_publish_ms"`
+	RateKept      bool         `json:"rate_kept"`
+	P50ms         float64      `json:"p50_ms"`
+	P90ms         float64      `json:"p90_ms"`
+	P99ms         float64      `json:"p99_ms"`
+	MaxMs         float64      `json:"max_ms"`
+	CPUus         float64      `json:"server_cpu_us_per_delivery"` // with --pid
+	Warnings      []string     `json:"warnings,omitempty"`
 	Storm         *stormResult `json:"storm,omitempty"`
 }
 
