@@ -168,7 +168,7 @@ func TestWebSocketAndSSEStreams(t *testing.T) {
 	ws := f.serve("GET", "/read/ws", "qname=john-s&tick=t1", "", nil)
 	sse := f.serve("GET", "/read/sse", "qname=john-s&tick=t1", "", header{"Last-Event-ID": "t2"})
 	f.write("qname=john-s&msg=line1%0Aline2&tick=t4")
-	f.await("live delivery", func() bool { return len(ws.sent) == 3 && len(sse.sent) == 2 })
+	f.await("live delivery", func() bool { return len(ws.sent) == 3 && len(sse.sent) == 3 })
 	wantWS := []string{`["t2","m2"]`, `["t3","m3"]`, `["t4","line1\nline2"]`}
 	for i, frame := range ws.sentCopy() {
 		// A server text frame: 0x81, then a 7-bit length for these sizes.
@@ -176,7 +176,7 @@ func TestWebSocketAndSSEStreams(t *testing.T) {
 			t.Errorf("ws frame %d = %q, want %q", i, frame, wantWS[i])
 		}
 	}
-	wantSSE := []string{"id: t3\ndata: m3\n\n", "id: t4\ndata: line1\ndata: line2\n\n"}
+	wantSSE := []string{":\n\n", "id: t3\ndata: m3\n\n", "id: t4\ndata: line1\ndata: line2\n\n"}
 	for i, ev := range sse.sentCopy() {
 		if ev != wantSSE[i] {
 			t.Errorf("sse event %d = %q, want %q", i, ev, wantSSE[i])
@@ -211,7 +211,7 @@ func TestGapSignal(t *testing.T) {
 		t.Fatalf("ws gap frame missing: %q", s)
 	}
 	sse := f.serve("GET", "/read/sse", "qname=john-g&tick=t1", "", nil)
-	if s := sse.sentCopy(); len(s) == 0 || s[0] != "event: gap\ndata: {\"gap\":true}\n\n" {
+	if s := sse.sentCopy(); len(s) < 2 || s[0] != ":\n\n" || s[1] != "event: gap\ndata: {\"gap\":true}\n\n" {
 		t.Fatalf("sse gap event missing: %q", s)
 	}
 }

@@ -128,6 +128,9 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 		ls.add(s)
 	case subSSE:
 		c.StartStream(ctSSE, hdrSSE)
+		// A comment first: some browsers and proxies surface a stream
+		// only once body bytes arrive, and an empty channel has none yet.
+		c.Send(sseOpen)
 		s := ls.newSub(c, string(qname), kind, res.Cursor)
 		a.stats.sseReaders.Add(1)
 		if res.Gap {
@@ -143,6 +146,7 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 var (
 	frameGap = engine.AppendTextFrame(nil, []byte(`{"gap":true}`))
 	sseGap   = []byte("event: gap\ndata: {\"gap\":true}\n\n")
+	sseOpen  = []byte(":\n\n")
 )
 
 // appendMessagesBody renders a long-poll answer (EZ-R-01, X-01, X-02).
