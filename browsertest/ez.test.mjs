@@ -193,6 +193,16 @@ test('dead connection: a frozen WebSocket (no close) is detected after deadAfter
   assertEqual((await results(p)).s.transports, ['websocket', null, 'websocket'], 'reconnected');
 });
 
+test('quiet is not dead: a WebSocket with nothing to say for 3 × deadAfter stays open (its "ping" gets {"pong":true})', async (t) => {
+  const { h, src } = await setup(t);
+  const p = await t.page(ezPage(src, h.user, [{ name: 's', opts: { channel: 'quiet', auto_tick: false, deadAfter: 1500 } }]));
+  await checkFor('connected', async () => (await results(p)).s.transports.length);
+  await sleep(4500);
+  await h.write('quiet', 'm1');
+  assertEqual(await gotFor(p, 's', 1), ['m1'], 'delivered');
+  assertEqual((await results(p)).s.transports, ['websocket'], 'never reconnected');
+});
+
 test('gap (X-01): a tick whose successors were dropped by retention reaches onGap, then the backlog', async (t) => {
   const { h, src } = await setup(t, ['--ez-max-queue', '3']);
   for (let i = 1; i <= 6; i++) await h.write('gap', 'm' + i, 'g' + i);

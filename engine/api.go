@@ -116,6 +116,12 @@ type Conn interface {
 	// Close closes the connection after its pending output is flushed.
 	Close()
 
+	// Beacon lets the peer's application check that a WebSocket is alive
+	// (browsers see no pings): a text frame "ping" from the client is
+	// answered with Options.WSBeacon. Other client data frames stay
+	// ignored, and nothing is sent unasked. Call it after UpgradeWebSocket.
+	Beacon()
+
 	// Loop is the index of the event loop that owns the connection, for
 	// Loops.Post. Safe from any goroutine.
 	Loop() int

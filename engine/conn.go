@@ -24,7 +24,7 @@ const (
 )
 
 const (
-	fKeepAlive    uint8 = 1 << iota // current request allows keep-alive
+	fKeepAlive    uint16 = 1 << iota // current request allows keep-alive
 	fHead                           // current request is HEAD: no body in the reply
 	fFail                           // current request went to Handler.Fail: close after reply
 	fContinueSent                   // 100 Continue written for the current request
@@ -32,6 +32,7 @@ const (
 	fDrain                          // graceful stop: close after the next reply
 	fLinger                         // after the flush, half-close and read until the peer closes
 	fFlood                          // pipelined bytes past MaxPipelined were dropped: 429, then close
+	fBeacon                         // answer a client's text "ping" (Conn.Beacon)
 )
 
 // conn is the engine's per-connection state, the Conn given to the
@@ -53,7 +54,7 @@ type conn struct {
 	need   int32 // inbound bytes needed before parsing again (0: unknown)
 
 	state    connState
-	flags    uint8
+	flags    uint16
 	closeReq bool // close when the current OnTraffic returns
 
 	deadline int64 // loop clock, ns
@@ -229,6 +230,12 @@ func (c *conn) Close() {
 		return
 	}
 	c.lp.closeAfterFlush(c)
+}
+
+func (c *conn) Beacon() {
+	if c.state == stWS {
+		c.flags |= fBeacon
+	}
 }
 
 func (c *conn) Loop() int    { return c.lp.idx }

@@ -49,6 +49,10 @@ type Options struct {
 	// StreamHeartbeat is the bytes sent as a stream heartbeat. Default
 	// ": hb\n\n" (an SSE comment).
 	StreamHeartbeat []byte
+	// WSBeacon is the whole frame answering a client's text "ping" on a
+	// connection that asked for a Beacon. Default a text frame holding
+	// {"pong":true}.
+	WSBeacon []byte
 	// SweepInterval is the granularity of the per-loop deadline sweep.
 	// Default 250 ms.
 	SweepInterval time.Duration
@@ -98,6 +102,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.StreamHeartbeatInterval <= 0 {
 		o.StreamHeartbeatInterval = 15 * time.Second
+	}
+	if o.WSBeacon == nil {
+		o.WSBeacon = AppendTextFrame(nil, []byte(`{"pong":true}`))
 	}
 	if o.StreamHeartbeat == nil {
 		o.StreamHeartbeat = []byte(": hb\n\n")

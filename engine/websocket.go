@@ -116,6 +116,13 @@ func (lp *loop) processWS(c *conn) {
 			ws.Cipher(payload, mask, 0)
 			lp.out = appendFrame(lp.out[:0], ws.OpPong, payload)
 			c.send(lp.out)
+		case ws.OpText:
+			if c.flags&fBeacon != 0 && fh.fin && len(payload) == 4 {
+				ws.Cipher(payload, mask, 0)
+				if string(payload) == "ping" {
+					c.send(lp.s.opts.WSBeacon)
+				}
+			}
 		case ws.OpClose:
 			ws.Cipher(payload, mask, 0)
 			if len(payload) >= 2 {
@@ -138,6 +145,7 @@ func (lp *loop) processWS(c *conn) {
 // frameHeader is a client frame's header as parseFrameHeader reads it.
 type frameHeader struct {
 	op        ws.OpCode
+	fin       bool
 	headerLen int
 	length    int
 	mask      [4]byte
@@ -184,7 +192,7 @@ func parseFrameHeader(buf []byte, maxPayload int) (frameHeader, uint16) {
 	if length > uint64(maxPayload) {
 		return fh, CloseTooBig
 	}
-	fh.op, fh.headerLen, fh.length = op, hl, int(length)
+	fh.op, fh.fin, fh.headerLen, fh.length = op, fin, hl, int(length)
 	copy(fh.mask[:], buf[hl-4:hl])
 	return fh, 0
 }

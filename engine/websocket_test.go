@@ -304,6 +304,41 @@ func TestStreamHeartbeat(t *testing.T) {
 	}
 }
 
+// TestBeacon: a WebSocket that asked for a Beacon answers a client's text
+// "ping" with WSBeacon; other text frames, and any text on a connection
+// that did not ask, stay unanswered.
+func TestBeacon(t *testing.T) {
+	h := newTestHandler()
+	h.serveFn = func(c Conn, r *Request) bool {
+		if string(r.Path) != "/wsb" && string(r.Path) != "/wsn" {
+			return false
+		}
+		if err := c.UpgradeWebSocket(r, []byte("X-Test: 1\r\n")); err != nil {
+			panic(err)
+		}
+		c.SetTag("ws")
+		if string(r.Path) == "/wsb" {
+			c.Beacon()
+		}
+		return true
+	}
+	_, addr := startServer(t, testOptions(), h)
+	c, br := wsDialPath(t, addr, "/wsb")
+	writeClientFrame(t, c, ws.NewTextFrame([]byte("pong")))
+	writeClientFrame(t, c, ws.NewTextFrame([]byte("ping")))
+	if f := readFrame(t, br); f.Header.OpCode != ws.OpText || string(f.Payload) != `{"pong":true}` {
+		t.Fatalf("answer to ping: %v %q", f.Header.OpCode, f.Payload)
+	}
+	// Without Beacon the same text is ignored: the next frame is the
+	// answer to a control ping.
+	c2, br2 := wsDialPath(t, addr, "/wsn")
+	writeClientFrame(t, c2, ws.NewTextFrame([]byte("ping")))
+	writeClientFrame(t, c2, ws.NewPingFrame([]byte("p")))
+	if f := readFrame(t, br2); f.Header.OpCode != ws.OpPong {
+		t.Fatalf("got %v %q, want only the pong", f.Header.OpCode, f.Payload)
+	}
+}
+
 func TestAppendFrames(t *testing.T) {
 	for _, n := range []int{0, 125, 126, 65535, 65536} {
 		payload := bytes.Repeat([]byte("a"), n)

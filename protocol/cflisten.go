@@ -161,6 +161,10 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 			a.stats.cfSSE.Add(1)
 		}
 		c.SetTag(s)
+		// Browsers see no WebSocket pings: the JS client sends "ping" and
+		// gets {"pong":true} (a frame without data, X-04), so it can tell
+		// a quiet listener from a dead one.
+		c.Beacon()
 		if !ls.startStream(s, reads) {
 			return
 		}

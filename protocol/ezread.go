@@ -117,6 +117,7 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 			a.replyError(c, nil, errBadUpgrade)
 			return
 		}
+		c.Beacon() // the JS client's liveness check; see serveListen
 		s := ls.newSub(c, string(qname), kind, res.Cursor)
 		a.stats.wsReaders.Add(1)
 		if res.Gap {

@@ -69,6 +69,7 @@ type fakeConn struct {
 	tag       any
 	countOnly bool          // Send only counts bytes (allocation budgets)
 	dieOnOpen bool          // the peer goes while the upgrade or stream head is written
+	beacon    bool          // Beacon was asked
 	replied   chan struct{} // if set, Reply only signals here (allocation budgets)
 	sentBytes int
 }
@@ -105,6 +106,7 @@ func (c *fakeConn) CloseWebSocket(code uint16, reason string) {
 	c.closeCode, c.closeWhy, c.closed = code, reason, true
 }
 func (c *fakeConn) Close()       { c.closed = true }
+func (c *fakeConn) Beacon()      { c.beacon = true }
 func (c *fakeConn) Loop() int    { return 0 }
 func (c *fakeConn) ID() uint64   { return c.id }
 func (c *fakeConn) Tag() any     { return c.tag }

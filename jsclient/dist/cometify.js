@@ -44,6 +44,7 @@
     this.retryBase = opts.retryBase || 1e3;
     this.retryMax = opts.retryMax || 3e4;
     this.deadAfter = opts.deadAfter || 75e3;
+    this.pingEvery = Math.max(1e3, Math.floor(this.deadAfter / 3));
     this.pollTimeout = opts.pollTimeout == null ? 30 : opts.pollTimeout;
     this.upgradeAfter = opts.upgradeAfter || 6e4;
     this.onTransport = opts.onTransport;
@@ -223,9 +224,16 @@
         return function() {
         };
       }
+      var pinger;
       ws.onopen = function() {
         open = true;
         ctl.opened();
+        pinger = setInterval(function() {
+          try {
+            ws.send("ping");
+          } catch (e) {
+          }
+        }, f.pingEvery);
       };
       ws.onmessage = function(ev) {
         ctl.alive();
@@ -238,11 +246,13 @@
         f.a.frame(v);
       };
       ws.onclose = function(ev) {
+        clearInterval(pinger);
         if (!open) ctl.failed();
         else if (ev.code === 1001) ctl.dropped(drainDelay());
         else ctl.dropped();
       };
       return function() {
+        clearInterval(pinger);
         ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
         try {
           ws.close();
@@ -268,6 +278,9 @@
       es.addEventListener("gap", function(ev) {
         ctl.alive();
         f.a.event("gap", ev.data, ev.lastEventId);
+      });
+      es.addEventListener("ping", function() {
+        ctl.alive();
       });
       es.onerror = function() {
         if (!open) {

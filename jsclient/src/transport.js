@@ -68,7 +68,10 @@ export function callSafely(fn, args) {
 //
 // opts: transports (subset of LADDER, in order), retryBase / retryMax (ms,
 // backoff), deadAfter (ms of silence on a WebSocket or SSE stream before it
-// is taken for dead), pollTimeout (s), upgradeAfter (ms on a lower rung,
+// is taken for dead; over WebSocket the client sends "ping" every
+// deadAfter/3 and the server answers {"pong":true}, so only a dead
+// WebSocket stays silent that long; an SSE stream without events for that
+// long is reopened, resuming by its ids), pollTimeout (s), upgradeAfter (ms on a lower rung,
 // reached because higher ones failed, before trying the higher ones
 // again), onTransport(name), onError(err).
 export function Feed(adapter, opts) {
@@ -79,6 +82,7 @@ export function Feed(adapter, opts) {
   this.retryBase = opts.retryBase || 1000;
   this.retryMax = opts.retryMax || 30000;
   this.deadAfter = opts.deadAfter || 75000;
+  this.pingEvery = Math.max(1000, Math.floor(this.deadAfter / 3));
   this.pollTimeout = opts.pollTimeout == null ? 30 : opts.pollTimeout;
   this.upgradeAfter = opts.upgradeAfter || 60000;
   this.onTransport = opts.onTransport;
@@ -284,9 +288,19 @@ var OPENERS = {
       setTimeout(ctl.failed, 0);
       return function () {};
     }
+    var pinger;
     ws.onopen = function () {
       open = true;
       ctl.opened();
+      // Browsers hide the server's pings: ask for a {"pong":true} now and
+      // then, so a quiet listener is not taken for a dead one.
+      pinger = setInterval(function () {
+        try {
+          ws.send('ping');
+        } catch (e) {
+          // closing; onclose follows
+        }
+      }, f.pingEvery);
     };
     ws.onmessage = function (ev) {
       ctl.alive();
@@ -299,11 +313,13 @@ var OPENERS = {
       f.a.frame(v);
     };
     ws.onclose = function (ev) {
+      clearInterval(pinger);
       if (!open) ctl.failed();
       else if (ev.code === 1001) ctl.dropped(drainDelay());
       else ctl.dropped();
     };
     return function () {
+      clearInterval(pinger);
       ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
       try {
         ws.close();
@@ -332,6 +348,10 @@ var OPENERS = {
     es.addEventListener('gap', function (ev) {
       ctl.alive();
       f.a.event('gap', ev.data, ev.lastEventId);
+    });
+    // The server's visible heartbeat (Cometify streams): quiet, not dead.
+    es.addEventListener('ping', function () {
+      ctl.alive();
     });
     es.onerror = function () {
       if (!open) {
