@@ -25,14 +25,14 @@ const (
 
 const (
 	fKeepAlive    uint16 = 1 << iota // current request allows keep-alive
-	fHead                           // current request is HEAD: no body in the reply
-	fFail                           // current request went to Handler.Fail: close after reply
-	fContinueSent                   // 100 Continue written for the current request
-	fInServe                        // Handler.Serve for this connection is on the stack
-	fDrain                          // graceful stop: close after the next reply
-	fLinger                         // after the flush, half-close and read until the peer closes
-	fFlood                          // pipelined bytes past MaxPipelined were dropped: 429, then close
-	fBeacon                         // answer a client's text "ping" (Conn.Beacon)
+	fHead                            // current request is HEAD: no body in the reply
+	fFail                            // current request went to Handler.Fail: close after reply
+	fContinueSent                    // 100 Continue written for the current request
+	fInServe                         // Handler.Serve for this connection is on the stack
+	fDrain                           // graceful stop: close after the next reply
+	fLinger                          // after the flush, half-close and read until the peer closes
+	fFlood                           // pipelined bytes past MaxPipelined were dropped: 429, then close
+	fBeacon                          // answer a client's text "ping" (Conn.Beacon)
 )
 
 // conn is the engine's per-connection state, the Conn given to the
