@@ -18,10 +18,11 @@ import (
 // buffer per reader and parse the frames by hand (wsStream). Per
 // subscriber there remain the socket, an epConn and the accounting.
 type epollSubs struct {
-	readers []*epReader
-	conns   []atomic.Pointer[epConn] // by subscriber index; nil: not held
-	f       *fanState
-	st      *clientStats
+	readers  []*epReader
+	conns    []atomic.Pointer[epConn] // by subscriber index; nil: not held
+	f        *fanState
+	st       *clientStats
+	coalesce time.Duration // after a wake-up with few sockets ready, sleep this long (0: never)
 }
 
 // epConn is one subscriber held by an epoll reader.
@@ -47,8 +48,8 @@ const epWake = -1 // the epoll data of a reader's wake pipe
 const epollAvailable = true
 
 // newEpollSubs starts n reader goroutines for up to subs subscribers.
-func newEpollSubs(n, subs int, f *fanState, st *clientStats) (*epollSubs, error) {
-	e := &epollSubs{conns: make([]atomic.Pointer[epConn], subs), f: f, st: st}
+func newEpollSubs(n, subs int, coalesce time.Duration, f *fanState, st *clientStats) (*epollSubs, error) {
+	e := &epollSubs{conns: make([]atomic.Pointer[epConn], subs), f: f, st: st, coalesce: coalesce}
 	for range n {
 		fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 		if err != nil {
@@ -173,6 +174,12 @@ func (r *epReader) run() {
 		}
 		if sink.n > 0 {
 			r.e.st.msgs.Add(sink.n)
+		}
+		if r.e.coalesce > 0 && n < len(events)/8 {
+			// Few sockets were ready: let more become ready before the
+			// next wait, rather than paying a wake-up per delivery while
+			// the server writes its fan-out.
+			time.Sleep(r.e.coalesce)
 		}
 	}
 }

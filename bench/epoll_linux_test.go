@@ -35,7 +35,7 @@ func TestEpollReader(t *testing.T) {
 	defer srv.Close()
 	f := &fanState{kind: "cometify", msgs: 4, subs: []*fanSub{newFanSub(4), newFanSub(4)}}
 	var st clientStats
-	e, err := newEpollSubs(1, 2, f, &st)
+	e, err := newEpollSubs(1, 2, 0, f, &st)
 	if err != nil {
 		t.Fatal(err)
 	}

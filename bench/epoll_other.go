@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"errors"
 	"net"
+	"time"
 )
 
 // Without epoll the fan-out clients hold a goroutine per subscriber.
@@ -13,7 +14,7 @@ const epollAvailable = false
 
 type epollSubs struct{}
 
-func newEpollSubs(n, subs int, f *fanState, st *clientStats) (*epollSubs, error) {
+func newEpollSubs(n, subs int, coalesce time.Duration, f *fanState, st *clientStats) (*epollSubs, error) {
 	return nil, errors.New("epoll readers need Linux")
 }
 

@@ -44,7 +44,8 @@ type fanoutConfig struct {
 	Drain       time.Duration // how long to wait for stragglers after the publishing ended
 	Quiet       time.Duration // stop waiting sooner when no frame arrived for this long (0: wait Drain)
 	MaxLife     time.Duration
-	Readers     int           // client processes' epoll readers (0: their GOMAXPROCS; -1: a goroutine per subscriber)
+	Readers     int           // client processes' epoll readers (0: the clients' default, 1; -1: a goroutine per subscriber)
+	Coalesce    time.Duration // their sleep after a wake-up with few sockets ready (0: the clients' default, 1 ms; < 0: none)
 	StormAt     time.Duration // bench storm: reset every subscriber this long after publishing started (0: no storm)
 	StormWait   time.Duration // give up waiting for the reconnections and the catching up after this
 	sent        *atomic.Int64 // messages sent so far (publishPaced)
@@ -556,7 +557,8 @@ func cmdFanClient(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 	fs.IntVar(&c.FirstIndex, "first-index", 0, "global index of the first connection (source addresses)")
 	open := fs.Int("open", 0, "subscribers to open")
 	msgs := fs.Int("msgs", 0, "messages expected")
-	readers := fs.Int("readers", 0, "epoll reader goroutines holding the subscribers (0: GOMAXPROCS; -1: a goroutine per subscriber)")
+	coalesce := fs.Duration("coalesce", time.Millisecond, "epoll readers: after a wake-up with few sockets ready (< 32), sleep this long (≤ 0: never)")
+	readers := fs.Int("readers", 1, "epoll reader goroutines holding the subscribers (0: GOMAXPROCS; -1: a goroutine per subscriber)")
 	if err := parseFlags(fs, args); err != nil {
 		return 2
 	}
@@ -580,7 +582,7 @@ func cmdFanClient(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 			n = runtime.GOMAXPROCS(0)
 		}
 		var err error
-		if ep, err = newEpollSubs(n, *open, f, &st); err != nil {
+		if ep, err = newEpollSubs(n, *open, *coalesce, f, &st); err != nil {
 			fmt.Fprintln(stderr, "bench fanclient: epoll readers:", err, "(a goroutine per subscriber instead)")
 		}
 	}
@@ -858,6 +860,9 @@ func runFanout(ctx context.Context, c fanoutConfig, log io.Writer) (fanoutResult
 		}
 		if c.Readers != 0 {
 			args = append(args, "--readers", strconv.Itoa(c.Readers))
+		}
+		if c.Coalesce != 0 {
+			args = append(args, "--coalesce", c.Coalesce.String())
 		}
 		cmd := exec.Command(exe, args...)
 		cmd.Env = append(os.Environ(), env...)
@@ -1302,7 +1307,8 @@ func cmdFanout(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&c.Drain, "drain", time.Minute, "wait at most this for deliveries after the publishing ended (last answer)")
 	fs.DurationVar(&c.Quiet, "quiet", 5*time.Second, "stop waiting sooner when no frame arrived for this long (0: wait --drain)")
 	fs.DurationVar(&c.MaxLife, "max-life", 10*time.Minute, "client processes exit by themselves after this")
-	fs.IntVar(&c.Readers, "client-readers", 0, "epoll reader goroutines per client process (0: GOMAXPROCS; -1: a goroutine per subscriber, the old client)")
+	fs.IntVar(&c.Readers, "client-readers", 0, "epoll reader goroutines per client process (0: the clients' default, 1; -1: a goroutine per subscriber, the old client)")
+	fs.DurationVar(&c.Coalesce, "client-coalesce", 0, "epoll readers: after a wake-up with few sockets ready (< 32), sleep this long (0: the clients' default, 1ms; < 0: never)")
 	jsonOut := fs.Bool("json", false, "print the result as one JSON line")
 	if err := parseFlags(fs, args); err != nil {
 		return 2

@@ -315,12 +315,12 @@ func fanHandlers(mux *http.ServeMux, key, secret string) func() {
 }
 
 func TestFanoutEndToEnd(t *testing.T) {
-	// Both client readers: epoll (one reader, and one per CPU) and a
+	// Both client readers: epoll (the default one reader, and two) and a
 	// goroutine per subscriber.
 	for _, run := range []struct {
 		kind    string
 		readers int
-	}{{"halley", 0}, {"cometify", 0}, {"halley", -1}, {"cometify", -1}, {"cometify", 1}} {
+	}{{"halley", 0}, {"cometify", 0}, {"halley", -1}, {"cometify", -1}, {"cometify", 2}} {
 		kind := run.kind
 		url := fanServer(t) // a fresh server: its per-IP listener counts never go down
 		// 40 subscribers from 2 sources, 20 each: the fake's per-IP cap
