@@ -655,7 +655,7 @@ func (r *runner) harnessCmd(name string) string {
 		}
 		return fmt.Sprintf("halley bench idle --mode %s --counts %s --settle %v --per-process %d --channels %d --target URL --pid PID [%s | --kind nchan]",
 			strings.TrimPrefix(mirror, "idle-"), strings.Join(counts, ","), c.Settle, c.PerProcess, c.Channels, halley)
-	case "storm":
+	case "storm-cf":
 		d := stormDefaults()
 		return fmt.Sprintf("halley bench storm --subs %d --msgs %d --rate %g --at %v --size %d --per-process %d --dial-conc %d --target URL --pid PID --key K --secret S",
 			d.Subs, d.Msgs, d.Rate, d.StormAt, c.Size, d.PerProcess, d.DialConc)
@@ -751,7 +751,7 @@ func (r *runner) runCase(ctx context.Context, name string) (*caseResult, error) 
 			func(ctx context.Context, pid int) (map[string]float64, error) {
 				return r.fanoutOnce(ctx, name, "nchan", c.NchanURL, pid, credentials{})
 			})
-	case "storm":
+	case "storm-cf":
 		cr.metrics = stormMetrics
 		cr.HalleyCmd, cr.Halley = halleyCmd, &side{}
 		for i := 0; i < c.Runs && ctx.Err() == nil; i++ {
