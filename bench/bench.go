@@ -62,7 +62,7 @@ func usage(w io.Writer) {
          [--size 100] [--key K --user U]
          closed-loop keep-alive publish load; req/s, p50/p90/p99/max, errors
   fanout --target URL [--kind halley|cometify|nchan] [--subs 10000] [--msgs 200] [--rate 20] [--size 100]
-         [--key K --user U | --key K --secret S] [--pid PID]
+         [--key K --user U | --key K --secret S] [--pid PID] [--client-readers 1] [--client-coalesce 1ms]
          WebSocket subscribers on one fresh channel, paced publishes; deliveries/s,
          p50/p90/p99/max latency, rate kept, missing/duplicates, server CPU/delivery
   storm  --target URL --key K --secret S [--subs 18000] [--msgs 600] [--rate 20] [--at 10s] [--pid PID]

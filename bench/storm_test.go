@@ -112,3 +112,19 @@ func TestSinceID(t *testing.T) {
 		}
 	}
 }
+
+func TestRunStormCase(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // no run: only the case's dispatch and table
+	r := &runner{c: runConfig{Runs: 1, HalleyCmd: "halley serve", Size: 100}, log: io.Discard, peers: map[string]peerRuns{}}
+	cr, err := r.runCase(ctx, "storm-cf")
+	if err != nil || cr == nil || len(cr.metrics) == 0 || cr.metrics[0].key != "reconnect_ms" || cr.Nchan != nil {
+		t.Fatalf("%v %+v", err, cr)
+	}
+	if cmd := r.harnessCmd("storm-cf"); !strings.HasPrefix(cmd, "halley bench storm --subs 18000 --msgs 150 --rate 5 --at 10s") {
+		t.Fatal(cmd)
+	}
+	if c, err := parseRunArgs([]string{"--cases", "storm-cf", "--halley-cmd", "x --listen 127.0.0.1:1"}, io.Discard); err != nil || c.Cases[0] != "storm-cf" {
+		t.Fatal(c.Cases, err)
+	}
+}
