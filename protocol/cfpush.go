@@ -1,7 +1,6 @@
 package protocol
 
 import (
-	"errors"
 	"time"
 	"unsafe"
 
@@ -116,20 +115,11 @@ func newPushOp(a *API, c engine.Conn, user string, ident, text []byte, secret bo
 // order.
 func (op *pushOp) CFPushDone(res persist.CFPushResult) {
 	a := op.api
-	a.stats.pushLatency.observe(time.Since(op.start))
-	switch {
-	case errors.Is(res.Err, persist.ErrPushConflict):
-		op.failed = errPushConflict
-	case res.Err != nil:
-		a.opts.Log.Error("push failed", "topic", op.p.Topic, "err", res.Err)
-		op.failed = errStorage
-	}
+	op.failed = a.stats.pushes.done(a, time.Since(op.start), res.Err, persist.ErrPushConflict, errPushConflict, "push", op.p.Topic)
 	if op.failed != nil {
-		a.stats.pushesFailed.Add(1)
 		a.loops.PostTask(op.conn.Loop(), op)
 		return
 	}
-	a.stats.pushesOK.Add(1)
 	op.d.id = res.Msg.ID
 	buf := make([]byte, 0, 2*len(op.d.text)+len(op.d.name)+96)
 	buf = append(buf, `{"code":"ok","push_id":`...)

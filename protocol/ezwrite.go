@@ -2,7 +2,6 @@ package protocol
 
 import (
 	"bytes"
-	"errors"
 	"time"
 	"unsafe"
 
@@ -124,20 +123,11 @@ func newWriteOp(a *API, c engine.Conn, qname, tick []byte, hasTick bool, msg []b
 // and the delivery to the loops; it must not block.
 func (op *writeOp) WriteDone(res persist.EZWriteResult) {
 	a := op.api
-	a.stats.writeLatency.observe(time.Since(op.start))
-	switch {
-	case errors.Is(res.Err, persist.ErrTickConflict):
-		op.failed = errTickConflict
-	case res.Err != nil:
-		a.opts.Log.Error("write failed", "qname", op.w.QName, "err", res.Err)
-		op.failed = errStorage
-	}
+	op.failed = a.stats.writes.done(a, time.Since(op.start), res.Err, persist.ErrTickConflict, errTickConflict, "write", op.w.QName)
 	if op.failed != nil {
-		a.stats.writesFailed.Add(1)
 		a.loops.PostTask(op.conn.Loop(), op)
 		return
 	}
-	a.stats.writesOK.Add(1)
 	op.d.seq = res.Msg.Seq
 	a.loops.PostTask(op.conn.Loop(), op)
 	if !op.w.Flush && !res.Duplicate {

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"errors"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -9,23 +10,46 @@ import (
 // apiStats are the protocol's counters, updated atomically from loops and
 // the committer, read by /metrics.
 type apiStats struct {
-	writesOK     atomic.Uint64
-	writesFailed atomic.Uint64
+	writes       ackCounters
 	errors       atomic.Uint64
 	deliveries   atomic.Uint64
 	pollsWaiting atomic.Int64
 	wsReaders    atomic.Int64
 	sseReaders   atomic.Int64
-	writeLatency histogram
 
-	pushesOK     atomic.Uint64
-	pushesFailed atomic.Uint64
+	pushes       ackCounters
 	cfDeliveries atomic.Uint64
 	cfRefused    atomic.Uint64 // listeners refused by the per-IP cap
 	cfPolls      atomic.Int64
 	cfWS         atomic.Int64
 	cfSSE        atomic.Int64
-	pushLatency  histogram
+}
+
+// done counts one store answer that arrived after elapsed and returns
+// what the client is answered when it failed: conflictAnswer for the
+// conflict error, errStorage (logged) for any other error, nil on success.
+func (c *ackCounters) done(a *API, elapsed time.Duration, err, conflict error, conflictAnswer *apiError, what, name string) *apiError {
+	c.latency.observe(elapsed)
+	var failed *apiError
+	switch {
+	case err == nil:
+		c.ok.Add(1)
+		return nil
+	case errors.Is(err, conflict):
+		failed = conflictAnswer
+	default:
+		a.opts.Log.Error(what+" failed", "name", name, "err", err)
+		failed = errStorage
+	}
+	c.failed.Add(1)
+	return failed
+}
+
+// ackCounters follow one kind of durable operation (EZComet writes,
+// Cometify pushes) from acceptance to the store's answer.
+type ackCounters struct {
+	ok, failed atomic.Uint64
+	latency    histogram
 }
 
 // histogram is a fixed-bucket latency histogram in Prometheus' shape.
@@ -90,23 +114,23 @@ func AppendProm(dst []byte, name, typ, help string, v float64) []byte {
 
 func (a *API) appendMetrics(dst []byte) []byte {
 	s := &a.stats
-	dst = AppendProm(dst, "halley_ez_writes_total", "counter", "EZComet writes acknowledged.", float64(s.writesOK.Load()))
-	dst = AppendProm(dst, "halley_ez_writes_failed_total", "counter", "EZComet writes refused by the store (conflict or storage error).", float64(s.writesFailed.Load()))
+	dst = AppendProm(dst, "halley_ez_writes_total", "counter", "EZComet writes acknowledged.", float64(s.writes.ok.Load()))
+	dst = AppendProm(dst, "halley_ez_writes_failed_total", "counter", "EZComet writes refused by the store (conflict or storage error).", float64(s.writes.failed.Load()))
 	dst = AppendProm(dst, "halley_api_errors_total", "counter", "API error answers.", float64(s.errors.Load()))
 	dst = AppendProm(dst, "halley_deliveries_total", "counter", "Messages handed to subscribers.", float64(s.deliveries.Load()))
 	dst = AppendProm(dst, "halley_polls_waiting", "gauge", "Long-polls waiting for a message.", float64(s.pollsWaiting.Load()))
 	dst = AppendProm(dst, "halley_ws_subscribers", "gauge", "WebSocket readers.", float64(s.wsReaders.Load()))
 	dst = AppendProm(dst, "halley_sse_subscribers", "gauge", "Server-Sent Events readers.", float64(s.sseReaders.Load()))
-	dst = s.writeLatency.appendProm(dst, "halley_write_ack_seconds", "Time from a write's acceptance to its durable acknowledgement.")
-	dst = AppendProm(dst, "halley_cf_pushes_total", "counter", "Cometify pushes acknowledged.", float64(s.pushesOK.Load()))
-	dst = AppendProm(dst, "halley_cf_pushes_failed_total", "counter", "Cometify pushes refused by the store (conflict or storage error).", float64(s.pushesFailed.Load()))
+	dst = s.writes.latency.appendProm(dst, "halley_write_ack_seconds", "Time from a write's acceptance to its durable acknowledgement.")
+	dst = AppendProm(dst, "halley_cf_pushes_total", "counter", "Cometify pushes acknowledged.", float64(s.pushes.ok.Load()))
+	dst = AppendProm(dst, "halley_cf_pushes_failed_total", "counter", "Cometify pushes refused by the store (conflict or storage error).", float64(s.pushes.failed.Load()))
 	dst = AppendProm(dst, "halley_cf_deliveries_total", "counter", "Cometify pushes handed to live listeners.", float64(s.cfDeliveries.Load()))
 	dst = AppendProm(dst, "halley_cf_listeners_refused_total", "counter", "Cometify listeners refused by the per-IP cap.", float64(s.cfRefused.Load()))
 	dst = AppendProm(dst, "halley_cf_polls_waiting", "gauge", "Cometify long-polls waiting.", float64(s.cfPolls.Load()))
 	dst = AppendProm(dst, "halley_cf_ws_listeners", "gauge", "Cometify WebSocket listeners.", float64(s.cfWS.Load()))
 	dst = AppendProm(dst, "halley_cf_sse_listeners", "gauge", "Cometify Server-Sent Events listeners.", float64(s.cfSSE.Load()))
 	dst = AppendProm(dst, "halley_cf_listener_slots", "gauge", "Per-IP listener slots held (CF-L-08).", float64(a.cap.held()))
-	dst = s.pushLatency.appendProm(dst, "halley_cf_push_ack_seconds", "Time from a push's acceptance to its durable acknowledgement.")
+	dst = s.pushes.latency.appendProm(dst, "halley_cf_push_ack_seconds", "Time from a push's acceptance to its durable acknowledgement.")
 	if a.opts.Metrics != nil {
 		dst = a.opts.Metrics(dst)
 	}
