@@ -81,12 +81,7 @@ func (ls *loopState) removeCF(s *cfSub) {
 			continue
 		}
 		ts := ls.cfTopics[w.topic]
-		last := len(ts.list) - 1
-		moved := ts.list[last]
-		ts.list[w.idx] = moved
-		moved.s.watches[moved.w].idx = w.idx
-		ts.list[last] = cfRef{}
-		ts.list = ts.list[:last]
+		ts.list = swapRemove(ts.list, w.idx, func(m cfRef, i int) { m.s.watches[m.w].idx = i })
 		w.idx = -1
 		if len(ts.list) == 0 {
 			delete(ls.cfTopics, w.topic)

@@ -114,12 +114,7 @@ func (ls *loopState) remove(s *ezSub) {
 		return
 	}
 	cs := ls.subs[s.qname]
-	last := len(cs.list) - 1
-	moved := cs.list[last]
-	cs.list[s.idx] = moved
-	moved.idx = s.idx
-	cs.list[last] = nil
-	cs.list = cs.list[:last]
+	cs.list = swapRemove(cs.list, s.idx, func(m *ezSub, i int) { m.idx = i })
 	s.idx = -1
 	if len(cs.list) == 0 {
 		delete(ls.subs, s.qname)
@@ -250,4 +245,17 @@ func (ls *loopState) answerEmpty(s *ezSub, retryMillis int64) {
 	ls.remove(s)
 	ls.out = appendMessagesBody(ls.out[:0], nil, gap, retryMillis)
 	ls.api.reply(c, cb, ls.out)
+}
+
+// swapRemove removes list[i] in O(1) by moving the last element into its
+// place (order does not matter in a subscriber list); moved is told the
+// moved element's new index. The freed slot is zeroed so the list holds
+// no stale pointer.
+func swapRemove[T any](list []T, i int, moved func(T, int)) []T {
+	last := len(list) - 1
+	list[i] = list[last]
+	moved(list[i], i)
+	var zero T
+	list[last] = zero
+	return list[:last]
 }
