@@ -2,7 +2,6 @@ package protocol
 
 import (
 	"strings"
-	"time"
 
 	"github.com/halleypush/halley/engine"
 	"github.com/halleypush/halley/persist"
@@ -60,14 +59,10 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 		a.replyError(c, callback, e)
 		return
 	}
-	timeout := a.opts.DefaultTimeout
-	if v, ok := f.get("timeout"); ok && kind == subPoll {
-		n, ok := parseTimeout(v, int(a.opts.MaxTimeout/time.Second))
-		if !ok {
-			a.replyError(c, callback, errBadTimeout)
-			return
-		}
-		timeout = time.Duration(n) * time.Second
+	timeout, ok := a.pollTimeout(f, kind)
+	if !ok {
+		a.replyError(c, callback, errBadTimeout)
+		return
 	}
 	secure := false
 	if sk, _ := f.get("secureKey"); len(sk) > 0 {

@@ -56,6 +56,17 @@ func (a *API) readPrelude(f *form, c engine.Conn, r *engine.Request, kind subKin
 	return callback, true
 }
 
+// pollTimeout is a poll's wait (EZ-R-05): the timeout parameter, or the
+// default; streams take none. ok is false for a bad value (a 400).
+func (a *API) pollTimeout(f *form, kind subKind) (time.Duration, bool) {
+	v, given := f.get("timeout")
+	if !given || kind != subPoll {
+		return a.opts.DefaultTimeout, true
+	}
+	n, ok := parseTimeout(v, int(a.opts.MaxTimeout/time.Second))
+	return time.Duration(n) * time.Second, ok
+}
+
 // serveRead handles /read, /read/ws and /read/sse (SPEC EZ-R-01..10).
 func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind subKind) {
 	f := &ls.form
@@ -68,14 +79,10 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 		a.replyError(c, callback, e)
 		return
 	}
-	timeout := a.opts.DefaultTimeout
-	if v, ok := f.get("timeout"); ok && kind == subPoll {
-		n, ok := parseTimeout(v, int(a.opts.MaxTimeout/time.Second))
-		if !ok {
-			a.replyError(c, callback, errBadTimeout)
-			return
-		}
-		timeout = time.Duration(n) * time.Second
+	timeout, ok := a.pollTimeout(f, kind)
+	if !ok {
+		a.replyError(c, callback, errBadTimeout)
+		return
 	}
 	if _, ok := a.store.AccountByName(user); !ok {
 		a.replyError(c, callback, errUnknownUser)
