@@ -12,15 +12,7 @@ import (
 // batch comes after them.
 func TestGatheredSendsKeepOrder(t *testing.T) {
 	h := newTestHandler()
-	conns := make(chan Conn, 1)
-	h.serveFn = func(c Conn, r *Request) bool {
-		if err := c.UpgradeWebSocket(r, []byte("X-Test: 1\r\n")); err != nil {
-			panic(err)
-		}
-		c.SetTag("ws")
-		conns <- c
-		return true
-	}
+	conns := upgradeAll(h, 1)
 	s, addr := startServer(t, testOptions(), h)
 	_, br := wsDialPath(t, addr, "/")
 	c := <-conns
@@ -60,15 +52,7 @@ func TestGatheredSendsKeepOrder(t *testing.T) {
 // batch cannot pile up more than the limit for one connection.
 func TestGatheredSlowConsumerCut(t *testing.T) {
 	h := newTestHandler()
-	conns := make(chan Conn, 1)
-	h.serveFn = func(c Conn, r *Request) bool {
-		if err := c.UpgradeWebSocket(r, []byte("X-Test: 1\r\n")); err != nil {
-			panic(err)
-		}
-		c.SetTag("ws")
-		conns <- c
-		return true
-	}
+	conns := upgradeAll(h, 1)
 	opts := testOptions()
 	opts.MaxOutbound = 64 << 10
 	s, addr := startServer(t, opts, h)
@@ -90,4 +74,19 @@ func TestGatheredSlowConsumerCut(t *testing.T) {
 	if st := s.Stats(); st.SlowConsumerCuts != 1 {
 		t.Fatalf("stats %+v", st)
 	}
+}
+
+// upgradeAll makes h upgrade every request to a WebSocket (with the
+// X-Test header wsDialPath checks) and hand the Conn over on the channel.
+func upgradeAll(h *testHandler, n int) chan Conn {
+	conns := make(chan Conn, n)
+	h.serveFn = func(c Conn, r *Request) bool {
+		if err := c.UpgradeWebSocket(r, []byte("X-Test: 1\r\n")); err != nil {
+			panic(err)
+		}
+		c.SetTag("ws")
+		conns <- c
+		return true
+	}
+	return conns
 }

@@ -502,14 +502,7 @@ func BenchmarkFanoutSend(b *testing.B) {
 func benchFanout(b *testing.B, burst int, gather bool) {
 	const subs = 500
 	h := newTestHandler()
-	conns := make(chan Conn, subs)
-	h.serveFn = func(c Conn, r *Request) bool {
-		if err := c.UpgradeWebSocket(r, nil); err != nil {
-			panic(err)
-		}
-		conns <- c
-		return true
-	}
+	conns := upgradeAll(h, subs)
 	opts := testOptions()
 	opts.Loops = 1
 	s, err := New(opts, h, nil)
