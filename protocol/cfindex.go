@@ -131,7 +131,8 @@ func (ls *loopState) cfDeliver(d *cfDelivery) {
 // modify them.
 func strBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
-// encodeCF fills d's wire forms into one buffer.
+// encode appends d's push object, then the WebSocket frame holding it, to
+// buf, and points d.wsFrame at the frame.
 func (d *cfDelivery) encode(buf []byte) []byte {
 	start := len(buf)
 	buf = appendPushObject(buf, d.name, d.id, d.text)
