@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"net/netip"
 	"time"
 )
@@ -29,6 +30,12 @@ type Handler interface {
 	// answered. The handler must Reply.
 	Expired(c Conn)
 
+	// Drained is called once after Conn.WhenDrained, when the
+	// connection's unsent output has fallen to Options.BacklogBytes/2 or
+	// below: a handler sending a backlog (catch-up, replay) sends its
+	// next part. Not called for a connection that closed meanwhile.
+	Drained(c Conn)
+
 	// Closed is called once when a connection goes away for any reason
 	// (peer close, reset, deadline, slow-consumer cut, drain), for every
 	// connection whose Tag is non-nil. After Closed, Conn methods are
@@ -54,9 +61,13 @@ type Request struct {
 	Body  []byte // the whole body (Content-Length or chunked, decoded)
 	// Header looks up a request header by name in any case; nil if absent.
 	Header HeaderPeeker
-	// PeerAddr is the TCP peer's address (C-07: the protocol decides
-	// whether to trust X-Forwarded-For).
+	// PeerAddr is the TCP peer's address.
 	PeerAddr netip.Addr
+	// ClientIP is the client's address per C-07: PeerAddr, or, when the
+	// peer is inside Options.TrustedProxies, the right-most address of
+	// the X-Forwarded-For lines (read as one list; else of Forwarded:
+	// for=) that is not itself trusted. Unmapped (IPv4 as 4 bytes).
+	ClientIP netip.Addr
 	// HTTP10 is true for an HTTP/1.0 request.
 	HTTP10 bool
 }
@@ -64,6 +75,9 @@ type Request struct {
 // HeaderPeeker is satisfied by *fasthttp.RequestHeader.
 type HeaderPeeker interface {
 	Peek(name string) []byte
+	// PeekAll returns every value of the header name, one per line, in
+	// order (nil if absent).
+	PeekAll(name string) [][]byte
 }
 
 // Conn is one client connection, seen from the protocol. Methods run on
@@ -89,7 +103,8 @@ type Conn interface {
 	// UpgradeWebSocket completes the RFC 6455 handshake for r (the request
 	// being served) and turns the connection into a WebSocket. It returns
 	// an error, having written nothing, when r is not a valid WebSocket
-	// upgrade; the handler then Replies (400). From then on the engine
+	// upgrade; the handler then Replies: 426 with "Sec-WebSocket-Version:
+	// 13" for ErrUpgradeVersion, 400 for ErrBadUpgrade (C-13). From then on the engine
 	// answers pings, enforces the client frame cap (close 1009) and sends
 	// a ping every Options.PingInterval; text or binary frames from the
 	// client are ignored.
@@ -108,6 +123,19 @@ type Conn interface {
 	// would exceed Options.MaxOutbound the connection is cut as a slow
 	// consumer (Handler.Closed follows) and Send returns false.
 	Send(b []byte) bool
+
+	// Backlogged reports whether the connection's unsent output is at or
+	// above Options.BacklogBytes. A handler sending a backlog (EZComet
+	// catch-up, Cometify replay) stops sending when it is true, calls
+	// WhenDrained and goes on in Handler.Drained: a reader that reads is
+	// never cut for the size of its backlog (C-08).
+	Backlogged() bool
+
+	// WhenDrained asks for one Handler.Drained(c) call once the unsent
+	// output has fallen to Options.BacklogBytes/2 or below (soon, from a
+	// later loop entry, when it already has). Calls before that one is
+	// delivered coalesce.
+	WhenDrained()
 
 	// CloseWebSocket sends a close frame with code and reason, then closes
 	// once it is flushed.
@@ -138,6 +166,15 @@ type Conn interface {
 	// Alive reports whether the connection is still open.
 	Alive() bool
 }
+
+// Errors of Conn.UpgradeWebSocket (C-13).
+var (
+	// ErrBadUpgrade: not a valid RFC 6455 opening handshake (400).
+	ErrBadUpgrade = errors.New("engine: not a valid WebSocket upgrade request")
+	// ErrUpgradeVersion: Sec-WebSocket-Version is not 13 (426, with
+	// "Sec-WebSocket-Version: 13").
+	ErrUpgradeVersion = errors.New("engine: unsupported WebSocket version")
+)
 
 // Loops lets other goroutines run code on event loops.
 type Loops interface {

@@ -238,6 +238,14 @@ func (c *conn) Beacon() {
 	}
 }
 
+// Backlogged: stub until the drain-aware engine lands (issue 15).
+func (c *conn) Backlogged() bool {
+	return c.gc.OutboundBuffered()+int(c.pendBytes) >= c.lp.s.opts.BacklogBytes
+}
+
+// WhenDrained: stub until the drain-aware engine lands (issue 15).
+func (c *conn) WhenDrained() {}
+
 func (c *conn) Loop() int    { return c.lp.idx }
 func (c *conn) ID() uint64   { return c.id }
 func (c *conn) Tag() any     { return c.tag }

@@ -409,7 +409,7 @@ func (lp *loop) fire(c *conn) {
 		lp.stats.parseErrors.Add(1)
 		c.setState(stServing)
 		c.flags = fFail
-		lp.parser.req = Request{PeerAddr: c.peer, Header: emptyHeader{}}
+		lp.parser.req = Request{PeerAddr: c.peer, ClientIP: c.peer, Header: emptyHeader{}}
 		lp.callFail(c, &lp.parser.req, 408, "request header timeout")
 		if c.state == stServing {
 			lp.closeHard(c) // the handler did not answer
@@ -462,4 +462,5 @@ func (lp *loop) drainAll() {
 // were parsed.
 type emptyHeader struct{}
 
-func (emptyHeader) Peek(string) []byte { return nil }
+func (emptyHeader) Peek(string) []byte      { return nil }
+func (emptyHeader) PeekAll(string) [][]byte { return nil }

@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 )
 
@@ -34,6 +35,17 @@ type Options struct {
 	// MaxOutbound caps unsent output per connection; a connection over it
 	// is cut as a slow consumer. Default 4 MiB.
 	MaxOutbound int
+	// BacklogBytes is the unsent output at which Conn.Backlogged turns
+	// true; Handler.Drained follows at half of it. Default MaxOutbound/4.
+	BacklogBytes int
+	// MaxConnsPerIP caps open connections per client IP (C-12, IPv6 per
+	// /64); one more gets a JSON 429 and is closed. Peers inside
+	// TrustedProxies are exempt at accept and counted per request by
+	// Request.ClientIP. Default 1000.
+	MaxConnsPerIP int
+	// TrustedProxies are the peers whose X-Forwarded-For / Forwarded is
+	// believed for Request.ClientIP (C-07). Default none.
+	TrustedProxies []netip.Prefix
 	// MaxPipelined caps the pipelined bytes a connection may send while
 	// one of its requests is still being answered (a write awaiting its
 	// commit, a long-poll waiting). gnet cannot stop reading one socket,
@@ -96,6 +108,12 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.MaxOutbound <= 0 {
 		o.MaxOutbound = 4 << 20
+	}
+	if o.BacklogBytes <= 0 {
+		o.BacklogBytes = o.MaxOutbound / 4
+	}
+	if o.MaxConnsPerIP <= 0 {
+		o.MaxConnsPerIP = 1000
 	}
 	if o.PingInterval <= 0 {
 		o.PingInterval = 25 * time.Second

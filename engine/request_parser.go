@@ -65,7 +65,7 @@ var (
 // parseFail, p.req describes what was parsed; its slices alias buf and
 // p's buffers until the next call.
 func (p *requestParser) parse(buf []byte, peer netip.Addr) parseResult {
-	p.req = Request{PeerAddr: peer, Header: emptyHeader{}}
+	p.req = Request{PeerAddr: peer, ClientIP: peer, Header: emptyHeader{}}
 
 	// RFC 9112 2.2: ignore empty lines before the request line.
 	start := 0

@@ -83,6 +83,8 @@ func (h *testHandler) Expired(c Conn) {
 	c.Reply(200, "text/plain", nil, []byte("expired"))
 }
 
+func (h *testHandler) Drained(Conn) {}
+
 func (h *testHandler) Closed(c Conn) {
 	h.mu.Lock()
 	h.closed[c.ID()]++

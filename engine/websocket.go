@@ -5,7 +5,6 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/binary"
-	"errors"
 
 	"github.com/gobwas/ws"
 )
@@ -17,8 +16,6 @@ const (
 	CloseProtocolError uint16 = 1002
 	CloseTooBig        uint16 = 1009
 )
-
-var errBadUpgrade = errors.New("engine: not a valid WebSocket upgrade request")
 
 // pingFrame is the server's keep-alive ping, empty payload.
 var pingFrame = AppendPingFrame(nil, nil)
@@ -32,11 +29,11 @@ func (lp *loop) upgrade(c *conn, r *Request, extra []byte) error {
 		!headerHasToken(h.Peek("Upgrade"), "websocket") ||
 		!headerHasToken(h.Peek("Connection"), "upgrade") ||
 		string(bytes.TrimSpace(h.Peek("Sec-WebSocket-Version"))) != "13" {
-		return errBadUpgrade
+		return ErrBadUpgrade
 	}
 	key := bytes.TrimSpace(h.Peek("Sec-WebSocket-Key"))
 	if len(key) != 24 {
-		return errBadUpgrade
+		return ErrBadUpgrade
 	}
 	var nonce [24 + len(wsGUID)]byte
 	copy(nonce[copy(nonce[:], key):], wsGUID)

@@ -2,6 +2,7 @@ package persist
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -14,21 +15,26 @@ import (
 // accountTable is an immutable snapshot of every account. Lookups index
 // the maps with string(b), which the compiler does without allocating.
 type accountTable struct {
-	byKey  map[string]*Account
-	byName map[string]*Account
-	sorted []Account // by username
+	byKey   map[string]*Account // private api_key
+	byCFKey map[string]*Account // public cf_api_key
+	byName  map[string]*Account
+	sorted  []Account // by username
 }
 
 func newAccountTable(list []Account) *accountTable {
 	slices.SortFunc(list, func(a, b Account) int { return strings.Compare(a.Username, b.Username) })
 	t := &accountTable{
-		byKey:  make(map[string]*Account, len(list)),
-		byName: make(map[string]*Account, len(list)),
-		sorted: list,
+		byKey:   make(map[string]*Account, len(list)),
+		byCFKey: make(map[string]*Account, len(list)),
+		byName:  make(map[string]*Account, len(list)),
+		sorted:  list,
 	}
 	for i := range list {
 		a := &list[i]
 		t.byKey[a.APIKey] = a
+		if a.CFAPIKey != "" {
+			t.byCFKey[a.CFAPIKey] = a
+		}
 		t.byName[a.Username] = a
 	}
 	return t
@@ -87,27 +93,56 @@ func (s *Store) AddAccount(username string) (Account, error) {
 	if _, ok := old.byName[username]; ok {
 		return Account{}, ErrAccountExists
 	}
-	var raw [16 + 32]byte
-	for {
-		_, _ = rand.Read(raw[:]) // never fails (crypto/rand docs)
-		if _, clash := old.byKey[hex.EncodeToString(raw[:16])]; !clash {
-			break
-		}
-	}
-	secret := make([]byte, 32)
-	for i, b := range raw[16:] {
-		secret[i] = secretAlphabet[b&63] // 64 symbols: no modulo bias
-	}
 	a := Account{
 		Username:          username,
-		APIKey:            hex.EncodeToString(raw[:16]),
-		APISecret:         string(secret),
+		APIKey:            old.newKey(),
+		APISecret:         newSecret(),
 		MaxListenersPerIP: DefaultMaxListenersPerIP,
+		ID:                newAccountID(),
+	}
+	for a.CFAPIKey = old.newKey(); a.CFAPIKey == a.APIKey; a.CFAPIKey = old.newKey() {
 	}
 	if err := s.putAccount(old, a, ""); err != nil {
 		return Account{}, err
 	}
 	return a, nil
+}
+
+// newKey returns 32 lowercase hex from crypto/rand that no account uses
+// as either key.
+func (t *accountTable) newKey() string {
+	var raw [16]byte
+	for {
+		_, _ = rand.Read(raw[:]) // never fails (crypto/rand docs)
+		k := hex.EncodeToString(raw[:])
+		_, a := t.byKey[k]
+		_, b := t.byCFKey[k]
+		if !a && !b {
+			return k
+		}
+	}
+}
+
+// newSecret returns 32 chars of [A-Za-z0-9_-] from crypto/rand.
+func newSecret() string {
+	var raw [32]byte
+	_, _ = rand.Read(raw[:])
+	secret := make([]byte, len(raw))
+	for i, b := range raw {
+		secret[i] = secretAlphabet[b&63] // 64 symbols: no modulo bias
+	}
+	return string(secret)
+}
+
+// newAccountID returns a random non-zero incarnation id.
+func newAccountID() uint64 {
+	for {
+		var raw [8]byte
+		_, _ = rand.Read(raw[:])
+		if id := binary.BigEndian.Uint64(raw[:]); id != 0 {
+			return id
+		}
+	}
 }
 
 // putAccount writes a (or deletes remove when a is zero) durably and
@@ -154,10 +189,21 @@ func (s *Store) Accounts() []Account {
 	return slices.Clone(s.accounts.Load().sorted)
 }
 
-// AccountByKey finds the account owning apiKey. Lock-free and
-// allocation-free: meant for event loops, once per request.
-func (s *Store) AccountByKey(apiKey []byte) (Account, bool) {
+// AccountByAPIKey finds the account whose private api_key is apiKey
+// (EZComet writes). Lock-free and allocation-free: meant for event
+// loops, once per request.
+func (s *Store) AccountByAPIKey(apiKey []byte) (Account, bool) {
 	a, ok := s.accounts.Load().byKey[string(apiKey)]
+	if !ok {
+		return Account{}, false
+	}
+	return *a, true
+}
+
+// AccountByCFKey finds the account whose public cf_api_key is key
+// (Cometify paths). Lock-free and allocation-free.
+func (s *Store) AccountByCFKey(key []byte) (Account, bool) {
+	a, ok := s.accounts.Load().byCFKey[string(key)]
 	if !ok {
 		return Account{}, false
 	}
@@ -185,6 +231,30 @@ func (s *Store) RemoveAccount(username string) error {
 	}
 	return s.putAccount(old, Account{}, username)
 }
+
+// RotateAccount replaces one credential of an account durably and
+// returns the account with its new value. Stub until the
+// account model lands (issue 15).
+func (s *Store) RotateAccount(username string, c Credential) (Account, error) {
+	return Account{}, fmt.Errorf("persist: rotate %s: not implemented yet", username)
+}
+
+// SetRequireSignature sets an account's CF-P-10 mode: "" or "v2".
+// Stub until the account model lands (issue 15).
+func (s *Store) SetRequireSignature(username, mode string) error {
+	return fmt.Errorf("persist: require-signature %s: not implemented yet", username)
+}
+
+// Migrated returns the accounts Open converted from the single-key
+// format of earlier versions, with their new credentials, for the
+// opener to show once. Stub until migration lands (issue 15).
+func (s *Store) Migrated() []Account { return nil }
+
+// Healthy reports nil while the Store accepts writes; ErrClosed, or an
+// error wrapping ErrStorage after a failed commit or while a commit has
+// been running longer than Options.StallTimeout (C-10). Safe from any
+// goroutine, lock-free. Stub: stalls are not detected yet (issue 15).
+func (s *Store) Healthy() error { return s.writable() }
 
 // SetMaxListenersPerIP changes an account's listener cap per client IP
 // (n >= 1), durably.

@@ -58,16 +58,16 @@ func TestAccounts(t *testing.T) {
 	}
 
 	bob, _ := s.AccountByName([]byte("bob"))
-	if a, ok := s.AccountByKey([]byte(bob.APIKey)); !ok || a != bob {
+	if a, ok := s.AccountByAPIKey([]byte(bob.APIKey)); !ok || a != bob {
 		t.Fatalf("AccountByKey %+v %v", a, ok)
 	}
-	if _, ok := s.AccountByKey([]byte("0123456789abcdef0123456789abcdef")); ok {
+	if _, ok := s.AccountByAPIKey([]byte("0123456789abcdef0123456789abcdef")); ok {
 		t.Fatal("unknown key found")
 	}
 	if err := s.SetMaxListenersPerIP("bob", 3); err != nil {
 		t.Fatal(err)
 	}
-	if a, _ := s.AccountByKey([]byte(bob.APIKey)); a.MaxListenersPerIP != 3 {
+	if a, _ := s.AccountByAPIKey([]byte(bob.APIKey)); a.MaxListenersPerIP != 3 {
 		t.Fatalf("after set %+v", a)
 	}
 	if err := s.SetMaxListenersPerIP("bob", 0); err == nil {
@@ -82,7 +82,7 @@ func TestAccounts(t *testing.T) {
 	if err := s.RemoveAccount("bob"); !errors.Is(err, ErrNoAccount) {
 		t.Fatalf("second rm: %v", err)
 	}
-	if _, ok := s.AccountByKey([]byte(bob.APIKey)); ok {
+	if _, ok := s.AccountByAPIKey([]byte(bob.APIKey)); ok {
 		t.Fatal("removed account still found by key")
 	}
 	if _, ok := s.AccountByName([]byte("bob")); ok {
@@ -111,7 +111,7 @@ func TestAccountLookupAllocs(t *testing.T) {
 		name string
 		f    func()
 	}{
-		{"by key", func() { sink, _ = s.AccountByKey(key) }},
+		{"by key", func() { sink, _ = s.AccountByAPIKey(key) }},
 		{"by name", func() { sink, _ = s.AccountByName(name) }},
 		{"miss", func() { sink, _ = s.AccountByName(miss) }},
 	} {
@@ -122,14 +122,14 @@ func TestAccountLookupAllocs(t *testing.T) {
 	_ = sink
 }
 
-func BenchmarkAccountByKey(b *testing.B) {
+func BenchmarkAccountByAPIKey(b *testing.B) {
 	s := openTest(b, testOptions(b, ""))
 	a, _ := s.AddAccount("alice")
 	key := []byte(a.APIKey)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, ok := s.AccountByKey(key); !ok {
+			if _, ok := s.AccountByAPIKey(key); !ok {
 				b.Fatal("not found")
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -19,7 +20,25 @@ type CFPush struct {
 	HasID  bool   // false: the store assigns 1 + the highest id ever accepted on Topic
 	Secret bool
 	Text   []byte // the store reads it until done is called
+	// AccountID: as EZWrite.AccountID.
+	AccountID uint64
+	// Secure is the md5 digest the push's `secure` field carried, when
+	// HasSecure (CF-P-09): a secret push records it for as long as the
+	// push is retained, and a secret=0 push carrying a recorded digest is
+	// refused with ErrSecretReplay.
+	Secure    [16]byte
+	HasSecure bool
+	// Nonce is the CF-P-10 nonce ("" when the push has no signature): a
+	// nonce an accepted push of the same account used less than
+	// NonceMemory ago is refused with ErrNonceReused; an accepted push
+	// records it.
+	Nonce string
 }
+
+// NonceMemory is how long a CF-P-10 nonce is remembered: a signature's
+// ts may be 300 s off either way, so a captured push stays replayable for
+// up to 600 s after it was accepted.
+const NonceMemory = 600 * time.Second
 
 // CFMessage is one retained push.
 type CFMessage struct {

@@ -24,7 +24,7 @@ func crashDuringWrites(t *testing.T, opts Options, writeOne func(s *Store, w, i 
 		t.Skip("the ack-first fault loses acknowledged writes by design")
 	}
 	mem := vfs.NewCrashableMem()
-	opts.fs = mem
+	opts.FS = mem
 	s, err := Open(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +71,7 @@ func crashDuringWrites(t *testing.T, opts Options, writeOne func(s *Store, w, i 
 	wg.Wait()
 	_ = s.Close()
 
-	opts.fs = crashed
+	opts.FS = crashed
 	return openTest(t, opts)
 }
 

@@ -34,7 +34,7 @@ func TestFaultAckFirstCF(t *testing.T) {
 func TestFaultAckFirstLosesOnCrash(t *testing.T) {
 	mem := vfs.NewCrashableMem()
 	opts := testOptions(t, "/data")
-	opts.fs = mem
+	opts.FS = mem
 	s := openTest(t, opts)
 	ch := make(chan EZWriteResult, 1)
 	s.EZWrite(msg("u-ch", "t1", "x"), func(r EZWriteResult) { ch <- r })
@@ -42,7 +42,7 @@ func TestFaultAckFirstLosesOnCrash(t *testing.T) {
 		t.Fatal(r.Err)
 	}
 	crashed := mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0})
-	opts.fs = crashed
+	opts.FS = crashed
 	s2 := openTest(t, opts)
 	if s2.EZLastSeq("u-ch") != 0 {
 		t.Fatal("acknowledged write survived: the planted fault is not active")

@@ -36,7 +36,7 @@ func TestCommitFailure(t *testing.T) {
 	dir := t.TempDir()
 	inj := &walFailer{}
 	opts := testOptions(t, dir)
-	opts.fs = errorfs.Wrap(vfs.Default, inj)
+	opts.FS = errorfs.Wrap(vfs.Default, inj)
 	opts.EZMaxQueue = 2
 	s, err := Open(opts)
 	if err != nil {
@@ -117,7 +117,7 @@ func TestCommitFailure(t *testing.T) {
 	}
 	_ = s.Close() // may report the failure again
 
-	opts.fs = nil
+	opts.FS = nil
 	s = openTest(t, opts)
 	if a, ok := s.AccountByName([]byte("alice")); !ok || a != acct {
 		t.Fatal("account lost")

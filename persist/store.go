@@ -96,7 +96,7 @@ func Open(opts Options) (*Store, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	fs := opts.fs
+	fs := opts.FS
 	if fs == nil {
 		fs = vfs.Default
 	}

@@ -645,7 +645,7 @@ func TestReopen(t *testing.T) {
 	if !ok || a != acct {
 		t.Fatalf("account after reopen %+v, want %+v", a, acct)
 	}
-	if b, ok := s.AccountByKey([]byte(acct.APIKey)); !ok || b != acct {
+	if b, ok := s.AccountByAPIKey([]byte(acct.APIKey)); !ok || b != acct {
 		t.Fatal("lookup by key after reopen")
 	}
 	if got := ticks(mustRead(t, s, "alice-ch", []byte("t1"), 0)); got != "t3,t4,t5|cursor=5 gap" {

@@ -57,17 +57,56 @@ type Options struct {
 	// error log, sweeper failures). Default log.Printf.
 	Logf func(format string, args ...any)
 
-	// fs replaces the disk in tests (error injection). Default vfs.Default.
-	fs vfs.FS
+	// StallTimeout is how long one commit may take before the Store
+	// reports itself unhealthy (Healthy) and refuses new writes with
+	// ErrStorage until that commit returns. Default 5 s.
+	StallTimeout time.Duration
+	// OnAccountChange, if set, is called after every account change (add,
+	// rm, rotate, set) is durable and visible to lookups, with the
+	// account's name, on the goroutine that made the change. The server
+	// uses it to close what a revoked credential admitted (A-04).
+	OnAccountChange func(username string)
+
+	// FS replaces the disk: error injection and stalls in tests, never in
+	// production. Default vfs.Default.
+	FS vfs.FS
 }
 
 // Account is one API account (A-01).
 type Account struct {
-	Username          string `json:"username"`
-	APIKey            string `json:"api_key"`
-	APISecret         string `json:"api_secret"`
-	MaxListenersPerIP int    `json:"max_listeners_per_ip"`
+	Username string `json:"username"`
+	// APIKey is the private EZComet write credential: never in a page,
+	// a URL path or a list output.
+	APIKey string `json:"api_key"`
+	// CFAPIKey is the public Cometify apiKey: listen and push paths and
+	// the md5 formulas of CF-P-03 and CF-L-06 use it. Distinct from every
+	// APIKey.
+	CFAPIKey  string `json:"cf_api_key"`
+	APISecret string `json:"api_secret"`
+	// MaxListenersPerIP caps the account's listeners (Cometify and
+	// EZComet readers together) per client IP (CF-L-08, C-12).
+	MaxListenersPerIP int `json:"max_listeners_per_ip"`
+	// RequireSignature is "" (md5 secure or CF-P-10 signature accepted)
+	// or "v2" (only the CF-P-10 HMAC signature is accepted).
+	RequireSignature string `json:"require_signature,omitempty"`
+	// ID names this incarnation of the account: new (random, non-zero)
+	// on every add, so a name removed and added again is another account.
+	ID uint64 `json:"id"`
+	// CFKeyGen and SecretGen count rotations of CFAPIKey and APISecret,
+	// so a listener can tell whether the credential that admitted it
+	// still stands (A-04).
+	CFKeyGen  uint32 `json:"cf_key_gen"`
+	SecretGen uint32 `json:"secret_gen"`
 }
+
+// Credential names what RotateAccount replaces.
+type Credential int
+
+const (
+	CredAPIKey   Credential = iota + 1 // the private EZComet api_key
+	CredCFAPIKey                       // the public Cometify cf_api_key
+	CredSecret                         // api_secret
+)
 
 // DefaultMaxListenersPerIP is an account's listener cap per client IP
 // unless set otherwise (A-01, CF-L-08).
@@ -88,6 +127,11 @@ type EZWrite struct {
 	Tick  []byte // never empty: the protocol generates a UUID when absent
 	Body  []byte
 	Flush bool // delete every queued message; Tick and Body unused
+	// AccountID is the ID of the account that authorized the write; the
+	// committer refuses it with ErrRevoked when the qname's account is
+	// gone or is another incarnation by then. 0 skips the check (tools
+	// and tests; the protocol always sets it).
+	AccountID uint64
 	// NewTick says the tick was generated for this write (a random UUID)
 	// and cannot be queued already, so the idempotence lookup is skipped:
 	// that lookup is a Pebble read, most of a write's storage CPU.
@@ -134,6 +178,18 @@ var ErrTickConflict = errors.New("persist: tick already queued with a different 
 // topic's highest accepted id and is not a retained push with the same
 // text (CF-P-04/06, 409).
 var ErrPushConflict = errors.New("persist: push_id already used or not above the last accepted id")
+
+// ErrRevoked answers a write or push whose account was removed (or
+// removed and added again) after the request was authorized (401).
+var ErrRevoked = errors.New("persist: account revoked")
+
+// ErrSecretReplay answers a secret=0 push whose md5 secure was accepted
+// with secret=1 on the same topic and is still retained (CF-P-09, 403).
+var ErrSecretReplay = errors.New("persist: secure already used by a secret push")
+
+// ErrNonceReused answers a push whose CF-P-10 nonce an accepted push of
+// the account used within the nonce memory (403).
+var ErrNonceReused = errors.New("persist: nonce already used")
 
 // ErrAccountExists, ErrNoAccount are returned by account management.
 var (

@@ -19,7 +19,9 @@ import (
 // Store is what the protocol needs from persistence; *persist.Store
 // satisfies it.
 type Store interface {
-	AccountByKey(apiKey []byte) (persist.Account, bool)
+	AccountByAPIKey(apiKey []byte) (persist.Account, bool)
+	AccountByCFKey(key []byte) (persist.Account, bool)
+	Healthy() error
 	AccountByName(username []byte) (persist.Account, bool)
 	EZWriteTo(w persist.EZWrite, done persist.WriteCompletion)
 	EZRead(qname string, tick []byte, limit int) (persist.ReadResult, error)
@@ -468,4 +470,23 @@ func (a *API) trusted(ip netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// Drained implements engine.Handler: a backlog continues once the socket
+// drained (C-08). Stub until backlog streaming lands (issue 15).
+func (a *API) Drained(engine.Conn) {}
+
+// cfAccount finds the account of a Cometify path key. Transitional (issue
+// 15): the private api_key is still accepted there, and the signatures
+// use the key as the path gives it, until the conformance suite and the
+// clients know cf_api_key; then only AccountByCFKey stands (CF-P-07).
+func (a *API) cfAccount(key []byte) (persist.Account, bool) {
+	if acct, ok := a.store.AccountByCFKey(key); ok {
+		return acct, true
+	}
+	acct, ok := a.store.AccountByAPIKey(key)
+	if ok {
+		acct.CFAPIKey = acct.APIKey
+	}
+	return acct, ok
 }

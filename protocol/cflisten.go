@@ -43,7 +43,7 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 	if !ok {
 		return
 	}
-	acct, known := a.store.AccountByKey(key)
+	acct, known := a.cfAccount(key)
 	if !known {
 		a.replyError(c, callback, errUnknownKey)
 		return
@@ -66,7 +66,7 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 	}
 	secure := false
 	if sk, _ := f.get("secureKey"); len(sk) > 0 {
-		ls.sig = secureKeySignature(ls.sig[:0], acct.APIKey, acct.APISecret, items)
+		ls.sig = secureKeySignature(ls.sig[:0], acct.CFAPIKey, acct.APISecret, items)
 		if !matchMD5Hex(sk, ls.sig) {
 			a.replyError(c, callback, errBadSecureKey)
 			return

@@ -22,7 +22,7 @@ func (a *API) servePush(ls *loopState, c engine.Conn, r *engine.Request, key, pa
 	}
 	f := &ls.form
 	f.parse(r.Query, r.Body, isFormBody(r))
-	acct, ok := a.store.AccountByKey(key)
+	acct, ok := a.cfAccount(key)
 	if !ok {
 		a.replyError(c, nil, errUnknownKey)
 		return
@@ -71,7 +71,7 @@ func (a *API) servePush(ls *loopState, c engine.Conn, r *engine.Request, key, pa
 		a.replyError(c, nil, errTextTooLarge)
 		return
 	}
-	ls.sig = pushSignature(ls.sig[:0], acct.APIKey, acct.APISecret, ident, text)
+	ls.sig = pushSignature(ls.sig[:0], acct.CFAPIKey, acct.APISecret, ident, text)
 	if !matchMD5Hex(secure, ls.sig) {
 		a.replyError(c, nil, errBadSecure)
 		return

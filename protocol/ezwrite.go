@@ -29,7 +29,7 @@ func (a *API) serveWrite(ls *loopState, c engine.Conn, r *engine.Request) {
 		a.replyError(c, nil, errMissingKey)
 		return
 	}
-	acct, ok := a.store.AccountByKey(key)
+	acct, ok := a.store.AccountByAPIKey(key)
 	if !ok {
 		a.replyError(c, nil, errUnknownKey)
 		return

@@ -105,13 +105,15 @@ func (c *fakeConn) Send(b []byte) bool {
 func (c *fakeConn) CloseWebSocket(code uint16, reason string) {
 	c.closeCode, c.closeWhy, c.closed = code, reason, true
 }
-func (c *fakeConn) Close()       { c.closed = true }
-func (c *fakeConn) Beacon()      { c.beacon = true }
-func (c *fakeConn) Loop() int    { return 0 }
-func (c *fakeConn) ID() uint64   { return c.id }
-func (c *fakeConn) Tag() any     { return c.tag }
-func (c *fakeConn) SetTag(t any) { c.tag = t }
-func (c *fakeConn) Alive() bool  { return !c.closed }
+func (c *fakeConn) Close()           { c.closed = true }
+func (c *fakeConn) Beacon()          { c.beacon = true }
+func (c *fakeConn) Backlogged() bool { return false }
+func (c *fakeConn) WhenDrained()     {}
+func (c *fakeConn) Loop() int        { return 0 }
+func (c *fakeConn) ID() uint64       { return c.id }
+func (c *fakeConn) Tag() any         { return c.tag }
+func (c *fakeConn) SetTag(t any)     { c.tag = t }
+func (c *fakeConn) Alive() bool      { return !c.closed }
 
 func (c *fakeConn) lastReply(t *testing.T) reply {
 	t.Helper()
@@ -142,6 +144,13 @@ func (h header) Peek(name string) []byte {
 		if strings.EqualFold(k, name) {
 			return []byte(v)
 		}
+	}
+	return nil
+}
+
+func (h header) PeekAll(name string) [][]byte {
+	if v := h.Peek(name); v != nil {
+		return [][]byte{v}
 	}
 	return nil
 }
