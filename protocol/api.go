@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/netip"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -360,80 +358,6 @@ func appendJSONP(dst, callback, body []byte) []byte {
 	return append(dst, ");"...)
 }
 
-// Expired implements engine.Handler: a long-poll's wait ended empty.
-func (a *API) Expired(c engine.Conn) {
-	switch s := c.Tag().(type) {
-	case *ezSub:
-		s.ls.answerEmpty(s, 0)
-	case *cfSub:
-		s.ls.answerCFPoll(s, 0)
-	}
-}
-
-// Closed implements engine.Handler.
-func (a *API) Closed(c engine.Conn) {
-	switch s := c.Tag().(type) {
-	case *ezSub:
-		s.ls.remove(s)
-	case *cfSub:
-		s.ls.removeCF(s)
-	}
-}
-
-// Drain implements engine.Handler: X-02's hints on a graceful stop.
-func (a *API) Drain(c engine.Conn) {
-	a.draining.Store(true)
-	if s, ok := c.Tag().(*cfSub); ok {
-		a.drainCF(s)
-		return
-	}
-	s, ok := c.Tag().(*ezSub)
-	if !ok {
-		return
-	}
-	switch s.kind {
-	case subPoll:
-		s.ls.answerEmpty(s, a.retryMillis())
-	case subWS:
-		s.ls.remove(s)
-		c.CloseWebSocket(1001, "restart")
-	case subSSE:
-		s.ls.remove(s)
-		a.sendRetryAndClose(s.ls, c)
-	}
-}
-
-// drainCF gives a Cometify listener X-02's hint.
-func (a *API) drainCF(s *cfSub) {
-	c := s.conn
-	switch s.kind {
-	case subPoll:
-		s.ls.answerCFPoll(s, a.retryMillis())
-	case subWS:
-		s.ls.removeCF(s)
-		c.CloseWebSocket(1001, "restart")
-	case subSSE:
-		s.ls.removeCF(s)
-		a.sendRetryAndClose(s.ls, c)
-	}
-}
-
-// sendRetryAndClose ends an SSE stream with a jittered "retry:".
-func (a *API) sendRetryAndClose(ls *loopState, c engine.Conn) {
-	ls.out = append(ls.out[:0], "retry: "...)
-	ls.out = strconv.AppendInt(ls.out, a.retryMillis(), 10)
-	ls.out = append(ls.out, "\n\n"...)
-	c.Send(ls.out)
-	c.Close()
-}
-
-// retryMillis is DrainRetry with full jitter (0.5x..1.5x), so clients of
-// a stopping node do not all reconnect in the same instant.
-func (a *API) retryMillis() int64 {
-	base := a.opts.DrainRetry.Milliseconds()
-	return base/2 + rand.Int64N(base+1)
-}
-
 // clientIP is the request's client address per C-07: the TCP peer, or,
 // when the peer is a trusted proxy, the right-most X-Forwarded-For
 // address that is not itself trusted.
@@ -471,10 +395,6 @@ func (a *API) trusted(ip netip.Addr) bool {
 	}
 	return false
 }
-
-// Drained implements engine.Handler: a backlog continues once the socket
-// drained (C-08). Stub until backlog streaming lands (issue 15).
-func (a *API) Drained(engine.Conn) {}
 
 // cfAccount finds the account of a Cometify path key. Transitional (issue
 // 15): the private api_key is still accepted there, and the signatures
