@@ -16,10 +16,9 @@ type cfSub struct {
 	conn     engine.Conn
 	ls       *loopState
 	kind     subKind
-	secure   bool // a valid secureKey: secret pushes reach it (CF-L-07)
-	hasSlot  bool
-	slot     capKey
-	callback []byte // poll: JSONP callback, or nil
+	secure   bool     // a valid secureKey: secret pushes reach it (CF-L-07)
+	slot     *capSlot // the per-IP listener slot it holds, nil when none
+	callback []byte   // poll: JSONP callback, or nil
 	watches  []cfWatch
 }
 
@@ -85,13 +84,14 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 	}
 	// A stream is a listener from its first byte: take the slot before
 	// reading anything, so a burst over the cap costs no store read.
-	if kind != subPoll && !a.cap.acquire(slot, limit) {
-		a.stats.cfRefused.Add(1)
-		a.replyError(c, nil, errTooManyListeners)
-		return
+	s := &cfSub{conn: c, ls: ls, kind: kind, secure: secure}
+	if kind != subPoll {
+		if s.slot = a.cap.acquire(slot, limit); s.slot == nil {
+			a.stats.cfRefused.Add(1)
+			a.replyError(c, nil, errTooManyListeners)
+			return
+		}
 	}
-
-	s := &cfSub{conn: c, ls: ls, kind: kind, secure: secure, slot: slot, hasSlot: kind != subPoll}
 	s.watches = make([]cfWatch, len(items))
 	for i, it := range items {
 		w := &s.watches[i]
@@ -117,12 +117,11 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 			a.reply(c, callback, ls.out)
 			return
 		}
-		if !a.cap.acquire(slot, limit) {
+		if s.slot = a.cap.acquire(slot, limit); s.slot == nil {
 			a.stats.cfRefused.Add(1)
 			a.replyError(c, callback, errTooManyListeners)
 			return
 		}
-		s.hasSlot = true
 		for i := range s.watches {
 			s.watches[i].gap = reads[i].Gap
 			ls.advance(s, i, reads[i])
@@ -391,9 +390,9 @@ func appendSince(dst []byte, s *cfSub) []byte {
 
 // release gives back s's listener slot, once.
 func (s *cfSub) release() {
-	if s.hasSlot {
-		s.hasSlot = false
+	if s.slot != nil {
 		s.ls.api.cap.release(s.slot)
+		s.slot = nil
 	}
 }
 
