@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -60,8 +59,6 @@ type Options struct {
 	// DrainRetry is the mean of the jittered "retry_ms" hint given to
 	// waiting polls on a graceful stop. Default 2 s.
 	DrainRetry time.Duration
-	// TrustedProxies are the peers whose X-Forwarded-For is believed (C-07).
-	TrustedProxies []netip.Prefix
 	// Metrics appends the Prometheus text of /metrics. Default: only the
 	// protocol's own series.
 	Metrics func(dst []byte) []byte
@@ -356,44 +353,6 @@ func appendJSONP(dst, callback, body []byte) []byte {
 	dst = append(dst, '(')
 	dst = append(dst, body...)
 	return append(dst, ");"...)
-}
-
-// clientIP is the request's client address per C-07: the TCP peer, or,
-// when the peer is a trusted proxy, the right-most X-Forwarded-For
-// address that is not itself trusted.
-func (a *API) clientIP(r *engine.Request) netip.Addr {
-	ip := r.PeerAddr.Unmap()
-	if !a.trusted(ip) || r.Header == nil {
-		return ip
-	}
-	xff := r.Header.Peek("X-Forwarded-For")
-	for len(xff) > 0 {
-		var part []byte
-		if i := bytes.LastIndexByte(xff, ','); i >= 0 {
-			part, xff = xff[i+1:], xff[:i]
-		} else {
-			part, xff = xff, nil
-		}
-		addr, err := netip.ParseAddr(string(bytes.TrimSpace(part)))
-		if err != nil {
-			return ip
-		}
-		addr = addr.Unmap()
-		if !a.trusted(addr) {
-			return addr
-		}
-		ip = addr
-	}
-	return ip
-}
-
-func (a *API) trusted(ip netip.Addr) bool {
-	for _, p := range a.opts.TrustedProxies {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
 }
 
 // cfAccount finds the account of a Cometify path key. Transitional (issue

@@ -77,7 +77,7 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 			ls.leid = applyLastEventID(items, ls.leid, leid, a.opts.MaxIdentifiers)
 		}
 	}
-	slot := newCapKey(acct.Username, a.clientIP(r))
+	slot := newCapKey(acct.Username, r.ClientIP)
 	limit := acct.MaxListenersPerIP
 	if limit <= 0 {
 		limit = persist.DefaultMaxListenersPerIP

@@ -199,7 +199,7 @@ func (f *fixture) serveOn(c *fakeConn, method, path, query, body string, h heade
 	}
 	r := &engine.Request{
 		Method: []byte(method), Path: []byte(path), Query: []byte(query), Body: []byte(body),
-		Header: h, PeerAddr: netip.MustParseAddr("127.0.0.1"),
+		Header: h, PeerAddr: netip.MustParseAddr("127.0.0.1"), ClientIP: netip.MustParseAddr("127.0.0.1"),
 	}
 	f.loop.do(func() { f.api.Serve(c, r) })
 }
