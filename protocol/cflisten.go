@@ -137,7 +137,7 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 		if kind == subWS {
 			if err := c.UpgradeWebSocket(r, hdrAPI); err != nil {
 				s.release()
-				a.replyError(c, nil, errBadUpgrade)
+				a.replyUpgradeError(c, err)
 				return
 			}
 		} else {

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"errors"
 	"time"
 
 	"github.com/halleypush/halley/engine"
@@ -121,7 +122,7 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 		c.Hold(timeout)
 	case subWS:
 		if err := c.UpgradeWebSocket(r, hdrAPI); err != nil {
-			a.replyError(c, nil, errBadUpgrade)
+			a.replyUpgradeError(c, err)
 			return
 		}
 		c.Beacon() // the JS client's liveness check; see serveListen
@@ -149,6 +150,22 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 		}
 		ls.add(s)
 	}
+}
+
+// hdrUpgradeVersion is C-13's 426 header block: the version the server
+// speaks.
+var hdrUpgradeVersion = append(append([]byte(nil), hdrAPI...), "Sec-WebSocket-Version: 13\r\n"...)
+
+// replyUpgradeError answers a refused WebSocket upgrade (C-13): 426 with
+// the version the server speaks when the client asked for another one,
+// else 400. The caller has given back any slot it took.
+func (a *API) replyUpgradeError(c engine.Conn, err error) {
+	if errors.Is(err, engine.ErrUpgradeVersion) {
+		a.stats.errors.Add(1)
+		c.Reply(errUpgradeVersion.status, ctJSON, hdrUpgradeVersion, errUpgradeVersion.body)
+		return
+	}
+	a.replyError(c, nil, errBadUpgrade)
 }
 
 var (

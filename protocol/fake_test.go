@@ -56,22 +56,23 @@ var nextConnID atomic.Uint64
 
 // fakeConn records what the protocol did to a connection.
 type fakeConn struct {
-	id        uint64
-	mu        sync.Mutex
-	replies   []reply
-	sent      []string
-	held      time.Duration
-	upgraded  bool
-	streaming bool
-	closed    bool
-	closeCode uint16
-	closeWhy  string
-	tag       any
-	countOnly bool          // Send only counts bytes (allocation budgets)
-	dieOnOpen bool          // the peer goes while the upgrade or stream head is written
-	beacon    bool          // Beacon was asked
-	replied   chan struct{} // if set, Reply only signals here (allocation budgets)
-	sentBytes int
+	id         uint64
+	mu         sync.Mutex
+	replies    []reply
+	sent       []string
+	held       time.Duration
+	upgraded   bool
+	streaming  bool
+	closed     bool
+	closeCode  uint16
+	closeWhy   string
+	tag        any
+	countOnly  bool          // Send only counts bytes (allocation budgets)
+	dieOnOpen  bool          // the peer goes while the upgrade or stream head is written
+	beacon     bool          // Beacon was asked
+	upgradeErr error         // UpgradeWebSocket refuses with it
+	replied    chan struct{} // if set, Reply only signals here (allocation budgets)
+	sentBytes  int
 }
 
 func newFakeConn() *fakeConn { return &fakeConn{id: nextConnID.Add(1)} }
@@ -87,6 +88,9 @@ func (c *fakeConn) Reply(status int, ct string, h, body []byte) {
 }
 func (c *fakeConn) Hold(d time.Duration) { c.held = d }
 func (c *fakeConn) UpgradeWebSocket(r *engine.Request, _ []byte) error {
+	if c.upgradeErr != nil {
+		return c.upgradeErr
+	}
 	c.upgraded = true
 	c.closed = c.dieOnOpen
 	return nil
