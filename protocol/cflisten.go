@@ -77,11 +77,7 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 			ls.leid = applyLastEventID(items, ls.leid, leid, a.opts.MaxIdentifiers)
 		}
 	}
-	slot := newCapKey(acct.Username, r.ClientIP)
-	limit := acct.MaxListenersPerIP
-	if limit <= 0 {
-		limit = persist.DefaultMaxListenersPerIP
-	}
+	slot, limit := newCapKey(acct.Username, r.ClientIP), listenerLimit(&acct)
 	// A stream is a listener from its first byte: take the slot before
 	// reading anything, so a burst over the cap costs no store read.
 	s := &cfSub{conn: c, ls: ls, kind: kind, secure: secure}

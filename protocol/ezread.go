@@ -24,10 +24,11 @@ type ezSub struct {
 	ls       *loopState
 	qname    string
 	kind     subKind
-	gap      bool   // poll: a gap to report in the answer
-	cursor   uint64 // the seq this reader stands after
-	callback []byte // poll: JSONP callback, or nil
-	idx      int    // position in the channel's subscriber list; -1 when out
+	gap      bool     // poll: a gap to report in the answer
+	cursor   uint64   // the seq this reader stands after
+	callback []byte   // poll: JSONP callback, or nil
+	slot     *capSlot // its per-IP listener slot (C-12), nil when none
+	idx      int      // position in the channel's subscriber list; -1 when out
 }
 
 // readPrelude parses a read's query into f and answers what every read
@@ -69,6 +70,8 @@ func (a *API) pollTimeout(f *form, kind subKind) (time.Duration, bool) {
 }
 
 // serveRead handles /read, /read/ws and /read/sse (SPEC EZ-R-01..10).
+// Checks run in C-04's order, then the per-IP listener cap (C-12: 429),
+// all before any upgrade.
 func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind subKind) {
 	f := &ls.form
 	callback, ok := a.readPrelude(f, c, r, kind)
@@ -85,9 +88,22 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 		a.replyError(c, callback, errBadTimeout)
 		return
 	}
-	if _, ok := a.store.AccountByName(user); !ok {
+	acct, ok := a.store.AccountByName(user)
+	if !ok {
 		a.replyError(c, callback, errUnknownUser)
 		return
+	}
+	// A reader is a listener of its channel's account (C-12): a stream
+	// from its first byte, a poll while it waits. Take a stream's slot
+	// before reading, so a burst over the cap costs no store read.
+	key, limit := newCapKey(acct.Username, r.ClientIP), listenerLimit(&acct)
+	var slot *capSlot
+	if kind != subPoll {
+		if slot = a.cap.acquire(key, limit); slot == nil {
+			a.stats.ezRefused.Add(1)
+			a.replyError(c, nil, errTooManyListeners)
+			return
+		}
 	}
 	tick, _ := f.get("tick")
 	if kind == subSSE && r.Header != nil {
@@ -101,6 +117,7 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 	res, err := a.store.EZRead(string(qname), tick, a.opts.ReadBatch)
 	if err != nil {
 		a.opts.Log.Error("read failed", "qname", string(qname), "err", err)
+		a.cap.releaseIfHeld(slot)
 		a.replyError(c, callback, errStorage)
 		return
 	}
@@ -112,7 +129,12 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 			a.reply(c, callback, ls.out)
 			return
 		}
-		s := ls.newSub(c, string(qname), kind, res.Cursor)
+		if slot = a.cap.acquire(key, limit); slot == nil {
+			a.stats.ezRefused.Add(1)
+			a.replyError(c, callback, errTooManyListeners)
+			return
+		}
+		s := ls.newSub(c, string(qname), kind, res.Cursor, slot)
 		s.gap = res.Gap
 		if callback != nil {
 			s.callback = append([]byte(nil), callback...)
@@ -120,30 +142,37 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 		ls.add(s)
 		a.stats.pollsWaiting.Add(1)
 		c.Hold(timeout)
-	case subWS:
-		if err := c.UpgradeWebSocket(r, hdrAPI); err != nil {
-			a.replyUpgradeError(c, err)
+	case subWS, subSSE:
+		if kind == subWS {
+			if err := c.UpgradeWebSocket(r, hdrAPI); err != nil {
+				a.cap.release(slot)
+				a.replyUpgradeError(c, err)
+				return
+			}
+		} else {
+			c.StartStream(ctSSE, hdrSSE)
+		}
+		if !c.Alive() {
+			// The peer went during the upgrade: gnet closed the conn
+			// before it had a tag, so no Closed will free the slot.
+			a.cap.release(slot)
 			return
 		}
-		c.Beacon() // the JS client's liveness check; see serveListen
-		s := ls.newSub(c, string(qname), kind, res.Cursor)
-		a.stats.wsReaders.Add(1)
-		if res.Gap {
-			c.Send(frameGap)
-		}
-		if !ls.stream(s, res) {
-			return
-		}
-		ls.add(s)
-	case subSSE:
-		c.StartStream(ctSSE, hdrSSE)
-		// A comment first: some browsers and proxies surface a stream
-		// only once body bytes arrive, and an empty channel has none yet.
-		c.Send(sseOpen)
-		s := ls.newSub(c, string(qname), kind, res.Cursor)
-		a.stats.sseReaders.Add(1)
-		if res.Gap {
-			c.Send(sseGap)
+		s := ls.newSub(c, string(qname), kind, res.Cursor, slot)
+		if kind == subWS {
+			a.stats.wsReaders.Add(1)
+			c.Beacon() // the JS client's liveness check; see serveListen
+			if res.Gap {
+				c.Send(frameGap)
+			}
+		} else {
+			a.stats.sseReaders.Add(1)
+			// A comment first: some browsers and proxies surface a stream
+			// only once body bytes arrive, and an empty channel has none yet.
+			c.Send(sseOpen)
+			if res.Gap {
+				c.Send(sseGap)
+			}
 		}
 		if !ls.stream(s, res) {
 			return

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"sort"
 	"sync"
+
+	"github.com/halleypush/halley/persist"
 )
 
 // listenerCap counts live listeners per (account, client IP) for CF-L-08's
@@ -97,6 +99,21 @@ func (c *listenerCap) release(e *capSlot) {
 	if e.n--; e.n <= 0 {
 		delete(s.m, e.key)
 	}
+}
+
+// releaseIfHeld releases e unless it is nil.
+func (c *listenerCap) releaseIfHeld(e *capSlot) {
+	if e != nil {
+		c.release(e)
+	}
+}
+
+// listenerLimit is acct's listener cap per client IP (CF-L-08, C-12).
+func listenerLimit(acct *persist.Account) int {
+	if acct.MaxListenersPerIP <= 0 {
+		return persist.DefaultMaxListenersPerIP
+	}
+	return acct.MaxListenersPerIP
 }
 
 // ipCount is one client address and its live listeners.

@@ -81,8 +81,8 @@ func newLoopState(a *API) *loopState {
 	return &loopState{api: a, subs: make(map[string]*channelSubs), cfTopics: make(map[string]*topicSubs)}
 }
 
-func (ls *loopState) newSub(c engine.Conn, qname string, kind subKind, cursor uint64) *ezSub {
-	s := &ezSub{conn: c, ls: ls, qname: qname, kind: kind, cursor: cursor, idx: -1}
+func (ls *loopState) newSub(c engine.Conn, qname string, kind subKind, cursor uint64, slot *capSlot) *ezSub {
+	s := &ezSub{conn: c, ls: ls, qname: qname, kind: kind, cursor: cursor, slot: slot, idx: -1}
 	c.SetTag(s)
 	return s
 }
@@ -97,8 +97,13 @@ func (ls *loopState) add(s *ezSub) {
 	cs.list = append(cs.list, s)
 }
 
-// remove takes s out of the index (idempotent) and clears the conn's tag.
+// remove takes s out of the index, frees its listener slot and clears the
+// conn's tag. Idempotent: a reader leaves once, however it goes.
 func (ls *loopState) remove(s *ezSub) {
+	if s.slot != nil {
+		ls.api.cap.release(s.slot)
+		s.slot = nil
+	}
 	if s.conn.Tag() == s {
 		s.conn.SetTag(nil)
 		switch s.kind {
