@@ -18,17 +18,21 @@ const (
 
 // ezSub is one reader waiting on one channel. It is the connection's Tag
 // while it waits (poll) or streams (ws, sse), and lives in its loop's
-// subscriber index. Owned by its loop goroutine.
+// subscriber index. Owned by its loop goroutine. Every idle reader costs
+// one: keep it small (96 bytes, one size class).
 type ezSub struct {
 	conn     engine.Conn
 	ls       *loopState
 	qname    string
-	kind     subKind
-	gap      bool     // poll: a gap to report in the answer
 	cursor   uint64   // the seq this reader stands after
 	callback []byte   // poll: JSONP callback, or nil
 	slot     *capSlot // its per-IP listener slot (C-12), nil when none
-	idx      int      // position in the channel's subscriber list; -1 when out
+	idx      int32    // position in the channel's subscriber list; -1 when out
+	kind     subKind
+	gap      bool // poll: a gap to report in the answer
+	// paused: a stream whose socket is backlogged (C-08). Deliveries pass
+	// it by; Drained reads on from cursor.
+	paused bool
 }
 
 // readPrelude parses a read's query into f and answers what every read
@@ -158,7 +162,7 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 			a.cap.release(slot)
 			return
 		}
-		s := ls.newSub(c, string(qname), kind, res.Cursor, slot)
+		s := ls.newSub(c, string(qname), kind, streamStart(res), slot)
 		if kind == subWS {
 			a.stats.wsReaders.Add(1)
 			c.Beacon() // the JS client's liveness check; see serveListen
@@ -174,11 +178,22 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 				c.Send(sseGap)
 			}
 		}
-		if !ls.stream(s, res) {
-			return
-		}
+		// Indexed before its backlog goes out: if the socket backlogs, the
+		// reader waits paused in the index, and deliveries meanwhile find
+		// it there and pass it by.
 		ls.add(s)
+		ls.stream(s, res)
 	}
+}
+
+// streamStart is where a stream stands before res goes out: just before
+// its first message (a read may stop at a backlogged socket and go on
+// from there), or where the read left it when it returned none.
+func streamStart(res persist.ReadResult) uint64 {
+	if len(res.Messages) > 0 {
+		return res.Messages[0].Seq - 1
+	}
+	return res.Cursor
 }
 
 // hdrUpgradeVersion is C-13's 426 header block: the version the server

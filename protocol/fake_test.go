@@ -73,6 +73,11 @@ type fakeConn struct {
 	upgradeErr error         // UpgradeWebSocket refuses with it
 	replied    chan struct{} // if set, Reply only signals here (allocation budgets)
 	sentBytes  int
+	// pace > 0 makes Backlogged true once pace Sends went out since the
+	// last drain (see fixture.drain); drainAsked says WhenDrained was
+	// called and not answered yet.
+	pace, paced int
+	drainAsked  bool
 }
 
 func newFakeConn() *fakeConn { return &fakeConn{id: nextConnID.Add(1)} }
@@ -97,6 +102,7 @@ func (c *fakeConn) UpgradeWebSocket(r *engine.Request, _ []byte) error {
 }
 func (c *fakeConn) StartStream(string, []byte) { c.streaming, c.closed = true, c.dieOnOpen }
 func (c *fakeConn) Send(b []byte) bool {
+	c.paced++
 	if c.countOnly {
 		c.sentBytes += len(b)
 		return true
@@ -111,8 +117,8 @@ func (c *fakeConn) CloseWebSocket(code uint16, reason string) {
 }
 func (c *fakeConn) Close()           { c.closed = true }
 func (c *fakeConn) Beacon()          { c.beacon = true }
-func (c *fakeConn) Backlogged() bool { return false }
-func (c *fakeConn) WhenDrained()     {}
+func (c *fakeConn) Backlogged() bool { return c.pace > 0 && c.paced >= c.pace }
+func (c *fakeConn) WhenDrained()     { c.drainAsked = true }
 func (c *fakeConn) Loop() int        { return 0 }
 func (c *fakeConn) ID() uint64       { return c.id }
 func (c *fakeConn) Tag() any         { return c.tag }
@@ -223,6 +229,20 @@ func (f *fixture) await(what string, cond func() bool) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// drain empties c's socket, as a client that reads would, and gives the
+// API the Drained it asked for; it reports whether one was asked.
+func (f *fixture) drain(c *fakeConn) bool {
+	var asked bool
+	f.loop.do(func() {
+		c.paced = 0
+		if asked = c.drainAsked; asked {
+			c.drainAsked = false
+			f.api.Drained(c)
+		}
+	})
+	return asked
 }
 
 // write performs a /write and waits for its answer.

@@ -84,6 +84,14 @@ func (a *API) retryMillis() int64 {
 	return base/2 + rand.Int64N(base+1)
 }
 
-// Drained implements engine.Handler: a backlog continues once the socket
-// drained (C-08). Stub until backlog streaming lands (issue 15).
-func (a *API) Drained(engine.Conn) {}
+// Drained implements engine.Handler: the socket of a paused stream
+// drained, so its backlog goes on from where it stopped (C-08).
+func (a *API) Drained(c engine.Conn) {
+	switch s := c.Tag().(type) {
+	case *ezSub:
+		if s.paused {
+			s.paused = false
+			s.ls.catchUp(s)
+		}
+	}
+}
