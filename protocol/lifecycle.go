@@ -93,5 +93,10 @@ func (a *API) Drained(c engine.Conn) {
 			s.paused = false
 			s.ls.catchUp(s)
 		}
+	case *cfSub:
+		if s.paused {
+			s.paused = false
+			s.ls.resumeCF(s)
+		}
 	}
 }
