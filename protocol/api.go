@@ -52,6 +52,10 @@ type Options struct {
 	Store Store
 	// ReadBatch caps messages per read answer (EZ-R-06). Default 1000.
 	ReadBatch int
+	// ReadBatchBytes caps one long-poll answer's encoded JSON, EZComet or
+	// Cometify, at least one message always going out (C-08). Default
+	// 1 MiB.
+	ReadBatchBytes int
 	// DefaultTimeout is a long-poll's wait when none is given. Default 30 s.
 	DefaultTimeout time.Duration
 	// MaxTimeout is the largest timeout a long-poll may ask. Default 120 s.
@@ -85,6 +89,9 @@ type Options struct {
 func (o *Options) EnsureDefaults() {
 	if o.ReadBatch <= 0 {
 		o.ReadBatch = 1000
+	}
+	if o.ReadBatchBytes <= 0 {
+		o.ReadBatchBytes = 1 << 20
 	}
 	if o.DefaultTimeout <= 0 {
 		o.DefaultTimeout = 30 * time.Second

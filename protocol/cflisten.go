@@ -239,23 +239,64 @@ func (ls *loopState) countPushes(s *cfSub, reads []persist.CFReadResult) int {
 
 // appendPollBody renders a Cometify poll answer (CF-L-02) from reads (nil
 // when there is none) and live, a push delivered to the waiting poll (or
-// nil), and advances s's cursors past the reads:
+// nil), and advances s's cursors past what it holds:
 // {"code":"ok","gap":true,"gap_identifiers":[…],"retry_ms":N,"pushes":[…],"since":"…"}.
+// The answer stays within Options.ReadBatchBytes (C-08), at least one
+// push always going out; where the bound cuts, since stands on the last
+// push given, so passing it back loses nothing, and the gap of an
+// identifier none of whose pushes made it is told by the next answer.
 func (ls *loopState) appendPollBody(dst []byte, s *cfSub, reads []persist.CFReadResult, live *cfDelivery, retryMillis int64) []byte {
+	pushes := ls.pollPushes[:0]
+	n, full, budget := 0, false, 0
+	if len(reads) > 0 {
+		budget = ls.api.opts.ReadBatchBytes - pollOverhead(s)
+	}
+	for i := 0; i < len(reads) && !full; i++ {
+		w, res := &s.watches[i], &reads[i]
+		given := 0 // pushes of w this answer accounts for, secret ones skipped included
+		for _, p := range res.Pushes {
+			if p.Secret && !s.secure {
+				w.cursor = p.ID
+				given++
+				continue
+			}
+			mark := len(pushes)
+			if n > 0 {
+				pushes = append(pushes, ',')
+			}
+			pushes = appendPushObject(pushes, w.name(), p.ID, p.Text)
+			if n > 0 && len(pushes) > budget {
+				pushes, full = pushes[:mark], true
+				break
+			}
+			w.cursor = p.ID
+			given++
+			n++
+		}
+		if res.Gap && (!full || given > 0) {
+			w.gap = true
+		}
+		if !full {
+			ls.advance(s, i, *res)
+		}
+	}
+	ls.pollPushes = pushes
+
 	dst = append(dst, `{"code":"ok",`...)
 	gaps := 0
 	for i := range s.watches {
-		if s.watches[i].gap || i < len(reads) && reads[i].Gap {
-			if gaps == 0 {
-				dst = append(dst, `"gap":true,"gap_identifiers":[`...)
-			} else {
-				dst = append(dst, ',')
-			}
-			dst = append(dst, '"')
-			dst = append(dst, s.watches[i].name()...)
-			dst = append(dst, '"')
-			gaps++
+		if !s.watches[i].gap {
+			continue
 		}
+		if gaps == 0 {
+			dst = append(dst, `"gap":true,"gap_identifiers":[`...)
+		} else {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, '"')
+		dst = append(dst, s.watches[i].name()...)
+		dst = append(dst, '"')
+		gaps++
 	}
 	if gaps > 0 {
 		dst = append(dst, "],"...)
@@ -266,21 +307,7 @@ func (ls *loopState) appendPollBody(dst []byte, s *cfSub, reads []persist.CFRead
 		dst = append(dst, ',')
 	}
 	dst = append(dst, `"pushes":[`...)
-	n := 0
-	for i := range reads {
-		name := s.watches[i].name()
-		for _, p := range reads[i].Pushes {
-			if p.Secret && !s.secure {
-				continue
-			}
-			if n > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendPushObject(dst, name, p.ID, p.Text)
-			n++
-		}
-		ls.advance(s, i, reads[i])
-	}
+	dst = append(dst, pushes...)
 	if live != nil {
 		if n > 0 {
 			dst = append(dst, ',')
@@ -290,6 +317,17 @@ func (ls *loopState) appendPollBody(dst []byte, s *cfSub, reads []persist.CFRead
 	dst = append(dst, `],"since":"`...)
 	dst = appendSince(dst, s)
 	return append(dst, `"}`...)
+}
+
+// pollOverhead bounds the bytes of a poll answer of s that are not its
+// pushes: the head, every identifier in gap_identifiers, retry_ms, and
+// since with 19-digit ids.
+func pollOverhead(s *cfSub) int {
+	n := len(`{"code":"ok","gap":true,"gap_identifiers":[],"retry_ms":9223372036854775807,"pushes":[],"since":""}`)
+	for i := range s.watches {
+		n += 2*len(s.watches[i].name()) + len(`"",:9223372036854775807,`)
+	}
+	return n
 }
 
 // startStream sends a new WebSocket or SSE listener its resume point

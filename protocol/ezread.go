@@ -129,7 +129,7 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 	switch kind {
 	case subPoll:
 		if len(res.Messages) > 0 || timeout == 0 {
-			ls.out = appendMessagesBody(ls.out[:0], res.Messages, res.Gap, 0)
+			ls.out = appendMessagesBody(ls.out[:0], res.Messages, res.Gap, 0, a.opts.ReadBatchBytes)
 			a.reply(c, callback, ls.out)
 			return
 		}
@@ -218,8 +218,12 @@ var (
 	sseOpen  = []byte(":\n\n")
 )
 
-// appendMessagesBody renders a long-poll answer (EZ-R-01, X-01, X-02).
-func appendMessagesBody(dst []byte, msgs []persist.Message, gap bool, retryMillis int64) []byte {
+// appendMessagesBody renders a long-poll answer (EZ-R-01, X-01, X-02)
+// holding msgs' first messages: as many as keep the answer within
+// maxBytes, and at least one. The reader goes on from the last tick it
+// got (EZ-R-06), so a cut loses nothing.
+func appendMessagesBody(dst []byte, msgs []persist.Message, gap bool, retryMillis int64, maxBytes int) []byte {
+	start := len(dst)
 	dst = append(dst, `{"code":"ok",`...)
 	if gap {
 		dst = append(dst, `"gap":true,`...)
@@ -231,10 +235,15 @@ func appendMessagesBody(dst []byte, msgs []persist.Message, gap bool, retryMilli
 	}
 	dst = append(dst, `"messages":[`...)
 	for i, m := range msgs {
+		mark := len(dst)
 		if i > 0 {
 			dst = append(dst, ',')
 		}
 		dst = appendPair(dst, m.Tick, m.Body)
+		if i > 0 && len(dst)-start+len("]}") > maxBytes {
+			dst = dst[:mark]
+			break
+		}
 	}
 	return append(dst, "]}"...)
 }

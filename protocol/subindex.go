@@ -75,6 +75,7 @@ type loopState struct {
 	sig        []byte
 	topicBytes []byte
 	cfReads    []persist.CFReadResult
+	pollPushes []byte // a Cometify poll answer's pushes, before its head is known
 }
 
 func newLoopState(a *API) *loopState {
@@ -205,7 +206,7 @@ func (ls *loopState) catchUp(s *ezSub) {
 	}
 	c, cb := s.conn, s.callback
 	ls.remove(s)
-	ls.out = appendMessagesBody(ls.out[:0], res.Messages, s.gap || res.Gap, 0)
+	ls.out = appendMessagesBody(ls.out[:0], res.Messages, s.gap || res.Gap, 0, ls.api.opts.ReadBatchBytes)
 	ls.api.reply(c, cb, ls.out)
 }
 
@@ -269,7 +270,7 @@ func (ls *loopState) stream(s *ezSub, res persist.ReadResult) {
 func (ls *loopState) answerEmpty(s *ezSub, retryMillis int64) {
 	c, gap, cb := s.conn, s.gap, s.callback
 	ls.remove(s)
-	ls.out = appendMessagesBody(ls.out[:0], nil, gap, retryMillis)
+	ls.out = appendMessagesBody(ls.out[:0], nil, gap, retryMillis, 0)
 	ls.api.reply(c, cb, ls.out)
 }
 
