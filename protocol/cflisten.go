@@ -11,13 +11,18 @@ import (
 // for its whole life, or a long-poll while it waits. It is the
 // connection's Tag, holds one of its client IP's listener slots (CF-L-08)
 // and sits in its loop's topic index once per identifier. Owned by its
-// loop goroutine.
+// loop goroutine. Every idle listener costs one: keep it small (112
+// bytes, one size class; TestSubscriberSizes).
 type cfSub struct {
 	conn     engine.Conn
 	ls       *loopState
 	slot     *capSlot // the per-IP listener slot it holds, nil when none
 	callback []byte   // poll: JSONP callback, or nil
 	watches  []cfWatch
+	// What admitted it: the account's incarnation and credential
+	// generations. A change of either closes it (revoke.go).
+	acctID            uint64
+	keyGen, secretGen uint32
 	// start is when the listener was admitted (Unix ns, Options.Now): its
 	// replay windows stay anchored there while its backlog goes out in
 	// parts, so a later read neither invents a gap nor drops a push
@@ -92,7 +97,8 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 	slot, limit := newCapKey(acct.Username, r.ClientIP), listenerLimit(&acct)
 	// A stream is a listener from its first byte: take the slot before
 	// reading anything, so a burst over the cap costs no store read.
-	s := &cfSub{conn: c, ls: ls, kind: kind, secure: secure, start: a.opts.Now().UnixNano()}
+	s := &cfSub{conn: c, ls: ls, kind: kind, secure: secure, start: a.opts.Now().UnixNano(),
+		acctID: acct.ID, keyGen: acct.CFKeyGen, secretGen: acct.SecretGen}
 	if kind != subPoll {
 		if s.slot = a.cap.acquire(slot, limit); s.slot == nil {
 			a.stats.cfRefused.Add(1)

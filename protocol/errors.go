@@ -79,7 +79,8 @@ var (
 	errShuttingDown       = newAPIError(503, "shutting down")
 
 	// Listeners (issue 15)
-	errUpgradeVersion = newAPIError(426, "Sec-WebSocket-Version must be 13")
+	errUpgradeVersion  = newAPIError(426, "Sec-WebSocket-Version must be 13")
+	errListenerRevoked = newAPIError(401, "credential revoked")
 )
 
 // errorForStatus maps an engine-level failure (Handler.Fail) to its row.

@@ -19,7 +19,7 @@ const (
 // ezSub is one reader waiting on one channel. It is the connection's Tag
 // while it waits (poll) or streams (ws, sse), and lives in its loop's
 // subscriber index. Owned by its loop goroutine. Every idle reader costs
-// one: keep it small (96 bytes, one size class).
+// one: keep it small (96 bytes, one size class; TestSubscriberSizes).
 type ezSub struct {
 	conn     engine.Conn
 	ls       *loopState
@@ -27,6 +27,7 @@ type ezSub struct {
 	cursor   uint64   // the seq this reader stands after
 	callback []byte   // poll: JSONP callback, or nil
 	slot     *capSlot // its per-IP listener slot (C-12), nil when none
+	acctID   uint64   // the incarnation of the account that admitted it
 	idx      int32    // position in the channel's subscriber list; -1 when out
 	kind     subKind
 	gap      bool // poll: a gap to report in the answer
@@ -139,7 +140,7 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 			return
 		}
 		s := ls.newSub(c, string(qname), kind, res.Cursor, slot)
-		s.gap = res.Gap
+		s.acctID, s.gap = acct.ID, res.Gap
 		if callback != nil {
 			s.callback = append([]byte(nil), callback...)
 		}
@@ -163,6 +164,7 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 			return
 		}
 		s := ls.newSub(c, string(qname), kind, streamStart(res), slot)
+		s.acctID = acct.ID
 		if kind == subWS {
 			a.stats.wsReaders.Add(1)
 			c.Beacon() // the JS client's liveness check; see serveListen

@@ -17,6 +17,7 @@ type apiStats struct {
 	wsReaders    atomic.Int64
 	sseReaders   atomic.Int64
 	ezRefused    atomic.Uint64 // readers refused by the per-IP cap (C-12)
+	revoked      atomic.Uint64 // readers and listeners closed by A-04
 
 	pushes       ackCounters
 	cfDeliveries atomic.Uint64
@@ -131,6 +132,7 @@ func (a *API) appendMetrics(dst []byte) []byte {
 	dst = AppendProm(dst, "halley_cf_polls_waiting", "gauge", "Cometify long-polls waiting.", float64(s.cfPolls.Load()))
 	dst = AppendProm(dst, "halley_cf_ws_listeners", "gauge", "Cometify WebSocket listeners.", float64(s.cfWS.Load()))
 	dst = AppendProm(dst, "halley_cf_sse_listeners", "gauge", "Cometify Server-Sent Events listeners.", float64(s.cfSSE.Load()))
+	dst = AppendProm(dst, "halley_listeners_revoked_total", "counter", "EZComet readers and Cometify listeners closed because their credential was revoked (A-04).", float64(s.revoked.Load()))
 	dst = AppendProm(dst, "halley_cf_listener_slots", "gauge", "Per-IP listener slots held by Cometify listeners and EZComet readers (CF-L-08, C-12).", float64(a.cap.held()))
 	dst = s.pushes.latency.appendProm(dst, "halley_cf_push_ack_seconds", "Time from a push's acceptance to its durable acknowledgement.")
 	if a.opts.Metrics != nil {
