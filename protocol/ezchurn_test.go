@@ -16,7 +16,7 @@ import (
 )
 
 // TestEZSlotsNeverLeak runs the API on the real engine and ends EZComet
-// readers every way a connection can end: a clean close, a reset, a
+// readers (and, for revocation, a Cometify listener) every way a connection can end: a clean close, a reset, a
 // poll's timeout, a poll answered by a write, a slow consumer cut by the
 // server, a burst over the cap, revocation and finally the server's
 // drain. After each phase every per-IP slot must be free again (C-12,
@@ -107,7 +107,12 @@ func TestEZSlotsNeverLeak(t *testing.T) {
 		revoked = append(revoked, rs.openHTTP("127.0.7.1", "/read/sse?"+q2))
 		revoked = append(revoked, rs.openHTTP("127.0.7.1", "/read?timeout=60&"+q2))
 	}
-	rs.waitSlots("before rm", 9)
+	cfc, cfbr, st := rs.openWS("127.0.7.1", "/"+cf.CFAPIKey+"/listen?identifiers=chat")
+	if st != 101 {
+		t.Fatalf("listener: %d", st)
+	}
+	defer cfc.Close()
+	rs.waitSlots("before rm", 10)
 	if err := rs.store.RemoveAccount("churn"); err != nil {
 		t.Fatal(err)
 	}
@@ -118,6 +123,10 @@ func TestEZSlotsNeverLeak(t *testing.T) {
 	code, reason := readUntilClose(t, readers[0])
 	if code != 1008 || reason != "revoked" {
 		t.Fatalf("close %d %q, want 1008 revoked", code, reason)
+	}
+	_ = cfc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if code, reason := readUntilClose(t, cfbr); code != 1008 || reason != "revoked" {
+		t.Fatalf("listener: close %d %q, want 1008 revoked", code, reason)
 	}
 	if st := statusOf(t, revoked[2]); st != 404 {
 		t.Fatalf("revoked poll: %d", st)
