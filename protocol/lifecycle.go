@@ -30,42 +30,36 @@ func (a *API) Closed(c engine.Conn) {
 	}
 }
 
-// Drain implements engine.Handler: X-02's hints on a graceful stop.
+// Drain implements engine.Handler: X-02's hints on a graceful stop. A
+// waiting poll answers with retry_ms, a stream ends with its hint.
 func (a *API) Drain(c engine.Conn) {
 	a.draining.Store(true)
-	if s, ok := c.Tag().(*cfSub); ok {
-		a.drainCF(s)
-		return
-	}
-	s, ok := c.Tag().(*ezSub)
-	if !ok {
-		return
-	}
-	switch s.kind {
-	case subPoll:
-		s.ls.answerEmpty(s, a.retryMillis())
-	case subWS:
+	switch s := c.Tag().(type) {
+	case *ezSub:
+		if s.kind == subPoll {
+			s.ls.answerEmpty(s, a.retryMillis())
+			return
+		}
 		s.ls.remove(s)
-		c.CloseWebSocket(1001, "restart")
-	case subSSE:
-		s.ls.remove(s)
-		a.sendRetryAndClose(s.ls, c)
+		a.endStream(s.ls, c, s.kind)
+	case *cfSub:
+		if s.kind == subPoll {
+			s.ls.answerCFPoll(s, a.retryMillis())
+			return
+		}
+		s.ls.removeCF(s)
+		a.endStream(s.ls, c, s.kind)
 	}
 }
 
-// drainCF gives a Cometify listener X-02's hint.
-func (a *API) drainCF(s *cfSub) {
-	c := s.conn
-	switch s.kind {
-	case subPoll:
-		s.ls.answerCFPoll(s, a.retryMillis())
-	case subWS:
-		s.ls.removeCF(s)
+// endStream ends a stream already out of the index with X-02's hint: a
+// WebSocket closes 1001 "restart", an SSE stream gets a jittered retry.
+func (a *API) endStream(ls *loopState, c engine.Conn, kind subKind) {
+	if kind == subWS {
 		c.CloseWebSocket(1001, "restart")
-	case subSSE:
-		s.ls.removeCF(s)
-		a.sendRetryAndClose(s.ls, c)
+		return
 	}
+	a.sendRetryAndClose(ls, c)
 }
 
 // sendRetryAndClose ends an SSE stream with a jittered "retry:".

@@ -209,19 +209,23 @@ func TestRevokeOnRemoveAndAddAgain(t *testing.T) {
 	f.expect("new incarnation", fresh, allLive)
 }
 
+// rotations are A-04's rotation cases: the credential, then how each
+// member of a liveSet admitted before it ends.
+var rotations = []struct {
+	cred persist.Credential
+	want [7]string
+}{
+	{persist.CredCFAPIKey, [7]string{"live", "live", "live", endWS, endSSE, endCFPoll, endWS}},
+	{persist.CredSecret, [7]string{"live", "live", "live", "live", "live", "live", endWS}},
+	{persist.CredAPIKey, allLive},
+}
+
 // TestRevokeOnRotate: rotating the cf_api_key closes the Cometify
 // listeners (EZComet readers stay: they need no key); rotating the secret
 // closes the listeners admitted with a secureKey; rotating the private
 // api_key closes nothing live. Listeners admitted after the rotation stay.
 func TestRevokeOnRotate(t *testing.T) {
-	for _, tc := range []struct {
-		cred persist.Credential
-		want [7]string
-	}{
-		{persist.CredCFAPIKey, [7]string{"live", "live", "live", endWS, endSSE, endCFPoll, endWS}},
-		{persist.CredSecret, [7]string{"live", "live", "live", "live", "live", "live", endWS}},
-		{persist.CredAPIKey, allLive},
-	} {
+	for _, tc := range rotations {
 		f := newRevokeFixture(t)
 		before := f.openAll(f.acct, "10.6.2.1")
 		f.rs.rotate("john", tc.cred)
@@ -245,14 +249,7 @@ func TestRevokeOnRotate(t *testing.T) {
 // TestRevokeOnRotateWithStore is TestRevokeOnRotate's cases over
 // persist's own RotateAccount: new keys, new generations.
 func TestRevokeOnRotateWithStore(t *testing.T) {
-	for _, tc := range []struct {
-		cred persist.Credential
-		want [7]string
-	}{
-		{persist.CredCFAPIKey, [7]string{"live", "live", "live", endWS, endSSE, endCFPoll, endWS}},
-		{persist.CredSecret, [7]string{"live", "live", "live", "live", "live", "live", endWS}},
-		{persist.CredAPIKey, allLive},
-	} {
+	for _, tc := range rotations {
 		f := newCFFixture(t, Options{})
 		rf := &revokeFixture{cfFixture: f}
 		before := rf.openAll(f.acct, "10.6.3.1")
