@@ -371,7 +371,7 @@ func (ls *loopState) startStream(s *cfSub, reads []persist.CFReadResult) {
 // reads what deliveries passed by while it was paused).
 func (ls *loopState) resumeCF(s *cfSub) {
 	for i := range s.watches {
-		res, err := ls.api.cfRead(&s.watches[i], s.start, ls.api.opts.ReadBatch)
+		res, err := ls.api.cfRead(&s.watches[i], s.start, ls.api.streamBatch())
 		if err != nil {
 			ls.api.opts.Log.Error("cometify replay read failed", "err", err)
 			s.conn.Close()
@@ -414,7 +414,7 @@ func (ls *loopState) replay(s *cfSub, i int, res persist.CFReadResult) bool {
 			return true
 		}
 		var err error
-		if res, err = ls.api.cfRead(w, s.start, ls.api.opts.ReadBatch); err != nil {
+		if res, err = ls.api.cfRead(w, s.start, ls.api.streamBatch()); err != nil {
 			ls.api.opts.Log.Error("cometify replay read failed", "err", err)
 			s.conn.Close()
 			return false

@@ -186,7 +186,11 @@ func (ls *loopState) sendOne(s *ezSub, d *delivery) {
 // as far as its socket keeps up (the rest when it drains), to a waiting
 // poll as its answer.
 func (ls *loopState) catchUp(s *ezSub) {
-	res, err := ls.api.store.EZReadAfter(s.qname, s.cursor, ls.api.opts.ReadBatch)
+	limit := ls.api.opts.ReadBatch
+	if s.kind != subPoll {
+		limit = ls.api.streamBatch()
+	}
+	res, err := ls.api.store.EZReadAfter(s.qname, s.cursor, limit)
 	if err != nil {
 		ls.api.opts.Log.Error("catch-up read failed", "qname", s.qname, "err", err)
 		ls.remove(s)
@@ -253,7 +257,7 @@ func (ls *loopState) stream(s *ezSub, res persist.ReadResult) {
 			return
 		}
 		var err error
-		res, err = ls.api.store.EZReadAfter(s.qname, s.cursor, ls.api.opts.ReadBatch)
+		res, err = ls.api.store.EZReadAfter(s.qname, s.cursor, ls.api.streamBatch())
 		if err != nil {
 			ls.api.opts.Log.Error("backlog read failed", "qname", s.qname, "err", err)
 			s.conn.Close()
@@ -264,6 +268,13 @@ func (ls *loopState) stream(s *ezSub, res persist.ReadResult) {
 		}
 	}
 }
+
+// streamBatch caps the messages of a stream's later backlog reads (after
+// the first, and after every pause): a socket that just drained takes
+// about Conn's BacklogBytes/2 before it backlogs again, so reading a
+// whole ReadBatch (up to 4 MB of 4 KB messages) each time would read and
+// allocate most of a backlog several times over.
+func (a *API) streamBatch() int { return min(a.opts.ReadBatch, 256) }
 
 // answerEmpty ends a waiting poll with no message: its timeout passed, or
 // the server drains (retryMillis > 0, X-02).
