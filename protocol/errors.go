@@ -77,6 +77,10 @@ var (
 	errBadVersion         = newAPIError(505, "HTTP version not supported")
 	errStorage            = newAPIError(503, "storage unavailable")
 	errShuttingDown       = newAPIError(503, "shutting down")
+
+	// Listeners (issue 15)
+	errUpgradeVersion  = newAPIError(426, "Sec-WebSocket-Version must be 13")
+	errListenerRevoked = newAPIError(401, "credential revoked")
 )
 
 // errorForStatus maps an engine-level failure (Handler.Fail) to its row.
