@@ -51,6 +51,8 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) (finish func() error) {
 	fs.IntVar(&cfg.store.EZMaxQueue, "ez-max-queue", 1000, "messages kept per EZComet channel")
 	fs.DurationVar(&cfg.store.EZMaxAge, "ez-max-age", 24*time.Hour, "age after which EZComet messages drop")
 	fs.IntVar(&cfg.api.ReadBatch, "read-batch", 1000, "messages per read answer")
+	fs.IntVar(&cfg.api.ReadBatchBytes, "read-batch-bytes", 1<<20, "encoded bytes per read answer (at least one message)")
+	fs.IntVar(&cfg.engine.MaxConnsPerIP, "max-conns-per-ip", 1000, "open connections per client IP (IPv6 per /64); trusted proxies are counted by forwarded address")
 	fs.DurationVar(&cfg.api.CFReplayWindow, "cf-replay-window", 10*time.Minute, "Cometify: how far back an id-0 listener replays; pushes are kept at least this long")
 	fs.DurationVar(&cfg.api.CFResumeWindow, "cf-resume-window", 3*time.Minute, "Cometify: how far back a listener resuming from an id > 0 gets pushes")
 	fs.IntVar(&cfg.api.MaxIdentifiers, "max-identifiers", 100, "Cometify: identifiers one listener may watch")
@@ -76,7 +78,7 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) (finish func() error) {
 				}
 				pfx = netip.PrefixFrom(addr, addr.BitLen())
 			}
-			cfg.api.TrustedProxies = append(cfg.api.TrustedProxies, pfx)
+			cfg.engine.TrustedProxies = append(cfg.engine.TrustedProxies, pfx)
 		}
 		if cfg.api.CFReplayWindow <= 0 || cfg.api.CFResumeWindow <= 0 || cfg.api.MaxIdentifiers <= 0 {
 			return fmt.Errorf("--cf-replay-window, --cf-resume-window and --max-identifiers must be positive")
@@ -142,6 +144,15 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 	if err := os.MkdirAll(cfg.store.Dir, 0o755); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
+	// every account change closes what the changed credential
+	// admitted. The store calls back once the change is durable; the API
+	// is built after the store, so the hook reads it once it is set.
+	var api *protocol.API
+	cfg.store.OnAccountChange = func(name string) {
+		if api != nil {
+			api.AccountChanged(name)
+		}
+	}
 	store, err := persist.Open(cfg.store)
 	if err != nil {
 		return fmt.Errorf("open store in %s: %w", cfg.store.Dir, err)
@@ -173,7 +184,7 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 	// API it serves, so the closure reads srv once it is set.
 	var srv *engine.Server
 	cfg.api.Metrics = func(dst []byte) []byte { return appendSystemMetrics(dst, srv, store) }
-	api, err := protocol.New(cfg.api)
+	api, err = protocol.New(cfg.api)
 	if err != nil {
 		return err
 	}
