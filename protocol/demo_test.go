@@ -396,3 +396,26 @@ func TestDemoParameters(t *testing.T) {
 		t.Fatalf("a 59-byte channel (a 64-byte qname): %+v", got)
 	}
 }
+
+// FuzzDemoLoopbackHost checks the demo's Host check against net/url's
+// reading of the same Host: wherever net/url reads it as a bare host and
+// port, both agree on whether it names this machine's loopback.
+func FuzzDemoLoopbackHost(f *testing.F) {
+	for _, s := range []string{"127.0.0.1:8080", "localhost", "LOCALHOST.:80", "a.localhost:1", "[::1]:8080", "[::1]",
+		"[::ffff:127.0.0.1]:80", "127.1.2.3", "evil.example:8080", "localhost.evil.example", "[::1%25lo]:80", "0.0.0.0:80", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, host string) {
+		got := loopbackHost(host)
+		u, err := url.Parse("http://" + host)
+		if err != nil || u.Host != host || u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+			return
+		}
+		name := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
+		ip, ipErr := netip.ParseAddr(name)
+		want := name == "localhost" || strings.HasSuffix(name, ".localhost") || ipErr == nil && ip.Unmap().IsLoopback()
+		if got != want {
+			t.Fatalf("loopbackHost(%q) = %v; net/url reads host %q: %v", host, got, u.Hostname(), want)
+		}
+	})
+}
