@@ -58,8 +58,10 @@ func isDemoPath(p []byte) bool {
 	return false
 }
 
-// Demo answers carry no CORS header: only the page served from the same
-// origin may read them.
+// hdrDemo heads the secureKey answer: no CORS header, so only a page of
+// the same origin may read it, even if a cross-origin request got one.
+// (Write and push answers, and errors, are those of /write and pushes:
+// a tick, a push_id or a refusal, which any page may read.)
 var hdrDemo = []byte("Cache-Control: no-store\r\n")
 
 // serveDemo answers the demo page and endpoints. Checks run 404 (no demo
