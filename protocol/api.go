@@ -66,8 +66,11 @@ type Options struct {
 	// Metrics appends the Prometheus text of /metrics. Default: only the
 	// protocol's own series.
 	Metrics func(dst []byte) []byte
-	// Pages are static answers by exact path ("/" for the demo page).
+	// Pages are static answers by exact path (the JS clients).
 	Pages map[string]Page
+	// Demo configures the demo page at "/" and its endpoints.
+	// Default: none.
+	Demo Demo
 	// Log receives connection-level errors. Default slog.Default().
 	Log *slog.Logger
 
@@ -203,6 +206,10 @@ var (
 func (a *API) Serve(c engine.Conn, r *engine.Request) {
 	ls := a.state[c.Loop()]
 	path := r.Path
+	if a.opts.Demo.Account != "" && isDemoPath(path) {
+		a.serveDemo(ls, c, r)
+		return
+	}
 	if string(r.Method) == "OPTIONS" {
 		if isAPIPath(path) {
 			c.Reply(204, ctJSON, hdrPreflight, nil)

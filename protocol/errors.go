@@ -81,6 +81,15 @@ var (
 	// Listeners (issue 15)
 	errUpgradeVersion  = newAPIError(426, "Sec-WebSocket-Version must be 13")
 	errListenerRevoked = newAPIError(401, "credential revoked")
+
+	// Demo (issue 15)
+	errDemoNotLoopback    = newAPIError(403, "the demo page and its endpoints answer loopback clients only (halley serve --demo opens them to every client)")
+	errDemoForwarded      = newAPIError(403, "the demo endpoints refuse a request forwarded by a proxy that is not a --trusted-proxy")
+	errDemoHost           = newAPIError(403, "the demo endpoints answer only a loopback Host (localhost, 127.0.0.1, [::1])")
+	errDemoOrigin         = newAPIError(403, "the demo endpoints answer only their own page's origin")
+	errDemoMissingChannel = newAPIError(400, "channel is required")
+	errDemoBadChannel     = newAPIError(400, "channel must be of [A-Za-z0-9._~-], at most 64 bytes with the demo user name and '-'")
+	errDemoMissingMsg     = newAPIError(400, "msg is required")
 )
 
 // errorForStatus maps an engine-level failure (Handler.Fail) to its row.
