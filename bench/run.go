@@ -29,6 +29,7 @@ type runConfig struct {
 	HalleyURL     string
 	Key, User     string
 	Secret        string // Cometify: the account's api_secret
+	CFKey         string // Cometify: the account's public cf_api_key
 	Note          string // written beside every case's results
 	Nchan         bool
 	NchanDir      string
@@ -460,9 +461,19 @@ type peerRuns struct {
 	s        *side
 }
 
-// credentials are what a fresh Halley prints for its demo account.
+// credentials are what a fresh Halley prints for its demo account: the
+// private api_key (EZComet writes), the public cf_api_key (Cometify paths
+// and signatures) and the secret.
 type credentials struct {
-	key, secret string
+	key, cfKey, secret string
+}
+
+// keyFor is the key a case of kind puts in its requests.
+func (c credentials) keyFor(kind string) string {
+	if kind == "cometify" {
+		return c.cfKey
+	}
+	return c.key
 }
 
 // caseAPI splits a case name into the Halley API it measures and the
@@ -480,15 +491,15 @@ func (r *runner) idleOnce(ctx context.Context, kind, mode string, pid int, targe
 	qname := r.c.User + "-" + freshPrefix() + "c"
 	switch kind {
 	case "cometify":
-		if cred.key == "" {
-			return nil, fmt.Errorf("no api_key: pass --key (none found in the server's output)")
+		if cred.cfKey == "" {
+			return nil, fmt.Errorf("no cf_api_key: pass --cf-key (none found in the server's output)")
 		}
 		qname = freshPrefix() + "c"
 	case "nchan":
 		qname = "nchan-" + freshPrefix() + "c"
 	}
 	ic := idleConfig{
-		clientConfig: clientConfig{Target: target, Kind: kind, Mode: mode, QName: qname, Key: cred.key, PerIP: 20,
+		clientConfig: clientConfig{Target: target, Kind: kind, Mode: mode, QName: qname, Key: cred.keyFor(kind), PerIP: 20,
 			Channels: r.c.Channels, DialConc: 64, MaxLife: r.c.RunTimeout + 30*time.Second, Timeout: 120},
 		PID: pid, Counts: r.c.Counts, Settle: r.c.Settle, OpenTimeout: 2 * time.Minute, PerProcess: r.c.PerProcess,
 	}
@@ -527,11 +538,11 @@ func (r *runner) writeOnce(ctx context.Context, kind, target string, pid int, ke
 
 // stormOnce is one run of storm-cf on Halley's Cometify API.
 func (r *runner) stormOnce(ctx context.Context, pid int, cred credentials) (map[string]float64, error) {
-	if cred.key == "" || cred.secret == "" {
-		return nil, fmt.Errorf("no api_key and api_secret: pass --key and --secret (not found in the server's output)")
+	if cred.cfKey == "" || cred.secret == "" {
+		return nil, fmt.Errorf("no cf_api_key and api_secret: pass --cf-key and --secret (not found in the server's output)")
 	}
 	c := stormDefaults()
-	c.Target, c.Key, c.Secret, c.PID, c.Size = r.c.HalleyURL, cred.key, cred.secret, pid, r.c.Size
+	c.Target, c.Key, c.Secret, c.PID, c.Size = r.c.HalleyURL, cred.cfKey, cred.secret, pid, r.c.Size
 	c.MaxLife = r.c.RunTimeout + 30*time.Second
 	res, err := runFanout(ctx, c, r.log)
 	if err != nil {
@@ -556,13 +567,13 @@ func (r *runner) stormOnce(ctx context.Context, pid int, cred credentials) (map[
 func (r *runner) fanoutOnce(ctx context.Context, name, kind, target string, pid int, cred credentials) (map[string]float64, error) {
 	fc := fanoutCases[name]
 	c := fanoutConfig{Target: target, Kind: kind, Subs: fc.subs, Msgs: fc.msgs, Rate: fc.rate, Size: r.c.Size,
-		Key: cred.key, Secret: cred.secret, User: r.c.User, PID: pid, PerProcess: r.c.PerProcess, PerIP: 20, DialConc: 64,
+		Key: cred.keyFor(kind), Secret: cred.secret, User: r.c.User, PID: pid, PerProcess: r.c.PerProcess, PerIP: 20, DialConc: 64,
 		OpenTimeout: 2 * time.Minute, Grace: 2 * time.Second, Drain: time.Minute, Quiet: 5 * time.Second, MaxLife: r.c.RunTimeout + 30*time.Second}
 	switch {
 	case kind == "halley" && c.Key == "":
 		return nil, fmt.Errorf("no api_key: pass --key (none found in the server's output)")
 	case kind == "cometify" && (c.Key == "" || c.Secret == ""):
-		return nil, fmt.Errorf("no api_key and api_secret: pass --key and --secret (not found in the server's output)")
+		return nil, fmt.Errorf("no cf_api_key and api_secret: pass --cf-key and --secret (not found in the server's output)")
 	}
 	res, err := runFanout(ctx, c, r.log)
 	if err != nil {
@@ -593,14 +604,21 @@ func (r *runner) fanoutOnce(ctx context.Context, name, kind, target string, pid 
 	return m, nil
 }
 
-var secretRE = regexp.MustCompile(`api_secret[=: ]+([A-Za-z0-9_-]{8,})`)
+var (
+	secretRE = regexp.MustCompile(`api_secret[=: ]+([A-Za-z0-9_-]{8,})`)
+	cfKeyRE  = regexp.MustCompile(`cf_api_key[=: ]+([0-9a-f]{32})`)
+)
 
-// serverCredentials are --key/--secret, else the demo account's key and
-// secret as a fresh server prints them.
+// serverCredentials are --key/--cf-key/--secret, else the demo account's
+// as a fresh server prints them ("created account demo: api_key=…
+// cf_api_key=… api_secret=…").
 func (r *runner) serverCredentials(out string) credentials {
-	cr := credentials{key: r.c.Key, secret: r.c.Secret}
+	cr := credentials{key: r.c.Key, cfKey: r.c.CFKey, secret: r.c.Secret}
 	if cr.key == "" {
 		cr.key = keyRE.FindString(out)
+	}
+	if m := cfKeyRE.FindStringSubmatch(out); cr.cfKey == "" && m != nil {
+		cr.cfKey = m[1]
 	}
 	if m := secretRE.FindStringSubmatch(out); cr.secret == "" && m != nil {
 		cr.secret = m[1]
@@ -817,6 +835,7 @@ func parseRunArgs(args []string, stderr io.Writer) (runConfig, error) {
 	fs.StringVar(&c.HalleyCmd, "halley-cmd", "", `server command, e.g. "bin/halley serve --data {tmp} --listen 127.0.0.1:18080" ({tmp}: a fresh directory per run)`)
 	fs.StringVar(&c.HalleyURL, "halley-url", "", "Halley base URL (default: from --listen in --halley-cmd)")
 	fs.StringVar(&c.Key, "key", "", "Halley api_key for the write cases (default: the first 32-hex token the server prints)")
+	fs.StringVar(&c.CFKey, "cf-key", "", "Halley cf_api_key for the Cometify cases (default: cf_api_key=… as the server prints it)")
 	fs.StringVar(&c.User, "user", "demo", "Halley username owning the key")
 	fs.StringVar(&c.Secret, "secret", "", "api_secret of the key, to sign Cometify pushes (default: api_secret=… as the server prints it)")
 	fs.BoolVar(&c.Nchan, "nchan", false, "also measure the Nchan peer, side by side")

@@ -47,9 +47,10 @@ func buildHalley(t *testing.T, tags string) string {
 }
 
 type server struct {
-	cmd  *exec.Cmd
-	base string
-	key  string
+	cmd   *exec.Cmd
+	base  string
+	key   string // the demo account's private api_key (EZComet writes)
+	cfKey string // its public cf_api_key (Cometify paths and signatures)
 }
 
 func freePort(t *testing.T) string {
@@ -74,23 +75,28 @@ func startServer(t *testing.T, bin, dir, addr string) *server {
 		t.Fatal(err)
 	}
 	s := &server{cmd: cmd, base: "http://" + addr}
-	// The server prints the demo account's api_key on its demo line, and
-	// on the first start the secret on its "created account" line.
+	// The server prints the demo account's public cf_api_key on its demo
+	// line, and on the first start its private api_key and secret on the
+	// "created account" line.
 	lines := bufio.NewScanner(out)
 	deadline := time.AfterFunc(20*time.Second, func() { _ = cmd.Process.Kill() })
 	defer deadline.Stop()
 	for lines.Scan() {
+		if _, rest, ok := strings.Cut(lines.Text(), " api_key="); ok {
+			demoKey.Store(strings.Fields(rest)[0])
+		}
 		if _, rest, ok := strings.Cut(lines.Text(), "api_secret="); ok {
 			demoSecret.Store(strings.Fields(rest)[0])
 		}
-		if _, rest, ok := strings.Cut(lines.Text(), "api_key "); ok {
-			s.key = strings.TrimSuffix(strings.Fields(rest)[0], ")")
+		if _, rest, ok := strings.Cut(lines.Text(), "cf_api_key "); ok {
+			s.cfKey = strings.TrimSuffix(strings.Fields(rest)[0], ")")
 			break
 		}
 	}
 	go func() { _, _ = bufioDrain(lines) }()
-	if s.key == "" {
-		t.Fatal("server did not print the demo api_key")
+	s.key, _ = demoKey.Load().(string)
+	if s.key == "" || s.cfKey == "" {
+		t.Fatal("server did not print the demo api_key and cf_api_key")
 	}
 	return s
 }
@@ -124,9 +130,10 @@ func writeLoop(ctx context.Context, s *server, id int, acked *[]string) {
 	}
 }
 
-// demoSecret is the demo account's api_secret, printed once when the
-// first server of a data directory creates the account.
-var demoSecret atomic.Value
+// demoKey and demoSecret are the demo account's private api_key and
+// api_secret, printed once when the first server of a data directory
+// creates the account.
+var demoKey, demoSecret atomic.Value
 
 // pushLoop pushes push_id n+1 with text p<id>-<n> to identifier
 // crash<id> until the server dies, recording each acknowledged text.
@@ -136,10 +143,10 @@ func pushLoop(ctx context.Context, s *server, id int, acked *[]string) {
 	ident := fmt.Sprintf("crash%d", id)
 	for n := 0; ctx.Err() == nil; n++ {
 		text := fmt.Sprintf("p%d-%d", id, n)
-		sum := md5.Sum([]byte(s.key + md5hex(secret) + ident + text))
+		sum := md5.Sum([]byte(s.cfKey + md5hex(secret) + ident + text))
 		form := url.Values{"identifier": {ident}, "secret": {"0"}, "text": {text},
 			"secure": {hex.EncodeToString(sum[:])}, "push_id": {strconv.Itoa(n + 1)}}
-		resp, err := client.PostForm(s.base+"/"+s.key+"/push/"+ident, form)
+		resp, err := client.PostForm(s.base+"/"+s.cfKey+"/push/"+ident, form)
 		if err != nil {
 			return
 		}
@@ -168,7 +175,7 @@ func readPushes(t *testing.T, s *server, ident string) []string {
 	var texts []string
 	list := ident + ":0"
 	for {
-		resp, err := http.Get(s.base + "/" + s.key + "/poll?timeout=0&identifiers=" + list)
+		resp, err := http.Get(s.base + "/" + s.cfKey + "/poll?timeout=0&identifiers=" + list)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -253,9 +260,12 @@ func crashRound(t *testing.T, bin, dir string, round int) (acked, missing int) {
 
 	s2 := startServer(t, bin, dir, freePort(t))
 	defer func() { _ = s2.cmd.Process.Signal(syscall.SIGKILL); _ = s2.cmd.Wait() }()
-	for i := 1; i < writers; i += 2 {
-		if len(acks[i]) == 0 {
+	for i := range writers {
+		if len(acks[i]) == 0 && i%2 == 1 {
 			t.Errorf("round %d: pusher %d got no push acknowledged: the Cometify half did not run", round, i)
+		}
+		if len(acks[i]) == 0 && i%2 == 0 {
+			t.Errorf("round %d: writer %d got no write acknowledged: the EZComet half did not run", round, i)
 		}
 	}
 	for i := range writers {
