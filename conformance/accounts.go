@@ -570,9 +570,16 @@ func revokeRemove(t *caseT) {
 		t.Fatalf("%s added again: its channel %s still holds %v", b.User, q, got)
 	}
 	t.wantOK(t.write("api_key", b.Key, "qname", q, "msg", "new", "tick", "o1"), "the old tick o1 with another msg (the old tick memory is gone, no 409)")
-	p := t.cfPoll(b, idList(x, 0), 0, "secureKey", listenKey(b.CFKey, b.Secret, x))
+	bKey := listenKey(b.CFKey, b.Secret, x)
+	p := t.cfPoll(b, idList(x, 0), 0, "secureKey", bKey)
 	if len(p.items) != 0 || p.since != idList(x, 0) {
 		t.Fatalf("%s added again: a poll of %s from id 0 with a secureKey answered %v since %q, want nothing since %q", b.User, x, p.items, p.since, idList(x, 0))
+	}
+	for _, via := range []string{viaWS, viaSSE} {
+		s := t.openCF(via, idList(x, 0), cfOpen{acct: b, secureKey: bKey})
+		s.expectSince(idList(x, 0), b.User+" added again, listening to "+x+" from id 0")
+		s.expectNothing(300*time.Millisecond, b.User+" added again, listening to "+x+" from id 0 (the removed account's pushes are gone)")
+		s.close()
 	}
 	if id := t.pushAs(b, x, "new", "0", ""); id != 1 {
 		t.Fatalf("%s added again: its first push to %s got id %d, want 1", b.User, x, id)

@@ -56,7 +56,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return nil
 	})
 	fs.Float64Var(&cfg.TimeoutScale, "timeout-scale", 1, "multiply the suite's own deadlines and slack (slow machines, -race builds)")
-	fs.StringVar(&accountCmd, "account-cmd", "", `command prefix for account management, e.g. "halley account --data DIR" (enables A-02)`)
+	fs.StringVar(&accountCmd, "account-cmd", "", `command prefix for account management, e.g. "halley account --data DIR" (enables A-02 and A-04)`)
 	fs.IntVar(&cfg.PID, "pid", 0, "the server's pid; enables C-11, which sends it SIGTERM after every other case")
 	fs.IntVar(&cfg.Parallel, "parallel", 8, "how many cases run at once")
 	fs.DurationVar(&cfg.MaxWait, "max-wait", 15*time.Second, "longest server timer a check waits for; longer ones are skipped")
