@@ -48,12 +48,6 @@ func pushForm(a Account, identifier, text, secret, pushID string) string {
 	return form(kv...)
 }
 
-// pushPath is the push endpoint of identifier for account a: its public
-// cf_api_key in the path (CF-P-07).
-func pushPath(a Account, identifier string) string {
-	return "/" + a.CFKey + "/push/" + identifier
-}
-
 // pushTo sends POST /{key}/push/{pathIdent} with body and returns the raw
 // answer; key is what the path carries (a cf_api_key unless the case
 // checks another).

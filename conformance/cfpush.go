@@ -318,7 +318,8 @@ func checkSecretReplay(t *caseT) {
 	text2 := "second secret"
 	sec2 := pushSecure(a.CFKey, a.Secret, x, text2)
 	c := t.dial()
-	c.send(t.request("POST", pushPath(a, x), captured(text2, sec2, "1", "")) + t.request("POST", pushPath(a, x), captured(text2, sec2, "0", "")))
+	path := "/" + a.CFKey + "/push/" + x
+	c.send(t.request("POST", path, captured(text2, sec2, "1", "")) + t.request("POST", path, captured(text2, sec2, "0", "")))
 	id2 := t.pushAnswer(c.read(), "a secret push pipelined with its replay", "")
 	t.wantError(c.read(), 403, "the replay with secret=0 pipelined right after the secret push")
 
