@@ -450,7 +450,7 @@ func demoEndpoints(t *caseT) {
 
 // revoked checks that h was closed at once after why: a WebSocket gets a
 // close frame, an SSE stream ends, a waiting poll gets an error answer.
-func (h *held) revoked(t *caseT, why string) {
+func (h *kept) revoked(t *caseT, why string) {
 	ctx := h.what + ", " + why
 	switch {
 	case h.poll != nil:
@@ -497,7 +497,7 @@ func (h *held) revoked(t *caseT, why string) {
 }
 
 // getsEZ checks that h is still open and receives the message written.
-func (h *held) getsEZ(t *caseT, tick, msg, why string) {
+func (h *kept) getsEZ(t *caseT, tick, msg, why string) {
 	ctx := h.what + ", " + why
 	if h.poll == nil {
 		(&ezStream{t: t, via: h.via, ws: h.ws, sse: h.sse}).expect(5*time.Second, []string{msg}, []string{tick}, ctx)
@@ -513,7 +513,7 @@ func (h *held) getsEZ(t *caseT, tick, msg, why string) {
 }
 
 // getsCF checks that h is still open and receives the push.
-func (h *held) getsCF(t *caseT, want cfItem, why string) {
+func (h *kept) getsCF(t *caseT, want cfItem, why string) {
 	ctx := h.what + ", " + why
 	if h.poll == nil {
 		(&cfStream{t: t, via: h.via, acct: h.acct, ws: h.ws, sse: h.sse}).expect(5*time.Second, []cfItem{want}, ctx)
@@ -529,7 +529,7 @@ func (h *held) getsCF(t *caseT, want cfItem, why string) {
 }
 
 // revokedAll checks every h at once.
-func revokedAll(t *caseT, hs []*held, why string) {
+func revokedAll(t *caseT, hs []*kept, why string) {
 	var fns []func()
 	for _, h := range hs {
 		fns = append(fns, func() { h.revoked(t, why) })
@@ -560,9 +560,9 @@ func revokeRemove(t *caseT) {
 	x := ident()
 	t.pushAs(a, x, "old public", "0", "")
 	t.pushAs(a, x, "old secret", "1", "")
-	var hs []*held
+	var hs []*kept
 	for _, via := range ezTransports {
-		hs = append(hs, ip.holdEZ(via, q, "o1"), ip.holdCF(via, a, x, listenKey(a.CFKey, a.Secret, x)))
+		hs = append(hs, ip.keepEZ(via, q, "o1"), ip.keepCF(via, a, x, listenKey(a.CFKey, a.Secret, x)))
 	}
 	t.mustAccountCmd("rm", a.User)
 	revokedAll(t, hs, "after account rm")
@@ -623,12 +623,12 @@ func (t *caseT) revocationSetup(prefix string) (a Account, ip *caseT, q, x strin
 // by the old key, and nothing else.
 func revokeCFKey(t *caseT) {
 	a, ip, q, x := t.revocationSetup("rc")
-	var gone, stay []*held
+	var gone, stay []*kept
 	for _, via := range ezTransports {
-		gone = append(gone, ip.holdCF(via, a, x, ""), ip.holdCF(via, a, x, listenKey(a.CFKey, a.Secret, x)))
-		stay = append(stay, ip.holdEZ(via, q, "o1"))
+		gone = append(gone, ip.keepCF(via, a, x, ""), ip.keepCF(via, a, x, listenKey(a.CFKey, a.Secret, x)))
+		stay = append(stay, ip.keepEZ(via, q, "o1"))
 	}
-	other := ip.holdCF(viaWS, t.cfg.Account, x, "")
+	other := ip.keepCF(viaWS, t.cfg.Account, x, "")
 	b := t.rotate(a, "--cf-api-key")
 	revokedAll(t, gone, "after rotate --cf-api-key")
 	t.wantOK(t.write("api_key", b.Key, "qname", q, "msg", "after", "tick", "o2"), "write after rotate --cf-api-key")
@@ -644,7 +644,7 @@ func revokeCFKey(t *caseT) {
 		}
 		t.wantError(t.refusedCF(via, listenerPath(a, via, x, kv...)), 401, via+" listener with the old cf_api_key")
 	}
-	n := ip.holdCF(viaWS, b, x, listenKey(b.CFKey, b.Secret, x))
+	n := ip.keepCF(viaWS, b, x, listenKey(b.CFKey, b.Secret, x))
 	id = t.pushAs(b, x, "new key", "1", "")
 	n.getsCF(t, pushed(x, id, "new key"), "opened with the new cf_api_key")
 }
@@ -653,12 +653,12 @@ func revokeCFKey(t *caseT) {
 // secureKey; plain listeners and EZComet readers stay.
 func revokeSecret(t *caseT) {
 	a, ip, q, x := t.revocationSetup("rs")
-	var keyed, plain []*held
+	var keyed, plain []*kept
 	for _, via := range ezTransports {
-		keyed = append(keyed, ip.holdCF(via, a, x, listenKey(a.CFKey, a.Secret, x)))
-		plain = append(plain, ip.holdCF(via, a, x, ""))
+		keyed = append(keyed, ip.keepCF(via, a, x, listenKey(a.CFKey, a.Secret, x)))
+		plain = append(plain, ip.keepCF(via, a, x, ""))
 	}
-	reader := ip.holdEZ(viaWS, q, "o1")
+	reader := ip.keepEZ(viaWS, q, "o1")
 	b := t.rotate(a, "--secret")
 	revokedAll(t, keyed, "after rotate --secret")
 	id := t.pushAs(b, x, "after", "0", "")
@@ -669,7 +669,7 @@ func revokeSecret(t *caseT) {
 	reader.getsEZ(t, "o2", "after", "after rotate --secret")
 	t.wantError(t.pushTo(b.CFKey, x, pushForm(a, x, "old secret", "0", "")), 403, "a push signed with the old api_secret")
 	t.wantError(t.refusedCF(viaWS, listenerPath(b, viaWS, x, "secureKey", listenKey(a.CFKey, a.Secret, x))), 403, "a secureKey over the old api_secret")
-	n := ip.holdCF(viaSSE, b, x, listenKey(b.CFKey, b.Secret, x))
+	n := ip.keepCF(viaSSE, b, x, listenKey(b.CFKey, b.Secret, x))
 	id = t.pushAs(b, x, "secret", "1", "")
 	n.getsCF(t, pushed(x, id, "secret"), "opened with a secureKey over the new api_secret")
 }
@@ -678,12 +678,12 @@ func revokeSecret(t *caseT) {
 // nothing live.
 func revokeAPIKey(t *caseT) {
 	a, ip, q, x := t.revocationSetup("rk")
-	var readers, listeners []*held
+	var readers, listeners []*kept
 	key := listenKey(a.CFKey, a.Secret, x)
 	for _, via := range ezTransports {
-		readers = append(readers, ip.holdEZ(via, q, "o1"))
+		readers = append(readers, ip.keepEZ(via, q, "o1"))
 	}
-	listeners = append(listeners, ip.holdCF(viaWS, a, x, ""), ip.holdCF(viaSSE, a, x, key), ip.holdCF(viaPoll, a, x, key))
+	listeners = append(listeners, ip.keepCF(viaWS, a, x, ""), ip.keepCF(viaSSE, a, x, key), ip.keepCF(viaPoll, a, x, key))
 	b := t.rotate(a, "--api-key")
 	t.immediately("the old api_key after rotate --api-key", 401, func() *reply {
 		return t.write("api_key", a.Key, "qname", q, "msg", "old key")

@@ -380,7 +380,7 @@ func (t *caseT) watchCF(xs ...string) *watch {
 			a := accts[i]
 			t.pushAs(a, n, "neighbour of "+x, "0", "")
 			for _, via := range ezTransports {
-				h := src.holdCF(via, a, n, "")
+				h := src.keepCF(via, a, n, "")
 				h.what += " (a neighbour of " + x + ")"
 				w.list = append(w.list, h)
 			}

@@ -230,8 +230,8 @@ func pushIDOrder(t *caseT) {
 	t.Notef("ids not reused after retention dropped them (needs a wait past retention)")
 }
 
-// topID is the highest push id, 2^63-1.
-const topID = "9223372036854775807"
+// maxPushID is the highest push id, 2^63-1.
+const maxPushID = "9223372036854775807"
 
 // pushTopID: 2^63-1 is accepted and delivered with that exact id on every
 // transport; after it an assigned id is a 409, and nothing else about the
@@ -246,18 +246,18 @@ func pushTopID(t *caseT) {
 		streams = append(streams, t.openCF(via, x, cfOpen{}))
 	}
 	t.pushID(x, "one", 1)
-	t.pushAs(a, x, "top", "0", topID)
+	t.pushAs(a, x, "top", "0", maxPushID)
 	want := []cfItem{pushed(x, 1, "one"), pushed(x, top, "top")}
 	for _, s := range streams {
 		s.expect(5*time.Second, want, "push_id 1 then 2^63-1")
-		if s.resume != "" && s.resume != idList(x, topID) {
-			t.Fatalf("%s listener after push_id 2^63-1: resume point %q, want %q", s.via, s.resume, idList(x, topID))
+		if s.resume != "" && s.resume != idList(x, maxPushID) {
+			t.Fatalf("%s listener after push_id 2^63-1: resume point %q, want %q", s.via, s.resume, idList(x, maxPushID))
 		}
 	}
 	t.wantError(t.pushTo(a.CFKey, x, pushForm(a, x, "assigned after the top", "0", "")), 409, "a push without push_id when the highest id is 2^63-1")
 	t.wantError(t.pushTo(a.CFKey, x, pushForm(a, x, "below the top", "0", "2")), 409, "push_id 2 below the highest 2^63-1")
-	t.wantError(t.pushTo(a.CFKey, x, pushForm(a, x, "other text", "0", topID)), 409, "push_id 2^63-1 again with another text")
-	t.pushAs(a, x, "top", "0", topID) // the same push again: ok, delivered once
+	t.wantError(t.pushTo(a.CFKey, x, pushForm(a, x, "other text", "0", maxPushID)), 409, "push_id 2^63-1 again with another text")
+	t.pushAs(a, x, "top", "0", maxPushID) // the same push again: ok, delivered once
 	for _, s := range streams {
 		s.expectNothing(500*time.Millisecond, "after the refused pushes and the repeated 2^63-1")
 	}
@@ -267,17 +267,17 @@ func pushTopID(t *caseT) {
 		s.skipGaps = true
 		s.expect(atOnce, want, "replay from id 0 of an identifier at 2^63-1")
 		s.close()
-		s = t.openCF(via, idList(x, topID), cfOpen{})
-		s.expectSince(idList(x, topID), "listening from id 2^63-1")
+		s = t.openCF(via, idList(x, maxPushID), cfOpen{})
+		s.expectSince(idList(x, maxPushID), "listening from id 2^63-1")
 		s.expectNothing(300*time.Millisecond, "listening from id 2^63-1 (nothing is above it)")
 		s.close()
 		s = t.openCF(via, x, cfOpen{})
-		s.expectSince(idList(x, topID), "a plain listener of an identifier at 2^63-1")
+		s.expectSince(idList(x, maxPushID), "a plain listener of an identifier at 2^63-1")
 		s.close()
 	})
 	p := t.cfPoll(a, idList(x, 1), 0)
-	if err := samePerIdentifier(p.items, want[1:]); err != nil || p.since != idList(x, topID) {
-		t.Fatalf("poll %s: got %v since %q, want the push 2^63-1 since %q (%v)", idList(x, 1), p.items, p.since, idList(x, topID), err)
+	if err := samePerIdentifier(p.items, want[1:]); err != nil || p.since != idList(x, maxPushID) {
+		t.Fatalf("poll %s: got %v since %q, want the push 2^63-1 since %q (%v)", idList(x, 1), p.items, p.since, idList(x, maxPushID), err)
 	}
 	// Other identifiers are not touched.
 	if id := t.push(x+"y", "next door"); id != 1 {

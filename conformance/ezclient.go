@@ -282,10 +282,10 @@ var multiLine = []string{
 	"\r\nlead", "trail\r",
 }
 
-// held is an open EZComet reader or Cometify listener a case keeps while
+// kept is an open EZComet reader or Cometify listener a case keeps while
 // it does something else: a WebSocket, an SSE stream, or a long-poll that
 // waits. Sentinels (watch) and A-04's revocation checks use it.
-type held struct {
+type kept struct {
 	what string
 	via  string
 	cf   bool    // Cometify: resume points are not deliveries
@@ -295,10 +295,10 @@ type held struct {
 	poll *wireConn
 }
 
-// holdEZ opens an EZComet reader of q after tick (which must be q's newest,
+// keepEZ opens an EZComet reader of q after tick (which must be q's newest,
 // so that it waits).
-func (t *caseT) holdEZ(via, q, tick string) *held {
-	h := &held{what: fmt.Sprintf("EZComet %s reader of %s", via, q), via: via}
+func (t *caseT) keepEZ(via, q, tick string) *kept {
+	h := &kept{what: fmt.Sprintf("EZComet %s reader of %s", via, q), via: via}
 	switch via {
 	case viaWS:
 		h.ws = t.mustWS(readPath("/read/ws", q, tick, -1))
@@ -312,15 +312,15 @@ func (t *caseT) holdEZ(via, q, tick string) *held {
 	return h
 }
 
-// holdCF opens a plain Cometify listener of x for a, with secureKey when
+// keepCF opens a plain Cometify listener of x for a, with secureKey when
 // it is not empty.
-func (t *caseT) holdCF(via string, a Account, x, secureKey string) *held {
+func (t *caseT) keepCF(via string, a Account, x, secureKey string) *kept {
 	kv := []string{"", ""}
 	keyed := ""
 	if secureKey != "" {
 		kv, keyed = []string{"secureKey", secureKey}, " with a secureKey"
 	}
-	h := &held{what: fmt.Sprintf("Cometify %s listener of %s's %s%s", via, a.User, x, keyed), via: via, cf: true, acct: a}
+	h := &kept{what: fmt.Sprintf("Cometify %s listener of %s's %s%s", via, a.User, x, keyed), via: via, cf: true, acct: a}
 	switch via {
 	case viaWS:
 		h.ws = t.mustWS(listenerPath(a, via, x, kv...))
@@ -339,7 +339,7 @@ func (t *caseT) holdCF(via string, a Account, x, secureKey string) *held {
 // same name), which must get nothing. quiet checks them all at once.
 type watch struct {
 	t    *caseT
-	list []*held
+	list []*kept
 }
 
 func (w *watch) quiet() {
@@ -355,7 +355,7 @@ const sentinelGrace = 300 * time.Millisecond
 
 // quiet fails the case if h got a message, a push, a gap signal or an
 // answer, or was closed.
-func (h *held) quiet(t *caseT) {
+func (h *kept) quiet(t *caseT) {
 	switch {
 	case h.poll != nil:
 		r, err := h.poll.readErr("GET", sentinelGrace)
@@ -429,7 +429,7 @@ func (t *caseT) watchEZ(qs ...string) *watch {
 			tick := "nb-" + randHex(6)
 			t.wantOK(t.write("api_key", keys[i], "qname", n, "msg", "neighbour of "+q, "tick", tick), "write to "+n+", a neighbour of "+q)
 			for _, via := range ezTransports {
-				h := src.holdEZ(via, n, tick)
+				h := src.keepEZ(via, n, tick)
 				h.what += " (a neighbour of " + q + ")"
 				w.list = append(w.list, h)
 			}
