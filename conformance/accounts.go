@@ -401,6 +401,24 @@ func checkDemoPage(t *caseT) {
 	if d.Key == "" || d.Secret == "" {
 		t.Notef("that no page carries the demo account's api_secret and api_key (pass --demo-key and --demo-secret as the server printed them on an empty data directory)")
 	}
+	// The demo account works with no other set-up, its two keys apart.
+	if d.CFKey != "" {
+		d.User = "demo"
+		if d.Key != "" {
+			if err := keyShape(d); err != nil {
+				t.Fatalf("the demo account: %v", err)
+			}
+		}
+		x := ident()
+		s := t.openCF(viaWS, x, cfOpen{acct: d})
+		if d.Secret != "" {
+			id := t.pushAs(d, x, "demo", "0", "")
+			s.expect(5*time.Second, []cfItem{pushed(x, id, "demo")}, "a listener under the demo account's cf_api_key")
+		}
+		s.close()
+	} else {
+		t.Notef("the demo account's cf_api_key listens (pass --demo-cf-key)")
+	}
 	demoEndpoints(t)
 }
 
