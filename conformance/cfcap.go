@@ -218,8 +218,9 @@ func capBurst(t, ipA, ipB *caseT) {
 
 func checkListenKey(t *caseT) {
 	a := t.cfg.Account
-	bad := Account{Key: randHex(32)}
-	upper := Account{Key: strings.ToUpper(a.Key)}
+	bad := Account{CFKey: randHex(32)}
+	upper := Account{CFKey: strings.ToUpper(a.CFKey)}
+	private := Account{CFKey: a.Key} // the private api_key where the public key goes
 	x := ident()
 	wrongKey := randHex(32)
 	for _, via := range ezTransports {
@@ -235,6 +236,9 @@ func checkListenKey(t *caseT) {
 			t.wantJSONPError(path(bad, x, "callback", "cb"), 401, "a JSONP poll with an unknown apiKey (C-06)")
 		}
 		t.wantError(t.refusedCF(via, path(upper, x)), 401, via+" with the apiKey in upper case")
+		// The private key is never accepted in a path.
+		t.wantError(t.refusedCF(via, path(private, x)), 401, via+" with the private api_key in the path")
+		t.wantError(t.refusedCF(via, path(private, x, "secureKey", listenKey(a.Key, a.Secret, x))), 401, via+" with the private api_key in the path and a secureKey over it")
 		for _, m := range []string{"POST", "PUT", "DELETE"} {
 			t.wantError(t.do(m, path(bad, "1bad"), ""), 405, fmt.Sprintf("%s %s with an unknown apiKey (405 before 401)", m, via))
 		}
@@ -242,7 +246,7 @@ func checkListenKey(t *caseT) {
 		t.wantError(t.refusedCF(via, path(a, "1bad", "secureKey", wrongKey)), 400, via+" bad LIST, wrong secureKey (400 before 403)")
 	}
 	t.wantError(t.do("GET", listenerPath(a, viaPoll, x, "timeout", "abc", "secureKey", wrongKey), ""), 400, "poll timeout=abc, wrong secureKey (400 before 403)")
-	t.wantError(t.do("GET", "/"+a.Key+"/no-such-endpoint-"+randHex(4), ""), 404, "an unknown path under the apiKey")
+	t.wantError(t.do("GET", "/"+a.CFKey+"/no-such-endpoint-"+randHex(4), ""), 404, "an unknown path under the apiKey")
 	t.wantError(t.do("GET", listenerPath(a, viaPoll, x, "timeout", "0", "callback", "1cb", "secureKey", wrongKey), ""), 400, "poll callback=1cb, wrong secureKey (400 before 403)")
 
 	// At the cap: 403 before 429, and 400, 401 before both.

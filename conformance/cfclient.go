@@ -2,7 +2,9 @@ package conformance
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"crypto/md5"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -20,13 +22,14 @@ func md5hex(s string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// pushSecure is CF-P-03's `secure`: md5hex(apiKey + md5hex(apiSecret) +
-// identifier + text), identifier as sent in the form.
+// pushSecure is CF-P-03's `secure`: md5hex(cfKey + md5hex(apiSecret) +
+// identifier + text), identifier as sent in the form; cfKey is the
+// account's public cf_api_key (A-01).
 func pushSecure(key, secret, identifier, text string) string {
 	return md5hex(key + md5hex(secret) + identifier + text)
 }
 
-// listenKey is CF-L-06's secureKey: md5hex(apiKey + apiSecret +
+// listenKey is CF-L-06's secureKey: md5hex(cfKey + apiSecret +
 // md5hex(names joined by "," as sent, without ids)).
 func listenKey(key, secret string, names ...string) string {
 	return md5hex(key + secret + md5hex(strings.Join(names, ",")))
@@ -38,7 +41,7 @@ func ident() string { return "cf" + randHex(12) }
 // pushForm is a correctly signed push body for account a. pushID "" leaves
 // push_id out.
 func pushForm(a Account, identifier, text, secret, pushID string) string {
-	kv := []string{"identifier", identifier, "secret", secret, "text", text, "secure", pushSecure(a.Key, a.Secret, identifier, text)}
+	kv := []string{"identifier", identifier, "secret", secret, "text", text, "secure", pushSecure(a.CFKey, a.Secret, identifier, text)}
 	if pushID != "" {
 		kv = append(kv, "push_id", pushID)
 	}
@@ -46,7 +49,8 @@ func pushForm(a Account, identifier, text, secret, pushID string) string {
 }
 
 // pushTo sends POST /{key}/push/{pathIdent} with body and returns the raw
-// answer.
+// answer; key is what the path carries (a cf_api_key unless the case
+// checks another).
 func (t *caseT) pushTo(key, pathIdent, body string) *reply {
 	return t.do("POST", "/"+key+"/push/"+pathIdent, body)
 }
@@ -55,7 +59,7 @@ func (t *caseT) pushTo(key, pathIdent, body string) *reply {
 // and returns the push_id the server answered; secret is "0" or "1",
 // pushID "" lets the server assign one.
 func (t *caseT) pushAs(a Account, identifier, text, secret, pushID string) int64 {
-	r := t.pushTo(a.Key, identifier, pushForm(a, identifier, text, secret, pushID))
+	r := t.pushTo(a.CFKey, identifier, pushForm(a, identifier, text, secret, pushID))
 	return t.pushAnswer(r, fmt.Sprintf("push %q to %s", clip([]byte(text)), identifier), pushID)
 }
 
@@ -78,8 +82,8 @@ func (t *caseT) pushAnswer(r *reply, ctx, pushID string) int64 {
 		t.Fatalf(`%s: want "push_id":<int>, got %s`, ctx, r)
 	}
 	id, err := strconv.ParseInt(n.String(), 10, 64)
-	if err != nil || id < 0 {
-		t.Fatalf(`%s: "push_id" %s is not an integer 0..2^63-1`, ctx, n)
+	if err != nil || id < 1 {
+		t.Fatalf(`%s: "push_id" %s is not an integer 1..2^63-1 (CF-P-04)`, ctx, n)
 	}
 	if pushID != "" && n.String() != pushID {
 		t.Fatalf("%s with push_id %s: answered push_id %s", ctx, pushID, n)
@@ -112,10 +116,10 @@ func idList(pairs ...any) string {
 }
 
 // listenerPath is the path of a listener on via (the transport constants
-// of ezstream.go) for account a.
+// of ezstream.go) for account a, under its public cf_api_key.
 func listenerPath(a Account, via, list string, kv ...string) string {
 	endpoint := map[string]string{viaWS: "listen", viaSSE: "sse", viaPoll: "poll"}[via]
-	return cfPath(a.Key, endpoint, list, kv...)
+	return cfPath(a.CFKey, endpoint, list, kv...)
 }
 
 // cfItem is one thing a Cometify listener received: a resume point (X-04),
@@ -299,4 +303,88 @@ func (t *caseT) cfPoll(a Account, list string, timeout int, kv ...string) cfPoll
 	path := listenerPath(a, viaPoll, list, append(tv, kv...)...)
 	r := t.doWithin(wait, "GET", path, "")
 	return t.decodeCFPoll(r, time.Since(start), "poll "+list)
+}
+
+// pushSignature is CF-P-10's signature: hex(HMAC-SHA256(api_secret,
+// cf_api_key "\n" identifier "\n" secret "\n" push_id "\n" ts "\n" nonce
+// "\n" text)), push_id empty when absent.
+func pushSignature(cfKey, apiSecret, identifier, secret, pushID, ts, nonce, text string) string {
+	m := hmac.New(sha256.New, []byte(apiSecret))
+	m.Write([]byte(strings.Join([]string{cfKey, identifier, secret, pushID, ts, nonce, text}, "\n")))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// signedPush is a CF-P-10 push: its form fields, and the signature sent
+// with them (sign fills it from the fields).
+type signedPush struct {
+	identifier, secret, text, pushID, ts, nonce string
+	signature                                   string
+	// secure is an md5 `secure` sent beside the signature; "" sends none.
+	secure string
+}
+
+// newSigned is a signed secret=0 push of text to identifier, stamped now
+// with a fresh nonce.
+func newSigned(a Account, identifier, text string) signedPush {
+	p := signedPush{identifier: identifier, secret: "0", text: text, ts: strconv.FormatInt(time.Now().Unix(), 10), nonce: "n" + randHex(20)}
+	return p.sign(a)
+}
+
+// sign returns p with the signature of its own fields under a's
+// cf_api_key and api_secret.
+func (p signedPush) sign(a Account) signedPush {
+	p.signature = pushSignature(a.CFKey, a.Secret, p.identifier, p.secret, p.pushID, p.ts, p.nonce, p.text)
+	return p
+}
+
+func (p signedPush) body() string {
+	kv := []string{"identifier", p.identifier, "secret", p.secret, "text", p.text, "ts", p.ts, "nonce", p.nonce, "signature", p.signature}
+	if p.pushID != "" {
+		kv = append(kv, "push_id", p.pushID)
+	}
+	if p.secure != "" {
+		kv = append(kv, "secure", p.secure)
+	}
+	return form(kv...)
+}
+
+// sendSigned sends p to its identifier's path for account a.
+func (t *caseT) sendSigned(a Account, p signedPush) *reply {
+	return t.pushTo(a.CFKey, p.identifier, p.body())
+}
+
+// cfNeighbours are the identifiers next to x: a prefix, an extension (of
+// the main account), and the second account's identifier of the same name
+// (when there is one).
+func (t *caseT) cfNeighbours(x string) (names []string, accts []Account) {
+	a := t.cfg.Account
+	names, accts = []string{x[:len(x)-1], x + "x"}, []Account{a, a}
+	if a2 := t.cfg.Account2; a2.CFKey != "" && a2.Secret != "" {
+		names, accts = append(names, x), append(accts, a2)
+	} else {
+		t.Notef("another account's identifier of the same name gets nothing (pass --user2/--key2/--cf-key2/--secret2)")
+	}
+	return names, accts
+}
+
+// watchCF pushes once to each neighbour of each x (so that a replay of x
+// that strays into a neighbour shows it), then opens a plain listener on
+// each neighbour on every transport, from a client IP of its own: none may
+// get anything while the case pushes to x.
+func (t *caseT) watchCF(xs ...string) *watch {
+	w := &watch{t: t}
+	src, _ := t.freshOrSame()
+	for _, x := range xs {
+		names, accts := t.cfNeighbours(x)
+		for i, n := range names {
+			a := accts[i]
+			t.pushAs(a, n, "neighbour of "+x, "0", "")
+			for _, via := range ezTransports {
+				h := src.keepCF(via, a, n, "")
+				h.what += " (a neighbour of " + x + ")"
+				w.list = append(w.list, h)
+			}
+		}
+	}
+	return w
 }

@@ -16,17 +16,18 @@ func cfListenCases() []ruleCase {
 		{rule: "CF-L-03", what: "/{apiKey}/sse: data is the push, id the LIST in id form; Last-Event-ID overrides the ids", run: checkListenSSE},
 		{rule: "CF-L-04", what: "plain LIST: only pushes made after connecting (every transport)", run: checkListenPlain},
 		{rule: "CF-L-05", what: "id form: replay above the id within --cf-resume-window, id 0 within --cf-replay-window, in id order, no duplicates across the replay/live hand-off", run: checkListenReplay, timeout: 90 * time.Second},
-		{rule: "CF-L-06", what: "secureKey = md5hex(key + secret + md5hex(names as sent)): seed vectors, hex case, wrong key 403, empty key = none", run: checkListenSecureKey},
+		{rule: "CF-L-06", what: "secureKey = md5hex(cf_api_key + secret + md5hex(names as sent)): seed vectors, hex case, wrong key 403 (over the private api_key too), empty key = none", run: checkListenSecureKey},
 		{rule: "CF-L-07", what: "secret=1 pushes reach only listeners with a valid secureKey, live and replayed (every transport)", run: checkListenSecret},
 		{rule: "CF-L-08", what: "listeners per client IP per account capped: 429 before upgrade on every transport, instant polls free, slots freed on close, a 300-request burst refused fast", run: checkListenCap, timeout: 90 * time.Second},
-		{rule: "CF-L-09", what: "unknown apiKey 401 on every transport; precedence 405, 401, 400, 403, 429 (C-04); accounts' identifiers kept apart", run: checkListenKey},
+		{rule: "CF-L-09", what: "unknown apiKey 401 on every transport, the private api_key in the path too; precedence 405, 401, 400, 403, 429 (C-04); accounts' identifiers kept apart", run: checkListenKey},
 	}
 }
 
 func checkListenWebSocket(t *caseT) {
 	x, y, other := ident(), ident(), ident()
+	w := t.watchCF(x)
 	s := t.openCF(viaWS, strings.ToUpper(x)+","+y, cfOpen{})
-	odd := "quote \" backslash \\ newline \n tab \t </script> ünï 😀 \x01"
+	odd := "quote \" backslash \\ newline \n cr \r crlf \r\n tab \t </script> ünï 😀 \x01"
 	ix := t.push(x, odd)
 	iy := t.push(y, "")
 	t.push(other, "not listened to")
@@ -46,6 +47,7 @@ func checkListenWebSocket(t *caseT) {
 			t.Fatalf("no ping on a Cometify WebSocket within %v (--ping-interval %v)", pi+t.slack(), pi)
 		}
 	})
+	w.quiet()
 }
 
 // checkListSyntax sends malformed LISTs to every transport (SPEC.md §5's
@@ -91,7 +93,7 @@ func checkListSyntax(t *caseT) {
 		for _, b := range bad {
 			t.wantError(t.refusedCF(via, listenerPath(a, via, b.list, kv...)), 400, fmt.Sprintf("%s %s (%q)", via, b.what, clip([]byte(b.list))))
 		}
-		missing := "/" + a.Key + map[string]string{viaWS: "/listen", viaSSE: "/sse", viaPoll: "/poll?timeout=0"}[via]
+		missing := "/" + a.CFKey + map[string]string{viaWS: "/listen", viaSSE: "/sse", viaPoll: "/poll?timeout=0"}[via]
 		t.wantError(t.refusedCF(via, missing), 400, via+" without identifiers")
 		twice := listenerPath(a, via, x, kv...) + "&" + form("identifiers", y)
 		t.wantError(t.refusedCF(via, twice), 400, via+" with identifiers twice in the query (C-05)")
@@ -100,12 +102,13 @@ func checkListSyntax(t *caseT) {
 	// client need not percent-encode them).
 	t.openCF(viaWS, strings.Join(many, ","), cfOpen{}).close()
 	t.openCF(viaWS, strings.Join(many, ":0,")+":0", cfOpen{}).close()
-	t.mustWS("/" + a.Key + "/listen?identifiers=" + x + "," + y).close()
+	t.mustWS("/" + a.CFKey + "/listen?identifiers=" + x + "," + y).close()
 }
 
 func checkListenPoll(t *caseT) {
 	a := t.cfg.Account
 	x, y := ident(), ident()
+	w := t.watchCF(x)
 	t.pushID(x, "a1", 1)
 	t.pushID(x, "a2", 2)
 	p := t.cfPoll(a, idList(strings.ToUpper(x), 0, y, 0), 0)
@@ -202,17 +205,19 @@ func checkListenPoll(t *caseT) {
 	for _, cb := range []string{"1cb", "a-b", "alert(1)//", ""} {
 		t.wantError(t.do("GET", listenerPath(a, viaPoll, x, "timeout", "0", "callback", cb), ""), 400, fmt.Sprintf("poll callback=%q", cb))
 	}
+	w.quiet()
 }
 
 func checkListenSSE(t *caseT) {
 	x, y := ident(), ident()
+	w := t.watchCF(x)
 	s := t.openCF(viaSSE, x+","+strings.ToUpper(y), cfOpen{})
 	if v := s.sse.resp.header.Get("Access-Control-Allow-Origin"); v != "*" {
 		t.Fatalf("SSE: Access-Control-Allow-Origin %q, want * (C-06)", v)
 	}
-	multi := "line1\nline2\r\n\nline4"
+	multi := "line1\nline2\r\n\nline4\rline5\r\rline7\r"
 	ix := t.push(x, multi)
-	s.expect(5*time.Second, []cfItem{pushed(x, ix, multi)}, "a multi-line push")
+	s.expect(5*time.Second, []cfItem{pushed(x, ix, multi)}, "a multi-line push (CR, LF, CRLF)")
 	if want := idList(x, ix, y, 0); s.resume != want {
 		t.Fatalf("SSE push event id %q, want the LIST in id form %q", s.resume, want)
 	}
@@ -235,17 +240,20 @@ func checkListenSSE(t *caseT) {
 	l.skipGaps = true
 	l.expect(atOnce, []cfItem{pushed(x, 2, "x2"), pushed(x, 3, "x3"), pushed(y, iy, "why")}, "plain LIST with Last-Event-ID "+idList(x, 1, y, 0))
 	l.expectNothing(500*time.Millisecond, "after the Last-Event-ID backlog")
+	w.quiet()
 }
 
 func checkListenPlain(t *caseT) {
 	t.forEachTransport(func(via string) {
 		x := ident()
+		w := t.watchCF(x)
 		t.push(x, "before")
 		t.pushID(x, "before too", 7)
 		s := t.openCF(via, x, cfOpen{})
 		s.expectNothing(700*time.Millisecond, "plain LIST, pushes made before connecting")
 		id := t.push(x, "after")
 		s.expect(5*time.Second, []cfItem{pushed(x, id, "after")}, "plain LIST, a push after connecting")
+		w.quiet()
 	})
 }
 
@@ -256,6 +264,7 @@ func checkListenReplay(t *caseT) {
 // replayOrder checks the id rules that need no waiting.
 func replayOrder(t *caseT) {
 	x, y := ident(), ident()
+	nb := t.watchCF(x)
 	var xs []cfItem
 	for i := range int64(5) {
 		t.pushID(x, "x"+strconv.FormatInt(i+1, 10), i+1)
@@ -340,6 +349,7 @@ func replayOrder(t *caseT) {
 		})
 	}
 	t.parallel(fns...)
+	nb.quiet()
 }
 
 // replayWindows checks the two windows with the server's own timers.
@@ -350,6 +360,7 @@ func replayWindows(t *caseT) {
 		return
 	}
 	o := ident()
+	w := t.watchCF(o)
 	t.pushID(o, "o1", 1)
 	t.pushID(o, "o2", 2)
 	t0 := time.Now()
@@ -369,6 +380,7 @@ func replayWindows(t *caseT) {
 			s.close()
 		}
 	})
+	w.quiet()
 	if pw > t.cfg.MaxWait+2*time.Second {
 		t.Notef("the end of --cf-replay-window %v (longer than %v)", pw, t.cfg.MaxWait)
 		return
@@ -385,6 +397,7 @@ func replayWindows(t *caseT) {
 		s.expectNothing(300*time.Millisecond, "after the replay-window backlog")
 		s.close()
 	})
+	w.quiet()
 }
 
 func checkListenSecureKey(t *caseT) {
@@ -401,19 +414,21 @@ func checkListenSecureKey(t *caseT) {
 	}
 	a := t.cfg.Account
 	x, y := ident(), ident()
+	w := t.watchCF(x)
 	X := strings.ToUpper(x)
-	good := listenKey(a.Key, a.Secret, x, y)
+	good := listenKey(a.CFKey, a.Secret, x, y)
 	wrong := []struct{ list, key, what string }{
-		{x + "," + y, listenKey(a.Key, a.Secret, y, x), "key over the names in another order"},
-		{x + "," + y, listenKey(a.Key, a.Secret, X, y), "key over " + X + " while listening to " + x},
+		{x + "," + y, listenKey(a.CFKey, a.Secret, y, x), "key over the names in another order"},
+		{x + "," + y, listenKey(a.CFKey, a.Secret, X, y), "key over " + X + " while listening to " + x},
 		{X + "," + y, good, "key over " + x + " while listening to " + X + " (names joined as sent)"},
 		{x + "," + y, randHex(32), "random key"},
 		{x + "," + y, good[:31], "key one hex digit short"},
-		{x + "," + y, md5hex(a.Key + a.Secret + x + "," + y), "key without the inner md5"},
-		{idList(x, 0, y, 0), listenKey(a.Key, a.Secret, x+":0", y+":0"), "key over the names with their ids"},
+		{x + "," + y, md5hex(a.CFKey + a.Secret + x + "," + y), "key without the inner md5"},
+		{idList(x, 0, y, 0), listenKey(a.CFKey, a.Secret, x+":0", y+":0"), "key over the names with their ids"},
+		{x + "," + y, listenKey(a.Key, a.Secret, x, y), "key over the private api_key instead of the cf_api_key"},
 	}
 	if a2 := t.cfg.Account2; a2.Secret != "" {
-		wrong = append(wrong, struct{ list, key, what string }{x + "," + y, listenKey(a.Key, a2.Secret, x, y), "key with the second account's secret"})
+		wrong = append(wrong, struct{ list, key, what string }{x + "," + y, listenKey(a.CFKey, a2.Secret, x, y), "key with the second account's secret"})
 	}
 	var valid, none []*cfStream
 	for _, via := range ezTransports {
@@ -427,7 +442,7 @@ func checkListenSecureKey(t *caseT) {
 		valid = append(valid,
 			t.openCF(via, x+","+y, cfOpen{secureKey: good}),
 			t.openCF(via, x+","+y, cfOpen{secureKey: strings.ToUpper(good)}),
-			t.openCF(via, X+","+y, cfOpen{secureKey: listenKey(a.Key, a.Secret, X, y)}),
+			t.openCF(via, X+","+y, cfOpen{secureKey: listenKey(a.CFKey, a.Secret, X, y)}),
 			t.openCF(via, idList(x, 0, y, 0), cfOpen{secureKey: good}))
 		// An empty secureKey is no secureKey: served, secret pushes withheld.
 		none = append(none, t.openCF(via, x+","+y, cfOpen{}), t.openCF(via, x+","+y, cfOpen{emptyKey: true}))
@@ -441,12 +456,14 @@ func checkListenSecureKey(t *caseT) {
 	for _, s := range none {
 		s.expect(5*time.Second, []cfItem{pushed(x, pid, "public")}, "a listener without secureKey or with an empty one")
 	}
+	w.quiet()
 }
 
 func checkListenSecret(t *caseT) {
 	a := t.cfg.Account
 	x := ident()
-	key := listenKey(a.Key, a.Secret, x)
+	w := t.watchCF(x)
+	key := listenKey(a.CFKey, a.Secret, x)
 	id1 := t.pushAs(a, x, "pub1", "0", "")
 	id2 := t.pushAs(a, x, "sec2", "1", "")
 	id3 := t.pushAs(a, x, "pub3", "0", "")
@@ -463,4 +480,5 @@ func checkListenSecret(t *caseT) {
 		p.plain.expect(5*time.Second, []cfItem{pushed(x, id1, "pub1"), pushed(x, id3, "pub3"), pushed(x, id5, "pub5")}, "without secureKey, replayed and live")
 		p.plain.expectNothing(300*time.Millisecond, "without secureKey, after the public pushes")
 	}
+	w.quiet()
 }

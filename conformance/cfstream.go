@@ -62,7 +62,7 @@ type cfOpen struct {
 // for a plain LIST it then waits briefly, since nothing tells a client
 // when the server has registered a waiting poll.
 func (t *caseT) openCF(via, list string, o cfOpen) *cfStream {
-	if o.acct.Key == "" {
+	if o.acct.CFKey == "" {
 		o.acct = t.cfg.Account
 	}
 	s := &cfStream{t: t, via: via, acct: o.acct, key: o.secureKey, emptyKey: o.emptyKey, pollList: list}

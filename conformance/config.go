@@ -9,10 +9,11 @@ import (
 	"time"
 )
 
-// Account is one server account the suite writes with.
+// Account is one server account the suite writes with.
 type Account struct {
 	User   string // username, the first part of a qname
-	Key    string // api_key
+	Key    string // api_key: private, EZComet /write only
+	CFKey  string // cf_api_key: public, every Cometify path and md5 formula
 	Secret string // api_secret
 }
 
@@ -27,6 +28,13 @@ type Config struct {
 	// Account is required; Account2 is optional (cases note what they could
 	// not check without it).
 	Account, Account2 Account
+	// Demo is what the server printed of its demo account on an empty
+	// data directory; any field may be empty, and what is missing
+	// is left unchecked.
+	Demo Account
+	// DemoPushPath and DemoWritePath are the demo-only endpoints,
+	// e.g. /demo/push; empty leaves their loopback check unchecked.
+	DemoPushPath, DemoWritePath string
 	// Rules selects cases whose rule id starts with one of these prefixes;
 	// empty selects every case.
 	Rules []string
@@ -114,11 +122,16 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("--also %q: want http://host:port", a)
 		}
 	}
-	if c.Account.User == "" || c.Account.Key == "" || c.Account.Secret == "" {
-		return errors.New("--user, --key and --secret are required")
+	if c.Account.User == "" || c.Account.Key == "" || c.Account.CFKey == "" || c.Account.Secret == "" {
+		return errors.New("--user, --key, --cf-key and --secret are required")
 	}
-	if (c.Account2.User == "") != (c.Account2.Key == "") {
-		return errors.New("--user2 and --key2 go together")
+	if (c.Account2.User == "") != (c.Account2.Key == "") || (c.Account2.Key == "") != (c.Account2.CFKey == "") {
+		return errors.New("--user2, --key2 and --cf-key2 go together")
+	}
+	for _, p := range []string{c.DemoPushPath, c.DemoWritePath} {
+		if p != "" && !strings.HasPrefix(p, "/") {
+			return fmt.Errorf("demo endpoint %q: want a path such as /demo/push", p)
+		}
 	}
 	if c.TimeoutScale <= 0 {
 		return errors.New("--timeout-scale must be positive")

@@ -3,10 +3,14 @@ package conformance
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/gobwas/ws"
 )
 
 // randHex is n random lowercase hex digits; fresh names keep runs apart.
@@ -260,4 +264,193 @@ func sameItems(got []ezItem, msgs, ticks []string) error {
 
 func firstItems(items []ezItem) []ezItem {
 	return items[:min(len(items), 5)]
+}
+
+// sseText is what an SSE client makes of msg (EZ-R-09): CR, LF and CRLF
+// each end a data: line, and the lines are joined by LF, so a bare CR
+// arrives as LF. WebSocket and long-poll answers carry msg as it is.
+func sseText(msg string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(msg, "\r\n", "\n"), "\r", "\n")
+}
+
+// multiLine are messages whose lines end in every way SSE knows (CR, LF,
+// CRLF, in runs, first and last): each multi-line case sends them all.
+var multiLine = []string{
+	"cr\rlf\ncrlf\r\nend",
+	"\r", "\n", "\r\n",
+	"a\r\rb", "a\n\rb", "a\r\n\r\nb",
+	"\r\nlead", "trail\r",
+}
+
+// kept is an open EZComet reader or Cometify listener a case keeps while
+// it does something else: a WebSocket, an SSE stream, or a long-poll that
+// waits. Sentinels (watch) and A-04's revocation checks use it.
+type kept struct {
+	what string
+	via  string
+	cf   bool    // Cometify: resume points are not deliveries
+	acct Account // a Cometify listener's account
+	ws   *wsConn
+	sse  *sseConn
+	poll *wireConn
+}
+
+// keepEZ opens an EZComet reader of q after tick (which must be q's newest,
+// so that it waits).
+func (t *caseT) keepEZ(via, q, tick string) *kept {
+	h := &kept{what: fmt.Sprintf("EZComet %s reader of %s", via, q), via: via}
+	switch via {
+	case viaWS:
+		h.ws = t.mustWS(readPath("/read/ws", q, tick, -1))
+		h.ws.start()
+	case viaSSE:
+		h.sse = t.mustSSE(readPath("/read/sse", q, tick, -1))
+		h.sse.start()
+	default:
+		h.poll = t.waitingPoll(readPath("/read", q, tick, 120), h.what)
+	}
+	return h
+}
+
+// keepCF opens a plain Cometify listener of x for a, with secureKey when
+// it is not empty.
+func (t *caseT) keepCF(via string, a Account, x, secureKey string) *kept {
+	kv := []string{"", ""}
+	keyed := ""
+	if secureKey != "" {
+		kv, keyed = []string{"secureKey", secureKey}, " with a secureKey"
+	}
+	h := &kept{what: fmt.Sprintf("Cometify %s listener of %s's %s%s", via, a.User, x, keyed), via: via, cf: true, acct: a}
+	switch via {
+	case viaWS:
+		h.ws = t.mustWS(listenerPath(a, via, x, kv...))
+		h.ws.start()
+	case viaSSE:
+		h.sse = t.mustSSE(listenerPath(a, via, x, kv...))
+		h.sse.start()
+	default:
+		h.poll = t.waitingPoll(listenerPath(a, via, x, append(kv, "timeout", "120")...), h.what)
+	}
+	return h
+}
+
+// watch holds a case's sentinels: readers or listeners on the names next
+// to the ones it delivers to (a prefix, an extension, another account's
+// same name), which must get nothing. quiet checks them all at once.
+type watch struct {
+	t    *caseT
+	list []*kept
+}
+
+func (w *watch) quiet() {
+	var fns []func()
+	for _, h := range w.list {
+		fns = append(fns, func() { h.quiet(w.t) })
+	}
+	w.t.parallel(fns...)
+}
+
+// sentinelGrace is how long quiet waits for a delivery still in flight.
+const sentinelGrace = 300 * time.Millisecond
+
+// quiet fails the case if h got a message, a push, a gap signal or an
+// answer, or was closed.
+func (h *kept) quiet(t *caseT) {
+	switch {
+	case h.poll != nil:
+		r, err := h.poll.readErr("GET", sentinelGrace)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return
+		}
+		if err != nil {
+			t.Fatalf("%s: its waiting poll ended: %v", h.what, err)
+		}
+		t.Fatalf("%s: its waiting poll was answered: %s", h.what, r)
+	case h.ws != nil:
+		for {
+			f, ok := h.ws.next(sentinelGrace)
+			if !ok {
+				return
+			}
+			if f.err != nil || f.op == ws.OpClose {
+				t.Fatalf("%s: closed (%v, close %d %q)", h.what, f.err, f.code, f.reason)
+			}
+			if h.cf {
+				if it, known := t.decodeCFObject(h.what, f.payload); !known || it.kind == cfSince {
+					continue
+				}
+			}
+			t.Fatalf("%s: got %q", h.what, clip(f.payload))
+		}
+	default:
+		for {
+			e, ok := h.sse.nextEvent(sentinelGrace)
+			if !ok {
+				return
+			}
+			if e.err != nil {
+				t.Fatalf("%s: stream ended: %v", h.what, e.err)
+			}
+			if h.cf && !e.hasData {
+				continue
+			}
+			t.Fatalf("%s: got %s", h.what, e.describe())
+		}
+	}
+}
+
+// ezNeighbours are the channels next to q: a prefix, an extension, and
+// the second account's channel of the same name (when there is one), each
+// with the key that writes it.
+func (t *caseT) ezNeighbours(q string) (names, keys []string) {
+	names = []string{q[:len(q)-1], q + "x"}
+	keys = []string{t.cfg.Account.Key, t.cfg.Account.Key}
+	if a2 := t.cfg.Account2; a2.Key != "" {
+		if user, ch, ok := strings.Cut(q, "-"); ok && user == t.cfg.Account.User {
+			names, keys = append(names, a2.User+"-"+ch), append(keys, a2.Key)
+		}
+	} else {
+		t.Notef("another account's channel of the same name gets nothing (pass --user2/--key2)")
+	}
+	return names, keys
+}
+
+// watchEZ writes one message to each neighbour of each q (so that a read
+// of q that strays into a neighbour shows it), then opens a reader on each
+// neighbour on every transport, from a client IP of its own, waiting after
+// that message: none may get anything while the case writes to q.
+func (t *caseT) watchEZ(qs ...string) *watch {
+	w := &watch{t: t}
+	src, _ := t.freshOrSame()
+	for _, q := range qs {
+		names, keys := t.ezNeighbours(q)
+		for i, n := range names {
+			tick := "nb-" + randHex(6)
+			t.wantOK(t.write("api_key", keys[i], "qname", n, "msg", "neighbour of "+q, "tick", tick), "write to "+n+", a neighbour of "+q)
+			for _, via := range ezTransports {
+				h := src.keepEZ(via, n, tick)
+				h.what += " (a neighbour of " + q + ")"
+				w.list = append(w.list, h)
+			}
+		}
+	}
+	return w
+}
+
+// waitingPoll sends a long-poll that must still be waiting 300 ms later
+// and returns its connection.
+func (t *caseT) waitingPoll(path, what string) *wireConn {
+	c := t.dial()
+	c.send(t.request("GET", path, ""))
+	r, err := c.readErr("GET", 300*time.Millisecond)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return c
+	}
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	t.Fatalf("%s: want a poll that waits, got %s at once", what, r)
+	return nil
 }

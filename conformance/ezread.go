@@ -42,8 +42,12 @@ func (s *ezStream) expectAtOnce(msgs, ticks []string, ctx string) {
 
 func checkReadAnswer(t *caseT) {
 	q := t.qname()
-	msgs := []string{"first", `quote " backslash \ newline` + "\n" + `tab` + "\t</script>", "ünï😀", ""}
-	ticks := []string{"r1", "r2", "r3", "r4"}
+	w := t.watchEZ(q)
+	msgs := append([]string{"first", `quote " backslash \ newline` + "\n" + `tab` + "\t</script>", "ünï😀", ""}, multiLine...)
+	var ticks []string
+	for i := range msgs {
+		ticks = append(ticks, fmt.Sprint("r", i+1))
+	}
 	for i := range msgs {
 		t.writeMsg(q, msgs[i], ticks[i])
 	}
@@ -62,10 +66,12 @@ func checkReadAnswer(t *caseT) {
 	if a.gap {
 		t.Fatalf("GET /read without tick reported a gap: %s", a.raw)
 	}
+	w.quiet()
 }
 
 func checkReadFromStart(t *caseT) {
 	q := t.qname()
+	w := t.watchEZ(q)
 	t.writeMsg(q, "one", "s1")
 	t.writeMsg(q, "two", "s2")
 	msgs, ticks := []string{"one", "two"}, []string{"s1", "s2"}
@@ -85,10 +91,12 @@ func checkReadFromStart(t *caseT) {
 			s.close()
 		}
 	})
+	w.quiet()
 }
 
 func checkReadAfterTick(t *caseT) {
 	q := t.qname()
+	w := t.watchEZ(q)
 	msgs, ticks := seqTicks("a", 1, 4)
 	for i := range msgs {
 		t.writeMsg(q, msgs[i], ticks[i])
@@ -102,10 +110,12 @@ func checkReadAfterTick(t *caseT) {
 		s.expectAtOnce(msgs[1:], ticks[1:], "tick of the oldest")
 		s.close()
 	})
+	w.quiet()
 }
 
 func checkReadWaitNewest(t *caseT) {
 	q := t.qname()
+	w := t.watchEZ(q)
 	t.writeMsg(q, "old", "n0")
 	t.forEachTransport(func(via string) {
 		s := t.openEZ(via, q, "n0", "")
@@ -135,6 +145,7 @@ func checkReadWaitNewest(t *caseT) {
 		})
 		s.close()
 	})
+	w.quiet()
 }
 
 func checkReadTimeout(t *caseT) {
@@ -187,6 +198,7 @@ func checkReadBatch(t *caseT) {
 		t.Notef("an answer over the cap: --ez-max-queue %d keeps no more than --read-batch %d, so the whole queue fits one answer", maxQ, batch)
 	}
 	q := t.qname()
+	w := t.watchEZ(q)
 	msgs, ticks := seqTicks("b", 0, n)
 	since := t.writeMany(q, msgs, ticks)
 	msgs, ticks = msgs[n-retained:], ticks[n-retained:]
@@ -207,6 +219,7 @@ func checkReadBatch(t *caseT) {
 		s := t.openEZ(viaSSE, q, "", "")
 		s.expect(5*time.Second, msgs, ticks, "whole backlog")
 	})
+	w.quiet()
 }
 
 func checkReadUnknownUser(t *caseT) {
@@ -240,6 +253,7 @@ func checkReadUnknownUser(t *caseT) {
 	// Every transport waits on a never-written channel, then gets its
 	// first message.
 	q := t.qname()
+	w := t.watchEZ(q)
 	ready := make(chan struct{}, len(ezTransports))
 	var fns []func()
 	for _, via := range ezTransports {
@@ -262,17 +276,23 @@ func checkReadUnknownUser(t *caseT) {
 		t.writeMsg(q, "hello", "first")
 	})
 	t.parallel(fns...)
+	w.quiet()
 }
 
 func checkReadWebSocket(t *caseT) {
 	q := t.qname()
+	w := t.watchEZ(q)
 	t.writeMsg(q, "backlog", "ws1")
 	s := t.openEZ(viaWS, q, "", "")
 	s.expect(atOnce, []string{"backlog"}, []string{"ws1"}, "backlog")
-	odd := "quote \" newline \n\x01 ünï"
+	odd := "quote \" newline \n\x01 ünï cr \r crlf \r\n"
 	t.writeMsg(q, odd, "ws2")
 	t.writeMsg(q, "", "ws3")
 	s.expect(5*time.Second, []string{odd, ""}, []string{"ws2", "ws3"}, "live")
+	for i, m := range multiLine {
+		t.writeMsg(q, m, fmt.Sprint("ml", i))
+		s.expect(5*time.Second, []string{m}, []string{fmt.Sprint("ml", i)}, "a multi-line message (CR, LF, CRLF)")
+	}
 	// RFC 6455: a ping is answered with a pong carrying its payload, a
 	// close with a close.
 	if err := s.ws.writeFrame(ws.NewPingFrame([]byte("conf"))); err != nil {
@@ -299,10 +319,12 @@ func checkReadWebSocket(t *caseT) {
 	if !ok || f.op != ws.OpClose {
 		t.Fatalf("a client close frame was not answered with a close frame within 3s (got %+v)", f)
 	}
+	w.quiet()
 }
 
 func checkReadSSE(t *caseT) {
 	q := t.qname()
+	w := t.watchEZ(q)
 	msgs, ticks := seqTicks("e", 1, 3)
 	for i := range msgs {
 		t.writeMsg(q, msgs[i], ticks[i])
@@ -312,16 +334,23 @@ func checkReadSSE(t *caseT) {
 		t.Fatalf("Content-Type %q", ct)
 	}
 	s.expect(atOnce, msgs, ticks, "backlog")
-	multi := "line1\nline2\n\nline4\n"
-	t.writeMsg(q, multi, "e4")
-	s.expect(5*time.Second, []string{multi}, []string{"e4"}, "a multi-line message, split into data: lines and reassembled")
+	// Multi-line messages: CR, LF and CRLF each end a data: line (a
+	// client reads each as a line end, so a bare CR must be split too).
+	var mmsgs, mticks []string
+	for i, m := range append([]string{"line1\nline2\n\nline4\n"}, multiLine...) {
+		tick := fmt.Sprint("m", i)
+		t.writeMsg(q, m, tick)
+		mmsgs, mticks = append(mmsgs, m), append(mticks, tick)
+		s.expect(5*time.Second, []string{m}, []string{tick}, fmt.Sprintf("multi-line message %q, split into data: lines and reassembled", m))
+	}
 
 	l := t.openEZ(viaSSE, q, ticks[0], ticks[1])
-	l.expect(atOnce, []string{msgs[2], multi}, []string{ticks[2], "e4"}, "Last-Event-ID e2 over query tick e1")
+	l.expect(atOnce, append([]string{msgs[2]}, mmsgs...), append([]string{ticks[2]}, mticks...), "Last-Event-ID e2 over query tick e1")
 	l.close()
 	l = t.openEZ(viaSSE, q, "", "never-"+randHex(6))
-	l.expect(atOnce, slices.Concat(msgs, []string{multi}), slices.Concat(ticks, []string{"e4"}), "unknown Last-Event-ID")
+	l.expect(atOnce, slices.Concat(msgs, mmsgs), slices.Concat(ticks, mticks), "unknown Last-Event-ID")
 	l.close()
+	w.quiet()
 
 	hb := t.cfg.SSEHeartbeat
 	if hb > t.cfg.MaxWait+time.Second {
@@ -354,6 +383,7 @@ func checkReadResume(t *caseT) {
 // with the last tick it saw.
 func resumeAcross(t *caseT, first, then string) {
 	q := t.qname()
+	w := t.watchEZ(q)
 	msgs, ticks := seqTicks("z", 1, 8)
 	for i := range 5 {
 		t.writeMsg(q, msgs[i], ticks[i])
@@ -375,4 +405,5 @@ func resumeAcross(t *caseT, first, then string) {
 	r.expectNothing(500*time.Millisecond, "after the resumed backlog")
 	t.writeMsg(q, "live", "z-live")
 	r.expect(5*time.Second, []string{"live"}, []string{"z-live"}, "live after the resume")
+	w.quiet()
 }

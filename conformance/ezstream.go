@@ -141,15 +141,20 @@ func (t *caseT) decodeEZFrame(via string, p []byte) ezItem {
 	return ezItem{tick: pair[0], msg: pair[1]}
 }
 
-// expect reads exactly the given messages, each within d, in order.
+// expect reads exactly the given messages, each within d, in order. Over
+// SSE a message arrives as sseText makes it.
 func (s *ezStream) expect(d time.Duration, msgs, ticks []string, ctx string) {
 	for i := range ticks {
 		it, ok := s.next(d)
 		if !ok {
 			s.t.Fatalf("%s over %s: message %d of %d (%q) did not arrive within %v", ctx, s.via, i+1, len(ticks), ticks[i], s.t.cfg.scaled(d))
 		}
-		if it.gap || it.tick != ticks[i] || it.msg != msgs[i] {
-			s.t.Fatalf("%s over %s: message %d is %v, want [%q,%q]", ctx, s.via, i+1, it, ticks[i], msgs[i])
+		want := msgs[i]
+		if s.via == viaSSE {
+			want = sseText(want)
+		}
+		if it.gap || it.tick != ticks[i] || it.msg != want {
+			s.t.Fatalf("%s over %s: message %d is %v, want [%q,%q]", ctx, s.via, i+1, it, ticks[i], want)
 		}
 	}
 }

@@ -10,7 +10,7 @@ import (
 // ezWriteCases are the EZComet write rules.
 func ezWriteCases() []ruleCase {
 	return []ruleCase{
-		{rule: "EZ-W-01", what: "api_key required: missing, empty or unknown → 401, GET and POST", run: checkWriteKey},
+		{rule: "EZ-W-01", what: "api_key required: missing, empty, unknown or the public cf_api_key → 401, GET and POST", run: checkWriteKey},
 		{rule: "EZ-W-02", what: "qname: required, ≤64 bytes, own username, channel of [A-Za-z0-9._~-]", run: checkWriteQname},
 		{rule: "EZ-W-03", what: "msg required unless flush=1, ≤4096 bytes (413), empty msg valid", run: checkWriteMsg},
 		{rule: "EZ-W-04", what: "tick: 1..64 printable ASCII, generated as a lowercase UUID when absent", run: checkWriteTick},
@@ -35,6 +35,11 @@ func checkWriteKey(t *caseT) {
 		t.wantError(send("api_key", "", "qname", q, "msg", "x"), 401, method+" with an empty api_key")
 		t.wantError(send("api_key", randHex(32), "qname", q, "msg", "x"), 401, method+" with an unknown api_key")
 		t.wantError(send("api_key", strings.ToUpper(t.cfg.Account.Key), "qname", q, "msg", "x"), 401, method+" with the key in upper case")
+		// The public key never writes (A-01), its own account's or another's.
+		t.wantError(send("api_key", t.cfg.Account.CFKey, "qname", q, "msg", "x"), 401, method+" with the account's public cf_api_key")
+		if a2 := t.cfg.Account2; a2.CFKey != "" {
+			t.wantError(send("api_key", a2.CFKey, "qname", a2.User+"-"+randHex(6), "msg", "x"), 401, method+" with the second account's cf_api_key on its own channel")
+		}
 		t.wantOK(send("api_key", t.cfg.Account.Key, "qname", q, "msg", "x"), method+" with the key")
 	}
 }
@@ -67,6 +72,7 @@ func checkWriteQname(t *caseT) {
 
 func checkWriteMsg(t *caseT) {
 	key, q := t.cfg.Account.Key, t.qname()
+	w := t.watchEZ(q)
 	t.wantError(t.write("api_key", key, "qname", q), 400, "missing msg")
 	t.wantError(t.write("api_key", key, "qname", q, "flush", "0"), 400, "missing msg with flush=0")
 	t.wantOK(t.write("api_key", key, "qname", q, "flush", "1"), "flush=1 without msg")
@@ -81,12 +87,14 @@ func checkWriteMsg(t *caseT) {
 	if err := sameItems(got, []string{full, wide, ""}, []string{"w1", "w3", "w4"}); err != nil {
 		t.Fatalf("read back: %v", err)
 	}
+	w.quiet()
 }
 
 var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 
 func checkWriteTick(t *caseT) {
 	key, q := t.cfg.Account.Key, t.qname()
+	w := t.watchEZ(q)
 	g1 := t.writeMsg(q, "gen1", "")
 	g2 := t.writeMsg(q, "gen2", "")
 	for _, g := range []string{g1, g2} {
@@ -118,6 +126,7 @@ func checkWriteTick(t *caseT) {
 	if err := sameItems(got, []string{"gen1", "gen2", "long", "one"}, []string{g1, g2, long, "!"}); err != nil {
 		t.Fatalf("read back: %v", err)
 	}
+	w.quiet()
 }
 
 func checkWriteAnswer(t *caseT) {
@@ -135,6 +144,7 @@ func checkWriteAnswer(t *caseT) {
 
 func checkWriteFlush(t *caseT) {
 	key, q := t.cfg.Account.Key, t.qname()
+	w := t.watchEZ(q)
 	for i := range 3 {
 		t.writeMsg(q, fmt.Sprint(i), fmt.Sprint("f", i))
 	}
@@ -157,10 +167,12 @@ func checkWriteFlush(t *caseT) {
 		t.Fatalf("writes with flush≠1: %v", err)
 	}
 	t.flush(t.qname()) // flushing a never-written channel is fine
+	w.quiet()
 }
 
 func checkWriteIdempotent(t *caseT) {
 	key, q := t.cfg.Account.Key, t.qname()
+	w := t.watchEZ(q)
 	t.writeMsg(q, "same", "i1")
 	t.writeMsg(q, "other", "i2")
 	t.writeMsg(q, "same", "i1")
@@ -176,10 +188,12 @@ func checkWriteIdempotent(t *caseT) {
 	if err := sameItems(got, []string{"new"}, []string{"i1"}); err != nil {
 		t.Fatalf("a flushed tick must be usable again: %v", err)
 	}
+	w.quiet()
 }
 
 func checkWriteOrder(t *caseT) {
 	q := t.qname()
+	w := t.watchEZ(q)
 	// Every message must stay retained until it is read back.
 	writers := min(8, t.cfg.EZMaxQueue)
 	each := min(25, t.cfg.EZMaxQueue/writers)
@@ -223,6 +237,7 @@ func checkWriteOrder(t *caseT) {
 	for _, s := range streams {
 		s.expect(5*time.Second, msgs, ticks, "live reader order equals the queue's order")
 	}
+	w.quiet()
 }
 
 func checkWriteRetention(t *caseT) {
@@ -231,12 +246,14 @@ func checkWriteRetention(t *caseT) {
 		t.Notef("retention by count: --ez-max-queue %d needs too many writes", maxQ)
 	} else {
 		q := t.qname()
+		w := t.watchEZ(q)
 		msgs, ticks := seqTicks("r", 0, maxQ+5)
 		since := t.writeMany(q, msgs, ticks)
 		got, _ := t.readAll(q, "")
 		if err := sameItems(got, msgs[5:], ticks[5:]); err != nil {
 			t.skipIfAged(since, fmt.Errorf("after %d writes with --ez-max-queue %d: %w", maxQ+5, maxQ, err))
 		}
+		w.quiet()
 	}
 	age := t.cfg.EZMaxAge
 	if age < t.cfg.scaled(3*time.Second) {

@@ -33,6 +33,7 @@ func (s *ezStream) expectGapThen(msgs, ticks []string, ctx string) {
 func checkEZGap(t *caseT) {
 	// Flush: b is gone, so a reader resuming after a has missed it.
 	q := t.qname()
+	w := t.watchEZ(q)
 	t.writeMsg(q, "a", "ga")
 	t.writeMsg(q, "b", "gb")
 	t.flush(q)
@@ -57,6 +58,7 @@ func checkEZGap(t *caseT) {
 		}
 	})
 
+	w.quiet()
 	maxQ := t.cfg.EZMaxQueue
 	if maxQ > 5000 {
 		t.Notef("gap by retention: --ez-max-queue %d needs too many writes", maxQ)
@@ -86,6 +88,7 @@ func checkEZGap(t *caseT) {
 func checkCFGap(t *caseT) {
 	rw, pw := t.cfg.CFResumeWindow, t.cfg.CFReplayWindow
 	x, y := ident(), ident()
+	w := t.watchCF(x)
 	t.pushID(x, "x1", 1)
 	t.pushID(x, "x2", 2)
 	t.pushID(y, "y1", 1)
@@ -141,4 +144,5 @@ func checkCFGap(t *caseT) {
 			s.close()
 		}
 	})
+	w.quiet()
 }

@@ -17,6 +17,7 @@ func resumeCases() []ruleCase {
 
 func checkResumePoint(t *caseT) {
 	x, y := ident(), ident()
+	w := t.watchCF(x)
 	t.pushID(x, "x5", 5)
 	streams := []string{viaWS, viaSSE}
 	var fns []func()
@@ -41,6 +42,7 @@ func checkResumePoint(t *caseT) {
 		}
 	}
 	t.parallel(fns...)
+	w.quiet()
 }
 
 func resumeBeforeFirstPush(t *caseT, first, then string) {

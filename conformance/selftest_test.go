@@ -17,13 +17,16 @@ import (
 // against the real server by `make test`.
 
 func baseArgs(target string) []string {
-	return []string{"--target", target, "--user", "demo", "--key", strings.Repeat("a", 32), "--secret", strings.Repeat("s", 24)}
+	return []string{"--target", target, "--user", "demo", "--key", strings.Repeat("a", 32), "--cf-key", strings.Repeat("c", 32), "--secret", strings.Repeat("s", 24)}
 }
 
 func TestMainUsage(t *testing.T) {
 	for _, args := range [][]string{
 		nil,
 		{"--target", "http://127.0.0.1:1"},
+		{"--target", "http://127.0.0.1:1", "--user", "demo", "--key", strings.Repeat("a", 32), "--secret", strings.Repeat("s", 24)}, // no --cf-key
+		append(baseArgs("http://127.0.0.1:1"), "--user2", "two", "--key2", strings.Repeat("b", 32)),                                 // no --cf-key2
+		append(baseArgs("http://127.0.0.1:1"), "--demo-push-path", "demo/push"),
 		append(baseArgs("ftp://x"), "--rules", "C-"),
 		append(baseArgs("http://127.0.0.1:1"), "--no-such-flag"),
 		append(baseArgs("http://127.0.0.1:1"), "stray"),
@@ -213,10 +216,10 @@ func TestSpecOrder(t *testing.T) {
 		seen[c.rule] = true
 		ids = append(ids, c.rule)
 	}
-	want := "C-01 C-02 C-03 C-04 C-05 C-06 C-07 C-08 C-09 C-10 C-11 A-01 A-02 A-03 " +
+	want := "C-01 C-02 C-03 C-04 C-05 C-06 C-07 C-08 C-09 C-10 C-11 A-01 A-02 A-03 A-04 " +
 		"EZ-W-01 EZ-W-02 EZ-W-03 EZ-W-04 EZ-W-05 EZ-W-06 EZ-W-07 EZ-W-08 EZ-W-09 " +
 		"EZ-R-01 EZ-R-02 EZ-R-03 EZ-R-04 EZ-R-05 EZ-R-06 EZ-R-07 EZ-R-08 EZ-R-09 EZ-R-10 " +
-		"CF-P-01 CF-P-02 CF-P-03 CF-P-04 CF-P-05 CF-P-06 CF-P-07 CF-P-08 " +
+		"CF-P-01 CF-P-02 CF-P-03 CF-P-04 CF-P-05 CF-P-06 CF-P-07 CF-P-08 CF-P-09 CF-P-10 " +
 		"CF-L-01 CF-L-02 CF-L-03 CF-L-04 CF-L-05 CF-L-06 CF-L-07 CF-L-08 CF-L-09 X-01 X-03 X-04"
 	if got := strings.Join(ids, " "); got != want {
 		t.Errorf("cases in order:\n%s\nwant:\n%s", got, want)
@@ -260,18 +263,44 @@ func TestParseProcStat(t *testing.T) {
 }
 
 func TestAccountShape(t *testing.T) {
-	good := Account{User: "demo_1", Key: strings.Repeat("0f", 16), Secret: "abcDEF012_-abcDEF012_-xy"}
+	good := Account{User: "demo_1", Key: strings.Repeat("0f", 16), CFKey: strings.Repeat("1e", 16), Secret: "abcDEF012_-abcDEF012_-xy"}
 	if err := accountShape(good); err != nil {
 		t.Errorf("good account: %v", err)
 	}
 	for _, a := range []Account{
-		{User: "Demo", Key: good.Key, Secret: good.Secret},
-		{User: "demo", Key: strings.Repeat("0F", 16), Secret: good.Secret},
-		{User: "demo", Key: good.Key, Secret: "short"},
-		{User: "demo", Key: good.Key, Secret: strings.Repeat("!", 30)},
+		{User: "Demo", Key: good.Key, CFKey: good.CFKey, Secret: good.Secret},
+		{User: "demo", Key: strings.Repeat("0F", 16), CFKey: good.CFKey, Secret: good.Secret},
+		{User: "demo", Key: good.Key, CFKey: strings.Repeat("1E", 16), Secret: good.Secret},
+		{User: "demo", Key: good.Key, Secret: good.Secret},
+		{User: "demo", Key: good.Key, CFKey: good.Key, Secret: good.Secret},
+		{User: "demo", Key: good.Key, CFKey: good.CFKey, Secret: "short"},
+		{User: "demo", Key: good.Key, CFKey: good.CFKey, Secret: strings.Repeat("!", 30)},
 	} {
 		if accountShape(a) == nil {
 			t.Errorf("bad account %+v accepted", a)
 		}
+	}
+}
+
+func TestSSEText(t *testing.T) {
+	for in, want := range map[string]string{"a\rb\nc\r\nd": "a\nb\nc\nd", "\r\r\n": "\n\n", "\n\r": "\n\n", "x": "x"} {
+		if got := sseText(in); got != want {
+			t.Errorf("sseText(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestPushSignature(t *testing.T) {
+	// HMAC-SHA256 over the fields joined by LF, push_id empty when absent.
+	got := pushSignature("k", "s", "chat", "0", "", "1700000000", "n1", "hi")
+	if got != "38879de26f19f572c7cd40991d93320b0e7377ef29ac01029a24d71a91ac3ce4" {
+		t.Errorf("signature %q", got)
+	}
+}
+
+func TestCredentialWords(t *testing.T) {
+	got := credentialWords("rotated api_key of ac1\napi_key: 0123abc (shown only now; é-x)")
+	if strings.Join(got, "|") != "rotated|api_key|of|ac1|api_key|0123abc|shown|only|now|-x" {
+		t.Errorf("words %q", got)
 	}
 }

@@ -12,7 +12,7 @@ import (
 func statsCases() []ruleCase {
 	return []ruleCase{{
 		rule: "X-03",
-		what: "GET /{apiKey}/stats with Bearer api_secret: listeners per identifier and in total, queued messages per channel, busiest client IPs; 401/403",
+		what: "GET /{cf_api_key}/stats with Bearer api_secret: listeners per identifier and in total, queued messages per channel, busiest client IPs; 401 (the private api_key in the path too)/403",
 		run:  checkStats,
 	}}
 }
@@ -42,7 +42,7 @@ func (s accountStats) ipListeners(ip string) int64 {
 
 // stats fetches and decodes the stats of account a.
 func (t *caseT) stats(a Account) accountStats {
-	r := t.do("GET", "/"+a.Key+"/stats", "", "Authorization: Bearer "+a.Secret)
+	r := t.do("GET", "/"+a.CFKey+"/stats", "", "Authorization: Bearer "+a.Secret)
 	m := t.wantOK(r, "stats")
 	num := func(v any, what string) int64 {
 		n, ok := v.(json.Number)
@@ -111,10 +111,10 @@ func checkStats(t *caseT) {
 	if a2 := t.cfg.Account2; a2.Key != "" && a2.Secret != "" {
 		a = a2
 	}
-	path := "/" + a.Key + "/stats"
+	path := "/" + a.CFKey + "/stats"
 	t.wantError(t.do("GET", path, ""), 401, "stats without Authorization")
 	for _, h := range []string{
-		"Basic " + base64.StdEncoding.EncodeToString([]byte(a.Key+":"+a.Secret)),
+		"Basic " + base64.StdEncoding.EncodeToString([]byte(a.CFKey+":"+a.Secret)),
 		"Bearer",
 		"Bearer ",
 		a.Secret,
@@ -122,8 +122,9 @@ func checkStats(t *caseT) {
 		t.wantError(t.do("GET", path, "", "Authorization: "+h), 401, fmt.Sprintf("stats with Authorization %q", h))
 	}
 	t.wantError(t.do("GET", "/"+randHex(32)+"/stats", "", "Authorization: Bearer "+a.Secret), 401, "stats of an unknown key")
+	t.wantError(t.do("GET", "/"+a.Key+"/stats", "", "Authorization: Bearer "+a.Secret), 401, "stats under the private api_key (A-01: only the cf_api_key goes in a path)")
 	t.wantError(t.do("GET", path, "", "Authorization: Bearer "+randHex(12)+"_-"+randHex(12)), 403, "stats with another secret")
-	if other := t.cfg.Account; other.Key != a.Key {
+	if other := t.cfg.Account; other.CFKey != a.CFKey {
 		t.wantError(t.do("GET", path, "", "Authorization: Bearer "+other.Secret), 403, "stats with the other account's secret")
 	}
 
