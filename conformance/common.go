@@ -12,6 +12,7 @@ func commonCases() []ruleCase {
 		{rule: "C-01", what: "one port serves HTTP/1.1 and WebSocket upgrades; --also addresses serve the same", run: checkOnePort},
 		{rule: "C-02", what: "keep-alive, pipelining in order (behind a held poll too, a 1.3 MB burst), split requests, Connection: close, HTTP/1.0, absolute-form target, header names in any case", run: checkHTTP11},
 		{rule: "C-03", what: "JSON answers and errors with matching status; unparsable request → JSON 400/505 and close", run: checkJSONAnswers},
+		{rule: "C-03", what: "framing as RFC 9112: Transfer-Encoding other than chunked, beside Content-Length or in HTTP/1.0, differing Content-Lengths, bare LF in chunk framing → JSON 400, close, nothing smuggled; Chunked in any case accepted; a chunked body in 600 segments", run: checkFraming},
 		{rule: "C-04", what: "status codes and their precedence 405, 401, 400, 413, 403", run: checkStatusPrecedence},
 		{rule: "C-05", what: "parameters from query and form body: repeats, body wins, +, percent-decoding, UTF-8, NUL", run: checkParameters},
 		{rule: "C-06", what: "read-side CORS, Cache-Control, OPTIONS preflight and JSONP, errors included", run: checkCORSAndJSONP},
