@@ -18,6 +18,8 @@ func commonCases() []ruleCase {
 		{rule: "C-06", what: "read-side CORS, Cache-Control, OPTIONS preflight and JSONP, errors included", run: checkCORSAndJSONP},
 		{rule: "C-07", what: "client IP is the TCP peer; X-Forwarded-For (right-most untrusted) only from a --trusted-proxy; IPv6 per /64 (seen through the listener cap)", run: checkClientIP, timeout: 90 * time.Second},
 		{rule: "C-08", what: "limits: header size 431, body size 413, header deadline, WebSocket frame 1009, slow consumer (EZComet and Cometify), idle keep-alive", run: checkLimits, timeout: 90 * time.Second},
+		{rule: "C-08", what: "output bound, clients that read: 225 pipelined 64 KiB pushes all answered in order; /read answers within --read-batch-bytes, continued to the end exactly once; WebSocket backlogs past --max-unsent-bytes (EZComet catch-up, Cometify replay) read through a 4 KB receive window, none cut", run: checkOutbound, timeout: 150 * time.Second},
+		{rule: "C-08", what: "output bound, a client that pipelines 1000 /reads and reads nothing: others are served, and (with --pid) the server's memory grows by less than 2× --max-unsent-bytes", run: checkUnreadPipeline, alone: true, timeout: 90 * time.Second},
 		{rule: "C-09", what: "an ok write is readable at once from a new connection (kill -9 survival is the separate crash test)", run: checkDurableRead},
 		{rule: "C-10", what: "GET /healthz and GET /metrics", run: checkHealthMetrics},
 	}
