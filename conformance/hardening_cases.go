@@ -7,6 +7,8 @@ package conformance
 // first cases in commonCases, to keep spec order.
 func hardeningCases() []ruleCase {
 	var all []ruleCase
+	all = append(all, connCapCases()...)
 	all = append(all, rfc6455Cases()...)
+	all = append(all, dataDirCases()...)
 	return all
 }

@@ -219,7 +219,7 @@ func TestSpecOrder(t *testing.T) {
 		seen[c.rule] = true
 		ids = append(ids, c.rule)
 	}
-	want := "C-01 C-02 C-03 C-04 C-05 C-06 C-07 C-08 C-09 C-10 C-11 C-13 A-01 A-02 A-03 " +
+	want := "C-01 C-02 C-03 C-04 C-05 C-06 C-07 C-08 C-09 C-10 C-11 C-12 C-13 C-14 A-01 A-02 A-03 " +
 		"EZ-W-01 EZ-W-02 EZ-W-03 EZ-W-04 EZ-W-05 EZ-W-06 EZ-W-07 EZ-W-08 EZ-W-09 " +
 		"EZ-R-01 EZ-R-02 EZ-R-03 EZ-R-04 EZ-R-05 EZ-R-06 EZ-R-07 EZ-R-08 EZ-R-09 EZ-R-10 " +
 		"CF-P-01 CF-P-02 CF-P-03 CF-P-04 CF-P-05 CF-P-06 CF-P-07 CF-P-08 " +
