@@ -181,8 +181,9 @@ func (e *wsEnv) failsWith(what string, code int, frames ...[]byte) {
 	e.fails(what, []int{code}, 0, frames...)
 }
 
-// probePrefix starts the payload of a ping sent after a frame the server
-// must refuse: a pong carrying it means the server read on.
+// probePrefix starts the payload of a ping the server must not answer: one
+// sent after a frame it must refuse, or one that is itself refused. A pong
+// carrying it means the server read on.
 const probePrefix = "after-"
 
 // rawWS is a WebSocket client that writes exact bytes and reads the server's
@@ -249,12 +250,9 @@ func buildFrame(fin bool, rsv, op byte, payload []byte, masked bool) []byte {
 	return out
 }
 
-// closeFrame builds a masked close frame with code (closeNone: no payload)
-// and reason.
+// closeFrame builds a masked close frame with code and reason; code 0 is
+// sent as 0 (a close without payload is clientFrame(…, opClose, nil)).
 func closeFrame(code int, reason string) []byte {
-	if code == closeNone {
-		return clientFrame(true, 0, opClose, nil)
-	}
 	p := binary.BigEndian.AppendUint16(nil, uint16(code))
 	return clientFrame(true, 0, opClose, append(p, reason...))
 }
@@ -571,7 +569,7 @@ func checkWSFraming(t *caseT) {
 		e.failsWith(fmt.Sprintf("a text frame of %d bytes (--max-frame-bytes %d)", max+1, max), closeTooBig, textFrame(strings.Repeat("x", max+1)))
 		e.failsWith(fmt.Sprintf("a binary frame of %d bytes", max+1), closeTooBig, binFrame(make([]byte, max+1)))
 		e.failsWith("an unmasked text frame", closeProtocol, buildFrame(true, 0, opText, []byte("hello"), false))
-		e.failsWith("an unmasked ping", closeProtocol, buildFrame(true, 0, opPing, []byte("hello"), false))
+		e.failsWith("an unmasked ping", closeProtocol, buildFrame(true, 0, opPing, []byte(probePrefix+"unmasked"), false))
 		e.failsWith("an unmasked frame after a masked one", closeProtocol, textFrame("ok"), buildFrame(true, 0, opText, nil, false))
 	})
 }
@@ -622,7 +620,7 @@ func checkWSPingPong(t *caseT) {
 		}
 		c.sendChopped(burst, 7)
 		c.expectPongs(ten...)
-		e.failsWith("a ping of 126 bytes", closeProtocol, clientFrame(true, 0, opPing, bytes.Repeat([]byte("p"), 126)))
+		e.failsWith("a ping of 126 bytes", closeProtocol, clientFrame(true, 0, opPing, []byte(probePrefix+strings.Repeat("p", 126-len(probePrefix)))))
 		e.failsWith("a pong of 126 bytes", closeProtocol, clientFrame(true, 0, opPong, bytes.Repeat([]byte("p"), 126)))
 	})
 }
@@ -633,7 +631,7 @@ func checkWSReservedBits(t *caseT) {
 		e.failsWith("a valid text frame, then one with RSV2", closeProtocol, textFrame("fine"), clientFrame(true, rsv2, opText, []byte("Hello, world!")))
 		e.failsWith("a text frame with RSV3 after a ping", closeProtocol, pingFrame("before"), clientFrame(true, rsv3, opText, []byte("x")))
 		e.failsWith("a binary frame with RSV1 and RSV3", closeProtocol, clientFrame(true, rsv1|rsv3, opBin, []byte{0, 1, 2}))
-		e.failsWith("a ping with RSV1 and RSV2", closeProtocol, clientFrame(true, rsv1|rsv2, opPing, []byte("hi")))
+		e.failsWith("a ping with RSV1 and RSV2", closeProtocol, clientFrame(true, rsv1|rsv2, opPing, []byte(probePrefix+"rsv")))
 		e.failsWith("a close with RSV1, RSV2 and RSV3", closeProtocol, clientFrame(true, rsv1|rsv2|rsv3, opClose, []byte{0x03, 0xe8}))
 		e.failsWith("a continuation with RSV2 inside a fragmented text", closeProtocol,
 			clientFrame(false, 0, opText, []byte("frag")), clientFrame(true, rsv2, opCont, []byte("ment")))
@@ -683,7 +681,7 @@ func checkWSFragmentation(t *caseT) {
 		c.alive()
 		e.survives("an unsolicited pong between fragments", clientFrame(false, 0, opText, []byte("a")), clientFrame(true, 0, opPong, []byte("pong")), clientFrame(true, 0, opCont, []byte("b")))
 
-		e.failsWith("a ping in two fragments", closeProtocol, clientFrame(false, 0, opPing, []byte("hello")), clientFrame(true, 0, opCont, []byte("world")))
+		e.failsWith("a ping in two fragments", closeProtocol, clientFrame(false, 0, opPing, []byte(probePrefix+"frag")), clientFrame(true, 0, opCont, []byte("ment")))
 		e.failsWith("a pong in two fragments", closeProtocol, clientFrame(false, 0, opPong, []byte("hello")), clientFrame(true, 0, opCont, []byte("world")))
 		e.failsWith("a final continuation without a start", closeProtocol, clientFrame(true, 0, opCont, []byte("orphan")))
 		e.failsWith("a non-final continuation without a start", closeProtocol, clientFrame(false, 0, opCont, []byte("orphan")), clientFrame(true, 0, opCont, []byte("s")))
@@ -793,7 +791,7 @@ func checkWSClose(t *caseT) {
 		e.clientCloses("a close, then a text message", normal, closeFrame(closeNormal, ""), textFrame("after close"))
 		e.clientCloses("a fragment, a close, then the last fragment", normal,
 			clientFrame(false, 0, opText, []byte("frag")), closeFrame(closeNormal, ""), clientFrame(true, 0, opCont, []byte("ment")))
-		e.clientCloses("a close without payload", []int{closeNone, closeNormal}, closeFrame(closeNone, ""))
+		e.clientCloses("a close without payload", []int{closeNone, closeNormal}, clientFrame(true, 0, opClose, nil))
 		e.clientCloses("a close 1000 with the reason \"Hello World!\"", normal, closeFrame(closeNormal, "Hello World!"))
 		e.clientCloses("a close 1000 with a 123-byte reason", normal, closeFrame(closeNormal, strings.Repeat("*", 123)))
 		for _, code := range []int{1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999} {
