@@ -84,7 +84,7 @@ func (t *caseT) servedConns(n int, what string, header func(i int) string) []*wi
 	return conns
 }
 
-func closeAll(conns []*wireConn) {
+func closeConns(conns []*wireConn) {
 	for _, c := range conns {
 		if c != nil {
 			c.close()
@@ -118,7 +118,7 @@ func checkConnCap(t *caseT) {
 	if took := time.Since(start); took > t.cfg.IdleTimeout/2 {
 		t.Notef("the connection cap is unreliable when opening %d connections takes %v against --idle-timeout %v", n, took.Round(time.Millisecond), t.cfg.IdleTimeout)
 	}
-	closeAll(held)
+	closeConns(held)
 
 	proxy, ok := t.cfg.proxyAddr()
 	if !ok {
@@ -133,7 +133,7 @@ func checkConnCap(t *caseT) {
 	px.refusedConn(fmt.Sprintf("a request forwarded for client %s, which holds %d connections", v, n), xff(v))
 	px.refusedConn("a request forwarded for that client as ip:port over two X-Forwarded-For lines", xff(t.outsideAddr()), xff(v+":443"))
 	w.close()
-	closeAll(held)
+	closeConns(held)
 }
 
 // servedSoon is servedConn retried for up to a second (scaled) while the
@@ -282,6 +282,6 @@ func checkReaderBucket(t *caseT) {
 		polls++
 	}
 	ip.wantRefused(a, x, "after the answered polls' slots were taken again")
-	closeAll(readers)
-	closeAll(listeners[1:])
+	closeConns(readers)
+	closeConns(listeners[1:])
 }
