@@ -533,17 +533,17 @@ func headerHasToken(values []string, token string) bool {
 }
 
 func checkWSFraming(t *caseT) {
-	max := t.cfg.MaxFrameBytes
-	if max > 16<<20 {
-		t.Skipf("--max-frame-bytes %d: the suite sends frames of at most 16 MiB", max)
+	limit := t.cfg.MaxFrameBytes
+	if limit > 16<<20 {
+		t.Skipf("--limit-frame-bytes %d: the suite sends frames of at most 16 MiB", limit)
 	}
 	var sizes []int
 	for _, n := range []int{0, 1, 125, 126, 127, 128, 65535, 65536} {
-		if n < max {
+		if n < limit {
 			sizes = append(sizes, n)
 		}
 	}
-	sizes = append(sizes, max)
+	sizes = append(sizes, limit)
 	t.eachWSEndpoint(func(e *wsEnv) {
 		for _, op := range []byte{opText, opBin} {
 			for _, n := range sizes {
@@ -555,10 +555,10 @@ func checkWSFraming(t *caseT) {
 				e.survives(fmt.Sprintf("a final frame with opcode %d and %d bytes", op, n), clientFrame(true, 0, op, p))
 			}
 		}
-		big := min(65535, max)
+		big := min(65535, limit)
 		e.survivesChopped(fmt.Sprintf("a %d-byte text frame sent 997 bytes at a time", big), 997, textFrame(strings.Repeat("y", big)))
 		e.survivesChopped("a 126-byte text frame sent one byte at a time", 1, textFrame(strings.Repeat("z", 126)))
-		if max >= 65536 {
+		if limit >= 65536 {
 			c := e.conn()
 			c.what = "a 65536-byte binary frame whose 14-byte header is sent one byte at a time"
 			f := binFrame(make([]byte, 65536))
@@ -566,8 +566,8 @@ func checkWSFraming(t *caseT) {
 			c.send(f[14:])
 			c.alive()
 		}
-		e.failsWith(fmt.Sprintf("a text frame of %d bytes (--max-frame-bytes %d)", max+1, max), closeTooBig, textFrame(strings.Repeat("x", max+1)))
-		e.failsWith(fmt.Sprintf("a binary frame of %d bytes", max+1), closeTooBig, binFrame(make([]byte, max+1)))
+		e.failsWith(fmt.Sprintf("a text frame of %d bytes (--limit-frame-bytes %d)", limit+1, limit), closeTooBig, textFrame(strings.Repeat("x", limit+1)))
+		e.failsWith(fmt.Sprintf("a binary frame of %d bytes", limit+1), closeTooBig, binFrame(make([]byte, limit+1)))
 		e.failsWith("an unmasked text frame", closeProtocol, buildFrame(true, 0, opText, []byte("hello"), false))
 		e.failsWith("an unmasked ping", closeProtocol, buildFrame(true, 0, opPing, []byte(probePrefix+"unmasked"), false))
 		e.failsWith("an unmasked frame after a masked one", closeProtocol, textFrame("ok"), buildFrame(true, 0, opText, nil, false))
