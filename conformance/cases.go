@@ -8,6 +8,7 @@ func allCases() []ruleCase {
 	for _, group := range [][]ruleCase{
 		commonCases(),
 		drainCases(), // C-11, printed in its place, run last
+		hardeningCases(),
 		accountCases(),
 		ezWriteCases(),
 		ezReadCases(),

@@ -60,6 +60,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.PID, "pid", 0, "the server's pid; enables C-11, which sends it SIGTERM after every other case")
 	fs.IntVar(&cfg.Parallel, "parallel", 8, "how many cases run at once")
 	fs.DurationVar(&cfg.MaxWait, "max-wait", 15*time.Second, "longest server timer a check waits for; longer ones are skipped")
+	wireFlags(fs, &cfg.Wire)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

@@ -12,11 +12,14 @@ func commonCases() []ruleCase {
 		{rule: "C-01", what: "one port serves HTTP/1.1 and WebSocket upgrades; --also addresses serve the same", run: checkOnePort},
 		{rule: "C-02", what: "keep-alive, pipelining in order (behind a held poll too, a 1.3 MB burst), split requests, Connection: close, HTTP/1.0, absolute-form target, header names in any case", run: checkHTTP11},
 		{rule: "C-03", what: "JSON answers and errors with matching status; unparsable request → JSON 400/505 and close", run: checkJSONAnswers},
+		{rule: "C-03", what: "framing as RFC 9112: Transfer-Encoding other than chunked, beside Content-Length or in HTTP/1.0, differing Content-Lengths, bare LF in chunk framing → JSON 400, close, nothing smuggled; Chunked in any case accepted; a chunked body in 600 segments", run: checkFraming},
 		{rule: "C-04", what: "status codes and their precedence 405, 401, 400, 413, 403", run: checkStatusPrecedence},
 		{rule: "C-05", what: "parameters from query and form body: repeats, body wins, +, percent-decoding, UTF-8, NUL", run: checkParameters},
 		{rule: "C-06", what: "read-side CORS, Cache-Control, OPTIONS preflight and JSONP, errors included", run: checkCORSAndJSONP},
 		{rule: "C-07", what: "client IP is the TCP peer; X-Forwarded-For (right-most untrusted) only from a --trusted-proxy; IPv6 per /64 (seen through the listener cap)", run: checkClientIP, timeout: 90 * time.Second},
 		{rule: "C-08", what: "limits: header size 431, body size 413, header deadline, WebSocket frame 1009, slow consumer (EZComet and Cometify), idle keep-alive", run: checkLimits, timeout: 90 * time.Second},
+		{rule: "C-08", what: "output bound, clients that read: 225 pipelined 64 KiB pushes all answered in order; /read answers within --read-batch-bytes, continued to the end exactly once; WebSocket backlogs past --max-unsent-bytes (EZComet catch-up, Cometify replay) read through a 4 KB receive window, none cut", run: checkOutbound, timeout: 150 * time.Second},
+		{rule: "C-08", what: "output bound, a client that pipelines 1000 /reads and reads nothing: others are served, and (with --pid) the server's memory grows by less than 2× --max-unsent-bytes", run: checkUnreadPipeline, alone: true, timeout: 90 * time.Second},
 		{rule: "C-09", what: "an ok write is readable at once from a new connection (kill -9 survival is the separate crash test)", run: checkDurableRead},
 		{rule: "C-10", what: "GET /healthz and GET /metrics", run: checkHealthMetrics},
 	}
@@ -371,6 +374,9 @@ func checkHealthMetrics(t *caseT) {
 	if len(m) != 1 {
 		t.Fatalf(`GET /healthz: want exactly {"code":"ok"}, got %s`, r)
 	}
+	// TODO(issue 15): name the in-process test that fails the store and
+	// checks /healthz's 503.
+	t.Notef("/healthz 503 while the store cannot accept writes: a storage fault cannot be injected from outside the server (the in-process storage-fault tests check it)")
 	r = t.do("GET", "/metrics", "")
 	if r.status != 200 {
 		t.Fatalf("GET /metrics: want 200, got %s", r)

@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"net/netip"
 	"net/url"
@@ -72,6 +73,9 @@ type Config struct {
 	// MaxWait is the longest a single check may wait on a server timer; a
 	// check that needs longer is skipped with its reason (default 15s).
 	MaxWait time.Duration
+
+	// wire hardening (issue 15)
+	Wire WireConfig
 }
 
 // EnsureDefaults fills every zero field with the spec's default.
@@ -106,6 +110,7 @@ func (c *Config) EnsureDefaults() {
 	}
 	def(&c.Parallel, 8)
 	defD(&c.MaxWait, 15*time.Second)
+	c.Wire.ensureDefaults()
 }
 
 // Validate reports a configuration the suite cannot run with.
@@ -146,7 +151,7 @@ func (c *Config) Validate() error {
 			return errors.New("limits must not be negative")
 		}
 	}
-	return nil
+	return c.Wire.validate()
 }
 
 // hostPort is the dial address of Target.
@@ -180,4 +185,43 @@ func (c *Config) selected(rule string) bool {
 		}
 	}
 	return false
+}
+
+// wire hardening (issue 15)
+
+// WireConfig holds the server settings the wire-hardening cases need
+// (C-08, C-12, C-14), with the flags that set them.
+type WireConfig struct {
+	// ReadBatchBytes is the server's --read-batch-bytes: the most bytes of
+	// encoded answer one /read returns (C-08), default 1 MiB.
+	ReadBatchBytes int
+	// MaxConnsPerIP is the server's --max-conns-per-ip (C-12), default
+	// 1000.
+	MaxConnsPerIP int
+	// DataDir is the server's --data directory on this host (C-14); empty
+	// skips C-14.
+	DataDir string
+}
+
+// wireFlags declares the flags of WireConfig on fs.
+func wireFlags(fs *flag.FlagSet, w *WireConfig) {
+	fs.IntVar(&w.ReadBatchBytes, "read-batch-bytes", 1<<20, "the server's --read-batch-bytes (bytes of one /read answer)")
+	fs.IntVar(&w.MaxConnsPerIP, "max-conns-per-ip", 1000, "the server's --max-conns-per-ip (C-12)")
+	fs.StringVar(&w.DataDir, "data", "", "the server's data directory, on this host (enables C-14)")
+}
+
+func (w *WireConfig) ensureDefaults() {
+	if w.ReadBatchBytes == 0 {
+		w.ReadBatchBytes = 1 << 20
+	}
+	if w.MaxConnsPerIP == 0 {
+		w.MaxConnsPerIP = 1000
+	}
+}
+
+func (w *WireConfig) validate() error {
+	if w.ReadBatchBytes < 0 || w.MaxConnsPerIP < 0 {
+		return errors.New("limits must not be negative")
+	}
+	return nil
 }

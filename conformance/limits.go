@@ -221,7 +221,7 @@ func limitSlowListener(t *caseT) {
 	text := func(i int) string { return fmt.Sprintf("%06d", i) + strings.Repeat("c", size-6) }
 	start := time.Now()
 	t.pipeline(n, 8, func(i int) string {
-		return t.request("POST", "/"+a.Key+"/push/"+x, pushForm(a, x, text(i), "0", strconv.Itoa(i+1)))
+		return t.request("POST", pushPath(a, x), pushForm(a, x, text(i), "0", strconv.Itoa(i+1)))
 	}, func(i int, r *reply) {
 		t.pushAnswer(r, fmt.Sprintf("pipelined push %d of %d", i+1, n), strconv.Itoa(i+1))
 	})

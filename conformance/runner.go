@@ -21,6 +21,9 @@ type ruleCase struct {
 	timeout time.Duration
 	// last cases run alone after every other case (C-11 stops the server).
 	last bool
+	// alone cases run one at a time before every other case, so that no
+	// other case disturbs what they measure (the server's memory).
+	alone bool
 }
 
 // Status of a finished case.
@@ -88,8 +91,9 @@ func run(cfg Config, cases []ruleCase, rep reporter) Summary {
 	return runCtx(context.Background(), cfg, cases, rep)
 }
 
-// runCtx runs cases in parallel (at most cfg.Parallel at once, cases marked
-// last alone at the end) and reports them in the order given.
+// runCtx runs cases in parallel (at most cfg.Parallel at once; cases
+// marked alone first, one at a time; cases marked last alone at the end)
+// and reports them in the order given.
 func runCtx(ctx context.Context, cfg Config, cases []ruleCase, rep reporter) Summary {
 	var selected []ruleCase
 	for _, c := range cases {
@@ -103,10 +107,15 @@ func runCtx(ctx context.Context, cfg Config, cases []ruleCase, rep reporter) Sum
 		results[i] = make(chan Result, 1)
 	}
 	go func() {
+		for i, c := range selected {
+			if c.alone {
+				results[i] <- runCase(ctx, &cfg, shared, c)
+			}
+		}
 		sem := make(chan struct{}, max(cfg.Parallel, 1))
 		var wg sync.WaitGroup
 		for i, c := range selected {
-			if c.last {
+			if c.last || c.alone {
 				continue
 			}
 			sem <- struct{}{}
