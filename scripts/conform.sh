@@ -13,7 +13,8 @@ data=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
 log="$data/server.log"
 settings=(--ez-max-queue 50 --ez-max-age 6s --read-batch 20 --header-timeout 3s --idle-timeout 5s --ping-interval 2s
-    --cf-replay-window 8s --cf-resume-window 4s --max-identifiers 20 --trusted-proxy 127.0.0.1/32)
+    --cf-replay-window 8s --cf-resume-window 4s --max-identifiers 20 --trusted-proxy 127.0.0.1/32
+    --max-conns-per-ip 200 --read-batch-bytes 65536)
 "$server" serve --data "$data/db" --listen "127.0.0.1:$port" "${settings[@]}" >"$data/stdout" 2>"$log" &
 pid=$!
 cleanup() { kill -9 "$pid" 2>/dev/null; rm -rf "$data"; }
@@ -40,8 +41,8 @@ for flag, pattern in (("--demo-key", r"(?<![a-z_])api_key[=:\s]+([0-9a-f]{32})\b
         print(m.group(1))
 PY
 )
-# The demo-only endpoints (A-03) are checked once their paths are passed:
-# add --demo-push-path PATH --demo-write-path PATH to the demo array here.
+# The demo-only endpoints (A-03): loopback clients only.
+demo+=(--demo-push-path /demo/push --demo-write-path /demo/write)
 creds() { "$server" account --data "$data/db" add "$1" --json; }
 a1=$(creds conf1) && a2=$(creds conf2) || { echo "could not create accounts"; cat "$log"; exit 1; }
 field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get(sys.argv[2], ""))' "$1" "$2"; }
@@ -60,7 +61,7 @@ cfkey() {
     --user "$(field "$a1" username)" --key "$(field "$a1" api_key)" --cf-key "$(cfkey "$a1")" --secret "$(field "$a1" api_secret)" \
     --user2 "$(field "$a2" username)" --key2 "$(field "$a2" api_key)" --cf-key2 "$(cfkey "$a2")" --secret2 "$(field "$a2" api_secret)" \
     "${demo[@]}" "${settings[@]}" "$@" \
-    --account-cmd "$server account --data $data/db" --pid "$pid"
+    --account-cmd "$server account --data $data/db" --data "$data/db" --pid "$pid"
 rc=$?
 if [ $rc -ne 0 ]; then
     echo "--- server log (tail) ---"
