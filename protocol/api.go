@@ -475,18 +475,3 @@ func (a *API) trusted(ip netip.Addr) bool {
 // Drained implements engine.Handler: a backlog continues once the socket
 // drained (C-08). Stub until backlog streaming lands (issue 15).
 func (a *API) Drained(engine.Conn) {}
-
-// cfAccount finds the account of a Cometify path key. Transitional (issue
-// 15): the private api_key is still accepted there, and the signatures
-// use the key as the path gives it, until the conformance suite and the
-// clients know cf_api_key; then only AccountByCFKey stands (CF-P-07).
-func (a *API) cfAccount(key []byte) (persist.Account, bool) {
-	if acct, ok := a.store.AccountByCFKey(key); ok {
-		return acct, true
-	}
-	acct, ok := a.store.AccountByAPIKey(key)
-	if ok {
-		acct.CFAPIKey = acct.APIKey
-	}
-	return acct, ok
-}

@@ -53,7 +53,7 @@ func TestCFSlotsNeverLeak(t *testing.T) {
 	go func() { errc <- srv.Run() }()
 	<-srv.Ready()
 	addr := srv.Addrs()[0].String()
-	base := "http://" + addr + "/" + acct.APIKey
+	base := "http://" + addr + "/" + acct.CFAPIKey
 
 	waitFree := func(phase string, want int) {
 		t.Helper()
@@ -79,7 +79,7 @@ func TestCFSlotsNeverLeak(t *testing.T) {
 		t.Helper()
 		c := dialFrom(src)
 		d := ws.Dialer{NetDial: func(context.Context, string, string) (net.Conn, error) { return c, nil }}
-		_, br, _, err := d.Dial(context.Background(), "ws://"+addr+"/"+acct.APIKey+"/listen?"+query)
+		_, br, _, err := d.Dial(context.Background(), "ws://"+addr+"/"+acct.CFAPIKey+"/listen?"+query)
 		if err != nil {
 			c.Close()
 			if se, ok := err.(ws.StatusError); ok {
@@ -97,7 +97,7 @@ func TestCFSlotsNeverLeak(t *testing.T) {
 	openHTTP := func(src, path string) net.Conn {
 		t.Helper()
 		c := dialFrom(src)
-		fmt.Fprintf(c, "GET /%s/%s HTTP/1.1\r\nHost: x\r\n\r\n", acct.APIKey, path)
+		fmt.Fprintf(c, "GET /%s/%s HTTP/1.1\r\nHost: x\r\n\r\n", acct.CFAPIKey, path)
 		return c
 	}
 	statusOf := func(c net.Conn) int {
@@ -112,7 +112,7 @@ func TestCFSlotsNeverLeak(t *testing.T) {
 	}
 	push := func(text string) {
 		t.Helper()
-		sig := md5hex(acct.APIKey + md5hex(acct.APISecret) + "chat" + text)
+		sig := md5hex(acct.CFAPIKey + md5hex(acct.APISecret) + "chat" + text)
 		resp, err := http.PostForm(base+"/push/chat", url.Values{"identifier": {"chat"}, "secret": {"0"}, "text": {text}, "secure": {sig}})
 		if err != nil {
 			t.Fatal(err)

@@ -43,7 +43,7 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 	if !ok {
 		return
 	}
-	acct, known := a.cfAccount(key)
+	acct, known := a.store.AccountByCFKey(key)
 	if !known {
 		a.replyError(c, callback, errUnknownKey)
 		return

@@ -22,7 +22,7 @@ func (a *API) servePush(ls *loopState, c engine.Conn, r *engine.Request, key, pa
 	}
 	f := &ls.form
 	f.parse(r.Query, r.Body, isFormBody(r))
-	acct, ok := a.cfAccount(key)
+	acct, ok := a.store.AccountByCFKey(key) // the public key only (CF-P-07)
 	if !ok {
 		a.replyError(c, nil, errUnknownKey)
 		return
