@@ -225,6 +225,10 @@ func (a *API) Serve(c engine.Conn, r *engine.Request) {
 			a.replyError(c, nil, errShuttingDown)
 			return
 		}
+		if a.store.Healthy() != nil {
+			a.replyError(c, nil, errStorage) // C-10
+			return
+		}
 		c.Reply(200, ctJSON, hdrAPI, bodyHealthy)
 	case "/metrics":
 		if !isGet(r) {

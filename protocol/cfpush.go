@@ -9,8 +9,9 @@ import (
 )
 
 // servePush handles POST /{apiKey}/push/{identifier} (SPEC CF-P-01..08).
-// Checks run in C-04's order: 405, 401, 400, 413, 403; 409 comes from the
-// store.
+// Checks run in C-04's order: 405, 401, 400, 413, 403; 409, and 401 for an
+// account removed while the push waited (persist.ErrRevoked), come from
+// the store.
 func (a *API) servePush(ls *loopState, c engine.Conn, r *engine.Request, key, pathIdent []byte) {
 	if string(r.Method) != "POST" {
 		a.replyError(c, nil, errMethod)
@@ -76,7 +77,7 @@ func (a *API) servePush(ls *loopState, c engine.Conn, r *engine.Request, key, pa
 		a.replyError(c, nil, errBadSecure)
 		return
 	}
-	a.store.CFPushTo(newPushOp(a, c, acct.Username, pathIdent, text, string(secretFlag) == "1", pushID, hasID))
+	a.store.CFPushTo(newPushOp(a, c, acct.ID, acct.Username, pathIdent, text, string(secretFlag) == "1", pushID, hasID))
 }
 
 // pushOp is one push from its acceptance to its answer: the store's
@@ -94,7 +95,7 @@ type pushOp struct {
 
 // newPushOp copies what the push keeps out of the loop's buffers into
 // one allocation: the topic and the text.
-func newPushOp(a *API, c engine.Conn, user string, ident, text []byte, secret bool, id uint64, hasID bool) (persist.CFPush, *pushOp) {
+func newPushOp(a *API, c engine.Conn, accountID uint64, user string, ident, text []byte, secret bool, id uint64, hasID bool) (persist.CFPush, *pushOp) {
 	op := &pushOp{api: a, conn: c, start: time.Now()}
 	n := len(user) + 1 + len(ident)
 	buf := make([]byte, 0, n+len(text))
@@ -103,7 +104,7 @@ func newPushOp(a *API, c engine.Conn, user string, ident, text []byte, secret bo
 	buf = appendLower(buf, ident)
 	buf = append(buf, text...)
 	topic := unsafe.String(&buf[0], n) // never modified after this
-	op.p = persist.CFPush{Topic: topic, ID: id, HasID: hasID, Secret: secret, Text: buf[n:len(buf):len(buf)]}
+	op.p = persist.CFPush{Topic: topic, ID: id, HasID: hasID, Secret: secret, Text: buf[n:len(buf):len(buf)], AccountID: accountID}
 	op.d = cfDelivery{api: a, topic: topic, name: topic[len(user)+1:], secret: secret, text: op.p.Text}
 	return op.p, op
 }
@@ -115,7 +116,8 @@ func newPushOp(a *API, c engine.Conn, user string, ident, text []byte, secret bo
 // order.
 func (op *pushOp) CFPushDone(res persist.CFPushResult) {
 	a := op.api
-	op.failed = a.stats.pushes.done(a, time.Since(op.start), res.Err, persist.ErrPushConflict, errPushConflict, "push", op.p.Topic)
+	answer, refusal := refusalOf(res.Err, pushRefusals)
+	op.failed = a.stats.pushes.done(a, time.Since(op.start), res.Err, refusal, answer, "push", op.p.Topic)
 	if op.failed != nil {
 		a.loops.PostTask(op.conn.Loop(), op)
 		return

@@ -1,7 +1,10 @@
 package protocol
 
 import (
+	"errors"
 	"strconv"
+
+	"github.com/halleypush/halley/persist"
 )
 
 // apiError is one row of the error table (SPEC C-03, C-04). Every error
@@ -31,7 +34,7 @@ func (e *apiError) Error() string { return e.msg }
 
 // The error table.
 var (
-	errBadRequest   = newAPIError(400, "bad request")
+	errBadRequest   = newAPIError(400, "malformed request")
 	errBadParams    = newAPIError(400, "malformed parameters")
 	errDupParam     = newAPIError(400, "parameter given more than once")
 	errBadEncoding  = newAPIError(400, "bad percent-encoding")
@@ -61,44 +64,81 @@ var (
 	errPushConflict       = newAPIError(409, "push_id is not above the highest accepted, or reused with a different text")
 	errTooManyListeners   = newAPIError(429, "too many listeners from this IP")
 	errPipelineFlood      = newAPIError(429, "too many pipelined bytes while a request was pending")
+	errTooManyConns       = newAPIError(429, "too many connections from this IP") // TODO(lead): engine.FailTooManyConns once merged
 	errMissingAuth        = newAPIError(401, "Authorization: Bearer <api_secret> is required")
 	errBadAuth            = newAPIError(403, "wrong api_secret")
 	errMissingKey         = newAPIError(401, "api_key is required")
 	errUnknownKey         = newAPIError(401, "unknown api_key")
+	errRevoked            = newAPIError(401, "credential revoked")
 	errNotOwner           = newAPIError(403, "qname does not belong to this api_key")
 	errNotFound           = newAPIError(404, "not found")
 	errUnknownUser        = newAPIError(404, "unknown user")
 	errMethod             = newAPIError(405, "method not allowed")
-	errTimeout            = newAPIError(408, "request not received in time")
+	errTimeout            = newAPIError(408, "request header timeout")
 	errTickConflict       = newAPIError(409, "tick already queued with a different msg")
 	errMsgTooLarge        = newAPIError(413, "msg is larger than 4096 bytes")
 	errBodyTooLarge       = newAPIError(413, "request body too large")
-	errHeadersTooLarge    = newAPIError(431, "request headers too large")
+	errHeadersTooLarge    = newAPIError(431, "request header fields too large")
 	errBadVersion         = newAPIError(505, "HTTP version not supported")
 	errStorage            = newAPIError(503, "storage unavailable")
 	errShuttingDown       = newAPIError(503, "shutting down")
 )
 
-// errorForStatus maps an engine-level failure (Handler.Fail) to its row.
+// engineErrors are the rows Fail answers: the engine's status and
+// message pick one (C-03, C-12). Their messages are the engine's own.
+var engineErrors = [...]*apiError{
+	errBadRequest, errTimeout, errBodyTooLarge, errHeadersTooLarge, errBadVersion,
+	errPipelineFlood, errTooManyConns, errShuttingDown,
+}
+
+// errorForStatus maps an engine-level failure (Handler.Fail) to its row
+// by status and message. A pair the table does not know yet (an engine
+// message added later) is rendered as the engine gave it: the client
+// still gets C-03's JSON with the engine's status and words.
 func errorForStatus(status int, msg string) *apiError {
-	switch status {
-	case 400:
-		return errBadRequest
-	case 408:
-		return errTimeout
-	case 413:
-		return errBodyTooLarge
-	case 431:
-		return errHeadersTooLarge
-	case 505:
-		return errBadVersion
-	case 503:
-		return errShuttingDown
-	case 429:
-		return errPipelineFlood
+	for _, e := range engineErrors {
+		if e.status == status && e.msg == msg {
+			return e
+		}
+	}
+	if status < 400 || status > 599 {
+		status = 500
 	}
 	if msg == "" {
 		msg = "error"
 	}
 	return newAPIError(status, msg)
+}
+
+// storeRefusal is how the client is answered when the store refuses a
+// write or push for one of its reasons (not a storage fault).
+type storeRefusal struct {
+	err    error // a persist sentinel, matched with errors.Is
+	answer *apiError
+}
+
+var (
+	writeRefusals = []storeRefusal{
+		{persist.ErrTickConflict, errTickConflict},
+		{persist.ErrRevoked, errRevoked},
+	}
+	pushRefusals = []storeRefusal{
+		{persist.ErrPushConflict, errPushConflict},
+		{persist.ErrRevoked, errRevoked},
+	}
+)
+
+// refusalOf finds err in table: its answer and the sentinel it matched,
+// or nil, nil when err is nil or a storage fault (503, logged by the
+// caller).
+func refusalOf(err error, table []storeRefusal) (*apiError, error) {
+	if err == nil {
+		return nil, nil
+	}
+	for _, r := range table {
+		if errors.Is(err, r.err) {
+			return r.answer, r.err
+		}
+	}
+	return nil, nil
 }
