@@ -143,7 +143,7 @@ func TestCFPushValidation(t *testing.T) {
 		{"text 65537", "POST", "/" + key + "/push/chat", good("chat", big), 413},
 		{"413 before 403", "POST", "/" + key + "/push/chat", "identifier=chat&secret=0&secure=00&text=" + big, 413},
 		{"bad secure", "POST", "/" + key + "/push/chat", "identifier=chat&secret=0&text=hi&secure=" + md5hex("x"), 403},
-		{"push_id 0", "POST", "/" + key + "/push/chat", good("chat", "hi") + "&push_id=0", 409},
+		{"push_id 0", "POST", "/" + key + "/push/chat", good("chat", "hi") + "&push_id=0", 400},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -63,7 +63,7 @@ func (a *API) servePush(ls *loopState, c engine.Conn, r *engine.Request, key, pa
 	var pushID uint64
 	idRaw, hasID := f.get("push_id")
 	if hasID {
-		if pushID, ok = parseUint63(idRaw); !ok {
+		if pushID, ok = parsePushID(idRaw); !ok {
 			a.replyError(c, nil, errBadPushID)
 			return
 		}
@@ -125,7 +125,7 @@ func (op *pushOp) CFPushDone(res persist.CFPushResult) {
 	op.d.id = res.Msg.ID
 	buf := make([]byte, 0, 2*len(op.d.text)+len(op.d.name)+96)
 	buf = append(buf, `{"code":"ok","push_id":`...)
-	buf = appendInt(buf, int64(res.Msg.ID))
+	buf = appendUint(buf, res.Msg.ID)
 	buf = append(buf, '}')
 	op.ack = buf[:len(buf):len(buf)]
 	op.d.encode(buf[len(buf):])

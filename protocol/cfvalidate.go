@@ -114,8 +114,8 @@ func applyLastEventID(items []listItem, scratch []listItem, leid []byte, max int
 	return given
 }
 
-// parseUint63 parses a decimal integer 0..2^63-1 (CF-P-02's push_id and a
-// LIST's internal ids).
+// parseUint63 parses a decimal integer 0..2^63-1 (a LIST's internal ids):
+// digits only, no sign, no space.
 func parseUint63(b []byte) (uint64, bool) {
 	if len(b) == 0 || len(b) > 19 {
 		return 0, false
@@ -128,6 +128,12 @@ func parseUint63(b []byte) (uint64, bool) {
 		n = n*10 + uint64(c-'0')
 	}
 	return n, n <= 1<<63-1
+}
+
+// parsePushID parses CF-P-02's push_id: a decimal integer 1..2^63-1.
+func parsePushID(b []byte) (uint64, bool) {
+	n, ok := parseUint63(b)
+	return n, ok && n > 0
 }
 
 func indexByte(b []byte, c byte) int {

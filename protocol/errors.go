@@ -57,7 +57,7 @@ var (
 	errBadSecret          = newAPIError(400, "secret must be 0 or 1")
 	errMissingText        = newAPIError(400, "text is required")
 	errMissingSecure      = newAPIError(400, "secure is required")
-	errBadPushID          = newAPIError(400, "push_id must be a decimal integer 0..2^63-1")
+	errBadPushID          = newAPIError(400, "push_id must be a decimal integer 1..2^63-1")
 	errTextTooLarge       = newAPIError(413, "text is larger than 65536 bytes")
 	errBadSecure          = newAPIError(403, "secure does not match")
 	errBadSecureKey       = newAPIError(403, "secureKey does not match")
