@@ -81,8 +81,8 @@ type Options struct {
 	// MaxIdentifiers caps the identifiers of one listener (section 5).
 	// Default 100.
 	MaxIdentifiers int
-	// Now is the clock replay windows are measured with; it must be the
-	// store's (persist.Options.Now). Default time.Now.
+	// Now is the clock replay windows and CF-P-10's ts are measured
+	// with; it must be the store's (persist.Options.Now). Default time.Now.
 	Now func() time.Time
 }
 
@@ -140,6 +140,9 @@ type API struct {
 	pages map[string]page
 	// draining is set once Drain has been called: new requests get 503.
 	draining atomic.Bool
+
+	// signers are each loop's CF-P-10 scratch, indexed by loop.
+	signers []*hmacSigner
 }
 
 // New builds an API. Attach must be called before the engine runs.
@@ -171,8 +174,10 @@ func newPage(p Page) page {
 func (a *API) Attach(l engine.Loops) {
 	a.loops = l
 	a.state = make([]*loopState, l.NumLoops())
+	a.signers = make([]*hmacSigner, l.NumLoops())
 	for i := range a.state {
 		a.state[i] = newLoopState(a)
+		a.signers[i] = newHMACSigner()
 	}
 }
 

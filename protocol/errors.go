@@ -56,32 +56,45 @@ var (
 	errTooManyIdentifiers = newAPIError(400, "too many identifiers")
 	errBadSecret          = newAPIError(400, "secret must be 0 or 1")
 	errMissingText        = newAPIError(400, "text is required")
-	errMissingSecure      = newAPIError(400, "secure is required")
+	errMissingSecure      = newAPIError(400, "secure is required, unless signature, ts and nonce are given")
 	errBadPushID          = newAPIError(400, "push_id must be a decimal integer 1..2^63-1")
 	errTextTooLarge       = newAPIError(413, "text is larger than 65536 bytes")
 	errBadSecure          = newAPIError(403, "secure does not match")
-	errBadSecureKey       = newAPIError(403, "secureKey does not match")
-	errPushConflict       = newAPIError(409, "push_id is not above the highest accepted, or reused with a different text")
-	errTooManyListeners   = newAPIError(429, "too many listeners from this IP")
-	errPipelineFlood      = newAPIError(429, "too many pipelined bytes while a request was pending")
-	errTooManyConns       = newAPIError(429, "too many connections from this IP") // TODO(lead): engine.FailTooManyConns once merged
-	errMissingAuth        = newAPIError(401, "Authorization: Bearer <api_secret> is required")
-	errBadAuth            = newAPIError(403, "wrong api_secret")
-	errMissingKey         = newAPIError(401, "api_key is required")
-	errUnknownKey         = newAPIError(401, "unknown api_key")
-	errRevoked            = newAPIError(401, "credential revoked")
-	errNotOwner           = newAPIError(403, "qname does not belong to this api_key")
-	errNotFound           = newAPIError(404, "not found")
-	errUnknownUser        = newAPIError(404, "unknown user")
-	errMethod             = newAPIError(405, "method not allowed")
-	errTimeout            = newAPIError(408, "request header timeout")
-	errTickConflict       = newAPIError(409, "tick already queued with a different msg")
-	errMsgTooLarge        = newAPIError(413, "msg is larger than 4096 bytes")
-	errBodyTooLarge       = newAPIError(413, "request body too large")
-	errHeadersTooLarge    = newAPIError(431, "request header fields too large")
-	errBadVersion         = newAPIError(505, "HTTP version not supported")
-	errStorage            = newAPIError(503, "storage unavailable")
-	errShuttingDown       = newAPIError(503, "shutting down")
+	errSecretReplay       = newAPIError(403, "secure already used by a secret push")
+	// CF-P-10's HMAC-SHA256 signature: signature, ts and nonce come
+	// together (one or two of them alone is a 400, as a malformed ts or
+	// nonce is); a wrong signature, a stale ts, a reused nonce, or an md5
+	// push to an account that requires signatures is a 403.
+	errSignatureFields   = newAPIError(400, "signature, ts and nonce must be given together")
+	errBadTS             = newAPIError(400, "ts must be unix seconds, a decimal integer")
+	errBadNonce          = newAPIError(400, "nonce must be 1..64 chars of [A-Za-z0-9_-]")
+	errBadSignature      = newAPIError(403, "signature does not match")
+	errSignatureExpired  = newAPIError(403, "ts is more than 300 s away from the server's clock")
+	errNonceReused       = newAPIError(403, "nonce already used")
+	errSignatureRequired = newAPIError(403, "this account accepts only pushes with signature, ts and nonce")
+
+	errBadSecureKey     = newAPIError(403, "secureKey does not match")
+	errPushConflict     = newAPIError(409, "push_id is not above the highest accepted, or reused with a different text")
+	errTooManyListeners = newAPIError(429, "too many listeners from this IP")
+	errPipelineFlood    = newAPIError(429, "too many pipelined bytes while a request was pending")
+	errTooManyConns     = newAPIError(429, "too many connections from this IP") // TODO(lead): engine.FailTooManyConns once merged
+	errMissingAuth      = newAPIError(401, "Authorization: Bearer <api_secret> is required")
+	errBadAuth          = newAPIError(403, "wrong api_secret")
+	errMissingKey       = newAPIError(401, "api_key is required")
+	errUnknownKey       = newAPIError(401, "unknown api_key")
+	errRevoked          = newAPIError(401, "credential revoked")
+	errNotOwner         = newAPIError(403, "qname does not belong to this api_key")
+	errNotFound         = newAPIError(404, "not found")
+	errUnknownUser      = newAPIError(404, "unknown user")
+	errMethod           = newAPIError(405, "method not allowed")
+	errTimeout          = newAPIError(408, "request header timeout")
+	errTickConflict     = newAPIError(409, "tick already queued with a different msg")
+	errMsgTooLarge      = newAPIError(413, "msg is larger than 4096 bytes")
+	errBodyTooLarge     = newAPIError(413, "request body too large")
+	errHeadersTooLarge  = newAPIError(431, "request header fields too large")
+	errBadVersion       = newAPIError(505, "HTTP version not supported")
+	errStorage          = newAPIError(503, "storage unavailable")
+	errShuttingDown     = newAPIError(503, "shutting down")
 )
 
 // engineErrors are the rows Fail answers: the engine's status and
@@ -124,6 +137,8 @@ var (
 	}
 	pushRefusals = []storeRefusal{
 		{persist.ErrPushConflict, errPushConflict},
+		{persist.ErrSecretReplay, errSecretReplay},
+		{persist.ErrNonceReused, errNonceReused},
 		{persist.ErrRevoked, errRevoked},
 	}
 )
