@@ -110,7 +110,9 @@ func newPushOp(a *API, c engine.Conn, p persist.CFPush, user string, ident, text
 	buf = appendLower(buf, ident)
 	buf = append(buf, text...)
 	buf = append(buf, nonce...)
-	// The buffer is never modified after this, so strings may share it.
+	// The buffer is never modified after this, so strings may share it;
+	// a store that keeps Topic or Nonce past done clones it (a kept alias
+	// would keep the whole text alive).
 	p.Topic = unsafe.String(&buf[0], n)
 	p.Text = buf[n : n+len(text) : n+len(text)]
 	if len(nonce) > 0 {

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -260,4 +261,93 @@ func TestCFPushRequireSignature(t *testing.T) {
 	if r := f.postPush(key, "chat", md5Only); r.status != 200 {
 		t.Fatalf("md5 push without the setting: %d %s", r.status, r.body)
 	}
+}
+
+// FuzzPushAuth checks parsePushAuth against a model built on net/url,
+// regexp and strconv: which of secure, signature, ts and nonce were sent
+// decides the answer (secure alone; all three of signature, ts, nonce;
+// or both), a ts is 1..19 decimal digits up to 2^63-1, a nonce 1..64 of
+// [A-Za-z0-9_-], and what is accepted is handed on as sent.
+func FuzzPushAuth(f *testing.F) {
+	for _, s := range []string{
+		"secure=abc", "signature=ab&ts=1700000000&nonce=n-1", "signature=&ts=&nonce=",
+		"signature=x&ts=1&nonce=a&secure=y", "ts=1&nonce=a", "signature=x", "nonce=a%2Bb&ts=1&signature=s",
+		"signature=s&ts=9223372036854775807&nonce=" + strings.Repeat("n", 64),
+		"signature=s&ts=9223372036854775808&nonce=n", "signature=s&ts=+1&nonce=n", "signature=s&ts=1&nonce=a+b", "",
+	} {
+		f.Add(s)
+	}
+	nonceRE := regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	tsRE := regexp.MustCompile(`^[0-9]{1,19}$`)
+	f.Fuzz(func(t *testing.T, body string) {
+		var fm form
+		fm.parse(nil, []byte(body), true)
+		p, e := parsePushAuth(&fm)
+		std, err := url.ParseQuery(body)
+		if fm.err != nil || err != nil {
+			return // decoding is FuzzFormParse's
+		}
+		has := func(k string) bool { return len(std[k]) > 0 }
+		var want *apiError
+		var tsSec uint64
+		switch n := btoi(has("signature")) + btoi(has("ts")) + btoi(has("nonce")); {
+		case n == 0 && !has("secure"):
+			want = errMissingSecure
+		case n == 0:
+		case n < 3:
+			want = errSignatureFields
+		default:
+			ts := std.Get("ts")
+			tsSec, err = strconv.ParseUint(ts, 10, 63)
+			if !tsRE.MatchString(ts) || err != nil {
+				want = errBadTS
+			} else if !nonceRE.MatchString(std.Get("nonce")) {
+				want = errBadNonce
+			}
+		}
+		if e != want {
+			t.Fatalf("%q: %v, want %v", body, e, want)
+		}
+		if e != nil {
+			return
+		}
+		if p.hasSecure != has("secure") || string(p.secure) != std.Get("secure") || p.signed != has("signature") {
+			t.Fatalf("%q: secure %v %q, signed %v", body, p.hasSecure, p.secure, p.signed)
+		}
+		if p.signed && (string(p.signature) != std.Get("signature") || string(p.ts) != std.Get("ts") ||
+			string(p.nonce) != std.Get("nonce") || p.tsSec != tsSec) {
+			t.Fatalf("%q: signature %q ts %q (%d) nonce %q", body, p.signature, p.ts, p.tsSec, p.nonce)
+		}
+	})
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// FuzzHMACSigner: the allocation-free HMAC-SHA256 equals crypto/hmac's
+// for any secret, head and text, and verify accepts exactly its hex.
+func FuzzHMACSigner(f *testing.F) {
+	f.Add("c1h89chHaka9s1", []byte("1\nvisitors\n0\n\n1700000000\nn\n"), []byte("284 people"))
+	f.Add(strings.Repeat("s", 65), []byte{}, []byte{0xff})
+	s := newHMACSigner()
+	f.Fuzz(func(t *testing.T, secret string, head, text []byte) {
+		m := hmac.New(sha256.New, []byte(secret))
+		m.Write(head)
+		m.Write(text)
+		want := m.Sum(nil)
+		if got := s.sum(secret, head, text); !bytes.Equal(got, want) {
+			t.Fatalf("%x, crypto/hmac %x", got, want)
+		}
+		if !s.verify([]byte(hex.EncodeToString(want)), secret, head, text) {
+			t.Fatal("its own hex refused")
+		}
+		want[0] ^= 1
+		if s.verify([]byte(hex.EncodeToString(want)), secret, head, text) {
+			t.Fatal("another MAC accepted")
+		}
+	})
 }

@@ -115,7 +115,7 @@ func applyLastEventID(items []listItem, scratch []listItem, leid []byte, max int
 }
 
 // parseUint63 parses a decimal integer 0..2^63-1 (a LIST's internal ids,
-// CF-P-10's ts): digits only, no sign, no space.
+// CF-P-10's ts): 1..19 digits, no sign, no space.
 func parseUint63(b []byte) (uint64, bool) {
 	if len(b) == 0 || len(b) > 19 {
 		return 0, false

@@ -21,6 +21,7 @@ func TestKeysPublicPrivate(t *testing.T) {
 
 	t.Run("write with the public key", func(t *testing.T) {
 		c := f.serve("GET", "/write", "api_key="+pub+"&qname=john-chat&msg=hi", "", nil)
+		f.await("write answer", func() bool { return c.numReplies() > 0 })
 		wantError(t, c.lastReply(t), 401, "unknown api_key")
 		if got := f.write("qname=john-chat&msg=hi"); got.status != 200 {
 			t.Fatalf("write with the private key: %d %s", got.status, got.body)
