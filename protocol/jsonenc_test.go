@@ -9,8 +9,10 @@ import (
 
 // FuzzAppendJSONString is a differential test of the JSON string encoder
 // against encoding/json. Whatever the input:
-//   - the output is one valid JSON string, with no raw control character
-//     and no raw U+2028/U+2029 (it must stay a JavaScript literal, JSONP);
+//   - the output is one valid JSON string in valid UTF-8 (encoding/json
+//     would accept raw invalid bytes and decode them as U+FFFD, so this is
+//     checked on its own), with no raw control character and no raw
+//     U+2028/U+2029 (it must stay a JavaScript literal, JSONP);
 //   - it decodes to what encoding/json's own encoding of the input decodes
 //     to: for valid UTF-8 that is the input itself; for invalid UTF-8 both
 //     replace each byte that does not start a valid sequence with U+FFFD
@@ -30,6 +32,9 @@ func FuzzAppendJSONString(f *testing.F) {
 		out = out[len("prefix"):]
 		if !json.Valid(out) {
 			t.Fatalf("%q encodes as invalid JSON %q", s, out)
+		}
+		if !utf8.Valid(out) {
+			t.Fatalf("%q encodes as invalid UTF-8 %q", s, out)
 		}
 		for _, c := range out {
 			if c < 0x20 {
