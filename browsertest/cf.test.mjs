@@ -17,7 +17,7 @@ const connected = (p, names) =>
 test('identifiers as a string, callback as a function: callback(data, id, identifier) with the identifier as given', async (t) => {
   const { h, src } = await setup(t);
   await h.push('chat', 'before the listener');
-  const p = await t.page(cfPage(src, [{ name: 'l', opts: { apiKey: h.key, identifiers: 'Chat' } }]));
+  const p = await t.page(cfPage(src, [{ name: 'l', opts: { apiKey: h.cfKey, identifiers: 'Chat' } }]));
   await connected(p, ['l']);
   await h.push('chat', 'hello');
   await h.push('CHAT', 'second');
@@ -28,7 +28,7 @@ test('identifiers as a string, callback as a function: callback(data, id, identi
 test('identifiers as an array, callback as a global function name (the seed example)', async (t) => {
   const { h, src } = await setup(t);
   // The seed's numeric apiKey style: passed as given, a number or a string.
-  const p = await t.page(cfPage(src, [{ name: 'l', opts: { apiKey: h.key, identifiers: ['metrics', 'tweets'], globalCallback: true } }]));
+  const p = await t.page(cfPage(src, [{ name: 'l', opts: { apiKey: h.cfKey, identifiers: ['metrics', 'tweets'], globalCallback: true } }]));
   await connected(p, ['l']);
   await h.push('metrics', 'm1');
   await h.push('tweets', 't1');
@@ -42,7 +42,7 @@ test('identifiers as a {name: internal_id} map: pushes after the id (recent ones
   for (let i = 1; i <= 5; i++) await h.push('news', 'n' + i, { pushId: i * 10 });
   await h.push('scores', 's1');
   await h.push('scores', 's2');
-  const p = await t.page(cfPage(src, [{ name: 'l', opts: { apiKey: h.key, identifiers: { news: 20, scores: 0 } } }]));
+  const p = await t.page(cfPage(src, [{ name: 'l', opts: { apiKey: h.cfKey, identifiers: { news: 20, scores: 0 } } }]));
   await connected(p, ['l']);
   await checkFor('replay', async () => (await got(p, 'l')).length === 5);
   await h.push('news', 'n6', { pushId: 60 });
@@ -55,7 +55,7 @@ test('identifiers as a {name: internal_id} map: pushes after the id (recent ones
 test('secureKey: secret pushes reach only the page with the right key; a wrong key is a 403 on onError', async (t) => {
   const { h, src } = await setup(t);
   const names = ['guestbook', 'comments', 'oneliner'];
-  const opts = (secureKey) => ({ apiKey: h.key, identifiers: names, secureKey });
+  const opts = (secureKey) => ({ apiKey: h.cfKey, identifiers: names, secureKey });
   const right = await t.page(cfPage(src, [{ name: 'l', opts: opts(h.secureKey(names)) }]));
   const none = await t.page(cfPage(src, [{ name: 'l', opts: opts(undefined) }]));
   const wrong = await t.page(cfPage(src, [{ name: 'l', opts: opts(h.secureKey(['guestbook'])) }]));
@@ -78,8 +78,8 @@ test('stop(): no more pushes, the connection is closed, no more requests', async
   const { h, e, src } = await setup(t);
   const p = await t.page(
     cfPage(src, [
-      { name: 'ws', opts: { apiKey: h.key, identifiers: ['a'] } },
-      { name: 'poll', opts: { apiKey: h.key, identifiers: ['a'], transports: ['poll'] } },
+      { name: 'ws', opts: { apiKey: h.cfKey, identifiers: ['a'] } },
+      { name: 'poll', opts: { apiKey: h.cfKey, identifiers: ['a'], transports: ['poll'] } },
     ])
   );
   await connected(p, ['ws', 'poll']);
@@ -101,7 +101,7 @@ test('stop(): no more pushes, the connection is closed, no more requests', async
 test('WebSocket only: a refusal the browser hides (403, wrong secureKey) still reaches onError, and the listener stops', async (t) => {
   const { h, e, src } = await setup(t);
   const p = await t.page(
-    cfPage(src, [{ name: 'l', opts: { apiKey: h.key, identifiers: ['a'], secureKey: '0'.repeat(32), transports: ['websocket'] } }])
+    cfPage(src, [{ name: 'l', opts: { apiKey: h.cfKey, identifiers: ['a'], secureKey: '0'.repeat(32), transports: ['websocket'] } }])
   );
   const r = await refusedFor(p, 'l');
   assertEqual(r.errors.map((x) => x.status), [403], 'errors');
@@ -114,7 +114,7 @@ for (const tr of ['sse', 'poll', 'jsonp']) {
   test(`transport "${tr}" alone: plain form from its resume point, then live pushes`, async (t) => {
     const { h, src } = await setup(t);
     await h.push('x', 'before');
-    const p = await t.page(cfPage(src, [{ name: 'l', opts: { apiKey: h.key, identifiers: ['x', 'y'], transports: [tr] } }]));
+    const p = await t.page(cfPage(src, [{ name: 'l', opts: { apiKey: h.cfKey, identifiers: ['x', 'y'], transports: [tr] } }]));
     await connected(p, ['l']);
     await h.push('x', 'one');
     await h.push('y', 'two\nlines');
@@ -126,7 +126,7 @@ for (const tr of ['sse', 'poll', 'jsonp']) {
 for (const [what, mode, want] of fallbacks) {
   test(`fallback: ${what}`, async (t) => {
     const { h, e, src } = await setup(t, [], mode);
-    const p = await t.page(cfPage(src, [{ name: 'l', opts: { apiKey: h.key, identifiers: ['fb'], secureKey: h.secureKey(['fb']) } }]));
+    const p = await t.page(cfPage(src, [{ name: 'l', opts: { apiKey: h.cfKey, identifiers: ['fb'], secureKey: h.secureKey(['fb']) } }]));
     await connected(p, ['l']);
     await h.push('fb', 'p1', { secret: 1 });
     await h.push('fb', 'p2');
@@ -141,7 +141,7 @@ for (const [what, mode, want] of fallbacks) {
 // its resume point, X-04) and mid-stream.
 async function resumeAcrossRestart(t, signal) {
   const { h, src } = await setup(t);
-  const lis = (name, transports) => ({ name, opts: { apiKey: h.key, identifiers: ['rs'], transports, retryMax: 2000 } });
+  const lis = (name, transports) => ({ name, opts: { apiKey: h.cfKey, identifiers: ['rs'], transports, retryMax: 2000 } });
   const names = ['ws', 'sse', 'poll', 'jsonp'];
   const p = await t.page(cfPage(src, [lis('ws', ['websocket']), lis('sse', ['sse']), lis('poll', ['poll']), lis('jsonp', ['jsonp'])]));
   await connected(p, names);
@@ -169,7 +169,7 @@ test('30 tabs from one IP, then a 31st: the 429 cap error reaches onError; it co
   // A 31st tab that reached a poll in a moment when the cap let it (polls
   // answered at once are free) goes back up the ladder after upgradeAfter.
   const html = cfPage(src, [
-    { name: 'l', opts: { apiKey: h.key, identifiers: ['crowd'], retryBase: 300, retryMax: 1000, upgradeAfter: 3000 } },
+    { name: 'l', opts: { apiKey: h.cfKey, identifiers: ['crowd'], retryBase: 300, retryMax: 1000, upgradeAfter: 3000 } },
   ]);
   const tabs = await Promise.all(Array.from({ length: 30 }, () => t.page(html)));
   await Promise.all(tabs.map((tab) => connected(tab, ['l'])));
@@ -198,7 +198,7 @@ test('gap (X-01): an internal id older than the resume window reaches onGap(iden
   const { h, src } = await setup(t, ['--cf-resume-window', '1s']);
   for (let i = 1; i <= 3; i++) await h.push('g', 'old' + i);
   await sleep(1300);
-  const lis = (name, transports) => ({ name, opts: { apiKey: h.key, identifiers: { G: 1, other: 0 }, transports } });
+  const lis = (name, transports) => ({ name, opts: { apiKey: h.cfKey, identifiers: { G: 1, other: 0 }, transports } });
   const p = await t.page(cfPage(src, [lis('ws', ['websocket']), lis('sse', ['sse']), lis('poll', ['poll'])]));
   await connected(p, ['ws', 'sse', 'poll']);
   await h.push('g', 'new4');
@@ -211,7 +211,7 @@ test('gap (X-01): an internal id older than the resume window reaches onGap(iden
 
 test('dead connection: a frozen SSE stream is detected after deadAfter and resumed from its ids without loss', async (t) => {
   const { h, e, src } = await setup(t);
-  const p = await t.page(cfPage(src, [{ name: 'l', opts: { apiKey: h.key, identifiers: ['d'], transports: ['sse'], deadAfter: 1500 } }]));
+  const p = await t.page(cfPage(src, [{ name: 'l', opts: { apiKey: h.cfKey, identifiers: ['d'], transports: ['sse'], deadAfter: 1500 } }]));
   await connected(p, ['l']);
   await h.push('d', 'p1');
   await gotFor(p, 'l', 1);

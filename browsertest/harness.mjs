@@ -99,13 +99,34 @@ export class Halley {
       const r = await fetch(this.base + '/healthz');
       return r.ok;
     });
-    if (!this.key) {
-      await checkFor('the demo credentials on stdout', () => /created account .* api_secret=\S+\n/.test(this.log), 3000).catch(() => {});
-      const m = this.log.match(/created account (\w+): api_key=(\w+) api_secret=(\S+)/);
-      if (!m) throw new Error('halley printed no demo credentials: ' + this.log.slice(-500));
-      [, this.user, this.key, this.secret] = m;
-    }
+    if (!this.key) this.readCredentials(await this.startupLines());
     return this;
+  }
+
+  // startupLines waits for the demo page line (printed after the
+  // "created account" line, on every start while the demo account exists)
+  // and returns the log so far.
+  async startupLines() {
+    await checkFor('the demo page line on stdout', () => /\ndemo page: .*\n/.test('\n' + this.log), 3000).catch(() => {});
+    return this.log;
+  }
+
+  // readCredentials takes the demo account's credentials from serve's
+  // start-up lines (A-03):
+  //   created account demo: api_key=<private> cf_api_key=<public> api_secret=<secret>
+  //   demo page: http://ADDR/  (account demo, cf_api_key <public>)
+  // key is the private EZComet write key, cfKey the public Cometify key.
+  // A line of another shape fails loudly: the tests must never fall back
+  // to the private key on a Cometify path.
+  readCredentials(log) {
+    const created = log.match(/^created account (\w+): api_key=([0-9a-f]{32}) cf_api_key=([0-9a-f]{32}) api_secret=([A-Za-z0-9_-]{24,})$/m);
+    if (!created) throw new Error('halley printed no "created account NAME: api_key=… cf_api_key=… api_secret=…" line: ' + log.slice(-500));
+    const page = log.match(/^demo page: (http:\/\/\S+\/) {2}\(account (\w+), cf_api_key ([0-9a-f]{32})\)$/m);
+    if (!page) throw new Error('halley printed no "demo page: http://ADDR/  (account NAME, cf_api_key …)" line: ' + log.slice(-500));
+    [, this.user, this.key, this.cfKey, this.secret] = created;
+    this.demoURL = page[1];
+    if (page[2] !== this.user || page[3] !== this.cfKey) throw new Error(`the demo page line names ${page[2]} ${page[3]}, the created line ${this.user} ${this.cfKey}`);
+    if (this.key === this.cfKey) throw new Error('api_key and cf_api_key are the same: ' + this.key);
   }
 
   async stop(signal = 'SIGKILL') {
@@ -125,7 +146,7 @@ export class Halley {
     return r.json();
   }
 
-  // write stores an EZComet message, retrying with the same tick while the
+  // write stores an EZComet message with the private api_key, retrying with the same tick while the
   // server is down (a retried tick is idempotent, EZ-W-07).
   async write(channel, msg, tick, { retry = false } = {}) {
     for (;;) {
@@ -142,14 +163,15 @@ export class Halley {
     }
   }
 
-  // push makes a Cometify push; with retry it repeats the same push_id
-  // while the server is down (idempotent, CF-P-06).
+  // push makes a Cometify push with the public cf_api_key (CF-P-07),
+  // signed with the secret; with retry it repeats the same push_id while
+  // the server is down (idempotent, CF-P-06).
   async push(identifier, text, { secret = 0, pushId, retry = false } = {}) {
     for (;;) {
       try {
-        const form = { identifier, secret: String(secret), text, secure: md5(this.key + md5(this.secret) + identifier + text) };
+        const form = { identifier, secret: String(secret), text, secure: md5(this.cfKey + md5(this.secret) + identifier + text) };
         if (pushId != null) form.push_id = String(pushId);
-        const v = await this.post(`/${this.key}/push/${identifier}`, form);
+        const v = await this.post(`/${this.cfKey}/push/${identifier}`, form);
         if (v.code === 'ok') return v;
         if (!retry || v.status !== 503) throw new Error('push: ' + JSON.stringify(v));
       } catch (e) {
@@ -159,8 +181,9 @@ export class Halley {
     }
   }
 
+  // secureKey is CF-L-06's key for a list: md5(cf_api_key + secret + md5(list)).
   secureKey(names) {
-    return md5(this.key + this.secret + md5(names.join(',')));
+    return md5(this.cfKey + this.secret + md5(names.join(',')));
   }
 }
 

@@ -27,10 +27,10 @@ test("Cometify's JavaScript listener example, secureKey and string callback name
     t.site.add(`<!-- JavaScript listener example -->
 <script src="${src}"></script>
 <script>
-    // Using the API secret: '${h.secret}'
+    // Using the API secret: (on the server only: no page carries it, A-03)
 
     Cometify.init({
-        apiKey: '${h.key}',
+        apiKey: '${h.cfKey}',
         identifiers: ['guestbook', 'comments', 'oneliner'],
         secureKey: '${secureKey}',
         callback: 'cometifyCallback'

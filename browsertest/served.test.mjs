@@ -33,7 +33,7 @@ test('the four JS-01 paths: the built files, JavaScript type, ETag and 304, Cach
 test('pages loading the scripts straight from halley receive messages and pushes', async (t) => {
   const h = await t.halley();
   const ez = await t.page(ezPage(h.base + '/ezcomet.min.js', h.user, [{ name: 's', opts: { channel: 'direct', auto_tick: false } }]));
-  const cf = await t.page(cfPage(h.base + '/latest/cometify.min.js', [{ name: 'l', opts: { apiKey: h.key, identifiers: ['direct'] } }]));
+  const cf = await t.page(cfPage(h.base + '/latest/cometify.min.js', [{ name: 'l', opts: { apiKey: h.cfKey, identifiers: ['direct'] } }]));
   await checkFor('the listener up', async () => (await cf.evaluate(() => R.l.transports.at(-1))) === 'websocket');
   await h.write('direct', 'to ezcomet');
   await h.push('direct', 'to cometify');

@@ -42,12 +42,13 @@ func Assets() []Asset {
 	return out
 }
 
-// DemoPage renders the demo page for the demo account. The page
-// writes and pushes from the browser, so it embeds the account's api_key
-// and api_secret: render it for the demo account only, never for a real
-// one. With an empty secret the page only writes and listens.
-func DemoPage(user, apiKey, apiSecret string) []byte {
-	cfg, _ := json.Marshal(map[string]string{"user": user, "apiKey": apiKey, "apiSecret": apiSecret})
+// DemoPage renders the demo page (SPEC A-03) for the demo account from
+// its username and public cf_api_key, the only credentials a page may
+// carry: the page writes and pushes through the server's demo endpoints
+// (/demo/write, /demo/push, /demo/securekey), which hold the private
+// api_key and the api_secret.
+func DemoPage(user, cfAPIKey string) []byte {
+	cfg, _ := json.Marshal(map[string]string{"user": user, "cfApiKey": cfAPIKey})
 	r := strings.NewReplacer("{{USER}}", html.EscapeString(user), "{{CONFIG}}", string(cfg))
 	return []byte(r.Replace(demoHTML))
 }

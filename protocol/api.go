@@ -6,9 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"net/netip"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -55,6 +52,10 @@ type Options struct {
 	Store Store
 	// ReadBatch caps messages per read answer (EZ-R-06). Default 1000.
 	ReadBatch int
+	// ReadBatchBytes caps one long-poll answer's encoded JSON, EZComet or
+	// Cometify, at least one message always going out (C-08). Default
+	// 1 MiB.
+	ReadBatchBytes int
 	// DefaultTimeout is a long-poll's wait when none is given. Default 30 s.
 	DefaultTimeout time.Duration
 	// MaxTimeout is the largest timeout a long-poll may ask. Default 120 s.
@@ -62,13 +63,14 @@ type Options struct {
 	// DrainRetry is the mean of the jittered "retry_ms" hint given to
 	// waiting polls on a graceful stop. Default 2 s.
 	DrainRetry time.Duration
-	// TrustedProxies are the peers whose X-Forwarded-For is believed (C-07).
-	TrustedProxies []netip.Prefix
 	// Metrics appends the Prometheus text of /metrics. Default: only the
 	// protocol's own series.
 	Metrics func(dst []byte) []byte
-	// Pages are static answers by exact path ("/" for the demo page).
+	// Pages are static answers by exact path (the JS clients).
 	Pages map[string]Page
+	// Demo configures the demo page at "/" and its endpoints.
+	// Default: none.
+	Demo Demo
 	// Log receives connection-level errors. Default slog.Default().
 	Log *slog.Logger
 
@@ -90,6 +92,9 @@ type Options struct {
 func (o *Options) EnsureDefaults() {
 	if o.ReadBatch <= 0 {
 		o.ReadBatch = 1000
+	}
+	if o.ReadBatchBytes <= 0 {
+		o.ReadBatchBytes = 1 << 20
 	}
 	if o.DefaultTimeout <= 0 {
 		o.DefaultTimeout = 30 * time.Second
@@ -206,6 +211,10 @@ var (
 func (a *API) Serve(c engine.Conn, r *engine.Request) {
 	ls := a.state[c.Loop()]
 	path := r.Path
+	if a.opts.Demo.Account != "" && isDemoPath(path) {
+		a.serveDemo(ls, c, r)
+		return
+	}
 	if string(r.Method) == "OPTIONS" {
 		if isAPIPath(path) {
 			c.Reply(204, ctJSON, hdrPreflight, nil)
@@ -368,119 +377,3 @@ func appendJSONP(dst, callback, body []byte) []byte {
 	dst = append(dst, body...)
 	return append(dst, ");"...)
 }
-
-// Expired implements engine.Handler: a long-poll's wait ended empty.
-func (a *API) Expired(c engine.Conn) {
-	switch s := c.Tag().(type) {
-	case *ezSub:
-		s.ls.answerEmpty(s, 0)
-	case *cfSub:
-		s.ls.answerCFPoll(s, 0)
-	}
-}
-
-// Closed implements engine.Handler.
-func (a *API) Closed(c engine.Conn) {
-	switch s := c.Tag().(type) {
-	case *ezSub:
-		s.ls.remove(s)
-	case *cfSub:
-		s.ls.removeCF(s)
-	}
-}
-
-// Drain implements engine.Handler: X-02's hints on a graceful stop.
-func (a *API) Drain(c engine.Conn) {
-	a.draining.Store(true)
-	if s, ok := c.Tag().(*cfSub); ok {
-		a.drainCF(s)
-		return
-	}
-	s, ok := c.Tag().(*ezSub)
-	if !ok {
-		return
-	}
-	switch s.kind {
-	case subPoll:
-		s.ls.answerEmpty(s, a.retryMillis())
-	case subWS:
-		s.ls.remove(s)
-		c.CloseWebSocket(1001, "restart")
-	case subSSE:
-		s.ls.remove(s)
-		a.sendRetryAndClose(s.ls, c)
-	}
-}
-
-// drainCF gives a Cometify listener X-02's hint.
-func (a *API) drainCF(s *cfSub) {
-	c := s.conn
-	switch s.kind {
-	case subPoll:
-		s.ls.answerCFPoll(s, a.retryMillis())
-	case subWS:
-		s.ls.removeCF(s)
-		c.CloseWebSocket(1001, "restart")
-	case subSSE:
-		s.ls.removeCF(s)
-		a.sendRetryAndClose(s.ls, c)
-	}
-}
-
-// sendRetryAndClose ends an SSE stream with a jittered "retry:".
-func (a *API) sendRetryAndClose(ls *loopState, c engine.Conn) {
-	ls.out = append(ls.out[:0], "retry: "...)
-	ls.out = strconv.AppendInt(ls.out, a.retryMillis(), 10)
-	ls.out = append(ls.out, "\n\n"...)
-	c.Send(ls.out)
-	c.Close()
-}
-
-// retryMillis is DrainRetry with full jitter (0.5x..1.5x), so clients of
-// a stopping node do not all reconnect in the same instant.
-func (a *API) retryMillis() int64 {
-	base := a.opts.DrainRetry.Milliseconds()
-	return base/2 + rand.Int64N(base+1)
-}
-
-// clientIP is the request's client address per C-07: the TCP peer, or,
-// when the peer is a trusted proxy, the right-most X-Forwarded-For
-// address that is not itself trusted.
-func (a *API) clientIP(r *engine.Request) netip.Addr {
-	ip := r.PeerAddr.Unmap()
-	if !a.trusted(ip) || r.Header == nil {
-		return ip
-	}
-	xff := r.Header.Peek("X-Forwarded-For")
-	for len(xff) > 0 {
-		var part []byte
-		if i := bytes.LastIndexByte(xff, ','); i >= 0 {
-			part, xff = xff[i+1:], xff[:i]
-		} else {
-			part, xff = xff, nil
-		}
-		addr, err := netip.ParseAddr(string(bytes.TrimSpace(part)))
-		if err != nil {
-			return ip
-		}
-		addr = addr.Unmap()
-		if !a.trusted(addr) {
-			return addr
-		}
-		ip = addr
-	}
-	return ip
-}
-
-func (a *API) trusted(ip netip.Addr) bool {
-	for _, p := range a.opts.TrustedProxies {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
-
-// Drained implements engine.Handler: a backlog continues once the socket
-// drained (C-08). Stub until backlog streaming lands (issue 15).
-func (a *API) Drained(engine.Conn) {}

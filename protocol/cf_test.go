@@ -67,7 +67,7 @@ func (f *cfFixture) listen(kind, query, peer string, h header) *fakeConn {
 	}
 	r := &engine.Request{
 		Method: []byte("GET"), Path: []byte("/" + f.acct.CFAPIKey + "/" + kind), Query: []byte(query),
-		Header: h, PeerAddr: netip.MustParseAddr(peer),
+		Header: h, PeerAddr: netip.MustParseAddr(peer), ClientIP: netip.MustParseAddr(peer),
 	}
 	f.loop.do(func() { f.api.Serve(c, r) })
 	return c
@@ -383,7 +383,7 @@ func TestCFSlotFreedWhenPeerGoesDuringUpgrade(t *testing.T) {
 		c := newFakeConn()
 		c.dieOnOpen = true
 		r := &engine.Request{Method: []byte("GET"), Path: []byte("/" + f.acct.CFAPIKey + "/" + kind),
-			Query: []byte("identifiers=chat"), Header: header{}, PeerAddr: netip.MustParseAddr("10.9.0.1")}
+			Query: []byte("identifiers=chat"), Header: header{}, PeerAddr: netip.MustParseAddr("10.9.0.1"), ClientIP: netip.MustParseAddr("10.9.0.1")}
 		f.loop.do(func() { f.api.Serve(c, r) })
 	}
 	var held int

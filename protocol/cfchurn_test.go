@@ -2,19 +2,14 @@ package protocol
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/gobwas/ws"
 
 	"github.com/halleypush/halley/engine"
 	"github.com/halleypush/halley/persist"
@@ -27,88 +22,23 @@ import (
 // phase every per-IP slot must be free again (CF-L-08: "the slot is freed
 // the moment the connection goes, whatever way it goes").
 func TestCFSlotsNeverLeak(t *testing.T) {
-	store, err := persist.Open(persist.Options{Dir: t.TempDir(), SweepInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	acct, err := store.AddAccount("churn")
-	if err != nil {
-		t.Fatal(err)
-	}
-	api, err := New(Options{Store: store, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eopts := engine.Options{
-		Listen: []string{"127.0.0.1:0"}, Loops: 2,
+	rs := startRealServer(t, persist.Options{SweepInterval: -1}, engine.Options{
 		MaxOutbound: 64 << 10, SweepInterval: 20 * time.Millisecond, DrainTimeout: 2 * time.Second,
-	}
-	srv, err := engine.New(eopts, api, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+	})
+	acct, err := rs.store.AddAccount("churn")
 	if err != nil {
 		t.Fatal(err)
 	}
-	api.Attach(srv)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Run() }()
-	<-srv.Ready()
-	addr := srv.Addrs()[0].String()
-	base := "http://" + addr + "/" + acct.CFAPIKey
-
-	waitFree := func(phase string, want int) {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for api.cap.held() != want {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %d slots held, want %d", phase, api.cap.held(), want)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	dialFrom := func(src string) net.Conn {
-		t.Helper()
-		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
-		c, err := d.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	// openWS upgrades a listener from src and reads its first frame.
+	base := "http://" + rs.addr + "/" + acct.CFAPIKey
+	waitFree := rs.waitSlots
 	openWS := func(src, query string) (net.Conn, int) {
 		t.Helper()
-		c := dialFrom(src)
-		d := ws.Dialer{NetDial: func(context.Context, string, string) (net.Conn, error) { return c, nil }}
-		_, br, _, err := d.Dial(context.Background(), "ws://"+addr+"/"+acct.CFAPIKey+"/listen?"+query)
-		if err != nil {
-			c.Close()
-			if se, ok := err.(ws.StatusError); ok {
-				return nil, int(se)
-			}
-			t.Fatal(err)
-		}
-		if br != nil {
-			ws.PutReader(br)
-		}
-		return c, 101
+		c, _, st := rs.openWS(src, "/"+acct.CFAPIKey+"/listen?"+query)
+		return c, st
 	}
-	// openHTTP sends a GET listener request from src and returns the conn
-	// once the server has had time to register it.
 	openHTTP := func(src, path string) net.Conn {
 		t.Helper()
-		c := dialFrom(src)
-		fmt.Fprintf(c, "GET /%s/%s HTTP/1.1\r\nHost: x\r\n\r\n", acct.CFAPIKey, path)
-		return c
-	}
-	statusOf := func(c net.Conn) int {
-		t.Helper()
-		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		return rs.openHTTP(src, "/"+acct.CFAPIKey+"/"+path)
 	}
 	push := func(text string) {
 		t.Helper()
@@ -142,7 +72,7 @@ func TestCFSlotsNeverLeak(t *testing.T) {
 		if _, st := openWS(src, "identifiers=chat"); st != 429 {
 			t.Fatalf("31st ws: %d", st)
 		}
-		if st := statusOf(openHTTP(src, "sse?identifiers=chat")); st != 429 {
+		if st := statusOf(t, openHTTP(src, "sse?identifiers=chat")); st != 429 {
 			t.Fatalf("31st sse: %d", st)
 		}
 		for i, c := range conns {
@@ -163,7 +93,7 @@ func TestCFSlotsNeverLeak(t *testing.T) {
 	waitFree("polls waiting", 10)
 	push("wake")
 	for _, c := range polls {
-		if st := statusOf(c); st != 200 {
+		if st := statusOf(t, c); st != 200 {
 			t.Fatalf("poll: %d", st)
 		}
 	}
@@ -175,7 +105,7 @@ func TestCFSlotsNeverLeak(t *testing.T) {
 	slow.(*net.TCPConn).SetReadBuffer(4 << 10)
 	waitFree("slow open", 1)
 	big := strings.Repeat("x", 60<<10)
-	for i := 0; i < 200 && api.cap.held() > 0; i++ {
+	for i := 0; i < 200 && rs.api.cap.held() > 0; i++ {
 		push(fmt.Sprintf("%d%s", i, big))
 	}
 	waitFree("slow consumer cut", 0)
@@ -207,12 +137,7 @@ func TestCFSlotsNeverLeak(t *testing.T) {
 		burst = append(burst, openHTTP("127.0.8.1", "poll?identifiers=chat&timeout=60"))
 	}
 	waitFree("before drain", 40)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-	<-errc
+	rs.stop()
 	waitFree("drained", 0)
 	for _, c := range burst {
 		c.Close()

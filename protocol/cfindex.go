@@ -92,7 +92,9 @@ func (ls *loopState) removeCF(s *cfSub) {
 // cfDeliver hands d to this loop's listeners of its topic. A listener
 // that already has d (its replay read saw it) skips it, so nothing is
 // repeated; one without a valid secureKey skips a secret push (CF-L-07)
-// but stands after it all the same.
+// but stands after it all the same. A paused listener (C-08) is passed
+// by: the store has d before its delivery runs, so Drained's read from
+// the cursor finds it.
 func (ls *loopState) cfDeliver(d *cfDelivery) {
 	ts := ls.cfTopics[d.topic]
 	if ts == nil {
@@ -107,8 +109,8 @@ func (ls *loopState) cfDeliver(d *cfDelivery) {
 		}
 		ref := ts.list[i]
 		s, w := ref.s, &ref.s.watches[ref.w]
-		if w.cursor >= d.id {
-			continue
+		if s.paused || w.cursor >= d.id {
+			continue // paused: Drained reads d from the store
 		}
 		w.cursor = d.id
 		if d.secret && !s.secure {

@@ -11,16 +11,28 @@ import (
 // for its whole life, or a long-poll while it waits. It is the
 // connection's Tag, holds one of its client IP's listener slots (CF-L-08)
 // and sits in its loop's topic index once per identifier. Owned by its
-// loop goroutine.
+// loop goroutine. Every idle listener costs one: keep it small (112
+// bytes, one size class; TestSubscriberSizes).
 type cfSub struct {
 	conn     engine.Conn
 	ls       *loopState
-	kind     subKind
-	secure   bool // a valid secureKey: secret pushes reach it (CF-L-07)
-	hasSlot  bool
-	slot     capKey
-	callback []byte // poll: JSONP callback, or nil
+	slot     *capSlot // the per-IP listener slot it holds, nil when none
+	callback []byte   // poll: JSONP callback, or nil
 	watches  []cfWatch
+	// What admitted it (A-04): the account's incarnation and credential
+	// generations. A change of either closes it (revoke.go).
+	acctID            uint64
+	keyGen, secretGen uint32
+	// start is when the listener was admitted (Unix ns, Options.Now): its
+	// replay windows stay anchored there while its backlog goes out in
+	// parts, so a later read neither invents a gap nor drops a push
+	// because the clock moved on.
+	start  int64
+	kind   subKind
+	secure bool // a valid secureKey: secret pushes reach it (CF-L-07)
+	// paused: a stream whose socket is backlogged (C-08). Deliveries pass
+	// it by; Drained reads on from its cursors.
+	paused bool
 }
 
 // cfWatch is one identifier of a listener.
@@ -28,7 +40,11 @@ type cfWatch struct {
 	topic  string // "<username>/<identifier lowercased>", shared with the index key
 	cursor uint64 // the highest push id this listener has, or stands after
 	idx    int    // position in the topic's subscriber list; -1 when out
-	gap    bool   // poll: report this identifier in gap_identifiers (X-01)
+	// gap: a poll reports this identifier in gap_identifiers (X-01); a
+	// stream has told its gap and sent no push of it since, so reading
+	// again from the same cursor does not tell it twice.
+	gap  bool
+	wide bool // asked from id 0: replays CFReplayWindow (CF-L-05)
 }
 
 // name is the identifier, lowercased.
@@ -78,26 +94,24 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 			ls.leid = applyLastEventID(items, ls.leid, leid, a.opts.MaxIdentifiers)
 		}
 	}
-	slot := newCapKey(acct.Username, a.clientIP(r))
-	limit := acct.MaxListenersPerIP
-	if limit <= 0 {
-		limit = persist.DefaultMaxListenersPerIP
-	}
+	slot, limit := newCapKey(acct.Username, r.ClientIP), listenerLimit(&acct)
 	// A stream is a listener from its first byte: take the slot before
 	// reading anything, so a burst over the cap costs no store read.
-	if kind != subPoll && !a.cap.acquire(slot, limit) {
-		a.stats.cfRefused.Add(1)
-		a.replyError(c, nil, errTooManyListeners)
-		return
+	s := &cfSub{conn: c, ls: ls, kind: kind, secure: secure, start: a.opts.Now().UnixNano(),
+		acctID: acct.ID, keyGen: acct.CFKeyGen, secretGen: acct.SecretGen}
+	if kind != subPoll {
+		if s.slot = a.cap.acquire(slot, limit); s.slot == nil {
+			a.stats.cfRefused.Add(1)
+			a.replyError(c, nil, errTooManyListeners)
+			return
+		}
 	}
-
-	s := &cfSub{conn: c, ls: ls, kind: kind, secure: secure, slot: slot, hasSlot: kind != subPoll}
 	s.watches = make([]cfWatch, len(items))
 	for i, it := range items {
 		w := &s.watches[i]
 		w.topic, w.idx = ls.topicKey(acct.Username, it.name), -1
 		if it.hasID {
-			w.cursor = it.id
+			w.cursor, w.wide = it.id, it.id == 0
 		} else {
 			w.cursor = a.store.CFLast(ls.topicBytes)
 		}
@@ -117,12 +131,11 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 			a.reply(c, callback, ls.out)
 			return
 		}
-		if !a.cap.acquire(slot, limit) {
+		if s.slot = a.cap.acquire(slot, limit); s.slot == nil {
 			a.stats.cfRefused.Add(1)
 			a.replyError(c, callback, errTooManyListeners)
 			return
 		}
-		s.hasSlot = true
 		for i := range s.watches {
 			s.watches[i].gap = reads[i].Gap
 			ls.advance(s, i, reads[i])
@@ -138,7 +151,7 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 		if kind == subWS {
 			if err := c.UpgradeWebSocket(r, hdrAPI); err != nil {
 				s.release()
-				a.replyError(c, nil, errBadUpgrade)
+				a.replyUpgradeError(c, err)
 				return
 			}
 		} else {
@@ -160,10 +173,11 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 		// gets {"pong":true} (a frame without data, X-04), so it can tell
 		// a quiet listener from a dead one.
 		c.Beacon()
-		if !ls.startStream(s, reads) {
-			return
-		}
+		// Indexed before its replay goes out: if the socket backlogs, the
+		// listener waits paused in the index, and deliveries meanwhile
+		// find it there and pass it by.
 		ls.addCF(s)
+		ls.startStream(s, reads)
 	}
 }
 
@@ -174,13 +188,12 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 func (ls *loopState) cfReadAll(s *cfSub, items []listItem) ([]persist.CFReadResult, error) {
 	a := ls.api
 	reads := ls.cfReads[:0]
-	now := a.opts.Now().UnixNano()
 	for i, it := range items {
 		if !it.hasID {
 			reads = append(reads, persist.CFReadResult{Cursor: s.watches[i].cursor, Last: s.watches[i].cursor})
 			continue
 		}
-		res, err := a.cfRead(s.watches[i].topic, it.id, now, a.opts.ReadBatch)
+		res, err := a.cfRead(&s.watches[i], s.start, a.opts.ReadBatch)
 		if err != nil {
 			return nil, err
 		}
@@ -190,15 +203,17 @@ func (ls *loopState) cfReadAll(s *cfSub, items []listItem) ([]persist.CFReadResu
 	return reads, nil
 }
 
-// cfRead reads topic's pushes after id: id 0 asks for the replay window
-// and never has a gap (X-01); id > 0 resumes within the resume window.
-func (a *API) cfRead(topic string, after uint64, now int64, limit int) (persist.CFReadResult, error) {
+// cfRead reads w's pushes after its cursor, within its window measured
+// from start (the listener's admission): CFReplayWindow for a watch asked
+// from id 0, else CFResumeWindow (CF-L-05). Reading from 0 never has a
+// gap (X-01: it asks for a window, not a point).
+func (a *API) cfRead(w *cfWatch, start int64, limit int) (persist.CFReadResult, error) {
 	window := a.opts.CFResumeWindow
-	if after == 0 {
+	if w.wide {
 		window = a.opts.CFReplayWindow
 	}
-	res, err := a.store.CFRead(strBytes(topic), after, now-int64(window), limit)
-	if after == 0 {
+	res, err := a.store.CFRead(strBytes(w.topic), w.cursor, start-int64(window), limit)
+	if w.cursor == 0 {
 		res.Gap = false
 	}
 	return res, err
@@ -230,23 +245,64 @@ func (ls *loopState) countPushes(s *cfSub, reads []persist.CFReadResult) int {
 
 // appendPollBody renders a Cometify poll answer (CF-L-02) from reads (nil
 // when there is none) and live, a push delivered to the waiting poll (or
-// nil), and advances s's cursors past the reads:
+// nil), and advances s's cursors past what it holds:
 // {"code":"ok","gap":true,"gap_identifiers":[…],"retry_ms":N,"pushes":[…],"since":"…"}.
+// The answer stays within Options.ReadBatchBytes (C-08), at least one
+// push always going out; where the bound cuts, since stands on the last
+// push given, so passing it back loses nothing, and the gap of an
+// identifier none of whose pushes made it is told by the next answer.
 func (ls *loopState) appendPollBody(dst []byte, s *cfSub, reads []persist.CFReadResult, live *cfDelivery, retryMillis int64) []byte {
+	pushes := ls.pollPushes[:0]
+	n, full, budget := 0, false, 0
+	if len(reads) > 0 {
+		budget = ls.api.opts.ReadBatchBytes - pollOverhead(s)
+	}
+	for i := 0; i < len(reads) && !full; i++ {
+		w, res := &s.watches[i], &reads[i]
+		given := 0 // pushes of w this answer accounts for, secret ones skipped included
+		for _, p := range res.Pushes {
+			if p.Secret && !s.secure {
+				w.cursor = p.ID
+				given++
+				continue
+			}
+			mark := len(pushes)
+			if n > 0 {
+				pushes = append(pushes, ',')
+			}
+			pushes = appendPushObject(pushes, w.name(), p.ID, p.Text)
+			if n > 0 && len(pushes) > budget {
+				pushes, full = pushes[:mark], true
+				break
+			}
+			w.cursor = p.ID
+			given++
+			n++
+		}
+		if res.Gap && (!full || given > 0) {
+			w.gap = true
+		}
+		if !full {
+			ls.advance(s, i, *res)
+		}
+	}
+	ls.pollPushes = pushes
+
 	dst = append(dst, `{"code":"ok",`...)
 	gaps := 0
 	for i := range s.watches {
-		if s.watches[i].gap || i < len(reads) && reads[i].Gap {
-			if gaps == 0 {
-				dst = append(dst, `"gap":true,"gap_identifiers":[`...)
-			} else {
-				dst = append(dst, ',')
-			}
-			dst = append(dst, '"')
-			dst = append(dst, s.watches[i].name()...)
-			dst = append(dst, '"')
-			gaps++
+		if !s.watches[i].gap {
+			continue
 		}
+		if gaps == 0 {
+			dst = append(dst, `"gap":true,"gap_identifiers":[`...)
+		} else {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, '"')
+		dst = append(dst, s.watches[i].name()...)
+		dst = append(dst, '"')
+		gaps++
 	}
 	if gaps > 0 {
 		dst = append(dst, "],"...)
@@ -257,21 +313,7 @@ func (ls *loopState) appendPollBody(dst []byte, s *cfSub, reads []persist.CFRead
 		dst = append(dst, ',')
 	}
 	dst = append(dst, `"pushes":[`...)
-	n := 0
-	for i := range reads {
-		name := s.watches[i].name()
-		for _, p := range reads[i].Pushes {
-			if p.Secret && !s.secure {
-				continue
-			}
-			if n > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendPushObject(dst, name, p.ID, p.Text)
-			n++
-		}
-		ls.advance(s, i, reads[i])
-	}
+	dst = append(dst, pushes...)
 	if live != nil {
 		if n > 0 {
 			dst = append(dst, ',')
@@ -283,11 +325,22 @@ func (ls *loopState) appendPollBody(dst []byte, s *cfSub, reads []persist.CFRead
 	return append(dst, `"}`...)
 }
 
+// pollOverhead bounds the bytes of a poll answer of s that are not its
+// pushes: the head, every identifier in gap_identifiers, retry_ms, and
+// since with 19-digit ids.
+func pollOverhead(s *cfSub) int {
+	n := len(`{"code":"ok","gap":true,"gap_identifiers":[],"retry_ms":9223372036854775807,"pushes":[],"since":""}`)
+	for i := range s.watches {
+		n += 2*len(s.watches[i].name()) + len(`"",:9223372036854775807,`)
+	}
+	return n
+}
+
 // startStream sends a new WebSocket or SSE listener its resume point
 // (X-04), one gap signal per identifier that has one (X-01), then its
-// replay, id order per identifier (CF-L-05). It reports false when the
-// listener is gone (cut as a slow consumer, or a read failed).
-func (ls *loopState) startStream(s *cfSub, reads []persist.CFReadResult) bool {
+// replay, id order per identifier (CF-L-05), as far as its socket keeps
+// up (C-08).
+func (ls *loopState) startStream(s *cfSub, reads []persist.CFReadResult) {
 	c := s.conn
 	if s.kind == subWS {
 		ls.out = append(ls.out[:0], `{"since":"`...)
@@ -302,47 +355,87 @@ func (ls *loopState) startStream(s *cfSub, reads []persist.CFReadResult) bool {
 		c.Send(ls.out)
 	}
 	for i := range reads {
-		if !reads[i].Gap {
-			continue
-		}
-		ls.out = append(ls.out[:0], `{"gap":true,"identifier":"`...)
-		ls.out = append(ls.out, s.watches[i].name()...)
-		ls.out = append(ls.out, `"}`...)
-		if s.kind == subWS {
-			ls.frame = engine.AppendTextFrame(ls.frame[:0], ls.out)
-			c.Send(ls.frame)
-		} else {
-			ls.frame = append(append(ls.frame[:0], "event: gap\ndata: "...), ls.out...)
-			c.Send(append(ls.frame, "\n\n"...))
+		if reads[i].Gap {
+			ls.sendCFGap(s, i)
 		}
 	}
-	now := ls.api.opts.Now().UnixNano()
 	for i := range reads {
-		res := reads[i]
-		for {
-			for _, p := range res.Pushes {
-				s.watches[i].cursor = p.ID
-				if p.Secret && !s.secure {
-					continue
-				}
-				if !ls.sendPush(s, s.watches[i].name(), p.ID, p.Text, nil) {
-					return false
-				}
+		if !ls.replay(s, i, reads[i]) {
+			return
+		}
+	}
+}
+
+// resumeCF goes on with a paused listener's replay once its socket
+// drained: every watch reads again from its cursor (a watch already live
+// reads what deliveries passed by while it was paused).
+func (ls *loopState) resumeCF(s *cfSub) {
+	for i := range s.watches {
+		res, err := ls.api.cfRead(&s.watches[i], s.start, ls.api.streamBatch())
+		if err != nil {
+			ls.api.opts.Log.Error("cometify replay read failed", "err", err)
+			s.conn.Close()
+			return
+		}
+		if !ls.replay(s, i, res) {
+			return
+		}
+	}
+}
+
+// replay sends watch i's pushes from res, and from further reads, while
+// the socket keeps up; once nothing more is retained the watch stands at
+// the topic's highest id and is live. It reports false when it stopped
+// early: the socket is backlogged (s pauses until Handler.Drained, and
+// its cursor is on the last push sent) or s is gone.
+func (ls *loopState) replay(s *cfSub, i int, res persist.CFReadResult) bool {
+	w := &s.watches[i]
+	for {
+		if res.Gap && !w.gap {
+			ls.sendCFGap(s, i)
+		}
+		for _, p := range res.Pushes {
+			if p.Secret && !s.secure {
+				w.cursor, w.gap = p.ID, false
+				continue
 			}
-			ls.advance(s, i, res)
-			if !res.More || len(res.Pushes) == 0 {
-				break
+			if s.conn.Backlogged() {
+				s.paused = true
+				s.conn.WhenDrained()
+				return false
 			}
-			var err error
-			res, err = ls.api.cfRead(s.watches[i].topic, s.watches[i].cursor, now, ls.api.opts.ReadBatch)
-			if err != nil {
-				ls.api.opts.Log.Error("cometify replay read failed", "err", err)
-				c.Close()
+			w.cursor, w.gap = p.ID, false
+			if !ls.sendPush(s, w.name(), p.ID, p.Text, nil) {
 				return false
 			}
 		}
+		if !res.More || len(res.Pushes) == 0 {
+			w.cursor, w.gap = max(w.cursor, res.Last), false
+			return true
+		}
+		var err error
+		if res, err = ls.api.cfRead(w, s.start, ls.api.streamBatch()); err != nil {
+			ls.api.opts.Log.Error("cometify replay read failed", "err", err)
+			s.conn.Close()
+			return false
+		}
 	}
-	return true
+}
+
+// sendCFGap tells a stream that pushes of watch i after its cursor will
+// never reach it (X-01): {"gap":true,"identifier":"…"}.
+func (ls *loopState) sendCFGap(s *cfSub, i int) {
+	s.watches[i].gap = true
+	ls.out = append(ls.out[:0], `{"gap":true,"identifier":"`...)
+	ls.out = append(ls.out, s.watches[i].name()...)
+	ls.out = append(ls.out, `"}`...)
+	if s.kind == subWS {
+		ls.frame = engine.AppendTextFrame(ls.frame[:0], ls.out)
+		s.conn.Send(ls.frame)
+	} else {
+		ls.frame = append(append(ls.frame[:0], "event: gap\ndata: "...), ls.out...)
+		s.conn.Send(append(ls.frame, "\n\n"...))
+	}
 }
 
 // sendPush sends one push to a streaming listener; frame, when not nil, is
@@ -391,9 +484,9 @@ func appendSince(dst []byte, s *cfSub) []byte {
 
 // release gives back s's listener slot, once.
 func (s *cfSub) release() {
-	if s.hasSlot {
-		s.hasSlot = false
+	if s.slot != nil {
 		s.ls.api.cap.release(s.slot)
+		s.slot = nil
 	}
 }
 

@@ -82,7 +82,7 @@ var (
 	errBadAuth          = newAPIError(403, "wrong api_secret")
 	errMissingKey       = newAPIError(401, "api_key is required")
 	errUnknownKey       = newAPIError(401, "unknown api_key")
-	errRevoked          = newAPIError(401, "credential revoked")
+	errRevoked          = newAPIError(401, "credential revoked") // writes, pushes, and listeners a change closed
 	errNotOwner         = newAPIError(403, "qname does not belong to this api_key")
 	errNotFound         = newAPIError(404, "not found")
 	errUnknownUser      = newAPIError(404, "unknown user")
@@ -95,6 +95,18 @@ var (
 	errBadVersion       = newAPIError(505, "HTTP version not supported")
 	errStorage          = newAPIError(503, "storage unavailable")
 	errShuttingDown     = newAPIError(503, "shutting down")
+
+	// Listeners (issue 15)
+	errUpgradeVersion = newAPIError(426, "Sec-WebSocket-Version must be 13")
+
+	// Demo (issue 15)
+	errDemoNotLoopback    = newAPIError(403, "the demo page and its endpoints answer loopback clients only (halley serve --demo opens them to every client)")
+	errDemoForwarded      = newAPIError(403, "the demo endpoints refuse a request forwarded by a proxy that is not a --trusted-proxy")
+	errDemoHost           = newAPIError(403, "the demo endpoints answer only a loopback Host (localhost, 127.0.0.1, [::1])")
+	errDemoOrigin         = newAPIError(403, "the demo endpoints answer only their own page's origin")
+	errDemoMissingChannel = newAPIError(400, "channel is required")
+	errDemoBadChannel     = newAPIError(400, "channel must be of [A-Za-z0-9._~-], at most 64 bytes with the demo user name and '-'")
+	errDemoMissingMsg     = newAPIError(400, "msg is required")
 )
 
 // engineErrors are the rows Fail answers: the engine's status and

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"errors"
 	"time"
 
 	"github.com/halleypush/halley/engine"
@@ -17,16 +18,22 @@ const (
 
 // ezSub is one reader waiting on one channel. It is the connection's Tag
 // while it waits (poll) or streams (ws, sse), and lives in its loop's
-// subscriber index. Owned by its loop goroutine.
+// subscriber index. Owned by its loop goroutine. Every idle reader costs
+// one: keep it small (96 bytes, one size class; TestSubscriberSizes).
 type ezSub struct {
 	conn     engine.Conn
 	ls       *loopState
 	qname    string
+	cursor   uint64   // the seq this reader stands after
+	callback []byte   // poll: JSONP callback, or nil
+	slot     *capSlot // its per-IP listener slot (C-12), nil when none
+	acctID   uint64   // the incarnation of the account that admitted it (A-04)
+	idx      int32    // position in the channel's subscriber list; -1 when out
 	kind     subKind
-	gap      bool   // poll: a gap to report in the answer (X-01)
-	cursor   uint64 // the seq this reader stands after
-	callback []byte // poll: JSONP callback, or nil
-	idx      int    // position in the channel's subscriber list; -1 when out
+	gap      bool // poll: a gap to report in the answer (X-01)
+	// paused: a stream whose socket is backlogged (C-08). Deliveries pass
+	// it by; Drained reads on from cursor.
+	paused bool
 }
 
 // readPrelude parses a read's query into f and answers what every read
@@ -68,6 +75,8 @@ func (a *API) pollTimeout(f *form, kind subKind) (time.Duration, bool) {
 }
 
 // serveRead handles /read, /read/ws and /read/sse (SPEC EZ-R-01..10).
+// Checks run in C-04's order, then the per-IP listener cap (C-12: 429),
+// all before any upgrade.
 func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind subKind) {
 	f := &ls.form
 	callback, ok := a.readPrelude(f, c, r, kind)
@@ -84,9 +93,22 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 		a.replyError(c, callback, errBadTimeout)
 		return
 	}
-	if _, ok := a.store.AccountByName(user); !ok {
+	acct, ok := a.store.AccountByName(user)
+	if !ok {
 		a.replyError(c, callback, errUnknownUser)
 		return
+	}
+	// A reader is a listener of its channel's account (C-12): a stream
+	// from its first byte, a poll while it waits. Take a stream's slot
+	// before reading, so a burst over the cap costs no store read.
+	key, limit := newCapKey(acct.Username, r.ClientIP), listenerLimit(&acct)
+	var slot *capSlot
+	if kind != subPoll {
+		if slot = a.cap.acquire(key, limit); slot == nil {
+			a.stats.ezRefused.Add(1)
+			a.replyError(c, nil, errTooManyListeners)
+			return
+		}
 	}
 	tick, _ := f.get("tick")
 	if kind == subSSE && r.Header != nil {
@@ -100,6 +122,7 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 	res, err := a.store.EZRead(string(qname), tick, a.opts.ReadBatch)
 	if err != nil {
 		a.opts.Log.Error("read failed", "qname", string(qname), "err", err)
+		a.cap.releaseIfHeld(slot)
 		a.replyError(c, callback, errStorage)
 		return
 	}
@@ -107,48 +130,88 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 	switch kind {
 	case subPoll:
 		if len(res.Messages) > 0 || timeout == 0 {
-			ls.out = appendMessagesBody(ls.out[:0], res.Messages, res.Gap, 0)
+			ls.out = appendMessagesBody(ls.out[:0], res.Messages, res.Gap, 0, a.opts.ReadBatchBytes)
 			a.reply(c, callback, ls.out)
 			return
 		}
-		s := ls.newSub(c, string(qname), kind, res.Cursor)
-		s.gap = res.Gap
+		if slot = a.cap.acquire(key, limit); slot == nil {
+			a.stats.ezRefused.Add(1)
+			a.replyError(c, callback, errTooManyListeners)
+			return
+		}
+		s := ls.newSub(c, string(qname), kind, res.Cursor, slot)
+		s.acctID, s.gap = acct.ID, res.Gap
 		if callback != nil {
 			s.callback = append([]byte(nil), callback...)
 		}
 		ls.add(s)
 		a.stats.pollsWaiting.Add(1)
 		c.Hold(timeout)
-	case subWS:
-		if err := c.UpgradeWebSocket(r, hdrAPI); err != nil {
-			a.replyError(c, nil, errBadUpgrade)
+	case subWS, subSSE:
+		if kind == subWS {
+			if err := c.UpgradeWebSocket(r, hdrAPI); err != nil {
+				a.cap.release(slot)
+				a.replyUpgradeError(c, err)
+				return
+			}
+		} else {
+			c.StartStream(ctSSE, hdrSSE)
+		}
+		if !c.Alive() {
+			// The peer went during the upgrade: gnet closed the conn
+			// before it had a tag, so no Closed will free the slot.
+			a.cap.release(slot)
 			return
 		}
-		c.Beacon() // the JS client's liveness check; see serveListen
-		s := ls.newSub(c, string(qname), kind, res.Cursor)
-		a.stats.wsReaders.Add(1)
-		if res.Gap {
-			c.Send(frameGap)
+		s := ls.newSub(c, string(qname), kind, streamStart(res), slot)
+		s.acctID = acct.ID
+		if kind == subWS {
+			a.stats.wsReaders.Add(1)
+			c.Beacon() // the JS client's liveness check; see serveListen
+			if res.Gap {
+				c.Send(frameGap)
+			}
+		} else {
+			a.stats.sseReaders.Add(1)
+			// A comment first: some browsers and proxies surface a stream
+			// only once body bytes arrive, and an empty channel has none yet.
+			c.Send(sseOpen)
+			if res.Gap {
+				c.Send(sseGap)
+			}
 		}
-		if !ls.stream(s, res) {
-			return
-		}
+		// Indexed before its backlog goes out: if the socket backlogs, the
+		// reader waits paused in the index, and deliveries meanwhile find
+		// it there and pass it by.
 		ls.add(s)
-	case subSSE:
-		c.StartStream(ctSSE, hdrSSE)
-		// A comment first: some browsers and proxies surface a stream
-		// only once body bytes arrive, and an empty channel has none yet.
-		c.Send(sseOpen)
-		s := ls.newSub(c, string(qname), kind, res.Cursor)
-		a.stats.sseReaders.Add(1)
-		if res.Gap {
-			c.Send(sseGap)
-		}
-		if !ls.stream(s, res) {
-			return
-		}
-		ls.add(s)
+		ls.stream(s, res)
 	}
+}
+
+// streamStart is where a stream stands before res goes out: just before
+// its first message (a read may stop at a backlogged socket and go on
+// from there), or where the read left it when it returned none.
+func streamStart(res persist.ReadResult) uint64 {
+	if len(res.Messages) > 0 {
+		return res.Messages[0].Seq - 1
+	}
+	return res.Cursor
+}
+
+// hdrUpgradeVersion is C-13's 426 header block: the version the server
+// speaks.
+var hdrUpgradeVersion = append(append([]byte(nil), hdrAPI...), "Sec-WebSocket-Version: 13\r\n"...)
+
+// replyUpgradeError answers a refused WebSocket upgrade (C-13): 426 with
+// the version the server speaks when the client asked for another one,
+// else 400. The caller has given back any slot it took.
+func (a *API) replyUpgradeError(c engine.Conn, err error) {
+	if errors.Is(err, engine.ErrUpgradeVersion) {
+		a.stats.errors.Add(1)
+		c.Reply(errUpgradeVersion.status, ctJSON, hdrUpgradeVersion, errUpgradeVersion.body)
+		return
+	}
+	a.replyError(c, nil, errBadUpgrade)
 }
 
 var (
@@ -157,8 +220,12 @@ var (
 	sseOpen  = []byte(":\n\n")
 )
 
-// appendMessagesBody renders a long-poll answer (EZ-R-01, X-01, X-02).
-func appendMessagesBody(dst []byte, msgs []persist.Message, gap bool, retryMillis int64) []byte {
+// appendMessagesBody renders a long-poll answer (EZ-R-01, X-01, X-02)
+// holding msgs' first messages: as many as keep the answer within
+// maxBytes, and at least one. The reader goes on from the last tick it
+// got (EZ-R-06), so a cut loses nothing.
+func appendMessagesBody(dst []byte, msgs []persist.Message, gap bool, retryMillis int64, maxBytes int) []byte {
+	start := len(dst)
 	dst = append(dst, `{"code":"ok",`...)
 	if gap {
 		dst = append(dst, `"gap":true,`...)
@@ -170,10 +237,15 @@ func appendMessagesBody(dst []byte, msgs []persist.Message, gap bool, retryMilli
 	}
 	dst = append(dst, `"messages":[`...)
 	for i, m := range msgs {
+		mark := len(dst)
 		if i > 0 {
 			dst = append(dst, ',')
 		}
 		dst = appendPair(dst, m.Tick, m.Body)
+		if i > 0 && len(dst)-start+len("]}") > maxBytes {
+			dst = dst[:mark]
+			break
+		}
 	}
 	return append(dst, "]}"...)
 }

@@ -56,22 +56,28 @@ var nextConnID atomic.Uint64
 
 // fakeConn records what the protocol did to a connection.
 type fakeConn struct {
-	id        uint64
-	mu        sync.Mutex
-	replies   []reply
-	sent      []string
-	held      time.Duration
-	upgraded  bool
-	streaming bool
-	closed    bool
-	closeCode uint16
-	closeWhy  string
-	tag       any
-	countOnly bool          // Send only counts bytes (allocation budgets)
-	dieOnOpen bool          // the peer goes while the upgrade or stream head is written
-	beacon    bool          // Beacon was asked
-	replied   chan struct{} // if set, Reply only signals here (allocation budgets)
-	sentBytes int
+	id         uint64
+	mu         sync.Mutex
+	replies    []reply
+	sent       []string
+	held       time.Duration
+	upgraded   bool
+	streaming  bool
+	closed     bool
+	closeCode  uint16
+	closeWhy   string
+	tag        any
+	countOnly  bool          // Send only counts bytes (allocation budgets)
+	dieOnOpen  bool          // the peer goes while the upgrade or stream head is written
+	beacon     bool          // Beacon was asked
+	upgradeErr error         // UpgradeWebSocket refuses with it
+	replied    chan struct{} // if set, Reply only signals here (allocation budgets)
+	sentBytes  int
+	// pace > 0 makes Backlogged true once pace Sends went out since the
+	// last drain (see fixture.drain); drainAsked says WhenDrained was
+	// called and not answered yet.
+	pace, paced int
+	drainAsked  bool
 }
 
 func newFakeConn() *fakeConn { return &fakeConn{id: nextConnID.Add(1)} }
@@ -87,12 +93,16 @@ func (c *fakeConn) Reply(status int, ct string, h, body []byte) {
 }
 func (c *fakeConn) Hold(d time.Duration) { c.held = d }
 func (c *fakeConn) UpgradeWebSocket(r *engine.Request, _ []byte) error {
+	if c.upgradeErr != nil {
+		return c.upgradeErr
+	}
 	c.upgraded = true
 	c.closed = c.dieOnOpen
 	return nil
 }
 func (c *fakeConn) StartStream(string, []byte) { c.streaming, c.closed = true, c.dieOnOpen }
 func (c *fakeConn) Send(b []byte) bool {
+	c.paced++
 	if c.countOnly {
 		c.sentBytes += len(b)
 		return true
@@ -107,8 +117,8 @@ func (c *fakeConn) CloseWebSocket(code uint16, reason string) {
 }
 func (c *fakeConn) Close()           { c.closed = true }
 func (c *fakeConn) Beacon()          { c.beacon = true }
-func (c *fakeConn) Backlogged() bool { return false }
-func (c *fakeConn) WhenDrained()     {}
+func (c *fakeConn) Backlogged() bool { return c.pace > 0 && c.paced >= c.pace }
+func (c *fakeConn) WhenDrained()     { c.drainAsked = true }
 func (c *fakeConn) Loop() int        { return 0 }
 func (c *fakeConn) ID() uint64       { return c.id }
 func (c *fakeConn) Tag() any         { return c.tag }
@@ -199,7 +209,7 @@ func (f *fixture) serveOn(c *fakeConn, method, path, query, body string, h heade
 	}
 	r := &engine.Request{
 		Method: []byte(method), Path: []byte(path), Query: []byte(query), Body: []byte(body),
-		Header: h, PeerAddr: netip.MustParseAddr("127.0.0.1"),
+		Header: h, PeerAddr: netip.MustParseAddr("127.0.0.1"), ClientIP: netip.MustParseAddr("127.0.0.1"),
 	}
 	f.loop.do(func() { f.api.Serve(c, r) })
 }
@@ -219,6 +229,20 @@ func (f *fixture) await(what string, cond func() bool) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// drain empties c's socket, as a client that reads would, and gives the
+// API the Drained it asked for; it reports whether one was asked.
+func (f *fixture) drain(c *fakeConn) bool {
+	var asked bool
+	f.loop.do(func() {
+		c.paced = 0
+		if asked = c.drainAsked; asked {
+			c.drainAsked = false
+			f.api.Drained(c)
+		}
+	})
+	return asked
 }
 
 // write performs a /write and waits for its answer.

@@ -4,13 +4,16 @@ import (
 	"net/netip"
 	"sort"
 	"sync"
+
+	"github.com/halleypush/halley/persist"
 )
 
-// listenerCap counts live Cometify listeners per (account, client IP) for
-// CF-L-08's cap. It is touched when a listener starts and when it ends,
-// never per message, so sharded mutexes are cheap enough; an entry exists
-// only while its count is above zero, so the table's size follows the
-// number of distinct busy IPs, not of connections.
+// listenerCap counts live listeners per (account, client IP) for CF-L-08's
+// cap: Cometify listeners and EZComet readers of the account's channels
+// share one bucket (C-12). It is touched when a listener starts and when
+// it ends, never per message, so sharded mutexes are cheap enough; an
+// entry exists only while its count is above zero, so the table's size
+// follows the number of distinct busy IPs, not of connections.
 type listenerCap struct {
 	shards [capShards]capShard
 }
@@ -19,7 +22,15 @@ const capShards = 64
 
 type capShard struct {
 	mu sync.Mutex
-	m  map[capKey]int32
+	m  map[capKey]*capSlot
+}
+
+// capSlot is one bucket: a listener holds a pointer to it (one word per
+// connection) and gives it back with release. Fields are guarded by the
+// shard's mutex.
+type capSlot struct {
+	key capKey
+	n   int32
 }
 
 // capKey names one client of one account. The username string is the
@@ -56,32 +67,53 @@ func (c *listenerCap) shard(k capKey) *capShard {
 	return &c.shards[h%capShards]
 }
 
-// acquire takes one of k's slots if fewer than limit are taken.
-func (c *listenerCap) acquire(k capKey, limit int) bool {
+// acquire takes one of k's slots if fewer than limit are taken; nil when
+// the cap is reached. Any goroutine.
+func (c *listenerCap) acquire(k capKey, limit int) *capSlot {
 	s := c.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := s.m[k]
-	if int(n) >= limit {
-		return false
+	e := s.m[k]
+	if e == nil {
+		if limit < 1 {
+			return nil
+		}
+		if s.m == nil {
+			s.m = make(map[capKey]*capSlot)
+		}
+		e = &capSlot{key: k}
+		s.m[k] = e
+	} else if int(e.n) >= limit {
+		return nil
 	}
-	if s.m == nil {
-		s.m = make(map[capKey]int32)
-	}
-	s.m[k] = n + 1
-	return true
+	e.n++
+	return e
 }
 
-// release gives back one slot taken by acquire.
-func (c *listenerCap) release(k capKey) {
-	s := c.shard(k)
+// release gives back one slot taken by acquire; each acquire is released
+// once.
+func (c *listenerCap) release(e *capSlot) {
+	s := c.shard(e.key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if n := s.m[k]; n > 1 {
-		s.m[k] = n - 1
-	} else {
-		delete(s.m, k)
+	if e.n--; e.n <= 0 {
+		delete(s.m, e.key)
 	}
+}
+
+// releaseIfHeld releases e unless it is nil.
+func (c *listenerCap) releaseIfHeld(e *capSlot) {
+	if e != nil {
+		c.release(e)
+	}
+}
+
+// listenerLimit is acct's listener cap per client IP (CF-L-08, C-12).
+func listenerLimit(acct *persist.Account) int {
+	if acct.MaxListenersPerIP <= 0 {
+		return persist.DefaultMaxListenersPerIP
+	}
+	return acct.MaxListenersPerIP
 }
 
 // ipCount is one client address and its live listeners.
@@ -98,10 +130,10 @@ func (c *listenerCap) busiest(user string, n int) ([]ipCount, int) {
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
-		for k, v := range s.m {
+		for k, e := range s.m {
 			if k.user == user {
-				all = append(all, ipCount{IP: k.addr(), Listeners: int(v)})
-				total += int(v)
+				all = append(all, ipCount{IP: k.addr(), Listeners: int(e.n)})
+				total += int(e.n)
 			}
 		}
 		s.mu.Unlock()
@@ -124,8 +156,8 @@ func (c *listenerCap) held() int {
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
-		for _, v := range s.m {
-			total += int(v)
+		for _, e := range s.m {
+			total += int(e.n)
 		}
 		s.mu.Unlock()
 	}

@@ -16,6 +16,8 @@ type apiStats struct {
 	pollsWaiting atomic.Int64
 	wsReaders    atomic.Int64
 	sseReaders   atomic.Int64
+	ezRefused    atomic.Uint64 // readers refused by the per-IP cap (C-12)
+	revoked      atomic.Uint64 // readers and listeners closed by A-04
 
 	pushes       ackCounters
 	cfDeliveries atomic.Uint64
@@ -121,6 +123,7 @@ func (a *API) appendMetrics(dst []byte) []byte {
 	dst = AppendProm(dst, "halley_polls_waiting", "gauge", "Long-polls waiting for a message.", float64(s.pollsWaiting.Load()))
 	dst = AppendProm(dst, "halley_ws_subscribers", "gauge", "WebSocket readers.", float64(s.wsReaders.Load()))
 	dst = AppendProm(dst, "halley_sse_subscribers", "gauge", "Server-Sent Events readers.", float64(s.sseReaders.Load()))
+	dst = AppendProm(dst, "halley_ez_readers_refused_total", "counter", "EZComet readers refused by the per-IP listener cap.", float64(s.ezRefused.Load()))
 	dst = s.writes.latency.appendProm(dst, "halley_write_ack_seconds", "Time from a write's acceptance to its durable acknowledgement.")
 	dst = AppendProm(dst, "halley_cf_pushes_total", "counter", "Cometify pushes acknowledged.", float64(s.pushes.ok.Load()))
 	dst = AppendProm(dst, "halley_cf_pushes_failed_total", "counter", "Cometify pushes refused by the store (conflict or storage error).", float64(s.pushes.failed.Load()))
@@ -129,7 +132,8 @@ func (a *API) appendMetrics(dst []byte) []byte {
 	dst = AppendProm(dst, "halley_cf_polls_waiting", "gauge", "Cometify long-polls waiting.", float64(s.cfPolls.Load()))
 	dst = AppendProm(dst, "halley_cf_ws_listeners", "gauge", "Cometify WebSocket listeners.", float64(s.cfWS.Load()))
 	dst = AppendProm(dst, "halley_cf_sse_listeners", "gauge", "Cometify Server-Sent Events listeners.", float64(s.cfSSE.Load()))
-	dst = AppendProm(dst, "halley_cf_listener_slots", "gauge", "Per-IP listener slots held (CF-L-08).", float64(a.cap.held()))
+	dst = AppendProm(dst, "halley_listeners_revoked_total", "counter", "EZComet readers and Cometify listeners closed because their credential was revoked (A-04).", float64(s.revoked.Load()))
+	dst = AppendProm(dst, "halley_cf_listener_slots", "gauge", "Per-IP listener slots held by Cometify listeners and EZComet readers (CF-L-08, C-12).", float64(a.cap.held()))
 	dst = s.pushes.latency.appendProm(dst, "halley_cf_push_ack_seconds", "Time from a push's acceptance to its durable acknowledgement.")
 	if a.opts.Metrics != nil {
 		dst = a.opts.Metrics(dst)

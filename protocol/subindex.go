@@ -75,14 +75,15 @@ type loopState struct {
 	sig        []byte
 	topicBytes []byte
 	cfReads    []persist.CFReadResult
+	pollPushes []byte // a Cometify poll answer's pushes, before its head is known
 }
 
 func newLoopState(a *API) *loopState {
 	return &loopState{api: a, subs: make(map[string]*channelSubs), cfTopics: make(map[string]*topicSubs)}
 }
 
-func (ls *loopState) newSub(c engine.Conn, qname string, kind subKind, cursor uint64) *ezSub {
-	s := &ezSub{conn: c, ls: ls, qname: qname, kind: kind, cursor: cursor, idx: -1}
+func (ls *loopState) newSub(c engine.Conn, qname string, kind subKind, cursor uint64, slot *capSlot) *ezSub {
+	s := &ezSub{conn: c, ls: ls, qname: qname, kind: kind, cursor: cursor, slot: slot, idx: -1}
 	c.SetTag(s)
 	return s
 }
@@ -93,12 +94,17 @@ func (ls *loopState) add(s *ezSub) {
 		cs = &channelSubs{}
 		ls.subs[s.qname] = cs
 	}
-	s.idx = len(cs.list)
+	s.idx = int32(len(cs.list))
 	cs.list = append(cs.list, s)
 }
 
-// remove takes s out of the index (idempotent) and clears the conn's tag.
+// remove takes s out of the index, frees its listener slot and clears the
+// conn's tag. Idempotent: a reader leaves once, however it goes.
 func (ls *loopState) remove(s *ezSub) {
+	if s.slot != nil {
+		ls.api.cap.release(s.slot)
+		s.slot = nil
+	}
 	if s.conn.Tag() == s {
 		s.conn.SetTag(nil)
 		switch s.kind {
@@ -114,7 +120,7 @@ func (ls *loopState) remove(s *ezSub) {
 		return
 	}
 	cs := ls.subs[s.qname]
-	cs.list = swapRemove(cs.list, s.idx, func(m *ezSub, i int) { m.idx = i })
+	cs.list = swapRemove(cs.list, int(s.idx), func(m *ezSub, i int) { m.idx = int32(i) })
 	s.idx = -1
 	if len(cs.list) == 0 {
 		delete(ls.subs, s.qname)
@@ -124,7 +130,11 @@ func (ls *loopState) remove(s *ezSub) {
 // deliver wakes this loop's readers of d's channel. Readers that stand
 // exactly before d get the pre-encoded bytes; a reader that is further
 // behind (it missed a message between its read and its registration)
-// catches up from the store, so nothing is lost or repeated.
+// catches up from the store, so nothing is lost or repeated. A paused
+// reader is passed by: d is in the store, where Drained will read it
+// (the store has every message before its delivery runs, so a read never
+// misses one whose delivery already passed, and a delivery the read
+// already covered finds the cursor past it).
 func (ls *loopState) deliver(d *delivery) {
 	cs := ls.subs[d.qname]
 	if cs == nil {
@@ -139,7 +149,7 @@ func (ls *loopState) deliver(d *delivery) {
 		}
 		s := cs.list[i]
 		switch {
-		case s.cursor >= d.seq:
+		case s.paused || s.cursor >= d.seq:
 		case s.cursor+1 == d.seq:
 			ls.sendOne(s, d)
 			sent++
@@ -172,78 +182,106 @@ func (ls *loopState) sendOne(s *ezSub, d *delivery) {
 	}
 }
 
-// catchUp reads what s missed from the store and sends it.
+// catchUp reads what s missed from the store and sends it: to a stream
+// as far as its socket keeps up (the rest when it drains), to a waiting
+// poll as its answer.
 func (ls *loopState) catchUp(s *ezSub) {
-	res, err := ls.api.store.EZReadAfter(s.qname, s.cursor, ls.api.opts.ReadBatch)
+	limit := ls.api.opts.ReadBatch
+	if s.kind != subPoll {
+		limit = ls.api.streamBatch()
+	}
+	res, err := ls.api.store.EZReadAfter(s.qname, s.cursor, limit)
 	if err != nil {
 		ls.api.opts.Log.Error("catch-up read failed", "qname", s.qname, "err", err)
 		ls.remove(s)
 		s.conn.Close()
 		return
 	}
-	if res.Gap {
-		s.gap = true
-	}
-	switch s.kind {
-	case subPoll:
-		if len(res.Messages) == 0 {
-			return
-		}
-		c, cb := s.conn, s.callback
-		ls.remove(s)
-		ls.out = appendMessagesBody(ls.out[:0], res.Messages, s.gap, 0)
-		ls.api.reply(c, cb, ls.out)
-	default:
+	if s.kind != subPoll {
 		if res.Gap {
-			if s.kind == subWS {
-				s.conn.Send(frameGap)
-			} else {
-				s.conn.Send(sseGap)
-			}
+			ls.sendGap(s)
 		}
 		ls.stream(s, res)
+		return
+	}
+	if len(res.Messages) == 0 {
+		s.gap = s.gap || res.Gap
+		return
+	}
+	c, cb := s.conn, s.callback
+	ls.remove(s)
+	ls.out = appendMessagesBody(ls.out[:0], res.Messages, s.gap || res.Gap, 0, ls.api.opts.ReadBatchBytes)
+	ls.api.reply(c, cb, ls.out)
+}
+
+// sendGap tells a stream that messages after its cursor were dropped
+//
+func (ls *loopState) sendGap(s *ezSub) {
+	if s.kind == subWS {
+		s.conn.Send(frameGap)
+	} else {
+		s.conn.Send(sseGap)
 	}
 }
 
-// stream sends res's messages, and any further batches, to a WebSocket or
-// SSE reader, advancing its cursor. It reports false when the reader is
-// gone (cut as a slow consumer, or a read failed).
-func (ls *loopState) stream(s *ezSub, res persist.ReadResult) bool {
+// stream sends res's messages, and further batches from the store, to a
+// WebSocket or SSE reader, advancing its cursor, while the socket keeps
+// up (C-08). When the socket is backlogged it stops before the next
+// message and pauses the reader until Handler.Drained, which goes on from
+// the cursor with a fresh read: the reader is never cut for the size of
+// its backlog, and the backlog never waits in memory. A reader cut as a
+// slow consumer or whose read failed is closed (Closed removes it).
+func (ls *loopState) stream(s *ezSub, res persist.ReadResult) {
 	for {
 		for _, m := range res.Messages {
+			if s.conn.Backlogged() {
+				s.paused = true
+				s.conn.WhenDrained()
+				return
+			}
 			if s.kind == subWS {
 				ls.out = appendPair(ls.out[:0], m.Tick, m.Body)
 				ls.frame = engine.AppendTextFrame(ls.frame[:0], ls.out)
 				if !s.conn.Send(ls.frame) {
-					return false
+					return
 				}
 			} else {
 				ls.out = appendSSEEvent(ls.out[:0], m.Tick, m.Body)
 				if !s.conn.Send(ls.out) {
-					return false
+					return
 				}
 			}
 			s.cursor = m.Seq
 		}
 		if len(res.Messages) == 0 || !res.More {
-			return true
+			return
 		}
 		var err error
-		res, err = ls.api.store.EZReadAfter(s.qname, s.cursor, ls.api.opts.ReadBatch)
+		res, err = ls.api.store.EZReadAfter(s.qname, s.cursor, ls.api.streamBatch())
 		if err != nil {
 			ls.api.opts.Log.Error("backlog read failed", "qname", s.qname, "err", err)
 			s.conn.Close()
-			return false
+			return
+		}
+		if res.Gap {
+			ls.sendGap(s)
 		}
 	}
 }
+
+// streamBatch caps the messages of a stream's later backlog reads (after
+// the first, and after every pause): a socket that just drained takes
+// about Conn's BacklogBytes/2 before it backlogs again, so reading a
+// whole ReadBatch (up to 4 MB of 4 KB messages) each time would read and
+// allocate most of a backlog several times over.
+func (a *API) streamBatch() int { return min(a.opts.ReadBatch, 256) }
 
 // answerEmpty ends a waiting poll with no message: its timeout passed, or
 // the server drains (retryMillis > 0, X-02).
 func (ls *loopState) answerEmpty(s *ezSub, retryMillis int64) {
 	c, gap, cb := s.conn, s.gap, s.callback
 	ls.remove(s)
-	ls.out = appendMessagesBody(ls.out[:0], nil, gap, retryMillis)
+	ls.out = appendMessagesBody(ls.out[:0], nil, gap, retryMillis, 0)
 	ls.api.reply(c, cb, ls.out)
 }
 

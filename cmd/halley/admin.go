@@ -24,9 +24,13 @@ const adminSocketName = "admin.sock"
 
 // adminRequest is one JSON line from the CLI.
 type adminRequest struct {
-	Op   string `json:"op"` // add, list, rm, set
+	Op   string `json:"op"` // add, list, rm, set, rotate
 	Name string `json:"name,omitempty"`
-	Max  int    `json:"max_listeners_per_ip,omitempty"`
+	// set: the fields given (Max > 0; Signature "v2" or "none").
+	Max       int    `json:"max_listeners_per_ip,omitempty"`
+	Signature string `json:"require_signature,omitempty"`
+	// rotate: "api-key", "cf-api-key" or "secret".
+	Credential string `json:"credential,omitempty"`
 }
 
 // adminReply is the server's one JSON line back.
@@ -50,6 +54,9 @@ func startAdmin(path string, store *persist.Store, log *slog.Logger) (*adminServ
 	if err != nil {
 		return nil, fmt.Errorf("admin: listen %s: %w", path, err)
 	}
+	// The socket lives in the data directory (0700, C-14), so no other
+	// user reaches it; the mode and the peer check below are the second
+	// and third lines of defence.
 	if err := os.Chmod(path, 0o600); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("admin: chmod %s: %w", path, err)
@@ -74,6 +81,10 @@ func (a *adminServer) acceptLoop(store *persist.Store, log *slog.Logger) {
 		// connection: the admin socket sees a handful of calls a day.
 		go func() {
 			defer c.Close()
+			if err := checkPeer(c); err != nil {
+				log.Warn("admin socket: refused a peer", "err", err)
+				return
+			}
 			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 			var req adminRequest
 			if err := json.NewDecoder(bufio.NewReader(c)).Decode(&req); err != nil {
@@ -89,7 +100,9 @@ func (a *adminServer) acceptLoop(store *persist.Store, log *slog.Logger) {
 }
 
 // applyAccountOp runs one account command against a store; both the
-// admin socket and the CLI's direct path use it.
+// admin socket and the CLI's direct path use it. Only add and rotate
+// return credentials (A-02): list and set answers carry neither the
+// secret nor the private api_key, not even to the CLI.
 func applyAccountOp(store *persist.Store, req adminRequest) adminReply {
 	var rep adminReply
 	var err error
@@ -101,14 +114,44 @@ func applyAccountOp(store *persist.Store, req adminRequest) adminReply {
 			rep.Accounts = []persist.Account{a}
 		}
 	case "list":
-		rep.Accounts = store.Accounts()
+		for _, a := range store.Accounts() {
+			rep.Accounts = append(rep.Accounts, publicView(a))
+		}
 	case "rm":
 		err = store.RemoveAccount(req.Name)
 	case "set":
-		err = store.SetMaxListenersPerIP(req.Name, req.Max)
+		if req.Max > 0 {
+			err = store.SetMaxListenersPerIP(req.Name, req.Max)
+		}
+		if err == nil && req.Signature != "" {
+			mode := req.Signature
+			if mode == "none" {
+				mode = ""
+			}
+			err = store.SetRequireSignature(req.Name, mode)
+		}
 		if err == nil {
 			a, _ := store.AccountByName([]byte(req.Name))
-			rep.Accounts = []persist.Account{a}
+			rep.Accounts = []persist.Account{publicView(a)}
+		}
+	case "rotate":
+		var c persist.Credential
+		switch req.Credential {
+		case "api-key":
+			c = persist.CredAPIKey
+		case "cf-api-key":
+			c = persist.CredCFAPIKey
+		case "secret":
+			c = persist.CredSecret
+		default:
+			err = fmt.Errorf("rotate: unknown credential %q", req.Credential)
+		}
+		if err == nil {
+			var a persist.Account
+			a, err = store.RotateAccount(req.Name, c)
+			if err == nil {
+				rep.Accounts = []persist.Account{a}
+			}
 		}
 	default:
 		err = fmt.Errorf("unknown op %q", req.Op)
@@ -119,6 +162,12 @@ func applyAccountOp(store *persist.Store, req adminRequest) adminReply {
 		rep.Exists = errors.Is(err, persist.ErrAccountExists)
 	}
 	return rep
+}
+
+// publicView is a without what only add and rotate may show.
+func publicView(a persist.Account) persist.Account {
+	a.APIKey, a.APISecret = "", ""
+	return a
 }
 
 // callAdmin sends req to a running server's admin socket. ok is false

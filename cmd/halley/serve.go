@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -51,6 +52,8 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) (finish func() error) {
 	fs.IntVar(&cfg.store.EZMaxQueue, "ez-max-queue", 1000, "messages kept per EZComet channel")
 	fs.DurationVar(&cfg.store.EZMaxAge, "ez-max-age", 24*time.Hour, "age after which EZComet messages drop")
 	fs.IntVar(&cfg.api.ReadBatch, "read-batch", 1000, "messages per read answer")
+	fs.IntVar(&cfg.api.ReadBatchBytes, "read-batch-bytes", 1<<20, "encoded bytes per read answer (at least one message)")
+	fs.IntVar(&cfg.engine.MaxConnsPerIP, "max-conns-per-ip", 1000, "open connections per client IP (IPv6 per /64); trusted proxies are counted by forwarded address")
 	fs.DurationVar(&cfg.api.CFReplayWindow, "cf-replay-window", 10*time.Minute, "Cometify: how far back an id-0 listener replays; pushes are kept at least this long")
 	fs.DurationVar(&cfg.api.CFResumeWindow, "cf-resume-window", 3*time.Minute, "Cometify: how far back a listener resuming from an id > 0 gets pushes")
 	fs.IntVar(&cfg.api.MaxIdentifiers, "max-identifiers", 100, "Cometify: identifiers one listener may watch")
@@ -65,6 +68,7 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) (finish func() error) {
 	fs.DurationVar(&cfg.engine.DrainTimeout, "drain-timeout", 5*time.Second, "graceful stop bound")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile to this file until the server stops (for tuning)")
+	fs.BoolVar(&cfg.api.Demo.Open, "demo", false, "serve the demo page and its endpoints, which write and push as the demo account, to every client (default: loopback clients only)")
 	return func() error {
 		cfg.engine.Listen = listen
 		for _, p := range proxies {
@@ -76,7 +80,7 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) (finish func() error) {
 				}
 				pfx = netip.PrefixFrom(addr, addr.BitLen())
 			}
-			cfg.api.TrustedProxies = append(cfg.api.TrustedProxies, pfx)
+			cfg.engine.TrustedProxies = append(cfg.engine.TrustedProxies, pfx)
 		}
 		if cfg.api.CFReplayWindow <= 0 || cfg.api.CFResumeWindow <= 0 || cfg.api.MaxIdentifiers <= 0 {
 			return fmt.Errorf("--cf-replay-window, --cf-resume-window and --max-identifiers must be positive")
@@ -142,6 +146,15 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 	if err := os.MkdirAll(cfg.store.Dir, 0o755); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
+	// A-04: every account change closes what the changed credential
+	// admitted. The store calls back once the change is durable; the API
+	// is built after the store, so the hook reads it once it is set.
+	var api *protocol.API
+	cfg.store.OnAccountChange = func(name string) {
+		if api != nil {
+			api.AccountChanged(name)
+		}
+	}
 	store, err := persist.Open(cfg.store)
 	if err != nil {
 		return fmt.Errorf("open store in %s: %w", cfg.store.Dir, err)
@@ -165,15 +178,15 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 	for _, a := range jsclient.Assets() {
 		cfg.api.Pages[a.Path] = protocol.Page{ContentType: a.ContentType, Body: a.Body, CacheControl: "public, max-age=300"}
 	}
-	if demo.APIKey != "" {
-		cfg.api.Pages["/"] = protocol.Page{ContentType: "text/html; charset=utf-8",
-			Body: jsclient.DemoPage(demo.Username, demo.APIKey, demo.APISecret)}
-	}
+	// The demo page and its endpoints (A-03) exist while the demo account
+	// does; the page carries only its username and public cf_api_key.
+	cfg.api.Demo.Account = demoAccount
+	cfg.api.Demo.Page = jsclient.DemoPage
 	// /metrics reads the engine's counters; the engine is built after the
 	// API it serves, so the closure reads srv once it is set.
 	var srv *engine.Server
 	cfg.api.Metrics = func(dst []byte) []byte { return appendSystemMetrics(dst, srv, store) }
-	api, err := protocol.New(cfg.api)
+	api, err = protocol.New(cfg.api)
 	if err != nil {
 		return err
 	}
@@ -199,11 +212,12 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 	}
 	listen := listenOrDefault(cfg.engine.Listen)
 	if created {
-		fmt.Fprintf(stdout, "created account demo: api_key=%s api_secret=%s\n", demo.APIKey, demo.APISecret)
+		fmt.Fprintf(stdout, "created account %s: api_key=%s cf_api_key=%s api_secret=%s\n", demo.Username, demo.APIKey, demo.CFAPIKey, demo.APISecret)
 	}
 	fmt.Fprintf(stdout, "halley serving %s (data %s, sync=%s)\n", strings.Join(listen, ", "), cfg.store.Dir, cfg.sync)
-	if demo.APIKey != "" {
-		fmt.Fprintf(stdout, "demo page: http://%s/  (account %s, api_key %s)\n", listen[0], demo.Username, demo.APIKey)
+	if demo.Username != "" {
+		fmt.Fprintf(stdout, "demo page: http://%s/  (account %s, cf_api_key %s)\n", demoPageAddr(listen), demo.Username, demo.CFAPIKey)
+		warnDemoExposed(log, listen, cfg.api.Demo.Open)
 	}
 
 	sig := make(chan os.Signal, 1)
@@ -236,21 +250,80 @@ func listenOrDefault(l []string) []string {
 	return l
 }
 
+// demoAccount is the account `serve` creates on an empty data directory,
+// the only one the demo page and its endpoints serve (A-03).
+const demoAccount = "demo"
+
 // ensureDemoAccount creates the demo account on an empty data directory
-// (A-03) and returns it; created says whether it is new.
+// (A-03) and returns it; created says whether it is new. With other
+// accounts and no demo account it returns the zero Account.
 func ensureDemoAccount(store *persist.Store) (persist.Account, bool, error) {
-	if a, ok := store.AccountByName([]byte("demo")); ok {
+	if a, ok := store.AccountByName([]byte(demoAccount)); ok {
 		return a, false, nil
 	}
 	if len(store.Accounts()) > 0 {
 		// Other accounts exist: the operator removed demo on purpose, so
-		// it stays removed and no demo page is served (the page carries
-		// its account's api_key).
+		// it stays removed and neither the demo page nor its endpoints
+		// (which write and push as the demo account) exist.
 		return persist.Account{}, false, nil
 	}
-	a, err := store.AddAccount("demo")
+	a, err := store.AddAccount(demoAccount)
 	if err != nil && !errors.Is(err, persist.ErrAccountExists) {
 		return a, false, fmt.Errorf("create demo account: %w", err)
 	}
 	return a, true, nil
+}
+
+// demoPageAddr is the address the demo page's URL names: the first
+// loopback listen address, as the page answers loopback clients only
+// (without --demo); an unspecified host (":8080", "0.0.0.0:8080") is
+// reached on 127.0.0.1 or [::1].
+func demoPageAddr(listen []string) string {
+	for _, l := range listen {
+		if host, _, err := net.SplitHostPort(l); err == nil && isLoopbackHost(host) {
+			return l
+		}
+	}
+	host, port, err := net.SplitHostPort(listen[0])
+	if err != nil {
+		return listen[0]
+	}
+	switch host {
+	case "", "0.0.0.0":
+		return net.JoinHostPort("127.0.0.1", port)
+	case "::":
+		return net.JoinHostPort("::1", port)
+	}
+	return listen[0]
+}
+
+// isLoopbackHost: a listen host that only this machine can reach.
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// warnDemoExposed warns when the demo account exists and a listener is
+// not on loopback (A-03): whoever reaches the port is refused the demo
+// page and endpoints unless open (--demo), when it may write and push as
+// the demo account.
+func warnDemoExposed(log *slog.Logger, listen []string, open bool) {
+	var exposed []string
+	for _, l := range listen {
+		if host, _, err := net.SplitHostPort(l); err != nil || !isLoopbackHost(host) {
+			exposed = append(exposed, l)
+		}
+	}
+	switch {
+	case open:
+		log.Warn("--demo: every client that reaches "+strings.Join(listen, ", ")+
+			" may load the demo page and write and push as the demo account; remove it (halley account rm demo) before exposing this server",
+			"account", demoAccount)
+	case len(exposed) > 0:
+		log.Warn("the demo account exists and halley listens on a non-loopback address: its page and endpoints answer loopback clients only (--demo opens them to everyone); remove it (halley account rm demo) before exposing this server",
+			"account", demoAccount, "listen", strings.Join(exposed, ", "))
+	}
 }

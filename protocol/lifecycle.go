@@ -1,0 +1,96 @@
+package protocol
+
+import (
+	"math/rand/v2"
+	"strconv"
+
+	"github.com/halleypush/halley/engine"
+)
+
+// The handler's lifecycle callbacks for connections that read: a poll's
+// wait ending, a connection going, a graceful stop, a socket drained.
+
+// Expired implements engine.Handler: a long-poll's wait ended empty.
+func (a *API) Expired(c engine.Conn) {
+	switch s := c.Tag().(type) {
+	case *ezSub:
+		s.ls.answerEmpty(s, 0)
+	case *cfSub:
+		s.ls.answerCFPoll(s, 0)
+	}
+}
+
+// Closed implements engine.Handler.
+func (a *API) Closed(c engine.Conn) {
+	switch s := c.Tag().(type) {
+	case *ezSub:
+		s.ls.remove(s)
+	case *cfSub:
+		s.ls.removeCF(s)
+	}
+}
+
+// Drain implements engine.Handler: X-02's hints on a graceful stop. A
+// waiting poll answers with retry_ms, a stream ends with its hint.
+func (a *API) Drain(c engine.Conn) {
+	a.draining.Store(true)
+	switch s := c.Tag().(type) {
+	case *ezSub:
+		if s.kind == subPoll {
+			s.ls.answerEmpty(s, a.retryMillis())
+			return
+		}
+		s.ls.remove(s)
+		a.endStream(s.ls, c, s.kind)
+	case *cfSub:
+		if s.kind == subPoll {
+			s.ls.answerCFPoll(s, a.retryMillis())
+			return
+		}
+		s.ls.removeCF(s)
+		a.endStream(s.ls, c, s.kind)
+	}
+}
+
+// endStream ends a stream already out of the index with X-02's hint: a
+// WebSocket closes 1001 "restart", an SSE stream gets a jittered retry.
+func (a *API) endStream(ls *loopState, c engine.Conn, kind subKind) {
+	if kind == subWS {
+		c.CloseWebSocket(1001, "restart")
+		return
+	}
+	a.sendRetryAndClose(ls, c)
+}
+
+// sendRetryAndClose ends an SSE stream with a jittered "retry:".
+func (a *API) sendRetryAndClose(ls *loopState, c engine.Conn) {
+	ls.out = append(ls.out[:0], "retry: "...)
+	ls.out = strconv.AppendInt(ls.out, a.retryMillis(), 10)
+	ls.out = append(ls.out, "\n\n"...)
+	c.Send(ls.out)
+	c.Close()
+}
+
+// retryMillis is DrainRetry with full jitter (0.5x..1.5x), so clients of
+// a stopping node do not all reconnect in the same instant.
+func (a *API) retryMillis() int64 {
+	base := a.opts.DrainRetry.Milliseconds()
+	return base/2 + rand.Int64N(base+1)
+}
+
+// Drained implements engine.Handler: the socket of a paused stream
+// drained, so its backlog goes on from where it stopped (C-08).
+func (a *API) Drained(c engine.Conn) {
+	switch s := c.Tag().(type) {
+	case *ezSub:
+		if s.paused {
+			s.paused = false
+			s.ls.catchUp(s)
+		}
+	case *cfSub:
+		if s.paused {
+			s.paused = false
+			s.ls.resumeCF(s)
+		}
+	}
+}

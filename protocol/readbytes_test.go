@@ -1,0 +1,148 @@
+package protocol
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/halleypush/halley/persist"
+)
+
+// controlText is n bytes that JSON escapes to 6 each (\u0001).
+func controlText(n int) string { return strings.Repeat("\x01", n) }
+
+// TestEZPollAnswerBoundedInBytes: a long-poll answer holds at most
+// ReadBatchBytes of JSON, counted after escaping, and at least one
+// message; a reader that goes on from the last tick it got reads every
+// message once, in order (C-08, EZ-R-06).
+func TestEZPollAnswerBoundedInBytes(t *testing.T) {
+	for _, limit := range []int{64 << 10, 1000} {
+		t.Run(fmt.Sprint(limit), func(t *testing.T) {
+			f := newFixture(t, persist.Options{}, Options{ReadBatchBytes: limit})
+			msg := url.QueryEscape(controlText(4096)) // 24.6 KB of JSON each
+			for i := 1; i <= 10; i++ {
+				f.write(fmt.Sprintf("qname=john-esc&msg=%s&tick=t%d", msg, i))
+			}
+			var got []string
+			tick := ""
+			for range 20 {
+				r := f.serve("GET", "/read", "qname=john-esc&timeout=0&tick="+tick, "", nil).lastReply(t)
+				if len(r.body) > max(limit, len(`{"code":"ok","messages":[]}`)+6*4096+16) {
+					t.Fatalf("answer of %d bytes, bound %d", len(r.body), limit)
+				}
+				var v struct{ Messages [][2]string }
+				if err := json.Unmarshal([]byte(r.body), &v); err != nil {
+					t.Fatal(err)
+				}
+				if len(v.Messages) == 0 {
+					break
+				}
+				if limit == 64<<10 && len(v.Messages) != 2 && len(got)+len(v.Messages) != 10 {
+					t.Fatalf("%d messages in a 64 KiB answer, want 2", len(v.Messages))
+				}
+				for _, m := range v.Messages {
+					if m[1] != controlText(4096) {
+						t.Fatal("message altered")
+					}
+					got = append(got, m[0])
+				}
+				tick = got[len(got)-1]
+			}
+			if strings.Join(got, ",") != strings.Join(ticks(1, 10), ",") {
+				t.Fatalf("read %v", got)
+			}
+		})
+	}
+}
+
+// TestEZCatchUpAnswerBoundedInBytes: a waiting poll that finds several
+// messages when it wakes (its delivery came after others) answers within
+// the bound too.
+func TestEZCatchUpAnswerBoundedInBytes(t *testing.T) {
+	f := newFixture(t, persist.Options{}, Options{ReadBatchBytes: 64 << 10})
+	f.write("qname=john-cu&msg=first&tick=t1")
+	p := f.serve("GET", "/read", "qname=john-cu&tick=t1&timeout=60", "", nil)
+	var last persist.Message
+	for i := 2; i <= 6; i++ {
+		ch := make(chan persist.EZWriteResult, 1)
+		f.store.EZWrite(persist.EZWrite{QName: "john-cu", Tick: []byte(fmt.Sprint("t", i)), Body: []byte(controlText(4096))},
+			func(r persist.EZWriteResult) { ch <- r })
+		last = (<-ch).Msg
+	}
+	f.loop.do(func() { f.api.state[0].deliver(newDelivery(f.api, "john-cu", last)) })
+	r := p.lastReply(t)
+	var v struct{ Messages [][2]string }
+	if err := json.Unmarshal([]byte(r.body), &v); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.body) > 64<<10 || len(v.Messages) != 2 || v.Messages[0][0] != "t2" {
+		t.Fatalf("catch-up answer: %d bytes, %d messages", len(r.body), len(v.Messages))
+	}
+}
+
+// TestCFPollAnswerBoundedInBytes: a Cometify poll answer stays within
+// ReadBatchBytes (escapes counted), holds at least one push, and its
+// since, passed back, gets the rest: every push once, in id order per
+// identifier, each gap told once, before that identifier's pushes.
+func TestCFPollAnswerBoundedInBytes(t *testing.T) {
+	for _, limit := range []int{128 << 10, 1000} {
+		t.Run(fmt.Sprint(limit), func(t *testing.T) {
+			clk := &clock{t: time.Unix(1_700_000_000, 0)}
+			f := &cfFixture{fixture: newFixture(t, persist.Options{Now: clk.now, SweepInterval: -1, CFRetain: time.Hour},
+				Options{Now: clk.now, ReadBatchBytes: limit}), clk: clk}
+			f.push("news", "old", false, "") // news:1, 2: news:2 is out of the
+			f.push("news", "old", false, "") // resume window of news:1 below
+			clk.add(5 * time.Minute)
+			for range 6 {
+				f.push("chat", controlText(8192), false, "") // 49 KB of JSON each
+				f.push("news", controlText(8192), false, "")
+			}
+			f.push("chat", "secret", true, "") // chat:7, skipped: no secureKey
+			since := "chat:0,news:1"
+			var got []string
+			for round := 0; ; round++ {
+				if round == 30 {
+					t.Fatal("still reading after 30 polls")
+				}
+				r := f.listen("poll", "identifiers="+since+"&timeout=0", "10.8.0.1", nil).lastReply(t)
+				bound := max(limit, 6*8192+400)
+				if len(r.body) > bound {
+					t.Fatalf("answer of %d bytes, bound %d", len(r.body), bound)
+				}
+				var v struct {
+					Pushes []struct {
+						Identifier string
+						ID         int
+					}
+					GapIdentifiers []string `json:"gap_identifiers"`
+					Since          string
+				}
+				if err := json.Unmarshal([]byte(r.body), &v); err != nil {
+					t.Fatal(err)
+				}
+				for _, g := range v.GapIdentifiers {
+					got = append(got, "GAP:"+g)
+				}
+				for _, p := range v.Pushes {
+					got = append(got, fmt.Sprintf("%s:%d", p.Identifier, p.ID))
+				}
+				if v.Since == since && len(v.Pushes) == 0 {
+					break
+				}
+				since = v.Since
+			}
+			if g, w := only(got, "chat"), strings.Join(ids("chat", 1, 6), ","); g != w {
+				t.Fatalf("chat: %s, want %s", g, w)
+			}
+			if g, w := only(got, "news"), "GAP:news,"+strings.Join(ids("news", 3, 8), ","); g != w {
+				t.Fatalf("news: %s, want %s", g, w)
+			}
+			if since != "chat:7,news:8" {
+				t.Fatalf("final since %s", since)
+			}
+		})
+	}
+}

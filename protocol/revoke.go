@@ -1,0 +1,102 @@
+package protocol
+
+import (
+	"github.com/halleypush/halley/engine"
+	"github.com/halleypush/halley/persist"
+)
+
+// Revocation (A-04): when an account changes, every loop closes what the
+// account's current state no longer admits. Readers and listeners carry
+// what admitted them (the account's ID, and for Cometify the cf_api_key
+// and secret generations), so the check needs no per-credential index:
+// a loop walks only the account's own channels and topics.
+
+// AccountChanged closes, on every loop, username's readers and listeners
+// that its account no longer admits: when the account is gone or is
+// another incarnation, every EZComet reader of its channels and every
+// Cometify listener; when its cf_api_key was rotated, the Cometify
+// listeners admitted by the old one; when its secret was rotated, those
+// admitted with a secureKey. A WebSocket gets close 1008 "revoked", an
+// SSE stream ends, a waiting poll is answered (Cometify 401 "credential
+// revoked", EZComet 404 "unknown user"); their slots are freed. Rotating
+// the private api_key closes nothing: no reader or listener used it.
+//
+// Safe from any goroutine (cmd calls it from persist's OnAccountChange);
+// it does not wait for the loops. Before Attach it does nothing.
+func (a *API) AccountChanged(username string) {
+	if a.loops == nil {
+		return
+	}
+	a.loops.Broadcast(func(loop int) { a.state[loop].revoke(username) })
+}
+
+// revoke is AccountChanged on one loop.
+func (ls *loopState) revoke(username string) {
+	acct, exists := ls.api.store.AccountByName(strBytes(username))
+	for qname, cs := range ls.subs {
+		if !ownedBy(qname, username, '-') {
+			continue
+		}
+		// Backwards: a closed reader leaves the list, and removal moves
+		// the last entry into its place.
+		for i := len(cs.list) - 1; i >= 0; i-- {
+			if i >= len(cs.list) {
+				continue
+			}
+			if s := cs.list[i]; !exists || s.acctID != acct.ID {
+				ls.revokeEZ(s)
+			}
+		}
+	}
+	for topic, ts := range ls.cfTopics {
+		if !ownedBy(topic, username, '/') {
+			continue
+		}
+		for i := len(ts.list) - 1; i >= 0; i-- {
+			if i >= len(ts.list) {
+				continue
+			}
+			if s := ts.list[i].s; !exists || !admits(&acct, s) {
+				ls.revokeCF(s) // it leaves every topic it watched
+			}
+		}
+	}
+}
+
+// ownedBy reports whether name (a qname or topic) is "<user><sep>…".
+// Usernames hold neither '-' nor '/' (A-01).
+func ownedBy(name, user string, sep byte) bool {
+	return len(name) > len(user) && name[len(user)] == sep && name[:len(user)] == user
+}
+
+// admits reports whether acct, as it is now, still admits listener s.
+func admits(acct *persist.Account, s *cfSub) bool {
+	return s.acctID == acct.ID && s.keyGen == acct.CFKeyGen && (!s.secure || s.secretGen == acct.SecretGen)
+}
+
+func (ls *loopState) revokeEZ(s *ezSub) {
+	c, cb := s.conn, s.callback
+	ls.remove(s)
+	ls.closeRevoked(c, s.kind, cb, errUnknownUser)
+}
+
+func (ls *loopState) revokeCF(s *cfSub) {
+	c, cb := s.conn, s.callback
+	ls.removeCF(s)
+	ls.closeRevoked(c, s.kind, cb, errRevoked)
+}
+
+// closeRevoked ends a revoked reader or listener, already out of the
+// index: a waiting poll gets pollAnswer (JSONP when it asked), a
+// WebSocket close 1008, an SSE stream its end.
+func (ls *loopState) closeRevoked(c engine.Conn, kind subKind, callback []byte, pollAnswer *apiError) {
+	ls.api.stats.revoked.Add(1)
+	switch kind {
+	case subPoll:
+		ls.api.replyError(c, callback, pollAnswer)
+	case subWS:
+		c.CloseWebSocket(1008, "revoked")
+	case subSSE:
+		c.Close()
+	}
+}
