@@ -3,6 +3,7 @@ package protocol
 import (
 	"fmt"
 	"net/url"
+	"strings"
 	"testing"
 )
 
@@ -38,7 +39,13 @@ func TestAppendUint(t *testing.T) {
 	fs.set(func(s *faultStore) { s.pushID = 1<<63 + 5 }) // a store bug, not a valid id
 	text := "x"
 	body := "identifier=chat&secret=0&text=" + url.QueryEscape(text) + "&secure=" + md5hex(f.acct.CFAPIKey+md5hex(f.acct.APISecret)+"chat"+text)
+	ws := f.listen("listen", "identifiers=chat", "10.8.0.1", nil)
 	if r := f.postPush(f.acct.CFAPIKey, "chat", body); r.body != `{"code":"ok","push_id":9223372036854775813}` {
 		t.Fatalf("ack %s", r.body)
+	}
+	f.loop.sync()
+	want := `{"since":"chat:0"}|{"identifier":"chat","id":9223372036854775813,"data":"x"}`
+	if got := strings.Join(frames(t, ws), "|"); got != want {
+		t.Fatalf("listener got %s, want %s", got, want)
 	}
 }
