@@ -51,7 +51,7 @@ func TestDeliveryAllocs(t *testing.T) {
 		}
 		return conns
 	}
-	key := "/" + f.acct.APIKey
+	key := "/" + f.acct.CFAPIKey
 	// A stream on the channel and one on the topic keep their index
 	// entries alive while every poll is answered.
 	open("ws", "/read/ws", "qname=john-fan")

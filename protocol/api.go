@@ -83,8 +83,8 @@ type Options struct {
 	// MaxIdentifiers caps the identifiers of one listener (section 5).
 	// Default 100.
 	MaxIdentifiers int
-	// Now is the clock replay windows are measured with; it must be the
-	// store's (persist.Options.Now). Default time.Now.
+	// Now is the clock replay windows and CF-P-10's ts are measured
+	// with; it must be the store's (persist.Options.Now). Default time.Now.
 	Now func() time.Time
 }
 
@@ -145,6 +145,9 @@ type API struct {
 	pages map[string]page
 	// draining is set once Drain has been called: new requests get 503.
 	draining atomic.Bool
+
+	// signers are each loop's CF-P-10 scratch, indexed by loop.
+	signers []*hmacSigner
 }
 
 // New builds an API. Attach must be called before the engine runs.
@@ -176,8 +179,10 @@ func newPage(p Page) page {
 func (a *API) Attach(l engine.Loops) {
 	a.loops = l
 	a.state = make([]*loopState, l.NumLoops())
+	a.signers = make([]*hmacSigner, l.NumLoops())
 	for i := range a.state {
 		a.state[i] = newLoopState(a)
+		a.signers[i] = newHMACSigner()
 	}
 }
 
@@ -232,6 +237,10 @@ func (a *API) Serve(c engine.Conn, r *engine.Request) {
 		}
 		if a.draining.Load() {
 			a.replyError(c, nil, errShuttingDown)
+			return
+		}
+		if a.store.Healthy() != nil {
+			a.replyError(c, nil, errStorage) // C-10
 			return
 		}
 		c.Reply(200, ctJSON, hdrAPI, bodyHealthy)
@@ -367,19 +376,4 @@ func appendJSONP(dst, callback, body []byte) []byte {
 	dst = append(dst, '(')
 	dst = append(dst, body...)
 	return append(dst, ");"...)
-}
-
-// cfAccount finds the account of a Cometify path key. Transitional (issue
-// 15): the private api_key is still accepted there, and the signatures
-// use the key as the path gives it, until the conformance suite and the
-// clients know cf_api_key; then only AccountByCFKey stands (CF-P-07).
-func (a *API) cfAccount(key []byte) (persist.Account, bool) {
-	if acct, ok := a.store.AccountByCFKey(key); ok {
-		return acct, true
-	}
-	acct, ok := a.store.AccountByAPIKey(key)
-	if ok {
-		acct.CFAPIKey = acct.APIKey
-	}
-	return acct, ok
 }

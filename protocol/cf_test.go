@@ -52,9 +52,9 @@ func (f *cfFixture) push(ident, text string, secret bool, extra string) reply {
 	if secret {
 		sec = "1"
 	}
-	sig := md5hex(f.acct.APIKey + md5hex(f.acct.APISecret) + ident + text)
+	sig := md5hex(f.acct.CFAPIKey + md5hex(f.acct.APISecret) + ident + text)
 	body := "identifier=" + url.QueryEscape(ident) + "&secret=" + sec + "&text=" + url.QueryEscape(text) + "&secure=" + sig + extra
-	c := f.serve("POST", "/"+f.acct.APIKey+"/push/"+ident, "", body, header{"Content-Type": "application/x-www-form-urlencoded"})
+	c := f.serve("POST", "/"+f.acct.CFAPIKey+"/push/"+ident, "", body, header{"Content-Type": "application/x-www-form-urlencoded"})
 	f.await("push answer", func() bool { return c.numReplies() > 0 })
 	return c.lastReply(f.t)
 }
@@ -66,7 +66,7 @@ func (f *cfFixture) listen(kind, query, peer string, h header) *fakeConn {
 		h = header{}
 	}
 	r := &engine.Request{
-		Method: []byte("GET"), Path: []byte("/" + f.acct.APIKey + "/" + kind), Query: []byte(query),
+		Method: []byte("GET"), Path: []byte("/" + f.acct.CFAPIKey + "/" + kind), Query: []byte(query),
 		Header: h, PeerAddr: netip.MustParseAddr(peer), ClientIP: netip.MustParseAddr(peer),
 	}
 	f.loop.do(func() { f.api.Serve(c, r) })
@@ -74,7 +74,7 @@ func (f *cfFixture) listen(kind, query, peer string, h header) *fakeConn {
 }
 
 func (f *cfFixture) secureKey(names string) string {
-	return md5hex(f.acct.APIKey + f.acct.APISecret + md5hex(names))
+	return md5hex(f.acct.CFAPIKey + f.acct.APISecret + md5hex(names))
 }
 
 func TestCFSignatureVectors(t *testing.T) {
@@ -121,7 +121,7 @@ func TestParseList(t *testing.T) {
 
 func TestCFPushValidation(t *testing.T) {
 	f := newCFFixture(t, Options{})
-	key := f.acct.APIKey
+	key := f.acct.CFAPIKey
 	good := func(ident, text string) string {
 		return "identifier=" + ident + "&secret=0&text=" + url.QueryEscape(text) + "&secure=" + md5hex(key+md5hex(f.acct.APISecret)+ident+text)
 	}
@@ -143,7 +143,7 @@ func TestCFPushValidation(t *testing.T) {
 		{"text 65537", "POST", "/" + key + "/push/chat", good("chat", big), 413},
 		{"413 before 403", "POST", "/" + key + "/push/chat", "identifier=chat&secret=0&secure=00&text=" + big, 413},
 		{"bad secure", "POST", "/" + key + "/push/chat", "identifier=chat&secret=0&text=hi&secure=" + md5hex("x"), 403},
-		{"push_id 0", "POST", "/" + key + "/push/chat", good("chat", "hi") + "&push_id=0", 409},
+		{"push_id 0", "POST", "/" + key + "/push/chat", good("chat", "hi") + "&push_id=0", 400},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -382,7 +382,7 @@ func TestCFSlotFreedWhenPeerGoesDuringUpgrade(t *testing.T) {
 	for _, kind := range []string{"listen", "sse"} {
 		c := newFakeConn()
 		c.dieOnOpen = true
-		r := &engine.Request{Method: []byte("GET"), Path: []byte("/" + f.acct.APIKey + "/" + kind),
+		r := &engine.Request{Method: []byte("GET"), Path: []byte("/" + f.acct.CFAPIKey + "/" + kind),
 			Query: []byte("identifiers=chat"), Header: header{}, PeerAddr: netip.MustParseAddr("10.9.0.1"), ClientIP: netip.MustParseAddr("10.9.0.1")}
 		f.loop.do(func() { f.api.Serve(c, r) })
 	}
@@ -400,7 +400,7 @@ func TestCFStats(t *testing.T) {
 	f.listen("poll", "identifiers=chat", "10.2.0.2", nil)
 	f.write("qname=john-room&msg=hi")
 	get := func(auth string) reply {
-		c := f.serve("GET", "/"+f.acct.APIKey+"/stats", "", "", header{"Authorization": auth})
+		c := f.serve("GET", "/"+f.acct.CFAPIKey+"/stats", "", "", header{"Authorization": auth})
 		f.await("stats", func() bool { return c.numReplies() > 0 })
 		return c.lastReply(t)
 	}

@@ -72,7 +72,7 @@ func only(got []string, name string) string {
 func (f *cfFixture) listenPaced(kind, query string, pace int) *fakeConn {
 	c := newFakeConn()
 	c.pace = pace
-	f.serveOn(c, "GET", "/"+f.acct.APIKey+"/"+kind, query, "", nil)
+	f.serveOn(c, "GET", "/"+f.acct.CFAPIKey+"/"+kind, query, "", nil)
 	return c
 }
 

@@ -29,20 +29,20 @@ func TestCFSlotsNeverLeak(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := "http://" + rs.addr + "/" + acct.APIKey
+	base := "http://" + rs.addr + "/" + acct.CFAPIKey
 	waitFree := rs.waitSlots
 	openWS := func(src, query string) (net.Conn, int) {
 		t.Helper()
-		c, _, st := rs.openWS(src, "/"+acct.APIKey+"/listen?"+query)
+		c, _, st := rs.openWS(src, "/"+acct.CFAPIKey+"/listen?"+query)
 		return c, st
 	}
 	openHTTP := func(src, path string) net.Conn {
 		t.Helper()
-		return rs.openHTTP(src, "/"+acct.APIKey+"/"+path)
+		return rs.openHTTP(src, "/"+acct.CFAPIKey+"/"+path)
 	}
 	push := func(text string) {
 		t.Helper()
-		sig := md5hex(acct.APIKey + md5hex(acct.APISecret) + "chat" + text)
+		sig := md5hex(acct.CFAPIKey + md5hex(acct.APISecret) + "chat" + text)
 		resp, err := http.PostForm(base+"/push/chat", url.Values{"identifier": {"chat"}, "secret": {"0"}, "text": {text}, "secure": {sig}})
 		if err != nil {
 			t.Fatal(err)

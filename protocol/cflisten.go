@@ -59,7 +59,7 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 	if !ok {
 		return
 	}
-	acct, known := a.cfAccount(key)
+	acct, known := a.store.AccountByCFKey(key)
 	if !known {
 		a.replyError(c, callback, errUnknownKey)
 		return
@@ -463,7 +463,7 @@ func appendPushObject(dst []byte, name string, id uint64, text []byte) []byte {
 	dst = append(dst, `{"identifier":"`...)
 	dst = append(dst, name...)
 	dst = append(dst, `","id":`...)
-	dst = appendInt(dst, int64(id))
+	dst = appendUint(dst, id)
 	dst = append(dst, `,"data":`...)
 	dst = appendJSONString(dst, text)
 	return append(dst, '}')
@@ -477,7 +477,7 @@ func appendSince(dst []byte, s *cfSub) []byte {
 		}
 		dst = append(dst, s.watches[i].name()...)
 		dst = append(dst, ':')
-		dst = appendInt(dst, int64(s.watches[i].cursor))
+		dst = appendUint(dst, s.watches[i].cursor)
 	}
 	return dst
 }

@@ -8,9 +8,9 @@ import (
 	"github.com/halleypush/halley/persist"
 )
 
-// servePush handles POST /{apiKey}/push/{identifier} (SPEC CF-P-01..08).
-// Checks run in C-04's order: 405, 401, 400, 413, 403; 409 comes from the
-// store.
+// servePush handles POST /{apiKey}/push/{identifier} (SPEC CF-P-01..10).
+// Checks run in C-04's order: 405, 401, 400, 413, 403; the store answers
+// 409, and CF-P-09's and CF-P-10's replays (403).
 func (a *API) servePush(ls *loopState, c engine.Conn, r *engine.Request, key, pathIdent []byte) {
 	if string(r.Method) != "POST" {
 		a.replyError(c, nil, errMethod)
@@ -22,7 +22,7 @@ func (a *API) servePush(ls *loopState, c engine.Conn, r *engine.Request, key, pa
 	}
 	f := &ls.form
 	f.parse(r.Query, r.Body, isFormBody(r))
-	acct, ok := a.cfAccount(key)
+	acct, ok := a.store.AccountByCFKey(key) // the public key only (CF-P-07)
 	if !ok {
 		a.replyError(c, nil, errUnknownKey)
 		return
@@ -35,48 +35,54 @@ func (a *API) servePush(ls *loopState, c engine.Conn, r *engine.Request, key, pa
 		a.replyError(c, nil, f.err)
 		return
 	}
-	ident, ok := f.get("identifier")
+	var pf pushFields
+	pf.ident, ok = f.get("identifier")
 	if !ok {
 		a.replyError(c, nil, errMissingIdentifier)
 		return
 	}
-	if !equalFoldASCII(ident, pathIdent) {
+	if !equalFoldASCII(pf.ident, pathIdent) {
 		a.replyError(c, nil, errIdentifierMismatch)
 		return
 	}
-	secretFlag, _ := f.get("secret")
-	if string(secretFlag) != "0" && string(secretFlag) != "1" {
+	pf.secret, _ = f.get("secret")
+	if string(pf.secret) != "0" && string(pf.secret) != "1" {
 		a.replyError(c, nil, errBadSecret)
 		return
 	}
-	text, ok := f.get("text")
+	pf.text, ok = f.get("text")
 	if !ok {
 		a.replyError(c, nil, errMissingText)
 		return
 	}
-	secure, ok := f.get("secure")
-	if !ok {
-		a.replyError(c, nil, errMissingSecure)
+	auth, e := parsePushAuth(f)
+	if e != nil {
+		a.replyError(c, nil, e)
 		return
 	}
 	var pushID uint64
 	idRaw, hasID := f.get("push_id")
 	if hasID {
-		if pushID, ok = parseUint63(idRaw); !ok {
+		if pushID, ok = parsePushID(idRaw); !ok {
 			a.replyError(c, nil, errBadPushID)
 			return
 		}
 	}
-	if len(text) > maxCFText {
+	pf.pushID = idRaw
+	if len(pf.text) > maxCFText {
 		a.replyError(c, nil, errTextTooLarge)
 		return
 	}
-	ls.sig = pushSignature(ls.sig[:0], acct.CFAPIKey, acct.APISecret, ident, text)
-	if !matchMD5Hex(secure, ls.sig) {
-		a.replyError(c, nil, errBadSecure)
+	digest, e := a.verifyPush(ls, a.signers[c.Loop()], &acct, &auth, &pf)
+	if e != nil {
+		a.replyError(c, nil, e)
 		return
 	}
-	a.store.CFPushTo(newPushOp(a, c, acct.Username, pathIdent, text, string(secretFlag) == "1", pushID, hasID))
+	p := persist.CFPush{
+		ID: pushID, HasID: hasID, Secret: string(pf.secret) == "1",
+		AccountID: acct.ID, Secure: digest, HasSecure: auth.hasSecure,
+	}
+	a.store.CFPushTo(newPushOp(a, c, p, acct.Username, pathIdent, pf.text, auth.nonce))
 }
 
 // pushOp is one push from its acceptance to its answer: the store's
@@ -92,19 +98,28 @@ type pushOp struct {
 	d      cfDelivery
 }
 
-// newPushOp copies what the push keeps out of the loop's buffers into
-// one allocation: the topic and the text.
-func newPushOp(a *API, c engine.Conn, user string, ident, text []byte, secret bool, id uint64, hasID bool) (persist.CFPush, *pushOp) {
+// newPushOp completes p with what the push keeps out of the loop's
+// buffers (reused by the next request), copied into one allocation: the
+// topic, the text and the CF-P-10 nonce.
+func newPushOp(a *API, c engine.Conn, p persist.CFPush, user string, ident, text, nonce []byte) (persist.CFPush, *pushOp) {
 	op := &pushOp{api: a, conn: c, start: time.Now()}
 	n := len(user) + 1 + len(ident)
-	buf := make([]byte, 0, n+len(text))
+	buf := make([]byte, 0, n+len(text)+len(nonce))
 	buf = append(buf, user...)
 	buf = append(buf, '/')
 	buf = appendLower(buf, ident)
 	buf = append(buf, text...)
-	topic := unsafe.String(&buf[0], n) // never modified after this
-	op.p = persist.CFPush{Topic: topic, ID: id, HasID: hasID, Secret: secret, Text: buf[n:len(buf):len(buf)]}
-	op.d = cfDelivery{api: a, topic: topic, name: topic[len(user)+1:], secret: secret, text: op.p.Text}
+	buf = append(buf, nonce...)
+	// The buffer is never modified after this, so strings may share it;
+	// a store that keeps Topic or Nonce past done clones it (a kept alias
+	// would keep the whole text alive).
+	p.Topic = unsafe.String(&buf[0], n)
+	p.Text = buf[n : n+len(text) : n+len(text)]
+	if len(nonce) > 0 {
+		p.Nonce = unsafe.String(&buf[n+len(text)], len(nonce))
+	}
+	op.p = p
+	op.d = cfDelivery{api: a, topic: p.Topic, name: p.Topic[len(user)+1:], secret: p.Secret, text: p.Text}
 	return op.p, op
 }
 
@@ -115,7 +130,8 @@ func newPushOp(a *API, c engine.Conn, user string, ident, text []byte, secret bo
 // order.
 func (op *pushOp) CFPushDone(res persist.CFPushResult) {
 	a := op.api
-	op.failed = a.stats.pushes.done(a, time.Since(op.start), res.Err, persist.ErrPushConflict, errPushConflict, "push", op.p.Topic)
+	answer, refusal := refusalOf(res.Err, pushRefusals)
+	op.failed = a.stats.pushes.done(a, time.Since(op.start), res.Err, refusal, answer, "push", op.p.Topic)
 	if op.failed != nil {
 		a.loops.PostTask(op.conn.Loop(), op)
 		return
@@ -123,7 +139,7 @@ func (op *pushOp) CFPushDone(res persist.CFPushResult) {
 	op.d.id = res.Msg.ID
 	buf := make([]byte, 0, 2*len(op.d.text)+len(op.d.name)+96)
 	buf = append(buf, `{"code":"ok","push_id":`...)
-	buf = appendInt(buf, int64(res.Msg.ID))
+	buf = appendUint(buf, res.Msg.ID)
 	buf = append(buf, '}')
 	op.ack = buf[:len(buf):len(buf)]
 	op.d.encode(buf[len(buf):])

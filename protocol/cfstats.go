@@ -19,7 +19,7 @@ func (a *API) serveStats(c engine.Conn, r *engine.Request, key []byte) {
 		a.replyError(c, nil, errMethod)
 		return
 	}
-	acct, ok := a.cfAccount(key)
+	acct, ok := a.store.AccountByCFKey(key)
 	if !ok {
 		a.replyError(c, nil, errUnknownKey)
 		return

@@ -114,8 +114,8 @@ func applyLastEventID(items []listItem, scratch []listItem, leid []byte, max int
 	return given
 }
 
-// parseUint63 parses a decimal integer 0..2^63-1 (CF-P-02's push_id and a
-// LIST's internal ids).
+// parseUint63 parses a decimal integer 0..2^63-1 (a LIST's internal ids,
+// CF-P-10's ts): 1..19 digits, no sign, no space.
 func parseUint63(b []byte) (uint64, bool) {
 	if len(b) == 0 || len(b) > 19 {
 		return 0, false
@@ -128,6 +128,12 @@ func parseUint63(b []byte) (uint64, bool) {
 		n = n*10 + uint64(c-'0')
 	}
 	return n, n <= 1<<63-1
+}
+
+// parsePushID parses CF-P-02's push_id: a decimal integer 1..2^63-1.
+func parsePushID(b []byte) (uint64, bool) {
+	n, ok := parseUint63(b)
+	return n, ok && n > 0
 }
 
 func indexByte(b []byte, c byte) int {
@@ -167,19 +173,29 @@ func appendMD5Hex(dst, b []byte) []byte {
 // matchMD5Hex reports, in constant time for well-formed input, whether
 // given is the hex of md5(msg) in either case (CF-P-03, CF-L-06).
 func matchMD5Hex(given, msg []byte) bool {
-	if len(given) != 2*md5.Size {
-		return false
-	}
 	var want [md5.Size]byte
-	for i := range want {
-		hi, lo := given[2*i], given[2*i+1]
-		if !isHex(hi) || !isHex(lo) {
-			return false
-		}
-		want[i] = unhex(hi)<<4 | unhex(lo)
+	if !decodeHex(want[:], given) {
+		return false
 	}
 	sum := md5.Sum(msg)
 	return subtle.ConstantTimeCompare(sum[:], want[:]) == 1
+}
+
+// decodeHex decodes src, hex digits in either case, into exactly dst.
+// Whether src is well-formed depends only on the client's bytes, so the
+// early return tells an attacker nothing about a secret.
+func decodeHex(dst, src []byte) bool {
+	if len(src) != 2*len(dst) {
+		return false
+	}
+	for i := range dst {
+		hi, lo := src[2*i], src[2*i+1]
+		if !isHex(hi) || !isHex(lo) {
+			return false
+		}
+		dst[i] = unhex(hi)<<4 | unhex(lo)
+	}
+	return true
 }
 
 // pushSignature appends what CF-P-03's secure signs:

@@ -196,9 +196,7 @@ func (a *API) serveDemoWrite(ls *loopState, c engine.Conn, acct persist.Account)
 		a.replyError(c, nil, errMsgTooLarge)
 		return
 	}
-	w, op := newWriteOp(a, c, ls.out, nil, false, msg, false)
-	w.AccountID = acct.ID
-	a.store.EZWriteTo(w, op)
+	a.store.EZWriteTo(newWriteOp(a, c, acct.ID, ls.out, nil, false, msg, false))
 }
 
 // serveDemoPush pushes text to the demo account's identifier as a push
@@ -230,10 +228,8 @@ func (a *API) serveDemoPush(ls *loopState, c engine.Conn, acct persist.Account) 
 		return
 	}
 	ls.sig = pushSignature(ls.sig[:0], acct.CFAPIKey, acct.APISecret, ident, text)
-	p, op := newPushOp(a, c, acct.Username, ident, text, string(secretFlag) == "1", 0, false)
-	p.AccountID = acct.ID
-	p.Secure, p.HasSecure = md5.Sum(ls.sig), true
-	a.store.CFPushTo(p, op)
+	p := persist.CFPush{Secret: string(secretFlag) == "1", AccountID: acct.ID, Secure: md5.Sum(ls.sig), HasSecure: true}
+	a.store.CFPushTo(newPushOp(a, c, p, acct.Username, ident, text, nil))
 }
 
 // serveDemoSecureKey answers the secureKey (CF-L-06) of an identifier

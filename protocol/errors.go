@@ -1,7 +1,10 @@
 package protocol
 
 import (
+	"errors"
 	"strconv"
+
+	"github.com/halleypush/halley/persist"
 )
 
 // apiError is one row of the error table (SPEC C-03, C-04). Every error
@@ -31,7 +34,7 @@ func (e *apiError) Error() string { return e.msg }
 
 // The error table.
 var (
-	errBadRequest   = newAPIError(400, "bad request")
+	errBadRequest   = newAPIError(400, "malformed request")
 	errBadParams    = newAPIError(400, "malformed parameters")
 	errDupParam     = newAPIError(400, "parameter given more than once")
 	errBadEncoding  = newAPIError(400, "bad percent-encoding")
@@ -53,34 +56,48 @@ var (
 	errTooManyIdentifiers = newAPIError(400, "too many identifiers")
 	errBadSecret          = newAPIError(400, "secret must be 0 or 1")
 	errMissingText        = newAPIError(400, "text is required")
-	errMissingSecure      = newAPIError(400, "secure is required")
-	errBadPushID          = newAPIError(400, "push_id must be a decimal integer 0..2^63-1")
+	errMissingSecure      = newAPIError(400, "secure is required, unless signature, ts and nonce are given")
+	errBadPushID          = newAPIError(400, "push_id must be a decimal integer 1..2^63-1")
 	errTextTooLarge       = newAPIError(413, "text is larger than 65536 bytes")
 	errBadSecure          = newAPIError(403, "secure does not match")
-	errBadSecureKey       = newAPIError(403, "secureKey does not match")
-	errPushConflict       = newAPIError(409, "push_id is not above the highest accepted, or reused with a different text")
-	errTooManyListeners   = newAPIError(429, "too many listeners from this IP")
-	errPipelineFlood      = newAPIError(429, "too many pipelined bytes while a request was pending")
-	errMissingAuth        = newAPIError(401, "Authorization: Bearer <api_secret> is required")
-	errBadAuth            = newAPIError(403, "wrong api_secret")
-	errMissingKey         = newAPIError(401, "api_key is required")
-	errUnknownKey         = newAPIError(401, "unknown api_key")
-	errNotOwner           = newAPIError(403, "qname does not belong to this api_key")
-	errNotFound           = newAPIError(404, "not found")
-	errUnknownUser        = newAPIError(404, "unknown user")
-	errMethod             = newAPIError(405, "method not allowed")
-	errTimeout            = newAPIError(408, "request not received in time")
-	errTickConflict       = newAPIError(409, "tick already queued with a different msg")
-	errMsgTooLarge        = newAPIError(413, "msg is larger than 4096 bytes")
-	errBodyTooLarge       = newAPIError(413, "request body too large")
-	errHeadersTooLarge    = newAPIError(431, "request headers too large")
-	errBadVersion         = newAPIError(505, "HTTP version not supported")
-	errStorage            = newAPIError(503, "storage unavailable")
-	errShuttingDown       = newAPIError(503, "shutting down")
+	errSecretReplay       = newAPIError(403, "secure already used by a secret push")
+	// CF-P-10's HMAC-SHA256 signature: signature, ts and nonce come
+	// together (one or two of them alone is a 400, as a malformed ts or
+	// nonce is); a wrong signature, a stale ts, a reused nonce, or an md5
+	// push to an account that requires signatures is a 403.
+	errSignatureFields   = newAPIError(400, "signature, ts and nonce must be given together")
+	errBadTS             = newAPIError(400, "ts must be unix seconds, a decimal integer")
+	errBadNonce          = newAPIError(400, "nonce must be 1..64 chars of [A-Za-z0-9_-]")
+	errBadSignature      = newAPIError(403, "signature does not match")
+	errSignatureExpired  = newAPIError(403, "ts is more than 300 s away from the server's clock")
+	errNonceReused       = newAPIError(403, "nonce already used")
+	errSignatureRequired = newAPIError(403, "this account accepts only pushes with signature, ts and nonce")
+
+	errBadSecureKey     = newAPIError(403, "secureKey does not match")
+	errPushConflict     = newAPIError(409, "push_id is not above the highest accepted, or reused with a different text")
+	errTooManyListeners = newAPIError(429, "too many listeners from this IP")
+	errPipelineFlood    = newAPIError(429, "too many pipelined bytes while a request was pending")
+	errTooManyConns     = newAPIError(429, "too many connections from this IP") // TODO(lead): engine.FailTooManyConns once merged
+	errMissingAuth      = newAPIError(401, "Authorization: Bearer <api_secret> is required")
+	errBadAuth          = newAPIError(403, "wrong api_secret")
+	errMissingKey       = newAPIError(401, "api_key is required")
+	errUnknownKey       = newAPIError(401, "unknown api_key")
+	errRevoked          = newAPIError(401, "credential revoked") // writes, pushes, and listeners a change closed
+	errNotOwner         = newAPIError(403, "qname does not belong to this api_key")
+	errNotFound         = newAPIError(404, "not found")
+	errUnknownUser      = newAPIError(404, "unknown user")
+	errMethod           = newAPIError(405, "method not allowed")
+	errTimeout          = newAPIError(408, "request header timeout")
+	errTickConflict     = newAPIError(409, "tick already queued with a different msg")
+	errMsgTooLarge      = newAPIError(413, "msg is larger than 4096 bytes")
+	errBodyTooLarge     = newAPIError(413, "request body too large")
+	errHeadersTooLarge  = newAPIError(431, "request header fields too large")
+	errBadVersion       = newAPIError(505, "HTTP version not supported")
+	errStorage          = newAPIError(503, "storage unavailable")
+	errShuttingDown     = newAPIError(503, "shutting down")
 
 	// Listeners (issue 15)
-	errUpgradeVersion  = newAPIError(426, "Sec-WebSocket-Version must be 13")
-	errListenerRevoked = newAPIError(401, "credential revoked")
+	errUpgradeVersion = newAPIError(426, "Sec-WebSocket-Version must be 13")
 
 	// Demo (issue 15)
 	errDemoNotLoopback    = newAPIError(403, "the demo page and its endpoints answer loopback clients only (halley serve --demo opens them to every client)")
@@ -92,26 +109,63 @@ var (
 	errDemoMissingMsg     = newAPIError(400, "msg is required")
 )
 
-// errorForStatus maps an engine-level failure (Handler.Fail) to its row.
+// engineErrors are the rows Fail answers: the engine's status and
+// message pick one (C-03, C-12). Their messages are the engine's own.
+var engineErrors = [...]*apiError{
+	errBadRequest, errTimeout, errBodyTooLarge, errHeadersTooLarge, errBadVersion,
+	errPipelineFlood, errTooManyConns, errShuttingDown,
+}
+
+// errorForStatus maps an engine-level failure (Handler.Fail) to its row
+// by status and message. A pair the table does not know yet (an engine
+// message added later) is rendered as the engine gave it: the client
+// still gets C-03's JSON with the engine's status and words.
 func errorForStatus(status int, msg string) *apiError {
-	switch status {
-	case 400:
-		return errBadRequest
-	case 408:
-		return errTimeout
-	case 413:
-		return errBodyTooLarge
-	case 431:
-		return errHeadersTooLarge
-	case 505:
-		return errBadVersion
-	case 503:
-		return errShuttingDown
-	case 429:
-		return errPipelineFlood
+	for _, e := range engineErrors {
+		if e.status == status && e.msg == msg {
+			return e
+		}
+	}
+	if status < 400 || status > 599 {
+		status = 500
 	}
 	if msg == "" {
 		msg = "error"
 	}
 	return newAPIError(status, msg)
+}
+
+// storeRefusal is how the client is answered when the store refuses a
+// write or push for one of its reasons (not a storage fault).
+type storeRefusal struct {
+	err    error // a persist sentinel, matched with errors.Is
+	answer *apiError
+}
+
+var (
+	writeRefusals = []storeRefusal{
+		{persist.ErrTickConflict, errTickConflict},
+		{persist.ErrRevoked, errRevoked},
+	}
+	pushRefusals = []storeRefusal{
+		{persist.ErrPushConflict, errPushConflict},
+		{persist.ErrSecretReplay, errSecretReplay},
+		{persist.ErrNonceReused, errNonceReused},
+		{persist.ErrRevoked, errRevoked},
+	}
+)
+
+// refusalOf finds err in table: its answer and the sentinel it matched,
+// or nil, nil when err is nil or a storage fault (503, logged by the
+// caller).
+func refusalOf(err error, table []storeRefusal) (*apiError, error) {
+	if err == nil {
+		return nil, nil
+	}
+	for _, r := range table {
+		if errors.Is(err, r.err) {
+			return r.answer, r.err
+		}
+	}
+	return nil, nil
 }

@@ -10,7 +10,9 @@ import (
 )
 
 // serveWrite handles GET|POST /write (SPEC EZ-W-01..09). Checks run in
-// C-04's order: 405, 401, 400, 413, 403; 409 comes from the store.
+// C-04's order: 405, 401, 400, 413, 403; 409, and 401 for an account
+// removed while the write waited (persist.ErrRevoked), come from the
+// store.
 func (a *API) serveWrite(ls *loopState, c engine.Conn, r *engine.Request) {
 	method := string(r.Method)
 	if method != "GET" && method != "POST" {
@@ -29,7 +31,7 @@ func (a *API) serveWrite(ls *loopState, c engine.Conn, r *engine.Request) {
 		a.replyError(c, nil, errMissingKey)
 		return
 	}
-	acct, ok := a.store.AccountByAPIKey(key)
+	acct, ok := a.store.AccountByAPIKey(key) // the private key only (EZ-W-01)
 	if !ok {
 		a.replyError(c, nil, errUnknownKey)
 		return
@@ -60,7 +62,7 @@ func (a *API) serveWrite(ls *loopState, c engine.Conn, r *engine.Request) {
 		return
 	}
 
-	a.store.EZWriteTo(newWriteOp(a, c, qname, tick, hasTick, msg, flush))
+	a.store.EZWriteTo(newWriteOp(a, c, acct.ID, qname, tick, hasTick, msg, flush))
 }
 
 // writeOp is one /write from its acceptance to its answer, in two
@@ -81,8 +83,9 @@ type writeOp struct {
 // (reused by the next request) and encodes the message for every
 // transport now: the encodings depend only on tick and body, and the
 // committer goroutine then has only a sequence number to fill in.
-func newWriteOp(a *API, c engine.Conn, qname, tick []byte, hasTick bool, msg []byte, flush bool) (persist.EZWrite, *writeOp) {
+func newWriteOp(a *API, c engine.Conn, accountID uint64, qname, tick []byte, hasTick bool, msg []byte, flush bool) (persist.EZWrite, *writeOp) {
 	op := &writeOp{api: a, conn: c, start: time.Now()}
+	op.w.AccountID = accountID
 	tickLen := 0
 	if !flush {
 		tickLen = uuidLen
@@ -123,7 +126,8 @@ func newWriteOp(a *API, c engine.Conn, qname, tick []byte, hasTick bool, msg []b
 // and the delivery to the loops; it must not block.
 func (op *writeOp) WriteDone(res persist.EZWriteResult) {
 	a := op.api
-	op.failed = a.stats.writes.done(a, time.Since(op.start), res.Err, persist.ErrTickConflict, errTickConflict, "write", op.w.QName)
+	answer, refusal := refusalOf(res.Err, writeRefusals)
+	op.failed = a.stats.writes.done(a, time.Since(op.start), res.Err, refusal, answer, "write", op.w.QName)
 	if op.failed != nil {
 		a.loops.PostTask(op.conn.Loop(), op)
 		return

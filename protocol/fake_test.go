@@ -176,6 +176,11 @@ type fixture struct {
 
 func newFixture(t *testing.T, so persist.Options, ao Options) *fixture {
 	t.Helper()
+	// The loop first: cleanups run last-registered first, so the store
+	// closes (its committer done, every completion posted) before the
+	// loop stops taking tasks. The other way round, a push answered
+	// just before the test ended still broadcasts to a closed loop.
+	loop := newTestLoop(t)
 	so.Dir = t.TempDir()
 	store, err := persist.Open(so)
 	if err != nil {
@@ -191,7 +196,6 @@ func newFixture(t *testing.T, so persist.Options, ao Options) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	loop := newTestLoop(t)
 	api.Attach(loop)
 	return &fixture{t: t, api: api, loop: loop, store: store, acct: acct}
 }

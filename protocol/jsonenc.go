@@ -57,3 +57,19 @@ func appendJSONString(dst, s []byte) []byte {
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
 }
+
+// appendUint appends n in decimal. Ids are unsigned end to end, so none
+// can print as a negative or garbled number (CF-P-04), whatever its size.
+func appendUint(dst []byte, n uint64) []byte {
+	var b [20]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			break
+		}
+	}
+	return append(dst, b[i:]...)
+}

@@ -13,7 +13,7 @@ import (
 func (f *cfFixture) listenVia(kind, query, peer, client string) *fakeConn {
 	c := newFakeConn()
 	r := &engine.Request{
-		Method: []byte("GET"), Path: []byte("/" + f.acct.APIKey + "/" + kind), Query: []byte(query),
+		Method: []byte("GET"), Path: []byte("/" + f.acct.CFAPIKey + "/" + kind), Query: []byte(query),
 		Header: header{}, PeerAddr: netip.MustParseAddr(peer), ClientIP: netip.MustParseAddr(client),
 	}
 	f.loop.do(func() { f.api.Serve(c, r) })

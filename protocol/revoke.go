@@ -83,7 +83,7 @@ func (ls *loopState) revokeEZ(s *ezSub) {
 func (ls *loopState) revokeCF(s *cfSub) {
 	c, cb := s.conn, s.callback
 	ls.removeCF(s)
-	ls.closeRevoked(c, s.kind, cb, errListenerRevoked)
+	ls.closeRevoked(c, s.kind, cb, errRevoked)
 }
 
 // closeRevoked ends a revoked reader or listener, already out of the

@@ -14,7 +14,7 @@ import (
 // JSON, and the listener slot taken for it is free again.
 func TestUpgradeRefusals(t *testing.T) {
 	f := newCFFixture(t, Options{})
-	for _, path := range []string{"/read/ws", "/" + f.acct.APIKey + "/listen"} {
+	for _, path := range []string{"/read/ws", "/" + f.acct.CFAPIKey + "/listen"} {
 		for _, tc := range []struct {
 			err    error
 			status int

@@ -3,6 +3,7 @@ package protocol
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/halleypush/halley/engine"
 	"github.com/halleypush/halley/persist"
@@ -18,10 +19,10 @@ func (inlineLoops) Broadcast(fn func(loop int))   { fn(0) }
 func (inlineLoops) PostTask(_ int, t engine.Task) { t.Run(0) }
 func (inlineLoops) BroadcastTask(t engine.Task)   { t.Run(0) }
 
-// newWriteBench builds an API over a SyncNone store with inline loops and
-// returns a function that performs one accepted /write and waits for it.
-func newWriteBench(tb testing.TB) func() {
-	store, err := persist.Open(persist.Options{Dir: tb.TempDir(), Sync: persist.SyncNone})
+// newInlineAPI builds an API over a SyncNone store holding account
+// "john", with inline loops; now is both's clock (nil: time.Now).
+func newInlineAPI(tb testing.TB, now func() time.Time) (*API, persist.Account) {
+	store, err := persist.Open(persist.Options{Dir: tb.TempDir(), Sync: persist.SyncNone, Now: now})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -30,11 +31,18 @@ func newWriteBench(tb testing.TB) func() {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	api, err := New(Options{Store: store})
+	api, err := New(Options{Store: store, Now: now})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	api.Attach(inlineLoops{})
+	return api, acct
+}
+
+// newWriteBench returns a function that performs one accepted /write
+// and waits for it.
+func newWriteBench(tb testing.TB) func() {
+	api, acct := newInlineAPI(tb, nil)
 	c := newFakeConn()
 	c.replied = make(chan struct{}, 1)
 	r := &engine.Request{
