@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 	"time"
@@ -34,6 +33,9 @@ type CFPush struct {
 	// records it.
 	Nonce string
 }
+
+// MaxPushID is the highest push id (CF-P-04: ids are 1..2^63-1).
+const MaxPushID = 1<<63 - 1
 
 // NonceMemory is how long a CF-P-10 nonce is remembered: a signature's
 // ts may be 300 s off either way, so a captured push stays replayable for
@@ -81,8 +83,9 @@ type CFCompletion interface{ CFPushDone(CFPushResult) }
 // below it is a Duplicate when a push with that id and the same Text is
 // still retained (younger than Options.CFRetain), else ErrPushConflict;
 // so id 0 is always a conflict. The highest accepted id survives restarts
-// and retention: ids are never reused. A push whose id would be
-// math.MaxUint64 is a conflict (the wire allows ids up to 2^63-1).
+// and retention: ids are never reused. Ids are 1..MaxPushID (CF-P-04): a
+// given id above it is a conflict, and once MaxPushID was accepted a push
+// without an id is a conflict while the topic otherwise works as before.
 //
 // CFPushTo blocks only while Options.WriteQueue writes are already
 // waiting for the committer. Inside persist an accepted push allocates
@@ -173,9 +176,14 @@ func (c *committer) buildCF(b *pebble.Batch, r *writeReq, now, cutoff int64) {
 	pt := c.pendingTopic(p.Topic)
 	id := p.ID
 	if !p.HasID {
+		if pt.last >= MaxPushID {
+			c.cf.conflicts++ // no id left to assign; the topic stays as it is
+			r.cfRes = CFPushResult{Err: ErrPushConflict}
+			return
+		}
 		id = pt.last + 1
 	}
-	if id <= pt.last || id == math.MaxUint64 {
+	if id <= pt.last || id > MaxPushID {
 		c.answerRetained(r, pt, id, cutoff)
 		return
 	}
