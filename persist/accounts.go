@@ -148,7 +148,7 @@ func newAccountID() uint64 {
 // putAccount writes a (or deletes remove when a is zero) durably and
 // publishes the new table. accountMu must be held.
 func (s *Store) putAccount(old *accountTable, a Account, remove string) error {
-	if err := s.writable(); err != nil {
+	if err := s.Healthy(); err != nil {
 		return err
 	}
 	list := make([]Account, 0, len(old.sorted)+1)
@@ -170,17 +170,6 @@ func (s *Store) putAccount(old *accountTable, a Account, remove string) error {
 	}
 	s.accounts.Store(newAccountTable(list))
 	return nil
-}
-
-// writable returns ErrClosed or the sticky storage error.
-func (s *Store) writable() error {
-	s.closeMu.RLock()
-	closed := s.closed
-	s.closeMu.RUnlock()
-	if closed {
-		return ErrClosed
-	}
-	return s.errFailed()
 }
 
 // Accounts returns every account sorted by username; the slice is the
@@ -249,12 +238,6 @@ func (s *Store) SetRequireSignature(username, mode string) error {
 // format of earlier versions, with their new credentials, for the
 // opener to show once. Stub until migration lands (issue 15).
 func (s *Store) Migrated() []Account { return nil }
-
-// Healthy reports nil while the Store accepts writes; ErrClosed, or an
-// error wrapping ErrStorage after a failed commit or while a commit has
-// been running longer than Options.StallTimeout (C-10). Safe from any
-// goroutine, lock-free. Stub: stalls are not detected yet (issue 15).
-func (s *Store) Healthy() error { return s.writable() }
 
 // SetMaxListenersPerIP changes an account's listener cap per client IP
 // (n >= 1), durably.

@@ -68,10 +68,10 @@ type CFCompletion interface{ CFPushDone(CFPushResult) }
 // and CF pushes share one order and one Pebble batch, so one fsync serves
 // both), after the batch holding p is committed (synced under SyncAlways)
 // and published: CFLast and CFRead already see the push. It must not
-// block, must not panic and must not push or write itself. A push refused
-// before queueing (ErrClosed; a Topic that is empty, longer than 255
-// bytes or holds NUL, which the protocol never sends) completes on the
-// caller's goroutine before CFPushTo returns.
+// block, must not panic and must not push or write itself. CFPushTo never
+// blocks: a push refused before queueing (as EZWrite's, or a Topic that is
+// empty, longer than 255 bytes or holds NUL, which the protocol never
+// sends) completes on the caller's goroutine before CFPushTo returns.
 //
 // Ownership: the Store reads p.Text until done is called. For an accepted
 // push, CFPushResult.Msg.Text is p.Text itself; for a duplicate it is a
@@ -87,9 +87,8 @@ type CFCompletion interface{ CFPushDone(CFPushResult) }
 // given id above it is a conflict, and once MaxPushID was accepted a push
 // without an id is a conflict while the topic otherwise works as before.
 //
-// CFPushTo blocks only while Options.WriteQueue writes are already
-// waiting for the committer. Inside persist an accepted push allocates
-// nothing (except once per new topic).
+// Inside persist an accepted push allocates nothing (except once per new
+// topic).
 func (s *Store) CFPushTo(p CFPush, done CFCompletion) {
 	if len(p.Topic) == 0 || len(p.Topic) > maxTopicLen || strings.IndexByte(p.Topic, 0) >= 0 {
 		done.CFPushDone(CFPushResult{Err: fmt.Errorf("persist: bad topic %q", p.Topic)})
@@ -97,8 +96,8 @@ func (s *Store) CFPushTo(p CFPush, done CFCompletion) {
 	}
 	r := writeReqPool.Get().(*writeReq)
 	r.cf, r.cfDone = p, done
-	if !s.enqueue(r) {
-		done.CFPushDone(CFPushResult{Err: ErrClosed})
+	if err := s.enqueue(r); err != nil {
+		done.CFPushDone(CFPushResult{Err: err})
 	}
 }
 

@@ -50,12 +50,13 @@ var writeReqPool = sync.Pool{New: func() any { return new(writeReq) }}
 // batch holding w is committed (synced under SyncAlways) and published:
 // EZRead and EZLastSeq already see the message. It must not block, must
 // not panic, and must not call EZWrite itself (hand the result to an
-// event loop instead): every other write waits for it. Writes rejected before
-// queueing (ErrClosed, invalid) call done on the caller's goroutine before
-// EZWrite returns.
+// event loop instead): every other write waits for it.
 //
-// EZWrite blocks only while Options.WriteQueue writes are already waiting
-// for the committer, i.e. when the disk is slower than the offered load.
+// EZWrite never blocks: a write it cannot queue calls done on the
+// caller's goroutine before EZWrite returns, with ErrClosed after Close,
+// an error wrapping ErrStorage when the Store is failed or stalled
+// (Healthy) or Options.WriteQueue writes are already waiting, or an error
+// naming an invalid qname or tick.
 func (s *Store) EZWrite(w EZWrite, done func(EZWriteResult)) {
 	s.EZWriteTo(w, completionFunc(done))
 }
@@ -68,24 +69,32 @@ func (s *Store) EZWriteTo(w EZWrite, done WriteCompletion) {
 	}
 	r := writeReqPool.Get().(*writeReq)
 	r.w, r.done = w, done
-	if !s.enqueue(r) {
-		done.WriteDone(EZWriteResult{Err: ErrClosed})
+	if err := s.enqueue(r); err != nil {
+		done.WriteDone(EZWriteResult{Err: err})
 	}
 }
 
-// enqueue hands r to the committer. After Close it releases r and
-// reports false; the caller completes with ErrClosed.
-func (s *Store) enqueue(r *writeReq) bool {
+// enqueue hands r to the committer without blocking. When it cannot (see
+// EZWrite) it releases r and returns why.
+func (s *Store) enqueue(r *writeReq) error {
 	s.closeMu.RLock()
-	if s.closed {
-		s.closeMu.RUnlock()
+	err := s.admit()
+	if err == nil {
+		select {
+		case s.writes <- r:
+		default:
+			err = errQueueFull
+		}
+	}
+	s.closeMu.RUnlock()
+	if err != nil {
 		*r = writeReq{}
 		writeReqPool.Put(r)
-		return false
+		if err != ErrClosed {
+			s.stats.refused.Add(1)
+		}
 	}
-	s.writes <- r
-	s.closeMu.RUnlock()
-	return true
+	return err
 }
 
 func checkWrite(w *EZWrite) error {
@@ -177,12 +186,14 @@ func (s *Store) commitLoop() {
 		select {
 		case r, ok := <-s.writes:
 			if !ok {
+				c.shutdown()
 				return
 			}
 			c.reqs = append(c.reqs[:0], r)
 			open := c.drain()
 			c.commit()
 			if !open {
+				c.shutdown()
 				return
 			}
 		case ack := <-s.sweeps:
@@ -190,6 +201,24 @@ func (s *Store) commitLoop() {
 			close(ack)
 		}
 	}
+}
+
+// shutdown syncs the WAL and closes Pebble once every queued write was
+// answered, unless Close gave up on a stalled disk meanwhile.
+func (c *committer) shutdown() {
+	s := c.s
+	if !s.watch.begin() {
+		return
+	}
+	defer s.watch.end()
+	var err error
+	if s.failed.Load() == nil {
+		err = s.guard(func() error { return s.db.LogData(nil, pebble.Sync) })
+	}
+	if cerr := s.closeDB(); err == nil {
+		err = cerr
+	}
+	s.closeErr = err
 }
 
 // drain adds every write already waiting, up to MaxBatch. It reports
@@ -218,6 +247,10 @@ func (c *committer) commit() {
 		c.finish(err)
 		return
 	}
+	if !s.watch.begin() {
+		c.finish(ErrClosed) // Close gave up on a stalled disk
+		return
+	}
 	now := s.opts.Now().UnixNano()
 	cutoff := now - int64(s.opts.EZMaxAge)
 	b := s.db.NewBatch()
@@ -240,9 +273,15 @@ func (c *committer) commit() {
 	if faultAckFirst {
 		// Planted fault (build tag halley_fault_ackfirst): acknowledge
 		// before anything is on disk, then leave a window for kill -9.
+		s.watch.end()
 		c.finish(nil)
 		time.Sleep(faultAckFirstDelay)
-		if err := s.applyBatch(b); err != nil {
+		if !s.watch.begin() {
+			return
+		}
+		err := s.applyBatch(b)
+		s.watch.end()
+		if err != nil {
 			s.fail(err)
 			return
 		}
@@ -250,12 +289,15 @@ func (c *committer) commit() {
 		return
 	}
 
+	var err error
 	if !b.Empty() {
-		if err := s.applyBatch(b); err != nil {
-			s.fail(err)
-			c.finish(fmt.Errorf("persist: commit %d writes: %w", len(c.reqs), err))
-			return
-		}
+		err = s.applyBatch(b)
+	}
+	s.watch.end()
+	if err != nil {
+		s.fail(err)
+		c.finish(fmt.Errorf("persist: commit %d writes: %w", len(c.reqs), err))
+		return
 	}
 	c.publish()
 	c.finish(nil)
