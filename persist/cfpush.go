@@ -172,6 +172,11 @@ func (c *committer) pendingTopic(name string) *pendingTopic {
 // the oldest acceptance time still retained.
 func (c *committer) buildCF(b *pebble.Batch, r *writeReq, now, cutoff int64) {
 	p := &r.cf
+	if c.revoked(p.Topic, '/', p.AccountID) {
+		c.revocations++
+		r.cfRes = CFPushResult{Err: ErrRevoked}
+		return
+	}
 	pt := c.pendingTopic(p.Topic)
 	id := p.ID
 	if !p.HasID {

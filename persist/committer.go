@@ -11,7 +11,8 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// writeReq carries one EZWrite or one CFPush through the committer.
+// writeReq carries one EZWrite, one CFPush or one account change through
+// the committer.
 // Pooled, so that carrying either kind costs no allocation.
 type writeReq struct {
 	w    EZWrite
@@ -21,6 +22,8 @@ type writeReq struct {
 	cf     CFPush
 	cfDone CFCompletion // nil for an EZ write
 	cfRes  CFPushResult
+
+	acct *accountChange // set for an account change, which carries nothing else
 }
 
 // WriteCompletion receives an EZWrite's outcome (see EZWrite for when and
@@ -173,7 +176,11 @@ type committer struct {
 	key     []byte
 	val     []byte
 
-	appended, dups, conflicts, flushes, dropped, flushed uint64
+	// accounts is the account table as the batch being built sees it:
+	// account changes run between batches.
+	accounts *accountTable
+
+	appended, dups, conflicts, flushes, dropped, flushed, revocations uint64
 
 	cf cfBatch
 }
@@ -189,12 +196,19 @@ func (s *Store) commitLoop() {
 				c.shutdown()
 				return
 			}
-			c.reqs = append(c.reqs[:0], r)
-			open := c.drain()
-			c.commit()
-			if !open {
-				c.shutdown()
-				return
+			for r != nil {
+				if r.acct != nil {
+					c.changeAccount(r)
+					break
+				}
+				c.reqs = append(c.reqs[:0], r)
+				next, open := c.drain()
+				c.commit()
+				if !open {
+					c.shutdown()
+					return
+				}
+				r = next // an account change that ended the batch
 			}
 		case ack := <-s.sweeps:
 			c.sweep()
@@ -221,21 +235,25 @@ func (c *committer) shutdown() {
 	s.closeErr = err
 }
 
-// drain adds every write already waiting, up to MaxBatch. It reports
-// false once the write channel is closed.
-func (c *committer) drain() bool {
+// drain adds every write already waiting, up to MaxBatch. An account
+// change ends the batch: drain returns it as next, to run once the batch
+// is committed. open is false once the write channel is closed.
+func (c *committer) drain() (next *writeReq, open bool) {
 	for len(c.reqs) < c.s.opts.MaxBatch {
 		select {
 		case r, ok := <-c.s.writes:
 			if !ok {
-				return false
+				return nil, false
+			}
+			if r.acct != nil {
+				return r, true
 			}
 			c.reqs = append(c.reqs, r)
 		default:
-			return true
+			return nil, true
 		}
 	}
-	return true
+	return nil, true
 }
 
 // commit builds one Pebble batch from c.reqs, commits it and completes
@@ -251,6 +269,7 @@ func (c *committer) commit() {
 		c.finish(ErrClosed) // Close gave up on a stalled disk
 		return
 	}
+	c.accounts = s.accounts.Load()
 	now := s.opts.Now().UnixNano()
 	cutoff := now - int64(s.opts.EZMaxAge)
 	b := s.db.NewBatch()
@@ -340,6 +359,11 @@ func (c *committer) pending(qname string) *pendingChan {
 // build adds r's mutations to b and sets r.res as if b commits.
 func (c *committer) build(b *pebble.Batch, r *writeReq, now, cutoff int64) {
 	w := &r.w
+	if c.revoked(w.QName, '-', w.AccountID) {
+		c.revocations++
+		r.res = EZWriteResult{Err: ErrRevoked}
+		return
+	}
 	pc := c.pending(w.QName)
 	if w.Flush {
 		if pc.first <= pc.last {
@@ -467,6 +491,7 @@ func (c *committer) publish() {
 	st.flushes.Add(c.flushes)
 	st.droppedByRetention.Add(c.dropped)
 	st.droppedByFlush.Add(c.flushed)
+	st.revoked.Add(c.revocations)
 	c.publishCF()
 }
 
@@ -508,6 +533,6 @@ func (c *committer) reset() {
 		c.free = append(c.free, pc)
 	}
 	c.touched = c.touched[:0]
-	c.appended, c.dups, c.conflicts, c.flushes, c.dropped, c.flushed = 0, 0, 0, 0, 0, 0
+	c.appended, c.dups, c.conflicts, c.flushes, c.dropped, c.flushed, c.revocations = 0, 0, 0, 0, 0, 0, 0
 	c.cf.reset()
 }

@@ -90,7 +90,7 @@ type storeCounters struct {
 	droppedByRetention, droppedByFlush, ticksForgotten        atomic.Uint64
 	errors                                                    atomic.Uint64
 	cfPushes, cfDuplicates, cfConflicts, cfDropped            atomic.Uint64
-	refused                                                   atomic.Uint64
+	refused, revoked                                          atomic.Uint64
 }
 
 // Open opens (creating if needed) the Pebble database in opts.Dir, loads
@@ -282,6 +282,7 @@ func (s *Store) Stats() StoreStats {
 		CFConflicts:        c.cfConflicts.Load(),
 		CFDropped:          c.cfDropped.Load(),
 		Refused:            c.refused.Load(),
+		Revoked:            c.revoked.Load(),
 	}
 	for i := range st.SyncLatency {
 		st.SyncLatency[i] = c.syncLatency[i].Load()

@@ -255,4 +255,6 @@ type StoreStats struct {
 	// Refused counts writes and pushes refused before queueing because
 	// the Store was failed or stalled or the write queue was full (503).
 	Refused uint64
+	// Revoked counts writes and pushes answered ErrRevoked.
+	Revoked uint64
 }
