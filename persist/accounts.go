@@ -115,14 +115,22 @@ func (s *Store) AddAccount(username string) (Account, error) {
 
 // newKey returns 32 lowercase hex from crypto/rand that no account uses
 // as either key.
-func (t *accountTable) newKey() string {
+func (t *accountTable) newKey() string { return newKeyAvoiding(t.taken) }
+
+// taken reports whether an account uses k as either key.
+func (t *accountTable) taken(k string) bool {
+	_, a := t.byKey[k]
+	_, b := t.byCFKey[k]
+	return a || b
+}
+
+// newKeyAvoiding returns 32 lowercase hex from crypto/rand for which taken
+// is false.
+func newKeyAvoiding(taken func(string) bool) string {
 	var raw [16]byte
 	for {
 		_, _ = rand.Read(raw[:]) // never fails (crypto/rand docs)
-		k := hex.EncodeToString(raw[:])
-		_, a := t.byKey[k]
-		_, b := t.byCFKey[k]
-		if !a && !b {
+		if k := hex.EncodeToString(raw[:]); !taken(k) {
 			return k
 		}
 	}
@@ -311,8 +319,3 @@ func (s *Store) updateAccount(username string, set func(a *Account)) error {
 		return accountChange{put: a, table: t.with(a)}, nil
 	})
 }
-
-// Migrated returns the accounts Open converted from the single-key
-// format of earlier versions, with their new credentials, for the
-// opener to show once. Stub until migration lands (issue 15).
-func (s *Store) Migrated() []Account { return nil }

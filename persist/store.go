@@ -21,6 +21,8 @@ type Store struct {
 	// accounts is replaced whole on every change; readers never lock.
 	accounts  atomic.Pointer[accountTable]
 	accountMu sync.Mutex // serialises account changes
+	// migrated are the accounts Open converted (Migrated).
+	migrated []Account
 
 	// chanMu guards channels and every channel's fields. The committer
 	// holds it for writing only to publish a committed batch.
@@ -154,6 +156,9 @@ func Open(opts Options) (*Store, error) {
 func (s *Store) load() error {
 	tab, err := s.loadAccounts()
 	if err != nil {
+		return err
+	}
+	if tab, s.migrated, err = s.migrateAccounts(tab); err != nil {
 		return err
 	}
 	s.accounts.Store(tab)
