@@ -105,7 +105,10 @@ func Open(opts Options) (*Store, error) {
 	}
 	fs := opts.FS
 	if fs == nil {
-		fs = vfs.Default
+		if err := tightenModes(opts.Dir); err != nil {
+			return nil, fmt.Errorf("persist: make %s private: %w", opts.Dir, err)
+		}
+		fs = privateFS{vfs.Default}
 	}
 	popts := &pebble.Options{
 		FS:        fs,
