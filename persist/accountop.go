@@ -61,7 +61,10 @@ func (c *committer) applyAccountChange(ch *accountChange) error {
 		name = ch.put.Username
 	}
 	if ch.clearData {
-		c.deleteUserData(b, name)
+		if err := c.deleteUserData(b, name); err != nil {
+			s.watch.end()
+			return fmt.Errorf("persist: delete the data of %s: %w", name, err)
+		}
 	}
 	if ch.remove != "" {
 		_ = b.Delete(accountKey(nil, ch.remove), nil)
@@ -84,24 +87,47 @@ func (c *committer) applyAccountChange(ch *accountChange) error {
 
 // deleteUserData adds to b the deletion of every key holding data of
 // username: the channels "<username>-..." (messages, tick memories,
-// metadata) and the topics "<username>/..." (pushes, metadata). A username
-// never holds '-' or '/', so these prefixes belong to it alone.
-func (c *committer) deleteUserData(b *pebble.Batch, username string) {
+// metadata), the topics "<username>/..." (pushes, metadata, CF-P-09
+// records) and its CF-P-10 nonces. A username never holds '-', '/' or
+// NUL, so these prefixes belong to it alone. The expiry index entries of
+// the records are left for the sweeper, which finds no record to delete.
+func (c *committer) deleteUserData(b *pebble.Batch, username string) error {
 	qprefix, tprefix := username+"-", username+"/"
-	for _, kind := range []byte{kindQueue, kindTick, kindMeta} {
-		deletePrefix(b, appendPrefix(nil, kind, qprefix))
+	prefixes := [][]byte{
+		appendPrefix(nil, kindQueue, qprefix),
+		appendPrefix(nil, kindTick, qprefix),
+		appendPrefix(nil, kindMeta, qprefix),
+		appendPrefix(nil, kindCFPush, tprefix),
+		appendPrefix(nil, kindCFMeta, tprefix),
+		appendPrefix(nil, kindSecret, tprefix),
+		nonceKey(nil, username, ""),
 	}
-	for _, kind := range []byte{kindCFPush, kindCFMeta} {
-		deletePrefix(b, appendPrefix(nil, kind, tprefix))
+	for _, p := range prefixes {
+		if err := c.deletePrefix(b, p); err != nil {
+			return err
+		}
 	}
+	return nil
 }
 
-// deletePrefix adds to b the deletion of every key starting with prefix,
-// whose last byte is below 0xff.
-func deletePrefix(b *pebble.Batch, prefix []byte) {
+// deletePrefix adds to b the deletion of every key starting with prefix
+// (whose last byte is below 0xff), if there is any: a range deletion
+// costs every later Pebble Get some work until it is compacted away.
+func (c *committer) deletePrefix(b *pebble.Batch, prefix []byte) error {
 	end := append([]byte(nil), prefix...)
 	end[len(end)-1]++
-	_ = b.DeleteRange(prefix, end, nil)
+	it, err := c.s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: end})
+	if err != nil {
+		return err
+	}
+	found := it.First()
+	if err := it.Close(); err != nil {
+		return err
+	}
+	if found {
+		_ = b.DeleteRange(prefix, end, nil)
+	}
+	return nil
 }
 
 // forgetUser drops username's channels and topics from memory, once
@@ -131,10 +157,6 @@ func (c *committer) revoked(name string, sep byte, id uint64) bool {
 	if id == 0 {
 		return false
 	}
-	user := name
-	if i := strings.IndexByte(name, sep); i >= 0 {
-		user = name[:i]
-	}
-	a, ok := c.accounts.byName[user]
+	a, ok := c.accounts.byName[userOf(name, sep)]
 	return !ok || a.ID != id
 }

@@ -10,8 +10,9 @@ import (
 )
 
 // userKeys lists the keys on disk that hold data of username (a channel
-// "<username>-..." or a topic "<username>/...", whatever the key kind),
-// and its account record.
+// "<username>-...", a topic "<username>/...", whatever the key kind, or
+// a nonce), and its account record. Expiry index entries, which the
+// sweeper deletes once expired, are not data.
 func userKeys(t *testing.T, s *Store, username string) []string {
 	t.Helper()
 	it, err := s.db.NewIter(&pebble.IterOptions{})
@@ -21,7 +22,11 @@ func userKeys(t *testing.T, s *Store, username string) []string {
 	var out []string
 	for it.First(); it.Valid(); it.Next() {
 		k := string(it.Key())
-		if strings.Contains(k, "\x00"+username+"-") || strings.Contains(k, "\x00"+username+"/") || k == string(accountKey(nil, username)) {
+		if k[0] == kindSecretExpiry || k[0] == kindNonceExpiry {
+			continue
+		}
+		if strings.Contains(k, "\x00"+username+"-") || strings.Contains(k, "\x00"+username+"/") ||
+			strings.HasPrefix(k, string(nonceKey(nil, username, ""))) || k == string(accountKey(nil, username)) {
 			out = append(out, k)
 		}
 	}
@@ -41,8 +46,9 @@ func fillUser(t *testing.T, s *Store, username string) {
 	}
 	for _, topic := range []string{"/a", "/b"} {
 		mustPush(t, s, cfAuto(username+topic, "one"))
-		mustPush(t, s, cfAuto(username+topic, "two"))
+		mustPush(t, s, noncePush(username+topic, 0, "n"+topic[1:], "two"))
 	}
+	mustPush(t, s, securePush(username+"/s", 0, true, "D1", "secret"))
 }
 
 // TestRemoveAccountDeletesData: rm deletes every key of the
@@ -102,6 +108,9 @@ func TestRemoveAccountDeletesData(t *testing.T) {
 		if chans := s.EZChannels("bob"); len(chans) != 1 || chans[0].QName != "bob-ch" || chans[0].LastSeq != 1 {
 			t.Errorf("%s: channels %+v", when, chans)
 		}
+		if s.CFLast([]byte("bob/c")) != 1 || s.CFLast([]byte("bob/s")) != 1 {
+			t.Errorf("%s: the pushes reusing the old nonce and digest are lost", when)
+		}
 	}
 	// The same tick as an old message: new, not a duplicate.
 	if r := write(t, s, msg("bob-ch", "t1", "new")); r.Err != nil || r.Duplicate || r.Msg.Seq != 1 {
@@ -109,6 +118,13 @@ func TestRemoveAccountDeletesData(t *testing.T) {
 	}
 	if got := describeCF(push(t, s, cfAuto("bob/a", "new"))); got != "id 1" {
 		t.Fatalf("first push after re-add: %s", got)
+	}
+	// The old account's nonce and secret records went with it.
+	if got := describeCF(push(t, s, noncePush("bob/c", 0, "na", "old nonce"))); got != "id 1" {
+		t.Fatalf("the removed account's nonce: %s", got)
+	}
+	if got := describeCF(push(t, s, securePush("bob/s", 0, false, "D1", "old digest"))); got != "id 1" {
+		t.Fatalf("the removed account's secret digest: %s", got)
 	}
 	check("re-added")
 	if err := s.Close(); err != nil {

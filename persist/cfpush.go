@@ -94,6 +94,10 @@ func (s *Store) CFPushTo(p CFPush, done CFCompletion) {
 		done.CFPushDone(CFPushResult{Err: fmt.Errorf("persist: bad topic %q", p.Topic)})
 		return
 	}
+	if len(p.Nonce) > maxNonceLen {
+		done.CFPushDone(CFPushResult{Err: fmt.Errorf("persist: nonce of %d bytes", len(p.Nonce))})
+		return
+	}
 	r := writeReqPool.Get().(*writeReq)
 	r.cf, r.cfDone = p, done
 	if err := s.enqueue(r); err != nil {
@@ -117,6 +121,7 @@ type pendingTopic struct {
 	committed  uint64 // last as committed before this batch
 	last       uint64
 	droppedMax uint64
+	lastSecret int64         // newest CF-P-09 record's time (Unix ns), 0 if none
 	pushes     []pendingPush // ascending id
 }
 
@@ -127,7 +132,11 @@ type cfBatch struct {
 	free    []*pendingTopic
 	drops   []cfDrop // the sweep's, reused
 
-	pushes, dups, conflicts uint64
+	// secrets and nonces are the replay records this batch made (replay.go).
+	secrets map[secretRef]struct{}
+	nonces  map[nonceRef]struct{}
+
+	pushes, dups, conflicts, secretReplays, noncesReused uint64
 }
 
 func (cb *cfBatch) reset() {
@@ -139,7 +148,9 @@ func (cb *cfBatch) reset() {
 		cb.free = append(cb.free, pt)
 	}
 	cb.touched = cb.touched[:0]
-	cb.pushes, cb.dups, cb.conflicts = 0, 0, 0
+	clear(cb.secrets)
+	clear(cb.nonces)
+	cb.pushes, cb.dups, cb.conflicts, cb.secretReplays, cb.noncesReused = 0, 0, 0, 0, 0
 }
 
 // pendingTopic returns the batch's view of topic name.
@@ -159,9 +170,10 @@ func (c *committer) pendingTopic(name string) *pendingTopic {
 	if t != nil {
 		pt.t, pt.name = t, t.name
 		pt.committed, pt.last, pt.droppedMax = t.last.Load(), t.last.Load(), t.droppedMax.Load()
+		pt.lastSecret = t.lastSecret.Load()
 	} else {
 		pt.t, pt.name = nil, name
-		pt.committed, pt.last, pt.droppedMax = 0, 0, 0
+		pt.committed, pt.last, pt.droppedMax, pt.lastSecret = 0, 0, 0, 0
 	}
 	cb.pend[pt.name] = pt
 	cb.touched = append(cb.touched, pt)
@@ -169,7 +181,10 @@ func (c *committer) pendingTopic(name string) *pendingTopic {
 }
 
 // buildCF adds r's push to b and sets r.cfRes as if b commits. cutoff is
-// the oldest acceptance time still retained.
+// the oldest acceptance time still retained. The outcomes rank as SPEC
+// C-04 ranks their statuses: ErrRevoked (401), then ErrSecretReplay and
+// ErrNonceReused (403), then the id rules (409 or ok); a refused push
+// records nothing.
 func (c *committer) buildCF(b *pebble.Batch, r *writeReq, now, cutoff int64) {
 	p := &r.cf
 	if c.revoked(p.Topic, '/', p.AccountID) {
@@ -178,6 +193,32 @@ func (c *committer) buildCF(b *pebble.Batch, r *writeReq, now, cutoff int64) {
 		return
 	}
 	pt := c.pendingTopic(p.Topic)
+	if replay, err := c.secretReplayed(pt, p, cutoff); err != nil || replay {
+		r.cfRes = CFPushResult{Err: err}
+		if replay {
+			c.cf.secretReplays++
+			r.cfRes.Err = ErrSecretReplay
+		}
+		return
+	}
+	if reused, err := c.nonceReused(p, now); err != nil || reused {
+		r.cfRes = CFPushResult{Err: err}
+		if reused {
+			c.cf.noncesReused++
+			r.cfRes.Err = ErrNonceReused
+		}
+		return
+	}
+	c.applyIDRules(b, r, pt, now, cutoff)
+	if r.cfRes.Err == nil {
+		c.recordGuards(b, pt, p, now)
+	}
+}
+
+// applyIDRules appends r's push or answers it as a duplicate or a
+// conflict (CF-P-04, CF-P-06).
+func (c *committer) applyIDRules(b *pebble.Batch, r *writeReq, pt *pendingTopic, now, cutoff int64) {
+	p := &r.cf
 	id := p.ID
 	if !p.HasID {
 		if pt.last >= MaxPushID {
@@ -272,6 +313,7 @@ func (c *committer) publishCF() {
 			t = &cfTopic{name: strings.Clone(pt.name)}
 			t.last.Store(pt.last)
 			t.droppedMax.Store(pt.droppedMax)
+			t.lastSecret.Store(pt.lastSecret)
 			s.topicMu.Lock()
 			s.topics[t.name] = t
 			s.topicMu.Unlock()
@@ -279,11 +321,14 @@ func (c *committer) publishCF() {
 		}
 		t.last.Store(pt.last)
 		t.droppedMax.Store(pt.droppedMax)
+		t.lastSecret.Store(pt.lastSecret)
 	}
 	st := &s.stats
 	st.cfPushes.Add(c.cf.pushes)
 	st.cfDuplicates.Add(c.cf.dups)
 	st.cfConflicts.Add(c.cf.conflicts)
+	st.cfSecretReplays.Add(c.cf.secretReplays)
+	st.cfNoncesReused.Add(c.cf.noncesReused)
 }
 
 // finishCF completes r, releases it and counts the outcome; a non-nil err

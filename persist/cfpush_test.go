@@ -32,12 +32,19 @@ func cfGiven(topic string, id uint64, text string) CFPush {
 	return CFPush{Topic: topic, ID: id, HasID: true, Text: []byte(text)}
 }
 
-// describeCF renders a push outcome as "id N", "dup N", "conflict" or the
-// error, for compact asserts.
+// describeCF renders a push outcome as "id N", "dup N", "conflict",
+// "secret replay", "nonce reused", "revoked" or the error, for compact
+// asserts.
 func describeCF(r CFPushResult) string {
 	switch {
 	case errors.Is(r.Err, ErrPushConflict):
 		return "conflict"
+	case errors.Is(r.Err, ErrSecretReplay):
+		return "secret replay"
+	case errors.Is(r.Err, ErrNonceReused):
+		return "nonce reused"
+	case errors.Is(r.Err, ErrRevoked):
+		return "revoked"
 	case r.Err != nil:
 		return r.Err.Error()
 	case r.Duplicate:

@@ -189,6 +189,8 @@ func (s *Store) commitLoop() {
 	defer close(s.committerDone)
 	c := &committer{s: s, pend: make(map[string]*pendingChan)}
 	c.cf.pend = make(map[string]*pendingTopic)
+	c.cf.secrets = make(map[secretRef]struct{})
+	c.cf.nonces = make(map[nonceRef]struct{})
 	for {
 		select {
 		case r, ok := <-s.writes:

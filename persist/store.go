@@ -83,6 +83,10 @@ type cfTopic struct {
 	// gone. The sweeper publishes it BEFORE deleting, so that a reader
 	// which misses a deleted push always sees the gap.
 	droppedMax atomic.Uint64
+	// lastSecret is the acceptance time (Unix ns) of the newest CF-P-09
+	// record on the topic, 0 if none: a secret=0 push looks its digest up
+	// only while such a record may still be retained.
+	lastSecret atomic.Int64
 }
 
 type storeCounters struct {
@@ -92,7 +96,7 @@ type storeCounters struct {
 	droppedByRetention, droppedByFlush, ticksForgotten        atomic.Uint64
 	errors                                                    atomic.Uint64
 	cfPushes, cfDuplicates, cfConflicts, cfDropped            atomic.Uint64
-	refused, revoked                                          atomic.Uint64
+	refused, revoked, cfSecretReplays, cfNoncesReused         atomic.Uint64
 }
 
 // Open opens (creating if needed) the Pebble database in opts.Dir, loads
@@ -203,7 +207,10 @@ func (s *Store) loadTopics() error {
 		t.droppedMax.Store(droppedMax)
 		s.topics[t.name] = t
 	}
-	return it.Close()
+	if err := it.Close(); err != nil {
+		return err
+	}
+	return s.loadSecretTimes()
 }
 
 // SyncMode returns the durability mode the Store was opened with.
@@ -291,6 +298,8 @@ func (s *Store) Stats() StoreStats {
 		CFDropped:          c.cfDropped.Load(),
 		Refused:            c.refused.Load(),
 		Revoked:            c.revoked.Load(),
+		CFSecretReplays:    c.cfSecretReplays.Load(),
+		CFNoncesReused:     c.cfNoncesReused.Load(),
 	}
 	for i := range st.SyncLatency {
 		st.SyncLatency[i] = c.syncLatency[i].Load()

@@ -42,8 +42,10 @@ func (s *Store) housekeeping() {
 }
 
 // sweep runs one bounded retention pass on the committer goroutine and
-// waits for it: age-expired messages (EZ-W-09) are deleted, and tick
-// memories of dropped messages older than TickMemory are forgotten. A
+// waits for it: age-expired messages (EZ-W-09) and pushes (CF-P-08) are
+// deleted with their CF-P-09 records, CF-P-10 nonces older than
+// NonceMemory too, and tick memories of dropped messages older than
+// TickMemory are forgotten. A
 // no-op after Close; Close does not wait for a pass stuck on the disk.
 func (s *Store) sweep() {
 	if s.closed.Load() {
@@ -76,6 +78,16 @@ func (c *committer) sweep() {
 	}
 	if err := c.sweepCF(now - int64(s.opts.CFRetain)); err != nil {
 		s.opts.Logf("persist: sweep expired pushes: %v", err)
+		return
+	}
+	if err := c.sweepRecords(kindSecretExpiry, kindSecret, now-int64(s.opts.CFRetain)); err != nil {
+		s.opts.Logf("persist: sweep expired secret records: %v", err)
+		return
+	}
+	// A nonce is remembered while younger than NonceMemory: one exactly
+	// that old is expired.
+	if err := c.sweepRecords(kindNonceExpiry, kindNonce, now-int64(NonceMemory)+1); err != nil {
+		s.opts.Logf("persist: sweep expired nonces: %v", err)
 		return
 	}
 	if err := c.sweepTicks(now); err != nil {

@@ -256,5 +256,7 @@ type StoreStats struct {
 	// the Store was failed or stalled or the write queue was full (503).
 	Refused uint64
 	// Revoked counts writes and pushes answered ErrRevoked.
-	Revoked uint64
+	Revoked         uint64
+	CFSecretReplays uint64 // ErrSecretReplay answers (CF-P-09)
+	CFNoncesReused  uint64 // ErrNonceReused answers (CF-P-10)
 }
