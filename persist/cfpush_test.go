@@ -273,16 +273,8 @@ func TestCFPushAllocs(t *testing.T) {
 	opts.Sync = SyncNone // the allocation count, not the disk, is measured
 	s := openTest(t, opts)
 	mustPush(t, s, cfAuto("u/a", "warm"))
-	done := make(chan CFPushResult, 1)
-	var comp CFCompletion = cfDoneFunc(func(r CFPushResult) { done <- r })
 	p := cfAuto("u/a", "a push of some length")
-	n := testing.AllocsPerRun(500, func() {
-		s.CFPushTo(p, comp)
-		if r := <-done; r.Err != nil {
-			t.Fatal(r.Err)
-		}
-	})
-	if n > 0 {
+	if n := cfPushAllocs(t, s, func() CFPush { return p }); n > 0 {
 		t.Fatalf("CF push: %v allocs, budget 0", n)
 	}
 	if n := testing.AllocsPerRun(100, func() { _ = s.CFLast([]byte("u/a")) }); n != 0 {
@@ -339,4 +331,18 @@ func TestCFIDCeiling(t *testing.T) {
 	}
 	s = openTest(t, opts)
 	check("reopened")
+}
+
+// cfPushAllocs is the allocations per accepted push of next(), measured
+// over 500 pushes.
+func cfPushAllocs(t *testing.T, s *Store, next func() CFPush) float64 {
+	t.Helper()
+	done := make(chan CFPushResult, 1)
+	var comp CFCompletion = cfDoneFunc(func(r CFPushResult) { done <- r })
+	return testing.AllocsPerRun(500, func() {
+		s.CFPushTo(next(), comp)
+		if r := <-done; r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	})
 }

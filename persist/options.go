@@ -16,8 +16,8 @@ const (
 	DefaultMaxBatch      = 4096
 	DefaultSweepInterval = time.Minute
 	DefaultCacheSize     = 64 << 20
-	// DefaultWriteQueue is how many writes may wait for the committer
-	// before EZWrite blocks its caller.
+	// DefaultWriteQueue is how many writes may wait for the committer;
+	// one more is refused at once.
 	DefaultWriteQueue = 16384
 	// DefaultStallTimeout is how long one commit may take before the
 	// Store reports a stall.

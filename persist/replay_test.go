@@ -207,32 +207,17 @@ func TestGuardedWriteAllocs(t *testing.T) {
 		t.Errorf("EZ write with an account id: %v allocs, budget 0", n)
 	}
 
-	cfDone := make(chan CFPushResult, 1)
-	var cfComp CFCompletion = cfDoneFunc(func(r CFPushResult) { cfDone <- r })
 	p := securePush("u/a", 0, false, "D", "a push of some length")
 	p.AccountID = a.ID
-	if n := testing.AllocsPerRun(500, func() {
-		s.CFPushTo(p, cfComp)
-		if r := <-cfDone; r.Err != nil {
-			t.Fatal(r.Err)
-		}
-	}); n > 0 {
+	if n := cfPushAllocs(t, s, func() CFPush { return p }); n > 0 {
 		t.Errorf("CF push with an account id and an md5 secure: %v allocs, budget 0", n)
 	}
-
 	nonces := make([]string, 600)
 	for i := range nonces {
 		nonces[i] = fmt.Sprint("nonce-", i)
 	}
 	i := 0
-	if n := testing.AllocsPerRun(500, func() {
-		p.Nonce = nonces[i]
-		i++
-		s.CFPushTo(p, cfComp)
-		if r := <-cfDone; r.Err != nil {
-			t.Fatal(r.Err)
-		}
-	}); n > 0 {
+	if n := cfPushAllocs(t, s, func() CFPush { p.Nonce = nonces[i]; i++; return p }); n > 0 {
 		t.Errorf("CF push with a nonce: %v allocs, budget 0", n)
 	}
 }

@@ -23,6 +23,7 @@ type syncStaller struct {
 	once      sync.Once
 	countFrom atomic.Bool
 	walOps    atomic.Int64
+	failSync  atomic.Bool // the stalled sync fails once released
 }
 
 func newSyncStaller() *syncStaller {
@@ -50,6 +51,9 @@ func (f *syncStaller) MaybeError(op errorfs.Op) error {
 		if f.armed.CompareAndSwap(true, false) {
 			close(f.entered)
 			<-f.release
+			if f.failSync.Load() {
+				return errInjected
+			}
 		}
 	}
 	return nil
@@ -165,6 +169,34 @@ func TestStall(t *testing.T) {
 	}
 	if got := s.Stats().Refused; got != 2 {
 		t.Fatalf("Refused = %d, want 2", got)
+	}
+}
+
+// TestStallThenFailure: when the stalled sync fails, neither its batch
+// nor the writes queued behind it are acknowledged, and the Store stays
+// failed.
+func TestStallThenFailure(t *testing.T) {
+	opts, st, clock := stallOptions(t)
+	s := openTest(t, opts)
+	t.Cleanup(st.unblock)
+	st.failSync.Store(true)
+	st.armed.Store(true)
+	w1 := make(chan EZWriteResult, 1)
+	s.EZWrite(msg("u-ch", "t1", "one"), func(r EZWriteResult) { w1 <- r })
+	await(t, st.entered, "the WAL sync")
+	p2 := make(chan CFPushResult, 1)
+	s.CFPushTo(cfAuto("u/a", "queued"), cfDoneFunc(func(r CFPushResult) { p2 <- r }))
+	clock.advance(opts.StallTimeout + time.Millisecond)
+	refusedAtOnce(t, s, "during the stall")
+	st.unblock()
+	if r := await(t, w1, "the stalled write"); !errors.Is(r.Err, ErrStorage) {
+		t.Fatalf("write whose sync failed: %+v", r)
+	}
+	if r := await(t, p2, "the queued push"); !errors.Is(r.Err, ErrStorage) {
+		t.Fatalf("push queued behind a failed sync: %s", describeCF(r))
+	}
+	if err := s.Healthy(); !errors.Is(err, ErrStorage) || err == errStalled {
+		t.Fatalf("Healthy after the failed sync: %v, want the failure", err)
 	}
 }
 

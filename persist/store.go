@@ -25,13 +25,14 @@ type Store struct {
 	migrated []Account
 
 	// chanMu guards channels and every channel's fields. The committer
-	// holds it for writing only to publish a committed batch.
+	// holds it for writing only to publish a committed batch or to forget
+	// a removed account's channels.
 	chanMu   sync.RWMutex
 	channels map[string]*channel
 
 	// topicMu guards the topics map (not the counters inside a topic,
 	// which are atomics). The committer takes it for writing only to add
-	// topics.
+	// topics or to forget a removed account's.
 	topicMu sync.RWMutex
 	topics  map[string]*cfTopic
 
