@@ -80,8 +80,10 @@ func (s *Store) EZWriteTo(w EZWrite, done WriteCompletion) {
 // enqueue hands r to the committer without blocking. When it cannot (see
 // EZWrite) it releases r and returns why.
 func (s *Store) enqueue(r *writeReq) error {
+	// closeMu, held for reading, keeps Close from closing the channel
+	// between the check and the send.
 	s.closeMu.RLock()
-	err := s.admit()
+	err := s.Healthy()
 	if err == nil {
 		select {
 		case s.writes <- r:

@@ -52,15 +52,6 @@ func (s *Store) refusal() error {
 	return nil
 }
 
-// admit is refusal, or ErrClosed after Close. The caller holds closeMu
-// for reading, so that the send that follows cannot race Close.
-func (s *Store) admit() error {
-	if s.closed.Load() {
-		return ErrClosed
-	}
-	return s.refusal()
-}
-
 // diskWatch times the committer's current unit of work (a batch, a sweep,
 // an account change, the final sync): every call the committer makes into
 // Pebble is inside one, so a unit that does not end is a stalled disk.
