@@ -80,29 +80,34 @@ func ValidUsername(name string) bool {
 
 const secretAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
 
-// AddAccount creates an account with a fresh api_key (32 lowercase hex)
-// and api_secret (32 chars of [A-Za-z0-9_-]) from crypto/rand. It returns
-// once the account is synced to disk. It blocks on I/O: not for event loops.
+// AddAccount creates an account with a fresh api_key and cf_api_key (32
+// lowercase hex each, distinct from every key of every account), an
+// api_secret (32 chars of [A-Za-z0-9_-]) and an id, all from crypto/rand.
+// Whatever data an earlier account of that name left (a directory written
+// before removal deleted data) is deleted with it, so the account starts
+// empty. It returns once the account is synced and visible to lookups,
+// after OnAccountChange. It blocks on I/O: not for event loops.
 func (s *Store) AddAccount(username string) (Account, error) {
 	if !ValidUsername(username) {
 		return Account{}, fmt.Errorf("persist: bad username %q: want ^[a-z0-9][a-z0-9_]{0,31}$", username)
 	}
-	s.accountMu.Lock()
-	defer s.accountMu.Unlock()
-	old := s.accounts.Load()
-	if _, ok := old.byName[username]; ok {
-		return Account{}, ErrAccountExists
-	}
-	a := Account{
-		Username:          username,
-		APIKey:            old.newKey(),
-		APISecret:         newSecret(),
-		MaxListenersPerIP: DefaultMaxListenersPerIP,
-		ID:                newAccountID(),
-	}
-	for a.CFAPIKey = old.newKey(); a.CFAPIKey == a.APIKey; a.CFAPIKey = old.newKey() {
-	}
-	if err := s.putAccount(old, a, ""); err != nil {
+	var a Account
+	err := s.changeAccount(username, func(t *accountTable) (accountChange, error) {
+		if _, ok := t.byName[username]; ok {
+			return accountChange{}, ErrAccountExists
+		}
+		a = Account{
+			Username:          username,
+			APIKey:            t.newKey(),
+			APISecret:         newSecret(),
+			MaxListenersPerIP: DefaultMaxListenersPerIP,
+			ID:                newAccountID(),
+		}
+		for a.CFAPIKey = t.newKey(); a.CFAPIKey == a.APIKey; a.CFAPIKey = t.newKey() {
+		}
+		return accountChange{put: a, clearData: true, table: t.with(a)}, nil
+	})
+	if err != nil {
 		return Account{}, err
 	}
 	return a, nil
@@ -110,17 +115,48 @@ func (s *Store) AddAccount(username string) (Account, error) {
 
 // newKey returns 32 lowercase hex from crypto/rand that no account uses
 // as either key.
-func (t *accountTable) newKey() string {
+func (t *accountTable) newKey() string { return newKeyAvoiding(t.taken) }
+
+// taken reports whether an account uses k as either key.
+func (t *accountTable) taken(k string) bool {
+	_, a := t.byKey[k]
+	_, b := t.byCFKey[k]
+	return a || b
+}
+
+// newKeyAvoiding returns 32 lowercase hex from crypto/rand for which taken
+// is false.
+func newKeyAvoiding(taken func(string) bool) string {
 	var raw [16]byte
 	for {
 		_, _ = rand.Read(raw[:]) // never fails (crypto/rand docs)
-		k := hex.EncodeToString(raw[:])
-		_, a := t.byKey[k]
-		_, b := t.byCFKey[k]
-		if !a && !b {
+		if k := hex.EncodeToString(raw[:]); !taken(k) {
 			return k
 		}
 	}
+}
+
+// with returns a copy of t in which a replaces the account of its name
+// (or is added).
+func (t *accountTable) with(a Account) *accountTable {
+	list := make([]Account, 0, len(t.sorted)+1)
+	for _, o := range t.sorted {
+		if o.Username != a.Username {
+			list = append(list, o)
+		}
+	}
+	return newAccountTable(append(list, a))
+}
+
+// without returns a copy of t without username's account.
+func (t *accountTable) without(username string) *accountTable {
+	list := make([]Account, 0, len(t.sorted))
+	for _, o := range t.sorted {
+		if o.Username != username {
+			list = append(list, o)
+		}
+	}
+	return newAccountTable(list)
 }
 
 // newSecret returns 32 chars of [A-Za-z0-9_-] from crypto/rand.
@@ -145,42 +181,24 @@ func newAccountID() uint64 {
 	}
 }
 
-// putAccount writes a (or deletes remove when a is zero) durably and
-// publishes the new table. accountMu must be held.
-func (s *Store) putAccount(old *accountTable, a Account, remove string) error {
-	if err := s.writable(); err != nil {
+// changeAccount makes one account change: build sees the current table
+// (account changes are serialised) and says what to write; the committer
+// makes it durable and publishes it in queue order (accountop.go); then
+// OnAccountChange runs, on this goroutine, without any lock held.
+func (s *Store) changeAccount(username string, build func(t *accountTable) (accountChange, error)) error {
+	s.accountMu.Lock()
+	ch, err := build(s.accounts.Load())
+	if err == nil {
+		err = s.runAccountChange(&ch)
+	}
+	s.accountMu.Unlock()
+	if err != nil {
 		return err
 	}
-	list := make([]Account, 0, len(old.sorted)+1)
-	for _, o := range old.sorted {
-		if o.Username != a.Username && o.Username != remove {
-			list = append(list, o)
-		}
+	if f := s.opts.OnAccountChange; f != nil {
+		f(username)
 	}
-	var err error
-	if remove != "" {
-		err = s.guard(func() error { return s.db.Delete(accountKey(nil, remove), pebble.Sync) })
-	} else {
-		v, _ := json.Marshal(a)
-		err = s.guard(func() error { return s.db.Set(accountKey(nil, a.Username), v, pebble.Sync) })
-		list = append(list, a)
-	}
-	if err != nil {
-		return fmt.Errorf("persist: save account: %w", err)
-	}
-	s.accounts.Store(newAccountTable(list))
 	return nil
-}
-
-// writable returns ErrClosed or the sticky storage error.
-func (s *Store) writable() error {
-	s.closeMu.RLock()
-	closed := s.closed
-	s.closeMu.RUnlock()
-	if closed {
-		return ErrClosed
-	}
-	return s.errFailed()
 }
 
 // Accounts returns every account sorted by username; the slice is the
@@ -220,56 +238,84 @@ func (s *Store) AccountByName(username []byte) (Account, bool) {
 	return *a, true
 }
 
-// RemoveAccount deletes an account durably (ErrNoAccount if absent). Its
-// channels' messages stay on disk and come back if the name is re-added.
+// RemoveAccount deletes an account and all its data durably: its
+// channels' messages, tick memories and metadata (qnames "<username>-..."),
+// its topics' pushes and metadata ("<username>/..."), and the CF-P-09/10
+// records of its pushes; its channels and topics leave memory. The
+// committer runs it after every write queued before it; writes and pushes
+// authorized for this incarnation (EZWrite.AccountID, CFPush.AccountID)
+// that it builds later get ErrRevoked. ErrNoAccount if absent. Blocks on
+// I/O.
 func (s *Store) RemoveAccount(username string) error {
-	s.accountMu.Lock()
-	defer s.accountMu.Unlock()
-	old := s.accounts.Load()
-	if _, ok := old.byName[username]; !ok {
-		return ErrNoAccount
-	}
-	return s.putAccount(old, Account{}, username)
+	return s.changeAccount(username, func(t *accountTable) (accountChange, error) {
+		if _, ok := t.byName[username]; !ok {
+			return accountChange{}, ErrNoAccount
+		}
+		return accountChange{remove: username, clearData: true, table: t.without(username)}, nil
+	})
 }
 
-// RotateAccount replaces one credential of an account durably and
-// returns the account with its new value. Stub until the
-// account model lands (issue 15).
+// RotateAccount replaces one credential of an account with a fresh one,
+// durably, and returns the account as it now is: CredAPIKey
+// the private api_key, CredCFAPIKey the public cf_api_key (CFKeyGen+1),
+// CredSecret the api_secret (SecretGen+1). A new key is distinct from
+// every key of every account. Blocks on I/O.
 func (s *Store) RotateAccount(username string, c Credential) (Account, error) {
-	return Account{}, fmt.Errorf("persist: rotate %s: not implemented yet", username)
+	var a Account
+	err := s.changeAccount(username, func(t *accountTable) (accountChange, error) {
+		cur, ok := t.byName[username]
+		if !ok {
+			return accountChange{}, ErrNoAccount
+		}
+		a = *cur
+		switch c {
+		case CredAPIKey:
+			a.APIKey = t.newKey()
+		case CredCFAPIKey:
+			a.CFAPIKey = t.newKey()
+			a.CFKeyGen++
+		case CredSecret:
+			a.APISecret = newSecret()
+			a.SecretGen++
+		default:
+			return accountChange{}, fmt.Errorf("persist: rotate %s: unknown credential %d", username, c)
+		}
+		return accountChange{put: a, table: t.with(a)}, nil
+	})
+	if err != nil {
+		return Account{}, err
+	}
+	return a, nil
 }
 
-// SetRequireSignature sets an account's CF-P-10 mode: "" or "v2".
-// Stub until the account model lands (issue 15).
+// SetRequireSignature sets an account's CF-P-10 mode durably: "v2" (a
+// push must carry the HMAC signature) or "" (md5 secure or signature).
+// Blocks on I/O.
 func (s *Store) SetRequireSignature(username, mode string) error {
-	return fmt.Errorf("persist: require-signature %s: not implemented yet", username)
+	if mode != "" && mode != "v2" {
+		return fmt.Errorf("persist: require-signature %q: want \"v2\" or \"\"", mode)
+	}
+	return s.updateAccount(username, func(a *Account) { a.RequireSignature = mode })
 }
-
-// Migrated returns the accounts Open converted from the single-key
-// format of earlier versions, with their new credentials, for the
-// opener to show once. Stub until migration lands (issue 15).
-func (s *Store) Migrated() []Account { return nil }
-
-// Healthy reports nil while the Store accepts writes; ErrClosed, or an
-// error wrapping ErrStorage after a failed commit or while a commit has
-// been running longer than Options.StallTimeout (C-10). Safe from any
-// goroutine, lock-free. Stub: stalls are not detected yet (issue 15).
-func (s *Store) Healthy() error { return s.writable() }
 
 // SetMaxListenersPerIP changes an account's listener cap per client IP
-// (n >= 1), durably.
+// (n >= 1), durably. Blocks on I/O.
 func (s *Store) SetMaxListenersPerIP(username string, n int) error {
 	if n < 1 {
 		return fmt.Errorf("persist: max listeners per IP %d < 1", n)
 	}
-	s.accountMu.Lock()
-	defer s.accountMu.Unlock()
-	old := s.accounts.Load()
-	a, ok := old.byName[username]
-	if !ok {
-		return ErrNoAccount
-	}
-	na := *a
-	na.MaxListenersPerIP = n
-	return s.putAccount(old, na, "")
+	return s.updateAccount(username, func(a *Account) { a.MaxListenersPerIP = n })
+}
+
+// updateAccount changes a setting of an existing account.
+func (s *Store) updateAccount(username string, set func(a *Account)) error {
+	return s.changeAccount(username, func(t *accountTable) (accountChange, error) {
+		cur, ok := t.byName[username]
+		if !ok {
+			return accountChange{}, ErrNoAccount
+		}
+		a := *cur
+		set(&a)
+		return accountChange{put: a, table: t.with(a)}, nil
+	})
 }

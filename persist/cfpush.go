@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 	"time"
@@ -34,6 +33,9 @@ type CFPush struct {
 	// records it.
 	Nonce string
 }
+
+// MaxPushID is the highest push id (CF-P-04: ids are 1..2^63-1).
+const MaxPushID = 1<<63 - 1
 
 // NonceMemory is how long a CF-P-10 nonce is remembered: a signature's
 // ts may be 300 s off either way, so a captured push stays replayable for
@@ -66,10 +68,10 @@ type CFCompletion interface{ CFPushDone(CFPushResult) }
 // and CF pushes share one order and one Pebble batch, so one fsync serves
 // both), after the batch holding p is committed (synced under SyncAlways)
 // and published: CFLast and CFRead already see the push. It must not
-// block, must not panic and must not push or write itself. A push refused
-// before queueing (ErrClosed; a Topic that is empty, longer than 255
-// bytes or holds NUL, which the protocol never sends) completes on the
-// caller's goroutine before CFPushTo returns.
+// block, must not panic and must not push or write itself. CFPushTo never
+// blocks: a push refused before queueing (as EZWrite's, or a Topic that is
+// empty, longer than 255 bytes or holds NUL, which the protocol never
+// sends) completes on the caller's goroutine before CFPushTo returns.
 //
 // Ownership: the Store reads p.Text until done is called. For an accepted
 // push, CFPushResult.Msg.Text is p.Text itself; for a duplicate it is a
@@ -81,21 +83,25 @@ type CFCompletion interface{ CFPushDone(CFPushResult) }
 // below it is a Duplicate when a push with that id and the same Text is
 // still retained (younger than Options.CFRetain), else ErrPushConflict;
 // so id 0 is always a conflict. The highest accepted id survives restarts
-// and retention: ids are never reused. A push whose id would be
-// math.MaxUint64 is a conflict (the wire allows ids up to 2^63-1).
+// and retention: ids are never reused. Ids are 1..MaxPushID (CF-P-04): a
+// given id above it is a conflict, and once MaxPushID was accepted a push
+// without an id is a conflict while the topic otherwise works as before.
 //
-// CFPushTo blocks only while Options.WriteQueue writes are already
-// waiting for the committer. Inside persist an accepted push allocates
-// nothing (except once per new topic).
+// Inside persist an accepted push allocates nothing (except once per new
+// topic).
 func (s *Store) CFPushTo(p CFPush, done CFCompletion) {
 	if len(p.Topic) == 0 || len(p.Topic) > maxTopicLen || strings.IndexByte(p.Topic, 0) >= 0 {
 		done.CFPushDone(CFPushResult{Err: fmt.Errorf("persist: bad topic %q", p.Topic)})
 		return
 	}
+	if len(p.Nonce) > maxNonceLen {
+		done.CFPushDone(CFPushResult{Err: fmt.Errorf("persist: nonce of %d bytes", len(p.Nonce))})
+		return
+	}
 	r := writeReqPool.Get().(*writeReq)
 	r.cf, r.cfDone = p, done
-	if !s.enqueue(r) {
-		done.CFPushDone(CFPushResult{Err: ErrClosed})
+	if err := s.enqueue(r); err != nil {
+		done.CFPushDone(CFPushResult{Err: err})
 	}
 }
 
@@ -115,6 +121,7 @@ type pendingTopic struct {
 	committed  uint64 // last as committed before this batch
 	last       uint64
 	droppedMax uint64
+	lastSecret int64         // newest CF-P-09 record's time (Unix ns), 0 if none
 	pushes     []pendingPush // ascending id
 }
 
@@ -125,7 +132,11 @@ type cfBatch struct {
 	free    []*pendingTopic
 	drops   []cfDrop // the sweep's, reused
 
-	pushes, dups, conflicts uint64
+	// secrets and nonces are the replay records this batch made (replay.go).
+	secrets map[secretRef]struct{}
+	nonces  map[nonceRef]struct{}
+
+	pushes, dups, conflicts, secretReplays, noncesReused uint64
 }
 
 func (cb *cfBatch) reset() {
@@ -137,7 +148,9 @@ func (cb *cfBatch) reset() {
 		cb.free = append(cb.free, pt)
 	}
 	cb.touched = cb.touched[:0]
-	cb.pushes, cb.dups, cb.conflicts = 0, 0, 0
+	clear(cb.secrets)
+	clear(cb.nonces)
+	cb.pushes, cb.dups, cb.conflicts, cb.secretReplays, cb.noncesReused = 0, 0, 0, 0, 0
 }
 
 // pendingTopic returns the batch's view of topic name.
@@ -157,9 +170,10 @@ func (c *committer) pendingTopic(name string) *pendingTopic {
 	if t != nil {
 		pt.t, pt.name = t, t.name
 		pt.committed, pt.last, pt.droppedMax = t.last.Load(), t.last.Load(), t.droppedMax.Load()
+		pt.lastSecret = t.lastSecret.Load()
 	} else {
 		pt.t, pt.name = nil, name
-		pt.committed, pt.last, pt.droppedMax = 0, 0, 0
+		pt.committed, pt.last, pt.droppedMax, pt.lastSecret = 0, 0, 0, 0
 	}
 	cb.pend[pt.name] = pt
 	cb.touched = append(cb.touched, pt)
@@ -167,15 +181,54 @@ func (c *committer) pendingTopic(name string) *pendingTopic {
 }
 
 // buildCF adds r's push to b and sets r.cfRes as if b commits. cutoff is
-// the oldest acceptance time still retained.
+// the oldest acceptance time still retained. The outcomes rank as SPEC
+// C-04 ranks their statuses: ErrRevoked (401), then ErrSecretReplay and
+// ErrNonceReused (403), then the id rules (409 or ok); a refused push
+// records nothing.
 func (c *committer) buildCF(b *pebble.Batch, r *writeReq, now, cutoff int64) {
 	p := &r.cf
+	if c.revoked(p.Topic, '/', p.AccountID) {
+		c.revocations++
+		r.cfRes = CFPushResult{Err: ErrRevoked}
+		return
+	}
 	pt := c.pendingTopic(p.Topic)
+	if replay, err := c.secretReplayed(pt, p, cutoff); err != nil || replay {
+		r.cfRes = CFPushResult{Err: err}
+		if replay {
+			c.cf.secretReplays++
+			r.cfRes.Err = ErrSecretReplay
+		}
+		return
+	}
+	if reused, err := c.nonceReused(p, now); err != nil || reused {
+		r.cfRes = CFPushResult{Err: err}
+		if reused {
+			c.cf.noncesReused++
+			r.cfRes.Err = ErrNonceReused
+		}
+		return
+	}
+	c.applyIDRules(b, r, pt, now, cutoff)
+	if r.cfRes.Err == nil {
+		c.recordGuards(b, pt, p, now)
+	}
+}
+
+// applyIDRules appends r's push or answers it as a duplicate or a
+// conflict (CF-P-04, CF-P-06).
+func (c *committer) applyIDRules(b *pebble.Batch, r *writeReq, pt *pendingTopic, now, cutoff int64) {
+	p := &r.cf
 	id := p.ID
 	if !p.HasID {
+		if pt.last >= MaxPushID {
+			c.cf.conflicts++ // no id left to assign; the topic stays as it is
+			r.cfRes = CFPushResult{Err: ErrPushConflict}
+			return
+		}
 		id = pt.last + 1
 	}
-	if id <= pt.last || id == math.MaxUint64 {
+	if id <= pt.last || id > MaxPushID {
 		c.answerRetained(r, pt, id, cutoff)
 		return
 	}
@@ -260,6 +313,7 @@ func (c *committer) publishCF() {
 			t = &cfTopic{name: strings.Clone(pt.name)}
 			t.last.Store(pt.last)
 			t.droppedMax.Store(pt.droppedMax)
+			t.lastSecret.Store(pt.lastSecret)
 			s.topicMu.Lock()
 			s.topics[t.name] = t
 			s.topicMu.Unlock()
@@ -267,11 +321,14 @@ func (c *committer) publishCF() {
 		}
 		t.last.Store(pt.last)
 		t.droppedMax.Store(pt.droppedMax)
+		t.lastSecret.Store(pt.lastSecret)
 	}
 	st := &s.stats
 	st.cfPushes.Add(c.cf.pushes)
 	st.cfDuplicates.Add(c.cf.dups)
 	st.cfConflicts.Add(c.cf.conflicts)
+	st.cfSecretReplays.Add(c.cf.secretReplays)
+	st.cfNoncesReused.Add(c.cf.noncesReused)
 }
 
 // finishCF completes r, releases it and counts the outcome; a non-nil err

@@ -32,12 +32,19 @@ func cfGiven(topic string, id uint64, text string) CFPush {
 	return CFPush{Topic: topic, ID: id, HasID: true, Text: []byte(text)}
 }
 
-// describeCF renders a push outcome as "id N", "dup N", "conflict" or the
-// error, for compact asserts.
+// describeCF renders a push outcome as "id N", "dup N", "conflict",
+// "secret replay", "nonce reused", "revoked" or the error, for compact
+// asserts.
 func describeCF(r CFPushResult) string {
 	switch {
 	case errors.Is(r.Err, ErrPushConflict):
 		return "conflict"
+	case errors.Is(r.Err, ErrSecretReplay):
+		return "secret replay"
+	case errors.Is(r.Err, ErrNonceReused):
+		return "nonce reused"
+	case errors.Is(r.Err, ErrRevoked):
+		return "revoked"
 	case r.Err != nil:
 		return r.Err.Error()
 	case r.Duplicate:
@@ -136,7 +143,8 @@ func TestCFGivenIDRules(t *testing.T) {
 		{0, cfGiven("u/a", 7, "seven"), "conflict"},                        // nor 7
 		{0, cfGiven("u/a", 20, "twenty"), "dup 20"},                        // 1 min old
 		{0, cfGiven("u/a", 1<<64-1, "max"), "conflict"},
-		{0, cfGiven("u/a", 1<<64-2, "max"), "id 18446744073709551614"},
+		{0, cfGiven("u/a", 1<<63, "above"), "conflict"}, // CF-P-04: ids are 1..2^63-1
+		{0, cfGiven("u/a", 1<<63-1, "max"), "id 9223372036854775807"},
 		{0, cfAuto("u/a", "overflow"), "conflict"}, // no id left to assign
 	} {
 		clock.Advance(step.advance)
@@ -151,7 +159,7 @@ func TestCFGivenIDRules(t *testing.T) {
 			t.Fatalf("step %d: an accepted push's Text is the caller's slice", i)
 		}
 	}
-	if st := s.Stats(); st.CFPushes != 5 || st.CFDuplicates != 4 || st.CFConflicts != 8 {
+	if st := s.Stats(); st.CFPushes != 5 || st.CFDuplicates != 4 || st.CFConflicts != 9 {
 		t.Fatalf("stats pushes %d dups %d conflicts %d", st.CFPushes, st.CFDuplicates, st.CFConflicts)
 	}
 }
@@ -265,19 +273,76 @@ func TestCFPushAllocs(t *testing.T) {
 	opts.Sync = SyncNone // the allocation count, not the disk, is measured
 	s := openTest(t, opts)
 	mustPush(t, s, cfAuto("u/a", "warm"))
-	done := make(chan CFPushResult, 1)
-	var comp CFCompletion = cfDoneFunc(func(r CFPushResult) { done <- r })
 	p := cfAuto("u/a", "a push of some length")
-	n := testing.AllocsPerRun(500, func() {
-		s.CFPushTo(p, comp)
-		if r := <-done; r.Err != nil {
-			t.Fatal(r.Err)
-		}
-	})
-	if n > 0 {
+	if n := cfPushAllocs(t, s, func() CFPush { return p }); n > 0 {
 		t.Fatalf("CF push: %v allocs, budget 0", n)
 	}
 	if n := testing.AllocsPerRun(100, func() { _ = s.CFLast([]byte("u/a")) }); n != 0 {
 		t.Fatalf("CFLast: %v allocs", n)
 	}
+}
+
+// TestCFIDCeiling: CF-P-04's ids end at 2^63-1. Once it was accepted, a
+// push without push_id is a conflict and nothing else about the topic
+// changes: the retained push re-sent is still a duplicate, reads and the
+// last id are as before, across a reopen too. An id above the ceiling is
+// a conflict even when the topic is far below it.
+func TestCFIDCeiling(t *testing.T) {
+	opts := testOptions(t, "")
+	s := openTest(t, opts)
+	if got := describeCF(push(t, s, cfGiven("u/b", MaxPushID+1, "above"))); got != "conflict" {
+		t.Fatalf("id 2^63 on an empty topic: %s", got)
+	}
+	if s.CFLast([]byte("u/b")) != 0 {
+		t.Fatal("a refused id moved last")
+	}
+	mustPush(t, s, cfAuto("u/a", "one"))
+	if got := describeCF(push(t, s, cfGiven("u/a", MaxPushID, "max"))); got != "id 9223372036854775807" {
+		t.Fatalf("id 2^63-1: %s", got)
+	}
+	check := func(when string) {
+		t.Helper()
+		for _, tc := range []struct {
+			p    CFPush
+			want string
+		}{
+			{cfAuto("u/a", "next"), "conflict"},
+			{cfGiven("u/a", MaxPushID+1, "next"), "conflict"},
+			{cfGiven("u/a", MaxPushID, "max"), "dup 9223372036854775807"},
+			{cfGiven("u/a", MaxPushID, "other"), "conflict"},
+		} {
+			if got := describeCF(push(t, s, tc.p)); got != tc.want {
+				t.Errorf("%s: push %d %q = %s, want %s", when, tc.p.ID, tc.p.Text, got, tc.want)
+			}
+		}
+		if got := cfIDs(mustCFRead(t, s, "u/a", 0, 0, 0)); got != "1,9223372036854775807|cursor=9223372036854775807 last=9223372036854775807" {
+			t.Errorf("%s: read %s", when, got)
+		}
+		if got := cfIDs(mustCFRead(t, s, "u/a", MaxPushID, 0, 0)); got != "|cursor=9223372036854775807 last=9223372036854775807" {
+			t.Errorf("%s: read after the last id %s", when, got)
+		}
+	}
+	check("open")
+	if got := batchMixed(t, s, cfAuto("u/a", "x"), cfGiven("u/a", MaxPushID, "max"), cfAuto("u/a", "y")); strings.Join(got, ",") != "conflict,dup 9223372036854775807,conflict" {
+		t.Fatalf("in one batch: %v", got)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, opts)
+	check("reopened")
+}
+
+// cfPushAllocs is the allocations per accepted push of next(), measured
+// over 500 pushes.
+func cfPushAllocs(t *testing.T, s *Store, next func() CFPush) float64 {
+	t.Helper()
+	done := make(chan CFPushResult, 1)
+	var comp CFCompletion = cfDoneFunc(func(r CFPushResult) { done <- r })
+	return testing.AllocsPerRun(500, func() {
+		s.CFPushTo(next(), comp)
+		if r := <-done; r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	})
 }

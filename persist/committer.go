@@ -11,7 +11,8 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// writeReq carries one EZWrite or one CFPush through the committer.
+// writeReq carries one EZWrite, one CFPush or one account change through
+// the committer.
 // Pooled, so that carrying either kind costs no allocation.
 type writeReq struct {
 	w    EZWrite
@@ -21,6 +22,8 @@ type writeReq struct {
 	cf     CFPush
 	cfDone CFCompletion // nil for an EZ write
 	cfRes  CFPushResult
+
+	acct *accountChange // set for an account change, which carries nothing else
 }
 
 // WriteCompletion receives an EZWrite's outcome (see EZWrite for when and
@@ -50,12 +53,13 @@ var writeReqPool = sync.Pool{New: func() any { return new(writeReq) }}
 // batch holding w is committed (synced under SyncAlways) and published:
 // EZRead and EZLastSeq already see the message. It must not block, must
 // not panic, and must not call EZWrite itself (hand the result to an
-// event loop instead): every other write waits for it. Writes rejected before
-// queueing (ErrClosed, invalid) call done on the caller's goroutine before
-// EZWrite returns.
+// event loop instead): every other write waits for it.
 //
-// EZWrite blocks only while Options.WriteQueue writes are already waiting
-// for the committer, i.e. when the disk is slower than the offered load.
+// EZWrite never blocks: a write it cannot queue calls done on the
+// caller's goroutine before EZWrite returns, with ErrClosed after Close,
+// an error wrapping ErrStorage when the Store is failed or stalled
+// (Healthy) or Options.WriteQueue writes are already waiting, or an error
+// naming an invalid qname or tick.
 func (s *Store) EZWrite(w EZWrite, done func(EZWriteResult)) {
 	s.EZWriteTo(w, completionFunc(done))
 }
@@ -68,24 +72,34 @@ func (s *Store) EZWriteTo(w EZWrite, done WriteCompletion) {
 	}
 	r := writeReqPool.Get().(*writeReq)
 	r.w, r.done = w, done
-	if !s.enqueue(r) {
-		done.WriteDone(EZWriteResult{Err: ErrClosed})
+	if err := s.enqueue(r); err != nil {
+		done.WriteDone(EZWriteResult{Err: err})
 	}
 }
 
-// enqueue hands r to the committer. After Close it releases r and
-// reports false; the caller completes with ErrClosed.
-func (s *Store) enqueue(r *writeReq) bool {
+// enqueue hands r to the committer without blocking. When it cannot (see
+// EZWrite) it releases r and returns why.
+func (s *Store) enqueue(r *writeReq) error {
+	// closeMu, held for reading, keeps Close from closing the channel
+	// between the check and the send.
 	s.closeMu.RLock()
-	if s.closed {
-		s.closeMu.RUnlock()
+	err := s.Healthy()
+	if err == nil {
+		select {
+		case s.writes <- r:
+		default:
+			err = errQueueFull
+		}
+	}
+	s.closeMu.RUnlock()
+	if err != nil {
 		*r = writeReq{}
 		writeReqPool.Put(r)
-		return false
+		if err != ErrClosed {
+			s.stats.refused.Add(1)
+		}
 	}
-	s.writes <- r
-	s.closeMu.RUnlock()
-	return true
+	return err
 }
 
 func checkWrite(w *EZWrite) error {
@@ -164,7 +178,11 @@ type committer struct {
 	key     []byte
 	val     []byte
 
-	appended, dups, conflicts, flushes, dropped, flushed uint64
+	// accounts is the account table as the batch being built sees it:
+	// account changes run between batches.
+	accounts *accountTable
+
+	appended, dups, conflicts, flushes, dropped, flushed, revocations uint64
 
 	cf cfBatch
 }
@@ -173,17 +191,28 @@ func (s *Store) commitLoop() {
 	defer close(s.committerDone)
 	c := &committer{s: s, pend: make(map[string]*pendingChan)}
 	c.cf.pend = make(map[string]*pendingTopic)
+	c.cf.secrets = make(map[secretRef]struct{})
+	c.cf.nonces = make(map[nonceRef]struct{})
 	for {
 		select {
 		case r, ok := <-s.writes:
 			if !ok {
+				c.shutdown()
 				return
 			}
-			c.reqs = append(c.reqs[:0], r)
-			open := c.drain()
-			c.commit()
-			if !open {
-				return
+			for r != nil {
+				if r.acct != nil {
+					c.changeAccount(r)
+					break
+				}
+				c.reqs = append(c.reqs[:0], r)
+				next, open := c.drain()
+				c.commit()
+				if !open {
+					c.shutdown()
+					return
+				}
+				r = next // an account change that ended the batch
 			}
 		case ack := <-s.sweeps:
 			c.sweep()
@@ -192,21 +221,43 @@ func (s *Store) commitLoop() {
 	}
 }
 
-// drain adds every write already waiting, up to MaxBatch. It reports
-// false once the write channel is closed.
-func (c *committer) drain() bool {
+// shutdown syncs the WAL and closes Pebble once every queued write was
+// answered, unless Close gave up on a stalled disk meanwhile.
+func (c *committer) shutdown() {
+	s := c.s
+	if !s.watch.begin() {
+		return
+	}
+	defer s.watch.end()
+	var err error
+	if s.failed.Load() == nil {
+		err = s.guard(func() error { return s.db.LogData(nil, pebble.Sync) })
+	}
+	if cerr := s.closeDB(); err == nil {
+		err = cerr
+	}
+	s.closeErr = err
+}
+
+// drain adds every write already waiting, up to MaxBatch. An account
+// change ends the batch: drain returns it as next, to run once the batch
+// is committed. open is false once the write channel is closed.
+func (c *committer) drain() (next *writeReq, open bool) {
 	for len(c.reqs) < c.s.opts.MaxBatch {
 		select {
 		case r, ok := <-c.s.writes:
 			if !ok {
-				return false
+				return nil, false
+			}
+			if r.acct != nil {
+				return r, true
 			}
 			c.reqs = append(c.reqs, r)
 		default:
-			return true
+			return nil, true
 		}
 	}
-	return true
+	return nil, true
 }
 
 // commit builds one Pebble batch from c.reqs, commits it and completes
@@ -218,6 +269,11 @@ func (c *committer) commit() {
 		c.finish(err)
 		return
 	}
+	if !s.watch.begin() {
+		c.finish(ErrClosed) // Close gave up on a stalled disk
+		return
+	}
+	c.accounts = s.accounts.Load()
 	now := s.opts.Now().UnixNano()
 	cutoff := now - int64(s.opts.EZMaxAge)
 	b := s.db.NewBatch()
@@ -240,9 +296,15 @@ func (c *committer) commit() {
 	if faultAckFirst {
 		// Planted fault (build tag halley_fault_ackfirst): acknowledge
 		// before anything is on disk, then leave a window for kill -9.
+		s.watch.end()
 		c.finish(nil)
 		time.Sleep(faultAckFirstDelay)
-		if err := s.applyBatch(b); err != nil {
+		if !s.watch.begin() {
+			return
+		}
+		err := s.applyBatch(b)
+		s.watch.end()
+		if err != nil {
 			s.fail(err)
 			return
 		}
@@ -250,12 +312,15 @@ func (c *committer) commit() {
 		return
 	}
 
+	var err error
 	if !b.Empty() {
-		if err := s.applyBatch(b); err != nil {
-			s.fail(err)
-			c.finish(fmt.Errorf("persist: commit %d writes: %w", len(c.reqs), err))
-			return
-		}
+		err = s.applyBatch(b)
+	}
+	s.watch.end()
+	if err != nil {
+		s.fail(err)
+		c.finish(fmt.Errorf("persist: commit %d writes: %w", len(c.reqs), err))
+		return
 	}
 	c.publish()
 	c.finish(nil)
@@ -298,6 +363,11 @@ func (c *committer) pending(qname string) *pendingChan {
 // build adds r's mutations to b and sets r.res as if b commits.
 func (c *committer) build(b *pebble.Batch, r *writeReq, now, cutoff int64) {
 	w := &r.w
+	if c.revoked(w.QName, '-', w.AccountID) {
+		c.revocations++
+		r.res = EZWriteResult{Err: ErrRevoked}
+		return
+	}
 	pc := c.pending(w.QName)
 	if w.Flush {
 		if pc.first <= pc.last {
@@ -425,6 +495,7 @@ func (c *committer) publish() {
 	st.flushes.Add(c.flushes)
 	st.droppedByRetention.Add(c.dropped)
 	st.droppedByFlush.Add(c.flushed)
+	st.revoked.Add(c.revocations)
 	c.publishCF()
 }
 
@@ -466,6 +537,6 @@ func (c *committer) reset() {
 		c.free = append(c.free, pc)
 	}
 	c.touched = c.touched[:0]
-	c.appended, c.dups, c.conflicts, c.flushes, c.dropped, c.flushed = 0, 0, 0, 0, 0, 0
+	c.appended, c.dups, c.conflicts, c.flushes, c.dropped, c.flushed, c.revocations = 0, 0, 0, 0, 0, 0, 0
 	c.cf.reset()
 }

@@ -11,15 +11,30 @@ import "encoding/binary"
 //	t\x00<qname>\x00<tick>        → tick memory: seq (8) | message time (8)
 //	c\x00<topic>\x00<id BE 8>     → Cometify push: time (8) | secret (1) | text
 //	n\x00<topic>                  → topicMeta: last id (8) | highest dropped id (8)
+//	s\x00<topic>\x00<md5 16>      → secret record (CF-P-09): acceptance time (8)
+//	S\x00<time 8><topic>\x00<md5>  → (empty) expiry index of secret records
+//	o\x00<username>\x00<nonce>     → nonce record (CF-P-10): acceptance time (8)
+//	O\x00<time 8><username>\x00<nonce> → (empty) expiry index of nonce records
 //
-// Integers are big-endian so that keys sort by sequence number.
+// Integers are big-endian so that keys sort by sequence number, and
+// expiry index entries by time (Unix ns). An index entry is its record's
+// key with the kind changed and the time inserted: the sweeper walks the
+// index up to the cutoff and deletes each record unless a later push
+// renewed it (its time differs). A username never holds '-', '/' or NUL,
+// so "<username>-", "<username>/" and "<username>\x00" prefix exactly its
+// channels, topics and nonces: removing an account deletes those ranges
+// (its expiry index entries are left to the sweeper).
 const (
-	kindAccount = 'a'
-	kindMeta    = 'm'
-	kindQueue   = 'q'
-	kindTick    = 't'
-	kindCFPush  = 'c'
-	kindCFMeta  = 'n'
+	kindAccount      = 'a'
+	kindMeta         = 'm'
+	kindQueue        = 'q'
+	kindTick         = 't'
+	kindCFPush       = 'c'
+	kindCFMeta       = 'n'
+	kindSecret       = 's'
+	kindSecretExpiry = 'S'
+	kindNonce        = 'o'
+	kindNonceExpiry  = 'O'
 )
 
 // maxTickLen bounds a tick so that its length fits the one-byte prefix of a
@@ -141,4 +156,26 @@ func decodeCFPush(v []byte) (unixNano int64, secret bool, text []byte, ok bool) 
 // push key.
 func idFromKey(k []byte) uint64 {
 	return binary.BigEndian.Uint64(k[len(k)-8:])
+}
+
+// secretKey is the CF-P-09 record of digest on topic.
+func secretKey(dst []byte, topic string, digest *[16]byte) []byte {
+	dst = appendPrefix(dst, kindSecret, topic)
+	dst = append(dst, 0)
+	return append(dst, digest[:]...)
+}
+
+// nonceKey is the CF-P-10 record of nonce for username.
+func nonceKey(dst []byte, username, nonce string) []byte {
+	dst = appendPrefix(dst, kindNonce, username)
+	dst = append(dst, 0)
+	return append(dst, nonce...)
+}
+
+// expiryKey is the expiry index entry of the record whose key is record,
+// made at unixNano.
+func expiryKey(dst []byte, kind byte, unixNano int64, record []byte) []byte {
+	dst = append(dst, kind, 0)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(unixNano))
+	return append(dst, record[2:]...)
 }

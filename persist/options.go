@@ -16,9 +16,12 @@ const (
 	DefaultMaxBatch      = 4096
 	DefaultSweepInterval = time.Minute
 	DefaultCacheSize     = 64 << 20
-	// DefaultWriteQueue is how many writes may wait for the committer
-	// before EZWrite blocks its caller.
+	// DefaultWriteQueue is how many writes may wait for the committer;
+	// one more is refused at once.
 	DefaultWriteQueue = 16384
+	// DefaultStallTimeout is how long one commit may take before the
+	// Store reports a stall.
+	DefaultStallTimeout = 5 * time.Second
 )
 
 // EnsureDefaults fills every zero field with its documented default and
@@ -47,6 +50,12 @@ func (o *Options) EnsureDefaults() *Options {
 	}
 	if o.CacheSize == 0 {
 		o.CacheSize = DefaultCacheSize
+	}
+	if o.StallTimeout == 0 {
+		o.StallTimeout = DefaultStallTimeout
+	}
+	if o.failLogEvery == 0 {
+		o.failLogEvery = time.Minute
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -77,6 +86,10 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("persist: Options.MaxBatch %d < 1", o.MaxBatch)
 	case o.CacheSize < 0:
 		return fmt.Errorf("persist: Options.CacheSize %d < 0", o.CacheSize)
+	case o.StallTimeout < 0:
+		return fmt.Errorf("persist: Options.StallTimeout %v < 0", o.StallTimeout)
+	case o.failLogEvery <= 0:
+		return errors.New("persist: Options.failLogEvery must be set (call EnsureDefaults)")
 	case o.WriteQueue < 1:
 		return fmt.Errorf("persist: Options.WriteQueue %d < 1", o.WriteQueue)
 	case o.Now == nil || o.Logf == nil:

@@ -1,7 +1,6 @@
 package persist
 
 import (
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -22,26 +21,34 @@ type Store struct {
 	// accounts is replaced whole on every change; readers never lock.
 	accounts  atomic.Pointer[accountTable]
 	accountMu sync.Mutex // serialises account changes
+	// migrated are the accounts Open converted (Migrated).
+	migrated []Account
 
 	// chanMu guards channels and every channel's fields. The committer
-	// holds it for writing only to publish a committed batch.
+	// holds it for writing only to publish a committed batch or to forget
+	// a removed account's channels.
 	chanMu   sync.RWMutex
 	channels map[string]*channel
 
 	// topicMu guards the topics map (not the counters inside a topic,
 	// which are atomics). The committer takes it for writing only to add
-	// topics.
+	// topics or to forget a removed account's.
 	topicMu sync.RWMutex
 	topics  map[string]*cfTopic
 
-	// closeMu orders EZWrite's send against Close's close(writes).
+	// closeMu orders enqueue's send against Close's close(writes).
 	closeMu sync.RWMutex
-	closed  bool
+	closed  atomic.Bool // set under closeMu; read without it by Healthy
 	writes  chan *writeReq
 	sweeps  chan chan struct{}
 
 	// failed holds the ErrStorage-wrapped error of the first failed commit.
 	failed atomic.Pointer[error]
+	// watch times the committer's calls into Pebble (stalls, Close's bound).
+	watch diskWatch
+	// closeErr is the committer's final sync and close error, read by
+	// Close after committerDone.
+	closeErr error
 
 	committerDone chan struct{}
 	sweeperStop   chan struct{}
@@ -77,6 +84,10 @@ type cfTopic struct {
 	// gone. The sweeper publishes it BEFORE deleting, so that a reader
 	// which misses a deleted push always sees the gap.
 	droppedMax atomic.Uint64
+	// lastSecret is the acceptance time (Unix ns) of the newest CF-P-09
+	// record on the topic, 0 if none: a secret=0 push looks its digest up
+	// only while such a record may still be retained.
+	lastSecret atomic.Int64
 }
 
 type storeCounters struct {
@@ -86,6 +97,7 @@ type storeCounters struct {
 	droppedByRetention, droppedByFlush, ticksForgotten        atomic.Uint64
 	errors                                                    atomic.Uint64
 	cfPushes, cfDuplicates, cfConflicts, cfDropped            atomic.Uint64
+	refused, revoked, cfSecretReplays, cfNoncesReused         atomic.Uint64
 }
 
 // Open opens (creating if needed) the Pebble database in opts.Dir, loads
@@ -98,7 +110,10 @@ func Open(opts Options) (*Store, error) {
 	}
 	fs := opts.FS
 	if fs == nil {
-		fs = vfs.Default
+		if err := tightenModes(opts.Dir); err != nil {
+			return nil, fmt.Errorf("persist: make %s private: %w", opts.Dir, err)
+		}
+		fs = privateFS{vfs.Default}
 	}
 	popts := &pebble.Options{
 		FS:        fs,
@@ -129,6 +144,10 @@ func Open(opts Options) (*Store, error) {
 		sweeperStop:   make(chan struct{}),
 		sweeperDone:   make(chan struct{}),
 	}
+	s.watch.now = opts.stallClock
+	if s.watch.now == nil {
+		s.watch.now = monotonicClock()
+	}
 	if opts.Sync == SyncNone {
 		s.wopt = pebble.NoSync
 	}
@@ -137,7 +156,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("persist: load %s: %w", opts.Dir, err)
 	}
 	go s.commitLoop()
-	go s.sweepLoop()
+	go s.housekeeping()
 	return s, nil
 }
 
@@ -145,6 +164,9 @@ func Open(opts Options) (*Store, error) {
 func (s *Store) load() error {
 	tab, err := s.loadAccounts()
 	if err != nil {
+		return err
+	}
+	if tab, s.migrated, err = s.migrateAccounts(tab); err != nil {
 		return err
 	}
 	s.accounts.Store(tab)
@@ -186,39 +208,41 @@ func (s *Store) loadTopics() error {
 		t.droppedMax.Store(droppedMax)
 		s.topics[t.name] = t
 	}
-	return it.Close()
+	if err := it.Close(); err != nil {
+		return err
+	}
+	return s.loadSecretTimes()
 }
 
 // SyncMode returns the durability mode the Store was opened with.
 func (s *Store) SyncMode() SyncMode { return s.opts.Sync }
 
-// Close stops accepting writes (later EZWrites complete with ErrClosed),
-// lets the committer finish every write already accepted, syncs the WAL
-// and closes Pebble. It blocks until then. Reads after Close are not
-// allowed. A second Close returns nil.
+// Close stops accepting writes (later ones complete with ErrClosed), lets
+// the committer finish every write already queued, syncs the WAL and
+// closes Pebble. It blocks until then, except on a stalled disk: once the
+// committer's current call into Pebble has run for twice
+// Options.StallTimeout, Close gives up, returns an error wrapping
+// ErrStorage that says so, and nothing touches Pebble again (writes still
+// queued complete with ErrClosed; the database is left for the next Open
+// to recover). Reads after Close are not allowed. A second Close returns
+// nil.
 func (s *Store) Close() error {
 	s.closeMu.Lock()
-	if s.closed {
+	if s.closed.Load() {
 		s.closeMu.Unlock()
 		return nil
 	}
-	s.closed = true
+	s.closed.Store(true)
 	s.closeMu.Unlock()
 
 	close(s.sweeperStop)
 	<-s.sweeperDone
 	close(s.writes)
-	<-s.committerDone
-
-	var err error
-	if s.failed.Load() == nil {
-		err = s.guard(func() error { return s.db.LogData(nil, pebble.Sync) })
+	if err := s.awaitCommitter(); err != nil {
+		return err
 	}
-	if cerr := s.closeDB(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("persist: close %s: %w", s.opts.Dir, err)
+	if s.closeErr != nil {
+		return fmt.Errorf("persist: close %s: %w", s.opts.Dir, s.closeErr)
 	}
 	return nil
 }
@@ -273,6 +297,10 @@ func (s *Store) Stats() StoreStats {
 		CFDuplicates:       c.cfDuplicates.Load(),
 		CFConflicts:        c.cfConflicts.Load(),
 		CFDropped:          c.cfDropped.Load(),
+		Refused:            c.refused.Load(),
+		Revoked:            c.revoked.Load(),
+		CFSecretReplays:    c.cfSecretReplays.Load(),
+		CFNoncesReused:     c.cfNoncesReused.Load(),
 	}
 	for i := range st.SyncLatency {
 		st.SyncLatency[i] = c.syncLatency[i].Load()
@@ -308,19 +336,4 @@ func (l pebbleLogger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	l.logf("persist: pebble fatal: %s", msg)
 	panic(pebbleFatal(msg))
-}
-
-// errFailed returns the sticky storage error, or nil.
-func (s *Store) errFailed() error {
-	if p := s.failed.Load(); p != nil {
-		return *p
-	}
-	return nil
-}
-
-func (s *Store) fail(err error) {
-	if !errors.Is(err, ErrStorage) {
-		err = fmt.Errorf("%w: %w", ErrStorage, err)
-	}
-	s.failed.CompareAndSwap(nil, &err)
 }

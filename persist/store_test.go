@@ -40,6 +40,9 @@ func testOptions(t testing.TB, dir string) Options {
 		Dir:           dir,
 		SweepInterval: -1,
 		Logf:          t.Logf,
+		// A loaded test machine may take seconds for an fsync: only the
+		// stall tests, with their own clock, expect writes refused.
+		StallTimeout: 10 * time.Minute,
 	}
 }
 
@@ -115,6 +118,7 @@ func TestOptionsValidate(t *testing.T) {
 		{"negative age", Options{Dir: "x", EZMaxAge: -time.Second}, false},
 		{"negative batch", Options{Dir: "x", MaxBatch: -1}, false},
 		{"negative CF retention", Options{Dir: "x", CFRetain: -time.Second}, false},
+		{"negative stall timeout", Options{Dir: "x", StallTimeout: -time.Second}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.opts.EnsureDefaults().Validate()
@@ -124,7 +128,7 @@ func TestOptionsValidate(t *testing.T) {
 		})
 	}
 	o := (&Options{Dir: "x"}).EnsureDefaults()
-	if o.EZMaxQueue != 1000 || o.EZMaxAge != 24*time.Hour || o.TickMemory != 7*24*time.Hour || o.MaxBatch != 4096 || o.CFRetain != 10*time.Minute {
+	if o.EZMaxQueue != 1000 || o.EZMaxAge != 24*time.Hour || o.TickMemory != 7*24*time.Hour || o.MaxBatch != 4096 || o.CFRetain != 10*time.Minute || o.StallTimeout != 5*time.Second {
 		t.Fatalf("defaults: %+v", o)
 	}
 }

@@ -14,47 +14,63 @@ const (
 	sweepMaxTicks    = 10000 // tick memories examined per pass
 )
 
-func (s *Store) sweepLoop() {
+// housekeeping is the Store's timer goroutine: it asks the committer for
+// a retention sweep every SweepInterval (unless negative) and, while the
+// Store is failed, logs so every failLogEvery.
+func (s *Store) housekeeping() {
 	defer close(s.sweeperDone)
-	if s.opts.SweepInterval < 0 {
-		<-s.sweeperStop
-		return
+	var sweeps <-chan time.Time
+	if s.opts.SweepInterval > 0 {
+		t := time.NewTicker(s.opts.SweepInterval)
+		defer t.Stop()
+		sweeps = t.C
 	}
-	t := time.NewTicker(s.opts.SweepInterval)
-	defer t.Stop()
+	logs := time.NewTicker(s.opts.failLogEvery)
+	defer logs.Stop()
 	for {
 		select {
 		case <-s.sweeperStop:
 			return
-		case <-t.C:
+		case <-sweeps:
 			s.sweep()
+		case <-logs.C:
+			if s.errFailed() != nil {
+				s.logFailed()
+			}
 		}
 	}
 }
 
 // sweep runs one bounded retention pass on the committer goroutine and
-// waits for it: age-expired messages (EZ-W-09) are deleted, and tick
-// memories of dropped messages older than TickMemory are forgotten. A
-// no-op after Close.
+// waits for it: age-expired messages (EZ-W-09) and pushes (CF-P-08) are
+// deleted with their CF-P-09 records, CF-P-10 nonces older than
+// NonceMemory too, and tick memories of dropped messages older than
+// TickMemory are forgotten. A
+// no-op after Close; Close does not wait for a pass stuck on the disk.
 func (s *Store) sweep() {
-	s.closeMu.RLock()
-	if s.closed {
-		s.closeMu.RUnlock()
+	if s.closed.Load() {
 		return
 	}
 	ack := make(chan struct{})
-	s.sweeps <- ack
-	s.closeMu.RUnlock()
-	<-ack
+	select {
+	case s.sweeps <- ack:
+	case <-s.sweeperStop:
+		return
+	}
+	select {
+	case <-ack:
+	case <-s.sweeperStop:
+	}
 }
 
 // sweep runs on the committer goroutine, which is the only writer of
 // channel metadata, so it reads s.channels without chanMu.
 func (c *committer) sweep() {
 	s := c.s
-	if s.errFailed() != nil {
+	if s.errFailed() != nil || !s.watch.begin() {
 		return
 	}
+	defer s.watch.end()
 	now := s.opts.Now().UnixNano()
 	if err := c.sweepAged(now - int64(s.opts.EZMaxAge)); err != nil {
 		s.opts.Logf("persist: sweep expired messages: %v", err)
@@ -62,6 +78,16 @@ func (c *committer) sweep() {
 	}
 	if err := c.sweepCF(now - int64(s.opts.CFRetain)); err != nil {
 		s.opts.Logf("persist: sweep expired pushes: %v", err)
+		return
+	}
+	if err := c.sweepRecords(kindSecretExpiry, kindSecret, now-int64(s.opts.CFRetain)); err != nil {
+		s.opts.Logf("persist: sweep expired secret records: %v", err)
+		return
+	}
+	// A nonce is remembered while younger than NonceMemory: one exactly
+	// that old is expired.
+	if err := c.sweepRecords(kindNonceExpiry, kindNonce, now-int64(NonceMemory)+1); err != nil {
+		s.opts.Logf("persist: sweep expired nonces: %v", err)
 		return
 	}
 	if err := c.sweepTicks(now); err != nil {

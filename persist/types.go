@@ -46,8 +46,9 @@ type Options struct {
 	// age-expired messages and forgotten ticks. Default 1 minute; negative
 	// disables the sweeper goroutine (reads still hide expired messages).
 	SweepInterval time.Duration
-	// WriteQueue is how many writes may wait for the committer; EZWrite
-	// blocks its caller while it is full. Default 16384.
+	// WriteQueue is how many writes may wait for the committer; a write
+	// that finds it full is refused at once with an error wrapping
+	// ErrStorage (503). Default 16384.
 	WriteQueue int
 	// CacheSize is Pebble's block cache in bytes. Default 64 MiB.
 	CacheSize int64
@@ -68,8 +69,16 @@ type Options struct {
 	OnAccountChange func(username string)
 
 	// FS replaces the disk: error injection and stalls in tests, never in
-	// production. Default vfs.Default.
+	// production. Default vfs.Default, wrapped so that the directory is
+	// 0700 and its files 0600 (C-14).
 	FS vfs.FS
+
+	// stallClock replaces the monotonic clock that times commits (stall
+	// detection, Close's bound) in tests. Default: the real one.
+	stallClock func() time.Duration
+	// failLogEvery is how often a failed Store says so in the log. Default
+	// one minute; tests shorten it.
+	failLogEvery time.Duration
 }
 
 // Account is one API account.
@@ -243,4 +252,11 @@ type StoreStats struct {
 	CFDuplicates       uint64 // re-sent push_ids answered as duplicates (CF-P-06)
 	CFConflicts        uint64 // ErrPushConflict answers
 	CFDropped          uint64 // pushes deleted by age retention (CF-P-08)
+	// Refused counts writes and pushes refused before queueing because
+	// the Store was failed or stalled or the write queue was full (503).
+	Refused uint64
+	// Revoked counts writes and pushes answered ErrRevoked.
+	Revoked         uint64
+	CFSecretReplays uint64 // ErrSecretReplay answers (CF-P-09)
+	CFNoncesReused  uint64 // ErrNonceReused answers (CF-P-10)
 }
