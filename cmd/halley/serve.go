@@ -165,6 +165,12 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 		}
 	}()
 
+	// Accounts of an older data directory got separate keys at Open:
+	// their new private api_keys are shown now, once (see persist's doc).
+	if m := store.Migrated(); len(m) > 0 {
+		announceMigrated(stdout, m)
+		log.Warn("accounts migrated to separate keys: EZComet publishers must switch to the new private api_key printed on stdout", "accounts", len(m))
+	}
 	demo, created, err := ensureDemoAccount(store)
 	if err != nil {
 		return err
