@@ -64,6 +64,8 @@ type conn struct {
 	// loop.segs, index+1, 0 when none.
 	pendFirst, pendLast int32
 	pendBytes           int32
+
+	chunk chunkScan // stReading: progress of a chunked body
 }
 
 var _ Conn = (*conn)(nil)

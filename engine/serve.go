@@ -30,6 +30,7 @@ func (lp *loop) process(c *conn) {
 		if c.state == stIdle {
 			c.setState(stReading)
 			c.need = 0
+			c.chunk = chunkScan{}
 			lp.wheel.schedule(c, lp.now+int64(lp.s.opts.HeaderTimeout))
 		}
 		if int(c.need) > n {
@@ -39,7 +40,7 @@ func (lp *loop) process(c *conn) {
 		if err != nil {
 			return
 		}
-		res := lp.parser.parse(buf, c.peer)
+		res := lp.parser.parse(buf, c.peer, &c.chunk)
 		switch res.kind {
 		case parseNeedMore:
 			c.need = int32(res.need)
