@@ -55,7 +55,8 @@ type conn struct {
 
 	state    connState
 	flags    uint16
-	closeReq bool // close when the current OnTraffic returns
+	closeReq bool       // close when the current OnTraffic returns
+	ws       wsMsgState // WebSocket: the client's message in progress
 
 	deadline int64 // loop clock, ns
 	lastRecv int64 // WebSocket: loop clock of the last inbound bytes

@@ -3,6 +3,7 @@ package engine
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -50,6 +51,10 @@ func (h *testHandler) Serve(c Conn, r *Request) {
 		h.mu.Unlock()
 	case "/ws":
 		if err := c.UpgradeWebSocket(r, []byte("X-Test: 1\r\n")); err != nil {
+			if errors.Is(err, ErrUpgradeVersion) {
+				c.Reply(426, "text/plain", []byte("Sec-WebSocket-Version: 13\r\n"), []byte(err.Error()))
+				return
+			}
 			c.Reply(400, "text/plain", nil, []byte(err.Error()))
 			return
 		}
