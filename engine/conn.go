@@ -23,8 +23,11 @@ const (
 	stClosed                    // gone: every method is a no-op
 )
 
+// Connection flags. The first four describe the request being answered
+// and are cleared when it ends (fRequest); the others last as long as
+// the connection, so code that resets the request's flags must keep them.
 const (
-	fKeepAlive    uint16 = 1 << iota // current request allows keep-alive
+	fKeepAlive    uint32 = 1 << iota // current request allows keep-alive
 	fHead                            // current request is HEAD: no body in the reply
 	fFail                            // current request went to Handler.Fail: close after reply
 	fContinueSent                    // 100 Continue written for the current request
@@ -33,7 +36,12 @@ const (
 	fLinger                          // after the flush, half-close and read until the peer closes
 	fFlood                           // pipelined bytes past MaxPipelined were dropped: 429, then close
 	fBeacon                          // answer a client's text "ping" (Conn.Beacon)
+	fTrustedPeer                     // the peer is inside TrustedProxies (C-07, C-12)
+	fCounted                         // ipKey holds one of perIP's counts (C-12)
 )
+
+// fRequest are the flags of the request being answered.
+const fRequest = fKeepAlive | fHead | fFail | fContinueSent
 
 // conn is the engine's per-connection state, the Conn given to the
 // Handler. It is what an idle connection costs beyond gnet's own: keep it
@@ -54,9 +62,9 @@ type conn struct {
 	need   int32 // inbound bytes needed before parsing again (0: unknown)
 
 	state    connState
-	flags    uint16
 	closeReq bool       // close when the current OnTraffic returns
 	ws       wsMsgState // WebSocket: the client's message in progress
+	flags    uint32
 
 	deadline int64 // loop clock, ns
 	lastRecv int64 // WebSocket: loop clock of the last inbound bytes
@@ -67,6 +75,7 @@ type conn struct {
 	pendBytes           int32
 
 	chunk chunkScan // stReading: progress of a chunked body
+	ipKey ipKey     // fCounted: the client address this connection counts for
 }
 
 var _ Conn = (*conn)(nil)
@@ -130,16 +139,11 @@ func (c *conn) Reply(status int, contentType string, extraHeaders, body []byte) 
 		return
 	}
 	c.setState(stIdle)
-	c.flags &= fInServe | fDrain | fFlood
+	c.flags &^= fRequest
 	if c.flags&fFlood != 0 && keep {
 		// The request after this one was dropped with the flood: it gets
 		// its JSON error (C-03), and the connection closes after it.
-		c.setState(stServing)
-		c.flags = fFail | c.flags&(fInServe|fDrain)
-		lp.callFail(c, nil, 429, "too many pipelined bytes while a request was pending")
-		if c.state == stServing {
-			lp.closeHard(c)
-		}
+		lp.failConn(c, nil, 429, msgFlood)
 		return
 	}
 	if !keep {

@@ -46,7 +46,9 @@ type loop struct {
 	wheel   timerWheel
 	all     *conn // every open connection, for Drain
 	depth   int   // nesting of entries; queues are drained at depth 0
-	traffic *conn // the connection whose OnTraffic is running
+	// traffic is the connection whose gnet callback (OnOpen, OnTraffic)
+	// is running: closing it is left to the callback's return.
+	traffic *conn
 
 	// Sends gathered while a batch of posted tasks runs (see gather):
 	// every connection's frames leave in one write at the batch's end.
@@ -66,7 +68,7 @@ type loop struct {
 type loopStats struct {
 	open, accepted, held, websockets, streams, requests atomic.Int64
 	bytesIn, bytesOut, slowCuts, deadlineCloses         atomic.Int64
-	parseErrors, panics, refused                        atomic.Int64
+	parseErrors, panics, refused, refusedPerIP          atomic.Int64
 }
 
 func newLoop(s *Server, i int) *loop {
@@ -212,20 +214,20 @@ func (lp *loop) exit() {
 }
 
 func (lp *loop) onOpen(gc gnet.Conn) gnet.Action {
-	if lp.s.draining.Load() {
+	s := lp.s
+	if s.draining.Load() {
 		return gnet.Close
 	}
-	if lp.s.open.Add(1) > lp.s.maxConns {
-		lp.s.open.Add(-1)
+	if s.open.Add(1) > s.maxConns {
+		s.open.Add(-1)
 		lp.stats.refused.Add(1)
 		return gnet.Close
 	}
 	lp.enter()
-	defer lp.exit()
 	c := &conn{
 		gc: gc,
 		lp: lp,
-		id: lp.s.nextConnID.Add(1),
+		id: s.nextConnID.Add(1),
 	}
 	if ta, ok := gc.RemoteAddr().(*net.TCPAddr); ok {
 		if a, ok := netip.AddrFromSlice(ta.IP); ok {
@@ -237,7 +239,24 @@ func (lp *loop) onOpen(gc gnet.Conn) gnet.Action {
 	lp.stats.open.Add(1)
 	lp.stats.accepted.Add(1)
 	c.state = stIdle
-	lp.wheel.schedule(c, lp.now+int64(lp.s.opts.IdleTimeout))
+	lp.wheel.schedule(c, lp.now+int64(s.opts.IdleTimeout))
+	// C-12: a trusted proxy is counted per request, by the client it
+	// forwards (process); any other peer now.
+	if isTrusted(c.peer, s.opts.TrustedProxies) {
+		c.flags |= fTrustedPeer
+	} else if k := ipKeyOf(c.peer); s.perIP.acquire(k, s.opts.MaxConnsPerIP) {
+		c.flags |= fCounted
+		c.ipKey = k
+	} else {
+		lp.stats.refusedPerIP.Add(1)
+		lp.traffic = c
+		lp.failConn(c, nil, 429, FailTooManyConns)
+	}
+	lp.exit()
+	lp.traffic = nil
+	if c.closeReq {
+		return gnet.Close
+	}
 	return gnet.None
 }
 
@@ -289,10 +308,48 @@ func (lp *loop) onClose(c *conn) {
 	c.gc.SetContext(nil)
 	lp.stats.open.Add(-1)
 	lp.s.open.Add(-1)
+	if c.flags&fCounted != 0 {
+		c.flags &^= fCounted
+		lp.s.perIP.release(c.ipKey)
+	}
 	if c.tag != nil {
 		lp.closed = append(lp.closed, c)
 	}
 	lp.exit()
+}
+
+// failConn hands c's current request (r, or an empty one when nil) to
+// Handler.Fail and closes c after the answer, or at once when the
+// handler gives none.
+func (lp *loop) failConn(c *conn, r *Request, status int, msg string) {
+	c.setState(stServing)
+	c.flags = c.flags&^fRequest | fFail
+	if r == nil {
+		lp.parser.req = Request{PeerAddr: c.peer, ClientIP: c.peer, Header: emptyHeader{}}
+		r = &lp.parser.req
+	}
+	lp.callFail(c, r, status, msg)
+	if c.state == stServing {
+		lp.closeHard(c) // the handler did not answer
+	}
+}
+
+// attribute counts c for client (C-12), moving the count from the client
+// it counted for; false, counting nothing new, when client is at the cap.
+func (lp *loop) attribute(c *conn, client netip.Addr) bool {
+	k := ipKeyOf(client)
+	if c.flags&fCounted != 0 && c.ipKey == k {
+		return true
+	}
+	if !lp.s.perIP.acquire(k, lp.s.opts.MaxConnsPerIP) {
+		return false
+	}
+	if c.flags&fCounted != 0 {
+		lp.s.perIP.release(c.ipKey)
+	}
+	c.flags |= fCounted
+	c.ipKey = k
+	return true
 }
 
 func (lp *loop) linkAll(c *conn) {
@@ -407,13 +464,7 @@ func (lp *loop) fire(c *conn) {
 	case stReading:
 		lp.stats.deadlineCloses.Add(1)
 		lp.stats.parseErrors.Add(1)
-		c.setState(stServing)
-		c.flags = fFail
-		lp.parser.req = Request{PeerAddr: c.peer, ClientIP: c.peer, Header: emptyHeader{}}
-		lp.callFail(c, &lp.parser.req, 408, "request header timeout")
-		if c.state == stServing {
-			lp.closeHard(c) // the handler did not answer
-		}
+		lp.failConn(c, nil, 408, "request header timeout")
 	case stHeld:
 		c.setState(stServing)
 		lp.callExpired(c)

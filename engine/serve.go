@@ -4,6 +4,10 @@ import "errors"
 
 var errNotServing = errors.New("engine: no request is being served on this connection")
 
+// msgFlood is the 429 of a connection whose pipelined bytes were dropped
+// (MaxPipelined).
+const msgFlood = "too many pipelined bytes while a request was pending"
+
 // process parses and serves the requests buffered on c, in order, until
 // one is unanswered, the bytes run out, or the connection changes
 // protocol. Runs on c's loop.
@@ -52,26 +56,31 @@ func (lp *loop) process(c *conn) {
 		case parseFail:
 			lp.stats.parseErrors.Add(1)
 			lp.wheel.remove(c)
-			c.setState(stServing)
-			c.flags = fFail | c.flags&fDrain
-			lp.callFail(c, &lp.parser.req, res.status, res.msg)
-			if c.state == stServing {
-				lp.closeHard(c) // the handler did not answer
-			}
+			lp.failConn(c, &lp.parser.req, res.status, res.msg)
 			return
 		}
 		lp.stats.requests.Add(1)
 		lp.wheel.remove(c)
 		c.need = 0
+		r := &lp.parser.req
+		if c.flags&fTrustedPeer != 0 {
+			// C-07, then C-12 by the forwarded client.
+			r.ClientIP = clientIP(c.peer, r.Header, lp.s.opts.TrustedProxies)
+			if !lp.attribute(c, r.ClientIP) {
+				lp.stats.refusedPerIP.Add(1)
+				lp.failConn(c, r, 429, FailTooManyConns)
+				return
+			}
+		}
 		c.setState(stServing)
-		c.flags = fInServe | c.flags&fDrain
+		c.flags = c.flags&^fRequest | fInServe
 		if res.keepAlive {
 			c.flags |= fKeepAlive
 		}
 		if res.head {
 			c.flags |= fHead
 		}
-		lp.callServe(c, &lp.parser.req)
+		lp.callServe(c, r)
 		c.flags &^= fInServe
 		if c.state == stClosed {
 			return

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -56,6 +57,7 @@ type Server struct {
 	open       atomic.Int64 // client connections open, for MaxConns
 	maxConns   int64
 	stopping   atomic.Bool // Shutdown asked the engine to stop
+	perIP      ipConns     // open connections per client address (C-12)
 
 	// noGather writes every Send at once (benchmarks compare both ways).
 	noGather bool
@@ -74,6 +76,7 @@ func New(opts Options, h Handler, log *slog.Logger) (*Server, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
+	opts.TrustedProxies = normalizePrefixes(opts.TrustedProxies)
 	if opts.Loops > maxLoops {
 		opts.Loops = maxLoops
 	}
@@ -362,6 +365,19 @@ func (s *Server) onTick() time.Duration {
 		}
 	}
 	return s.opts.SweepInterval
+}
+
+// normalizePrefixes unmaps IPv4-mapped prefixes and masks them, so that
+// they match the unmapped addresses the engine compares them with.
+func normalizePrefixes(ps []netip.Prefix) []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(ps))
+	for _, p := range ps {
+		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		}
+		out = append(out, p.Masked())
+	}
+	return out
 }
 
 // gnetHandler adapts gnet's callbacks to the loops.

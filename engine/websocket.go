@@ -62,7 +62,7 @@ func (lp *loop) upgrade(c *conn, r *Request, extra []byte) error {
 		return nil
 	}
 	c.setState(stWS)
-	c.flags &= fInServe | fDrain
+	c.flags &^= fRequest
 	c.ws = wsMsgState{}
 	c.lastRecv = lp.now
 	lp.wheel.schedule(c, lp.now+int64(lp.s.opts.PingInterval))
