@@ -38,6 +38,11 @@ const (
 	fBeacon                          // answer a client's text "ping" (Conn.Beacon)
 	fTrustedPeer                     // the peer is inside TrustedProxies (C-07, C-12)
 	fCounted                         // ipKey holds one of perIP's counts (C-12)
+	fPaused                          // reads paused (epoll interest off, readpause_*.go)
+	fNoPause                         // pausing failed: MaxPipelined applies instead
+	fOutBlocked                      // parsing stopped: unsent output over MaxOutbound (C-08)
+	fWantDrain                       // Conn.WhenDrained asked for Handler.Drained
+	fWaiting                         // in loop.waiters (fOutBlocked or fWantDrain)
 )
 
 // fRequest are the flags of the request being answered.
@@ -65,6 +70,10 @@ type conn struct {
 	closeReq bool       // close when the current OnTraffic returns
 	ws       wsMsgState // WebSocket: the client's message in progress
 	flags    uint32
+	// outMark is, while fOutBlocked, the unsent output when progress was
+	// last seen: the no-progress deadline closes a connection whose
+	// output has not shrunk below it for IdleTimeout.
+	outMark int32
 
 	deadline int64 // loop clock, ns
 	lastRecv int64 // WebSocket: loop clock of the last inbound bytes
@@ -152,6 +161,7 @@ func (c *conn) Reply(status int, contentType string, extraHeaders, body []byte) 
 		// reply: half-close and drain instead (RFC 9112 9.6).
 		c.flags |= fLinger
 		lp.closeAfterFlush(c)
+		lp.readsChanged(c)
 		return
 	}
 	if c.flags&fInServe != 0 {
@@ -188,6 +198,7 @@ func (c *conn) StartStream(contentType string, extraHeaders []byte) {
 	if c.flags&fHead != 0 {
 		c.write(lp.out)
 		lp.closeAfterFlush(c)
+		lp.readsChanged(c)
 		return
 	}
 	c.write(lp.out)
@@ -196,6 +207,7 @@ func (c *conn) StartStream(contentType string, extraHeaders []byte) {
 	}
 	c.setState(stStream)
 	lp.wheel.schedule(c, lp.now+int64(lp.s.opts.StreamHeartbeatInterval))
+	lp.readsChanged(c)
 }
 
 func (c *conn) Send(b []byte) bool {
@@ -244,14 +256,6 @@ func (c *conn) Beacon() {
 		c.flags |= fBeacon
 	}
 }
-
-// Backlogged: stub until the drain-aware engine lands (issue 15).
-func (c *conn) Backlogged() bool {
-	return c.gc.OutboundBuffered()+int(c.pendBytes) >= c.lp.s.opts.BacklogBytes
-}
-
-// WhenDrained: stub until the drain-aware engine lands (issue 15).
-func (c *conn) WhenDrained() {}
 
 func (c *conn) Loop() int    { return c.lp.idx }
 func (c *conn) ID() uint64   { return c.id }

@@ -5,12 +5,12 @@ import "errors"
 var errNotServing = errors.New("engine: no request is being served on this connection")
 
 // msgFlood is the 429 of a connection whose pipelined bytes were dropped
-// (MaxPipelined).
+// (MaxPipelined, where reads cannot be paused).
 const msgFlood = "too many pipelined bytes while a request was pending"
 
 // process parses and serves the requests buffered on c, in order, until
-// one is unanswered, the bytes run out, or the connection changes
-// protocol. Runs on c's loop.
+// one is unanswered, the bytes run out, the output is over its bound, or
+// the connection changes protocol. Runs on c's loop.
 func (lp *loop) process(c *conn) {
 	for {
 		switch c.state {
@@ -24,6 +24,12 @@ func (lp *loop) process(c *conn) {
 		default:
 			return
 		}
+		if c.state == stIdle && c.flags&fFlood != 0 {
+			// Pipelined bytes were dropped (syncReads): the request they
+			// held gets its JSON error (C-03), and the connection closes.
+			lp.failConn(c, nil, 429, msgFlood)
+			return
+		}
 		n := c.gc.InboundBuffered()
 		if n == 0 {
 			if c.state == stIdle && c.slot == 0 {
@@ -32,6 +38,9 @@ func (lp *loop) process(c *conn) {
 			return
 		}
 		if c.state == stIdle {
+			if !lp.outputRoom(c) {
+				return
+			}
 			c.setState(stReading)
 			c.need = 0
 			c.chunk = chunkScan{}
@@ -106,6 +115,11 @@ func (lp *loop) callFail(c *conn, r *Request, status int, msg string) {
 func (lp *loop) callExpired(c *conn) {
 	defer lp.recoverConn(c, "Expired")
 	lp.s.h.Expired(c)
+}
+
+func (lp *loop) callDrained(c *conn) {
+	defer lp.recoverConn(c, "Drained")
+	lp.s.h.Drained(c)
 }
 
 func (lp *loop) callDrain(c *conn) {

@@ -58,9 +58,13 @@ type Server struct {
 	maxConns   int64
 	stopping   atomic.Bool // Shutdown asked the engine to stop
 	perIP      ipConns     // open connections per client address (C-12)
+	nextSweep  time.Time   // ticker goroutine only
 
 	// noGather writes every Send at once (benchmarks compare both ways).
 	noGather bool
+	// noPause behaves as where reads cannot be paused (tests of the
+	// MaxPipelined safety net).
+	noPause bool
 }
 
 // New checks opts (filling defaults) and returns a Server that is not yet
@@ -355,16 +359,36 @@ func (s *Server) collectAddrs() {
 	s.addrs = addrs
 }
 
-// onTick runs on gnet's ticker goroutine: it starts loop discovery once
-// and posts a deadline sweep to every known loop.
+// onTick runs on gnet's ticker goroutine: it starts loop discovery once,
+// posts a deadline sweep to every known loop each SweepInterval, and,
+// while connections wait for their output to drain, a look at them every
+// drainPoll (gnet has one tick for all loops: it runs that often only
+// while some connection waits).
 func (s *Server) onTick() time.Duration {
 	s.tickOnce.Do(func() { go s.discoverLoops() })
-	for _, lp := range s.loops {
-		if lp.attached() {
-			lp.post(task{sweep: true})
-		}
+	now := time.Now()
+	sweep := !now.Before(s.nextSweep)
+	if sweep {
+		s.nextSweep = now.Add(s.opts.SweepInterval)
 	}
-	return s.opts.SweepInterval
+	waiting := false
+	for _, lp := range s.loops {
+		if !lp.attached() {
+			continue
+		}
+		w := lp.waiting.Load() > 0
+		switch {
+		case sweep:
+			lp.post(task{sweep: true})
+		case w:
+			lp.post(task{scan: true})
+		}
+		waiting = waiting || w
+	}
+	if waiting {
+		return min(drainPoll, s.opts.SweepInterval)
+	}
+	return max(time.Until(s.nextSweep), time.Millisecond)
 }
 
 // normalizePrefixes unmaps IPv4-mapped prefixes and masks them, so that

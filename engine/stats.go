@@ -18,6 +18,7 @@ type Stats struct {
 	Panics           int64 // Handler or posted-function panics recovered
 	Refused          int64 // connections closed at accept: over MaxConns
 	RefusedPerIP     int64 // connections refused a 429: over MaxConnsPerIP (C-12)
+	ReadPauses       int64 // times a connection's reads were paused (C-08)
 }
 
 // Stats sums the loops' counters. Safe from any goroutine; the sum is not
@@ -40,6 +41,7 @@ func (s *Server) Stats() Stats {
 		st.Panics += c.panics.Load()
 		st.Refused += c.refused.Load()
 		st.RefusedPerIP += c.refusedPerIP.Load()
+		st.ReadPauses += c.readPauses.Load()
 	}
 	return st
 }

@@ -66,6 +66,7 @@ func (lp *loop) upgrade(c *conn, r *Request, extra []byte) error {
 	c.ws = wsMsgState{}
 	c.lastRecv = lp.now
 	lp.wheel.schedule(c, lp.now+int64(lp.s.opts.PingInterval))
+	lp.readsChanged(c)
 	return nil
 }
 
