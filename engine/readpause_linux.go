@@ -24,7 +24,10 @@ import (
 // read buffer (64 KiB). EPOLLHUP and EPOLLERR are reported whatever the
 // interest, and a paused connection keeps EPOLLRDHUP: gnet closes a
 // connection whose peer went away even while it is paused, as it would
-// when reading its EOF.
+// when reading its EOF. A FIN queued behind bytes that fill the window
+// cannot arrive while paused: such a peer is seen going once reads
+// resume (the request's answer, or its hold deadline); a reset always
+// arrives.
 //
 // This file is built for gnet's default epoll poller only: with the
 // poll_opt tag the event data is a pointer to gnet's attachment, which
