@@ -175,12 +175,19 @@ func (p *requestParser) parseHead(buf []byte) (parseResult, int) {
 	}
 	b := buf[start:]
 	lineEnd := bytes.IndexByte(b, '\n')
+	// Garbage in the request line's first MaxHeaderBytes is a 400 at
+	// once, before any size verdict: the answer must not depend on how
+	// much of the line has arrived.
+	first := b
+	if lineEnd >= 0 {
+		first = b[:lineEnd]
+	}
+	if !plausibleRequestLine(first[:min(len(first), p.maxHeader+1-start)]) {
+		return errorBadReq, 0
+	}
 	if lineEnd < 0 {
 		if len(buf) > p.maxHeader {
 			return errorHeadTooBig, 0
-		}
-		if !plausibleRequestLine(b) {
-			return errorBadReq, 0
 		}
 		return parseResult{}, 0
 	}

@@ -103,6 +103,9 @@ var parseCases = []struct {
 	{"headers too large", "GET / HTTP/1.1\r\nHost: x\r\nX-A: " + strings.Repeat("a", 9000) + "\r\n\r\n", parseWant{kind: parseFail, status: 431}},
 	{"headers too large incomplete", "GET / HTTP/1.1\r\nX-A: " + strings.Repeat("a", 9000), parseWant{kind: parseFail, status: 431}},
 	{"request line too long", "GET /" + strings.Repeat("a", 9000), parseWant{kind: parseFail, status: 431}},
+	// Found by FuzzParseRequest: the verdict was 400 when the line came in
+	// pieces, 431 when it came whole.
+	{"control byte in a long line", "GET /" + strings.Repeat("a", 800) + "\x02" + strings.Repeat("a", 9000), parseWant{kind: parseFail, status: 400}},
 
 	// C-03: framing read as RFC 9112 6.1-6.3 and 7.1 does.
 	{"chunked any case", "POST /w HTTP/1.1\r\nHost: x\r\ntransfer-encoding:  ChunKed \r\n\r\n2\r\nok\r\n0\r\n\r\n",
