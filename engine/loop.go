@@ -41,6 +41,7 @@ type loop struct {
 	// Loop-goroutine part.
 	running []task // tasks being run, swapped with tasks
 	parser  *requestParser
+	failReq Request   // the request of a Fail with nothing parsed
 	out     []byte    // scratch for response heads and control frames
 	iov     [2][]byte // scratch for Writev
 	date    dateCache
@@ -367,8 +368,10 @@ func (lp *loop) failConn(c *conn, r *Request, status int, msg string) {
 	c.setState(stServing)
 	c.flags = c.flags&^fRequest | fFail
 	if r == nil {
-		lp.parser.req = Request{PeerAddr: c.peer, ClientIP: c.peer, Header: emptyHeader{}}
-		r = &lp.parser.req
+		// Not the parser's request: Fail can come from inside a Reply
+		// made during Serve, whose request must stay as it was.
+		lp.failReq = Request{PeerAddr: c.peer, ClientIP: c.peer, Header: emptyHeader{}}
+		r = &lp.failReq
 	}
 	lp.callFail(c, r, status, msg)
 	if c.state == stServing {

@@ -56,7 +56,7 @@ func TestReadPauseGnetLayout(t *testing.T) {
 		t.Fatalf("interest %#x before pausing", got)
 	}
 	go io.WriteString(c, strings.Repeat("GET /x HTTP/1.1\r\nHost: x\r\n\r\n", 20000))
-	waitFor(t, "reads paused", func() bool { return s.Stats().ReadPauses == 1 })
+	waitFor(t, "reads paused", func() bool { return s.Stats().ReadPauses > 0 })
 	if got := interest(); got != syscall.EPOLLRDHUP {
 		t.Fatalf("interest %#x while paused", got)
 	}
