@@ -15,15 +15,21 @@ type Handler interface {
 	// The handler must answer exactly once, now or later, through one of
 	// c.Reply, c.Hold (then Reply when woken or on Expired),
 	// c.UpgradeWebSocket or c.StartStream. While a request is unanswered
-	// the engine reads no further pipelined request from c.
+	// the engine parses no further pipelined request from c, and past
+	// about one request of buffered bytes stops reading c's socket until
+	// the answer (C-08).
 	Serve(c Conn, r *Request)
 
 	// Fail renders an error for a request the engine could not hand to
-	// Serve: unparsable request line or headers (400), HTTP version other
-	// than 1.0/1.1 (505), headers too large (431), body too large (413),
-	// header read deadline passed (408). r holds whatever was parsed
-	// (Method/Path may be empty). The handler must call c.Reply once; the
-	// engine closes the connection after that reply is flushed.
+	// Serve: unparsable request line or headers, or framing that RFC 9112
+	// refuses (400), HTTP version other than 1.0/1.1 (505), headers too
+	// large (431), body too large (413), header read deadline passed
+	// (408), too many connections from the client's address (429,
+	// FailTooManyConns, C-12), pipelined bytes dropped where reads cannot
+	// pause (429). r holds whatever was parsed (Method/Path may be empty).
+	// The handler must call c.Reply once; the engine closes the connection
+	// after that reply is flushed. Fail is called from inside Conn.Reply
+	// for the 429 of dropped pipelined bytes.
 	Fail(c Conn, r *Request, status int, msg string)
 
 	// Expired is called when a Hold's deadline passes before the handler
@@ -33,7 +39,11 @@ type Handler interface {
 	// Drained is called once after Conn.WhenDrained, when the
 	// connection's unsent output has fallen to Options.BacklogBytes/2 or
 	// below: a handler sending a backlog (catch-up, replay) sends its
-	// next part. Not called for a connection that closed meanwhile.
+	// next part. Not called for a connection that closed (or began
+	// closing) meanwhile, and, like Closed, never from inside another
+	// Handler call: the engine looks at the waiting connections when an
+	// entry into the loop ends, and every few milliseconds while any
+	// waits.
 	Drained(c Conn)
 
 	// Closed is called once when a connection goes away for any reason
@@ -65,8 +75,11 @@ type Request struct {
 	PeerAddr netip.Addr
 	// ClientIP is the client's address per C-07: PeerAddr, or, when the
 	// peer is inside Options.TrustedProxies, the right-most address of
-	// the X-Forwarded-For lines (read as one list; else of Forwarded:
-	// for=) that is not itself trusted. Unmapped (IPv4 as 4 bytes).
+	// the X-Forwarded-For lines (read as one list; when there is none,
+	// of Forwarded's for= parameters) that is not itself trusted; an
+	// entry that does not parse ends that walk at the last trusted hop.
+	// Unmapped (IPv4 as 4 bytes). Set for Serve and for Fail alike
+	// (PeerAddr when the headers could not be read).
 	ClientIP netip.Addr
 	// HTTP10 is true for an HTTP/1.0 request.
 	HTTP10 bool
@@ -105,9 +118,12 @@ type Conn interface {
 	// an error, having written nothing, when r is not a valid WebSocket
 	// upgrade; the handler then Replies: 426 with "Sec-WebSocket-Version:
 	// 13" for ErrUpgradeVersion, 400 for ErrBadUpgrade (C-13). From then on the engine
-	// answers pings, enforces the client frame cap (close 1009) and sends
-	// a ping every Options.PingInterval; text or binary frames from the
-	// client are ignored.
+	// answers pings, enforces the client frame cap (close 1009), holds
+	// client frames to RFC 6455 (masking, opcodes, fragmentation and
+	// control frames: 1002; UTF-8 of text and close reasons: 1007; close
+	// codes: 1002; a valid close is echoed with its code) and sends a
+	// ping every Options.PingInterval; the data of text or binary frames
+	// from the client is otherwise ignored.
 	UpgradeWebSocket(r *Request, extraHeaders []byte) error
 
 	// StartStream writes a 200 response head with the given Content-Type

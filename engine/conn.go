@@ -23,8 +23,11 @@ const (
 	stClosed                    // gone: every method is a no-op
 )
 
+// Connection flags. The first four describe the request being answered
+// and are cleared when it ends (fRequest); the others last as long as
+// the connection, so code that resets the request's flags must keep them.
 const (
-	fKeepAlive    uint16 = 1 << iota // current request allows keep-alive
+	fKeepAlive    uint32 = 1 << iota // current request allows keep-alive
 	fHead                            // current request is HEAD: no body in the reply
 	fFail                            // current request went to Handler.Fail: close after reply
 	fContinueSent                    // 100 Continue written for the current request
@@ -33,7 +36,17 @@ const (
 	fLinger                          // after the flush, half-close and read until the peer closes
 	fFlood                           // pipelined bytes past MaxPipelined were dropped: 429, then close
 	fBeacon                          // answer a client's text "ping" (Conn.Beacon)
+	fTrustedPeer                     // the peer is inside TrustedProxies (C-07, C-12)
+	fCounted                         // ipKey holds one of perIP's counts (C-12)
+	fPaused                          // reads paused (epoll interest off, readpause_*.go)
+	fNoPause                         // pausing failed: MaxPipelined applies instead
+	fOutBlocked                      // parsing stopped: unsent output over MaxOutbound (C-08)
+	fWantDrain                       // Conn.WhenDrained asked for Handler.Drained
+	fWaiting                         // in loop.waiters (fOutBlocked or fWantDrain)
 )
+
+// fRequest are the flags of the request being answered.
+const fRequest = fKeepAlive | fHead | fFail | fContinueSent
 
 // conn is the engine's per-connection state, the Conn given to the
 // Handler. It is what an idle connection costs beyond gnet's own: keep it
@@ -54,8 +67,13 @@ type conn struct {
 	need   int32 // inbound bytes needed before parsing again (0: unknown)
 
 	state    connState
-	flags    uint16
-	closeReq bool // close when the current OnTraffic returns
+	closeReq bool       // close when the current OnTraffic returns
+	ws       wsMsgState // WebSocket: the client's message in progress
+	flags    uint32
+	// outMark is, while fOutBlocked, the unsent output when progress was
+	// last seen: the no-progress deadline closes a connection whose
+	// output has not shrunk below it for IdleTimeout.
+	outMark int32
 
 	deadline int64 // loop clock, ns
 	lastRecv int64 // WebSocket: loop clock of the last inbound bytes
@@ -64,6 +82,9 @@ type conn struct {
 	// loop.segs, index+1, 0 when none.
 	pendFirst, pendLast int32
 	pendBytes           int32
+
+	chunk chunkScan // stReading: progress of a chunked body
+	ipKey ipKey     // fCounted: the client address this connection counts for
 }
 
 var _ Conn = (*conn)(nil)
@@ -127,16 +148,11 @@ func (c *conn) Reply(status int, contentType string, extraHeaders, body []byte) 
 		return
 	}
 	c.setState(stIdle)
-	c.flags &= fInServe | fDrain | fFlood
+	c.flags &^= fRequest
 	if c.flags&fFlood != 0 && keep {
 		// The request after this one was dropped with the flood: it gets
 		// its JSON error (C-03), and the connection closes after it.
-		c.setState(stServing)
-		c.flags = fFail | c.flags&(fInServe|fDrain)
-		lp.callFail(c, nil, 429, "too many pipelined bytes while a request was pending")
-		if c.state == stServing {
-			lp.closeHard(c)
-		}
+		lp.failConn(c, nil, 429, msgFlood)
 		return
 	}
 	if !keep {
@@ -145,6 +161,7 @@ func (c *conn) Reply(status int, contentType string, extraHeaders, body []byte) 
 		// reply: half-close and drain instead (RFC 9112 9.6).
 		c.flags |= fLinger
 		lp.closeAfterFlush(c)
+		lp.readsChanged(c)
 		return
 	}
 	if c.flags&fInServe != 0 {
@@ -181,6 +198,7 @@ func (c *conn) StartStream(contentType string, extraHeaders []byte) {
 	if c.flags&fHead != 0 {
 		c.write(lp.out)
 		lp.closeAfterFlush(c)
+		lp.readsChanged(c)
 		return
 	}
 	c.write(lp.out)
@@ -189,6 +207,7 @@ func (c *conn) StartStream(contentType string, extraHeaders []byte) {
 	}
 	c.setState(stStream)
 	lp.wheel.schedule(c, lp.now+int64(lp.s.opts.StreamHeartbeatInterval))
+	lp.readsChanged(c)
 }
 
 func (c *conn) Send(b []byte) bool {
@@ -237,14 +256,6 @@ func (c *conn) Beacon() {
 		c.flags |= fBeacon
 	}
 }
-
-// Backlogged: stub until the drain-aware engine lands (issue 15).
-func (c *conn) Backlogged() bool {
-	return c.gc.OutboundBuffered()+int(c.pendBytes) >= c.lp.s.opts.BacklogBytes
-}
-
-// WhenDrained: stub until the drain-aware engine lands (issue 15).
-func (c *conn) WhenDrained() {}
 
 func (c *conn) Loop() int    { return c.lp.idx }
 func (c *conn) ID() uint64   { return c.id }

@@ -18,7 +18,8 @@ type task struct {
 	fn    func()
 	each  func(loop int)
 	t     Task
-	sweep bool
+	sweep bool // the deadline sweep
+	scan  bool // a look at the waiting connections (drainPoll)
 }
 
 // loop is the engine's state for one gnet event loop. Fields below the
@@ -34,11 +35,13 @@ type loop struct {
 	wakePending bool
 	runTasks    gnet.RunnableFunc // bound once, so a wake-up allocates less
 
-	stats loopStats
+	stats   loopStats
+	waiting atomic.Int64 // len(waiters), for the ticker goroutine
 
 	// Loop-goroutine part.
 	running []task // tasks being run, swapped with tasks
 	parser  *requestParser
+	failReq Request   // the request of a Fail with nothing parsed
 	out     []byte    // scratch for response heads and control frames
 	iov     [2][]byte // scratch for Writev
 	date    dateCache
@@ -46,7 +49,15 @@ type loop struct {
 	wheel   timerWheel
 	all     *conn // every open connection, for Drain
 	depth   int   // nesting of entries; queues are drained at depth 0
-	traffic *conn // the connection whose OnTraffic is running
+	// traffic is the connection whose gnet callback (OnOpen, OnTraffic)
+	// is running: closing it is left to the callback's return.
+	traffic *conn
+
+	// pollFD is the loop's epoll descriptor for pausing reads, -1 when
+	// pausing is not possible (readpause_*.go); pollChecked once known.
+	pollFD      int
+	pollChecked bool
+	pauseAt     int // inbound bytes at which a connection that cannot parse stops reading
 
 	// Sends gathered while a batch of posted tasks runs (see gather):
 	// every connection's frames leave in one write at the batch's end.
@@ -57,20 +68,32 @@ type loop struct {
 	iovs     [][]byte  // scratch for a connection's Writev
 	flat     []byte    // scratch: a connection's gathered pieces, joined
 
-	resume    []*conn // replied late with pipelined bytes waiting
+	// resume holds connections to look at again when the entry ends:
+	// replied late with pipelined bytes waiting, output unblocked, reads
+	// to resume.
+	resume    []*conn
 	closed    []*conn // Handler.Closed still to call
 	flushWait []*conn // closing once their output is flushed
 	expired   []*conn // scratch for the sweep
+
+	// Connections waiting for their unsent output to shrink (see
+	// flow_control.go), and the last time they were looked at.
+	waiters  []*conn
+	drained  []*conn // scratch: Handler.Drained to call
+	lastScan int64
+	scanNow  bool // a scan task or sweep asked for a look at the end of this entry
 }
 
 type loopStats struct {
 	open, accepted, held, websockets, streams, requests atomic.Int64
 	bytesIn, bytesOut, slowCuts, deadlineCloses         atomic.Int64
-	parseErrors, panics, refused                        atomic.Int64
+	parseErrors, panics, refused, refusedPerIP          atomic.Int64
+	readPauses                                          atomic.Int64
 }
 
 func newLoop(s *Server, i int) *loop {
-	lp := &loop{s: s, idx: i}
+	lp := &loop{s: s, idx: i, pollFD: -1}
+	lp.pauseAt = s.opts.MaxHeaderBytes + s.opts.MaxBodyBytes
 	lp.runTasks = lp.drainTasks
 	lp.parser = newRequestParser(s.opts.MaxHeaderBytes, s.opts.MaxBodyBytes)
 	lp.wheel.init(s.opts.SweepInterval)
@@ -163,6 +186,8 @@ func (lp *loop) runTask(t *task) {
 		t.t.Run(lp.idx)
 	case t.sweep:
 		lp.sweep()
+	case t.scan:
+		lp.scanNow = true
 	}
 }
 
@@ -175,8 +200,9 @@ func (lp *loop) recoverTask() {
 
 // enter and exit bracket every entry into the loop (gnet callback or
 // task). At the outermost exit, the work that must not run re-entrantly
-// inside handler code runs: Handler.Closed notifications and parsing of
-// pipelined requests after a late Reply.
+// inside handler code runs: Handler.Closed notifications, parsing of
+// pipelined requests after a late Reply, reads resumed, and the look at
+// connections waiting for their output to drain (Handler.Drained).
 func (lp *loop) enter() {
 	if lp.depth == 0 {
 		lp.now = int64(time.Since(lp.s.start))
@@ -189,12 +215,17 @@ func (lp *loop) exit() {
 		lp.depth--
 		return
 	}
-	for len(lp.resume) > 0 || len(lp.closed) > 0 {
+	scanned := false
+	for {
 		for i := 0; i < len(lp.resume); i++ {
 			c := lp.resume[i]
 			lp.resume[i] = nil
-			if c.state == stIdle {
-				lp.process(c)
+			if c.state == stClosed {
+				continue
+			}
+			lp.process(c)
+			if c.state != stClosed {
+				lp.syncReads(c)
 				if c.state != stClosed {
 					c.leftIn = int32(c.gc.InboundBuffered())
 				}
@@ -207,29 +238,45 @@ func (lp *loop) exit() {
 			lp.callClosed(c)
 		}
 		lp.closed = lp.closed[:0]
+		if !scanned && lp.scanDue() {
+			scanned = true
+			lp.scanWaiters()
+			continue
+		}
+		if len(lp.resume) == 0 && len(lp.closed) == 0 {
+			break
+		}
 	}
 	lp.depth = 0
 }
 
 func (lp *loop) onOpen(gc gnet.Conn) gnet.Action {
-	if lp.s.draining.Load() {
+	s := lp.s
+	if s.draining.Load() {
 		return gnet.Close
 	}
-	if lp.s.open.Add(1) > lp.s.maxConns {
-		lp.s.open.Add(-1)
+	if s.open.Add(1) > s.maxConns {
+		s.open.Add(-1)
 		lp.stats.refused.Add(1)
 		return gnet.Close
 	}
 	lp.enter()
-	defer lp.exit()
 	c := &conn{
 		gc: gc,
 		lp: lp,
-		id: lp.s.nextConnID.Add(1),
+		id: s.nextConnID.Add(1),
 	}
 	if ta, ok := gc.RemoteAddr().(*net.TCPAddr); ok {
 		if a, ok := netip.AddrFromSlice(ta.IP); ok {
 			c.peer = a.Unmap()
+		}
+	}
+	if !lp.pollChecked {
+		lp.pollChecked = true
+		if fd, ok := pollerFD(gc); ok && !s.noPause {
+			lp.pollFD = fd
+		} else if !s.noPause {
+			s.log.Warn("engine: cannot pause reads on this platform or gnet version; --max-pipelined cuts instead", "loop", lp.idx)
 		}
 	}
 	gc.SetContext(c)
@@ -237,7 +284,24 @@ func (lp *loop) onOpen(gc gnet.Conn) gnet.Action {
 	lp.stats.open.Add(1)
 	lp.stats.accepted.Add(1)
 	c.state = stIdle
-	lp.wheel.schedule(c, lp.now+int64(lp.s.opts.IdleTimeout))
+	lp.wheel.schedule(c, lp.now+int64(s.opts.IdleTimeout))
+	// C-12: a trusted proxy is counted per request, by the client it
+	// forwards (process); any other peer now.
+	if isTrusted(c.peer, s.opts.TrustedProxies) {
+		c.flags |= fTrustedPeer
+	} else if k := ipKeyOf(c.peer); s.perIP.acquire(k, s.opts.MaxConnsPerIP) {
+		c.flags |= fCounted
+		c.ipKey = k
+	} else {
+		lp.stats.refusedPerIP.Add(1)
+		lp.traffic = c
+		lp.failConn(c, nil, 429, FailTooManyConns)
+	}
+	lp.exit()
+	lp.traffic = nil
+	if c.closeReq {
+		return gnet.Close
+	}
 	return gnet.None
 }
 
@@ -246,6 +310,9 @@ func (lp *loop) onTraffic(c *conn) gnet.Action {
 	lp.traffic = c
 	n := c.gc.InboundBuffered()
 	lp.stats.bytesIn.Add(int64(n - int(c.leftIn)))
+	// Bytes came, so reads are on: gnet turned them back on behind a
+	// pause (readpause_linux.go). syncReads pauses again if need be.
+	c.flags &^= fPaused
 	switch c.state {
 	case stIdle, stReading:
 		lp.process(c)
@@ -253,15 +320,7 @@ func (lp *loop) onTraffic(c *conn) gnet.Action {
 		c.lastRecv = lp.now
 		lp.processWS(c)
 	case stServing, stHeld:
-		// Pipelined bytes wait until the reply; past MaxPipelined they
-		// are dropped, and the reply is followed by a 429 and a close.
-		if c.flags&fFlood != 0 || n > lp.s.opts.MaxPipelined {
-			if c.flags&fFlood == 0 {
-				lp.stats.parseErrors.Add(1)
-			}
-			c.flags |= fFlood
-			_, _ = c.gc.Discard(-1)
-		}
+		// Pipelined bytes wait until the reply (syncReads bounds them).
 	default:
 		// Streams and closing connections: the peer has nothing to say.
 		_, _ = c.gc.Discard(-1)
@@ -269,6 +328,9 @@ func (lp *loop) onTraffic(c *conn) gnet.Action {
 	// Deferred work runs while c is still marked as in OnTraffic, so that
 	// closing c from there is left to gnet too.
 	lp.exit()
+	if !c.closeReq && c.state != stClosed {
+		lp.syncReads(c)
+	}
 	lp.traffic = nil
 	closeNow := c.closeReq
 	if !closeNow && c.state != stClosed {
@@ -289,10 +351,50 @@ func (lp *loop) onClose(c *conn) {
 	c.gc.SetContext(nil)
 	lp.stats.open.Add(-1)
 	lp.s.open.Add(-1)
+	if c.flags&fCounted != 0 {
+		c.flags &^= fCounted
+		lp.s.perIP.release(c.ipKey)
+	}
 	if c.tag != nil {
 		lp.closed = append(lp.closed, c)
 	}
 	lp.exit()
+}
+
+// failConn hands c's current request (r, or an empty one when nil) to
+// Handler.Fail and closes c after the answer, or at once when the
+// handler gives none.
+func (lp *loop) failConn(c *conn, r *Request, status int, msg string) {
+	c.setState(stServing)
+	c.flags = c.flags&^fRequest | fFail
+	if r == nil {
+		// Not the parser's request: Fail can come from inside a Reply
+		// made during Serve, whose request must stay as it was.
+		lp.failReq = Request{PeerAddr: c.peer, ClientIP: c.peer, Header: emptyHeader{}}
+		r = &lp.failReq
+	}
+	lp.callFail(c, r, status, msg)
+	if c.state == stServing {
+		lp.closeHard(c) // the handler did not answer
+	}
+}
+
+// attribute counts c for client (C-12), moving the count from the client
+// it counted for; false, counting nothing new, when client is at the cap.
+func (lp *loop) attribute(c *conn, client netip.Addr) bool {
+	k := ipKeyOf(client)
+	if c.flags&fCounted != 0 && c.ipKey == k {
+		return true
+	}
+	if !lp.s.perIP.acquire(k, lp.s.opts.MaxConnsPerIP) {
+		return false
+	}
+	if c.flags&fCounted != 0 {
+		lp.s.perIP.release(c.ipKey)
+	}
+	c.flags |= fCounted
+	c.ipKey = k
+	return true
 }
 
 func (lp *loop) linkAll(c *conn) {
@@ -373,6 +475,7 @@ func (lp *loop) flushed(c *conn) {
 // sweep runs every SweepInterval on the loop: deadlines that passed, and
 // closing connections whose output drained.
 func (lp *loop) sweep() {
+	lp.scanNow = true
 	j := 0
 	for _, c := range lp.flushWait {
 		if c.state != stFlushing {
@@ -402,18 +505,15 @@ func (lp *loop) fire(c *conn) {
 	o := &lp.s.opts
 	switch c.state {
 	case stIdle:
+		if c.flags&fOutBlocked != 0 && lp.outputProgressed(c) {
+			return
+		}
 		lp.stats.deadlineCloses.Add(1)
 		lp.closeHard(c)
 	case stReading:
 		lp.stats.deadlineCloses.Add(1)
 		lp.stats.parseErrors.Add(1)
-		c.setState(stServing)
-		c.flags = fFail
-		lp.parser.req = Request{PeerAddr: c.peer, ClientIP: c.peer, Header: emptyHeader{}}
-		lp.callFail(c, &lp.parser.req, 408, "request header timeout")
-		if c.state == stServing {
-			lp.closeHard(c) // the handler did not answer
-		}
+		lp.failConn(c, nil, 408, "request header timeout")
 	case stHeld:
 		c.setState(stServing)
 		lp.callExpired(c)

@@ -32,8 +32,11 @@ type Options struct {
 	// MaxFrameBytes caps one WebSocket frame from a client (close 1009).
 	// Default 64 KiB.
 	MaxFrameBytes int
-	// MaxOutbound caps unsent output per connection; a connection over it
-	// is cut as a slow consumer. Default 4 MiB.
+	// MaxOutbound caps unsent output per connection (C-08): a stream or
+	// WebSocket Send over it cuts the connection as a slow consumer; an
+	// HTTP connection over it parses no further pipelined request until
+	// its output is down to half, and closes when the output does not
+	// shrink for IdleTimeout. Default 4 MiB.
 	MaxOutbound int
 	// BacklogBytes is the unsent output at which Conn.Backlogged turns
 	// true; Handler.Drained follows at half of it. Default MaxOutbound/4.
@@ -44,14 +47,19 @@ type Options struct {
 	// Request.ClientIP. Default 1000.
 	MaxConnsPerIP int
 	// TrustedProxies are the peers whose X-Forwarded-For / Forwarded is
-	// believed for Request.ClientIP (C-07). Default none.
+	// believed for Request.ClientIP (C-07). Such a proxy must set the
+	// header it forwards and strip the other: when both are present,
+	// X-Forwarded-For is read. Default none.
 	TrustedProxies []netip.Prefix
-	// MaxPipelined caps the pipelined bytes a connection may send while
-	// one of its requests is still being answered (a write awaiting its
-	// commit, a long-poll waiting). gnet cannot stop reading one socket,
-	// so past this the waiting bytes are dropped: the pending request is
-	// answered, the next gets a JSON 429 and the connection closes.
-	// Default 4 MiB (and never below 4 × (MaxHeaderBytes + MaxBodyBytes)).
+	// MaxPipelined is a last safety net for where reads cannot be paused
+	// (a platform other than Linux, gnet's poll_opt build, a gnet whose
+	// layout is unknown): the pipelined bytes a connection may send while
+	// one of its requests is being answered. Past it they are dropped:
+	// the pending request is answered, the next gets a JSON 429 and the
+	// connection closes. Where reads pause (Linux), the engine stops
+	// reading at about one request (MaxHeaderBytes + MaxBodyBytes)
+	// instead and never cuts. Default 4 MiB (when unset, never below
+	// 4 × (MaxHeaderBytes + MaxBodyBytes)).
 	MaxPipelined int
 	// PingInterval is how often a WebSocket gets a ping. Default 25 s.
 	PingInterval time.Duration

@@ -44,6 +44,8 @@ type requestParser struct {
 	br   *bufio.Reader
 	body []byte // decoded chunked body
 	req  Request
+	// scratch is the chunk progress of a parse called without one.
+	scratch chunkScan
 }
 
 func newRequestParser(maxHeader, maxBody int) *requestParser {
@@ -59,69 +61,71 @@ var (
 	errorHeadTooBig = parseResult{kind: parseFail, status: 431, msg: "request header fields too large"}
 	errorBodyTooBig = parseResult{kind: parseFail, status: 413, msg: "request body too large"}
 	errorVersion    = parseResult{kind: parseFail, status: 505, msg: "HTTP version not supported"}
+	// errorFraming: RFC 9112 message framing that cannot be read safely
+	// (Transfer-Encoding, Content-Length, chunk lines).
+	errorFraming = parseResult{kind: parseFail, status: 400, msg: "malformed request framing"}
 )
+
+// chunkScan is the progress of a chunked body still arriving, kept on the
+// connection between parse calls so that each framing byte is looked at
+// once: a body that arrives in many segments costs what one segment
+// costs, and it is decoded (copied) once, when complete. Four integers, no
+// buffer: the bytes themselves stay in gnet's inbound buffer. The zero
+// value means no chunked body is in progress.
+type chunkScan struct {
+	hdrLen int32 // length of the request head, leading empty lines included
+	// pos is where framing goes on: the start of the next chunk-size or
+	// trailer line, or, in csData, the end of the current chunk's data.
+	pos  int32
+	body int32 // decoded body bytes so far
+	st   uint8 // csSize, csData, csTrailer; csNone when no body is in progress
+}
+
+const (
+	csNone    = iota
+	csSize    // at a chunk-size line
+	csData    // inside chunk data, which ends at pos (CRLF expected there)
+	csTrailer // at a trailer line (the empty line ends the body)
+)
+
+// maxChunkLine bounds a chunk-size line, extensions included.
+const maxChunkLine = 1024
 
 // parse looks for one request at the start of buf. On parseOK and
 // parseFail, p.req describes what was parsed; its slices alias buf and
-// p's buffers until the next call.
-func (p *requestParser) parse(buf []byte, peer netip.Addr) parseResult {
+// p's buffers until the next call. cs carries a chunked body's progress
+// from one call to the next for the same bytes (the caller keeps buf's
+// start in place and only appends); nil scans from the start.
+func (p *requestParser) parse(buf []byte, peer netip.Addr, cs *chunkScan) parseResult {
 	p.req = Request{PeerAddr: peer, ClientIP: peer, Header: emptyHeader{}}
-
-	// RFC 9112 2.2: ignore empty lines before the request line.
-	start := 0
-	for start < len(buf) && (buf[start] == '\r' || buf[start] == '\n') {
-		start++
+	if cs == nil {
+		p.scratch = chunkScan{}
+		cs = &p.scratch
 	}
-	if start > p.maxHeader {
-		return errorBadReq
-	}
-	b := buf[start:]
-	lineEnd := bytes.IndexByte(b, '\n')
-	if lineEnd < 0 {
-		if len(buf) > p.maxHeader {
-			return errorHeadTooBig
+	if cs.st != csNone {
+		// The head was read by an earlier call: go on with the framing,
+		// and read the head again only when the body is complete.
+		r := p.scanChunked(buf, cs)
+		if r.kind != parseOK {
+			if r.kind == parseFail {
+				*cs = chunkScan{}
+			}
+			return r
 		}
-		if !plausibleRequestLine(b) {
-			return errorBadReq
+		hdrLen, end := int(cs.hdrLen), int(cs.pos)
+		*cs = chunkScan{}
+		res, n := p.parseHead(buf)
+		if res.kind != parseOK || n != hdrLen || p.hdr.ContentLength() != -1 {
+			return errorBadReq // the same bytes parsed differently: cannot happen
 		}
-		return parseResult{}
-	}
-	line := b[:lineEnd]
-	if n := len(line); n > 0 && line[n-1] == '\r' {
-		line = line[:n-1]
-	}
-	if start+lineEnd+1 > p.maxHeader {
-		return errorHeadTooBig
-	}
-	if r, ok := checkRequestLine(line); !ok {
-		return r
-	}
-	end := headerEnd(b, lineEnd)
-	if end < 0 {
-		if len(buf) > p.maxHeader {
-			return errorHeadTooBig
-		}
-		return parseResult{}
-	}
-	hdrLen := start + end
-	if hdrLen > p.maxHeader {
-		return errorHeadTooBig
+		p.req.Body = p.decodeChunked(buf[hdrLen:end])
+		res.consumed = end
+		return res
 	}
 
-	p.rd.Reset(buf[start:hdrLen])
-	p.br.Reset(&p.rd)
-	if err := p.hdr.Read(p.br); err != nil || p.br.Buffered() != 0 {
-		return errorBadReq
-	}
-	p.req.Header = &p.hdr
-	p.req.Method = p.hdr.Method()
-	p.req.Path, p.req.Query = splitTarget(p.hdr.RequestURI())
-	p.req.HTTP10 = !p.hdr.IsHTTP11()
-
-	res := parseResult{
-		kind:      parseOK,
-		keepAlive: !p.hdr.ConnectionClose(),
-		head:      p.hdr.IsHead(),
+	res, hdrLen := p.parseHead(buf)
+	if res.kind != parseOK {
+		return res
 	}
 	switch cl := p.hdr.ContentLength(); {
 	case cl >= 0:
@@ -137,99 +141,323 @@ func (p *requestParser) parse(buf []byte, peer netip.Addr) parseResult {
 		}
 		res.consumed = total
 	case cl == -1:
-		n, status := p.decodeChunked(buf[hdrLen:])
-		switch status {
-		case 0:
-		case 1:
-			return parseResult{expectContinue: p.expects100()}
-		case 413:
-			return errorBodyTooBig
-		default:
-			return errorBadReq
+		*cs = chunkScan{hdrLen: int32(hdrLen), pos: int32(hdrLen), st: csSize}
+		r := p.scanChunked(buf, cs)
+		switch r.kind {
+		case parseNeedMore:
+			r.expectContinue = p.expects100()
+			return r
+		case parseFail:
+			*cs = chunkScan{}
+			return r
 		}
-		p.req.Body = p.body
-		res.consumed = hdrLen + n
+		end := int(cs.pos)
+		*cs = chunkScan{}
+		p.req.Body = p.decodeChunked(buf[hdrLen:end])
+		res.consumed = end
 	default: // no body
 		res.consumed = hdrLen
 	}
 	return res
 }
 
+// parseHead parses the request line and headers at the start of buf. On
+// parseOK it returns the head's length (leading empty lines included)
+// and fills p.req but for the body.
+func (p *requestParser) parseHead(buf []byte) (parseResult, int) {
+	// RFC 9112 2.2: ignore empty lines before the request line.
+	start := 0
+	for start < len(buf) && (buf[start] == '\r' || buf[start] == '\n') {
+		start++
+	}
+	if start > p.maxHeader {
+		return errorBadReq, 0
+	}
+	b := buf[start:]
+	lineEnd := bytes.IndexByte(b, '\n')
+	// Garbage in the request line's first MaxHeaderBytes is a 400 at
+	// once, before any size verdict: the answer must not depend on how
+	// much of the line has arrived.
+	first := b
+	if lineEnd >= 0 {
+		first = b[:lineEnd]
+	}
+	if !plausibleRequestLine(first[:min(len(first), p.maxHeader+1-start)]) {
+		return errorBadReq, 0
+	}
+	if lineEnd < 0 {
+		if len(buf) > p.maxHeader {
+			return errorHeadTooBig, 0
+		}
+		return parseResult{}, 0
+	}
+	line := b[:lineEnd]
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	if start+lineEnd+1 > p.maxHeader {
+		return errorHeadTooBig, 0
+	}
+	if r, ok := checkRequestLine(line); !ok {
+		return r, 0
+	}
+	var fr framing
+	end := headerEnd(b, lineEnd, &fr)
+	if end < 0 {
+		if len(buf) > p.maxHeader {
+			return errorHeadTooBig, 0
+		}
+		return parseResult{}, 0
+	}
+	hdrLen := start + end
+	if hdrLen > p.maxHeader {
+		return errorHeadTooBig, 0
+	}
+
+	p.rd.Reset(buf[start:hdrLen])
+	p.br.Reset(&p.rd)
+	if err := p.hdr.Read(p.br); err != nil || p.br.Buffered() != 0 {
+		return errorBadReq, 0
+	}
+	p.req.HTTP10 = !p.hdr.IsHTTP11()
+	if !fr.valid(p.req.HTTP10) {
+		return errorFraming, 0
+	}
+	p.req.Header = &p.hdr
+	p.req.Method = p.hdr.Method()
+	p.req.Path, p.req.Query = splitTarget(p.hdr.RequestURI())
+	return parseResult{
+		kind:      parseOK,
+		keepAlive: !p.hdr.ConnectionClose(),
+		head:      p.hdr.IsHead(),
+	}, hdrLen
+}
+
 func (p *requestParser) expects100() bool {
 	return bytes.EqualFold(p.hdr.Peek("Expect"), strExpect100)
 }
 
-// decodeChunked decodes a chunked body at the start of b into p.body. It
-// returns the encoded length and 0, or 1 when more bytes are needed, or
-// the HTTP status of the failure (400, 413).
-func (p *requestParser) decodeChunked(b []byte) (int, int) {
-	p.body = p.body[:0]
-	// Tiny chunks can make the encoding much bigger than the body.
-	if len(b) > 8*p.maxBody+p.maxHeader {
-		return 0, 413
+// framing applies RFC 9112 6.1 and 6.3 to the header lines, as headerEnd
+// passes them: Transfer-Encoding at most once, exactly "chunked" (any
+// case), never in HTTP/1.0 and never beside Content-Length; every
+// Content-Length line a number, all the same; neither continued on an
+// obs-fold line. fasthttp refuses some of these itself; this is the whole
+// rule in one place, independent of its version. Most lines are passed
+// over on their first byte.
+type framing struct {
+	te          int  // Transfer-Encoding lines
+	cl          int  // the Content-Length, when hasCL
+	hasCL       bool // a Content-Length line was seen
+	bad         bool
+	prevFraming bool // the last line was one of the two fields
+}
+
+func (f *framing) line(line []byte) {
+	if len(line) == 0 {
+		return
 	}
-	pos := 0
+	switch line[0] {
+	case ' ', '\t':
+		if f.prevFraming {
+			f.bad = true
+		}
+		return
+	case 't', 'T', 'c', 'C':
+	default:
+		f.prevFraming = false
+		return
+	}
+	f.prevFraming = false
+	switch {
+	case hasFieldName(line, strTransferEncoding):
+		f.prevFraming = true
+		f.te++
+		value := trimOWS(trimCR(line[len(strTransferEncoding)+1:]))
+		if f.te > 1 || !bytes.EqualFold(value, strChunked) {
+			f.bad = true
+		}
+	case hasFieldName(line, strContentLength):
+		f.prevFraming = true
+		n, ok := parseDecimal(trimOWS(trimCR(line[len(strContentLength)+1:])))
+		if !ok || f.hasCL && n != f.cl {
+			f.bad = true
+		}
+		f.cl, f.hasCL = n, true
+	}
+}
+
+// valid reports the verdict on the whole head.
+func (f *framing) valid(http10 bool) bool {
+	return !f.bad && (f.te == 0 || !http10 && !f.hasCL)
+}
+
+// hasFieldName reports whether line is a field named name (any case),
+// the colon right after the name as RFC 9112 5.1 requires (fasthttp
+// refuses a space before it).
+func hasFieldName(line, name []byte) bool {
+	return len(line) > len(name) && line[len(name)] == ':' && bytes.EqualFold(line[:len(name)], name)
+}
+
+func trimCR(b []byte) []byte {
+	if n := len(b); n > 0 && b[n-1] == '\r' {
+		return b[:n-1]
+	}
+	return b
+}
+
+var (
+	strTransferEncoding = []byte("Transfer-Encoding")
+	strContentLength    = []byte("Content-Length")
+	strChunked          = []byte("chunked")
+)
+
+// parseDecimal parses a Content-Length value (1*DIGIT, at most 18 digits).
+func parseDecimal(b []byte) (int, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	n := 0
+	for _, ch := range b {
+		if ch < '0' || ch > '9' {
+			return 0, false
+		}
+		n = n*10 + int(ch-'0')
+	}
+	return n, true
+}
+
+// trimOWS removes RFC 9110 optional whitespace (SP, HTAB) at both ends.
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// scanChunked checks the chunked framing of buf from cs.pos on (RFC 9112
+// 7.1: every line ends in CRLF, a bare LF is an error) and records how
+// far it got in cs. It returns parseOK with cs.pos at the end of the
+// body, parseNeedMore with the length at which to call again, or the
+// failure.
+func (p *requestParser) scanChunked(buf []byte, cs *chunkScan) parseResult {
+	pos := int(cs.pos)
+	defer func() { cs.pos = int32(pos) }()
 	for {
-		j := bytes.IndexByte(b[pos:], '\n')
-		if j < 0 {
-			if len(b)-pos > 1024 {
-				return 0, 400
+		switch cs.st {
+		case csSize:
+			// Tiny chunks can make the encoding much bigger than the body.
+			if pos-int(cs.hdrLen) > 8*p.maxBody+p.maxHeader {
+				return errorBodyTooBig
 			}
-			return 0, 1
+			line, next, r := crlfLine(buf, pos, maxChunkLine)
+			if r.kind != parseOK {
+				return r
+			}
+			if k := bytes.IndexByte(line, ';'); k >= 0 {
+				line = line[:k]
+			}
+			size, ok := parseHexSize(bytes.TrimRight(line, " \t"), p.maxBody)
+			if !ok {
+				return errorFraming
+			}
+			if size < 0 || int(cs.body)+size > p.maxBody {
+				return errorBodyTooBig
+			}
+			if size == 0 {
+				pos, cs.st = next, csTrailer
+				continue
+			}
+			cs.body += int32(size)
+			pos, cs.st = next+size, csData
+		case csData:
+			if len(buf) < pos+2 {
+				return parseResult{need: pos + 2}
+			}
+			if buf[pos] != '\r' || buf[pos+1] != '\n' {
+				return errorFraming
+			}
+			pos, cs.st = pos+2, csSize
+		case csTrailer:
+			// Trailer fields are ignored, up to the empty line.
+			line, next, r := crlfLine(buf, pos, p.maxHeader)
+			if r.kind != parseOK {
+				return r
+			}
+			pos = next
+			if len(line) == 0 {
+				return parseResult{kind: parseOK}
+			}
+		default:
+			return errorBadReq
 		}
-		line := b[pos : pos+j]
-		pos += j + 1
-		if n := len(line); n > 0 && line[n-1] == '\r' {
-			line = line[:n-1]
+	}
+}
+
+// crlfLine returns the line starting at buf[pos] without its CRLF, and
+// the index after it. A line must end in CRLF and hold no control
+// character but HTAB; one longer than limit (CR included) is refused,
+// whether or not its end has arrived, so the verdict does not depend on
+// how the bytes were split.
+func crlfLine(buf []byte, pos, limit int) ([]byte, int, parseResult) {
+	j := bytes.IndexByte(buf[pos:], '\n')
+	if j < 0 {
+		if len(buf)-pos > limit {
+			return nil, 0, errorFraming
 		}
+		return nil, 0, parseResult{need: len(buf) + 1}
+	}
+	if j > limit || j == 0 || buf[pos+j-1] != '\r' {
+		return nil, 0, errorFraming
+	}
+	line := buf[pos : pos+j-1]
+	for _, ch := range line {
+		if ch < ' ' && ch != '\t' || ch == 0x7f {
+			return nil, 0, errorFraming
+		}
+	}
+	return line, pos + j + 1, parseResult{kind: parseOK}
+}
+
+// decodeChunked returns the data of the chunked body b, whose framing
+// scanChunked has checked: the one chunk's bytes in place, or the chunks
+// copied together into p.body.
+func (p *requestParser) decodeChunked(b []byte) []byte {
+	var first []byte
+	chunks := 0
+	p.body = p.body[:0]
+	for pos := 0; ; {
+		j := bytes.IndexByte(b[pos:], '\n')
+		line := b[pos : pos+j-1]
 		if k := bytes.IndexByte(line, ';'); k >= 0 {
 			line = line[:k]
 		}
-		line = bytes.TrimRight(line, " \t")
-		size, ok := parseHexSize(line, p.maxBody)
-		if !ok {
-			return 0, 400
+		size, _ := parseHexSize(bytes.TrimRight(line, " \t"), p.maxBody)
+		pos += j + 1
+		if size <= 0 {
+			break
 		}
-		if size < 0 || len(p.body)+size > p.maxBody {
-			return 0, 413
+		data := b[pos : pos+size]
+		pos += size + 2
+		chunks++
+		switch chunks {
+		case 1:
+			first = data
+			continue
+		case 2:
+			p.body = append(p.body, first...)
 		}
-		if size == 0 {
-			// Trailer fields, ignored, up to the empty line.
-			for {
-				j := bytes.IndexByte(b[pos:], '\n')
-				if j < 0 {
-					if len(b)-pos > p.maxHeader {
-						return 0, 400
-					}
-					return 0, 1
-				}
-				line := b[pos : pos+j]
-				pos += j + 1
-				if len(line) == 0 || (len(line) == 1 && line[0] == '\r') {
-					return pos, 0
-				}
-			}
-		}
-		if len(b)-pos < size+1 {
-			return 0, 1
-		}
-		p.body = append(p.body, b[pos:pos+size]...)
-		pos += size
-		switch b[pos] {
-		case '\n':
-			pos++
-		case '\r':
-			if len(b)-pos < 2 {
-				return 0, 1
-			}
-			if b[pos+1] != '\n' {
-				return 0, 400
-			}
-			pos += 2
-		default:
-			return 0, 400
-		}
+		p.body = append(p.body, data...)
 	}
+	if chunks == 1 {
+		return first
+	}
+	if chunks == 0 {
+		return nil
+	}
+	return p.body
 }
 
 // parseHexSize parses a chunk size; it returns -1 (and ok) for a size
@@ -260,9 +488,9 @@ func parseHexSize(b []byte, limit int) (int, bool) {
 }
 
 // headerEnd returns the index in b just past the empty line that ends
-// the header block, or -1. lineEnd is the index of the request line's
-// '\n'.
-func headerEnd(b []byte, lineEnd int) int {
+// the header block, or -1, and passes each header line to fr. lineEnd is
+// the index of the request line's '\n'.
+func headerEnd(b []byte, lineEnd int, fr *framing) int {
 	i := lineEnd
 	for {
 		s := i + 1
@@ -276,6 +504,7 @@ func headerEnd(b []byte, lineEnd int) int {
 		if j < 0 {
 			return -1
 		}
+		fr.line(b[s : s+j])
 		i = s + j
 	}
 }

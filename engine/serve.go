@@ -4,9 +4,13 @@ import "errors"
 
 var errNotServing = errors.New("engine: no request is being served on this connection")
 
+// msgFlood is the 429 of a connection whose pipelined bytes were dropped
+// (MaxPipelined, where reads cannot be paused).
+const msgFlood = "too many pipelined bytes while a request was pending"
+
 // process parses and serves the requests buffered on c, in order, until
-// one is unanswered, the bytes run out, or the connection changes
-// protocol. Runs on c's loop.
+// one is unanswered, the bytes run out, the output is over its bound, or
+// the connection changes protocol. Runs on c's loop.
 func (lp *loop) process(c *conn) {
 	for {
 		switch c.state {
@@ -20,6 +24,12 @@ func (lp *loop) process(c *conn) {
 		default:
 			return
 		}
+		if c.state == stIdle && c.flags&fFlood != 0 {
+			// Pipelined bytes were dropped (syncReads): the request they
+			// held gets its JSON error (C-03), and the connection closes.
+			lp.failConn(c, nil, 429, msgFlood)
+			return
+		}
 		n := c.gc.InboundBuffered()
 		if n == 0 {
 			if c.state == stIdle && c.slot == 0 {
@@ -28,8 +38,12 @@ func (lp *loop) process(c *conn) {
 			return
 		}
 		if c.state == stIdle {
+			if !lp.outputRoom(c) {
+				return
+			}
 			c.setState(stReading)
 			c.need = 0
+			c.chunk = chunkScan{}
 			lp.wheel.schedule(c, lp.now+int64(lp.s.opts.HeaderTimeout))
 		}
 		if int(c.need) > n {
@@ -39,7 +53,7 @@ func (lp *loop) process(c *conn) {
 		if err != nil {
 			return
 		}
-		res := lp.parser.parse(buf, c.peer)
+		res := lp.parser.parse(buf, c.peer, &c.chunk)
 		switch res.kind {
 		case parseNeedMore:
 			c.need = int32(res.need)
@@ -51,26 +65,31 @@ func (lp *loop) process(c *conn) {
 		case parseFail:
 			lp.stats.parseErrors.Add(1)
 			lp.wheel.remove(c)
-			c.setState(stServing)
-			c.flags = fFail | c.flags&fDrain
-			lp.callFail(c, &lp.parser.req, res.status, res.msg)
-			if c.state == stServing {
-				lp.closeHard(c) // the handler did not answer
-			}
+			lp.failConn(c, &lp.parser.req, res.status, res.msg)
 			return
 		}
 		lp.stats.requests.Add(1)
 		lp.wheel.remove(c)
 		c.need = 0
+		r := &lp.parser.req
+		if c.flags&fTrustedPeer != 0 {
+			// C-07, then C-12 by the forwarded client.
+			r.ClientIP = clientIP(c.peer, r.Header, lp.s.opts.TrustedProxies)
+			if !lp.attribute(c, r.ClientIP) {
+				lp.stats.refusedPerIP.Add(1)
+				lp.failConn(c, r, 429, FailTooManyConns)
+				return
+			}
+		}
 		c.setState(stServing)
-		c.flags = fInServe | c.flags&fDrain
+		c.flags = c.flags&^fRequest | fInServe
 		if res.keepAlive {
 			c.flags |= fKeepAlive
 		}
 		if res.head {
 			c.flags |= fHead
 		}
-		lp.callServe(c, &lp.parser.req)
+		lp.callServe(c, r)
 		c.flags &^= fInServe
 		if c.state == stClosed {
 			return
@@ -96,6 +115,11 @@ func (lp *loop) callFail(c *conn, r *Request, status int, msg string) {
 func (lp *loop) callExpired(c *conn) {
 	defer lp.recoverConn(c, "Expired")
 	lp.s.h.Expired(c)
+}
+
+func (lp *loop) callDrained(c *conn) {
+	defer lp.recoverConn(c, "Drained")
+	lp.s.h.Drained(c)
 }
 
 func (lp *loop) callDrain(c *conn) {

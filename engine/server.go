@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -56,9 +57,14 @@ type Server struct {
 	open       atomic.Int64 // client connections open, for MaxConns
 	maxConns   int64
 	stopping   atomic.Bool // Shutdown asked the engine to stop
+	perIP      ipConns     // open connections per client address (C-12)
+	nextSweep  time.Time   // ticker goroutine only
 
 	// noGather writes every Send at once (benchmarks compare both ways).
 	noGather bool
+	// noPause behaves as where reads cannot be paused (tests of the
+	// MaxPipelined safety net).
+	noPause bool
 }
 
 // New checks opts (filling defaults) and returns a Server that is not yet
@@ -74,6 +80,7 @@ func New(opts Options, h Handler, log *slog.Logger) (*Server, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
+	opts.TrustedProxies = normalizePrefixes(opts.TrustedProxies)
 	if opts.Loops > maxLoops {
 		opts.Loops = maxLoops
 	}
@@ -352,16 +359,49 @@ func (s *Server) collectAddrs() {
 	s.addrs = addrs
 }
 
-// onTick runs on gnet's ticker goroutine: it starts loop discovery once
-// and posts a deadline sweep to every known loop.
+// onTick runs on gnet's ticker goroutine: it starts loop discovery once,
+// posts a deadline sweep to every known loop each SweepInterval, and,
+// while connections wait for their output to drain, a look at them every
+// drainPoll (gnet has one tick for all loops: it runs that often only
+// while some connection waits).
 func (s *Server) onTick() time.Duration {
 	s.tickOnce.Do(func() { go s.discoverLoops() })
-	for _, lp := range s.loops {
-		if lp.attached() {
-			lp.post(task{sweep: true})
-		}
+	now := time.Now()
+	sweep := !now.Before(s.nextSweep)
+	if sweep {
+		s.nextSweep = now.Add(s.opts.SweepInterval)
 	}
-	return s.opts.SweepInterval
+	waiting := false
+	for _, lp := range s.loops {
+		if !lp.attached() {
+			continue
+		}
+		w := lp.waiting.Load() > 0
+		switch {
+		case sweep:
+			lp.post(task{sweep: true})
+		case w:
+			lp.post(task{scan: true})
+		}
+		waiting = waiting || w
+	}
+	if waiting {
+		return min(drainPoll, s.opts.SweepInterval)
+	}
+	return max(time.Until(s.nextSweep), time.Millisecond)
+}
+
+// normalizePrefixes unmaps IPv4-mapped prefixes and masks them, so that
+// they match the unmapped addresses the engine compares them with.
+func normalizePrefixes(ps []netip.Prefix) []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(ps))
+	for _, p := range ps {
+		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		}
+		out = append(out, p.Masked())
+	}
+	return out
 }
 
 // gnetHandler adapts gnet's callbacks to the loops.

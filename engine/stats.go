@@ -17,6 +17,8 @@ type Stats struct {
 	ParseErrors      int64 // requests or frames refused as malformed or too large
 	Panics           int64 // Handler or posted-function panics recovered
 	Refused          int64 // connections closed at accept: over MaxConns
+	RefusedPerIP     int64 // connections refused a 429: over MaxConnsPerIP (C-12)
+	ReadPauses       int64 // times a connection's reads were paused (C-08)
 }
 
 // Stats sums the loops' counters. Safe from any goroutine; the sum is not
@@ -38,6 +40,8 @@ func (s *Server) Stats() Stats {
 		st.ParseErrors += c.parseErrors.Load()
 		st.Panics += c.panics.Load()
 		st.Refused += c.refused.Load()
+		st.RefusedPerIP += c.refusedPerIP.Load()
+		st.ReadPauses += c.readPauses.Load()
 	}
 	return st
 }

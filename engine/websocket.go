@@ -14,6 +14,7 @@ const (
 	CloseNormal        uint16 = 1000
 	CloseGoingAway     uint16 = 1001
 	CloseProtocolError uint16 = 1002
+	CloseInvalidData   uint16 = 1007
 	CloseTooBig        uint16 = 1009
 )
 
@@ -22,17 +23,25 @@ var pingFrame = AppendPingFrame(nil, nil)
 
 const wsGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-// upgrade validates r as an RFC 6455 opening handshake and answers 101.
+// upgrade validates r as an RFC 6455 opening handshake (4.2.1) and
+// answers 101. A version other than 13 is ErrUpgradeVersion, for the
+// handler's 426; a key that is not base64 of 16 bytes, ErrBadUpgrade.
 func (lp *loop) upgrade(c *conn, r *Request, extra []byte) error {
 	h := r.Header
 	if h == nil || r.HTTP10 || string(r.Method) != "GET" ||
 		!headerHasToken(h.Peek("Upgrade"), "websocket") ||
-		!headerHasToken(h.Peek("Connection"), "upgrade") ||
-		string(bytes.TrimSpace(h.Peek("Sec-WebSocket-Version"))) != "13" {
+		!headerHasToken(h.Peek("Connection"), "upgrade") {
 		return ErrBadUpgrade
 	}
-	key := bytes.TrimSpace(h.Peek("Sec-WebSocket-Key"))
+	if string(trimOWS(h.Peek("Sec-WebSocket-Version"))) != "13" {
+		return ErrUpgradeVersion
+	}
+	key := trimOWS(h.Peek("Sec-WebSocket-Key"))
+	var raw [18]byte
 	if len(key) != 24 {
+		return ErrBadUpgrade
+	}
+	if n, err := base64.StdEncoding.Strict().Decode(raw[:], key); err != nil || n != 16 {
 		return ErrBadUpgrade
 	}
 	var nonce [24 + len(wsGUID)]byte
@@ -53,9 +62,11 @@ func (lp *loop) upgrade(c *conn, r *Request, extra []byte) error {
 		return nil
 	}
 	c.setState(stWS)
-	c.flags &= fInServe | fDrain
+	c.flags &^= fRequest
+	c.ws = wsMsgState{}
 	c.lastRecv = lp.now
 	lp.wheel.schedule(c, lp.now+int64(lp.s.opts.PingInterval))
+	lp.readsChanged(c)
 	return nil
 }
 
@@ -77,8 +88,9 @@ func headerHasToken(v []byte, token string) bool {
 }
 
 // processWS handles the client frames buffered on c: pings are answered,
-// a close is echoed, data frames are dropped. A frame declared larger
-// than MaxFrameBytes closes with 1009 before its payload is read.
+// a close is echoed, data frames are checked (fragmentation, UTF-8 of
+// text) and dropped. A frame declared larger than MaxFrameBytes closes
+// with 1009 before its payload is read.
 func (lp *loop) processWS(c *conn) {
 	for c.state == stWS {
 		n := c.gc.InboundBuffered()
@@ -89,42 +101,34 @@ func (lp *loop) processWS(c *conn) {
 		if err != nil {
 			return
 		}
-		fh, verdict := parseFrameHeader(buf, lp.s.opts.MaxFrameBytes)
+		f, verdict := readClientFrame(buf, &c.ws, lp.s.opts.MaxFrameBytes)
 		switch verdict {
 		case frameNeedMore:
+			c.need = int32(f.size)
 			return
 		case CloseProtocolError:
 			lp.wsFail(c, CloseProtocolError, "protocol error")
+			return
+		case CloseInvalidData:
+			lp.wsFail(c, CloseInvalidData, "invalid UTF-8")
 			return
 		case CloseTooBig:
 			lp.wsFail(c, CloseTooBig, "frame too big")
 			return
 		}
-		hl, length, op, mask := fh.headerLen, fh.length, fh.op, fh.mask
-		total := hl + length
-		if len(buf) < total {
-			c.need = int32(total)
-			return
-		}
 		c.need = 0
-		payload := buf[hl:total]
-		switch op {
+		switch f.op {
 		case ws.OpPing:
-			ws.Cipher(payload, mask, 0)
-			lp.out = appendFrame(lp.out[:0], ws.OpPong, payload)
+			lp.out = appendFrame(lp.out[:0], ws.OpPong, f.payload)
 			c.send(lp.out)
 		case ws.OpText:
-			if c.flags&fBeacon != 0 && fh.fin && len(payload) == 4 {
-				ws.Cipher(payload, mask, 0)
-				if string(payload) == "ping" {
-					c.send(lp.s.opts.WSBeacon)
-				}
+			if c.flags&fBeacon != 0 && f.fin && string(f.payload) == "ping" {
+				c.send(lp.s.opts.WSBeacon)
 			}
 		case ws.OpClose:
-			ws.Cipher(payload, mask, 0)
-			if len(payload) >= 2 {
-				code := binary.BigEndian.Uint16(payload)
-				lp.out = AppendCloseFrame(lp.out[:0], code, "")
+			// RFC 6455 5.5.1: echo the code (none when none was given).
+			if f.code != 0 {
+				lp.out = AppendCloseFrame(lp.out[:0], f.code, "")
 			} else {
 				lp.out = appendFrame(lp.out[:0], ws.OpClose, nil)
 			}
@@ -135,8 +139,114 @@ func (lp *loop) processWS(c *conn) {
 		if c.state != stWS {
 			return
 		}
-		_, _ = c.gc.Discard(total)
+		_, _ = c.gc.Discard(f.size)
 	}
+}
+
+// wsMsgState is what RFC 6455 makes a receiver remember between a
+// client's frames: whether a fragmented data message is open, whether it
+// is text, and where the UTF-8 validation of that text stands. Two
+// bytes per connection; payloads are never kept.
+type wsMsgState struct {
+	flags uint8 // wsOpen, wsText
+	utf8  uint8 // utf8Step state of the open text message
+}
+
+const (
+	wsOpen uint8 = 1 << iota // a data message's first frame came, its final one not yet
+	wsText                   // that message is text
+)
+
+// clientFrame is one complete client frame as readClientFrame found it.
+type clientFrame struct {
+	op      ws.OpCode
+	fin     bool
+	payload []byte // unmasked in place, aliasing the buffer
+	// size is the frame's length, header included; for frameNeedMore,
+	// the buffered length needed to read it (0 when not yet known).
+	size int
+	code uint16 // close frame: the code given, 0 for none
+}
+
+// readClientFrame reads the frame at the start of buf, checks it against
+// RFC 6455 as a server must (5.1-5.5, 5.6 and 8.1 for text, 7.4 for close
+// codes) and updates st. The verdict is 0 for a valid frame,
+// frameNeedMore, or the close code to fail the connection with: 1002
+// (framing, fragmentation, close frame), 1007 (text or close reason not
+// UTF-8, detected as early as the bytes allow), 1009 (over maxPayload).
+// A frame is read, and st changes, only once it is complete, so the
+// verdicts do not depend on how the bytes were split.
+func readClientFrame(buf []byte, st *wsMsgState, maxPayload int) (clientFrame, uint16) {
+	fh, verdict := parseFrameHeader(buf, maxPayload)
+	if verdict != 0 {
+		return clientFrame{}, verdict
+	}
+	total := fh.headerLen + fh.length
+	if len(buf) < total {
+		return clientFrame{size: total}, frameNeedMore
+	}
+	f := clientFrame{op: fh.op, fin: fh.fin, payload: buf[fh.headerLen:total], size: total}
+	ws.Cipher(f.payload, fh.mask, 0)
+	switch f.op {
+	case ws.OpContinuation:
+		if st.flags&wsOpen == 0 {
+			return f, CloseProtocolError
+		}
+		if st.flags&wsText != 0 && !st.text(f.payload, f.fin) {
+			return f, CloseInvalidData
+		}
+		if f.fin {
+			*st = wsMsgState{}
+		}
+	case ws.OpText, ws.OpBinary:
+		if st.flags&wsOpen != 0 {
+			return f, CloseProtocolError
+		}
+		if f.op == ws.OpText {
+			st.utf8 = utf8Accept
+			if !st.text(f.payload, f.fin) {
+				return f, CloseInvalidData
+			}
+		}
+		if !f.fin {
+			st.flags = wsOpen
+			if f.op == ws.OpText {
+				st.flags |= wsText
+			}
+		}
+	case ws.OpClose:
+		switch len(f.payload) {
+		case 0:
+		case 1:
+			return f, CloseProtocolError
+		default:
+			f.code = binary.BigEndian.Uint16(f.payload)
+			if !validCloseCode(f.code) {
+				return f, CloseProtocolError
+			}
+			if utf8Step(utf8Accept, f.payload[2:]) != utf8Accept {
+				return f, CloseInvalidData
+			}
+		}
+	}
+	return f, 0
+}
+
+// text goes on validating the open text message with p; false when it
+// cannot be UTF-8 (or, at its final frame, ends inside a character).
+func (st *wsMsgState) text(p []byte, fin bool) bool {
+	st.utf8 = utf8Step(st.utf8, p)
+	return st.utf8 != utf8Reject && (!fin || st.utf8 == utf8Accept)
+}
+
+// validCloseCode reports a close code a client may send (RFC 6455 7.4):
+// 1000-1003, 1007-1011, 3000-4999.
+func validCloseCode(code uint16) bool {
+	switch {
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1011:
+		return true
+	}
+	return code >= 3000 && code <= 4999
 }
 
 // frameHeader is a client frame's header as parseFrameHeader reads it.
