@@ -18,11 +18,6 @@ import (
 	"github.com/halleypush/halley/persist"
 )
 
-// engineDrains is false while engine's Conn.WhenDrained is the stub of
-// 29548cf, which never calls Handler.Drained: a paced backlog would wait
-// forever. Set it when the drain-aware engine is merged.
-const engineDrains = false
-
 // dialSmallBuffer connects with a 4 KiB receive buffer, set before the
 // handshake so the TCP window stays small: the server's output backs up
 // in its own buffers, as it does for a reader on a slow link.
@@ -79,9 +74,6 @@ func readFrames(t *testing.T, c net.Conn, br *bufio.Reader, n int) []string {
 // readers were cut as slow consumers once the kernel's buffers (up to
 // 4 MiB on loopback) were full.
 func TestBacklogOverLoopback(t *testing.T) {
-	if !engineDrains {
-		t.Skip("waits for the engine's Conn.WhenDrained (engine branch, issue 15)")
-	}
 	const backlog = 3000
 	rs := startRealServer(t, persist.Options{SweepInterval: -1, Sync: persist.SyncNone, EZMaxQueue: backlog}, engine.Options{
 		MaxOutbound: 1 << 20, SweepInterval: 5 * time.Millisecond, Loops: 1,

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strconv"
 
+	"github.com/halleypush/halley/engine"
 	"github.com/halleypush/halley/persist"
 )
 
@@ -77,7 +78,7 @@ var (
 	errPushConflict     = newAPIError(409, "push_id is not above the highest accepted, or reused with a different text")
 	errTooManyListeners = newAPIError(429, "too many listeners from this IP")
 	errPipelineFlood    = newAPIError(429, "too many pipelined bytes while a request was pending")
-	errTooManyConns     = newAPIError(429, "too many connections from this IP") // TODO(lead): engine.FailTooManyConns once merged
+	errTooManyConns     = newAPIError(429, engine.FailTooManyConns)
 	errMissingAuth      = newAPIError(401, "Authorization: Bearer <api_secret> is required")
 	errBadAuth          = newAPIError(403, "wrong api_secret")
 	errMissingKey       = newAPIError(401, "api_key is required")
