@@ -48,8 +48,11 @@ type Handler interface {
 
 	// Closed is called once when a connection goes away for any reason
 	// (peer close, reset, deadline, slow-consumer cut, drain), for every
-	// connection whose Tag is non-nil. After Closed, Conn methods are
-	// no-ops.
+	// connection whose Tag is non-nil: as soon as it starts closing (its
+	// last output flushing, its write side shut while the peer's FIN is
+	// awaited), not when the socket is finally gone, so what the Handler
+	// holds for it (a listener slot) is freed at once. After Closed, Conn
+	// methods are no-ops.
 	Closed(c Conn)
 
 	// Drain is called once per connection with a non-nil Tag when the

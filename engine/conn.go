@@ -43,6 +43,7 @@ const (
 	fOutBlocked                      // parsing stopped: unsent output over MaxOutbound (C-08)
 	fWantDrain                       // Conn.WhenDrained asked for Handler.Drained
 	fWaiting                         // in loop.waiters (fOutBlocked or fWantDrain)
+	fClosedQueued                    // Handler.Closed is queued or done: the connection is closing
 )
 
 // fRequest are the flags of the request being answered.
@@ -109,8 +110,23 @@ func (c *conn) setState(s connState) {
 		st.websockets.Add(1)
 	case stStream:
 		st.streams.Add(1)
+	case stFlushing, stLinger:
+		// Closing: what the connection held in the Handler (a listener
+		// slot) ends now, not when the peer gets round to its FIN, which
+		// a lingering close may wait for up to lingerTimeout.
+		c.queueClosed()
 	}
 	c.state = s
+}
+
+// queueClosed queues Handler.Closed for c once, if it has a tag; it runs
+// when the current loop entry unwinds.
+func (c *conn) queueClosed() {
+	if c.tag == nil || c.flags&fClosedQueued != 0 {
+		return
+	}
+	c.flags |= fClosedQueued
+	c.lp.closed = append(c.lp.closed, c)
 }
 
 // write hands b to gnet (written now or appended to its outbound buffer),

@@ -355,9 +355,7 @@ func (lp *loop) onClose(c *conn) {
 		c.flags &^= fCounted
 		lp.s.perIP.release(c.ipKey)
 	}
-	if c.tag != nil {
-		lp.closed = append(lp.closed, c)
-	}
+	c.queueClosed()
 	lp.exit()
 }
 

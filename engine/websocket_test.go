@@ -544,3 +544,35 @@ func benchFanout(b *testing.B, burst int, gather bool) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*subs*burst), "ns/delivery")
 }
+
+// TestClosedWhenClosingStarts: a WebSocket the server closes for a
+// protocol error lingers for the peer's FIN (up to lingerTimeout), but
+// Handler.Closed comes at once, so what the handler holds for it (a
+// listener slot) is not kept by a peer that never closes its side. Once
+// the socket is finally gone, Closed does not come again.
+func TestClosedWhenClosingStarts(t *testing.T) {
+	h := newTestHandler()
+	srv, addr := startServer(t, testOptions(), h)
+	c, br := wsDialPath(t, addr, "/ws")
+	defer c.Close()
+	// An unmasked frame: close 1002, then the server waits for our FIN,
+	// which this test does not send.
+	if err := ws.WriteFrame(c, ws.NewTextFrame([]byte("plain"))); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := readCloseFrame(t, br); code != CloseProtocolError {
+		t.Fatalf("unmasked: close %d", code)
+	}
+	waitFor(t, "Closed", func() bool {
+		conns, _ := h.closedCount()
+		return conns == 1
+	})
+	if open := srv.Stats().OpenConns; open != 1 {
+		t.Fatalf("Closed came only once the socket was gone (%d open)", open)
+	}
+	c.Close()
+	time.Sleep(50 * time.Millisecond) // let the server see the FIN
+	if conns, calls := h.closedCount(); conns != 1 || calls != 1 {
+		t.Fatalf("Closed: %d connections, %d calls; want 1 and 1", conns, calls)
+	}
+}
