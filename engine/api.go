@@ -84,6 +84,9 @@ type Request struct {
 	// Unmapped (IPv4 as 4 bytes). Set for Serve and for Fail alike
 	// (PeerAddr when the headers could not be read).
 	ClientIP netip.Addr
+	// ViaTrustedProxy is true when the peer is inside
+	// Options.TrustedProxies, i.e. when forwarding headers were read.
+	ViaTrustedProxy bool
 	// HTTP10 is true for an HTTP/1.0 request.
 	HTTP10 bool
 }

@@ -75,6 +75,7 @@ func (lp *loop) process(c *conn) {
 		if c.flags&fTrustedPeer != 0 {
 			// C-07, then C-12 by the forwarded client.
 			r.ClientIP = clientIP(c.peer, r.Header, lp.s.opts.TrustedProxies)
+			r.ViaTrustedProxy = true
 			if !lp.attribute(c, r.ClientIP) {
 				lp.stats.refusedPerIP.Add(1)
 				lp.failConn(c, r, 429, FailTooManyConns)

@@ -131,9 +131,10 @@ func (a *API) demoRefusal(r *engine.Request) *apiError {
 	if h == nil {
 		return nil
 	}
-	// ClientIP is the peer itself unless a trusted proxy forwarded the
-	// request: then these headers came from an untrusted one.
-	if client == r.PeerAddr.Unmap() && (len(h.Peek("X-Forwarded-For")) > 0 || len(h.Peek("Forwarded")) > 0 || len(h.Peek("X-Real-IP")) > 0) {
+	// Forwarding headers from a peer that is not a trusted proxy: a
+	// loopback proxy left out of --trusted-proxy, forwarding for
+	// someone who is not on this machine.
+	if !r.ViaTrustedProxy && (len(h.Peek("X-Forwarded-For")) > 0 || len(h.Peek("Forwarded")) > 0 || len(h.Peek("X-Real-IP")) > 0) {
 		return errDemoForwarded
 	}
 	host := h.Peek("Host")

@@ -84,6 +84,7 @@ func newDemoFixture(t *testing.T, demo Demo) *demoFixture {
 type demoRequest struct {
 	method, path, query, body string
 	peer, client              string
+	trusted                   bool // the peer is a trusted proxy (implied when client != peer)
 	h                         header
 }
 
@@ -103,6 +104,7 @@ func (f *demoFixture) do(r demoRequest) reply {
 	req := &engine.Request{
 		Method: []byte(r.method), Path: []byte(r.path), Query: []byte(r.query), Body: []byte(r.body),
 		Header: r.h, PeerAddr: netip.MustParseAddr(r.peer), ClientIP: netip.MustParseAddr(r.client),
+		ViaTrustedProxy: r.trusted || r.client != r.peer,
 	}
 	f.loop.do(func() { f.api.Serve(c, req) })
 	f.await("an answer", func() bool { return c.numReplies() > 0 })
@@ -341,6 +343,12 @@ func TestDemoRefusesForwardedAndCrossSiteRequests(t *testing.T) {
 		{header{"Host": "demo.localhost", "Origin": "https://demo.localhost"}, nil},
 		{header{"Host": "[::1]:8080", "Origin": "http://[::1]:8080"}, nil},
 		{header{"Host": "127.0.0.1:8080"}, nil},
+	}
+	// A trusted proxy on loopback forwarding for a loopback client: every
+	// hop is trusted, so ClientIP is the peer itself, and it is served.
+	if got := f.do(demoRequest{method: "POST", path: "/demo/write", body: demoForm("channel", "c", "msg", "m"),
+		trusted: true, h: header{"X-Forwarded-For": "127.0.0.1"}}); got.status != 200 {
+		t.Fatalf("a trusted loopback proxy forwarding for 127.0.0.1: %+v", got)
 	}
 	for _, tc := range cases {
 		for _, r := range everyDemoPath() {
