@@ -26,6 +26,9 @@ test:
 
 lint: tools
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@missing=$$(grep -rhoE '^func Fuzz[A-Za-z0-9_]+' --include='*_test.go' . | sed 's/^func //' | sort -u | \
+		while read -r f; do echo " $(FUZZ_TARGETS) " | grep -q ":$$f " || echo "$$f"; done); \
+		if [ -n "$$missing" ]; then echo "fuzz targets missing from FUZZ_TARGETS in the Makefile: $$missing"; exit 1; fi
 	$(GO) vet ./...
 	$(BIN)/staticcheck ./...
 
@@ -45,11 +48,19 @@ js:
 browser:
 	bash browsertest/run.sh $(ARGS)
 
-# fuzz each parser for FUZZTIME (default 30s); corpora stay in testdata/.
+# fuzz each parser for FUZZTIME (default 30s each); corpora stay in
+# testdata/. FUZZ_TARGETS lists package:target pairs; `make fuzz
+# FUZZ_TARGETS=engine:FuzzClientIP` runs one.
 FUZZTIME ?= 30s
+FUZZ_TARGETS ?= engine:FuzzParseRequest engine:FuzzWSFrames engine:FuzzParseFrameHeader engine:FuzzClientIP \
+	protocol:FuzzFormParse protocol:FuzzParseList protocol:FuzzLastEventID protocol:FuzzAppendJSONString \
+	protocol:FuzzPushAuth protocol:FuzzHMACSigner protocol:FuzzDemoLoopbackHost
 fuzz:
-	$(GO) test ./protocol -run '^$$' -fuzz FuzzFormParse -fuzztime $(FUZZTIME)
-	$(GO) test ./engine -run '^$$' -fuzz FuzzParseRequest -fuzztime $(FUZZTIME)
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t#*:}; \
+		echo "== $$pkg $$name ($(FUZZTIME))"; \
+		$(GO) test ./$$pkg -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
 
 # bench: Halley (one event loop) against Nchan (one nginx worker), medians
 # of 3 fresh runs per case; tables and JSON lines land in bench/results/.
