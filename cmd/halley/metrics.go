@@ -28,6 +28,15 @@ func appendSystemMetrics(dst []byte, srv *engine.Server, store *persist.Store) [
 	dst = p(dst, "halley_store_dropped_total", "counter", "Messages dropped by retention.", float64(st.DroppedByRetention))
 	dst = p(dst, "halley_store_flushed_total", "counter", "Messages deleted by flushes.", float64(st.DroppedByFlush))
 	dst = p(dst, "halley_store_errors_total", "counter", "Writes answered with a storage error.", float64(st.Errors))
+	dst = p(dst, "halley_store_refused_total", "counter", "Writes and pushes refused before queueing: store failed, commit stalled or queue full (503).", float64(st.Refused))
+	dst = p(dst, "halley_store_revoked_total", "counter", "Writes and pushes whose account was removed while they waited (401, A-04).", float64(st.Revoked))
+	dst = p(dst, "halley_store_cf_secret_replays_total", "counter", "Pushes refused for re-sending a secret push's secure in the clear (403, CF-P-09).", float64(st.CFSecretReplays))
+	dst = p(dst, "halley_store_cf_nonces_reused_total", "counter", "Signed pushes refused for a nonce already used (403, CF-P-10).", float64(st.CFNoncesReused))
+	healthy := 1.0
+	if store.Healthy() != nil {
+		healthy = 0
+	}
+	dst = p(dst, "halley_store_healthy", "gauge", "1 while the store accepts writes; 0 after a failed commit (restart to recover) or during a stalled one (C-10).", healthy)
 
 	bounds := make([]float64, len(persist.SyncLatencyBounds))
 	for i, b := range persist.SyncLatencyBounds {
@@ -43,6 +52,8 @@ func appendEngineMetrics(dst []byte, s engine.Stats) []byte {
 	dst = p(dst, "halley_connections_open", "gauge", "Open client connections.", float64(s.OpenConns))
 	dst = p(dst, "halley_connections_accepted_total", "counter", "Connections accepted.", float64(s.AcceptedTotal))
 	dst = p(dst, "halley_connections_refused_total", "counter", "Connections refused over the connection cap or while draining.", float64(s.Refused))
+	dst = p(dst, "halley_connections_refused_per_ip_total", "counter", "Connections answered 429 over --max-conns-per-ip (C-12).", float64(s.RefusedPerIP))
+	dst = p(dst, "halley_read_pauses_total", "counter", "Times a connection's socket reads were paused while its request was pending or its output over the bound (C-08).", float64(s.ReadPauses))
 	dst = p(dst, "halley_polls_held", "gauge", "Long-poll requests held by the engine.", float64(s.HeldPolls))
 	dst = p(dst, "halley_websockets_open", "gauge", "Open WebSocket connections.", float64(s.WebSockets))
 	dst = p(dst, "halley_streams_open", "gauge", "Open SSE streams.", float64(s.Streams))

@@ -63,7 +63,7 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) (finish func() error) {
 	fs.DurationVar(&cfg.engine.IdleTimeout, "idle-timeout", 120*time.Second, "idle keep-alive timeout")
 	fs.IntVar(&cfg.engine.MaxFrameBytes, "max-frame-bytes", 64<<10, "WebSocket frame cap from clients (close 1009)")
 	fs.IntVar(&cfg.engine.MaxOutbound, "max-outbound", 4<<20, "unsent output per connection before a slow consumer is cut")
-	fs.IntVar(&cfg.engine.MaxPipelined, "max-pipelined", 4<<20, "pipelined bytes a connection may send while a request of it is pending (past it: 429, close)")
+	fs.IntVar(&cfg.engine.MaxPipelined, "max-pipelined", 4<<20, "last safety net where socket reads cannot be paused: pipelined bytes a connection may send while a request of it is pending (past it: 429, close)")
 	fs.DurationVar(&cfg.engine.PingInterval, "ping-interval", 25*time.Second, "WebSocket ping interval")
 	fs.DurationVar(&cfg.engine.DrainTimeout, "drain-timeout", 5*time.Second, "graceful stop bound")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -138,14 +138,12 @@ func serveMain(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
+func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) (err error) {
 	engine.RaiseFileLimit(log)
 	if cfg.store.Sync == persist.SyncNone {
 		log.Warn("!!! --sync=none: writes are acknowledged BEFORE they reach the disk; a crash can lose acknowledged messages. Use only for benchmarks. !!!")
 	}
-	if err := os.MkdirAll(cfg.store.Dir, 0o755); err != nil {
-		return fmt.Errorf("create data directory: %w", err)
-	}
+	// persist creates the data directory 0700 and its files 0600 (C-14).
 	// every account change closes what the changed credential
 	// admitted. The store calls back once the change is durable; the API
 	// is built after the store, so the hook reads it once it is set.
@@ -160,8 +158,14 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 		return fmt.Errorf("open store in %s: %w", cfg.store.Dir, err)
 	}
 	defer func() {
-		if err := store.Close(); err != nil {
-			log.Error("closing store", "err", err)
+		// A store that could not sync (failed, or stalled past its bound)
+		// makes the exit status say so: a supervisor must not take this
+		// for a clean stop.
+		if cerr := store.Close(); cerr != nil {
+			log.Error("closing store", "err", cerr)
+			if err == nil {
+				err = fmt.Errorf("close store: %w", cerr)
+			}
 		}
 	}()
 
