@@ -17,7 +17,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -30,7 +29,11 @@ import (
 // the planted fault `halley_fault_ackfirst` (persist acknowledges a batch
 // before writing it), which the same check must catch losing messages.
 // Half the writers write EZComet messages, half push Cometify messages
-// (C-09 covers both: a push's ok also means it is on disk).
+// (C-09 covers both: a push's ok also means it is on disk). While they
+// run, the demo account's three credentials are rotated through the
+// running server (A-02): an account change goes through the same commit
+// queue as the writes, and must cost none of them; writers refused with
+// a credential just replaced retry with the new one.
 
 func buildHalley(t *testing.T, tags string) string {
 	t.Helper()
@@ -49,8 +52,7 @@ func buildHalley(t *testing.T, tags string) string {
 type server struct {
 	cmd   *exec.Cmd
 	base  string
-	key   string // the demo account's private api_key (EZComet writes)
-	cfKey string // its public cf_api_key (Cometify paths and signatures)
+	cfKey string // the demo account's public cf_api_key, as this server printed it
 }
 
 func freePort(t *testing.T) string {
@@ -82,20 +84,27 @@ func startServer(t *testing.T, bin, dir, addr string) *server {
 	deadline := time.AfterFunc(20*time.Second, func() { _ = cmd.Process.Kill() })
 	defer deadline.Stop()
 	for lines.Scan() {
+		creds.Lock()
 		if _, rest, ok := strings.Cut(lines.Text(), " api_key="); ok {
-			demoKey.Store(strings.Fields(rest)[0])
+			creds.key = strings.Fields(rest)[0]
 		}
 		if _, rest, ok := strings.Cut(lines.Text(), "api_secret="); ok {
-			demoSecret.Store(strings.Fields(rest)[0])
+			creds.secret = strings.Fields(rest)[0]
 		}
+		creds.Unlock()
 		if _, rest, ok := strings.Cut(lines.Text(), "cf_api_key "); ok {
 			s.cfKey = strings.TrimSuffix(strings.Fields(rest)[0], ")")
 			break
 		}
 	}
 	go func() { _, _ = bufioDrain(lines) }()
-	s.key, _ = demoKey.Load().(string)
-	if s.key == "" || s.cfKey == "" {
+	creds.Lock()
+	if creds.cfKey == "" {
+		creds.cfKey = s.cfKey // the first start; later ones are checked by crashRound
+	}
+	key := creds.key
+	creds.Unlock()
+	if key == "" || s.cfKey == "" {
 		t.Fatal("server did not print the demo api_key and cf_api_key")
 	}
 	return s
@@ -109,13 +118,42 @@ func bufioDrain(s *bufio.Scanner) (int, error) {
 	return n, s.Err()
 }
 
+// creds are the demo account's current credentials: printed by the first
+// server of a data directory, replaced by each rotation.
+var creds struct {
+	sync.Mutex
+	key, cfKey, secret string
+}
+
+// resetCreds forgets the credentials of another test's data directory.
+func resetCreds() {
+	creds.Lock()
+	creds.key, creds.cfKey, creds.secret = "", "", ""
+	creds.Unlock()
+}
+
+func currentCreds() (key, cfKey, secret string) {
+	creds.Lock()
+	defer creds.Unlock()
+	return creds.key, creds.cfKey, creds.secret
+}
+
+// refusedCredential: the answer of a request made with a credential a
+// rotation has just replaced (401 key, 403 signature). A writer retries
+// such a request with the new credentials, at most maxRefused times in a
+// row (a rotation answers within milliseconds).
+func refusedCredential(status int) bool { return status == 401 || status == 403 }
+
+const maxRefused = 200
+
 // writeLoop writes ticks w<id>-<n> to channel demo-crash<id> until the
 // server dies, recording each acknowledged tick.
 func writeLoop(ctx context.Context, s *server, id int, acked *[]string) {
 	client := &http.Client{Timeout: 5 * time.Second}
-	for n := 0; ctx.Err() == nil; n++ {
+	for n, refused := 0, 0; ctx.Err() == nil && refused < maxRefused; {
 		tick := fmt.Sprintf("w%d-%d", id, n)
-		form := url.Values{"api_key": {s.key}, "qname": {fmt.Sprintf("demo-crash%d", id)}, "msg": {"m" + tick}, "tick": {tick}}
+		key, _, _ := currentCreds()
+		form := url.Values{"api_key": {key}, "qname": {fmt.Sprintf("demo-crash%d", id)}, "msg": {"m" + tick}, "tick": {tick}}
 		resp, err := client.PostForm(s.base+"/write", form)
 		if err != nil {
 			return
@@ -123,30 +161,30 @@ func writeLoop(ctx context.Context, s *server, id int, acked *[]string) {
 		var v struct{ Code, Tick string }
 		err = json.NewDecoder(resp.Body).Decode(&v)
 		resp.Body.Close()
+		if refusedCredential(resp.StatusCode) {
+			refused++
+			continue // rotated meanwhile: the same tick with the new key
+		}
 		if err != nil || v.Code != "ok" || v.Tick != tick {
 			return
 		}
 		*acked = append(*acked, tick)
+		n, refused = n+1, 0
 	}
 }
-
-// demoKey and demoSecret are the demo account's private api_key and
-// api_secret, printed once when the first server of a data directory
-// creates the account.
-var demoKey, demoSecret atomic.Value
 
 // pushLoop pushes push_id n+1 with text p<id>-<n> to identifier
 // crash<id> until the server dies, recording each acknowledged text.
 func pushLoop(ctx context.Context, s *server, id int, acked *[]string) {
 	client := &http.Client{Timeout: 5 * time.Second}
-	secret, _ := demoSecret.Load().(string)
 	ident := fmt.Sprintf("crash%d", id)
-	for n := 0; ctx.Err() == nil; n++ {
+	for n, refused := 0, 0; ctx.Err() == nil && refused < maxRefused; {
 		text := fmt.Sprintf("p%d-%d", id, n)
-		sum := md5.Sum([]byte(s.cfKey + md5hex(secret) + ident + text))
+		_, cfKey, secret := currentCreds()
+		sum := md5.Sum([]byte(cfKey + md5hex(secret) + ident + text))
 		form := url.Values{"identifier": {ident}, "secret": {"0"}, "text": {text},
 			"secure": {hex.EncodeToString(sum[:])}, "push_id": {strconv.Itoa(n + 1)}}
-		resp, err := client.PostForm(s.base+"/"+s.cfKey+"/push/"+ident, form)
+		resp, err := client.PostForm(s.base+"/"+cfKey+"/push/"+ident, form)
 		if err != nil {
 			return
 		}
@@ -156,11 +194,48 @@ func pushLoop(ctx context.Context, s *server, id int, acked *[]string) {
 		}
 		err = json.NewDecoder(resp.Body).Decode(&v)
 		resp.Body.Close()
+		if refusedCredential(resp.StatusCode) {
+			refused++
+			continue // rotated meanwhile: the same push with the new key and secret
+		}
 		if err != nil || v.Code != "ok" || v.PushID != n+1 {
 			return
 		}
 		*acked = append(*acked, text)
+		n, refused = n+1, 0
 	}
+}
+
+// rotateAll replaces the demo account's api_key, cf_api_key and secret,
+// one after the other, through the running server's admin socket, and
+// records each new value. It returns how many rotations took effect.
+func rotateAll(t *testing.T, bin, dir string) int {
+	done := 0
+	for _, c := range []struct{ flag, field string }{{"--api-key", "api_key"}, {"--cf-api-key", "cf_api_key"}, {"--secret", "api_secret"}} {
+		time.Sleep(time.Duration(50+rand.IntN(150)) * time.Millisecond)
+		out, err := exec.Command(bin, "account", "--data", dir, "--json", "rotate", "demo", c.flag).Output()
+		if err != nil {
+			t.Errorf("rotate %s: %v", c.flag, err)
+			return done
+		}
+		var v map[string]string
+		if err := json.Unmarshal(out, &v); err != nil || v[c.field] == "" {
+			t.Errorf("rotate %s printed %q", c.flag, out)
+			return done
+		}
+		creds.Lock()
+		switch c.field {
+		case "api_key":
+			creds.key = v[c.field]
+		case "cf_api_key":
+			creds.cfKey = v[c.field]
+		default:
+			creds.secret = v[c.field]
+		}
+		creds.Unlock()
+		done++
+	}
+	return done
 }
 
 func md5hex(s string) string {
@@ -252,7 +327,13 @@ func crashRound(t *testing.T, bin, dir string, round int) (acked, missing int) {
 		}
 		go func() { defer wg.Done(); loop(ctx, s, round*100+i, &acks[i]) }()
 	}
-	time.Sleep(time.Duration(300+rand.IntN(900)) * time.Millisecond)
+	// Rotate while they write; kill only once every rotation answered,
+	// so that the test knows the credentials the restarted server holds.
+	start := time.Now()
+	if n := rotateAll(t, bin, dir); n != 3 {
+		t.Fatalf("round %d: %d of 3 rotations took effect", round, n)
+	}
+	time.Sleep(time.Duration(300+rand.IntN(900))*time.Millisecond - time.Since(start))
 	_ = s.cmd.Process.Signal(syscall.SIGKILL)
 	_ = s.cmd.Wait()
 	cancel()
@@ -260,6 +341,13 @@ func crashRound(t *testing.T, bin, dir string, round int) (acked, missing int) {
 
 	s2 := startServer(t, bin, dir, freePort(t))
 	defer func() { _ = s2.cmd.Process.Signal(syscall.SIGKILL); _ = s2.cmd.Wait() }()
+	// The rotations were acknowledged before the kill: the restarted
+	// server must hold their result (it prints the current cf_api_key).
+	acked += 3
+	if _, cfKey, _ := currentCreds(); s2.cfKey != cfKey {
+		t.Logf("round %d: after the restart the demo cf_api_key is %s, not the rotated %s: an acknowledged rotation was lost", round, s2.cfKey, cfKey)
+		return acked, 1
+	}
 	for i := range writers {
 		if len(acks[i]) == 0 && i%2 == 1 {
 			t.Errorf("round %d: pusher %d got no push acknowledged: the Cometify half did not run", round, i)
@@ -302,6 +390,7 @@ func TestCrashKill9LosesNoAcknowledgedWrite(t *testing.T) {
 	}
 	bin := buildHalley(t, "")
 	dir := t.TempDir()
+	resetCreds()
 	total := 0
 	for round := range 3 {
 		acked, missing := crashRound(t, bin, dir, round)
@@ -324,6 +413,7 @@ func TestCrashControlPlantedFault(t *testing.T) {
 	}
 	bin := buildHalley(t, "halley_fault_ackfirst")
 	dir := t.TempDir()
+	resetCreds()
 	for round := range 5 {
 		acked, missing := crashRound(t, bin, dir, round)
 		if missing > 0 {
