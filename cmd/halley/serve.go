@@ -66,6 +66,7 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) (finish func() error) {
 	fs.IntVar(&cfg.engine.MaxPipelined, "max-pipelined", 4<<20, "last safety net where socket reads cannot be paused: pipelined bytes a connection may send while a request of it is pending (past it: 429, close)")
 	fs.DurationVar(&cfg.engine.PingInterval, "ping-interval", 25*time.Second, "WebSocket ping interval")
 	fs.DurationVar(&cfg.engine.DrainTimeout, "drain-timeout", 5*time.Second, "graceful stop bound")
+	fs.DurationVar(&cfg.store.StallTimeout, "storage-stall-timeout", 5*time.Second, "a commit running longer makes /healthz 503 and refuses new writes (503) until it returns (C-10)")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile to this file until the server stops (for tuning)")
 	fs.BoolVar(&cfg.api.Demo.Open, "demo", false, "serve the demo page and its endpoints, which write and push as the demo account, to every client (default: loopback clients only)")
@@ -144,6 +145,9 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) (err error) {
 		log.Warn("!!! --sync=none: writes are acknowledged BEFORE they reach the disk; a crash can lose acknowledged messages. Use only for benchmarks. !!!")
 	}
 	// persist creates the data directory 0700 and its files 0600 (C-14).
+	if storageFaults != nil && cfg.store.FS == nil {
+		cfg.store.FS = storageFaults() // test builds only (tag halley_faultfs)
+	}
 	// every account change closes what the changed credential
 	// admitted. The store calls back once the change is durable; the API
 	// is built after the store, so the hook reads it once it is set.
