@@ -374,9 +374,9 @@ func checkHealthMetrics(t *caseT) {
 	if len(m) != 1 {
 		t.Fatalf(`GET /healthz: want exactly {"code":"ok"}, got %s`, r)
 	}
-	// TODO(issue 15): name the in-process test that fails the store and
-	// checks /healthz's 503.
-	t.Notef("/healthz 503 while the store cannot accept writes: a storage fault cannot be injected from outside the server (the in-process storage-fault tests check it)")
+	// Halley checks it with a test-only build whose WAL stalls or fails
+	// on demand (cmd/halley/storagefault_test.go).
+	t.Notef("/healthz 503 while the store cannot accept writes: a storage fault cannot be injected from outside the server")
 	r = t.do("GET", "/metrics", "")
 	if r.status != 200 {
 		t.Fatalf("GET /metrics: want 200, got %s", r)
