@@ -183,7 +183,7 @@ func TestHistEncodeDecode(t *testing.T) {
 // never gets seq 5, the third gets seq 6 after seq 7.
 func fanServer(t *testing.T) string {
 	mux := http.NewServeMux()
-	closeAll := fanHandlers(mux, "k", "s3cret")
+	closeAll := fanHandlers(mux, "k", "k", "s3cret")
 	srv := httptest.NewServer(mux)
 	t.Cleanup(func() {
 		closeAll()
@@ -192,10 +192,10 @@ func fanServer(t *testing.T) string {
 	return srv.URL
 }
 
-// fanHandlers registers the EZComet (api_key key) and Cometify (key,
+// fanHandlers registers the EZComet (api_key key) and Cometify (cfKey,
 // secret) handlers on mux; the returned func closes the subscribers.
 // Cometify listeners are capped at 30 per client IP, as CF-L-08's default.
-func fanHandlers(mux *http.ServeMux, key, secret string) func() {
+func fanHandlers(mux *http.ServeMux, key, cfKey, secret string) func() {
 	var mu sync.Mutex
 	subs := map[string][]net.Conn{}
 	perIP := map[string]int{}
@@ -273,7 +273,7 @@ func fanHandlers(mux *http.ServeMux, key, secret string) func() {
 		over := perIP[ip] > 30
 		mu.Unlock()
 		switch {
-		case r.PathValue("key") != key:
+		case r.PathValue("key") != cfKey:
 			w.WriteHeader(401)
 		case over:
 			w.WriteHeader(429)
@@ -284,13 +284,13 @@ func fanHandlers(mux *http.ServeMux, key, secret string) func() {
 	mux.HandleFunc("POST /{key}/push/{identifier}", func(w http.ResponseWriter, r *http.Request) {
 		name, text := r.FormValue("identifier"), r.FormValue("text")
 		switch {
-		case r.PathValue("key") != key:
+		case r.PathValue("key") != cfKey:
 			w.WriteHeader(401)
 			return
 		case !strings.EqualFold(name, r.PathValue("identifier")) || r.FormValue("secret") != "0":
 			w.WriteHeader(400)
 			return
-		case r.FormValue("secure") != cfSecure(key, secret, name, text):
+		case r.FormValue("secure") != cfSecure(cfKey, secret, name, text):
 			w.WriteHeader(403)
 			return
 		}

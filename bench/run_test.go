@@ -38,11 +38,11 @@ func fakeHalley(args []string) {
 	if err != nil {
 		os.Exit(3)
 	}
-	fmt.Println("created account demo: api_key=0123456789abcdef0123456789abcdef api_secret=fake_secret-1")
+	fmt.Println("created account demo: api_key=0123456789abcdef0123456789abcdef cf_api_key=fedcba9876543210fedcba9876543210 api_secret=fake_secret-1")
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{"code":"ok"}`) })
 	if os.Getenv("HALLEY_BENCH_TEST_FANOUT") == "1" {
-		fanHandlers(mux, "0123456789abcdef0123456789abcdef", "fake_secret-1")
+		fanHandlers(mux, "0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210", "fake_secret-1")
 	} else {
 		mux.HandleFunc("/write", writeHandler)
 	}
@@ -171,8 +171,8 @@ func TestRunHelpers(t *testing.T) {
 			t.Errorf("%s: %q", tc.name, got)
 		}
 	}
-	out := "created account demo: api_key=0123456789abcdef0123456789abcdef api_secret=Ab_c-1234567890xyz\nhalley serving"
-	if cred := r.serverCredentials(out); cred.key != "0123456789abcdef0123456789abcdef" || cred.secret != "Ab_c-1234567890xyz" {
+	out := "created account demo: api_key=0123456789abcdef0123456789abcdef cf_api_key=fedcba9876543210fedcba9876543210 api_secret=Ab_c-1234567890xyz\nhalley serving"
+	if cred := r.serverCredentials(out); cred.key != "0123456789abcdef0123456789abcdef" || cred.cfKey != "fedcba9876543210fedcba9876543210" || cred.secret != "Ab_c-1234567890xyz" {
 		t.Errorf("credentials %+v", cred)
 	}
 	r.c.Key, r.c.Secret = "given", "given-secret"
