@@ -184,20 +184,27 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 // cfReadAll reads, for each id-form watch of s, its replay (CF-L-05): a
 // push id above the given one from the resume window, or for id 0 every
 // push of the replay window. The results are in ls.cfReads, one per watch
-// (empty for plain-form watches).
+// (empty for plain-form watches). The reads share one answer's bytes
+// (readLimit): a watch reads what the ones before it left, one push at
+// least, so a listener of many identifiers costs one answer's reads.
 func (ls *loopState) cfReadAll(s *cfSub, items []listItem) ([]persist.CFReadResult, error) {
 	a := ls.api
 	reads := ls.cfReads[:0]
+	lim := a.readLimit()
 	for i, it := range items {
 		if !it.hasID {
 			reads = append(reads, persist.CFReadResult{Cursor: s.watches[i].cursor, Last: s.watches[i].cursor})
 			continue
 		}
-		res, err := a.cfRead(&s.watches[i], s.start, a.opts.ReadBatch)
+		res, err := a.cfRead(&s.watches[i], s.start, lim)
 		if err != nil {
 			return nil, err
 		}
 		reads = append(reads, res)
+		for _, p := range res.Pushes {
+			lim.Bytes -= len(p.Text)
+		}
+		lim.Bytes = max(lim.Bytes, 1) // 0 would mean no bound
 	}
 	ls.cfReads = reads
 	return reads, nil
@@ -207,12 +214,12 @@ func (ls *loopState) cfReadAll(s *cfSub, items []listItem) ([]persist.CFReadResu
 // from start (the listener's admission): CFReplayWindow for a watch asked
 // from id 0, else CFResumeWindow (CF-L-05). Reading from 0 never has a
 // gap (X-01: it asks for a window, not a point).
-func (a *API) cfRead(w *cfWatch, start int64, limit int) (persist.CFReadResult, error) {
+func (a *API) cfRead(w *cfWatch, start int64, lim persist.ReadLimit) (persist.CFReadResult, error) {
 	window := a.opts.CFResumeWindow
 	if w.wide {
 		window = a.opts.CFReplayWindow
 	}
-	res, err := a.store.CFRead(strBytes(w.topic), w.cursor, start-int64(window), limit)
+	res, err := a.store.CFRead(strBytes(w.topic), w.cursor, start-int64(window), lim)
 	if w.cursor == 0 {
 		res.Gap = false
 	}
@@ -371,7 +378,7 @@ func (ls *loopState) startStream(s *cfSub, reads []persist.CFReadResult) {
 // reads what deliveries passed by while it was paused).
 func (ls *loopState) resumeCF(s *cfSub) {
 	for i := range s.watches {
-		res, err := ls.api.cfRead(&s.watches[i], s.start, ls.api.streamBatch())
+		res, err := ls.api.cfRead(&s.watches[i], s.start, ls.api.streamLimit())
 		if err != nil {
 			ls.api.opts.Log.Error("cometify replay read failed", "err", err)
 			s.conn.Close()
@@ -414,7 +421,7 @@ func (ls *loopState) replay(s *cfSub, i int, res persist.CFReadResult) bool {
 			return true
 		}
 		var err error
-		if res, err = ls.api.cfRead(w, s.start, ls.api.streamBatch()); err != nil {
+		if res, err = ls.api.cfRead(w, s.start, ls.api.streamLimit()); err != nil {
 			ls.api.opts.Log.Error("cometify replay read failed", "err", err)
 			s.conn.Close()
 			return false

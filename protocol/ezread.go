@@ -119,7 +119,7 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 	if isNullTick(tick) {
 		tick = nil
 	}
-	res, err := a.store.EZRead(string(qname), tick, a.opts.ReadBatch)
+	res, err := a.store.EZRead(string(qname), tick, a.readLimit())
 	if err != nil {
 		a.opts.Log.Error("read failed", "qname", string(qname), "err", err)
 		a.cap.releaseIfHeld(slot)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -144,5 +145,81 @@ func TestCFPollAnswerBoundedInBytes(t *testing.T) {
 				t.Fatalf("final since %s", since)
 			}
 		})
+	}
+}
+
+// readCounter is a real store that adds up the stored bytes its reads
+// return.
+type readCounter struct {
+	*persist.Store
+	bytes atomic.Int64
+}
+
+func (s *readCounter) count(msgs []persist.Message) {
+	for _, m := range msgs {
+		s.bytes.Add(int64(len(m.Tick) + len(m.Body)))
+	}
+}
+
+func (s *readCounter) EZRead(qname string, tick []byte, lim persist.ReadLimit) (persist.ReadResult, error) {
+	r, err := s.Store.EZRead(qname, tick, lim)
+	s.count(r.Messages)
+	return r, err
+}
+
+func (s *readCounter) EZReadAfter(qname string, after uint64, lim persist.ReadLimit) (persist.ReadResult, error) {
+	r, err := s.Store.EZReadAfter(qname, after, lim)
+	s.count(r.Messages)
+	return r, err
+}
+
+func (s *readCounter) CFRead(topic []byte, after uint64, notBefore int64, lim persist.ReadLimit) (persist.CFReadResult, error) {
+	r, err := s.Store.CFRead(topic, after, notBefore, lim)
+	for _, p := range r.Pushes {
+		s.bytes.Add(int64(len(p.Text)))
+	}
+	return r, err
+}
+
+// TestReadsBoundedInBytes: the store reads behind one poll answer hold
+// about ReadBatchBytes, not ReadBatch messages (C-08): a client that
+// pipelines polls costs no more than the answers' bytes in reads. A
+// Cometify poll's identifiers share that budget, each reading one push at
+// least.
+func TestReadsBoundedInBytes(t *testing.T) {
+	const limit = 64 << 10
+	f := newCFFixture(t, Options{})
+	rc := &readCounter{Store: f.store}
+	api, err := New(Options{Store: rc, Now: f.clk.now, ReadBatchBytes: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api.Attach(f.loop)
+	f.api = api
+
+	body := strings.Repeat("m", 4000)
+	for i := range 40 {
+		f.write(fmt.Sprintf("qname=john-big&tick=t%d&msg=%s", i, body))
+	}
+	r := f.serve("GET", "/read", "qname=john-big&timeout=0", "", nil).lastReply(t)
+	if n := rc.bytes.Swap(0); n > limit {
+		t.Errorf("an EZComet poll read %d bytes, bound %d", n, limit)
+	}
+	if len(r.body) > limit || strings.Count(r.body, body) != 16 {
+		t.Errorf("an answer of %d bytes holding %d messages of 4 KB, want 16", len(r.body), strings.Count(r.body, body))
+	}
+
+	text := strings.Repeat("p", 30_000)
+	for _, ident := range []string{"a", "b", "c"} {
+		for range 6 {
+			f.push(ident, text, false, "")
+		}
+	}
+	r = f.listen("poll", "identifiers=a:0,b:0,c:0&timeout=0", "10.8.0.1", nil).lastReply(t)
+	if n := rc.bytes.Swap(0); n > limit+2*30_000 {
+		t.Errorf("a poll of 3 identifiers read %d bytes, bound %d", n, limit+2*30_000)
+	}
+	if strings.Count(r.body, text) != 2 || !strings.Contains(r.body, `"since":"a:2,b:0,c:0"`) {
+		t.Errorf("answer holding %d pushes of 30 KB: %.200s", strings.Count(r.body, text), r.body)
 	}
 }
