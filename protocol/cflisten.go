@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/halleypush/halley/engine"
@@ -126,6 +127,11 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 
 	switch kind {
 	case subPoll:
+		if err := ls.readPastHidden(s, reads); err != nil {
+			a.opts.Log.Error("cometify read failed", "err", err)
+			a.replyError(c, callback, errStorage)
+			return
+		}
 		if pushes := ls.countPushes(s, reads); pushes > 0 || timeout == 0 {
 			ls.out = ls.appendPollBody(ls.out[:0], s, reads, nil, 0)
 			a.reply(c, callback, ls.out)
@@ -137,7 +143,7 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 			return
 		}
 		for i := range s.watches {
-			s.watches[i].gap = reads[i].Gap
+			s.watches[i].gap = s.watches[i].gap || reads[i].Gap
 			ls.advance(s, i, reads[i])
 		}
 		if callback != nil {
@@ -208,6 +214,29 @@ func (ls *loopState) cfReadAll(s *cfSub, items []listItem) ([]persist.CFReadResu
 	}
 	ls.cfReads = reads
 	return reads, nil
+}
+
+// readPastHidden reads on for a poll whose reads hold no push it may see
+// but were cut: every push they hold is secret and s has no valid
+// secureKey (CF-L-07). Such a poll must not wait while later pushes are
+// stored, since deliveries bring only new ones. Each further read goes on
+// from past what the last one skipped, one read at a time.
+func (ls *loopState) readPastHidden(s *cfSub, reads []persist.CFReadResult) error {
+	for ls.countPushes(s, reads) == 0 {
+		i := slices.IndexFunc(reads, func(r persist.CFReadResult) bool { return r.More })
+		if i < 0 {
+			return nil
+		}
+		w := &s.watches[i]
+		w.gap = w.gap || reads[i].Gap
+		ls.advance(s, i, reads[i])
+		res, err := ls.api.cfRead(w, s.start, ls.api.readLimit())
+		if err != nil {
+			return err
+		}
+		reads[i] = res
+	}
+	return nil
 }
 
 // cfRead reads w's pushes after its cursor, within its window measured

@@ -148,6 +148,36 @@ func TestCFPollAnswerBoundedInBytes(t *testing.T) {
 	}
 }
 
+// TestCFPollReadsPastHiddenPushes: a poll without a secureKey whose read
+// is cut before any push it may see (secret pushes fill the read's bytes,
+// CF-L-07) reads on, and answers at once with the public push stored
+// after them: deliveries bring only new pushes, so a poll that waited
+// would miss it until the next one.
+func TestCFPollReadsPastHiddenPushes(t *testing.T) {
+	f := newCFFixture(t, Options{ReadBatchBytes: 1000})
+	for range 5 {
+		f.push("news", strings.Repeat("s", 800), true, "")
+	}
+	f.push("news", "public", false, "")
+	for _, q := range []string{"identifiers=news:0&timeout=60", "identifiers=news:0&timeout=0", "identifiers=news:2&timeout=60"} {
+		c := f.listen("poll", q, "10.8.0.1", nil)
+		if c.numReplies() == 0 {
+			t.Fatalf("%s: the poll waits", q)
+		}
+		r := c.lastReply(t)
+		var v struct {
+			Pushes []struct{ ID int }
+			Since  string
+		}
+		if err := json.Unmarshal([]byte(r.body), &v); err != nil {
+			t.Fatal(err)
+		}
+		if len(v.Pushes) != 1 || v.Pushes[0].ID != 6 || v.Since != "news:6" {
+			t.Fatalf("%s: %s", q, r.body)
+		}
+	}
+}
+
 // readCounter is a real store that adds up the stored bytes its reads
 // return.
 type readCounter struct {
