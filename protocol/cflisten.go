@@ -117,6 +117,7 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 			w.cursor = a.store.CFLast(ls.topicBytes)
 		}
 	}
+	defer ls.forgetReads()
 	reads, err := ls.cfReadAll(s, items)
 	if err != nil {
 		a.opts.Log.Error("cometify read failed", "err", err)
@@ -216,6 +217,11 @@ func (ls *loopState) cfReadAll(s *cfSub, items []listItem) ([]persist.CFReadResu
 	return reads, nil
 }
 
+// forgetReads drops the pushes cfReadAll read once they are answered or
+// sent: ls.cfReads is scratch, and would keep up to an answer's bytes
+// alive until the loop's next listener.
+func (ls *loopState) forgetReads() { clear(ls.cfReads) }
+
 // readPastHidden reads on for a poll whose reads hold no push it may see
 // but were cut: every push they hold is secret and s has no valid
 // secureKey (CF-L-07). Such a poll must not wait while later pushes are
@@ -287,8 +293,13 @@ func (ls *loopState) countPushes(s *cfSub, reads []persist.CFReadResult) int {
 // push always going out; where the bound cuts, since stands on the last
 // push given, so passing it back loses nothing, and the gap of an
 // identifier none of whose pushes made it is told by the next answer.
+//
+// The pushes are rendered first, in place (the head depends on them),
+// and moved behind the head once it is known: no second buffer of an
+// answer's size.
 func (ls *loopState) appendPollBody(dst []byte, s *cfSub, reads []persist.CFReadResult, live *cfDelivery, retryMillis int64) []byte {
-	pushes := ls.pollPushes[:0]
+	start := len(dst)
+	pushes := dst
 	n, full, budget := 0, false, 0
 	if len(reads) > 0 {
 		budget = ls.api.opts.ReadBatchBytes - pollOverhead(s)
@@ -307,7 +318,7 @@ func (ls *loopState) appendPollBody(dst []byte, s *cfSub, reads []persist.CFRead
 				pushes = append(pushes, ',')
 			}
 			pushes = appendPushObject(pushes, w.name(), p.ID, p.Text)
-			if n > 0 && len(pushes) > budget {
+			if n > 0 && len(pushes)-start > budget {
 				pushes, full = pushes[:mark], true
 				break
 			}
@@ -322,34 +333,37 @@ func (ls *loopState) appendPollBody(dst []byte, s *cfSub, reads []persist.CFRead
 			ls.advance(s, i, *res)
 		}
 	}
-	ls.pollPushes = pushes
+	size := len(pushes) - start
 
-	dst = append(dst, `{"code":"ok",`...)
+	head := append(ls.pollHead[:0], `{"code":"ok",`...)
 	gaps := 0
 	for i := range s.watches {
 		if !s.watches[i].gap {
 			continue
 		}
 		if gaps == 0 {
-			dst = append(dst, `"gap":true,"gap_identifiers":[`...)
+			head = append(head, `"gap":true,"gap_identifiers":[`...)
 		} else {
-			dst = append(dst, ',')
+			head = append(head, ',')
 		}
-		dst = append(dst, '"')
-		dst = append(dst, s.watches[i].name()...)
-		dst = append(dst, '"')
+		head = append(head, '"')
+		head = append(head, s.watches[i].name()...)
+		head = append(head, '"')
 		gaps++
 	}
 	if gaps > 0 {
-		dst = append(dst, "],"...)
+		head = append(head, "],"...)
 	}
 	if retryMillis > 0 {
-		dst = append(dst, `"retry_ms":`...)
-		dst = appendInt(dst, retryMillis)
-		dst = append(dst, ',')
+		head = append(head, `"retry_ms":`...)
+		head = appendInt(head, retryMillis)
+		head = append(head, ',')
 	}
-	dst = append(dst, `"pushes":[`...)
-	dst = append(dst, pushes...)
+	head = append(head, `"pushes":[`...)
+	ls.pollHead = head
+	dst = append(pushes, head...) // room for the head
+	copy(dst[start+len(head):], dst[start:start+size])
+	copy(dst[start:], head)
 	if live != nil {
 		if n > 0 {
 			dst = append(dst, ',')

@@ -253,3 +253,30 @@ func TestReadsBoundedInBytes(t *testing.T) {
 		t.Errorf("answer holding %d pushes of 30 KB: %.200s", strings.Count(r.body, text), r.body)
 	}
 }
+
+// TestPollScratchKeepsNoPushes: once a Cometify poll is answered, the
+// loop's scratch keeps none of the pushes it read (up to an answer's
+// bytes, alive until the loop's next listener otherwise), and the answer
+// needs no buffer besides the one it is rendered in.
+func TestPollScratchKeepsNoPushes(t *testing.T) {
+	f := newCFFixture(t, Options{})
+	for range 3 {
+		f.push("a", strings.Repeat("p", 10_000), false, "")
+		f.push("b", "gap-free", false, "")
+	}
+	r := f.listen("poll", "identifiers=a:0,b:0&timeout=0", "10.8.0.1", nil).lastReply(t)
+	if strings.Count(r.body, `"identifier":"`) != 6 {
+		t.Fatalf("answer %.200s", r.body)
+	}
+	f.loop.do(func() {
+		ls := f.api.state[0]
+		for _, res := range ls.cfReads[:cap(ls.cfReads)] {
+			if res.Pushes != nil {
+				t.Error("the loop's scratch still holds pushes read for an answered poll")
+			}
+		}
+		if cap(ls.pollHead) > 1024 {
+			t.Errorf("a head buffer of %d bytes", cap(ls.pollHead))
+		}
+	})
+}

@@ -74,8 +74,8 @@ type loopState struct {
 	leid       []listItem
 	sig        []byte
 	topicBytes []byte
-	cfReads    []persist.CFReadResult
-	pollPushes []byte // a Cometify poll answer's pushes, before its head is known
+	cfReads    []persist.CFReadResult // emptied after use (forgetReads)
+	pollHead   []byte                 // a Cometify poll answer's head, rendered after its pushes
 }
 
 func newLoopState(a *API) *loopState {
