@@ -17,11 +17,15 @@ import (
 //     cut. Only where reads cannot be paused, Options.MaxPipelined cuts
 //     instead (429, close).
 //   - Outbound, HTTP: after a reply, while the unsent output (gnet's
-//     outbound buffer plus gathered bytes) is over MaxOutbound, no further
-//     pipelined request is parsed; parsing resumes at MaxOutbound/2. A
-//     connection whose unsent output does not shrink for IdleTimeout is
-//     closed. A client that pipelines requests and reads nothing costs
-//     about MaxOutbound plus one answer.
+//     outbound buffer plus gathered bytes) is over MaxOutbound/2, no
+//     further pipelined request is parsed; parsing resumes at
+//     MaxOutbound/4. One more answer then fits within MaxOutbound as long
+//     as it is at most half of it (the protocol's are 1 MiB of 4), so a
+//     client that pipelines requests and reads nothing costs at most
+//     MaxOutbound/2 plus one answer. A connection whose unsent output does
+//     not shrink for IdleTimeout is closed. A client that reads is not
+//     slowed: the kernel's socket buffer and the MaxOutbound/4 left at
+//     resumption keep its socket busy until the next look (drainPoll).
 //   - Outbound, streams: a live Send over MaxOutbound cuts the connection
 //     (a slow consumer); a backlog is sent as the socket drains, through
 //     Conn.Backlogged, Conn.WhenDrained and Handler.Drained.
@@ -80,7 +84,7 @@ func (lp *loop) scanWaiters() {
 	for _, c := range lp.waiters {
 		if c.state < stFlushing {
 			out := c.unsent()
-			if c.flags&fOutBlocked != 0 && out <= o.MaxOutbound/2 {
+			if c.flags&fOutBlocked != 0 && out <= parseResumeAt(o) {
 				c.flags &^= fOutBlocked
 				lp.resume = append(lp.resume, c)
 			}
@@ -113,22 +117,28 @@ func (lp *loop) scanDue() bool {
 	return len(lp.waiters) > 0 && (lp.scanNow || lp.now-lp.lastScan >= waitScanGap)
 }
 
+// parseStopAt is the unsent output over which an HTTP connection parses
+// no further pipelined request (C-08), and parseResumeAt where it starts
+// again (see the top of this file).
+func parseStopAt(o *Options) int   { return o.MaxOutbound / 2 }
+func parseResumeAt(o *Options) int { return o.MaxOutbound / 4 }
+
 // outputRoom reports whether c, idle between pipelined requests, may
-// parse the next one: not while its unsent output is over MaxOutbound,
-// and, once stopped, not until it is down to half of it. A stopped
+// parse the next one: not while its unsent output is over parseStopAt,
+// and, once stopped, not until it is down to parseResumeAt. A stopped
 // connection waits in loop.waiters with the no-progress deadline
 // (loop.fire).
 func (lp *loop) outputRoom(c *conn) bool {
 	o := &lp.s.opts
 	out := c.unsent()
 	if c.flags&fOutBlocked != 0 {
-		if out > o.MaxOutbound/2 {
+		if out > parseResumeAt(o) {
 			return false
 		}
 		c.flags &^= fOutBlocked // its waiters entry goes at the next scan
 		return true
 	}
-	if out <= o.MaxOutbound {
+	if out <= parseStopAt(o) {
 		return true
 	}
 	c.flags |= fOutBlocked
