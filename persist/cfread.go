@@ -40,8 +40,8 @@ func (s *Store) CFLast(topic []byte) uint64 {
 
 // CFRead returns the retained pushes of topic with ID > after and Time >=
 // notBefore (Unix ns), oldest first, within lim (see ReadLimit; Messages
-// <= 0: no cap on pushes). Pushes older than Options.CFRetain count as dropped even before
-// the sweeper deletes them.
+// <= 0: no cap on pushes). Pushes older than Options.CFRetain count as
+// dropped even before the sweeper deletes them.
 //
 // Gap follows the definition on CFReadResult; it is true for after = 0
 // too whenever a push was dropped, so a caller that asks for a window

@@ -76,8 +76,8 @@ func (s *Store) channelRange(qname string) (first, last uint64, ok bool) {
 // Pebble's memtable and block cache (one Get for the tick, one iterator);
 // it allocates the result: the Messages slice and one buffer for their
 // bytes (more only past 64 KiB), never more than lim allows. The caller
-// owns the result. A channel never written answers an empty result with Cursor 0.
-// After a failed commit every read answers the ErrStorage error.
+// owns the result. A channel never written answers an empty result with
+// Cursor 0. After a failed commit every read answers the ErrStorage error.
 func (s *Store) EZRead(qname string, tick []byte, lim ReadLimit) (ReadResult, error) {
 	first, last, ok := s.channelRange(qname)
 	if !ok {
