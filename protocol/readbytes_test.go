@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -213,9 +214,10 @@ func (s *readCounter) CFRead(topic []byte, after uint64, notBefore int64, lim pe
 
 // TestReadsBoundedInBytes: the store reads behind one poll answer hold
 // about ReadBatchBytes, not ReadBatch messages (C-08): a client that
-// pipelines polls costs no more than the answers' bytes in reads. A
-// Cometify poll's identifiers share that budget, each reading one push at
-// least.
+// pipelines polls costs no more than the answers' bytes in reads. An
+// EZComet poll reads a quarter of it at a time, so messages that escape
+// cost no more. A Cometify poll's identifiers share that budget, each
+// reading one push at least.
 func TestReadsBoundedInBytes(t *testing.T) {
 	const limit = 64 << 10
 	f := newCFFixture(t, Options{})
@@ -231,12 +233,27 @@ func TestReadsBoundedInBytes(t *testing.T) {
 	for i := range 40 {
 		f.write(fmt.Sprintf("qname=john-big&tick=t%d&msg=%s", i, body))
 	}
+	// Read a quarter of the bound at a time: the bound and one step.
 	r := f.serve("GET", "/read", "qname=john-big&timeout=0", "", nil).lastReply(t)
-	if n := rc.bytes.Swap(0); n > limit {
-		t.Errorf("an EZComet poll read %d bytes, bound %d", n, limit)
+	if n := rc.bytes.Swap(0); n > limit+limit/4 {
+		t.Errorf("an EZComet poll read %d bytes, bound %d", n, limit+limit/4)
 	}
 	if len(r.body) > limit || strings.Count(r.body, body) != 16 {
 		t.Errorf("an answer of %d bytes holding %d messages of 4 KB, want 16", len(r.body), strings.Count(r.body, body))
+	}
+	// Messages that escape to six times their size: the poll reads one
+	// step, not the answer's bound in stored bytes.
+	ctl := url.QueryEscape(controlText(4000))
+	for i := range 20 {
+		f.write(fmt.Sprintf("qname=john-ctl&tick=c%d&msg=%s", i, ctl))
+	}
+	rc.bytes.Store(0)
+	r = f.serve("GET", "/read", "qname=john-ctl&timeout=0", "", nil).lastReply(t)
+	if n := rc.bytes.Swap(0); n > limit/4 {
+		t.Errorf("an EZComet poll of escaped messages read %d bytes, bound %d", n, limit/4)
+	}
+	if strings.Count(r.body, `["c`) != 2 {
+		t.Errorf("an answer of %d bytes holding %d messages of 24 KB, want 2", len(r.body), strings.Count(r.body, `["c`))
 	}
 
 	text := strings.Repeat("p", 30_000)
@@ -279,4 +296,63 @@ func TestPollScratchKeepsNoPushes(t *testing.T) {
 			t.Errorf("a head buffer of %d bytes", cap(ls.pollHead))
 		}
 	})
+}
+
+// flushingStore is a real store that flushes a channel and writes one
+// message to it just before its first EZReadAfter: what a concurrent
+// flush does between the reads behind one poll answer.
+type flushingStore struct {
+	*persist.Store
+	t    *testing.T
+	once sync.Once
+}
+
+func (s *flushingStore) EZReadAfter(qname string, after uint64, lim persist.ReadLimit) (persist.ReadResult, error) {
+	s.once.Do(func() {
+		for _, w := range []persist.EZWrite{{QName: qname, Flush: true}, {QName: qname, Tick: []byte("after"), Body: []byte("x")}} {
+			ch := make(chan persist.EZWriteResult, 1)
+			s.Store.EZWrite(w, func(r persist.EZWriteResult) { ch <- r })
+			if r := <-ch; r.Err != nil {
+				s.t.Error(r.Err)
+			}
+		}
+	})
+	return s.Store.EZReadAfter(qname, after, lim)
+}
+
+// TestEZPollStepsStopAtGap: a long-poll answer read in steps stops before
+// a step that finds messages dropped after the last one given (a flush
+// meanwhile), so the gap is not lost: the next poll, from the last tick
+// given, tells it (X-01) and gets what was written since.
+func TestEZPollStepsStopAtGap(t *testing.T) {
+	f := newCFFixture(t, Options{})
+	fs := &flushingStore{Store: f.store, t: t}
+	api, err := New(Options{Store: fs, Now: f.clk.now, ReadBatchBytes: 4000}) // steps of 1000 bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	api.Attach(f.loop)
+	f.api = api
+	for i := 1; i <= 5; i++ {
+		f.write(fmt.Sprintf("qname=john-fl&tick=t%d&msg=%s", i, strings.Repeat("m", 900)))
+	}
+	var v struct {
+		Gap      bool
+		Messages [][2]string
+	}
+	r := f.serve("GET", "/read", "qname=john-fl&timeout=0", "", nil).lastReply(t)
+	if err := json.Unmarshal([]byte(r.body), &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.Gap || len(v.Messages) != 1 || v.Messages[0][0] != "t1" {
+		t.Fatalf("first answer: %.120s", r.body)
+	}
+	r = f.serve("GET", "/read", "qname=john-fl&timeout=0&tick=t1", "", nil).lastReply(t)
+	v.Messages = nil
+	if err := json.Unmarshal([]byte(r.body), &v); err != nil {
+		t.Fatal(err)
+	}
+	if !v.Gap || len(v.Messages) != 1 || v.Messages[0][0] != "after" {
+		t.Fatalf("next answer: %.120s", r.body)
+	}
 }

@@ -186,7 +186,7 @@ func (ls *loopState) sendOne(s *ezSub, d *delivery) {
 // as far as its socket keeps up (the rest when it drains), to a waiting
 // poll as its answer.
 func (ls *loopState) catchUp(s *ezSub) {
-	limit := ls.api.readLimit()
+	limit := ls.api.pollFirst()
 	if s.kind != subPoll {
 		limit = ls.api.streamLimit()
 	}
@@ -210,7 +210,7 @@ func (ls *loopState) catchUp(s *ezSub) {
 	}
 	c, cb := s.conn, s.callback
 	ls.remove(s)
-	ls.out = appendMessagesBody(ls.out[:0], res.Messages, s.gap || res.Gap, 0, ls.api.opts.ReadBatchBytes)
+	ls.out = ls.appendPollAnswer(ls.out[:0], s.qname, res, s.gap || res.Gap)
 	ls.api.reply(c, cb, ls.out)
 }
 
