@@ -17,15 +17,17 @@ import (
 //     cut. Only where reads cannot be paused, Options.MaxPipelined cuts
 //     instead (429, close).
 //   - Outbound, HTTP: after a reply, while the unsent output (gnet's
-//     outbound buffer plus gathered bytes) is over MaxOutbound/2, no
+//     outbound buffer plus gathered bytes) is over MaxOutbound/4, no
 //     further pipelined request is parsed; parsing resumes at
-//     MaxOutbound/4. One more answer then fits within MaxOutbound as long
-//     as it is at most half of it (the protocol's are 1 MiB of 4), so a
-//     client that pipelines requests and reads nothing costs at most
-//     MaxOutbound/2 plus one answer. A connection whose unsent output does
-//     not shrink for IdleTimeout is closed. A client that reads is not
-//     slowed: the kernel's socket buffer and the MaxOutbound/4 left at
-//     resumption keep its socket busy until the next look (drainPoll).
+//     MaxOutbound/8. A client that pipelines requests and reads nothing
+//     costs at most MaxOutbound/4 plus one answer, and gnet keeps
+//     queued output in buffers of powers of two, up to twice its size:
+//     so the memory held stays within MaxOutbound as long as an answer
+//     is at most a quarter of it (the protocol's are 1 MiB of 4). A
+//     connection whose unsent output does not shrink for IdleTimeout is
+//     closed. A client that reads is not slowed: the kernel's socket
+//     buffer and what is left at resumption keep its socket busy until
+//     the next look (drainPoll).
 //   - Outbound, streams: a live Send over MaxOutbound cuts the connection
 //     (a slow consumer); a backlog is sent as the socket drains, through
 //     Conn.Backlogged, Conn.WhenDrained and Handler.Drained.
@@ -120,8 +122,8 @@ func (lp *loop) scanDue() bool {
 // parseStopAt is the unsent output over which an HTTP connection parses
 // no further pipelined request (C-08), and parseResumeAt where it starts
 // again (see the top of this file).
-func parseStopAt(o *Options) int   { return o.MaxOutbound / 2 }
-func parseResumeAt(o *Options) int { return o.MaxOutbound / 4 }
+func parseStopAt(o *Options) int   { return o.MaxOutbound / 4 }
+func parseResumeAt(o *Options) int { return o.MaxOutbound / 8 }
 
 // outputRoom reports whether c, idle between pipelined requests, may
 // parse the next one: not while its unsent output is over parseStopAt,
