@@ -40,7 +40,7 @@ const (
 	fCounted                         // ipKey holds one of perIP's counts (C-12)
 	fPaused                          // reads paused (epoll interest off, readpause_*.go)
 	fNoPause                         // pausing failed: MaxPipelined applies instead
-	fOutBlocked                      // parsing stopped: unsent output over MaxOutbound (C-08)
+	fOutBlocked                      // parsing stopped: unsent output over parseStopAt (C-08)
 	fWantDrain                       // Conn.WhenDrained asked for Handler.Drained
 	fWaiting                         // in loop.waiters (fOutBlocked or fWantDrain)
 	fClosedQueued                    // Handler.Closed is queued or done: the connection is closing

@@ -17,11 +17,17 @@ import (
 //     cut. Only where reads cannot be paused, Options.MaxPipelined cuts
 //     instead (429, close).
 //   - Outbound, HTTP: after a reply, while the unsent output (gnet's
-//     outbound buffer plus gathered bytes) is over MaxOutbound, no further
-//     pipelined request is parsed; parsing resumes at MaxOutbound/2. A
+//     outbound buffer plus gathered bytes) is over MaxOutbound/4, no
+//     further pipelined request is parsed; parsing resumes at
+//     MaxOutbound/8. A client that pipelines requests and reads nothing
+//     costs at most MaxOutbound/4 plus one answer, and gnet keeps
+//     queued output in buffers of powers of two, up to twice its size:
+//     so the memory held stays within MaxOutbound as long as an answer
+//     is at most a quarter of it (the protocol's are 1 MiB of 4). A
 //     connection whose unsent output does not shrink for IdleTimeout is
-//     closed. A client that pipelines requests and reads nothing costs
-//     about MaxOutbound plus one answer.
+//     closed. A client that reads is not slowed: the kernel's socket
+//     buffer and what is left at resumption keep its socket busy until
+//     the next look (drainPoll).
 //   - Outbound, streams: a live Send over MaxOutbound cuts the connection
 //     (a slow consumer); a backlog is sent as the socket drains, through
 //     Conn.Backlogged, Conn.WhenDrained and Handler.Drained.
@@ -80,7 +86,7 @@ func (lp *loop) scanWaiters() {
 	for _, c := range lp.waiters {
 		if c.state < stFlushing {
 			out := c.unsent()
-			if c.flags&fOutBlocked != 0 && out <= o.MaxOutbound/2 {
+			if c.flags&fOutBlocked != 0 && out <= parseResumeAt(o) {
 				c.flags &^= fOutBlocked
 				lp.resume = append(lp.resume, c)
 			}
@@ -113,22 +119,28 @@ func (lp *loop) scanDue() bool {
 	return len(lp.waiters) > 0 && (lp.scanNow || lp.now-lp.lastScan >= waitScanGap)
 }
 
+// parseStopAt is the unsent output over which an HTTP connection parses
+// no further pipelined request (C-08), and parseResumeAt where it starts
+// again (see the top of this file).
+func parseStopAt(o *Options) int   { return o.MaxOutbound / 4 }
+func parseResumeAt(o *Options) int { return o.MaxOutbound / 8 }
+
 // outputRoom reports whether c, idle between pipelined requests, may
-// parse the next one: not while its unsent output is over MaxOutbound,
-// and, once stopped, not until it is down to half of it. A stopped
+// parse the next one: not while its unsent output is over parseStopAt,
+// and, once stopped, not until it is down to parseResumeAt. A stopped
 // connection waits in loop.waiters with the no-progress deadline
 // (loop.fire).
 func (lp *loop) outputRoom(c *conn) bool {
 	o := &lp.s.opts
 	out := c.unsent()
 	if c.flags&fOutBlocked != 0 {
-		if out > o.MaxOutbound/2 {
+		if out > parseResumeAt(o) {
 			return false
 		}
 		c.flags &^= fOutBlocked // its waiters entry goes at the next scan
 		return true
 	}
-	if out <= o.MaxOutbound {
+	if out <= parseStopAt(o) {
 		return true
 	}
 	c.flags |= fOutBlocked

@@ -34,9 +34,11 @@ type Options struct {
 	MaxFrameBytes int
 	// MaxOutbound caps unsent output per connection (C-08): a stream or
 	// WebSocket Send over it cuts the connection as a slow consumer; an
-	// HTTP connection over it parses no further pipelined request until
-	// its output is down to half, and closes when the output does not
-	// shrink for IdleTimeout. Default 4 MiB.
+	// HTTP connection over a quarter of it parses no further pipelined
+	// request until its output is down to an eighth, so that the memory
+	// its queued answers take stays within it (flow_control.go), and
+	// closes when the output does not shrink for IdleTimeout. Default
+	// 4 MiB.
 	MaxOutbound int
 	// BacklogBytes is the unsent output at which Conn.Backlogged turns
 	// true; Handler.Drained follows at half of it. Default MaxOutbound/4.

@@ -89,7 +89,7 @@ func BenchmarkEZRead(b *testing.B) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			r, err := s.EZRead("bench-ch", tick, 0)
+			r, err := s.EZRead("bench-ch", tick, ReadLimit{})
 			if err != nil || len(r.Messages) != 10 {
 				b.Fatal(err, len(r.Messages))
 			}
@@ -109,7 +109,7 @@ func BenchmarkCFRead(b *testing.B) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			r, err := s.CFRead(topic, 990, 0, 0)
+			r, err := s.CFRead(topic, 990, 0, ReadLimit{})
 			if err != nil || len(r.Pushes) != 10 {
 				b.Fatal(err, len(r.Pushes))
 			}

@@ -37,19 +37,25 @@ func (m *topicModel) push(p CFPush, now int64) string {
 	return "conflict"
 }
 
-func (m *topicModel) read(after uint64, notBefore, now int64, limit int) string {
+// read returns the retained pushes after after in id order up to the
+// first that lim leaves out (the first one always fits).
+func (m *topicModel) read(after uint64, notBefore, now int64, lim ReadLimit) string {
 	cutoff := max(notBefore, now-m.retain)
 	res := CFReadResult{Cursor: after, Last: m.last}
+	bytes := 0
 	for _, q := range m.pushes {
 		switch {
 		case q.ID <= after:
 		case q.Time < cutoff:
 			res.Gap = true
-		case limit > 0 && len(res.Pushes) == limit:
+		case res.More,
+			lim.Messages > 0 && len(res.Pushes) == lim.Messages,
+			lim.Bytes > 0 && len(res.Pushes) > 0 && bytes+len(q.Text) > lim.Bytes:
 			res.More = true
 		default:
 			res.Pushes = append(res.Pushes, q)
 			res.Cursor = q.ID
+			bytes += len(q.Text)
 		}
 	}
 	return describeCFRead(res)
@@ -92,7 +98,8 @@ func TestCFAgainstModel(t *testing.T) {
 			}
 			randPush := func() CFPush {
 				topic := topics[rng.IntN(len(topics))]
-				p := CFPush{Topic: topic, Secret: rng.IntN(2) == 0, Text: []byte(fmt.Sprint("x", rng.IntN(2)))}
+				// Texts of 1 to 3 bytes, so that byte limits cut reads.
+				p := CFPush{Topic: topic, Secret: rng.IntN(2) == 0, Text: []byte(fmt.Sprint(strings.Repeat("x", rng.IntN(3)), rng.IntN(2)))}
 				if rng.IntN(3) > 0 {
 					// Mostly ids near the last one, so that duplicates,
 					// conflicts and skips all happen.
@@ -145,11 +152,14 @@ func TestCFAgainstModel(t *testing.T) {
 					if rng.IntN(2) == 0 {
 						notBefore = now - rng.Int64N(int64(12*time.Minute))
 					}
-					limit := rng.IntN(5)
-					got := describeCFRead(mustCFRead(t, s, topic, after, notBefore, limit))
-					if want := m.read(after, notBefore, now, limit); got != want {
-						t.Fatalf("step %d: read %s after %d notBefore now-%v limit %d\n got %s\nwant %s",
-							step, topic, after, time.Duration(now-notBefore), limit, got, want)
+					lim := ReadLimit{Messages: rng.IntN(5)}
+					if rng.IntN(2) == 0 {
+						lim.Bytes = rng.IntN(8)
+					}
+					got := describeCFRead(mustCFReadLim(t, s, topic, after, notBefore, lim))
+					if want := m.read(after, notBefore, now, lim); got != want {
+						t.Fatalf("step %d: read %s after %d notBefore now-%v limit %+v\n got %s\nwant %s",
+							step, topic, after, time.Duration(now-notBefore), lim, got, want)
 					}
 					if last := s.CFLast([]byte(topic)); last != m.last {
 						t.Fatalf("step %d: CFLast %d, model %d", step, last, m.last)

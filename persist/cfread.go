@@ -8,13 +8,13 @@ import (
 
 // CFReadResult is the answer of CFRead.
 type CFReadResult struct {
-	Pushes []CFMessage // ascending ID, at most limit; slices owned by the caller
+	Pushes []CFMessage // ascending ID, within the ReadLimit; slices owned by the caller
 	Cursor uint64      // ID of the last push returned, else `after`
 	Last   uint64      // highest ID ever accepted on the topic when read (0 if none)
 	// Gap: some push with ID > after will never be returned to this
 	// reader: dropped by retention, or retained but older than notBefore.
 	Gap  bool
-	More bool // limit cut the answer
+	More bool // the ReadLimit, in pushes or in bytes, cut the answer
 }
 
 // cfReadPrealloc caps the Pushes capacity a read reserves up front: ids
@@ -39,9 +39,9 @@ func (s *Store) CFLast(topic []byte) uint64 {
 }
 
 // CFRead returns the retained pushes of topic with ID > after and Time >=
-// notBefore (Unix ns), oldest first, at most limit (limit <= 0: no
-// limit). Pushes older than Options.CFRetain count as dropped even before
-// the sweeper deletes them.
+// notBefore (Unix ns), oldest first, within lim (see ReadLimit; Messages
+// <= 0: no cap on pushes). Pushes older than Options.CFRetain count as
+// dropped even before the sweeper deletes them.
 //
 // Gap follows the definition on CFReadResult; it is true for after = 0
 // too whenever a push was dropped, so a caller that asks for a window
@@ -50,11 +50,12 @@ func (s *Store) CFLast(topic []byte) uint64 {
 // Safe from any goroutine, event loops included: a topic lookup in
 // memory; when a push after `after` exists, one bounded Pebble iterator
 // over the memtable and block cache, which walks the pushes it returns
-// plus those it skips as older than notBefore. It allocates only the
-// result: the Pushes slice and one buffer for their texts (more past 64
-// KiB or 64 pushes); nothing when there is nothing to return. After a
+// plus those it skips as older than notBefore, and looks at one push
+// past a cut answer. It allocates only the result: the Pushes slice and
+// one buffer for their texts (more past 64 KiB or 64 pushes), never more
+// than lim allows; nothing when there is nothing to return. After a
 // failed commit it answers the ErrStorage error.
-func (s *Store) CFRead(topic []byte, after uint64, notBefore int64, limit int) (CFReadResult, error) {
+func (s *Store) CFRead(topic []byte, after uint64, notBefore int64, lim ReadLimit) (CFReadResult, error) {
 	if err := s.errFailed(); err != nil {
 		return CFReadResult{}, err
 	}
@@ -89,7 +90,9 @@ func (s *Store) CFRead(topic []byte, after uint64, notBefore int64, limit int) (
 	if dropped > after {
 		ok = it.SeekGE(cfPushKey((*kb)[len(*kb):], t.name, dropped+1))
 	}
+	limit := lim.Messages
 	var chunk []byte
+	got := 0 // bytes read
 	for ; ok; ok = it.Next() {
 		tm, secret, text, valid := decodeCFPush(it.Value())
 		if !valid {
@@ -99,21 +102,22 @@ func (s *Store) CFRead(topic []byte, after uint64, notBefore int64, limit int) (
 			res.Gap = true
 			continue
 		}
-		if limit > 0 && len(res.Pushes) == limit {
+		if limit > 0 && len(res.Pushes) == limit || !lim.allows(len(res.Pushes), got, len(text)) {
 			res.More = true
 			break
 		}
 		if res.Pushes == nil {
-			want := min(last-after, cfReadPrealloc)
+			want := int(min(last-after, cfReadPrealloc))
 			if limit > 0 {
-				want = min(want, uint64(limit))
+				want = min(want, limit)
 			}
-			res.Pushes = make([]CFMessage, 0, want)
+			res.Pushes = make([]CFMessage, 0, lim.guess(want, len(text)))
 		}
 		if cap(chunk)-len(chunk) < len(text) {
-			left := max(cap(res.Pushes)-len(res.Pushes), 1)
-			chunk = make([]byte, 0, max(len(text), min(len(text)*left, readChunkMax)))
+			left := cap(res.Pushes) - len(res.Pushes)
+			chunk = make([]byte, 0, lim.chunk(len(text), left, got))
 		}
+		got += len(text)
 		start := len(chunk)
 		chunk = append(chunk, text...)
 		res.Pushes = append(res.Pushes, CFMessage{

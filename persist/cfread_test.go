@@ -11,7 +11,12 @@ import (
 
 func mustCFRead(t testing.TB, s *Store, topic string, after uint64, notBefore int64, limit int) CFReadResult {
 	t.Helper()
-	r, err := s.CFRead([]byte(topic), after, notBefore, limit)
+	return mustCFReadLim(t, s, topic, after, notBefore, ReadLimit{Messages: limit})
+}
+
+func mustCFReadLim(t testing.TB, s *Store, topic string, after uint64, notBefore int64, lim ReadLimit) CFReadResult {
+	t.Helper()
+	r, err := s.CFRead([]byte(topic), after, notBefore, lim)
 	if err != nil {
 		t.Fatalf("CFRead(%s, %d): %v", topic, after, err)
 	}
@@ -245,7 +250,7 @@ func TestCFReadAllocs(t *testing.T) {
 	}
 	topic := []byte("u/a")
 	n := testing.AllocsPerRun(200, func() {
-		if r, err := s.CFRead(topic, 80, 0, 0); err != nil || len(r.Pushes) != 20 {
+		if r, err := s.CFRead(topic, 80, 0, ReadLimit{}); err != nil || len(r.Pushes) != 20 {
 			t.Fatalf("read %v %d", err, len(r.Pushes))
 		}
 	})
@@ -253,10 +258,10 @@ func TestCFReadAllocs(t *testing.T) {
 		t.Fatalf("CFRead of 20 pushes: %v allocs, budget 2", n)
 	}
 	n = testing.AllocsPerRun(200, func() {
-		if r, err := s.CFRead(topic, 100, 0, 0); err != nil || len(r.Pushes) != 0 {
+		if r, err := s.CFRead(topic, 100, 0, ReadLimit{}); err != nil || len(r.Pushes) != 0 {
 			t.Fatalf("read %v %d", err, len(r.Pushes))
 		}
-		if r, err := s.CFRead([]byte("u/none"), 0, 0, 0); err != nil || len(r.Pushes) != 0 {
+		if r, err := s.CFRead([]byte("u/none"), 0, 0, ReadLimit{}); err != nil || len(r.Pushes) != 0 {
 			t.Fatalf("read %v %d", err, len(r.Pushes))
 		}
 	})

@@ -13,6 +13,29 @@ import (
 // readChunkMax caps one allocation holding the bytes of read messages.
 const readChunkMax = 64 << 10
 
+// guess is the capacity to reserve for a result of at most want messages
+// whose first holds size bytes: want, or fewer when the byte limit lets
+// fewer of that size in.
+func (l ReadLimit) guess(want, size int) int {
+	if l.Bytes > 0 {
+		want = min(want, l.Bytes/max(size, 1)+1)
+	}
+	return max(want, 1)
+}
+
+// chunk is the capacity of a new buffer for read bytes, starting with a
+// message of size bytes that up to left messages (itself included) of
+// about its size may follow, got bytes being read already: room for them
+// up to readChunkMax, no more than the byte limit leaves, and always room
+// for the message.
+func (l ReadLimit) chunk(size, left, got int) int {
+	c := min(size*max(left, 1), readChunkMax)
+	if l.Bytes > 0 {
+		c = min(c, l.Bytes-got)
+	}
+	return max(size, c)
+}
+
 // keyBufPool holds key buffers for reads, which run on many goroutines.
 var keyBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 2*maxKeyLen); return &b }}
 
@@ -46,16 +69,16 @@ func (s *Store) channelRange(qname string) (first, last uint64, ok bool) {
 // message; tick queued: the messages after it. Messages older than
 // EZMaxAge are never returned. Gap is set only for a tick the channel
 // knows (queued, or dropped and remembered for TickMemory after it was
-// written) when a message after it was dropped. limit <= 0 means
-// EZMaxQueue.
+// written) when a message after it was dropped. lim bounds the result
+// (see ReadLimit).
 //
 // Synchronous and safe from any goroutine, event loops included: it reads
 // Pebble's memtable and block cache (one Get for the tick, one iterator);
 // it allocates the result: the Messages slice and one buffer for their
-// bytes (more only past 64 KiB). The caller owns the
-// result. A channel never written answers an empty result with Cursor 0.
-// After a failed commit every read answers the ErrStorage error.
-func (s *Store) EZRead(qname string, tick []byte, limit int) (ReadResult, error) {
+// bytes (more only past 64 KiB), never more than lim allows. The caller
+// owns the result. A channel never written answers an empty result with
+// Cursor 0. After a failed commit every read answers the ErrStorage error.
+func (s *Store) EZRead(qname string, tick []byte, lim ReadLimit) (ReadResult, error) {
 	first, last, ok := s.channelRange(qname)
 	if !ok {
 		return ReadResult{}, nil
@@ -63,7 +86,7 @@ func (s *Store) EZRead(qname string, tick []byte, limit int) (ReadResult, error)
 	now := s.opts.Now().UnixNano()
 	cutoff := now - int64(s.opts.EZMaxAge)
 	if len(tick) == 0 || string(tick) == "null" || len(tick) > maxTickLen {
-		return s.read(qname, first, last, 0, false, limit, cutoff)
+		return s.read(qname, first, last, 0, false, lim, cutoff)
 	}
 	kb := keyBufPool.Get().(*[]byte)
 	*kb = tickKey((*kb)[:0], qname, tick)
@@ -76,14 +99,14 @@ func (s *Store) EZRead(qname string, tick []byte, limit int) (ReadResult, error)
 	case !found || seq > last:
 		// Unknown (or the remains of a failed commit): the seed's "all
 		// messages" answer, never a gap.
-		return s.read(qname, first, last, 0, false, limit, cutoff)
+		return s.read(qname, first, last, 0, false, lim, cutoff)
 	case seq >= first && t >= cutoff:
-		return s.read(qname, first, last, seq, true, limit, cutoff)
+		return s.read(qname, first, last, seq, true, lim, cutoff)
 	case t+int64(s.opts.TickMemory) > now:
 		// Dropped but remembered: every queued message is after it.
-		return s.read(qname, first, last, seq, true, limit, cutoff)
+		return s.read(qname, first, last, seq, true, lim, cutoff)
 	default:
-		return s.read(qname, first, last, 0, false, limit, cutoff)
+		return s.read(qname, first, last, 0, false, lim, cutoff)
 	}
 }
 
@@ -91,29 +114,31 @@ func (s *Store) EZRead(qname string, tick []byte, limit int) (ReadResult, error)
 // subscribers that keep their cursor. Gap is set when message after+1
 // was dropped. A cursor beyond the channel's last seq reads nothing and
 // answers Cursor = last seq.
-func (s *Store) EZReadAfter(qname string, after uint64, limit int) (ReadResult, error) {
+func (s *Store) EZReadAfter(qname string, after uint64, lim ReadLimit) (ReadResult, error) {
 	first, last, ok := s.channelRange(qname)
 	if !ok {
 		return ReadResult{}, nil
 	}
 	cutoff := s.opts.Now().UnixNano() - int64(s.opts.EZMaxAge)
-	return s.read(qname, first, last, after, after > 0, limit, cutoff)
+	return s.read(qname, first, last, after, after > 0, lim, cutoff)
 }
 
 // read returns the retained messages of first..last after seq after.
 // known says after is a resume point of this channel, so a gap can be
 // reported.
-func (s *Store) read(qname string, first, last, after uint64, known bool, limit int, cutoff int64) (ReadResult, error) {
+func (s *Store) read(qname string, first, last, after uint64, known bool, lim ReadLimit, cutoff int64) (ReadResult, error) {
 	if err := s.errFailed(); err != nil {
 		// Pebble applies a batch to its memtable before the WAL write
 		// fails, so after a failed commit it may show deletions that were
 		// never acknowledged. Fail closed until the Store is reopened.
 		return ReadResult{}, err
 	}
+	limit := lim.Messages
 	if limit <= 0 {
 		limit = s.opts.EZMaxQueue
 	}
 	res := ReadResult{Cursor: last}
+	cut := false // the byte limit stopped the read before a message
 	lo := max(first, after+1)
 	if lo <= last {
 		kb := keyBufPool.Get().(*[]byte)
@@ -125,21 +150,29 @@ func (s *Store) read(qname string, first, last, after uint64, known bool, limit 
 		if err != nil {
 			return ReadResult{}, fmt.Errorf("%w: read %s: %w", ErrStorage, qname, err)
 		}
-		want := min(uint64(limit), last-lo+1)
-		res.Messages = make([]Message, 0, want)
+		want := int(min(uint64(limit), last-lo+1))
 		// The messages' bytes share a few chunks: a chunk is never
 		// reallocated, so earlier slices stay valid when a new one starts.
 		var chunk []byte
+		got := 0 // bytes read
 		for it.First(); it.Valid() && len(res.Messages) < limit; it.Next() {
 			t, tick, body, ok := decodeMessage(it.Value())
 			if !ok || t < cutoff {
 				continue
 			}
 			size := len(tick) + len(body)
-			if cap(chunk)-len(chunk) < size {
-				left := int(want) - len(res.Messages)
-				chunk = make([]byte, 0, max(size, min(size*left, readChunkMax)))
+			if !lim.allows(len(res.Messages), got, size) {
+				cut = true
+				break
 			}
+			if res.Messages == nil {
+				res.Messages = make([]Message, 0, lim.guess(want, size))
+			}
+			if cap(chunk)-len(chunk) < size {
+				left := want - len(res.Messages)
+				chunk = make([]byte, 0, lim.chunk(size, left, got))
+			}
+			got += size
 			start := len(chunk)
 			chunk = append(append(chunk, tick...), body...)
 			mid, end := start+len(tick), len(chunk)
@@ -156,7 +189,7 @@ func (s *Store) read(qname string, first, last, after uint64, known bool, limit 
 	}
 	if n := len(res.Messages); n > 0 {
 		res.Cursor = res.Messages[n-1].Seq
-		res.More = n == limit && res.Cursor < last
+		res.More = (n == limit || cut) && res.Cursor < last
 		res.Gap = known && res.Messages[0].Seq > after+1
 	} else {
 		res.Gap = known && after < last

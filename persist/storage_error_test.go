@@ -92,7 +92,7 @@ func TestCommitFailure(t *testing.T) {
 	if s.CFLast([]byte("alice/a")) != 1 || s.CFLast([]byte("alice/new")) != 0 {
 		t.Fatalf("a failed commit moved last: a %d new %d", s.CFLast([]byte("alice/a")), s.CFLast([]byte("alice/new")))
 	}
-	if _, err := s.CFRead([]byte("alice/a"), 0, 0, 0); !errors.Is(err, ErrStorage) {
+	if _, err := s.CFRead([]byte("alice/a"), 0, 0, ReadLimit{}); !errors.Is(err, ErrStorage) {
 		t.Fatalf("CF read after failure: %v", err)
 	}
 	if r := push(t, s, cfAuto("alice/a", "later")); !errors.Is(r.Err, ErrStorage) {
@@ -104,7 +104,7 @@ func TestCommitFailure(t *testing.T) {
 			s.EZLastSeq("alice-ch"), s.EZQueued("alice-ch"), s.EZLastSeq("alice-other"))
 	}
 	// Pebble's memtable may hold the failed batch: reads fail closed.
-	if _, err := s.EZRead("alice-ch", nil, 0); !errors.Is(err, ErrStorage) {
+	if _, err := s.EZRead("alice-ch", nil, ReadLimit{}); !errors.Is(err, ErrStorage) {
 		t.Fatalf("read after failure: %v", err)
 	}
 	// The store fails closed: later writes and account changes are refused.

@@ -79,7 +79,7 @@ func mustAppend(t testing.TB, s *Store, qname, tick, body string) uint64 {
 
 func mustRead(t testing.TB, s *Store, qname string, tick []byte, limit int) ReadResult {
 	t.Helper()
-	r, err := s.EZRead(qname, tick, limit)
+	r, err := s.EZRead(qname, tick, ReadLimit{Messages: limit})
 	if err != nil {
 		t.Fatalf("EZRead(%s, %q): %v", qname, tick, err)
 	}
@@ -546,7 +546,7 @@ func TestReadRules(t *testing.T) {
 		{99, 0, "|cursor=7"},
 		{1, 2, "t2,t3|cursor=3 more"},
 	} {
-		r, err := s.EZReadAfter("u-ch", tc.after, tc.limit)
+		r, err := s.EZReadAfter("u-ch", tc.after, ReadLimit{Messages: tc.limit})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -588,7 +588,7 @@ func TestGap(t *testing.T) {
 		{2, "t3,t4,t5|cursor=5"},
 		{0, "t3,t4,t5|cursor=5"}, // cursor 0 asks for everything: no gap
 	} {
-		r, _ := s.EZReadAfter("u-ch", tc.after, 0)
+		r, _ := s.EZReadAfter("u-ch", tc.after, ReadLimit{})
 		if got := ticks(r); got != tc.want {
 			t.Errorf("EZReadAfter(%d) = %s, want %s", tc.after, got, tc.want)
 		}
@@ -688,7 +688,7 @@ func TestReadAllocs(t *testing.T) {
 	}
 	tick := []byte("t79")
 	n := testing.AllocsPerRun(200, func() {
-		if r, err := s.EZRead("u-ch", tick, 0); err != nil || len(r.Messages) != 20 {
+		if r, err := s.EZRead("u-ch", tick, ReadLimit{}); err != nil || len(r.Messages) != 20 {
 			t.Fatalf("read %v %d", err, len(r.Messages))
 		}
 	})

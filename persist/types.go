@@ -175,8 +175,26 @@ type ReadResult struct {
 	// . Always false for a tick the channel never had.
 	Gap bool
 	// More is true when further messages after Cursor are already queued
-	// (the limit cut the answer).
+	// (the limit, in messages or in bytes, cut the answer).
 	More bool
+}
+
+// ReadLimit bounds what one read returns: EZRead, EZReadAfter, CFRead.
+// Messages caps the messages (<= 0: EZMaxQueue for EZComet reads, no cap
+// for CFRead). Bytes caps the stored bytes the result holds, ticks and
+// bodies or push texts, so that a reader whose answer is bounded in bytes
+// (C-08) does not read, copy and drop far more than it sends (<= 0: no
+// cap). A read returns its first message whatever its size: the reader
+// always moves on.
+type ReadLimit struct {
+	Messages int
+	Bytes    int
+}
+
+// allows reports whether a read holding n messages of got bytes may add
+// one of size bytes.
+func (l ReadLimit) allows(n, got, size int) bool {
+	return n == 0 || l.Bytes <= 0 || got+size <= l.Bytes
 }
 
 // ErrTickConflict answers a write whose tick is queued with a different

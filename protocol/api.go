@@ -21,11 +21,11 @@ type Store interface {
 	Healthy() error
 	AccountByName(username []byte) (persist.Account, bool)
 	EZWriteTo(w persist.EZWrite, done persist.WriteCompletion)
-	EZRead(qname string, tick []byte, limit int) (persist.ReadResult, error)
-	EZReadAfter(qname string, after uint64, limit int) (persist.ReadResult, error)
+	EZRead(qname string, tick []byte, lim persist.ReadLimit) (persist.ReadResult, error)
+	EZReadAfter(qname string, after uint64, lim persist.ReadLimit) (persist.ReadResult, error)
 	EZChannels(username string) []persist.ChannelStat
 	CFPushTo(p persist.CFPush, done persist.CFCompletion)
-	CFRead(topic []byte, after uint64, notBefore int64, limit int) (persist.CFReadResult, error)
+	CFRead(topic []byte, after uint64, notBefore int64, lim persist.ReadLimit) (persist.CFReadResult, error)
 	CFLast(topic []byte) uint64
 }
 

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/halleypush/halley/engine"
@@ -116,6 +117,7 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 			w.cursor = a.store.CFLast(ls.topicBytes)
 		}
 	}
+	defer ls.forgetReads()
 	reads, err := ls.cfReadAll(s, items)
 	if err != nil {
 		a.opts.Log.Error("cometify read failed", "err", err)
@@ -126,6 +128,11 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 
 	switch kind {
 	case subPoll:
+		if err := ls.readPastHidden(s, reads); err != nil {
+			a.opts.Log.Error("cometify read failed", "err", err)
+			a.replyError(c, callback, errStorage)
+			return
+		}
 		if pushes := ls.countPushes(s, reads); pushes > 0 || timeout == 0 {
 			ls.out = ls.appendPollBody(ls.out[:0], s, reads, nil, 0)
 			a.reply(c, callback, ls.out)
@@ -137,7 +144,7 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 			return
 		}
 		for i := range s.watches {
-			s.watches[i].gap = reads[i].Gap
+			s.watches[i].gap = s.watches[i].gap || reads[i].Gap
 			ls.advance(s, i, reads[i])
 		}
 		if callback != nil {
@@ -184,35 +191,70 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 // cfReadAll reads, for each id-form watch of s, its replay (CF-L-05): a
 // push id above the given one from the resume window, or for id 0 every
 // push of the replay window. The results are in ls.cfReads, one per watch
-// (empty for plain-form watches).
+// (empty for plain-form watches). The reads share one answer's bytes
+// (readLimit): a watch reads what the ones before it left, one push at
+// least, so a listener of many identifiers costs one answer's reads.
 func (ls *loopState) cfReadAll(s *cfSub, items []listItem) ([]persist.CFReadResult, error) {
 	a := ls.api
 	reads := ls.cfReads[:0]
+	lim := a.readLimit()
 	for i, it := range items {
 		if !it.hasID {
 			reads = append(reads, persist.CFReadResult{Cursor: s.watches[i].cursor, Last: s.watches[i].cursor})
 			continue
 		}
-		res, err := a.cfRead(&s.watches[i], s.start, a.opts.ReadBatch)
+		res, err := a.cfRead(&s.watches[i], s.start, lim)
 		if err != nil {
 			return nil, err
 		}
 		reads = append(reads, res)
+		for _, p := range res.Pushes {
+			lim.Bytes -= len(p.Text)
+		}
+		lim.Bytes = max(lim.Bytes, 1) // 0 would mean no bound
 	}
 	ls.cfReads = reads
 	return reads, nil
+}
+
+// forgetReads drops the pushes cfReadAll read once they are answered or
+// sent: ls.cfReads is scratch, and would keep up to an answer's bytes
+// alive until the loop's next listener.
+func (ls *loopState) forgetReads() { clear(ls.cfReads) }
+
+// readPastHidden reads on for a poll whose reads hold no push it may see
+// but were cut: every push they hold is secret and s has no valid
+// secureKey (CF-L-07). Such a poll must not wait while later pushes are
+// stored, since deliveries bring only new ones. Each further read goes on
+// from past what the last one skipped, one read at a time.
+func (ls *loopState) readPastHidden(s *cfSub, reads []persist.CFReadResult) error {
+	for ls.countPushes(s, reads) == 0 {
+		i := slices.IndexFunc(reads, func(r persist.CFReadResult) bool { return r.More })
+		if i < 0 {
+			return nil
+		}
+		w := &s.watches[i]
+		w.gap = w.gap || reads[i].Gap
+		ls.advance(s, i, reads[i])
+		res, err := ls.api.cfRead(w, s.start, ls.api.readLimit())
+		if err != nil {
+			return err
+		}
+		reads[i] = res
+	}
+	return nil
 }
 
 // cfRead reads w's pushes after its cursor, within its window measured
 // from start (the listener's admission): CFReplayWindow for a watch asked
 // from id 0, else CFResumeWindow (CF-L-05). Reading from 0 never has a
 // gap (X-01: it asks for a window, not a point).
-func (a *API) cfRead(w *cfWatch, start int64, limit int) (persist.CFReadResult, error) {
+func (a *API) cfRead(w *cfWatch, start int64, lim persist.ReadLimit) (persist.CFReadResult, error) {
 	window := a.opts.CFResumeWindow
 	if w.wide {
 		window = a.opts.CFReplayWindow
 	}
-	res, err := a.store.CFRead(strBytes(w.topic), w.cursor, start-int64(window), limit)
+	res, err := a.store.CFRead(strBytes(w.topic), w.cursor, start-int64(window), lim)
 	if w.cursor == 0 {
 		res.Gap = false
 	}
@@ -251,8 +293,13 @@ func (ls *loopState) countPushes(s *cfSub, reads []persist.CFReadResult) int {
 // push always going out; where the bound cuts, since stands on the last
 // push given, so passing it back loses nothing, and the gap of an
 // identifier none of whose pushes made it is told by the next answer.
+//
+// The pushes are rendered first, in place (the head depends on them),
+// and moved behind the head once it is known: no second buffer of an
+// answer's size.
 func (ls *loopState) appendPollBody(dst []byte, s *cfSub, reads []persist.CFReadResult, live *cfDelivery, retryMillis int64) []byte {
-	pushes := ls.pollPushes[:0]
+	start := len(dst)
+	pushes := dst
 	n, full, budget := 0, false, 0
 	if len(reads) > 0 {
 		budget = ls.api.opts.ReadBatchBytes - pollOverhead(s)
@@ -271,7 +318,7 @@ func (ls *loopState) appendPollBody(dst []byte, s *cfSub, reads []persist.CFRead
 				pushes = append(pushes, ',')
 			}
 			pushes = appendPushObject(pushes, w.name(), p.ID, p.Text)
-			if n > 0 && len(pushes) > budget {
+			if n > 0 && len(pushes)-start > budget {
 				pushes, full = pushes[:mark], true
 				break
 			}
@@ -286,34 +333,37 @@ func (ls *loopState) appendPollBody(dst []byte, s *cfSub, reads []persist.CFRead
 			ls.advance(s, i, *res)
 		}
 	}
-	ls.pollPushes = pushes
+	size := len(pushes) - start
 
-	dst = append(dst, `{"code":"ok",`...)
+	head := append(ls.pollHead[:0], `{"code":"ok",`...)
 	gaps := 0
 	for i := range s.watches {
 		if !s.watches[i].gap {
 			continue
 		}
 		if gaps == 0 {
-			dst = append(dst, `"gap":true,"gap_identifiers":[`...)
+			head = append(head, `"gap":true,"gap_identifiers":[`...)
 		} else {
-			dst = append(dst, ',')
+			head = append(head, ',')
 		}
-		dst = append(dst, '"')
-		dst = append(dst, s.watches[i].name()...)
-		dst = append(dst, '"')
+		head = append(head, '"')
+		head = append(head, s.watches[i].name()...)
+		head = append(head, '"')
 		gaps++
 	}
 	if gaps > 0 {
-		dst = append(dst, "],"...)
+		head = append(head, "],"...)
 	}
 	if retryMillis > 0 {
-		dst = append(dst, `"retry_ms":`...)
-		dst = appendInt(dst, retryMillis)
-		dst = append(dst, ',')
+		head = append(head, `"retry_ms":`...)
+		head = appendInt(head, retryMillis)
+		head = append(head, ',')
 	}
-	dst = append(dst, `"pushes":[`...)
-	dst = append(dst, pushes...)
+	head = append(head, `"pushes":[`...)
+	ls.pollHead = head
+	dst = append(pushes, head...) // room for the head
+	copy(dst[start+len(head):], dst[start:start+size])
+	copy(dst[start:], head)
 	if live != nil {
 		if n > 0 {
 			dst = append(dst, ',')
@@ -371,7 +421,7 @@ func (ls *loopState) startStream(s *cfSub, reads []persist.CFReadResult) {
 // reads what deliveries passed by while it was paused).
 func (ls *loopState) resumeCF(s *cfSub) {
 	for i := range s.watches {
-		res, err := ls.api.cfRead(&s.watches[i], s.start, ls.api.streamBatch())
+		res, err := ls.api.cfRead(&s.watches[i], s.start, ls.api.streamLimit())
 		if err != nil {
 			ls.api.opts.Log.Error("cometify replay read failed", "err", err)
 			s.conn.Close()
@@ -414,7 +464,7 @@ func (ls *loopState) replay(s *cfSub, i int, res persist.CFReadResult) bool {
 			return true
 		}
 		var err error
-		if res, err = ls.api.cfRead(w, s.start, ls.api.streamBatch()); err != nil {
+		if res, err = ls.api.cfRead(w, s.start, ls.api.streamLimit()); err != nil {
 			ls.api.opts.Log.Error("cometify replay read failed", "err", err)
 			s.conn.Close()
 			return false

@@ -144,11 +144,11 @@ func wantError(t *testing.T, got reply, status int, msg string) {
 // stored says whether the demo account has any message or push.
 func (f *demoFixture) stored(channel string) (msgs int, pushes int) {
 	f.t.Helper()
-	rr, err := f.store.EZReadAfter("demo-"+channel, 0, 100)
+	rr, err := f.store.EZReadAfter("demo-"+channel, 0, persist.ReadLimit{Messages: 100})
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	cr, err := f.store.CFRead([]byte("demo/"+strings.ToLower(channel)), 0, 0, 100)
+	cr, err := f.store.CFRead([]byte("demo/"+strings.ToLower(channel)), 0, 0, persist.ReadLimit{Messages: 100})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -284,10 +284,10 @@ func TestDemoServesOnlyTheDemoAccount(t *testing.T) {
 	if m, n := f.stored("x"); m != 1 || n != 1 {
 		t.Fatalf("demo-x holds %d messages and %d pushes, want 1 and 1", m, n)
 	}
-	if rr, _ := f.store.EZReadAfter("john-x", 0, 10); len(rr.Messages) != 0 {
+	if rr, _ := f.store.EZReadAfter("john-x", 0, persist.ReadLimit{Messages: 10}); len(rr.Messages) != 0 {
 		t.Fatal("a demo write reached john's channel")
 	}
-	if cr, _ := f.store.CFRead([]byte("john/x"), 0, 0, 10); len(cr.Pushes) != 0 {
+	if cr, _ := f.store.CFRead([]byte("john/x"), 0, 0, persist.ReadLimit{Messages: 10}); len(cr.Pushes) != 0 {
 		t.Fatal("a demo push reached john's identifier")
 	}
 	// The page shows the demo account's key, whatever the request says.

@@ -26,7 +26,9 @@
 //     (the store has every message before its delivery runs, so nothing
 //     is lost or repeated). Replay windows stay anchored at the
 //     listener's admission. A long-poll answer is bounded in encoded
-//     bytes (Options.ReadBatchBytes) and in messages.
+//     bytes (Options.ReadBatchBytes) and in messages, and so is every
+//     store read (API.readLimit): a read never copies much more than
+//     one answer carries.
 //   - ipcap.go: the per-(account, client IP) listener cap, shared by
 //     Cometify listeners and EZComet readers (CF-L-08, C-12). The client
 //     IP is Request.ClientIP, computed by the engine (C-07).

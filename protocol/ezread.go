@@ -119,7 +119,11 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 	if isNullTick(tick) {
 		tick = nil
 	}
-	res, err := a.store.EZRead(string(qname), tick, a.opts.ReadBatch)
+	lim := a.readLimit()
+	if kind == subPoll {
+		lim = a.pollFirst()
+	}
+	res, err := a.store.EZRead(string(qname), tick, lim)
 	if err != nil {
 		a.opts.Log.Error("read failed", "qname", string(qname), "err", err)
 		a.cap.releaseIfHeld(slot)
@@ -130,7 +134,7 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 	switch kind {
 	case subPoll:
 		if len(res.Messages) > 0 || timeout == 0 {
-			ls.out = appendMessagesBody(ls.out[:0], res.Messages, res.Gap, 0, a.opts.ReadBatchBytes)
+			ls.out = ls.appendPollAnswer(ls.out[:0], string(qname), res, res.Gap)
 			a.reply(c, callback, ls.out)
 			return
 		}
@@ -225,7 +229,24 @@ var (
 // maxBytes, and at least one. The reader goes on from the last tick it
 // got (EZ-R-06), so a cut loses nothing.
 func appendMessagesBody(dst []byte, msgs []persist.Message, gap bool, retryMillis int64, maxBytes int) []byte {
-	start := len(dst)
+	b := openMessagesBody(dst, gap, retryMillis, maxBytes)
+	b.add(msgs)
+	return b.close()
+}
+
+// messagesBody is a long-poll answer being rendered: its messages come
+// in one or more parts (add), as many as keep it within max bytes, and
+// at least one.
+type messagesBody struct {
+	dst   []byte
+	start int // where the answer starts in dst
+	max   int
+	n     int  // messages in it
+	full  bool // a message was left out for max
+}
+
+func openMessagesBody(dst []byte, gap bool, retryMillis int64, maxBytes int) messagesBody {
+	b := messagesBody{start: len(dst), max: maxBytes}
 	dst = append(dst, `{"code":"ok",`...)
 	if gap {
 		dst = append(dst, `"gap":true,`...)
@@ -235,19 +256,67 @@ func appendMessagesBody(dst []byte, msgs []persist.Message, gap bool, retryMilli
 		dst = appendInt(dst, retryMillis)
 		dst = append(dst, ',')
 	}
-	dst = append(dst, `"messages":[`...)
-	for i, m := range msgs {
-		mark := len(dst)
-		if i > 0 {
-			dst = append(dst, ',')
+	b.dst = append(dst, `"messages":[`...)
+	return b
+}
+
+// add appends msgs' first messages while they fit.
+func (b *messagesBody) add(msgs []persist.Message) {
+	for _, m := range msgs {
+		if b.full {
+			return
 		}
-		dst = appendPair(dst, m.Tick, m.Body)
-		if i > 0 && len(dst)-start+len("]}") > maxBytes {
-			dst = dst[:mark]
-			break
+		mark := len(b.dst)
+		if b.n > 0 {
+			b.dst = append(b.dst, ',')
+		}
+		b.dst = appendPair(b.dst, m.Tick, m.Body)
+		if b.n > 0 && len(b.dst)-b.start+len("]}") > b.max {
+			b.dst, b.full = b.dst[:mark], true
+			return
+		}
+		b.n++
+	}
+}
+
+func (b *messagesBody) close() []byte { return append(b.dst, "]}"...) }
+
+// appendPollAnswer renders a long-poll answer from res, the first read
+// after the reader's resume point (pollFirst), and from further reads
+// after it while the answer has room and more messages are queued. The
+// first read holds a quarter of ReadBatchBytes, each further one what
+// the answer has room for (stored bytes encode to at least as many): a
+// poll reads little more than it sends however its messages encode (a
+// control byte takes six in JSON), rather than a whole answer's worth of
+// copies most of which the bound would drop. A later read that finds
+// messages dropped after the last one given (retention or a flush
+// meanwhile) ends the answer before them: the reader's next poll, from
+// the last tick it got, is told the gap.
+func (ls *loopState) appendPollAnswer(dst []byte, qname string, res persist.ReadResult, gap bool) []byte {
+	a := ls.api
+	b := openMessagesBody(dst, gap, 0, a.opts.ReadBatchBytes)
+	for {
+		b.add(res.Messages)
+		if b.full || !res.More || b.n >= a.opts.ReadBatch {
+			return b.close()
+		}
+		room := b.max - (len(b.dst) - b.start) - len("]}")
+		var err error
+		res, err = a.store.EZReadAfter(qname, res.Cursor, persist.ReadLimit{Messages: a.opts.ReadBatch - b.n, Bytes: max(room, 1)})
+		if err != nil {
+			a.opts.Log.Error("read failed", "qname", qname, "err", err)
+			return b.close() // what it has; the next poll reads on
+		}
+		if res.Gap {
+			return b.close()
 		}
 	}
-	return append(dst, "]}"...)
+}
+
+// pollFirst bounds the first store read behind a long-poll answer (see
+// appendPollAnswer).
+func (a *API) pollFirst() persist.ReadLimit {
+	return persist.ReadLimit{Messages: a.opts.ReadBatch, Bytes: max(a.opts.ReadBatchBytes/4, 1)}
 }
 
 func appendInt(dst []byte, n int64) []byte {

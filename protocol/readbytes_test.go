@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -144,5 +146,213 @@ func TestCFPollAnswerBoundedInBytes(t *testing.T) {
 				t.Fatalf("final since %s", since)
 			}
 		})
+	}
+}
+
+// TestCFPollReadsPastHiddenPushes: a poll without a secureKey whose read
+// is cut before any push it may see (secret pushes fill the read's bytes,
+// CF-L-07) reads on, and answers at once with the public push stored
+// after them: deliveries bring only new pushes, so a poll that waited
+// would miss it until the next one.
+func TestCFPollReadsPastHiddenPushes(t *testing.T) {
+	f := newCFFixture(t, Options{ReadBatchBytes: 1000})
+	for range 5 {
+		f.push("news", strings.Repeat("s", 800), true, "")
+	}
+	f.push("news", "public", false, "")
+	for _, q := range []string{"identifiers=news:0&timeout=60", "identifiers=news:0&timeout=0", "identifiers=news:2&timeout=60"} {
+		c := f.listen("poll", q, "10.8.0.1", nil)
+		if c.numReplies() == 0 {
+			t.Fatalf("%s: the poll waits", q)
+		}
+		r := c.lastReply(t)
+		var v struct {
+			Pushes []struct{ ID int }
+			Since  string
+		}
+		if err := json.Unmarshal([]byte(r.body), &v); err != nil {
+			t.Fatal(err)
+		}
+		if len(v.Pushes) != 1 || v.Pushes[0].ID != 6 || v.Since != "news:6" {
+			t.Fatalf("%s: %s", q, r.body)
+		}
+	}
+}
+
+// readCounter is a real store that adds up the stored bytes its reads
+// return.
+type readCounter struct {
+	*persist.Store
+	bytes atomic.Int64
+}
+
+func (s *readCounter) count(msgs []persist.Message) {
+	for _, m := range msgs {
+		s.bytes.Add(int64(len(m.Tick) + len(m.Body)))
+	}
+}
+
+func (s *readCounter) EZRead(qname string, tick []byte, lim persist.ReadLimit) (persist.ReadResult, error) {
+	r, err := s.Store.EZRead(qname, tick, lim)
+	s.count(r.Messages)
+	return r, err
+}
+
+func (s *readCounter) EZReadAfter(qname string, after uint64, lim persist.ReadLimit) (persist.ReadResult, error) {
+	r, err := s.Store.EZReadAfter(qname, after, lim)
+	s.count(r.Messages)
+	return r, err
+}
+
+func (s *readCounter) CFRead(topic []byte, after uint64, notBefore int64, lim persist.ReadLimit) (persist.CFReadResult, error) {
+	r, err := s.Store.CFRead(topic, after, notBefore, lim)
+	for _, p := range r.Pushes {
+		s.bytes.Add(int64(len(p.Text)))
+	}
+	return r, err
+}
+
+// TestReadsBoundedInBytes: the store reads behind one poll answer hold
+// about ReadBatchBytes, not ReadBatch messages (C-08): a client that
+// pipelines polls costs no more than the answers' bytes in reads. An
+// EZComet poll reads a quarter of it at a time, so messages that escape
+// cost no more. A Cometify poll's identifiers share that budget, each
+// reading one push at least.
+func TestReadsBoundedInBytes(t *testing.T) {
+	const limit = 64 << 10
+	f := newCFFixture(t, Options{})
+	rc := &readCounter{Store: f.store}
+	api, err := New(Options{Store: rc, Now: f.clk.now, ReadBatchBytes: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api.Attach(f.loop)
+	f.api = api
+
+	body := strings.Repeat("m", 4000)
+	for i := range 40 {
+		f.write(fmt.Sprintf("qname=john-big&tick=t%d&msg=%s", i, body))
+	}
+	// Read a quarter of the bound at a time: the bound and one step.
+	r := f.serve("GET", "/read", "qname=john-big&timeout=0", "", nil).lastReply(t)
+	if n := rc.bytes.Swap(0); n > limit+limit/4 {
+		t.Errorf("an EZComet poll read %d bytes, bound %d", n, limit+limit/4)
+	}
+	if len(r.body) > limit || strings.Count(r.body, body) != 16 {
+		t.Errorf("an answer of %d bytes holding %d messages of 4 KB, want 16", len(r.body), strings.Count(r.body, body))
+	}
+	// Messages that escape to six times their size: the poll reads one
+	// step, not the answer's bound in stored bytes.
+	ctl := url.QueryEscape(controlText(4000))
+	for i := range 20 {
+		f.write(fmt.Sprintf("qname=john-ctl&tick=c%d&msg=%s", i, ctl))
+	}
+	rc.bytes.Store(0)
+	r = f.serve("GET", "/read", "qname=john-ctl&timeout=0", "", nil).lastReply(t)
+	if n := rc.bytes.Swap(0); n > limit/4 {
+		t.Errorf("an EZComet poll of escaped messages read %d bytes, bound %d", n, limit/4)
+	}
+	if strings.Count(r.body, `["c`) != 2 {
+		t.Errorf("an answer of %d bytes holding %d messages of 24 KB, want 2", len(r.body), strings.Count(r.body, `["c`))
+	}
+
+	text := strings.Repeat("p", 30_000)
+	for _, ident := range []string{"a", "b", "c"} {
+		for range 6 {
+			f.push(ident, text, false, "")
+		}
+	}
+	r = f.listen("poll", "identifiers=a:0,b:0,c:0&timeout=0", "10.8.0.1", nil).lastReply(t)
+	if n := rc.bytes.Swap(0); n > limit+2*30_000 {
+		t.Errorf("a poll of 3 identifiers read %d bytes, bound %d", n, limit+2*30_000)
+	}
+	if strings.Count(r.body, text) != 2 || !strings.Contains(r.body, `"since":"a:2,b:0,c:0"`) {
+		t.Errorf("answer holding %d pushes of 30 KB: %.200s", strings.Count(r.body, text), r.body)
+	}
+}
+
+// TestPollScratchKeepsNoPushes: once a Cometify poll is answered, the
+// loop's scratch keeps none of the pushes it read (up to an answer's
+// bytes, alive until the loop's next listener otherwise), and the answer
+// needs no buffer besides the one it is rendered in.
+func TestPollScratchKeepsNoPushes(t *testing.T) {
+	f := newCFFixture(t, Options{})
+	for range 3 {
+		f.push("a", strings.Repeat("p", 10_000), false, "")
+		f.push("b", "gap-free", false, "")
+	}
+	r := f.listen("poll", "identifiers=a:0,b:0&timeout=0", "10.8.0.1", nil).lastReply(t)
+	if strings.Count(r.body, `"identifier":"`) != 6 {
+		t.Fatalf("answer %.200s", r.body)
+	}
+	f.loop.do(func() {
+		ls := f.api.state[0]
+		for _, res := range ls.cfReads[:cap(ls.cfReads)] {
+			if res.Pushes != nil {
+				t.Error("the loop's scratch still holds pushes read for an answered poll")
+			}
+		}
+		if cap(ls.pollHead) > 1024 {
+			t.Errorf("a head buffer of %d bytes", cap(ls.pollHead))
+		}
+	})
+}
+
+// flushingStore is a real store that flushes a channel and writes one
+// message to it just before its first EZReadAfter: what a concurrent
+// flush does between the reads behind one poll answer.
+type flushingStore struct {
+	*persist.Store
+	t    *testing.T
+	once sync.Once
+}
+
+func (s *flushingStore) EZReadAfter(qname string, after uint64, lim persist.ReadLimit) (persist.ReadResult, error) {
+	s.once.Do(func() {
+		for _, w := range []persist.EZWrite{{QName: qname, Flush: true}, {QName: qname, Tick: []byte("after"), Body: []byte("x")}} {
+			ch := make(chan persist.EZWriteResult, 1)
+			s.Store.EZWrite(w, func(r persist.EZWriteResult) { ch <- r })
+			if r := <-ch; r.Err != nil {
+				s.t.Error(r.Err)
+			}
+		}
+	})
+	return s.Store.EZReadAfter(qname, after, lim)
+}
+
+// TestEZPollStepsStopAtGap: a long-poll answer read in steps stops before
+// a step that finds messages dropped after the last one given (a flush
+// meanwhile), so the gap is not lost: the next poll, from the last tick
+// given, tells it (X-01) and gets what was written since.
+func TestEZPollStepsStopAtGap(t *testing.T) {
+	f := newCFFixture(t, Options{})
+	fs := &flushingStore{Store: f.store, t: t}
+	api, err := New(Options{Store: fs, Now: f.clk.now, ReadBatchBytes: 4000}) // steps of 1000 bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	api.Attach(f.loop)
+	f.api = api
+	for i := 1; i <= 5; i++ {
+		f.write(fmt.Sprintf("qname=john-fl&tick=t%d&msg=%s", i, strings.Repeat("m", 900)))
+	}
+	var v struct {
+		Gap      bool
+		Messages [][2]string
+	}
+	r := f.serve("GET", "/read", "qname=john-fl&timeout=0", "", nil).lastReply(t)
+	if err := json.Unmarshal([]byte(r.body), &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.Gap || len(v.Messages) != 1 || v.Messages[0][0] != "t1" {
+		t.Fatalf("first answer: %.120s", r.body)
+	}
+	r = f.serve("GET", "/read", "qname=john-fl&timeout=0&tick=t1", "", nil).lastReply(t)
+	v.Messages = nil
+	if err := json.Unmarshal([]byte(r.body), &v); err != nil {
+		t.Fatal(err)
+	}
+	if !v.Gap || len(v.Messages) != 1 || v.Messages[0][0] != "after" {
+		t.Fatalf("next answer: %.120s", r.body)
 	}
 }

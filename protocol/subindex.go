@@ -74,8 +74,8 @@ type loopState struct {
 	leid       []listItem
 	sig        []byte
 	topicBytes []byte
-	cfReads    []persist.CFReadResult
-	pollPushes []byte // a Cometify poll answer's pushes, before its head is known
+	cfReads    []persist.CFReadResult // emptied after use (forgetReads)
+	pollHead   []byte                 // a Cometify poll answer's head, rendered after its pushes
 }
 
 func newLoopState(a *API) *loopState {
@@ -186,9 +186,9 @@ func (ls *loopState) sendOne(s *ezSub, d *delivery) {
 // as far as its socket keeps up (the rest when it drains), to a waiting
 // poll as its answer.
 func (ls *loopState) catchUp(s *ezSub) {
-	limit := ls.api.opts.ReadBatch
+	limit := ls.api.pollFirst()
 	if s.kind != subPoll {
-		limit = ls.api.streamBatch()
+		limit = ls.api.streamLimit()
 	}
 	res, err := ls.api.store.EZReadAfter(s.qname, s.cursor, limit)
 	if err != nil {
@@ -210,7 +210,7 @@ func (ls *loopState) catchUp(s *ezSub) {
 	}
 	c, cb := s.conn, s.callback
 	ls.remove(s)
-	ls.out = appendMessagesBody(ls.out[:0], res.Messages, s.gap || res.Gap, 0, ls.api.opts.ReadBatchBytes)
+	ls.out = ls.appendPollAnswer(ls.out[:0], s.qname, res, s.gap || res.Gap)
 	ls.api.reply(c, cb, ls.out)
 }
 
@@ -257,7 +257,7 @@ func (ls *loopState) stream(s *ezSub, res persist.ReadResult) {
 			return
 		}
 		var err error
-		res, err = ls.api.store.EZReadAfter(s.qname, s.cursor, ls.api.streamBatch())
+		res, err = ls.api.store.EZReadAfter(s.qname, s.cursor, ls.api.streamLimit())
 		if err != nil {
 			ls.api.opts.Log.Error("backlog read failed", "qname", s.qname, "err", err)
 			s.conn.Close()
@@ -269,12 +269,21 @@ func (ls *loopState) stream(s *ezSub, res persist.ReadResult) {
 	}
 }
 
-// streamBatch caps the messages of a stream's later backlog reads (after
-// the first, and after every pause): a socket that just drained takes
-// about Conn's BacklogBytes/2 before it backlogs again, so reading a
-// whole ReadBatch (up to 4 MB of 4 KB messages) each time would read and
-// allocate most of a backlog several times over.
-func (a *API) streamBatch() int { return min(a.opts.ReadBatch, 256) }
+// readLimit bounds the store read behind one answer (C-08): ReadBatch
+// messages, and ReadBatchBytes of stored bytes, which encode to at least
+// as many, so the store reads little more than the answer can carry.
+func (a *API) readLimit() persist.ReadLimit {
+	return persist.ReadLimit{Messages: a.opts.ReadBatch, Bytes: a.opts.ReadBatchBytes}
+}
+
+// streamLimit bounds a stream's later backlog reads (after the first,
+// and after every pause): a socket that just drained takes about Conn's
+// BacklogBytes/2 before it backlogs again, so reading a whole ReadBatch
+// (up to 4 MB of 4 KB messages) each time would read and allocate most
+// of a backlog several times over.
+func (a *API) streamLimit() persist.ReadLimit {
+	return persist.ReadLimit{Messages: min(a.opts.ReadBatch, 256), Bytes: a.opts.ReadBatchBytes}
+}
 
 // answerEmpty ends a waiting poll with no message: its timeout passed, or
 // the server drains (retryMillis > 0, X-02).
