@@ -523,6 +523,9 @@ func (c *committer) finish(err error) {
 		writeReqPool.Put(r)
 		done.WriteDone(res)
 	}
+	if f := c.s.opts.AfterBatch; f != nil {
+		f()
+	}
 }
 
 // reset forgets the batch just completed, keeping its buffers.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -792,5 +793,59 @@ func TestSyncNoneCloseSyncs(t *testing.T) {
 	s = openTest(t, opts)
 	if s.EZLastSeq("u-ch") != 50 || s.EZQueued("u-ch") != 50 {
 		t.Fatalf("after reopen last %d queued %d", s.EZLastSeq("u-ch"), s.EZQueued("u-ch"))
+	}
+}
+
+// TestAfterBatchFollowsEachGroup: AfterBatch runs once per committed
+// group, after every completion of that group and before any of the next;
+// a write refused before it was queued is followed by none.
+func TestAfterBatchFollowsEachGroup(t *testing.T) {
+	opts := testOptions(t, "")
+	var mu sync.Mutex
+	var events []string // "w" per completion, "|" per AfterBatch
+	opts.AfterBatch = func() {
+		mu.Lock()
+		events = append(events, "|")
+		mu.Unlock()
+	}
+	s := openTest(t, opts)
+	release := holdCommitter(t, s)
+	const n = 50
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		s.EZWrite(msg("after-c", fmt.Sprint(i), "x"), func(r EZWriteResult) {
+			if r.Err != nil {
+				t.Errorf("write: %v", r.Err)
+			}
+			mu.Lock()
+			events = append(events, "w")
+			mu.Unlock()
+			wg.Done()
+		})
+	}
+	release()
+	wg.Wait()
+	write(t, s, msg("after-c", "last", "x"))
+	s.EZWrite(EZWrite{QName: ""}, func(EZWriteResult) {}) // refused at once
+	var got string
+	for range 500 { // "last"'s AfterBatch may follow write's return
+		mu.Lock()
+		got = strings.Join(events, "")
+		mu.Unlock()
+		if strings.Count(got, "|") >= 3 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // room for a wrong extra call to show
+	mu.Lock()
+	got = strings.Join(events, "")
+	mu.Unlock()
+	// The held write's group ends first ("|"); the 50 writes queued while
+	// it was held share one group; "last" is a group of its own (its
+	// completion is not recorded, write waits for it on a channel).
+	if want := "|" + strings.Repeat("w", n) + "||"; got != want {
+		t.Fatalf("completions and AfterBatch calls %q, want %q", got, want)
 	}
 }

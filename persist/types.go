@@ -67,6 +67,16 @@ type Options struct {
 	// account's name, on the goroutine that made the change. The server
 	// uses it to close what a revoked credential admitted.
 	OnAccountChange func(username string)
+	// AfterBatch, if set, is called once after the completions of one
+	// committed group (every EZWrite and CFPush of one commit) have all
+	// run, on the goroutine that ran them, before the next group's
+	// completions. A caller that gathers work per completion (deliveries
+	// to fan out on each event loop) posts it here: one task per group
+	// per loop instead of one per message. It must not block. A write
+	// refused before it was queued (EZWrite's "never blocks" cases) is
+	// completed on the caller's goroutine and is followed by no
+	// AfterBatch.
+	AfterBatch func()
 
 	// FS replaces the disk: error injection and stalls in tests, never in
 	// production. Default vfs.Default, wrapped so that the directory is
