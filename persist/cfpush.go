@@ -123,6 +123,8 @@ type pendingTopic struct {
 	droppedMax uint64
 	lastSecret int64         // newest CF-P-09 record's time (Unix ns), 0 if none
 	pushes     []pendingPush // ascending id
+	// group is the last group that touched the topic (as pendingChan's).
+	group uint64
 }
 
 // cfBatch is the committer's Cometify state for the batch being built.
@@ -139,13 +141,11 @@ type cfBatch struct {
 	pushes, dups, conflicts, secretReplays, noncesReused uint64
 }
 
-func (cb *cfBatch) reset() {
+// reset forgets a group abandoned before it was sealed (see
+// committer.reset).
+func (cb *cfBatch) reset(c *committer) {
 	for _, pt := range cb.touched {
-		delete(cb.pend, pt.name)
-		clear(pt.pushes)
-		pt.pushes = pt.pushes[:0]
-		pt.t = nil
-		cb.free = append(cb.free, pt)
+		c.releaseTopic(pt)
 	}
 	cb.touched = cb.touched[:0]
 	clear(cb.secrets)
@@ -157,6 +157,10 @@ func (cb *cfBatch) reset() {
 func (c *committer) pendingTopic(name string) *pendingTopic {
 	cb := &c.cf
 	if pt, ok := cb.pend[name]; ok {
+		if pt.group != c.seq { // carried over from a group in flight
+			pt.group = c.seq
+			cb.touched = append(cb.touched, pt)
+		}
 		return pt
 	}
 	var pt *pendingTopic
@@ -165,8 +169,10 @@ func (c *committer) pendingTopic(name string) *pendingTopic {
 	} else {
 		pt = new(pendingTopic)
 	}
-	// The committer is the only writer of the topics map.
+	// The syncer adds published topics to the map meanwhile.
+	c.s.topicMu.RLock()
 	t := c.s.topics[name]
+	c.s.topicMu.RUnlock()
 	if t != nil {
 		pt.t, pt.name = t, t.name
 		pt.committed, pt.last, pt.droppedMax = t.last.Load(), t.last.Load(), t.droppedMax.Load()
@@ -175,9 +181,20 @@ func (c *committer) pendingTopic(name string) *pendingTopic {
 		pt.t, pt.name = nil, name
 		pt.committed, pt.last, pt.droppedMax, pt.lastSecret = 0, 0, 0, 0
 	}
+	pt.group = c.seq
 	cb.pend[pt.name] = pt
 	cb.touched = append(cb.touched, pt)
 	return pt
+}
+
+// releaseTopic forgets pt's pending state (as releaseChan).
+func (c *committer) releaseTopic(pt *pendingTopic) {
+	cb := &c.cf
+	delete(cb.pend, pt.name)
+	clear(pt.pushes)
+	pt.pushes = pt.pushes[:0]
+	pt.t = nil
+	cb.free = append(cb.free, pt)
 }
 
 // buildCF adds r's push to b and sets r.cfRes as if b commits. cutoff is
@@ -299,36 +316,6 @@ func (c *committer) setTopicMeta(b *pebble.Batch) {
 		c.val = encodeMeta(c.val[:0], pt.last, pt.droppedMax)
 		_ = b.Set(c.key, c.val, nil)
 	}
-}
-
-// publishCF makes the committed batch's topics visible to readers.
-func (c *committer) publishCF() {
-	s := c.s
-	for _, pt := range c.cf.touched {
-		t := pt.t
-		if t == nil {
-			if pt.last == 0 {
-				continue // only conflicts on a topic that does not exist
-			}
-			t = &cfTopic{name: strings.Clone(pt.name)}
-			t.last.Store(pt.last)
-			t.droppedMax.Store(pt.droppedMax)
-			t.lastSecret.Store(pt.lastSecret)
-			s.topicMu.Lock()
-			s.topics[t.name] = t
-			s.topicMu.Unlock()
-			continue
-		}
-		t.last.Store(pt.last)
-		t.droppedMax.Store(pt.droppedMax)
-		t.lastSecret.Store(pt.lastSecret)
-	}
-	st := &s.stats
-	st.cfPushes.Add(c.cf.pushes)
-	st.cfDuplicates.Add(c.cf.dups)
-	st.cfConflicts.Add(c.cf.conflicts)
-	st.cfSecretReplays.Add(c.cf.secretReplays)
-	st.cfNoncesReused.Add(c.cf.noncesReused)
 }
 
 // finishCF completes r, releases it and counts the outcome; a non-nil err

@@ -130,6 +130,9 @@ type pendingChan struct {
 	first, last uint64
 	msgs        []pendingMsg
 	tickIdx     map[string]int // tick → index in msgs of its newest append; built past linearTicks
+	// group is the last group that touched the channel: its state stays
+	// here, as applied, until that group is published (pipeline.go).
+	group uint64
 }
 
 // linearTicks is how many appends per channel and batch are searched
@@ -185,6 +188,14 @@ type committer struct {
 	appended, dups, conflicts, flushes, dropped, flushed, revocations uint64
 
 	cf cfBatch
+
+	// The pipeline (pipeline.go): seq numbers groups; idle are groups
+	// ready for reuse, outstanding those handed to the syncer.
+	seq         uint64
+	idle        []*group
+	outstanding int
+
+	hold *holdHook // Store.testHold, due after this group
 }
 
 func (s *Store) commitLoop() {
@@ -202,12 +213,17 @@ func (s *Store) commitLoop() {
 			}
 			for r != nil {
 				if r.acct != nil {
+					c.quiesce()
 					c.changeAccount(r)
 					break
 				}
 				c.reqs = append(c.reqs[:0], r)
 				next, open := c.drain()
 				c.commit()
+				if h := c.hold; h != nil {
+					c.hold = nil
+					h.wait()
+				}
 				if !open {
 					c.shutdown()
 					return
@@ -215,6 +231,7 @@ func (s *Store) commitLoop() {
 				r = next // an account change that ended the batch
 			}
 		case ack := <-s.sweeps:
+			c.quiesce()
 			c.sweep()
 			close(ack)
 		}
@@ -225,6 +242,9 @@ func (s *Store) commitLoop() {
 // answered, unless Close gave up on a stalled disk meanwhile.
 func (c *committer) shutdown() {
 	s := c.s
+	c.quiesce()
+	close(s.syncq)
+	<-s.syncerDone
 	if !s.watch.begin() {
 		return
 	}
@@ -260,26 +280,29 @@ func (c *committer) drain() (next *writeReq, open bool) {
 	return nil, true
 }
 
-// commit builds one Pebble batch from c.reqs, commits it and completes
-// every request.
+// commit builds one Pebble batch from c.reqs, applies it and hands it to
+// the syncer, which completes every request once it is synced.
 func (c *committer) commit() {
 	s := c.s
-	defer c.reset()
+	g := c.newGroup()
+	g.reqs, c.reqs = c.reqs, g.reqs[:0]
 	if err := s.errFailed(); err != nil {
-		c.finish(err)
+		g.err = err
+		c.send(g)
 		return
 	}
 	if !s.watch.begin() {
-		c.finish(ErrClosed) // Close gave up on a stalled disk
+		g.err = ErrClosed // Close gave up on a stalled disk
+		c.send(g)
 		return
 	}
+	g.watched = true
 	c.accounts = s.accounts.Load()
 	now := s.opts.Now().UnixNano()
 	cutoff := now - int64(s.opts.EZMaxAge)
 	b := s.db.NewBatch()
-	defer b.Close()
 	cfCutoff := now - int64(s.opts.CFRetain)
-	for _, r := range c.reqs {
+	for _, r := range g.reqs {
 		if r.cfDone != nil {
 			c.buildCF(b, r, now, cfCutoff)
 		} else {
@@ -292,38 +315,65 @@ func (c *committer) commit() {
 		_ = b.Set(c.key, c.val, nil)
 	}
 	c.setTopicMeta(b)
+	c.seal(g)
+	if h := s.testHold.Load(); h != nil {
+		for _, r := range g.reqs {
+			if r.done != nil && r.w.QName == h.qname && s.testHold.CompareAndSwap(h, nil) {
+				c.hold = h
+				break
+			}
+		}
+	}
 
 	if faultAckFirst {
-		// Planted fault (build tag halley_fault_ackfirst): acknowledge
-		// before anything is on disk, then leave a window for kill -9.
-		s.watch.end()
-		c.finish(nil)
-		time.Sleep(faultAckFirstDelay)
-		if !s.watch.begin() {
-			return
-		}
-		err := s.applyBatch(b)
-		s.watch.end()
-		if err != nil {
-			s.fail(err)
-			return
-		}
-		c.publish()
+		c.commitAckFirst(g, b)
 		return
 	}
 
+	g.start = time.Now()
 	var err error
-	if !b.Empty() {
-		err = s.applyBatch(b)
+	switch {
+	case b.Empty():
+		_ = b.Close()
+	case s.wopt.Sync:
+		// The syncer waits for the fsync and closes b.
+		if err = s.guard(func() error { return s.db.ApplyNoSyncWait(b, s.wopt) }); err == nil {
+			g.b = b
+		}
+	default:
+		err = s.guard(func() error { return s.db.Apply(b, s.wopt) })
+		_ = b.Close()
 	}
+	if err != nil {
+		// Pebble may still hold b: it is never closed or reused.
+		s.fail(err)
+		g.err = fmt.Errorf("persist: commit %d writes: %w", len(g.reqs), err)
+	}
+	c.send(g)
+}
+
+// commitAckFirst is commit with the planted fault of the build tag
+// halley_fault_ackfirst: acknowledge before anything is on disk, then
+// leave a window for kill -9.
+func (c *committer) commitAckFirst(g *group, b *pebble.Batch) {
+	s := c.s
+	defer b.Close()
+	s.watch.end()
+	c.quiesce()
+	c.outstanding++ // recycled below, never sent
+	defer c.recycle(g)
+	s.finish(g, nil)
+	time.Sleep(faultAckFirstDelay)
+	if !s.watch.begin() {
+		return
+	}
+	err := s.applyBatch(b)
 	s.watch.end()
 	if err != nil {
 		s.fail(err)
-		c.finish(fmt.Errorf("persist: commit %d writes: %w", len(c.reqs), err))
 		return
 	}
-	c.publish()
-	c.finish(nil)
+	s.publish(g)
 }
 
 // applyBatch commits b in the Store's sync mode.
@@ -339,6 +389,10 @@ func (s *Store) applyBatch(b *pebble.Batch) error {
 // pending returns the batch's view of channel qname.
 func (c *committer) pending(qname string) *pendingChan {
 	if pc, ok := c.pend[qname]; ok {
+		if pc.group != c.seq { // carried over from a group in flight
+			pc.group = c.seq
+			c.touched = append(c.touched, pc)
+		}
 		return pc
 	}
 	var pc *pendingChan
@@ -355,6 +409,7 @@ func (c *committer) pending(qname string) *pendingChan {
 	} else {
 		pc.ch, pc.qname, pc.first, pc.last = nil, qname, 1, 0
 	}
+	pc.group = c.seq
 	c.pend[pc.qname] = pc
 	c.touched = append(c.touched, pc)
 	return pc
@@ -475,71 +530,25 @@ func (c *committer) deleteRange(b *pebble.Batch, qname string, from, to uint64) 
 	_ = b.DeleteRange(c.key, c.val, nil)
 }
 
-// publish makes the committed batch visible to readers.
-func (c *committer) publish() {
-	s := c.s
-	s.chanMu.Lock()
-	for _, pc := range c.touched {
-		ch := pc.ch
-		if ch == nil {
-			ch = &channel{qname: pc.qname}
-			s.channels[pc.qname] = ch
-		}
-		ch.first, ch.last = pc.first, pc.last
-	}
-	s.chanMu.Unlock()
-	st := &s.stats
-	st.appended.Add(c.appended)
-	st.duplicates.Add(c.dups)
-	st.conflicts.Add(c.conflicts)
-	st.flushes.Add(c.flushes)
-	st.droppedByRetention.Add(c.dropped)
-	st.droppedByFlush.Add(c.flushed)
-	st.revoked.Add(c.revocations)
-	c.publishCF()
+// releaseChan forgets pc's pending state: the published state of its
+// channel is the applied one again.
+func (c *committer) releaseChan(pc *pendingChan) {
+	delete(c.pend, pc.qname)
+	clear(pc.msgs)
+	pc.msgs = pc.msgs[:0]
+	clear(pc.tickIdx)
+	pc.ch = nil
+	c.free = append(c.free, pc)
 }
 
-// finish completes every request in order; a non-nil err overrides each
-// outcome.
-func (c *committer) finish(err error) {
-	st := &c.s.stats
-	st.batches.Add(1)
-	st.batchSizeSum.Add(uint64(len(c.reqs)))
-	for i, r := range c.reqs {
-		c.reqs[i] = nil
-		if r.cfDone != nil {
-			finishCF(st, r, err)
-			continue
-		}
-		res := r.res
-		if err != nil {
-			res = EZWriteResult{Err: err}
-			st.errors.Add(1)
-		} else if res.Err == nil {
-			st.writesCommitted.Add(1)
-		}
-		done := r.done
-		*r = writeReq{}
-		writeReqPool.Put(r)
-		done.WriteDone(res)
-	}
-	if f := c.s.opts.AfterBatch; f != nil {
-		f()
-	}
-}
-
-// reset forgets the batch just completed, keeping its buffers.
+// reset forgets the state of a group that is abandoned before it was
+// sealed (a sweep that failed), keeping the buffers.
 func (c *committer) reset() {
 	c.reqs = c.reqs[:0]
 	for _, pc := range c.touched {
-		delete(c.pend, pc.qname)
-		clear(pc.msgs)
-		pc.msgs = pc.msgs[:0]
-		clear(pc.tickIdx)
-		pc.ch = nil
-		c.free = append(c.free, pc)
+		c.releaseChan(pc)
 	}
 	c.touched = c.touched[:0]
 	c.appended, c.dups, c.conflicts, c.flushes, c.dropped, c.flushed, c.revocations = 0, 0, 0, 0, 0, 0, 0
-	c.cf.reset()
+	c.cf.reset(c)
 }

@@ -3,6 +3,7 @@ package persist
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -52,12 +53,18 @@ func (s *Store) refusal() error {
 	return nil
 }
 
-// diskWatch times the committer's current unit of work (a batch, a sweep,
-// an account change, the final sync): every call the committer makes into
-// Pebble is inside one, so a unit that does not end is a stalled disk.
+// diskWatch times the committer's and the syncer's units of work (a
+// group from its apply to its fsync, a sweep, an account change, the
+// final sync): every call into Pebble is inside one, so a unit that does
+// not end is a stalled disk. Units overlap in the commit pipeline: the
+// watch reports the time since the last progress, that is since the
+// first open unit began or one of them ended.
 type diskWatch struct {
-	// since is when the current unit began (monotonic, > 0), 0 while the
-	// committer is idle, abandoned once Close gave up on the committer.
+	mu    sync.Mutex // orders begin, end and abandon
+	units int        // open units, under mu
+	// since is when the watch last saw progress with units open
+	// (monotonic, > 0), 0 when none is open, abandoned once Close gave up
+	// on the committer. Stored under mu, loaded without it.
 	since atomic.Int64
 	// now is a monotonic clock, never 0; tests replace it.
 	now func() time.Duration
@@ -67,20 +74,38 @@ type diskWatch struct {
 // must not call into Pebble again.
 const abandoned = -1
 
-// begin starts a unit; false once Close gave up on the committer, which
-// then must not touch Pebble. Committer goroutine only.
+// begin opens a unit; false once Close gave up on the committer, which
+// then must not touch Pebble.
 func (w *diskWatch) begin() bool {
-	return w.since.CompareAndSwap(0, int64(w.now()))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.since.Load() == abandoned {
+		return false
+	}
+	w.units++
+	if w.units == 1 {
+		w.since.Store(int64(w.now()))
+	}
+	return true
 }
 
-// end ends the unit begin started (a no-op once abandoned).
+// end closes a unit begin opened (a no-op once abandoned).
 func (w *diskWatch) end() {
-	if v := w.since.Load(); v != abandoned {
-		w.since.CompareAndSwap(v, 0)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.since.Load() == abandoned || w.units == 0 {
+		return
+	}
+	w.units--
+	if w.units == 0 {
+		w.since.Store(0)
+	} else {
+		w.since.Store(int64(w.now()))
 	}
 }
 
-// stalledFor is how long the current unit has been running, 0 when idle.
+// stalledFor is how long the open units have made no progress, 0 when
+// none is open.
 func (w *diskWatch) stalledFor() time.Duration {
 	v := w.since.Load()
 	if v <= 0 {
@@ -89,11 +114,17 @@ func (w *diskWatch) stalledFor() time.Duration {
 	return w.now() - time.Duration(v)
 }
 
-// abandon gives up on the unit running since at least limit ago: true if
-// it still runs, after which begin fails forever.
+// abandon gives up on units that made no progress for at least limit:
+// true if so, after which begin fails forever.
 func (w *diskWatch) abandon(limit time.Duration) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	v := w.since.Load()
-	return v > 0 && w.now()-time.Duration(v) > limit && w.since.CompareAndSwap(v, abandoned)
+	if v > 0 && w.now()-time.Duration(v) > limit {
+		w.since.Store(abandoned)
+		return true
+	}
+	return false
 }
 
 // monotonicClock returns a clock for diskWatch: time since the call, plus

@@ -201,9 +201,9 @@ func TestStallThenFailure(t *testing.T) {
 }
 
 // TestCloseGivesUpOnStall: Close returns once the stalled commit has run
-// for twice the stall timeout, says so, and nothing reaches Pebble after
-// it: the write queued behind the stall is refused, the stalled one is
-// answered as its sync turned out.
+// for twice the stall timeout, says so, and the committer starts nothing
+// in Pebble after it (no final sync, no close): the stalled write, and
+// one queued behind it, are answered as their syncs turned out.
 func TestCloseGivesUpOnStall(t *testing.T) {
 	opts, st, clock := stallOptions(t)
 	s, err := Open(opts)
@@ -236,14 +236,16 @@ func TestCloseGivesUpOnStall(t *testing.T) {
 		t.Fatalf("Healthy after Close: %v", err)
 	}
 
-	st.countFrom.Store(true)
 	st.unblock()
 	if r := await(t, w1, "the stalled write"); r.Err != nil {
 		t.Fatalf("the stalled write, synced after all: %+v", r)
 	}
-	if r := await(t, w2, "the write queued behind the stall"); !errors.Is(r.Err, ErrClosed) {
-		t.Fatalf("write queued behind the stall: %+v, want ErrClosed", r)
+	// The commit pipeline may have applied w2 while w1's fsync stalled:
+	// then it is answered once synced, as w1 is; otherwise it is refused.
+	if r := await(t, w2, "the write queued behind the stall"); r.Err != nil && !errors.Is(r.Err, ErrClosed) {
+		t.Fatalf("write queued behind the stall: %+v, want ok (synced) or ErrClosed", r)
 	}
+	st.countFrom.Store(true)
 	await(t, s.committerDone, "the committer")
 	if n := st.walOps.Load(); n != 0 {
 		t.Fatalf("%d WAL writes or syncs began after Close gave up", n)

@@ -42,6 +42,12 @@ type Store struct {
 	writes  chan *writeReq
 	sweeps  chan chan struct{}
 
+	// The commit pipeline (pipeline.go): applied groups go to the syncer
+	// on syncq and come back, published, on recycled.
+	syncq      chan *group
+	recycled   chan *group
+	syncerDone chan struct{}
+
 	// failed holds the ErrStorage-wrapped error of the first failed commit.
 	failed atomic.Pointer[error]
 	// watch times the committer's calls into Pebble (stalls, Close's bound).
@@ -59,6 +65,18 @@ type Store struct {
 	tickSweepFrom []byte
 
 	stats storeCounters
+
+	// testHold, when set, holds the committer once it has applied the
+	// group of a write to testHold.qname: tests hold the committer with
+	// it. Nil in production.
+	testHold atomic.Pointer[holdHook]
+}
+
+// holdHook is Store.testHold's: wait runs once the committer has applied
+// a group holding a write to qname.
+type holdHook struct {
+	qname string
+	wait  func()
 }
 
 // channel is the in-memory metadata of one EZComet channel. Its messages
@@ -140,6 +158,9 @@ func Open(opts Options) (*Store, error) {
 		topics:        make(map[string]*cfTopic),
 		writes:        make(chan *writeReq, opts.WriteQueue),
 		sweeps:        make(chan chan struct{}),
+		syncq:         make(chan *group, maxInFlight),
+		recycled:      make(chan *group, maxInFlight),
+		syncerDone:    make(chan struct{}),
 		committerDone: make(chan struct{}),
 		sweeperStop:   make(chan struct{}),
 		sweeperDone:   make(chan struct{}),
@@ -155,6 +176,7 @@ func Open(opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("persist: load %s: %w", opts.Dir, err)
 	}
+	go s.syncLoop()
 	go s.commitLoop()
 	go s.housekeeping()
 	return s, nil

@@ -221,17 +221,22 @@ func TestGroupCommit(t *testing.T) {
 	t.Logf("%d writes in %d batches", n, batches)
 }
 
-// holdCommitter makes the committer block in the completion of a write
-// until the returned release is called, so that writes issued meanwhile
-// land in one batch.
+// holdCommitter makes the committer block once it has applied the group
+// of one write, until the returned release is called, so that writes
+// issued meanwhile land in one later group. It returns once that write
+// is completed (the syncer completes it while the committer is held).
 func holdCommitter(t *testing.T, s *Store) (release func()) {
 	t.Helper()
-	entered, hold := make(chan struct{}), make(chan struct{})
-	s.EZWrite(msg("hold-ch", fmt.Sprint(time.Now().UnixNano()), ""), func(r EZWriteResult) {
+	entered, hold, done := make(chan struct{}), make(chan struct{}), make(chan EZWriteResult, 1)
+	s.testHold.Store(&holdHook{qname: "hold-ch", wait: func() {
 		close(entered)
 		<-hold
-	})
+	}})
+	s.EZWrite(msg("hold-ch", fmt.Sprint(time.Now().UnixNano()), ""), func(r EZWriteResult) { done <- r })
 	<-entered
+	if r := <-done; r.Err != nil {
+		t.Fatalf("the write holding the committer: %v", r.Err)
+	}
 	return func() { close(hold) }
 }
 
@@ -260,7 +265,6 @@ func inOneBatch(t *testing.T, s *Store, issue func(wg *sync.WaitGroup)) {
 	issue(&wg)
 	release()
 	wg.Wait()
-	// The held write's batch was counted before its completion ran.
 	if got := s.Stats().Batches - before; got != 1 {
 		t.Fatalf("writes took %d batches, want 1", got)
 	}

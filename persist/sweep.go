@@ -98,7 +98,14 @@ func (c *committer) sweep() {
 // sweepAged deletes, per channel, the prefix of messages older than cutoff.
 func (c *committer) sweepAged(cutoff int64) error {
 	s := c.s
-	defer c.reset()
+	g := c.newGroup() // after quiesce: the pending maps are empty
+	c.outstanding++   // recycled below
+	defer c.recycle(g)
+	defer func() {
+		if len(g.chans) == 0 {
+			c.reset() // nothing sealed: forget what was touched
+		}
+	}()
 	lo, hi := kindBounds(kindQueue)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
@@ -152,7 +159,8 @@ func (c *committer) sweepAged(cutoff int64) error {
 		return err
 	}
 	c.dropped = dropped
-	c.publish()
+	c.seal(g)
+	s.publish(g)
 	return nil
 }
 
