@@ -338,7 +338,7 @@ func TestArgs(t *testing.T) {
 		{"cometify", `{"code":"ok","pushes":[],"since":"a:0","gap":true,"gap_identifiers":["a"]}`, "a:0", false},
 		{"cometify", `not json`, "", false},
 	} {
-		if r, m := pollResume(tc.kind, []byte(tc.body)); r != tc.resume || m != tc.msgs {
+		if r, m := mustKind(tc.kind).pollAnswer([]byte(tc.body)); r != tc.resume || m != tc.msgs {
 			t.Errorf("%s %s: resume %q msgs %v", tc.kind, tc.body, r, m)
 		}
 	}

@@ -66,8 +66,8 @@ func TestFanMessage(t *testing.T) {
 		{"cometify", `{"identifier":"a","id":-4,"data":"5.77."}`, "", -1, false},
 		{"cometify", `{"identifier":"a","data":"5.77.","id":9}`, "5.77.", 9, false},
 	} {
-		p, id, ign := fanMessage(tc.kind, []byte(tc.frame))
-		if string(p) != tc.payload || id != tc.id || ign != tc.ignore || (tc.payload == "" && p != nil) {
+		p, id, ign, rest := mustKind(tc.kind).next([]byte(tc.frame))
+		if string(p) != tc.payload || id != tc.id || ign != tc.ignore || (tc.payload == "" && p != nil) || rest != nil {
 			t.Errorf("%s %s: %q %d %v", tc.kind, tc.frame, p, id, ign)
 		}
 	}
@@ -396,9 +396,12 @@ func TestWSHoldFuncJoinsFragments(t *testing.T) {
 	var got []string
 	done := make(chan error, 1)
 	go func() {
-		done <- wsHoldFunc(cli, bufio.NewReaderSize(cli, 16), &st, func(b []byte) bool {
+		done <- wsHoldFunc(cli, bufio.NewReaderSize(cli, 16), &st, func(b []byte) int64 {
 			got = append(got, string(b))
-			return string(b) != "hi" // "hi" is a server frame, not a delivery
+			if string(b) == "hi" { // a server frame, not a delivery
+				return 0
+			}
+			return 1
 		})
 	}()
 	for _, f := range [][]byte{{0x81, 2, 'h', 'i'}, {0x01, 1, 'a'}, {0x80, 0x81, 1, 2, 3, 4, 'b' ^ 1}} {

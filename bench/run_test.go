@@ -156,7 +156,7 @@ func TestRunHelpers(t *testing.T) {
 		{"cf-fanout-10k", "cometify", "fanout-10k"},
 		{"write-synced", "halley", "write-synced"},
 	} {
-		if k, m := caseAPI(tc.name); k != tc.kind || m != tc.mirror {
+		if k, m := caseAPI(tc.name); k.name() != tc.kind || m != tc.mirror {
 			t.Errorf("%s: %s %s", tc.name, k, m)
 		}
 	}
@@ -182,9 +182,9 @@ func TestRunHelpers(t *testing.T) {
 	// A Cometify case reuses its EZComet twin's Nchan runs of this invocation.
 	prior := &side{Runs: []map[string]float64{{"bytes_per_conn": 10400}}}
 	r = &runner{c: runConfig{Nchan: true, Runs: 3, NchanDir: "/nchan"}, log: io.Discard,
-		peers: map[string]peerRuns{"idle-ws": {"idle-ws", prior}}}
+		peers: map[string]peerRuns{"nchan idle-ws": {"idle-ws", prior}}}
 	shared := &caseResult{Case: "idle-cf-ws"}
-	r.sideBySide(context.Background(), shared, "idle-ws", nil, func(context.Context, int) (map[string]float64, error) {
+	r.sideBySide(context.Background(), shared, "idle-ws", "ws", cfKind{}, func(context.Context, serverKind, *instance, credentials) (map[string]float64, error) {
 		t.Fatal("Nchan measured again")
 		return nil, nil
 	})
