@@ -5,6 +5,7 @@
 //	idle   many idle subscribers, server RSS slope per connection
 //	write  closed-loop publish load, req/s and latency percentiles
 //	fanout WebSocket subscribers on one channel, paced publishes: deliveries/s, latency, loss
+//	floor  the kernel's floor: one thread writes a frame to many loopback sockets, CPU per frame
 //	storm  Cometify listeners all reset at once resume by id: time to reconnect and catch up, loss
 //	run    the driver behind "make bench": each case 3×, medians, Markdown + JSONL
 //	client hidden: a client process the idle command forks (via os.Executable)
@@ -39,6 +40,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return cmdStorm(args[1:], stdout, stderr)
 	case "fanclient":
 		return cmdFanClient(args[1:], os.Stdin, stdout, stderr)
+	case "floor":
+		return cmdFloor(args[1:], stdout, stderr)
 	case "run":
 		return cmdRun(args[1:], stdout, stderr)
 	case "client":
@@ -68,6 +71,9 @@ func usage(w io.Writer) {
   storm  --target URL --key K --secret S [--subs 18000] [--msgs 600] [--rate 20] [--at 10s] [--pid PID]
          Cometify WebSocket listeners all reset at once, each resumes by id: time until all
          are open again and have caught up; lost/duplicated/out-of-order pushes (Halley only)
+  floor  [--socks 9000] [--rounds 32] [--size 100] [--per-write 1,4,16]
+         one thread writes the same frame to every loopback socket, no server logic;
+         its CPU per frame (getrusage of the thread) and frames/s, for each frames-per-write
   run    --halley-cmd "halley serve --data {tmp} --listen 127.0.0.1:PORT" --key K --user U [--nchan]
          every case 3 times on a fresh server, medians, bench/results/<case>.md + results.jsonl
 `)
@@ -85,19 +91,30 @@ func printJSON(w io.Writer, v any) {
 
 // parseCounts parses "2000,18000": at least two strictly increasing counts.
 func parseCounts(s string) ([]int, error) {
+	out, err := parseInts(s)
+	if err != nil {
+		return nil, err
+	}
+	for i := 1; i < len(out); i++ {
+		if out[i] <= out[i-1] {
+			return nil, fmt.Errorf("counts must increase: %q", s)
+		}
+	}
+	if len(out) < 2 {
+		return nil, fmt.Errorf("need at least two counts, got %q", s)
+	}
+	return out, nil
+}
+
+// parseInts parses "1,4,16": positive numbers.
+func parseInts(s string) ([]int, error) {
 	var out []int
 	for _, f := range strings.Split(s, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 1 {
-			return nil, fmt.Errorf("bad count %q", f)
-		}
-		if len(out) > 0 && n <= out[len(out)-1] {
-			return nil, fmt.Errorf("counts must increase: %q", s)
+			return nil, fmt.Errorf("bad number %q", f)
 		}
 		out = append(out, n)
-	}
-	if len(out) < 2 {
-		return nil, fmt.Errorf("need at least two counts, got %q", s)
 	}
 	return out, nil
 }

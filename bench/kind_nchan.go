@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"time"
 )
@@ -52,21 +53,23 @@ type peerScripts struct {
 	cores                   string // the CPU budget start.sh gives it, as the table says
 }
 
-// start runs start.sh and returns the peer's pid once its port answers.
+// start runs start.sh and returns the peer's pid (the "pid N" start.sh
+// prints, else its pid file) once its port answers.
 func (p peerScripts) start() (*instance, error) {
 	out, err := exec.Command("sh", filepath.Join(p.dir, "start.sh")).CombinedOutput()
 	if err != nil {
 		return nil, fmt.Errorf("%s start.sh: %v: %s", p.name, err, bytes.TrimSpace(out))
 	}
-	b, err := os.ReadFile(p.pidFile)
-	if err != nil {
-		p.stop()
-		return nil, err
+	pidText := ""
+	if m := pidRE.FindSubmatch(out); m != nil {
+		pidText = string(m[1])
+	} else if b, err := os.ReadFile(p.pidFile); err == nil {
+		pidText = string(b)
 	}
 	var pid int
-	if _, err := fmt.Sscan(string(b), &pid); err != nil {
+	if _, err := fmt.Sscan(pidText, &pid); err != nil || pid <= 0 {
 		p.stop()
-		return nil, fmt.Errorf("%s pid file: %v", p.name, err)
+		return nil, fmt.Errorf("%s: no pid in start.sh's output nor in %s: %s", p.name, p.pidFile, bytes.TrimSpace(out))
 	}
 	addr, _, _ := hostPort(p.url)
 	for i := 0; i < 100; i++ {
@@ -79,6 +82,8 @@ func (p peerScripts) start() (*instance, error) {
 	p.stop()
 	return nil, fmt.Errorf("%s not answering at %s", p.name, p.url)
 }
+
+var pidRE = regexp.MustCompile(`\bpid (\d+)`)
 
 // stop runs stop.sh, which stops the peer by its own pid file only.
 func (p peerScripts) stop() {

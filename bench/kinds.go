@@ -79,10 +79,10 @@ type resumer interface {
 }
 
 // kindList is every kind, in the order the suite's columns take.
-var kindList = []serverKind{ezKind{}, cfKind{}, nchanKind{}}
+var kindList = []serverKind{ezKind{}, cfKind{}, nchanKind{}, centrifugeKind{}}
 
 // kindHelp is the --kind flag's help.
-const kindHelp = "server API: halley (EZComet), cometify (Halley's Cometify API), nchan (the Nchan peer)"
+const kindHelp = "server API: halley (EZComet), cometify (Halley's Cometify API), nchan (the Nchan peer), centrifuge (the Centrifuge peer)"
 
 // kindNames lists the --kind values.
 func kindNames() string {

@@ -71,6 +71,7 @@ type caseResult struct {
 	Halley          *side              `json:"halley,omitempty"`
 	Nchan           *side              `json:"nchan,omitempty"`
 	Centrifuge      *side              `json:"centrifuge,omitempty"`
+	Floor           *side              `json:"floor,omitempty"` // the floor case: no server`
 	Ratio           map[string]float64 `json:"ratio_halley_over_nchan,omitempty"`
 	RatioCentrifuge map[string]float64 `json:"ratio_halley_over_centrifuge,omitempty"`
 	Machine         string             `json:"machine,omitempty"` // CPUs and load average at the start and end of the case
@@ -81,8 +82,12 @@ type caseResult struct {
 	metrics []metric
 }
 
-// columns are the suite's servers in table order.
-var columns = []struct{ key, label string }{{"halley", "Halley"}, {"nchan", "Nchan"}, {"centrifuge", "Centrifuge"}}
+// columns are the suite's servers in table order (and the floor, which
+// is none); Halley's ratio to each peer follows them.
+var columns = []struct {
+	key, label string
+	peer       bool
+}{{"halley", "Halley", false}, {"nchan", "Nchan", true}, {"centrifuge", "Centrifuge", true}, {"floor", "Floor (no server)", false}}
 
 // columnLabel is how a table names column col.
 func columnLabel(col string) string {
@@ -103,6 +108,9 @@ func (c *caseResult) slot(col string) (**side, *string) {
 		return &c.Nchan, &c.NchanCmd
 	case "centrifuge":
 		return &c.Centrifuge, &c.CentrifugeCmd
+	case "floor":
+		var none string
+		return &c.Floor, &none
 	}
 	panic("bench: no column " + col)
 }
@@ -133,9 +141,9 @@ func (c *caseResult) finish() {
 			(*s).finish(c.metrics)
 		}
 	}
-	for _, col := range columns[1:] {
+	for _, col := range columns {
 		p, _ := c.slot(col.key)
-		if c.Halley == nil || *p == nil {
+		if !col.peer || c.Halley == nil || *p == nil {
 			continue
 		}
 		r := map[string]float64{}
@@ -171,8 +179,8 @@ func (c *caseResult) markdown() string {
 	if c.HalleyCmd != "" {
 		fmt.Fprintf(&b, "Halley: `%s` (fresh server and data directory each run)\n\n", c.HalleyCmd)
 	}
-	for _, col := range columns[1:] {
-		if _, cmd := c.slot(col.key); *cmd != "" {
+	for _, col := range columns {
+		if _, cmd := c.slot(col.key); col.peer && *cmd != "" {
 			fmt.Fprintf(&b, "%s: `%s` (restarted each run)\n\n", col.label, *cmd)
 		}
 	}
@@ -191,8 +199,8 @@ func (c *caseResult) markdown() string {
 			sides = append(sides, *s)
 		}
 	}
-	for _, col := range columns[1:] {
-		if r := *c.ratio(col.key); r != nil {
+	for _, col := range columns {
+		if r := *c.ratio(col.key); col.peer && r != nil {
 			cols = append(cols, "Halley / "+col.label)
 			ratios = append(ratios, r)
 		}

@@ -26,6 +26,9 @@ type runConfig struct {
 	Nchan         bool
 	NchanDir      string
 	NchanURL      string
+	Centrifuge    bool
+	CentrifugeDir string
+	CentrifugeURL string
 	Runs          int
 	Cases         []string
 	Out           string
@@ -37,15 +40,18 @@ type runConfig struct {
 	Channels      int
 	Size          int
 	RunTimeout    time.Duration
+	FloorSocks    int // sockets of the floor case
 }
 
 // allCases run by default. A "cf-" in a name is the same case on Halley's
-// Cometify API instead of EZComet; its Nchan side is the EZComet case's.
-var allCases = []string{"idle-ws", "idle-longpoll", "idle-cf-ws", "idle-cf-longpoll", "write-synced", "write-nosync", "publish-nchan"}
+// Cometify API instead of EZComet; its peer sides are the EZComet case's.
+// publish-<peer> is a peer's publish case alone (the peer column of the
+// write cases).
+var allCases = []string{"idle-ws", "idle-longpoll", "idle-cf-ws", "idle-cf-longpoll", "write-synced", "write-nosync", "publish-nchan", "publish-centrifuge"}
 
 // extraCases run only when named in --cases: each run of them opens up to
 // 10,000 subscribers and lasts ~30 s, which would make "make bench" long.
-var extraCases = []string{"fanout-10k", "fanout-1k", "cf-fanout-10k", "storm-cf"}
+var extraCases = []string{"fanout-10k", "fanout-1k", "cf-fanout-10k", "storm-cf", "floor"}
 
 // stormMetrics are the rows of storm-cf (PERF.md P6; Halley only: Nchan
 // has no resume by push id in this form).
@@ -123,6 +129,10 @@ type runner struct {
 	// write cases share the publish runs, so each peer is measured once
 	// per invocation for each.
 	peers map[string]peerRuns
+	// floor is the floor case's runs in this invocation (measured by the
+	// first case that needs it: every fan-out table states its server CPU
+	// per delivery against the floor of the same run).
+	floor *side
 }
 
 // peerRuns is one peer measurement and the case that made it.
@@ -163,6 +173,9 @@ func (c *runConfig) peerKinds() []peerKind {
 	var p []peerKind
 	if c.Nchan {
 		p = append(p, nchanKind{})
+	}
+	if c.Centrifuge {
+		p = append(p, centrifugeKind{})
 	}
 	return p
 }
@@ -357,6 +370,9 @@ func (r *runner) harnessCmd(name string) string {
 		mode := strings.TrimPrefix(mirror, "idle-")
 		return fmt.Sprintf("halley bench idle --mode %s --counts %s --settle %v --per-process %d --channels %d --target URL --pid PID %s",
 			mode, strings.Join(counts, ","), c.Settle, c.PerProcess, c.Channels, r.kindFlags(k, mode))
+	case "floor":
+		d := floorDefaults()
+		return fmt.Sprintf("halley bench floor --socks %d --rounds %d --size %d --per-write 1,4,16", c.FloorSocks, d.Rounds, c.Size)
 	case "storm-cf":
 		d := stormDefaults()
 		return fmt.Sprintf("halley bench storm --subs %d --msgs %d --rate %g --at %v --size %d --per-process %d --dial-conc %d --target URL --pid PID --key K --secret S",
@@ -412,6 +428,51 @@ func (r *runner) sideBySide(ctx context.Context, cr *caseResult, mirror, mode st
 			r.peers[col.k.name()+" "+mirror] = peerRuns{cr.Case, col.s}
 		}
 	}
+}
+
+// floorRuns measures the floor once per invocation.
+func (r *runner) floorRuns(ctx context.Context) *side {
+	if r.floor != nil {
+		return r.floor
+	}
+	s := &side{}
+	c := floorDefaults()
+	c.Socks, c.Size = r.c.FloorSocks, r.c.Size
+	for i := 0; i < r.c.Runs && ctx.Err() == nil; i++ {
+		fmt.Fprintf(r.log, "== floor run %d/%d\n", i+1, r.c.Runs)
+		res, err := runFloor(ctx, c, r.log)
+		s.add(floorMetricsOf(res), err)
+	}
+	s.finish(floorMetrics)
+	r.floor = s
+	return s
+}
+
+// againstFloor adds to a fan-out case each server's CPU per delivery
+// over the single-frame floor of this invocation (PERF.md P2b), and a
+// line saying what the floor was.
+func (r *runner) againstFloor(ctx context.Context, cr *caseResult) {
+	fl := r.floorRuns(ctx)
+	one, ok := fl.Median["cpu_us_1"]
+	if !ok || one <= 0 {
+		cr.Lines = append(cr.Lines, "The floor could not be measured in this run: "+strings.Join(fl.Errors, "; "))
+		return
+	}
+	cr.metrics = append(append([]metric(nil), cr.metrics...), metric{"cpu_over_floor", "server CPU per delivery ÷ single-frame floor (P2b: ≤ 1.25)"})
+	for _, col := range columns {
+		s, _ := cr.slot(col.key)
+		if *s == nil || col.key == "floor" {
+			continue
+		}
+		for _, run := range (*s).Runs {
+			if v, ok := run["server_cpu_us"]; ok && v > 0 {
+				run["cpu_over_floor"] = v / one
+			}
+		}
+	}
+	cr.Lines = append(cr.Lines, fmt.Sprintf("Floor of this invocation (median of %d, one thread writing a %d-byte frame to %d loopback sockets, no server): "+
+		"%.2f µs CPU per frame at 1 frame per write, %.2f at 4, %.2f at 16. P2b asks ≤ 1.25 × %.2f = %.2f µs of server CPU per delivery.",
+		len(fl.Runs), r.c.Size+2, r.c.FloorSocks, one, fl.Median["cpu_us_4"], fl.Median["cpu_us_16"], one, 1.25*one))
 }
 
 // peerPublish measures the publish case of peer p with conns connections
@@ -477,6 +538,12 @@ func (r *runner) runCase(ctx context.Context, name string) (*caseResult, error) 
 		r.sideBySide(ctx, cr, mirror, "ws", k, func(ctx context.Context, k serverKind, inst *instance, cred credentials) (map[string]float64, error) {
 			return r.fanoutOnce(ctx, name, k, inst, cred)
 		})
+		r.againstFloor(ctx, cr)
+	case name == "floor":
+		cr.metrics = floorMetrics
+		cr.Floor = r.floorRuns(ctx)
+		cr.Lines = append(cr.Lines, fmt.Sprintf("One thread writes the same %d-byte WebSocket frame to %d loopback sockets, no server logic; "+
+			"a reader drains the other ends as a fan-out client does; CPU is the writer thread's own (getrusage).", r.c.Size+2, r.c.FloorSocks))
 	case name == "storm-cf":
 		cr.metrics = stormMetrics
 		cr.HalleyCmd, cr.Halley = c.HalleyCmd, &side{}
@@ -516,6 +583,9 @@ func parseRunArgs(args []string, stderr io.Writer) (runConfig, error) {
 	fs.BoolVar(&c.Nchan, "nchan", false, "also measure the Nchan peer, side by side")
 	fs.StringVar(&c.NchanDir, "nchan-dir", "../shared/peers/nchan", "directory of Nchan's start.sh and stop.sh")
 	fs.StringVar(&c.NchanURL, "nchan-url", "http://127.0.0.1:9080", "Nchan base URL")
+	fs.BoolVar(&c.Centrifuge, "centrifuge", false, "also measure the Centrifuge peer, side by side")
+	fs.StringVar(&c.CentrifugeDir, "centrifuge-dir", "../shared/peers/centrifuge", "directory of the Centrifuge peer's start.sh and stop.sh")
+	fs.StringVar(&c.CentrifugeURL, "centrifuge-url", "http://127.0.0.1:9180", "Centrifuge peer base URL")
 	fs.IntVar(&c.Runs, "runs", 3, "runs per case (medians reported)")
 	fs.StringVar(&c.Note, "note", "", "a note written beside every case's results (e.g. what else loaded the machine, which build)")
 	cases := fs.String("cases", strings.Join(allCases, ","), "cases to run (also: "+strings.Join(extraCases, ",")+", not run by default)")
@@ -528,6 +598,7 @@ func parseRunArgs(args []string, stderr io.Writer) (runConfig, error) {
 	fs.IntVar(&c.Channels, "channels", 100, "channels")
 	fs.IntVar(&c.Size, "size", 100, "message bytes")
 	fs.DurationVar(&c.RunTimeout, "run-timeout", 6*time.Minute, "bound on one run of one case")
+	fs.IntVar(&c.FloorSocks, "floor-socks", floorDefaults().Socks, "loopback sockets of the floor (also measured before the first fan-out case)")
 	if err := parseFlags(fs, args); err != nil {
 		return c, err
 	}
@@ -546,7 +617,7 @@ func parseRunArgs(args []string, stderr io.Writer) (runConfig, error) {
 		return c, fmt.Errorf("--runs must be ≥ 1")
 	}
 	if c.HalleyCmd == "" && len(c.peerKinds()) == 0 {
-		return c, fmt.Errorf("nothing to measure: give --halley-cmd and/or --nchan")
+		return c, fmt.Errorf("nothing to measure: give --halley-cmd and/or --nchan, --centrifuge")
 	}
 	if c.HalleyURL == "" {
 		c.HalleyURL = listenURL(strings.Fields(c.HalleyCmd))

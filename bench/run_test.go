@@ -65,6 +65,24 @@ func writeHandler(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, `{"code":"ok","tick":"x"}`)
 }
 
+// fakePeerDir is a peer directory whose start.sh runs the test binary as
+// the fake server on addr (the Centrifuge peer's endpoints with
+// HALLEY_BENCH_TEST_FANOUT=1) and prints its pid, as the real scripts
+// do; stop.sh stops it by that pid.
+func fakePeerDir(t *testing.T, exe, addr string) string {
+	d := t.TempDir()
+	start := "#!/bin/sh\nD=" + d + "\nmkdir -p $D/data\n" +
+		exe + " --listen " + addr + " --data $D/data > $D/log 2>&1 < /dev/null &\n" +
+		"echo $! > $D/pid\necho \"fake peer started: pid $!\"\n"
+	stop := "#!/bin/sh\nD=" + d + "\nP=$(cat $D/pid)\nkill $P\nwhile kill -0 $P 2>/dev/null; do sleep 0.05; done\nrm -f $D/pid\n"
+	for name, body := range map[string]string{"start.sh": start, "stop.sh": stop} {
+		if err := os.WriteFile(filepath.Join(d, name), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return d
+}
+
 func freePort(t *testing.T) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -142,7 +160,7 @@ func TestRunHelpers(t *testing.T) {
 		t.Errorf("key %q", k)
 	}
 	c, err := parseRunArgs([]string{"--halley-cmd", "h serve --listen 127.0.0.1:5", "--nchan"}, io.Discard)
-	if err != nil || c.HalleyURL != "http://127.0.0.1:5" || c.Runs != 3 || len(c.Cases) != 7 || !c.Nchan {
+	if err != nil || c.HalleyURL != "http://127.0.0.1:5" || c.Runs != 3 || len(c.Cases) != 8 || !c.Nchan {
 		t.Errorf("run args %+v %v", c, err)
 	}
 	for _, bad := range [][]string{{}, {"--nchan", "--cases", "nope"}, {"--nchan", "--runs", "0"}, {"--nchan", "--counts", "9"}} {
@@ -162,10 +180,10 @@ func TestRunHelpers(t *testing.T) {
 	}
 	r := &runner{c: c}
 	for _, tc := range []struct{ name, want string }{
-		{"idle-cf-ws", "halley bench idle --mode ws --counts 2000,18000 --settle 10s --per-process 18000 --channels 100 --target URL --pid PID [--kind cometify --key K | --kind nchan]"},
+		{"idle-cf-ws", "halley bench idle --mode ws --counts 2000,18000 --settle 10s --per-process 18000 --channels 100 --target URL --pid PID [--kind cometify --key K | --kind nchan | --kind centrifuge]"},
 		{"idle-longpoll", "--mode longpoll --counts 2000,18000 --settle 10s --per-process 18000 --channels 100 --target URL --pid PID [--user U | --kind nchan]"},
-		{"cf-fanout-10k", "halley bench fanout --subs 10000 --msgs 200 --rate 20 --size 100 --per-process 18000 --target URL --pid PID [--kind cometify --key K --secret S | --kind nchan]"},
-		{"fanout-1k", "--subs 1000 --msgs 2000 --rate 500 --size 100 --per-process 18000 --target URL --pid PID [--key K --user U | --kind nchan]"},
+		{"cf-fanout-10k", "halley bench fanout --subs 10000 --msgs 200 --rate 20 --size 100 --per-process 18000 --target URL --pid PID [--kind cometify --key K --secret S | --kind nchan | --kind centrifuge]"},
+		{"fanout-1k", "--subs 1000 --msgs 2000 --rate 500 --size 100 --per-process 18000 --target URL --pid PID [--key K --user U | --kind nchan | --kind centrifuge]"},
 	} {
 		if got := r.harnessCmd(tc.name); !strings.HasSuffix(got, tc.want) {
 			t.Errorf("%s: %q", tc.name, got)
@@ -241,14 +259,19 @@ func TestRunFanoutEndToEnd(t *testing.T) {
 	}
 	out := t.TempDir()
 	addr := freePort(t)
+	peerAddr := freePort(t)
 	var stdout, stderr bytes.Buffer
 	code := Main([]string{"run", "--halley-cmd", exe + " --data {tmp} --listen " + addr,
-		"--cases", "fanout-1k,cf-fanout-10k", "--runs", "2", "--per-process", "12", "--size", "50", "--out", out}, &stdout, &stderr)
+		"--centrifuge", "--centrifuge-dir", fakePeerDir(t, exe, peerAddr), "--centrifuge-url", "http://" + peerAddr,
+		"--cases", "fanout-1k,cf-fanout-10k", "--runs", "2", "--per-process", "12", "--size", "50", "--floor-socks", "20", "--out", out}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout.String(), stderr.String())
 	}
 	md, err := os.ReadFile(filepath.Join(out, "fanout-1k.md"))
-	if err != nil || !strings.Contains(string(md), "| deliveries/s |") || !strings.Contains(string(md), "--subs 20 --msgs 10") {
+	if err != nil || !strings.Contains(string(md), "| deliveries/s |") || !strings.Contains(string(md), "--subs 20 --msgs 10") ||
+		!strings.Contains(string(md), "| Centrifuge (median of 2) | Halley / Centrifuge |") ||
+		!strings.Contains(string(md), "| server CPU per delivery ÷ single-frame floor (P2b: ≤ 1.25) |") ||
+		!strings.Contains(string(md), "Floor of this invocation (median of 2, one thread writing a 52-byte frame to 20 loopback sockets") {
 		t.Fatalf("markdown %v\n%s", err, md)
 	}
 	md, err = os.ReadFile(filepath.Join(out, "cf-fanout-10k.md"))
@@ -272,6 +295,16 @@ func TestRunFanoutEndToEnd(t *testing.T) {
 		if m := cr.Halley.Median; m["missing"] != 1 || m["duplicates"] != 10 || m["out_of_order"] != 1 || m["open"] != 20 ||
 			m["rate_kept"] != 0 || m["listener_min"] != 9 || m["listener_max"] != 10 || m["missed_msgs"] != 1 {
 			t.Fatalf("%s: %+v", name, m)
+		}
+		// The Centrifuge peer's fake packs two pushes per frame and loses
+		// nothing; measured in fanout-1k, its runs are reused for the
+		// Cometify twin.
+		if cr.Centrifuge == nil || len(cr.Centrifuge.Runs) != 2 || cr.RatioCentrifuge == nil {
+			t.Fatalf("%s: centrifuge side %+v", name, cr.Centrifuge)
+		}
+		if m := cr.Centrifuge.Median; m["missing"] != 0 || m["duplicates"] != 0 || m["out_of_order"] != 0 || m["open"] != 20 ||
+			m["listener_min"] != 10 || m["deliveries_per_sec"] <= 0 {
+			t.Fatalf("%s: centrifuge %+v", name, m)
 		}
 	}
 	if _, err := parseRunArgs([]string{"--nchan", "--cases", "fanout-10k,fanout-1k"}, io.Discard); err != nil {
