@@ -40,14 +40,26 @@ type runConfig struct {
 	Channels      int
 	Size          int
 	RunTimeout    time.Duration
-	FloorSocks    int // sockets of the floor case
+	FloorSocks    int    // sockets of the floor case
+	SyncDir       string // where the fdatasync latency is measured: the file system of the server's data directory
 }
 
 // allCases run by default. A "cf-" in a name is the same case on Halley's
 // Cometify API instead of EZComet; its peer sides are the EZComet case's.
 // publish-<peer> is a peer's publish case alone (the peer column of the
 // write cases).
-var allCases = []string{"idle-ws", "idle-longpoll", "idle-cf-ws", "idle-cf-longpoll", "write-synced", "write-nosync", "publish-nchan", "publish-centrifuge"}
+var allCases = []string{"idle-ws", "idle-longpoll", "idle-cf-ws", "idle-cf-longpoll", "write-synced", "write-nosync", "publish-256", "publish-nchan", "publish-centrifuge"}
+
+// publish256Conns are publish-256's keep-alive publishers (PERF.md P4).
+const publish256Conns = 256
+
+// syncMetrics are the rows write-synced adds: the disk's fdatasync
+// latency measured in the same run, and P4's target from it.
+var syncMetrics = []metric{
+	{"fdatasync_p50_us", "fdatasync p50 of a 100-byte append, µs (this machine, before each run)"},
+	{"p4_target", "P4 target: 0.6 × conns / (fdatasync p50 + 50 µs), req/s"},
+	{"over_p4_target", "req/s ÷ P4 target (P4: ≥ 1)"},
+}
 
 // extraCases run only when named in --cases: each run of them opens up to
 // 10,000 subscribers and lasts ~30 s, which would make "make bench" long.
@@ -382,8 +394,12 @@ func (r *runner) harnessCmd(name string) string {
 		return fmt.Sprintf("halley bench fanout --subs %d --msgs %d --rate %g --size %d --per-process %d --target URL --pid PID %s",
 			fc.subs, fc.msgs, fc.rate, c.Size, c.PerProcess, r.kindFlags(k, "publish"))
 	default:
+		conns := c.WriteConns
+		if name == "publish-256" {
+			conns = publish256Conns
+		}
 		return fmt.Sprintf("halley bench write --conns %d --duration %v --channels %d --size %d --target URL --pid PID %s",
-			c.WriteConns, c.WriteDuration, c.Channels, c.Size, r.kindFlags(k, "publish"))
+			conns, c.WriteDuration, c.Channels, c.Size, r.kindFlags(k, "publish"))
 	}
 }
 
@@ -490,7 +506,11 @@ func (r *runner) peerPublish(ctx context.Context, p serverKind, conns int) *side
 		}))
 	}
 	s.finish(writeMetrics)
-	r.peers[key] = peerRuns{"publish-" + p.name(), s}
+	caseName := "publish-" + p.name()
+	if conns != r.c.WriteConns {
+		caseName = fmt.Sprintf("publish-%d (%s)", conns, p.name())
+	}
+	r.peers[key] = peerRuns{caseName, s}
 	return s
 }
 
@@ -515,24 +535,52 @@ func (r *runner) runCase(ctx context.Context, name string) (*caseResult, error) 
 		r.sideBySide(ctx, cr, mirror, mode, k, func(ctx context.Context, k serverKind, inst *instance, cred credentials) (map[string]float64, error) {
 			return r.idleOnce(ctx, k, mode, inst, cred)
 		})
-	case name == "write-synced" || name == "write-nosync":
+	case name == "write-synced" || name == "write-nosync" || name == "publish-256":
 		cr.metrics = writeMetrics
 		var extra []string
-		cr.HalleyCmd, cr.Halley = c.HalleyCmd, &side{}
-		if name == "write-nosync" {
+		conns := c.WriteConns
+		if c.HalleyCmd != "" {
+			cr.HalleyCmd, cr.Halley = c.HalleyCmd, &side{}
+		}
+		switch name {
+		case "write-nosync":
 			extra = []string{"--sync=none"}
 			cr.HalleyCmd += " --sync=none"
+		case "write-synced":
+			cr.metrics = append(append([]metric(nil), writeMetrics...), syncMetrics...)
+		case "publish-256":
+			conns = publish256Conns
 		}
-		for i := 0; i < c.Runs && ctx.Err() == nil; i++ {
-			fmt.Fprintf(r.log, "== %s run %d/%d: halley\n", name, i+1, c.Runs)
-			cr.Halley.add(r.once(ctx, k, extra, func(ctx context.Context, k serverKind, inst *instance, cred credentials) (map[string]float64, error) {
+		for i := 0; i < c.Runs && ctx.Err() == nil && cr.Halley != nil; i++ {
+			var sync syncResult
+			if name == "write-synced" {
+				var err error
+				if sync, err = measureSync(c.SyncDir, 2000, 100); err != nil {
+					cr.Halley.add(nil, fmt.Errorf("fdatasync in %s: %v", c.SyncDir, err))
+					continue
+				}
+				fmt.Fprintf(r.log, "== %s run %d/%d: fdatasync of a 100-byte append in %s: p50 %.0f µs, p99 %.0f µs\n",
+					name, i+1, c.Runs, c.SyncDir, sync.P50us, sync.P99us)
+			}
+			fmt.Fprintf(r.log, "== %s run %d/%d: halley, %d conns\n", name, i+1, c.Runs, conns)
+			m, err := r.once(ctx, k, extra, func(ctx context.Context, k serverKind, inst *instance, cred credentials) (map[string]float64, error) {
 				if cred.key == "" {
 					return nil, fmt.Errorf("no api_key: pass --key (none found in the server's output)")
 				}
-				return r.writeOnce(ctx, k, inst, cred.publisher(k, c.User), c.WriteConns)
-			}))
+				return r.writeOnce(ctx, k, inst, cred.publisher(k, c.User), conns)
+			})
+			if m != nil && name == "write-synced" {
+				m["fdatasync_p50_us"] = sync.P50us
+				m["p4_target"] = p4Target(conns, sync.P50us)
+				m["over_p4_target"] = m["req_per_sec"] / m["p4_target"]
+			}
+			cr.Halley.add(m, err)
 		}
-		r.peerPublishSides(ctx, cr, c.WriteConns)
+		r.peerPublishSides(ctx, cr, conns)
+		if name == "write-synced" {
+			cr.Lines = append(cr.Lines, fmt.Sprintf("P4 (16 closed-loop publishers, fsync on): ≥ 0.6 × %d / (fdatasync p50 + 50 µs), "+
+				"with the fdatasync p50 of a 100-byte append measured in %s (the file system of the server's data directory) before each Halley run.", conns, c.SyncDir))
+		}
 	case mirror == "fanout-10k" || mirror == "fanout-1k":
 		cr.metrics = fanoutMetrics
 		r.sideBySide(ctx, cr, mirror, "ws", k, func(ctx context.Context, k serverKind, inst *instance, cred credentials) (map[string]float64, error) {
@@ -598,6 +646,7 @@ func parseRunArgs(args []string, stderr io.Writer) (runConfig, error) {
 	fs.IntVar(&c.Channels, "channels", 100, "channels")
 	fs.IntVar(&c.Size, "size", 100, "message bytes")
 	fs.DurationVar(&c.RunTimeout, "run-timeout", 6*time.Minute, "bound on one run of one case")
+	fs.StringVar(&c.SyncDir, "sync-dir", os.TempDir(), "directory on the file system of the server's data directory ({tmp}), for the fdatasync latency of write-synced")
 	fs.IntVar(&c.FloorSocks, "floor-socks", floorDefaults().Socks, "loopback sockets of the floor (also measured before the first fan-out case)")
 	if err := parseFlags(fs, args); err != nil {
 		return c, err

@@ -94,21 +94,28 @@ func freePort(t *testing.T) string {
 
 func TestRunWriteEndToEnd(t *testing.T) {
 	t.Setenv("HALLEY_BENCH_TEST_SERVER", "1")
+	t.Setenv("HALLEY_BENCH_TEST_FANOUT", "1") // the fake serves the Centrifuge peer's POST /pub/<ch> too
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := t.TempDir()
-	addr := freePort(t)
+	addr, peerAddr := freePort(t), freePort(t)
 	var stdout, stderr bytes.Buffer
 	code := Main([]string{"run", "--halley-cmd", exe + " --data {tmp} --listen " + addr,
-		"--cases", "write-synced,write-nosync", "--runs", "2", "--duration", "150ms", "--conns", "2",
-		"--channels", "3", "--out", out}, &stdout, &stderr)
+		"--centrifuge", "--centrifuge-dir", fakePeerDir(t, exe, peerAddr), "--centrifuge-url", "http://" + peerAddr,
+		"--cases", "write-synced,write-nosync,publish-256", "--runs", "2", "--duration", "150ms", "--conns", "2",
+		"--channels", "3", "--sync-dir", t.TempDir(), "--out", out}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout.String(), stderr.String())
 	}
 	md, err := os.ReadFile(filepath.Join(out, "write-nosync.md"))
-	if err != nil || !strings.Contains(string(md), "| req/s |") || !strings.Contains(string(md), "--sync=none") {
+	if err != nil || !strings.Contains(string(md), "| req/s |") || !strings.Contains(string(md), "--sync=none") ||
+		!strings.Contains(string(md), "Centrifuge: `") || !strings.Contains(string(md), "the publish-centrifuge runs of this invocation") {
+		t.Fatalf("markdown %v\n%s", err, md)
+	}
+	md, err = os.ReadFile(filepath.Join(out, "publish-256.md"))
+	if err != nil || !strings.Contains(string(md), "--conns 256") || !strings.Contains(string(md), "publish-256 (centrifuge) runs") {
 		t.Fatalf("markdown %v\n%s", err, md)
 	}
 	jl, err := os.ReadFile(filepath.Join(out, "results.jsonl"))
@@ -116,13 +123,22 @@ func TestRunWriteEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(string(jl)), "\n")
-	if len(lines) != 2 {
+	if len(lines) != 3 {
 		t.Fatalf("jsonl %q", jl)
 	}
 	var cr caseResult
 	if err := json.Unmarshal([]byte(lines[0]), &cr); err != nil || cr.Case != "write-synced" || cr.Halley == nil ||
 		len(cr.Halley.Runs) != 2 || cr.Halley.Median["req_per_sec"] <= 0 || cr.Halley.Median["errors"] != 0 {
 		t.Fatalf("case %v %+v", err, cr)
+	}
+	// The fdatasync latency of this run and P4's target from it.
+	r0 := cr.Halley.Runs[0]
+	if r0["fdatasync_p50_us"] <= 0 || r0["p4_target"] != p4Target(2, r0["fdatasync_p50_us"]) || r0["over_p4_target"] != r0["req_per_sec"]/r0["p4_target"] ||
+		cr.Centrifuge == nil || cr.Centrifuge.Median["req_per_sec"] <= 0 {
+		t.Fatalf("write-synced %+v %+v", cr.Halley.Median, cr.Centrifuge)
+	}
+	if err := json.Unmarshal([]byte(lines[2]), &cr); err != nil || cr.Case != "publish-256" || len(cr.Halley.Runs) != 2 || len(cr.Centrifuge.Runs) != 2 {
+		t.Fatalf("publish-256 %v %s", err, lines[2])
 	}
 	// Every server was stopped: the port is free again.
 	time.Sleep(100 * time.Millisecond)
@@ -131,6 +147,13 @@ func TestRunWriteEndToEnd(t *testing.T) {
 		t.Fatalf("server still running: %v", err)
 	}
 	ln.Close()
+}
+
+func TestP4Target(t *testing.T) {
+	// 16 publishers, fdatasync p50 150 µs: 0.6 × 16 / 200 µs = 48,000 req/s.
+	if v := p4Target(16, 150); v < 47999.999 || v > 48000.001 {
+		t.Fatal(v)
+	}
 }
 
 func TestRunHelpers(t *testing.T) {
@@ -160,7 +183,7 @@ func TestRunHelpers(t *testing.T) {
 		t.Errorf("key %q", k)
 	}
 	c, err := parseRunArgs([]string{"--halley-cmd", "h serve --listen 127.0.0.1:5", "--nchan"}, io.Discard)
-	if err != nil || c.HalleyURL != "http://127.0.0.1:5" || c.Runs != 3 || len(c.Cases) != 8 || !c.Nchan {
+	if err != nil || c.HalleyURL != "http://127.0.0.1:5" || c.Runs != 3 || len(c.Cases) != 9 || !c.Nchan {
 		t.Errorf("run args %+v %v", c, err)
 	}
 	for _, bad := range [][]string{{}, {"--nchan", "--cases", "nope"}, {"--nchan", "--runs", "0"}, {"--nchan", "--counts", "9"}} {
