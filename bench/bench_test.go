@@ -398,7 +398,7 @@ func TestWriteEndToEnd(t *testing.T) {
 	}))
 	defer bad.Close()
 	res, err := runWrite(context.Background(), writeConfig{Target: bad.URL, Kind: "halley", Key: "K", User: "u",
-		Conns: 2, Duration: 100 * time.Millisecond, Channels: 1, Size: 1, ChanPrefix: "p"})
+		Conns: 2, Duration: 100 * time.Millisecond, Channels: 1, Size: 1, ChanPrefix: "p"}, nil)
 	if err != nil || res.Requests == 0 || res.Errors != res.Requests {
 		t.Fatalf("bad answers: %+v %v", res, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -75,6 +76,7 @@ type fanoutResult struct {
 	MaxMs         float64      `json:"max_ms"`
 	CPUus         float64      `json:"server_cpu_us_per_delivery"` // with --pid
 	Warnings      []string     `json:"warnings,omitempty"`
+	hist          *Histogram   // every delivery's latency
 	Storm         *stormResult `json:"storm,omitempty"`
 }
 
@@ -302,9 +304,20 @@ func runFanout(ctx context.Context, c fanoutConfig, log io.Writer) (fanoutResult
 		}
 	}
 	pubUsed = true
+	c.sent = new(atomic.Int64)
+	// A long run says how far it is every 5 s.
+	expected := int64(res.Open) * int64(c.Msgs)
+	stopProgress := every(5*time.Second, func(d time.Duration) {
+		var n int64
+		for _, p := range procs {
+			n += int64(p.get("msgs"))
+		}
+		fmt.Fprintf(log, "fanout %s: %.0f s: %d of %d msgs sent, %d of %d deliveries counted\n",
+			c.Kind, d.Seconds(), c.sent.Load(), c.Msgs, n, expected)
+	})
+	defer stopProgress()
 	stormDone := make(chan struct{})
 	if c.StormAt > 0 {
-		c.sent = new(atomic.Int64)
 		res.Storm = &stormResult{ReconnectMs: -1, CaughtMs: -1}
 		go func() {
 			defer close(stormDone)
@@ -424,7 +437,29 @@ func runFanout(ctx context.Context, c fanoutConfig, log io.Writer) (fanoutResult
 	}
 	ms := func(v int64) float64 { return float64(v) / 1e6 }
 	res.P50ms, res.P90ms, res.P99ms, res.MaxMs = ms(h.Percentile(0.50)), ms(h.Percentile(0.90)), ms(h.Percentile(0.99)), ms(h.Max())
+	res.hist = &h
 	return res, nil
+}
+
+// every calls f with the time elapsed every period until the returned
+// stop is called.
+func every(period time.Duration, f func(time.Duration)) (stop func()) {
+	done := make(chan struct{})
+	t0 := time.Now()
+	go func() {
+		t := time.NewTicker(period)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				f(time.Since(t0))
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(done) }) }
 }
 
 // runStorm waits StormAt, tells every client process to reset all its

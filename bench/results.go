@@ -15,22 +15,48 @@ type metric struct {
 	key, label string
 }
 
+// outcome is what one run of a case measured: its table values and, for
+// the plots, its latency histogram (publish, fan-out) or a curve (idle:
+// connections → server RSS; floor: frames per write → CPU per frame).
+type outcome struct {
+	m     map[string]float64
+	hist  *Histogram
+	curve [][2]float64
+}
+
 // side is one server's runs of one case.
 type side struct {
 	Runs   []map[string]float64 `json:"runs"`
 	Median map[string]float64   `json:"median"`
 	Errors []string             `json:"errors,omitempty"`
+	// Curves are each run's curve; CDF is the latency distribution of
+	// every run's samples together: (ms, fraction at or below).
+	Curves [][][2]float64 `json:"curves,omitempty"`
+	CDF    [][2]float64   `json:"latency_cdf_ms,omitempty"`
+	hist   *Histogram
 }
 
-func (s *side) add(m map[string]float64, err error) {
+func (s *side) add(o outcome, err error) {
 	if err != nil {
 		s.Errors = append(s.Errors, err.Error())
 		return
 	}
-	s.Runs = append(s.Runs, m)
+	s.Runs = append(s.Runs, o.m)
+	if o.hist != nil {
+		if s.hist == nil {
+			s.hist = &Histogram{}
+		}
+		s.hist.Merge(o.hist)
+	}
+	if o.curve != nil {
+		s.Curves = append(s.Curves, o.curve)
+	}
 }
 
 func (s *side) finish(ms []metric) {
+	if s.hist != nil {
+		s.CDF = s.hist.cdf()
+	}
 	s.Median = map[string]float64{}
 	for _, m := range ms {
 		var v []float64
@@ -79,7 +105,9 @@ type caseResult struct {
 	// Lines are findings of the case beside the table (the floor, the
 	// fdatasync target), one sentence each.
 	Lines   []string `json:"lines,omitempty"`
+	Plot    string   `json:"plot,omitempty"` // the case's plot, beside the table
 	metrics []metric
+	axes    *plotAxes // how its curves are drawn
 }
 
 // columns are the suite's servers in table order (and the floor, which
@@ -227,6 +255,9 @@ func (c *caseResult) markdown() string {
 	for _, l := range c.Lines {
 		fmt.Fprintf(&b, "\n%s\n", l)
 	}
+	if c.Plot != "" {
+		fmt.Fprintf(&b, "\n![%s](%s)\n", c.Case, c.Plot)
+	}
 	for _, col := range columns {
 		s, _ := c.slot(col.key)
 		if *s == nil {
@@ -244,12 +275,17 @@ func (c *caseResult) markdown() string {
 	return b.String()
 }
 
-// save writes <out>/<case>.md and appends the case's JSON line to
-// <out>/results.jsonl.
+// save draws <out>/<case>.png, writes <out>/<case>.md and appends the
+// case's JSON line to <out>/results.jsonl.
 func (c *caseResult) save(out string) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
+	plotFile, err := c.plotCase(out)
+	if err != nil {
+		c.Lines = append(c.Lines, "No plot: "+err.Error())
+	}
+	c.Plot = plotFile
 	if err := os.WriteFile(filepath.Join(out, c.Case+".md"), []byte(c.markdown()), 0o644); err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -195,7 +196,7 @@ func (c *runConfig) peerKinds() []peerKind {
 // peerCommand is how a table names a peer's server.
 func (c *runConfig) peerCommand(k peerKind) string { return k.peer(c).command() }
 
-func (r *runner) idleOnce(ctx context.Context, k serverKind, mode string, inst *instance, cred credentials) (map[string]float64, error) {
+func (r *runner) idleOnce(ctx context.Context, k serverKind, mode string, inst *instance, cred credentials) (outcome, error) {
 	p := cred.publisher(k, r.c.User)
 	prefix := freshPrefix() + "c"
 	if isPeer(k) {
@@ -208,7 +209,7 @@ func (r *runner) idleOnce(ctx context.Context, k serverKind, mode string, inst *
 	}
 	res, err := runIdle(ctx, ic, r.log)
 	if err != nil {
-		return nil, err
+		return outcome{}, err
 	}
 	last := res.Steps[len(res.Steps)-1]
 	m := map[string]float64{
@@ -218,41 +219,53 @@ func (r *runner) idleOnce(ctx context.Context, k serverKind, mode string, inst *
 		"client_bytes_per_conn":      res.ClientBytesPerConn,
 		"open":                       float64(last.Open),
 	}
+	o := outcome{m: m, curve: idleCurve(res.Steps)}
 	if last.Open < last.Target*99/100 {
-		return m, fmt.Errorf("only %d of %d connections held (%v)", last.Open, last.Target, res.Warnings)
+		return o, fmt.Errorf("only %d of %d connections held (%v)", last.Open, last.Target, res.Warnings)
 	}
-	return m, nil
+	return o, nil
 }
 
-func (r *runner) writeOnce(ctx context.Context, k serverKind, inst *instance, p publisher, conns int) (map[string]float64, error) {
+func (r *runner) writeOnce(ctx context.Context, k serverKind, inst *instance, p publisher, conns int) (outcome, error) {
 	wc := writeConfig{Target: inst.url, Kind: k.name(), Conns: conns, Duration: r.c.WriteDuration,
 		Channels: r.c.Channels, Size: r.c.Size, Key: p.Key, User: p.User, Secret: p.Secret, ChanPrefix: freshPrefix(), PID: inst.pid}
 	if err := k.checkPublisher(p); err != nil {
-		return nil, fmt.Errorf("%v (none found in the server's output)", err)
+		return outcome{}, fmt.Errorf("%v (none found in the server's output)", err)
 	}
-	res, err := runWrite(ctx, wc)
+	res, err := runWrite(ctx, wc, r.log)
 	if err != nil {
-		return nil, err
+		return outcome{}, err
 	}
 	m := map[string]float64{"req_per_sec": res.ReqPerSec, "p50_ms": res.P50ms, "p90_ms": res.P90ms,
 		"p99_ms": res.P99ms, "max_ms": res.MaxMs, "errors": float64(res.Errors + res.IOErrors), "server_cpu_us": res.CPUus}
+	o := outcome{m: m, hist: res.hist}
 	if res.Errors > 0 {
-		return m, fmt.Errorf("%d errors, first: %s", res.Errors, res.FirstErr)
+		return o, fmt.Errorf("%d errors, first: %s", res.Errors, res.FirstErr)
 	}
-	return m, nil
+	return o, nil
+}
+
+// idleCurve is server RSS (MiB) against the connections held, one point
+// per count.
+func idleCurve(steps []idleStep) [][2]float64 {
+	var c [][2]float64
+	for _, st := range steps {
+		c = append(c, [2]float64{float64(st.Open), float64(st.ServerRSS) / (1 << 20)})
+	}
+	return c
 }
 
 // stormOnce is one run of storm-cf on Halley's Cometify API.
-func (r *runner) stormOnce(ctx context.Context, inst *instance, cred credentials) (map[string]float64, error) {
+func (r *runner) stormOnce(ctx context.Context, inst *instance, cred credentials) (outcome, error) {
 	if cred.cfKey == "" || cred.secret == "" {
-		return nil, fmt.Errorf("no cf_api_key and api_secret: pass --cf-key and --secret (not found in the server's output)")
+		return outcome{}, fmt.Errorf("no cf_api_key and api_secret: pass --cf-key and --secret (not found in the server's output)")
 	}
 	c := stormDefaults()
 	c.Target, c.Key, c.Secret, c.PID, c.Size = inst.url, cred.cfKey, cred.secret, inst.pid, r.c.Size
 	c.MaxLife = r.c.RunTimeout + 30*time.Second
 	res, err := runFanout(ctx, c, r.log)
 	if err != nil {
-		return nil, err
+		return outcome{}, err
 	}
 	for _, w := range res.Warnings {
 		fmt.Fprintf(r.log, "storm: warning: %s\n", w)
@@ -263,25 +276,26 @@ func (r *runner) stormOnce(ctx context.Context, inst *instance, cred credentials
 		"missing": float64(res.Missing), "duplicates": float64(res.Duplicates), "out_of_order": float64(res.OutOfOrder),
 		"listener_min": float64(res.ListenerMin), "listener_max": float64(res.ListenerMax), "p99_ms": res.P99ms,
 		"server_cpu_us": res.CPUus}
+	o := outcome{m: m, hist: res.hist}
 	if !stormOK(&res) {
-		return m, fmt.Errorf("storm not recovered: %+v, missing %d, duplicates %d, out of order %d, publish errors %d",
+		return o, fmt.Errorf("storm not recovered: %+v, missing %d, duplicates %d, out of order %d, publish errors %d",
 			*s, res.Missing, res.Duplicates, res.OutOfOrder, res.PubErrors)
 	}
-	return m, nil
+	return o, nil
 }
 
-func (r *runner) fanoutOnce(ctx context.Context, name string, k serverKind, inst *instance, cred credentials) (map[string]float64, error) {
+func (r *runner) fanoutOnce(ctx context.Context, name string, k serverKind, inst *instance, cred credentials) (outcome, error) {
 	fc := fanoutCases[name]
 	p := cred.publisher(k, r.c.User)
 	c := fanoutConfig{Target: inst.url, Kind: k.name(), Subs: fc.subs, Msgs: fc.msgs, Rate: fc.rate, Size: r.c.Size,
 		Key: p.Key, Secret: p.Secret, User: p.User, PID: inst.pid, PerProcess: r.c.PerProcess, PerIP: 20, DialConc: 64,
 		OpenTimeout: 2 * time.Minute, Grace: 2 * time.Second, Drain: time.Minute, Quiet: 5 * time.Second, MaxLife: r.c.RunTimeout + 30*time.Second}
 	if err := k.checkPublisher(p); err != nil {
-		return nil, fmt.Errorf("%v: pass --key, --cf-key, --secret (not found in the server's output)", err)
+		return outcome{}, fmt.Errorf("%v: pass --key, --cf-key, --secret (not found in the server's output)", err)
 	}
 	res, err := runFanout(ctx, c, r.log)
 	if err != nil {
-		return nil, err
+		return outcome{}, err
 	}
 	kept := 0.0
 	if res.RateKept {
@@ -293,6 +307,7 @@ func (r *runner) fanoutOnce(ctx context.Context, name string, k serverKind, inst
 		"missing": float64(res.Missing), "duplicates": float64(res.Duplicates), "out_of_order": float64(res.OutOfOrder),
 		"listener_min": float64(res.ListenerMin), "listener_max": float64(res.ListenerMax), "open": float64(res.Open),
 		"missed_msgs": float64(res.MissedMsgs)}
+	o := outcome{m: m, hist: res.hist}
 	for _, w := range res.Warnings {
 		fmt.Fprintf(r.log, "fanout %s: warning: %s\n", k.name(), w)
 	}
@@ -300,12 +315,12 @@ func (r *runner) fanoutOnce(ctx context.Context, name string, k serverKind, inst
 		fmt.Fprintf(r.log, "fanout %s: missed by someone: %s\n", k.name(), missSummary(res.MissBySeq))
 	}
 	if res.PubErrors > 0 {
-		return m, fmt.Errorf("%d publish errors (%v)", res.PubErrors, res.Warnings)
+		return o, fmt.Errorf("%d publish errors (%v)", res.PubErrors, res.Warnings)
 	}
 	if res.Open < c.Subs*99/100 {
-		return m, fmt.Errorf("only %d of %d subscribers open (%v)", res.Open, c.Subs, res.Warnings)
+		return o, fmt.Errorf("only %d of %d subscribers open (%v)", res.Open, c.Subs, res.Warnings)
 	}
-	return m, nil
+	return o, nil
 }
 
 var (
@@ -330,15 +345,28 @@ func (r *runner) serverCredentials(out string) credentials {
 	return cr
 }
 
+// add records one run of a server in its side and says on the log what
+// it found (the case's first row), so that a long invocation shows its
+// progress run by run.
+func (r *runner) add(s *side, who string, ms []metric, o outcome, err error) {
+	s.add(o, err)
+	switch v, ok := o.m[ms[0].key]; {
+	case err != nil:
+		fmt.Fprintf(r.log, "== %s: run failed: %v\n", who, err)
+	case ok:
+		fmt.Fprintf(r.log, "== %s: %s %s\n", who, ms[0].label, fmtNum(v))
+	}
+}
+
 // measure is one run of a case against a started server.
-type measure func(ctx context.Context, k serverKind, inst *instance, cred credentials) (map[string]float64, error)
+type measure func(ctx context.Context, k serverKind, inst *instance, cred credentials) (outcome, error)
 
 // once starts kind k's server fresh (extra: more server flags), runs f
 // against it within --run-timeout, and stops it.
-func (r *runner) once(ctx context.Context, k serverKind, extra []string, f measure) (map[string]float64, error) {
+func (r *runner) once(ctx context.Context, k serverKind, extra []string, f measure) (outcome, error) {
 	inst, err := k.start(&r.c, extra)
 	if err != nil {
-		return nil, err
+		return outcome{}, err
 	}
 	defer inst.stop()
 	ctx, cancel := context.WithTimeout(ctx, r.c.RunTimeout)
@@ -436,7 +464,8 @@ func (r *runner) sideBySide(ctx context.Context, cr *caseResult, mirror, mode st
 	for i := 0; i < c.Runs && ctx.Err() == nil; i++ {
 		for _, col := range cols {
 			fmt.Fprintf(r.log, "== %s run %d/%d: %s\n", cr.Case, i+1, c.Runs, col.k.name())
-			col.s.add(r.once(ctx, col.k, nil, f))
+			o, err := r.once(ctx, col.k, nil, f)
+			r.add(col.s, col.k.name(), cr.metrics, o, err)
 		}
 	}
 	for _, col := range cols {
@@ -457,7 +486,11 @@ func (r *runner) floorRuns(ctx context.Context) *side {
 	for i := 0; i < r.c.Runs && ctx.Err() == nil; i++ {
 		fmt.Fprintf(r.log, "== floor run %d/%d\n", i+1, r.c.Runs)
 		res, err := runFloor(ctx, c, r.log)
-		s.add(floorMetricsOf(res), err)
+		o := outcome{m: floorMetricsOf(res)}
+		for _, x := range res {
+			o.curve = append(o.curve, [2]float64{float64(x.PerWrite), x.CPUus})
+		}
+		r.add(s, "floor", floorMetrics, o, err)
 	}
 	s.finish(floorMetrics)
 	r.floor = s
@@ -501,9 +534,10 @@ func (r *runner) peerPublish(ctx context.Context, p serverKind, conns int) *side
 	s := &side{}
 	for i := 0; i < r.c.Runs && ctx.Err() == nil; i++ {
 		fmt.Fprintf(r.log, "== publish-%s (%d conns) run %d/%d\n", p.name(), conns, i+1, r.c.Runs)
-		s.add(r.once(ctx, p, nil, func(ctx context.Context, k serverKind, inst *instance, _ credentials) (map[string]float64, error) {
+		o, err := r.once(ctx, p, nil, func(ctx context.Context, k serverKind, inst *instance, _ credentials) (outcome, error) {
 			return r.writeOnce(ctx, k, inst, publisher{}, conns)
-		}))
+		})
+		r.add(s, p.name(), writeMetrics, o, err)
 	}
 	s.finish(writeMetrics)
 	caseName := "publish-" + p.name()
@@ -531,8 +565,8 @@ func (r *runner) runCase(ctx context.Context, name string) (*caseResult, error) 
 	switch {
 	case mirror == "idle-ws" || mirror == "idle-longpoll":
 		mode := strings.TrimPrefix(mirror, "idle-")
-		cr.metrics = idleMetrics
-		r.sideBySide(ctx, cr, mirror, mode, k, func(ctx context.Context, k serverKind, inst *instance, cred credentials) (map[string]float64, error) {
+		cr.metrics, cr.axes = idleMetrics, &idleAxes
+		r.sideBySide(ctx, cr, mirror, mode, k, func(ctx context.Context, k serverKind, inst *instance, cred credentials) (outcome, error) {
 			return r.idleOnce(ctx, k, mode, inst, cred)
 		})
 	case name == "write-synced" || name == "write-nosync" || name == "publish-256":
@@ -556,25 +590,25 @@ func (r *runner) runCase(ctx context.Context, name string) (*caseResult, error) 
 			if name == "write-synced" {
 				var err error
 				if sync, err = measureSync(c.SyncDir, 2000, 100); err != nil {
-					cr.Halley.add(nil, fmt.Errorf("fdatasync in %s: %v", c.SyncDir, err))
+					cr.Halley.add(outcome{}, fmt.Errorf("fdatasync in %s: %v", c.SyncDir, err))
 					continue
 				}
 				fmt.Fprintf(r.log, "== %s run %d/%d: fdatasync of a 100-byte append in %s: p50 %.0f µs, p99 %.0f µs\n",
 					name, i+1, c.Runs, c.SyncDir, sync.P50us, sync.P99us)
 			}
 			fmt.Fprintf(r.log, "== %s run %d/%d: halley, %d conns\n", name, i+1, c.Runs, conns)
-			m, err := r.once(ctx, k, extra, func(ctx context.Context, k serverKind, inst *instance, cred credentials) (map[string]float64, error) {
+			o, err := r.once(ctx, k, extra, func(ctx context.Context, k serverKind, inst *instance, cred credentials) (outcome, error) {
 				if cred.key == "" {
-					return nil, fmt.Errorf("no api_key: pass --key (none found in the server's output)")
+					return outcome{}, fmt.Errorf("no api_key: pass --key (none found in the server's output)")
 				}
 				return r.writeOnce(ctx, k, inst, cred.publisher(k, c.User), conns)
 			})
-			if m != nil && name == "write-synced" {
+			if m := o.m; m != nil && name == "write-synced" {
 				m["fdatasync_p50_us"] = sync.P50us
 				m["p4_target"] = p4Target(conns, sync.P50us)
 				m["over_p4_target"] = m["req_per_sec"] / m["p4_target"]
 			}
-			cr.Halley.add(m, err)
+			r.add(cr.Halley, k.name(), cr.metrics, o, err)
 		}
 		r.peerPublishSides(ctx, cr, conns)
 		if name == "write-synced" {
@@ -583,12 +617,12 @@ func (r *runner) runCase(ctx context.Context, name string) (*caseResult, error) 
 		}
 	case mirror == "fanout-10k" || mirror == "fanout-1k":
 		cr.metrics = fanoutMetrics
-		r.sideBySide(ctx, cr, mirror, "ws", k, func(ctx context.Context, k serverKind, inst *instance, cred credentials) (map[string]float64, error) {
+		r.sideBySide(ctx, cr, mirror, "ws", k, func(ctx context.Context, k serverKind, inst *instance, cred credentials) (outcome, error) {
 			return r.fanoutOnce(ctx, name, k, inst, cred)
 		})
 		r.againstFloor(ctx, cr)
 	case name == "floor":
-		cr.metrics = floorMetrics
+		cr.metrics, cr.axes = floorMetrics, &floorAxes
 		cr.Floor = r.floorRuns(ctx)
 		cr.Lines = append(cr.Lines, fmt.Sprintf("One thread writes the same %d-byte WebSocket frame to %d loopback sockets, no server logic; "+
 			"a reader drains the other ends as a fan-out client does; CPU is the writer thread's own (getrusage).", r.c.Size+2, r.c.FloorSocks))
@@ -597,9 +631,10 @@ func (r *runner) runCase(ctx context.Context, name string) (*caseResult, error) 
 		cr.HalleyCmd, cr.Halley = c.HalleyCmd, &side{}
 		for i := 0; i < c.Runs && ctx.Err() == nil; i++ {
 			fmt.Fprintf(r.log, "== %s run %d/%d: halley\n", name, i+1, c.Runs)
-			cr.Halley.add(r.once(ctx, cfKind{}, nil, func(ctx context.Context, _ serverKind, inst *instance, cred credentials) (map[string]float64, error) {
+			o, err := r.once(ctx, cfKind{}, nil, func(ctx context.Context, _ serverKind, inst *instance, cred credentials) (outcome, error) {
 				return r.stormOnce(ctx, inst, cred)
-			}))
+			})
+			r.add(cr.Halley, "halley", cr.metrics, o, err)
 		}
 	case strings.HasPrefix(name, "publish-"):
 		i := slices.IndexFunc(c.peerKinds(), func(k peerKind) bool { return "publish-"+k.name() == name })
@@ -695,6 +730,17 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 // nothing of the case in progress, when ctx ends.
 func (r *runner) runCases(ctx context.Context, stdout io.Writer) int {
 	code := 0
+	var fanouts []*caseResult
+	defer func() {
+		if len(fanouts) == 0 {
+			return
+		}
+		if f, err := plotFanoutRates(r.c.Out, fanouts); err != nil {
+			fmt.Fprintln(r.log, "bench run: fan-out plot:", err)
+		} else if f != "" {
+			fmt.Fprintf(r.log, "bench run: deliveries/s against subscribers in %s\n", filepath.Join(r.c.Out, f))
+		}
+	}()
 	for _, name := range r.c.Cases {
 		if r.c.HalleyCmd == "" && strings.HasPrefix(name, "write-") {
 			continue // the peer side of these is publish-<peer>
@@ -717,6 +763,9 @@ func (r *runner) runCases(ctx context.Context, stdout io.Writer) int {
 			code = 1
 		}
 		fmt.Fprintln(stdout, cr.markdown())
+		if _, ok := fanoutCases[cr.Case]; ok {
+			fanouts = append(fanouts, cr)
+		}
 		for _, col := range columns {
 			if s, _ := cr.slot(col.key); *s != nil && len((*s).Errors) > 0 {
 				code = 1

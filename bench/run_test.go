@@ -225,9 +225,9 @@ func TestRunHelpers(t *testing.T) {
 	r = &runner{c: runConfig{Nchan: true, Runs: 3, NchanDir: "/nchan"}, log: io.Discard,
 		peers: map[string]peerRuns{"nchan idle-ws": {"idle-ws", prior}}}
 	shared := &caseResult{Case: "idle-cf-ws"}
-	r.sideBySide(context.Background(), shared, "idle-ws", "ws", cfKind{}, func(context.Context, serverKind, *instance, credentials) (map[string]float64, error) {
+	r.sideBySide(context.Background(), shared, "idle-ws", "ws", cfKind{}, func(context.Context, serverKind, *instance, credentials) (outcome, error) {
 		t.Fatal("Nchan measured again")
-		return nil, nil
+		return outcome{}, nil
 	})
 	if shared.Nchan != prior || shared.Halley != nil || !strings.Contains(shared.NchanCmd, "the Nchan runs of idle-ws in this invocation") {
 		t.Errorf("shared %+v", shared)
@@ -306,6 +306,10 @@ func TestRunFanoutEndToEnd(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(string(jl)), "\n")
 	if len(lines) != 2 {
 		t.Fatalf("jsonl %s", jl)
+	}
+	// A plot per case, the latency CDF, and deliveries/s against subscribers.
+	for _, f := range []string{"fanout-1k.png", "cf-fanout-10k.png", "fanout-rates.png"} {
+		isPNG(t, filepath.Join(out, f))
 	}
 	for i, name := range []string{"fanout-1k", "cf-fanout-10k"} {
 		var cr caseResult

@@ -44,6 +44,7 @@ type writeResult struct {
 	CPUus     float64          `json:"server_cpu_us_per_req"` // with --pid, else 0
 	Statuses  map[string]int64 `json:"statuses"`
 	FirstErr  string           `json:"first_error,omitempty"`
+	hist      *Histogram       // every request's latency
 }
 
 func (c *writeConfig) validate() error {
@@ -95,8 +96,9 @@ type writeWorker struct {
 }
 
 // runWrite runs the closed-loop publish load: Conns connections, each sends a
-// request, waits for its answer, and sends the next (no pipelining).
-func runWrite(ctx context.Context, c writeConfig) (writeResult, error) {
+// request, waits for its answer, and sends the next (no pipelining). With
+// log, it says how far it is every 5 s.
+func runWrite(ctx context.Context, c writeConfig, log io.Writer) (writeResult, error) {
 	if err := c.validate(); err != nil {
 		return writeResult{}, err
 	}
@@ -129,6 +131,12 @@ func runWrite(ctx context.Context, c writeConfig) (writeResult, error) {
 			w.loop(ctx, &c, addr, reqs, i)
 		}(i)
 	}
+	if log != nil {
+		stop := every(5*time.Second, func(d time.Duration) {
+			fmt.Fprintf(log, "write %s: %.0f s of %v, %d conns\n", c.Kind, d.Seconds(), c.Duration, c.Conns)
+		})
+		defer stop()
+	}
 	wg.Wait()
 	elapsed := time.Since(start)
 	var cpu1 float64
@@ -156,6 +164,7 @@ func runWrite(ctx context.Context, c writeConfig) (writeResult, error) {
 	}
 	ms := func(v int64) float64 { return float64(v) / 1e6 }
 	res.P50ms, res.P90ms, res.P99ms, res.MaxMs = ms(h.Percentile(0.50)), ms(h.Percentile(0.90)), ms(h.Percentile(0.99)), ms(h.Max())
+	res.hist = &h
 	return res, nil
 }
 
@@ -258,7 +267,7 @@ func cmdWrite(args []string, stdout, stderr io.Writer) int {
 	if c.ChanPrefix == "" {
 		c.ChanPrefix = freshPrefix()
 	}
-	res, err := runWrite(context.Background(), c)
+	res, err := runWrite(context.Background(), c, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "bench write:", err)
 		return 1
