@@ -7,7 +7,8 @@
 //	fanout WebSocket subscribers on one channel, paced publishes: deliveries/s, latency, loss
 //	floor  the kernel's floor: one thread writes a frame to many loopback sockets, CPU per frame
 //	storm  Cometify listeners all reset at once resume by id: time to reconnect and catch up, loss
-//	run    the driver behind "make bench": each case 3×, medians, Markdown + JSONL
+//	run    the driver behind "make bench": each case 3×, medians, Markdown + JSONL + a plot
+//	plot   the plots of run, drawn again from results.jsonl
 //	client hidden: a client process the idle command forks (via os.Executable)
 //	fanclient hidden: a client process the fanout command forks
 package bench
@@ -44,6 +45,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return cmdFloor(args[1:], stdout, stderr)
 	case "run":
 		return cmdRun(args[1:], stdout, stderr)
+	case "plot":
+		return cmdPlot(args[1:], stdout, stderr)
 	case "client":
 		return cmdClient(args[1:], os.Stdin, stdout, stderr)
 	case "help", "-h", "-help", "--help":
@@ -75,7 +78,8 @@ func usage(w io.Writer) {
          one thread writes the same frame to every loopback socket, no server logic;
          its CPU per frame (getrusage of the thread) and frames/s, for each frames-per-write
   run    --halley-cmd "halley serve --data {tmp} --listen 127.0.0.1:PORT" --key K --user U [--nchan]
-         every case 3 times on a fresh server, medians, bench/results/<case>.md + results.jsonl
+         every case 3 times on a fresh server, medians, bench/results/<case>.md + .png + results.jsonl
+  plot   [--out bench/results]   draw the plots of results.jsonl again (the last line of each case)
 `)
 }
 

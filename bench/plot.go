@@ -1,10 +1,16 @@
 package bench
 
 import (
+	"bytes"
+	"encoding/json"
+	"flag"
 	"fmt"
+	"io"
 	"math"
+	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -15,14 +21,87 @@ import (
 // plotAxes say how a case's curves are drawn (cases whose runs have a
 // latency histogram are drawn as its CDF instead).
 type plotAxes struct {
-	x, y string
-	logX bool
+	x, y   string
+	logX   bool
+	noDots bool // lines only (a CDF has a point per histogram bucket)
+	zeroY  bool // the y axis starts at 0
+	right  bool // the legend top right (the curve starts top left)
 }
 
 var (
 	idleAxes  = plotAxes{x: "connections held", y: "server RSS, MiB"}
-	floorAxes = plotAxes{x: "frames per write(2)", y: "writer CPU per frame, µs", logX: true}
+	floorAxes = plotAxes{x: "frames per write(2)", y: "writer CPU per frame, µs", logX: true, zeroY: true, right: true}
 )
+
+// axesFor is how the curves of a case are drawn (nil: it has none).
+func axesFor(caseName string) *plotAxes {
+	switch {
+	case strings.HasPrefix(caseName, "idle-"):
+		return &idleAxes
+	case caseName == "floor":
+		return &floorAxes
+	}
+	return nil
+}
+
+// replot draws again every case of <dir>/results.jsonl (its last line
+// for each case) and the fan-out rates, from the JSON alone.
+func replot(dir string, log io.Writer) error {
+	b, err := os.ReadFile(filepath.Join(dir, "results.jsonl"))
+	if err != nil {
+		return err
+	}
+	last := map[string]*caseResult{}
+	var order []string
+	for _, line := range bytes.Split(b, []byte{'\n'}) {
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		c := &caseResult{}
+		if err := json.Unmarshal(line, c); err != nil {
+			return fmt.Errorf("results.jsonl: %v", err)
+		}
+		if _, ok := last[c.Case]; !ok {
+			order = append(order, c.Case)
+		}
+		last[c.Case] = c
+	}
+	var fanouts []*caseResult
+	for _, name := range order {
+		c := last[name]
+		f, err := c.plotCase(dir)
+		if err != nil {
+			return fmt.Errorf("%s: %v", name, err)
+		}
+		if f != "" {
+			fmt.Fprintf(log, "%s\n", filepath.Join(dir, f))
+		}
+		if _, ok := fanoutCases[name]; ok {
+			fanouts = append(fanouts, c)
+		}
+	}
+	f, err := plotFanoutRates(dir, fanouts)
+	if f != "" {
+		fmt.Fprintf(log, "%s\n", filepath.Join(dir, f))
+	}
+	return err
+}
+
+// cmdPlot is "bench plot": the plots of bench run, drawn again from
+// results.jsonl.
+func cmdPlot(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench plot", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("out", "bench/results", "directory of results.jsonl, where the plots go")
+	if err := parseFlags(fs, args); err != nil {
+		return 2
+	}
+	if err := replot(*dir, stdout); err != nil {
+		fmt.Fprintln(stderr, "bench plot:", err)
+		return 1
+	}
+	return 0
+}
 
 // series is one line of a plot: a server's points.
 type series struct {
@@ -44,12 +123,13 @@ func (c *caseResult) plotCase(dir string) (string, error) {
 			lines = append(lines, series{col.label, (*s).CDF})
 		}
 	}
-	axes := plotAxes{x: "latency, ms", y: "fraction of samples at or below", logX: true}
+	axes := plotAxes{x: "latency, ms", y: "fraction of samples at or below", logX: true, noDots: true}
 	if !cdf {
-		if c.axes == nil {
+		a := axesFor(c.Case)
+		if a == nil {
 			return "", nil
 		}
-		axes = *c.axes
+		axes = *a
 		for _, col := range columns {
 			s, _ := c.slot(col.key)
 			if *s == nil {
@@ -104,7 +184,7 @@ func plotFanoutRates(dir string, cases []*caseResult) (string, error) {
 	}
 	file := "fanout-rates.png"
 	return file, drawLines(filepath.Join(dir, file), "fan-out: deliveries/s against subscribers (medians)",
-		plotAxes{x: "subscribers", y: "deliveries/s", logX: true}, lines)
+		plotAxes{x: "subscribers", y: "deliveries/s", logX: true, zeroY: true}, lines)
 }
 
 // drawLines saves a line plot with points, one line per series.
@@ -117,8 +197,10 @@ func drawLines(path, title string, axes plotAxes, lines []series) error {
 		p.X.Tick.Marker = plot.LogTicks{Prec: -1}
 	}
 	p.Add(plotter.NewGrid())
-	p.Legend.Top = true
-	p.Legend.Left = !axes.logX || axes.x != "latency, ms"
+	p.Legend.Top, p.Legend.Left = true, !axes.right
+	if axes.zeroY {
+		p.Y.Min = 0
+	}
 	for i, l := range lines {
 		xys := make(plotter.XYs, 0, len(l.pts))
 		for _, pt := range l.pts {
@@ -133,7 +215,13 @@ func drawLines(path, title string, axes plotAxes, lines []series) error {
 			return err
 		}
 		line.Color, points.Color = plotutil.Color(i), plotutil.Color(i)
+		line.Width = vg.Points(1.5)
 		points.Shape = plotutil.Shape(i)
+		if axes.noDots {
+			p.Add(line)
+			p.Legend.Add(l.name, line)
+			continue
+		}
 		p.Add(line, points)
 		p.Legend.Add(l.name, line, points)
 	}

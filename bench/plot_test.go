@@ -60,7 +60,7 @@ func TestPlots(t *testing.T) {
 	if len(fan.Halley.CDF) == 0 || fan.Halley.CDF[len(fan.Halley.CDF)-1][1] != 1 {
 		t.Fatalf("cdf %v", fan.Halley.CDF)
 	}
-	idle := &caseResult{Case: "idle-ws", metrics: idleMetrics, axes: &idleAxes, Centrifuge: &side{}}
+	idle := &caseResult{Case: "idle-ws", metrics: idleMetrics, Centrifuge: &side{}}
 	idle.Centrifuge.add(outcome{m: map[string]float64{"bytes_per_conn": 6000}, curve: [][2]float64{{200, 56}, {1000, 61}}}, nil)
 	idle.Centrifuge.add(outcome{m: map[string]float64{"bytes_per_conn": 6100}, curve: [][2]float64{{200, 57}, {1000, 62}}}, nil)
 	idle.finish()
@@ -75,6 +75,20 @@ func TestPlots(t *testing.T) {
 		t.Fatal(f, err)
 	}
 	isPNG(t, filepath.Join(dir, "fanout-rates.png"))
+	// Drawn again from the JSON lines alone.
+	if err := idle.save(dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"fanout-1k.png", "idle-ws.png", "fanout-rates.png"} {
+		os.Remove(filepath.Join(dir, f))
+	}
+	var out, errb bytes.Buffer
+	if code := Main([]string{"plot", "--out", dir}, &out, &errb); code != 0 || strings.Count(out.String(), ".png") != 3 {
+		t.Fatalf("plot: %d %s %s", code, out.String(), errb.String())
+	}
+	for _, f := range []string{"fanout-1k.png", "idle-ws.png", "fanout-rates.png"} {
+		isPNG(t, filepath.Join(dir, f))
+	}
 	// Nothing to draw: no plot, no error.
 	if f, err := (&caseResult{Case: "x", Halley: &side{}}).plotCase(dir); f != "" || err != nil {
 		t.Fatal(f, err)

@@ -107,7 +107,6 @@ type caseResult struct {
 	Lines   []string `json:"lines,omitempty"`
 	Plot    string   `json:"plot,omitempty"` // the case's plot, beside the table
 	metrics []metric
-	axes    *plotAxes // how its curves are drawn
 }
 
 // columns are the suite's servers in table order (and the floor, which

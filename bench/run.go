@@ -565,7 +565,7 @@ func (r *runner) runCase(ctx context.Context, name string) (*caseResult, error) 
 	switch {
 	case mirror == "idle-ws" || mirror == "idle-longpoll":
 		mode := strings.TrimPrefix(mirror, "idle-")
-		cr.metrics, cr.axes = idleMetrics, &idleAxes
+		cr.metrics = idleMetrics
 		r.sideBySide(ctx, cr, mirror, mode, k, func(ctx context.Context, k serverKind, inst *instance, cred credentials) (outcome, error) {
 			return r.idleOnce(ctx, k, mode, inst, cred)
 		})
@@ -622,7 +622,7 @@ func (r *runner) runCase(ctx context.Context, name string) (*caseResult, error) 
 		})
 		r.againstFloor(ctx, cr)
 	case name == "floor":
-		cr.metrics, cr.axes = floorMetrics, &floorAxes
+		cr.metrics = floorMetrics
 		cr.Floor = r.floorRuns(ctx)
 		cr.Lines = append(cr.Lines, fmt.Sprintf("One thread writes the same %d-byte WebSocket frame to %d loopback sockets, no server logic; "+
 			"a reader drains the other ends as a fan-out client does; CPU is the writer thread's own (getrusage).", r.c.Size+2, r.c.FloorSocks))
@@ -700,7 +700,7 @@ func parseRunArgs(args []string, stderr io.Writer) (runConfig, error) {
 	if c.Runs < 1 {
 		return c, fmt.Errorf("--runs must be ≥ 1")
 	}
-	if c.HalleyCmd == "" && len(c.peerKinds()) == 0 {
+	if c.HalleyCmd == "" && len(c.peerKinds()) == 0 && slices.ContainsFunc(c.Cases, func(n string) bool { return n != "floor" }) {
 		return c, fmt.Errorf("nothing to measure: give --halley-cmd and/or --nchan, --centrifuge")
 	}
 	if c.HalleyURL == "" {

@@ -186,7 +186,10 @@ func TestRunHelpers(t *testing.T) {
 	if err != nil || c.HalleyURL != "http://127.0.0.1:5" || c.Runs != 3 || len(c.Cases) != 9 || !c.Nchan {
 		t.Errorf("run args %+v %v", c, err)
 	}
-	for _, bad := range [][]string{{}, {"--nchan", "--cases", "nope"}, {"--nchan", "--runs", "0"}, {"--nchan", "--counts", "9"}} {
+	if c, err := parseRunArgs([]string{"--cases", "floor"}, io.Discard); err != nil || len(c.Cases) != 1 {
+		t.Errorf("the floor alone needs no server: %v", err)
+	}
+	for _, bad := range [][]string{{}, {"--cases", "floor,idle-ws"}, {"--nchan", "--cases", "nope"}, {"--nchan", "--runs", "0"}, {"--nchan", "--counts", "9"}} {
 		if _, err := parseRunArgs(bad, io.Discard); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
