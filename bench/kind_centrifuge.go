@@ -28,7 +28,9 @@ func (centrifugeKind) peer(c *runConfig) peerScripts {
 
 func (k centrifugeKind) start(c *runConfig, _ []string) (*instance, error) { return k.peer(c).start() }
 
-func (centrifugeKind) checkPublisher(publisher) error { return nil }
+func (centrifugeKind) publisherOf(credentials, string) publisher { return publisher{} }
+func (centrifugeKind) flags(bool) string                         { return "--kind centrifuge" }
+func (centrifugeKind) checkPublisher(publisher) error            { return nil }
 func (centrifugeKind) channel(_, prefix string, n int) string {
 	return nchanID(prefix) + strconv.Itoa(n)
 }

@@ -33,6 +33,30 @@ func (cfKind) column() string { return "halley" }
 func (ezKind) start(c *runConfig, extra []string) (*instance, error) { return startHalley(c, extra) }
 func (cfKind) start(c *runConfig, extra []string) (*instance, error) { return startHalley(c, extra) }
 
+// publisherOf: EZComet writes with the private api_key.
+func (ezKind) publisherOf(c credentials, user string) publisher {
+	return publisher{Key: c.key, User: user, Secret: c.secret}
+}
+
+// publisherOf: Cometify paths and signatures take the public cf_api_key.
+func (cfKind) publisherOf(c credentials, user string) publisher {
+	return publisher{Key: c.cfKey, User: user, Secret: c.secret}
+}
+
+func (ezKind) flags(publish bool) string {
+	if publish {
+		return "--key K --user U"
+	}
+	return "--user U"
+}
+
+func (cfKind) flags(publish bool) string {
+	if publish {
+		return "--kind cometify --key K --secret S"
+	}
+	return "--kind cometify --key K"
+}
+
 func (ezKind) checkPublisher(p publisher) error {
 	if p.Key == "" || p.User == "" {
 		return fmt.Errorf("--kind halley needs --key and --user")

@@ -26,6 +26,8 @@ func (nchanKind) peer(c *runConfig) peerScripts {
 
 func (k nchanKind) start(c *runConfig, _ []string) (*instance, error) { return k.peer(c).start() }
 
+func (nchanKind) publisherOf(credentials, string) publisher       { return publisher{} }
+func (nchanKind) flags(bool) string                               { return "--kind nchan" }
 func (nchanKind) checkPublisher(publisher) error                  { return nil }
 func (nchanKind) channel(_, prefix string, n int) string          { return nchanID(prefix) + strconv.Itoa(n) }
 func (nchanKind) published(r *response) bool                      { return r.status/100 == 2 }

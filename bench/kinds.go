@@ -21,6 +21,12 @@ type serverKind interface {
 	// server flags, Halley's only) and returns it once it answers.
 	start(c *runConfig, extra []string) (*instance, error)
 
+	// publisherOf is what the API publishes with, of the credentials a
+	// fresh Halley prints.
+	publisherOf(c credentials, user string) publisher
+	// flags are the harness flags that select the API, for a publishing
+	// command (publish) or a subscribing one.
+	flags(publish bool) string
 	// checkPublisher refuses credentials the API cannot publish with.
 	checkPublisher(p publisher) error
 	// channel is channel n of prefix as the API spells it (a Halley

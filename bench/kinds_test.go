@@ -69,6 +69,14 @@ func TestKinds(t *testing.T) {
 			t.Errorf("%s: no credentials accepted", k)
 		}
 	}
+	// A fresh Halley's credentials: EZComet writes with the private key,
+	// Cometify signs with the public one; the peers take none.
+	cred := credentials{key: "priv", cfKey: "pub", secret: "s"}
+	for k, want := range map[string]publisher{"halley": {"priv", "u", "s"}, "cometify": {"pub", "u", "s"}, "nchan": {}, "centrifuge": {}} {
+		if p := cred.publisher(mustKind(k), "u"); p != want {
+			t.Errorf("%s: %+v", k, p)
+		}
+	}
 }
 
 func TestCentrifugeNext(t *testing.T) {

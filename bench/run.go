@@ -161,14 +161,8 @@ type credentials struct {
 	key, cfKey, secret string
 }
 
-// publisher is what kind k publishes with: Cometify signs with the public
-// cf_api_key, EZComet writes with the private api_key.
-func (c credentials) publisher(k serverKind, user string) publisher {
-	if k.name() == (cfKind{}).name() {
-		return publisher{Key: c.cfKey, User: user, Secret: c.secret}
-	}
-	return publisher{Key: c.key, User: user, Secret: c.secret}
-}
+// publisher is what kind k publishes with.
+func (c credentials) publisher(k serverKind, user string) publisher { return k.publisherOf(c, user) }
 
 // caseAPI splits a case name into the Halley API it measures and the
 // EZComet case it mirrors: "idle-cf-ws" → cometify, "idle-ws";
@@ -383,19 +377,10 @@ func (r *runner) kindFlags(k serverKind, mode string) string {
 	alt := ""
 	for _, p := range kindList {
 		if isPeer(p) && (mode == "publish" || p.supports(mode)) {
-			alt += " | --kind " + p.name()
+			alt += " | " + p.flags(mode == "publish")
 		}
 	}
-	halley := "--key K --user U"
-	switch {
-	case k.name() == (cfKind{}).name() && mode == "publish":
-		halley = "--kind cometify --key K --secret S"
-	case k.name() == (cfKind{}).name():
-		halley = "--kind cometify --key K"
-	case mode != "publish":
-		halley = "--user U"
-	}
-	return "[" + halley + alt + "]"
+	return "[" + k.flags(mode == "publish") + alt + "]"
 }
 
 func (r *runner) harnessCmd(name string) string {
