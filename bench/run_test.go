@@ -104,7 +104,7 @@ func TestRunWriteEndToEnd(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	code := Main([]string{"run", "--halley-cmd", exe + " --data {tmp} --listen " + addr,
 		"--centrifuge", "--centrifuge-dir", fakePeerDir(t, exe, peerAddr), "--centrifuge-url", "http://" + peerAddr,
-		"--cases", "write-synced,write-nosync,publish-256", "--runs", "2", "--duration", "150ms", "--conns", "2",
+		"--cases", "write-synced,write-nosync,publish-256,write-cf-synced", "--runs", "2", "--duration", "150ms", "--conns", "2",
 		"--channels", "3", "--sync-dir", t.TempDir(), "--out", out}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout.String(), stderr.String())
@@ -123,7 +123,7 @@ func TestRunWriteEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(string(jl)), "\n")
-	if len(lines) != 3 {
+	if len(lines) != 4 {
 		t.Fatalf("jsonl %q", jl)
 	}
 	var cr caseResult
@@ -139,6 +139,13 @@ func TestRunWriteEndToEnd(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(lines[2]), &cr); err != nil || cr.Case != "publish-256" || len(cr.Halley.Runs) != 2 || len(cr.Centrifuge.Runs) != 2 {
 		t.Fatalf("publish-256 %v %s", err, lines[2])
+	}
+	// Cometify pushes, signed with the secret the server printed (the
+	// fake refuses a wrong signature), beside /write (P4b).
+	cr = caseResult{}
+	if err := json.Unmarshal([]byte(lines[3]), &cr); err != nil || cr.Case != "write-cf-synced" || len(cr.Halley.Runs) != 2 ||
+		cr.Halley.Median["errors"] != 0 || cr.Halley.Median["req_per_sec"] <= 0 || !strings.Contains(cr.Command, "--kind cometify --key K --secret S") {
+		t.Fatalf("write-cf-synced %v %s", err, lines[3])
 	}
 	// Every server was stopped: the port is free again.
 	time.Sleep(100 * time.Millisecond)
@@ -183,7 +190,7 @@ func TestRunHelpers(t *testing.T) {
 		t.Errorf("key %q", k)
 	}
 	c, err := parseRunArgs([]string{"--halley-cmd", "h serve --listen 127.0.0.1:5", "--nchan"}, io.Discard)
-	if err != nil || c.HalleyURL != "http://127.0.0.1:5" || c.Runs != 3 || len(c.Cases) != 9 || !c.Nchan {
+	if err != nil || c.HalleyURL != "http://127.0.0.1:5" || c.Runs != 3 || len(c.Cases) != 10 || !c.Nchan {
 		t.Errorf("run args %+v %v", c, err)
 	}
 	if c, err := parseRunArgs([]string{"--cases", "floor"}, io.Discard); err != nil || len(c.Cases) != 1 {
