@@ -1,6 +1,7 @@
 // Package bench is Halley's load harness ("halley bench ..."). It is black
-// box: it talks to a server (Halley or the Nchan peer) over sockets only and
-// imports nothing else of this module.
+// box: it talks to a server (Halley, the Nchan peer or the Centrifuge
+// peer) over sockets only and imports nothing else of this module. Each
+// server API is a serverKind (kinds.go).
 //
 //	idle   many idle subscribers, server RSS slope per connection
 //	write  closed-loop publish load, req/s and latency percentiles
@@ -61,13 +62,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage: halley bench <command> [flags]   (each command: -h for its flags)
 
-  idle   --target URL --pid PID --mode ws|longpoll [--kind halley|cometify|nchan] [--key K] [--counts 2000,18000]
+  idle   --target URL --pid PID --mode ws|longpoll [--kind halley|cometify|nchan|centrifuge] [--key K] [--counts 2000,18000]
          hold idle subscribers from forked client processes; report the server's
          RSS slope per connection, kernel TCP memory and the clients' own RSS
-  write  --target URL [--kind halley|nchan] [--conns 16] [--duration 10s] [--channels 100]
+  write  --target URL [--kind halley|cometify|nchan|centrifuge] [--conns 16] [--duration 10s] [--channels 100]
          [--size 100] [--key K --user U]
          closed-loop keep-alive publish load; req/s, p50/p90/p99/max, errors
-  fanout --target URL [--kind halley|cometify|nchan] [--subs 10000] [--msgs 200] [--rate 20] [--size 100]
+  fanout --target URL [--kind halley|cometify|nchan|centrifuge] [--subs 10000] [--msgs 200] [--rate 20] [--size 100]
          [--key K --user U | --key K --secret S] [--pid PID] [--client-readers 1] [--client-coalesce 1ms]
          WebSocket subscribers on one fresh channel, paced publishes; deliveries/s,
          p50/p90/p99/max latency, rate kept, missing/duplicates, server CPU/delivery
@@ -77,7 +78,7 @@ func usage(w io.Writer) {
   floor  [--socks 9000] [--rounds 32] [--size 100] [--per-write 1,4,16]
          one thread writes the same frame to every loopback socket, no server logic;
          its CPU per frame (getrusage of the thread) and frames/s, for each frames-per-write
-  run    --halley-cmd "halley serve --data {tmp} --listen 127.0.0.1:PORT" --key K --user U [--nchan]
+  run    --halley-cmd "halley serve --data {tmp} --listen 127.0.0.1:PORT" --key K --user U [--nchan] [--centrifuge]
          every case 3 times on a fresh server, medians, bench/results/<case>.md + .png + results.jsonl
   plot   [--out bench/results]   draw the plots of results.jsonl again (the last line of each case)
 `)
