@@ -338,7 +338,7 @@ func TestArgs(t *testing.T) {
 		{"cometify", `{"code":"ok","pushes":[],"since":"a:0","gap":true,"gap_identifiers":["a"]}`, "a:0", false},
 		{"cometify", `not json`, "", false},
 	} {
-		if r, m := pollResume(tc.kind, []byte(tc.body)); r != tc.resume || m != tc.msgs {
+		if r, m := mustKind(tc.kind).pollAnswer([]byte(tc.body)); r != tc.resume || m != tc.msgs {
 			t.Errorf("%s %s: resume %q msgs %v", tc.kind, tc.body, r, m)
 		}
 	}
@@ -398,7 +398,7 @@ func TestWriteEndToEnd(t *testing.T) {
 	}))
 	defer bad.Close()
 	res, err := runWrite(context.Background(), writeConfig{Target: bad.URL, Kind: "halley", Key: "K", User: "u",
-		Conns: 2, Duration: 100 * time.Millisecond, Channels: 1, Size: 1, ChanPrefix: "p"})
+		Conns: 2, Duration: 100 * time.Millisecond, Channels: 1, Size: 1, ChanPrefix: "p"}, nil)
 	if err != nil || res.Requests == 0 || res.Errors != res.Requests {
 		t.Fatalf("bad answers: %+v %v", res, err)
 	}

@@ -2,18 +2,17 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
-	"net/url"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -38,7 +37,7 @@ type clientConfig struct {
 
 func clientFlags(fs *flag.FlagSet, c *clientConfig) {
 	fs.StringVar(&c.Target, "target", "http://127.0.0.1:8080", "server base URL")
-	fs.StringVar(&c.Kind, "kind", "halley", "halley (EZComet), cometify (Halley's Cometify API) or nchan")
+	fs.StringVar(&c.Kind, "kind", "halley", kindHelp)
 	fs.StringVar(&c.Mode, "mode", "ws", "ws or longpoll")
 	fs.StringVar(&c.QName, "qname", "demo-bench", "Halley qname prefix (<user>-<chan>); for Cometify and Nchan its \\w characters prefix the identifier / channel id")
 	fs.StringVar(&c.Key, "key", "", "Cometify api key (--kind cometify)")
@@ -50,7 +49,8 @@ func clientFlags(fs *flag.FlagSet, c *clientConfig) {
 }
 
 func (c *clientConfig) validate() error {
-	if err := checkKind(c.Kind); err != nil {
+	k, err := kindOf(c.Kind)
+	if err != nil {
 		return err
 	}
 	if c.Mode != "ws" && c.Mode != "longpoll" {
@@ -59,32 +59,15 @@ func (c *clientConfig) validate() error {
 	if c.PerIP < 1 || c.Channels < 1 || c.DialConc < 1 || c.MaxLife <= 0 {
 		return fmt.Errorf("--per-ip, --channels, --dial-conc must be ≥ 1 and --max-life > 0")
 	}
-	if c.Kind == "halley" && !strings.Contains(c.QName, "-") {
-		return fmt.Errorf("--qname %q: a Halley qname is <user>-<channel>", c.QName)
+	if err := k.checkClient(c); err != nil {
+		return err
 	}
-	if c.Kind == "cometify" {
-		if c.Key == "" {
-			return fmt.Errorf("--kind cometify needs --key")
-		}
-		if err := checkIdentifierPrefix(c.QName); err != nil {
-			return err
-		}
-	}
-	_, _, err := hostPort(c.Target)
+	_, _, err = hostPort(c.Target)
 	return err
 }
 
-// kinds are the servers and APIs the harness speaks.
-var kinds = []string{"halley", "cometify", "nchan"}
-
-func checkKind(k string) error {
-	for _, x := range kinds {
-		if k == x {
-			return nil
-		}
-	}
-	return fmt.Errorf("--kind must be one of %s, not %q", strings.Join(kinds, ", "), k)
-}
+// kind is the API of --kind (validate has checked it).
+func (c *clientConfig) kind() serverKind { return mustKind(c.Kind) }
 
 // checkIdentifierPrefix refuses a prefix that cannot start a Cometify
 // identifier (CF-P-01: a letter, then \w, 60 at most; room is left for the
@@ -101,30 +84,7 @@ func checkIdentifierPrefix(p string) error {
 // long-poll goes on from: Halley's last tick, Cometify's "since" (id-form
 // LIST); empty for the first request. Nchan resumes by headers instead.
 func (c *clientConfig) subPath(g int, resume string) string {
-	ch := strconv.Itoa(g % c.Channels)
-	name := nchanID(c.QName) + ch // an Nchan channel id, a Cometify identifier
-	if c.Kind == "halley" {
-		name = c.QName + ch // a qname, <user>-<channel>
-	}
-	switch {
-	case c.Kind == "nchan":
-		return "/sub/" + name
-	case c.Kind == "cometify":
-		if resume == "" {
-			resume = name
-		}
-		if c.Mode == "ws" {
-			return "/" + c.Key + "/listen?identifiers=" + url.QueryEscape(resume)
-		}
-		return "/" + c.Key + "/poll?identifiers=" + url.QueryEscape(resume) + "&timeout=" + strconv.Itoa(c.Timeout)
-	case c.Mode == "ws":
-		return "/read/ws?qname=" + url.QueryEscape(name)
-	}
-	p := "/read?qname=" + url.QueryEscape(name) + "&timeout=" + strconv.Itoa(c.Timeout)
-	if resume != "" {
-		p += "&tick=" + url.QueryEscape(resume)
-	}
-	return p
+	return c.kind().subPath(c, g, resume)
 }
 
 // clientStats are the counters a client process reports to its parent.
@@ -306,8 +266,66 @@ func openSub(ctx context.Context, c *clientConfig, addr, host string, g int, res
 		conn.Close()
 		return nil, nil, fmt.Errorf("websocket handshake: bad Sec-WebSocket-Accept %q", r.accept)
 	}
+	if h := c.kind().hello(); h != nil {
+		if err := sayHello(conn, br, h); err != nil {
+			conn.Close()
+			return nil, nil, err
+		}
+	}
 	conn.SetDeadline(time.Time{})
 	return conn, br, nil
+}
+
+// sayHello sends a WebSocket subscriber's first frame and waits for the
+// server's answer (the first data frame); an answer holding "error" is a
+// refusal.
+func sayHello(conn net.Conn, br *bufio.Reader, hello []byte) error {
+	if _, err := conn.Write(wsFrame(0x1, hello)); err != nil {
+		return err
+	}
+	for {
+		op, p, err := readWSFrame(br)
+		if err != nil {
+			return fmt.Errorf("websocket hello: %v", err)
+		}
+		switch op {
+		case 0x9:
+			conn.Write(wsFrame(0xA, p))
+		case 0x8:
+			return fmt.Errorf("websocket hello: closed by the server")
+		case 0x1, 0x2:
+			if bytes.Contains(p, []byte(`"error"`)) {
+				return fmt.Errorf("websocket hello refused: %.200s", p)
+			}
+			return nil
+		}
+	}
+}
+
+// readWSFrame reads one whole frame (a fragment counts as one) from br.
+func readWSFrame(br *bufio.Reader) (op byte, p []byte, err error) {
+	var h [14]byte
+	if _, err := io.ReadFull(br, h[:2]); err != nil {
+		return 0, nil, err
+	}
+	hdr, _, _ := wsHeader(h[:2])
+	if _, err := io.ReadFull(br, h[2:hdr]); err != nil {
+		return 0, nil, err
+	}
+	_, total, _ := wsHeader(h[:hdr])
+	if total-int64(hdr) > 1<<20 {
+		return 0, nil, errWSTooLong
+	}
+	p = make([]byte, total-int64(hdr))
+	if _, err := io.ReadFull(br, p); err != nil {
+		return 0, nil, err
+	}
+	if h[1]&0x80 != 0 {
+		for i := range p {
+			p[i] ^= h[hdr-4+i%4]
+		}
+	}
+	return h[0] & 0x0f, p, nil
 }
 
 func wsKey() string {
@@ -336,10 +354,10 @@ func wsHold(conn net.Conn, br *bufio.Reader, st *clientStats) error {
 
 // wsHoldFunc is wsHold; when onData is set, each complete data message
 // (fragments joined) is passed to it instead of being discarded, and
-// st.msgs counts only the messages onData says were deliveries (not a
-// server's own frames: a resume point, a gap signal). The slice is reused
-// after onData returns.
-func wsHoldFunc(conn net.Conn, br *bufio.Reader, st *clientStats, onData func([]byte) bool) error {
+// st.msgs counts the deliveries onData says the message held (not a
+// server's own frames: a resume point, a gap signal; a frame may hold
+// several). The slice is reused after onData returns.
+func wsHoldFunc(conn net.Conn, br *bufio.Reader, st *clientStats, onData func([]byte) int64) error {
 	var hdr [8]byte
 	var msg []byte
 	for {
@@ -415,8 +433,10 @@ func wsHoldFunc(conn net.Conn, br *bufio.Reader, st *clientStats, onData func([]
 				}
 			}
 			if fin && op != 0xA {
-				if onData == nil || onData(msg) {
+				if onData == nil {
 					st.msgs.Add(1)
+				} else {
+					st.msgs.Add(onData(msg))
 				}
 				msg = msg[:0]
 			}
@@ -443,33 +463,6 @@ func lpRequest(c *clientConfig, host string, g int, resume, lastMod, etag string
 	return append(b, "\r\n"...)
 }
 
-// pollResume reads a long-poll answer: where the next poll goes on from
-// (Halley: the newest message's tick; Cometify: "since", given with or
-// without pushes) and whether it carried messages.
-func pollResume(kind string, body []byte) (resume string, msgs bool) {
-	if kind == "cometify" {
-		var a struct {
-			Pushes []json.RawMessage `json:"pushes"`
-			Since  string            `json:"since"`
-		}
-		if json.Unmarshal(body, &a) != nil {
-			return "", false
-		}
-		return a.Since, len(a.Pushes) > 0
-	}
-	var a struct {
-		Messages [][]string `json:"messages"`
-	}
-	if json.Unmarshal(body, &a) != nil || len(a.Messages) == 0 {
-		return "", false
-	}
-	m := a.Messages[len(a.Messages)-1]
-	if len(m) == 0 {
-		return "", false
-	}
-	return m[0], true
-}
-
 // lpHold waits for the answer to the long-poll already sent and re-issues
 // it, until the connection ends or an answer is an error.
 func lpHold(conn net.Conn, br *bufio.Reader, c *clientConfig, host string, g int, st *clientStats) error {
@@ -481,16 +474,12 @@ func lpHold(conn net.Conn, br *bufio.Reader, c *clientConfig, host string, g int
 		}
 		switch {
 		case r.status == 200:
-			if c.Kind == "nchan" {
+			next, msgs := c.kind().pollAnswer(r.body)
+			if next != "" {
+				resume = next
+			}
+			if msgs {
 				st.msgs.Add(1)
-			} else {
-				next, msgs := pollResume(c.Kind, r.body)
-				if next != "" {
-					resume = next
-				}
-				if msgs {
-					st.msgs.Add(1)
-				}
 			}
 		case r.status == 304 || r.status == 408:
 		default:

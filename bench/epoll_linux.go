@@ -258,9 +258,7 @@ func (s *epSink) wsFrame(op byte, p []byte) error {
 		return io.EOF
 	case 0xA:
 	default:
-		if s.e.f.onFrameAt(s.c.idx, p, s.now) {
-			s.n++
-		}
+		s.n += s.e.f.onFrameAt(s.c.idx, p, s.now)
 	}
 	return nil
 }

@@ -33,7 +33,7 @@ func TestEpollReader(t *testing.T) {
 	}
 	cli, srv := socketConn(t, fds[0]), socketConn(t, fds[1])
 	defer srv.Close()
-	f := &fanState{kind: "cometify", msgs: 4, subs: []*fanSub{newFanSub(4), newFanSub(4)}}
+	f := &fanState{kind: cfKind{}, msgs: 4, subs: []*fanSub{newFanSub(4), newFanSub(4)}}
 	var st clientStats
 	e, err := newEpollSubs(1, 2, 0, f, &st)
 	if err != nil {

@@ -2,11 +2,7 @@ package bench
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"crypto/md5"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,7 +10,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,7 +22,7 @@ import (
 // subscribers on one fresh channel, Msgs messages published at Rate/s.
 type fanoutConfig struct {
 	Target      string
-	Kind        string // halley | cometify | nchan
+	Kind        string // a serverKind name
 	Subs        int
 	Msgs        int
 	Rate        float64
@@ -81,6 +76,7 @@ type fanoutResult struct {
 	MaxMs         float64      `json:"max_ms"`
 	CPUus         float64      `json:"server_cpu_us_per_delivery"` // with --pid
 	Warnings      []string     `json:"warnings,omitempty"`
+	hist          *Histogram   // every delivery's latency
 	Storm         *stormResult `json:"storm,omitempty"`
 }
 
@@ -96,659 +92,6 @@ type stormResult struct {
 	CaughtMs    float64 `json:"caught_ms"`    // reset sent → every subscriber has all of those (-1: not within the wait)
 }
 
-// fanPayload is message seq sent at t (UnixNano): "seq.t." padded with 'x'
-// to size bytes (longer when size is too small to hold both numbers).
-func fanPayload(seq int, t int64, size int) []byte {
-	b := strconv.AppendInt(nil, int64(seq), 10)
-	b = append(b, '.')
-	b = strconv.AppendInt(b, t, 10)
-	b = append(b, '.')
-	for len(b) < size {
-		b = append(b, 'x')
-	}
-	return b
-}
-
-// parseFanPayload returns the sequence number and send time of a payload.
-// It allocates nothing: the clients share the CPUs with the server.
-func parseFanPayload(p []byte) (seq int, t int64, ok bool) {
-	num := func(b []byte) (int64, []byte, bool) {
-		var v int64
-		i := 0
-		for ; i < len(b) && '0' <= b[i] && b[i] <= '9'; i++ {
-			d := int64(b[i] - '0')
-			if v > (1<<63-1-d)/10 {
-				return 0, nil, false // would overflow
-			}
-			v = v*10 + d
-		}
-		if i == 0 || i == len(b) || b[i] != '.' {
-			return 0, nil, false
-		}
-		return v, b[i+1:], true
-	}
-	n, rest, ok1 := num(p)
-	if !ok1 {
-		return 0, 0, false
-	}
-	ts, _, ok2 := num(rest)
-	if !ok2 {
-		return 0, 0, false
-	}
-	return int(n), ts, true
-}
-
-// fanMessage extracts the payload of a data frame and, for Cometify, its
-// push id (-1 when the API has none): Nchan's frame is the body; Halley's
-// EZComet frame is the JSON array ["<tick>","<msg>"]; a Cometify push is
-// {"identifier":"…","id":N,"data":"…"}. ignore means a frame that is not a
-// message: EZComet's {"gap":true}, Cometify's objects without "data" (the
-// {"since":…} resume point, gap signals). A nil payload that is not
-// ignored is a bad frame.
-func fanMessage(kind string, frame []byte) (payload []byte, id int64, ignore bool) {
-	switch kind {
-	case "nchan":
-		return frame, -1, false
-	case "cometify":
-		if len(frame) == 0 || frame[0] != '{' {
-			return nil, -1, false
-		}
-		if data, id, push, ok := cfPushScan(frame); ok {
-			if !push {
-				return nil, -1, true
-			}
-			return data, id, false
-		}
-		var p struct {
-			ID   *int64  `json:"id"`
-			Data *string `json:"data"`
-		}
-		if json.Unmarshal(frame, &p) != nil {
-			return nil, -1, false
-		}
-		if p.Data == nil {
-			return nil, -1, true
-		}
-		if p.ID == nil || *p.ID < 1 {
-			return nil, -1, false
-		}
-		return []byte(*p.Data), *p.ID, false
-	}
-	if len(frame) == 0 || frame[0] != '[' {
-		return nil, -1, true
-	}
-	if msg, ok := ezScan(frame); ok {
-		return msg, -1, false
-	}
-	var a []string
-	if json.Unmarshal(frame, &a) != nil || len(a) < 2 {
-		return nil, -1, false
-	}
-	return []byte(a[1]), -1, false
-}
-
-// ezScan reads a compact EZComet frame ["<tick>","<msg>"] without a JSON
-// decoder; ok is false when it needs one (an escape, spaces, more
-// elements).
-func ezScan(frame []byte) (msg []byte, ok bool) {
-	if len(frame) < 7 || frame[1] != '"' || !bytes.HasSuffix(frame, []byte(`"]`)) {
-		return nil, false
-	}
-	in := frame[2 : len(frame)-2] // <tick>","<msg>
-	j := bytes.IndexByte(in, '"')
-	if j < 0 || !bytes.HasPrefix(in[j:], []byte(`","`)) {
-		return nil, false
-	}
-	tick, msg := in[:j], in[j+3:]
-	if bytes.IndexByte(tick, '\\') >= 0 || bytes.IndexByte(msg, '\\') >= 0 || bytes.IndexByte(msg, '"') >= 0 {
-		return nil, false
-	}
-	return msg, true
-}
-
-// cfPushScan reads a compact Cometify push frame without a JSON decoder,
-// so that the clients, which share the CPUs with the server, spend about
-// as little per frame on Cometify as on Nchan's bare bodies. ok is false
-// when the frame needs the decoder: an escape in "data", keys spaced or
-// missing. An unescaped `"key":` cannot occur inside a JSON string, so a
-// match preceded by '{' or ',' is a key of the object.
-func cfPushScan(frame []byte) (data []byte, id int64, push, ok bool) {
-	key := func(k string) int {
-		i := bytes.Index(frame, []byte(k))
-		if i <= 0 || (frame[i-1] != '{' && frame[i-1] != ',') {
-			return -1
-		}
-		return i + len(k)
-	}
-	d := key(`"data":"`)
-	if d < 0 {
-		// No data: a resume point or a gap signal, unless "data" is
-		// there in another form (spaced, or a value).
-		return nil, 0, false, !bytes.Contains(frame, []byte(`"data"`))
-	}
-	n := bytes.IndexByte(frame[d:], '"')
-	if n < 0 || bytes.IndexByte(frame[d:d+n], '\\') >= 0 {
-		return nil, 0, false, false
-	}
-	i := key(`"id":`)
-	if i < 0 {
-		return nil, 0, false, false
-	}
-	j := i
-	for j < len(frame) && '0' <= frame[j] && frame[j] <= '9' {
-		j++
-	}
-	v, err := strconv.ParseInt(string(frame[i:j]), 10, 64)
-	if err != nil || v < 1 || j == len(frame) || (frame[j] != ',' && frame[j] != '}') {
-		return nil, 0, false, false
-	}
-	return frame[d : d+n], v, true, true
-}
-
-// cfSecure is a Cometify push's signature (CF-P-03):
-// md5hex(apiKey + md5hex(apiSecret) + identifier + text).
-func cfSecure(key, secret, identifier, text string) string {
-	inner := md5.Sum([]byte(secret))
-	outer := md5.Sum([]byte(key + hex.EncodeToString(inner[:]) + identifier + text))
-	return hex.EncodeToString(outer[:])
-}
-
-// fanSub is one subscriber's accounting: which messages arrived, how many
-// more than once, and how many out of order. The publisher sends in
-// sequence over one connection, so each subscriber must see the sequence
-// numbers (and Cometify push ids) strictly increase.
-type fanSub struct {
-	seen    []byte // bitmap over msgs
-	n       int32  // msgs
-	got     int32
-	dup     int32
-	order   int32 // fresh messages whose seq or id was not above the previous one's
-	lastSeq int32
-	lastID  int64
-	since   int64 // the stream's resume point ({"since":"<id>:N"}, Cometify)
-	prefix  int32 // messages 0..prefix-1 all arrived
-	opened  bool  // the subscription was made (only these count as listeners)
-}
-
-func newFanSub(msgs int) *fanSub {
-	return &fanSub{seen: make([]byte, (msgs+7)/8), n: int32(msgs), lastSeq: -1}
-}
-
-// mark records message seq with push id (-1: the API has no ids); it
-// returns false for a duplicate or an out-of-range seq (counted as a
-// duplicate only when in range). A fresh message that does not follow the
-// previous one in seq and id counts once in order.
-func (s *fanSub) mark(seq int, id int64) bool {
-	if seq < 0 || seq >= int(s.n) {
-		return false
-	}
-	bit := byte(1) << (seq % 8)
-	if s.seen[seq/8]&bit != 0 {
-		s.dup++
-		return false
-	}
-	s.seen[seq/8] |= bit
-	s.got++
-	for s.prefix < s.n && s.seen[s.prefix/8]&(1<<(s.prefix%8)) != 0 {
-		s.prefix++
-	}
-	if int32(seq) <= s.lastSeq || (id >= 0 && id <= s.lastID) {
-		s.order++
-	}
-	s.lastSeq = max(s.lastSeq, int32(seq))
-	s.lastID = max(s.lastID, id)
-	return true
-}
-
-// resumeID is the id a Cometify listener resumes from: its last push, or
-// the stream's resume point when that is higher (none arrived yet).
-func (s *fanSub) resumeID() int64 { return max(s.lastID, s.since) }
-
-// sinceID reads the id of a one-identifier Cometify resume point
-// {"since":"<name>:<id>"}; ok is false for any other frame.
-func sinceID(frame []byte) (int64, bool) {
-	rest, ok := bytes.CutPrefix(frame, []byte(`{"since":"`))
-	if !ok || !bytes.HasSuffix(rest, []byte(`"}`)) {
-		return 0, false
-	}
-	rest = rest[:len(rest)-2]
-	i := bytes.LastIndexByte(rest, ':')
-	if i < 0 || bytes.IndexByte(rest, ',') >= 0 {
-		return 0, false
-	}
-	v, err := strconv.ParseInt(string(rest[i+1:]), 10, 64)
-	return v, err == nil && v >= 0
-}
-
-// missing is how many of the first n messages never arrived.
-func (s *fanSub) missing(n int) int {
-	m := 0
-	for i := 0; i < n && i < int(s.n); i++ {
-		if s.seen[i/8]&(1<<(i%8)) == 0 {
-			m++
-		}
-	}
-	return m
-}
-
-// encodeCounts writes the non-zero entries of counts as "i:c,i:c,…", or
-// "-" when there are none.
-func encodeCounts(b *strings.Builder, counts []uint64) {
-	first := true
-	for i, c := range counts {
-		if c == 0 {
-			continue
-		}
-		if !first {
-			b.WriteByte(',')
-		}
-		first = false
-		fmt.Fprintf(b, "%d:%d", i, c)
-	}
-	if first {
-		b.WriteByte('-')
-	}
-}
-
-// decodeCounts adds the entries of an encodeCounts string to counts and
-// returns their sum; an index outside counts is an error.
-func decodeCounts(s string, counts []uint64) (uint64, error) {
-	var total uint64
-	if s == "-" {
-		return 0, nil
-	}
-	for _, p := range strings.Split(s, ",") {
-		a, b, ok := strings.Cut(p, ":")
-		i, err1 := strconv.Atoi(a)
-		c, err2 := strconv.ParseUint(b, 10, 64)
-		if !ok || err1 != nil || err2 != nil || i < 0 || i >= len(counts) {
-			return 0, fmt.Errorf("bad count %q", p)
-		}
-		counts[i] += c
-		total += c
-	}
-	return total, nil
-}
-
-// encodeHist serialises a histogram as one line: "n sum min max i:c,i:c,…".
-func encodeHist(h *Histogram) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d %g %d %d ", h.n, h.sum, h.min, h.max)
-	encodeCounts(&b, h.counts[:])
-	return b.String()
-}
-
-// decodeHist is the inverse of encodeHist.
-func decodeHist(s string) (*Histogram, error) {
-	f := strings.Fields(s)
-	if len(f) != 5 {
-		return nil, fmt.Errorf("histogram: %d fields", len(f))
-	}
-	h := &Histogram{}
-	var err error
-	if h.n, err = strconv.ParseUint(f[0], 10, 64); err != nil {
-		return nil, err
-	}
-	if h.sum, err = strconv.ParseFloat(f[1], 64); err != nil {
-		return nil, err
-	}
-	if h.min, err = strconv.ParseInt(f[2], 10, 64); err != nil {
-		return nil, err
-	}
-	if h.max, err = strconv.ParseInt(f[3], 10, 64); err != nil {
-		return nil, err
-	}
-	total, err := decodeCounts(f[4], h.counts[:])
-	if err != nil {
-		return nil, fmt.Errorf("histogram: %v", err)
-	}
-	if total != h.n {
-		return nil, fmt.Errorf("histogram: buckets hold %d of %d samples", total, h.n)
-	}
-	return h, nil
-}
-
-// fanReport is the end-of-run line of a fan-out client process.
-type fanReport struct {
-	Got, Dup, Missing, Bad, Closed int64
-	Order                          int64    // out-of-order deliveries
-	Opened                         int64    // subscribers ever opened
-	ListenerMin, ListenerMax       int64    // distinct messages per opened subscriber
-	First, Last                    int64    // UnixNano of the first and last delivery
-	MissBySeq                      []uint64 // per message: opened subscribers that never got it
-	Hist                           *Histogram
-}
-
-// fanState is a fan-out client process's shared state.
-type fanState struct {
-	kind  string
-	msgs  int
-	mu    [16]sync.Mutex
-	hists [16]Histogram
-	subs  []*fanSub
-	bad   atomic.Int64
-	first atomic.Int64
-	last  atomic.Int64
-}
-
-// onFrame accounts one data frame of subscriber i; it says whether the
-// frame was a delivery (good, duplicate or bad), not a server frame to
-// ignore.
-func (f *fanState) onFrame(i int, frame []byte) bool {
-	return f.onFrameAt(i, frame, time.Now().UnixNano())
-}
-
-// onFrameAt is onFrame for a frame received at now (UnixNano).
-func (f *fanState) onFrameAt(i int, frame []byte, now int64) bool {
-	p, id, ignore := fanMessage(f.kind, frame)
-	if ignore {
-		if f.kind == "cometify" {
-			if v, ok := sinceID(frame); ok {
-				k := i % len(f.mu)
-				f.mu[k].Lock()
-				f.subs[i].since = max(f.subs[i].since, v)
-				f.mu[k].Unlock()
-			}
-		}
-		return false
-	}
-	seq, ts, ok := parseFanPayload(p)
-	if !ok || seq >= f.msgs {
-		f.bad.Add(1)
-		return true
-	}
-	k := i % len(f.mu)
-	f.mu[k].Lock()
-	fresh := f.subs[i].mark(seq, id)
-	if fresh {
-		f.hists[k].Record(now - ts)
-	}
-	f.mu[k].Unlock()
-	if fresh {
-		f.first.CompareAndSwap(0, now)
-		for {
-			l := f.last.Load()
-			if now <= l || f.last.CompareAndSwap(l, now) {
-				break
-			}
-		}
-	}
-	return true
-}
-
-// resume is subscriber i's resume point (Cometify id form).
-func (f *fanState) resume(i int) int64 {
-	k := i % len(f.mu)
-	f.mu[k].Lock()
-	defer f.mu[k].Unlock()
-	return f.subs[i].resumeID()
-}
-
-// caught counts the opened subscribers that got every one of the first n
-// messages.
-func (f *fanState) caught(n int) int {
-	c := 0
-	for k := range f.mu {
-		f.mu[k].Lock()
-		for i := k; i < len(f.subs); i += len(f.mu) {
-			if s := f.subs[i]; s.opened && int(s.prefix) >= n {
-				c++
-			}
-		}
-		f.mu[k].Unlock()
-	}
-	return c
-}
-
-// opened marks subscriber i as listening.
-func (f *fanState) opened(i int) {
-	k := i % len(f.mu)
-	f.mu[k].Lock()
-	f.subs[i].opened = true
-	f.mu[k].Unlock()
-}
-
-func (f *fanState) report(closed int64) string {
-	var h Histogram
-	var got, dup, miss, order, opened int64
-	lmin, lmax := int64(-1), int64(0)
-	missBySeq := make([]uint64, f.msgs)
-	for k := range f.mu {
-		f.mu[k].Lock()
-		h.Merge(&f.hists[k])
-		f.mu[k].Unlock()
-	}
-	for i, s := range f.subs {
-		k := i % len(f.mu)
-		f.mu[k].Lock()
-		got += int64(s.got)
-		dup += int64(s.dup)
-		miss += int64(s.missing(f.msgs))
-		order += int64(s.order)
-		if s.opened {
-			for q := range missBySeq {
-				if s.seen[q/8]&(1<<(q%8)) == 0 {
-					missBySeq[q]++
-				}
-			}
-			opened++
-			if lmin < 0 || int64(s.got) < lmin {
-				lmin = int64(s.got)
-			}
-			lmax = max(lmax, int64(s.got))
-		}
-		f.mu[k].Unlock()
-	}
-	var mseq strings.Builder
-	encodeCounts(&mseq, missBySeq)
-	return fmt.Sprintf("fan got=%d dup=%d missing=%d bad=%d closed=%d order=%d opened=%d lmin=%d lmax=%d first=%d last=%d\nmseq %s\nhist %s",
-		got, dup, miss, f.bad.Load(), closed, order, opened, lmin, lmax, f.first.Load(), f.last.Load(), mseq.String(), encodeHist(&h))
-}
-
-// cmdFanClient is the hidden "bench fanclient": it opens --open WebSocket
-// subscribers on one channel and accounts every message. stdout: "ready",
-// stat lines as "bench client"; on "quit" (or end of stdin) a "fan …" and a
-// "hist …" line, then it exits.
-func cmdFanClient(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("bench fanclient", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var c clientConfig
-	clientFlags(fs, &c)
-	fs.IntVar(&c.FirstIndex, "first-index", 0, "global index of the first connection (source addresses)")
-	open := fs.Int("open", 0, "subscribers to open")
-	msgs := fs.Int("msgs", 0, "messages expected")
-	coalesce := fs.Duration("coalesce", time.Millisecond, "epoll readers: after a wake-up with few sockets ready (< 32), sleep this long (≤ 0: never)")
-	readers := fs.Int("readers", 1, "epoll reader goroutines holding the subscribers (0: GOMAXPROCS; -1: a goroutine per subscriber)")
-	if err := parseFlags(fs, args); err != nil {
-		return 2
-	}
-	c.Mode, c.Channels = "ws", 1
-	if err := c.validate(); err != nil || *msgs < 1 {
-		fmt.Fprintln(stderr, "bench fanclient: bad flags", err)
-		return 2
-	}
-	addr, host, _ := hostPort(c.Target)
-	ctx, cancel := context.WithTimeout(context.Background(), c.MaxLife)
-	defer cancel()
-	f := &fanState{kind: c.Kind, msgs: *msgs, subs: make([]*fanSub, *open)}
-	for i := range f.subs {
-		f.subs[i] = newFanSub(*msgs)
-	}
-	var st clientStats
-	var ep *epollSubs
-	if *readers >= 0 && epollAvailable {
-		n := *readers
-		if n == 0 {
-			n = runtime.GOMAXPROCS(0)
-		}
-		var err error
-		if ep, err = newEpollSubs(n, *open, *coalesce, f, &st); err != nil {
-			fmt.Fprintln(stderr, "bench fanclient: epoll readers:", err, "(a goroutine per subscriber instead)")
-		}
-	}
-	sem := make(chan struct{}, c.DialConc)
-	for i := 0; i < *open; i++ {
-		go func(i int) {
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			conn, br, err := openSub(ctx, &c, addr, host, c.FirstIndex+i, "")
-			<-sem
-			if err != nil {
-				st.failed.Add(1)
-				return
-			}
-			st.open.Add(1)
-			f.opened(i)
-			if ep != nil {
-				if err := ep.add(i, conn, br); err != nil {
-					st.open.Add(-1)
-					st.closed.Add(1)
-				}
-				return
-			}
-			stop := context.AfterFunc(ctx, func() { conn.Close() })
-			defer stop()
-			wsHoldFunc(conn, br, &st, func(b []byte) bool { return f.onFrame(i, b) })
-			conn.Close()
-			st.open.Add(-1)
-			st.closed.Add(1)
-		}(i)
-	}
-	fmt.Fprintln(stdout, "ready")
-	// The storm (bench storm): "storm" resets every held subscriber at
-	// once and reconnects each at once with the id-form LIST of the last
-	// push it got (CF-L-05); "catch N" asks to count the subscribers that
-	// got all of the first N messages (stat caught=).
-	var sm stormState
-	quit := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stdin)
-		for sc.Scan() {
-			cmd := strings.TrimSpace(sc.Text())
-			if cmd == "quit" {
-				break
-			}
-			if cmd == "storm" && ep != nil && c.Kind == "cometify" {
-				go sm.storm(ctx, ep, f, &st, func(i int, resume string) (net.Conn, *bufio.Reader, error) {
-					sem <- struct{}{}
-					defer func() { <-sem }()
-					return openSub(ctx, &c, addr, host, c.FirstIndex+i, resume)
-				}, nchanID(c.QName)+"0")
-			}
-			if v, ok := strings.CutPrefix(cmd, "catch "); ok {
-				if n, err := strconv.Atoi(v); err == nil {
-					sm.catch.Store(int64(n))
-				}
-			}
-		}
-		close(quit)
-	}()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	last := ""
-	line := func() string {
-		l := st.line(*open)
-		if sm.started.Load() {
-			l += sm.line(f)
-		}
-		return l
-	}
-	for {
-		select {
-		case <-quit:
-			fmt.Fprintln(stdout, line())
-			fmt.Fprintln(stdout, f.report(st.closed.Load()))
-			return 0
-		case <-ctx.Done():
-			fmt.Fprintln(stdout, "exit max-life")
-			return 0
-		case <-tick.C:
-			if l := line(); l != last {
-				fmt.Fprintln(stdout, l)
-				last = l
-			}
-		}
-	}
-}
-
-// stormState is a fan-out client process's side of "bench storm".
-type stormState struct {
-	started     atomic.Bool
-	dropped     atomic.Int64 // subscribers reset
-	reconnected atomic.Int64 // of those, open again
-	gaveUp      atomic.Int64 // could not reconnect
-	retries     atomic.Int64 // reconnect attempts refused or failed, then retried
-	catch       atomic.Int64 // count caught= against the first catch messages (0: not asked)
-}
-
-// storm resets every subscriber and reconnects them all at once, each
-// resuming from its last push id (name:<id>).
-func (sm *stormState) storm(ctx context.Context, ep *epollSubs, f *fanState, st *clientStats,
-	open func(i int, resume string) (net.Conn, *bufio.Reader, error), name string) {
-	sm.started.Store(true)
-	idx := ep.reset()
-	sm.dropped.Add(int64(len(idx)))
-	for _, i := range idx {
-		go func() {
-			// A refusal (say the per-IP cap, while the server has not yet
-			// seen the reset of the old connection) is retried.
-			for attempt := 0; ctx.Err() == nil; attempt++ {
-				conn, br, err := open(i, name+":"+strconv.FormatInt(f.resume(i), 10))
-				if err == nil {
-					st.open.Add(1)
-					if ep.add(i, conn, br) == nil {
-						sm.reconnected.Add(1)
-						return
-					}
-					st.open.Add(-1)
-				}
-				if attempt == 100 {
-					sm.gaveUp.Add(1)
-					return
-				}
-				sm.retries.Add(1)
-				time.Sleep(100 * time.Millisecond)
-			}
-		}()
-	}
-}
-
-func (sm *stormState) line(f *fanState) string {
-	caught := -1
-	if n := sm.catch.Load(); n > 0 {
-		caught = f.caught(int(n))
-	}
-	return fmt.Sprintf(" dropped=%d reconnected=%d gaveup=%d retries=%d caught=%d",
-		sm.dropped.Load(), sm.reconnected.Load(), sm.gaveUp.Load(), sm.retries.Load(), caught)
-}
-
-// parseFanLine parses the "fan k=v …" line of fanState.report; unknown
-// keys are skipped.
-func parseFanLine(line string) (fanReport, bool) {
-	rest, ok := strings.CutPrefix(line, "fan ")
-	if !ok {
-		return fanReport{}, false
-	}
-	var r fanReport
-	fields := map[string]*int64{"got": &r.Got, "dup": &r.Dup, "missing": &r.Missing, "bad": &r.Bad,
-		"closed": &r.Closed, "order": &r.Order, "opened": &r.Opened, "lmin": &r.ListenerMin,
-		"lmax": &r.ListenerMax, "first": &r.First, "last": &r.Last}
-	for _, fld := range strings.Fields(rest) {
-		k, v, _ := strings.Cut(fld, "=")
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return r, false
-		}
-		if p := fields[k]; p != nil {
-			*p = n
-		}
-	}
-	return r, true
-}
-
 // fanProc is one fan-out client process as the parent sees it.
 type fanProc struct {
 	clientProc
@@ -757,21 +100,18 @@ type fanProc struct {
 }
 
 func (c *fanoutConfig) validate() error {
-	switch c.Kind {
-	case "halley":
-		if c.Key == "" || c.User == "" {
-			return fmt.Errorf("--kind halley needs --key and --user")
-		}
-	case "cometify":
-		if c.Key == "" || c.Secret == "" {
-			return fmt.Errorf("--kind cometify needs --key and --secret")
-		}
-		if err := checkIdentifierPrefix(c.Chan + "0"); c.Chan != "" && err != nil {
+	k, err := kindOf(c.Kind)
+	if err != nil {
+		return err
+	}
+	if err := k.checkPublisher(c.publisher()); err != nil {
+		return err
+	}
+	if c.Chan != "" {
+		sub := clientConfig{Kind: c.Kind, Mode: "ws", QName: c.qname(), Key: c.Key}
+		if err := k.checkClient(&sub); err != nil {
 			return err
 		}
-	case "nchan":
-	default:
-		return checkKind(c.Kind)
 	}
 	if c.Subs < 1 || c.Msgs < 1 || c.Rate <= 0 || c.Size < 0 {
 		return fmt.Errorf("--subs, --msgs must be ≥ 1, --rate > 0, --size ≥ 0")
@@ -779,35 +119,26 @@ func (c *fanoutConfig) validate() error {
 	if c.PerProcess < 1 || c.PerProcess > 19000 || c.PerIP < 1 || c.DialConc < 1 {
 		return fmt.Errorf("--per-process must be 1..19000, --per-ip and --dial-conc ≥ 1")
 	}
-	_, _, err := hostPort(c.Target)
+	_, _, err = hostPort(c.Target)
 	return err
 }
 
-// qname is the client processes' --qname (prefix; the channel is "<qname>0").
-func (c *fanoutConfig) qname() string {
-	if c.Kind == "halley" {
-		return c.User + "-" + c.Chan
-	}
-	return c.Chan
+// kind is the API of --kind (validate has checked it).
+func (c *fanoutConfig) kind() serverKind { return mustKind(c.Kind) }
+
+func (c *fanoutConfig) publisher() publisher {
+	return publisher{Key: c.Key, User: c.User, Secret: c.Secret}
 }
+
+// qname is the client processes' --qname (prefix; the channel is "<qname>0").
+func (c *fanoutConfig) qname() string { return c.kind().qname(c.User, c.Chan) }
+
+// channel is the one channel the subscribers are on.
+func (c *fanoutConfig) channel() string { return c.kind().channel(c.User, c.Chan, 0) }
 
 // pubRequest is the publish request of one message.
 func (c *fanoutConfig) pubRequest(host string, payload []byte) []byte {
-	name := channelName(c.Kind, c.User, c.Chan, 0)
-	var path, ctype, body string
-	switch c.Kind {
-	case "halley":
-		path, ctype = "/write", "application/x-www-form-urlencoded"
-		body = formBody("api_key", c.Key, "qname", name, "msg", string(payload))
-	case "cometify":
-		path, ctype = "/"+c.Key+"/push/"+name, "application/x-www-form-urlencoded"
-		body = formBody("identifier", name, "secret", "0", "text", string(payload),
-			"secure", cfSecure(c.Key, c.Secret, name, string(payload)))
-	default:
-		path, ctype, body = "/pub/"+name, "text/plain", string(payload)
-	}
-	return fmt.Appendf(nil, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s",
-		path, host, ctype, len(body), body)
+	return c.kind().publish(c.publisher(), host, c.channel(), payload)
 }
 
 // runFanout opens the subscribers from client processes, publishes, waits
@@ -815,11 +146,11 @@ func (c *fanoutConfig) pubRequest(host string, payload []byte) []byte {
 func runFanout(ctx context.Context, c fanoutConfig, log io.Writer) (fanoutResult, error) {
 	res := fanoutResult{Kind: c.Kind, Subs: c.Subs, Msgs: c.Msgs, AskedRate: c.Rate}
 	log = &syncWriter{w: log}
-	if err := c.validate(); err != nil {
-		return res, err
-	}
 	if c.Chan == "" {
 		c.Chan = freshPrefix() + "f"
+	}
+	if err := c.validate(); err != nil {
+		return res, err
 	}
 	addr, host, _ := hostPort(c.Target)
 	pub, err := net.DialTimeout("tcp", addr, 5*time.Second)
@@ -855,7 +186,7 @@ func runFanout(ctx context.Context, c fanoutConfig, log io.Writer) (fanoutResult
 			"--per-ip", strconv.Itoa(c.PerIP), "--dial-conc", strconv.Itoa(c.DialConc),
 			"--max-life", c.MaxLife.String(), "--first-index", strconv.Itoa(i*c.PerProcess),
 			"--open", strconv.Itoa(targets[i]), "--msgs", strconv.Itoa(c.Msgs))
-		if c.Kind == "cometify" {
+		if c.Key != "" {
 			args = append(args, "--key", c.Key)
 		}
 		if c.Readers != 0 {
@@ -930,7 +261,7 @@ func runFanout(ctx context.Context, c fanoutConfig, log io.Writer) (fanoutResult
 			return res, err
 		}
 	}
-	fmt.Fprintf(log, "fanout %s: opening %d subscribers on %s\n", c.Kind, c.Subs, channelName(c.Kind, c.User, c.Chan, 0))
+	fmt.Fprintf(log, "fanout %s: opening %d subscribers on %s\n", c.Kind, c.Subs, c.channel())
 	deadline := time.Now().Add(c.OpenTimeout)
 	for {
 		done := true
@@ -973,9 +304,20 @@ func runFanout(ctx context.Context, c fanoutConfig, log io.Writer) (fanoutResult
 		}
 	}
 	pubUsed = true
+	c.sent = new(atomic.Int64)
+	// A long run says how far it is every 5 s.
+	expected := int64(res.Open) * int64(c.Msgs)
+	stopProgress := every(5*time.Second, func(d time.Duration) {
+		var n int64
+		for _, p := range procs {
+			n += int64(p.get("msgs"))
+		}
+		fmt.Fprintf(log, "fanout %s: %.0f s: %d of %d msgs sent, %d of %d deliveries counted\n",
+			c.Kind, d.Seconds(), c.sent.Load(), c.Msgs, n, expected)
+	})
+	defer stopProgress()
 	stormDone := make(chan struct{})
 	if c.StormAt > 0 {
-		c.sent = new(atomic.Int64)
 		res.Storm = &stormResult{ReconnectMs: -1, CaughtMs: -1}
 		go func() {
 			defer close(stormDone)
@@ -1095,7 +437,29 @@ func runFanout(ctx context.Context, c fanoutConfig, log io.Writer) (fanoutResult
 	}
 	ms := func(v int64) float64 { return float64(v) / 1e6 }
 	res.P50ms, res.P90ms, res.P99ms, res.MaxMs = ms(h.Percentile(0.50)), ms(h.Percentile(0.90)), ms(h.Percentile(0.99)), ms(h.Max())
+	res.hist = &h
 	return res, nil
+}
+
+// every calls f with the time elapsed every period until the returned
+// stop is called.
+func every(period time.Duration, f func(time.Duration)) (stop func()) {
+	done := make(chan struct{})
+	t0 := time.Now()
+	go func() {
+		t := time.NewTicker(period)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				f(time.Since(t0))
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(done) }) }
 }
 
 // runStorm waits StormAt, tells every client process to reset all its
@@ -1198,7 +562,7 @@ func publishPaced(ctx context.Context, c *fanoutConfig, conn net.Conn, host stri
 		for t := range inflight {
 			conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 			err := readResponse(br, &r, 256, false)
-			if err == nil && !checkWriteAnswer(c.Kind, &r) {
+			if err == nil && !c.kind().published(&r) {
 				err = fmt.Errorf("status %d body %q", r.status, r.body)
 			}
 			if err == nil && r.close && len(sends)+1 < c.Msgs {
@@ -1289,7 +653,7 @@ func cmdFanout(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	c := fanoutConfig{}
 	fs.StringVar(&c.Target, "target", "http://127.0.0.1:8080", "server base URL")
-	fs.StringVar(&c.Kind, "kind", "halley", "halley (EZComet), cometify (Halley's Cometify API) or nchan")
+	fs.StringVar(&c.Kind, "kind", "halley", kindHelp)
 	fs.IntVar(&c.Subs, "subs", 10000, "WebSocket subscribers on the one channel")
 	fs.IntVar(&c.Msgs, "msgs", 200, "messages to publish")
 	fs.Float64Var(&c.Rate, "rate", 20, "publish rate asked, messages/s (open loop)")

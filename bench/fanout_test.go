@@ -66,8 +66,8 @@ func TestFanMessage(t *testing.T) {
 		{"cometify", `{"identifier":"a","id":-4,"data":"5.77."}`, "", -1, false},
 		{"cometify", `{"identifier":"a","data":"5.77.","id":9}`, "5.77.", 9, false},
 	} {
-		p, id, ign := fanMessage(tc.kind, []byte(tc.frame))
-		if string(p) != tc.payload || id != tc.id || ign != tc.ignore || (tc.payload == "" && p != nil) {
+		p, id, ign, rest := mustKind(tc.kind).next([]byte(tc.frame))
+		if string(p) != tc.payload || id != tc.id || ign != tc.ignore || (tc.payload == "" && p != nil) || rest != nil {
 			t.Errorf("%s %s: %q %d %v", tc.kind, tc.frame, p, id, ign)
 		}
 	}
@@ -303,6 +303,52 @@ func fanHandlers(mux *http.ServeMux, key, cfKey, secret string) func() {
 		broadcast("cf "+name, text, frame(f))
 		fmt.Fprintf(w, `{"code":"ok","push_id":%d}`, id)
 	})
+	// The Centrifuge peer: a connect command first, then pushes, two per
+	// frame (one line each), the first with the stream's epoch as the
+	// real server sends it. No quirks: every subscriber gets every push.
+	cfPending := map[string][]byte{}
+	mux.HandleFunc("GET /connection/websocket", func(w http.ResponseWriter, r *http.Request) {
+		ch := r.URL.Query().Get("channel")
+		c, brw, err := w.(http.Hijacker).Hijack()
+		if err != nil || r.URL.Query().Get("cf_ws_frame_ping_pong") != "true" {
+			return
+		}
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
+			wsAccept(r.Header.Get("Sec-WebSocket-Key")) + "\r\n\r\n")
+		brw.Flush()
+		op, cmd, err := readWSFrame(brw.Reader)
+		if err != nil || op != 1 || string(cmd) != `{"id":1,"connect":{}}` {
+			c.Close()
+			return
+		}
+		mu.Lock()
+		c.Write(frame([]byte(`{"id":1,"connect":{"client":"x","subs":{"` + ch + `":{}}}}`)))
+		subs["centrifuge "+ch] = append(subs["centrifuge "+ch], c)
+		mu.Unlock()
+		go io.Copy(io.Discard, brw)
+	})
+	mux.HandleFunc("POST /pub/{ch}", func(w http.ResponseWriter, r *http.Request) {
+		ch := r.PathValue("ch")
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		ids[ch]++
+		epoch := ""
+		if ids[ch] == 1 {
+			epoch = `,"epoch":"e1"`
+		}
+		line := fmt.Appendf(nil, `{"push":{"channel":%q,"pub":{"data":%q,"offset":%d%s}}}`, ch, body, ids[ch], epoch)
+		if p := cfPending[ch]; p == nil {
+			cfPending[ch] = line
+		} else {
+			f := frame(append(append(p, '\n'), line...))
+			for _, c := range subs["centrifuge "+ch] {
+				c.Write(f)
+			}
+			cfPending[ch] = nil
+		}
+		fmt.Fprintf(w, `{"offset":%d,"epoch":"e1"}`, ids[ch])
+	})
 	return func() {
 		mu.Lock()
 		for _, l := range subs {
@@ -359,6 +405,22 @@ func TestFanoutEndToEnd(t *testing.T) {
 	if _, err := runFanout(context.Background(), c, io.Discard); err == nil || !strings.Contains(err.Error(), "status 403") {
 		t.Fatalf("wrong secret: %v", err)
 	}
+	// The Centrifuge peer's fake: connect first, two pushes per frame;
+	// every push arrives once, in order, whichever reader holds them.
+	for _, readers := range []int{0, -1} {
+		c := fanoutConfig{Target: fanServer(t), Kind: "centrifuge", Subs: 30, Msgs: 10, Rate: 100, Size: 60,
+			PerProcess: 20, PerIP: 20, DialConc: 8, OpenTimeout: 20 * time.Second, Grace: time.Minute,
+			Drain: 10 * time.Second, MaxLife: time.Minute, Readers: readers}
+		var log bytes.Buffer
+		res, err := runFanout(context.Background(), c, &log)
+		if err != nil {
+			t.Fatalf("centrifuge: %v\n%s", err, log.String())
+		}
+		if res.Open != 30 || res.Published != 10 || res.Deliveries != 300 || res.Missing != 0 || res.Duplicates != 0 ||
+			res.OutOfOrder != 0 || res.Bad != 0 || !res.RateKept {
+			t.Fatalf("centrifuge, readers %d: %+v\n%s", readers, res, log.String())
+		}
+	}
 }
 
 func TestDrainProgress(t *testing.T) {
@@ -396,9 +458,12 @@ func TestWSHoldFuncJoinsFragments(t *testing.T) {
 	var got []string
 	done := make(chan error, 1)
 	go func() {
-		done <- wsHoldFunc(cli, bufio.NewReaderSize(cli, 16), &st, func(b []byte) bool {
+		done <- wsHoldFunc(cli, bufio.NewReaderSize(cli, 16), &st, func(b []byte) int64 {
 			got = append(got, string(b))
-			return string(b) != "hi" // "hi" is a server frame, not a delivery
+			if string(b) == "hi" { // a server frame, not a delivery
+				return 0
+			}
+			return 1
 		})
 	}()
 	for _, f := range [][]byte{{0x81, 2, 'h', 'i'}, {0x01, 1, 'a'}, {0x80, 0x81, 1, 2, 3, 4, 'b' ^ 1}} {

@@ -141,3 +141,22 @@ func (h *Histogram) Percentile(q float64) int64 {
 	}
 	return h.max
 }
+
+// cdf is the histogram's distribution as points (ms, fraction of the
+// samples at or below): one per non-empty bucket, at its upper bound
+// (the exact max for the last).
+func (h *Histogram) cdf() [][2]float64 {
+	if h.n == 0 {
+		return nil
+	}
+	var out [][2]float64
+	var cum uint64
+	for i, c := range h.counts {
+		if c == 0 {
+			continue
+		}
+		cum += c
+		out = append(out, [2]float64{float64(min(histHigh(i), h.max)) / 1e6, float64(cum) / float64(h.n)})
+	}
+	return out
+}

@@ -1,23 +1,16 @@
 package bench
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"regexp"
-	"runtime"
-	"sort"
+	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 )
@@ -34,6 +27,9 @@ type runConfig struct {
 	Nchan         bool
 	NchanDir      string
 	NchanURL      string
+	Centrifuge    bool
+	CentrifugeDir string
+	CentrifugeURL string
 	Runs          int
 	Cases         []string
 	Out           string
@@ -45,15 +41,30 @@ type runConfig struct {
 	Channels      int
 	Size          int
 	RunTimeout    time.Duration
+	FloorSocks    int    // sockets of the floor case
+	SyncDir       string // where the fdatasync latency is measured: the file system of the server's data directory
 }
 
 // allCases run by default. A "cf-" in a name is the same case on Halley's
-// Cometify API instead of EZComet; its Nchan side is the EZComet case's.
-var allCases = []string{"idle-ws", "idle-longpoll", "idle-cf-ws", "idle-cf-longpoll", "write-synced", "write-nosync", "publish-nchan"}
+// Cometify API instead of EZComet; its peer sides are the EZComet case's.
+// publish-<peer> is a peer's publish case alone (the peer column of the
+// write cases).
+var allCases = []string{"idle-ws", "idle-longpoll", "idle-cf-ws", "idle-cf-longpoll", "write-synced", "write-cf-synced", "write-nosync", "publish-256", "publish-nchan", "publish-centrifuge"}
+
+// publish256Conns are publish-256's keep-alive publishers (PERF.md P4).
+const publish256Conns = 256
+
+// syncMetrics are the rows write-synced adds: the disk's fdatasync
+// latency measured in the same run, and P4's target from it.
+var syncMetrics = []metric{
+	{"fdatasync_p50_us", "fdatasync p50 of a 100-byte append, µs (this machine, before each run)"},
+	{"p4_target", "P4 target: 0.6 × conns / (fdatasync p50 + 50 µs), req/s"},
+	{"over_p4_target", "req/s ÷ P4 target (P4: ≥ 1)"},
+}
 
 // extraCases run only when named in --cases: each run of them opens up to
 // 10,000 subscribers and lasts ~30 s, which would make "make bench" long.
-var extraCases = []string{"fanout-10k", "fanout-1k", "cf-fanout-10k", "storm-cf"}
+var extraCases = []string{"fanout-10k", "fanout-1k", "cf-fanout-10k", "storm-cf", "floor"}
 
 // stormMetrics are the rows of storm-cf (PERF.md P6; Halley only: Nchan
 // has no resume by push id in this form).
@@ -103,11 +114,6 @@ var fanoutMetrics = []metric{
 	{"open", "subscribers open"},
 }
 
-// metric is one row of a case's table.
-type metric struct {
-	key, label string
-}
-
 var idleMetrics = []metric{
 	{"bytes_per_conn", "server RSS slope, B/conn"},
 	{"kernel_tcp_bytes_per_conn", "kernel TCP buffers, B/conn (client+server)"},
@@ -126,336 +132,23 @@ var writeMetrics = []metric{
 	{"errors", "errors (non-2xx, bad answer, broken conn)"},
 }
 
-// side is one server's runs of one case.
-type side struct {
-	Runs   []map[string]float64 `json:"runs"`
-	Median map[string]float64   `json:"median"`
-	Errors []string             `json:"errors,omitempty"`
-}
-
-func (s *side) add(m map[string]float64, err error) {
-	if err != nil {
-		s.Errors = append(s.Errors, err.Error())
-		return
-	}
-	s.Runs = append(s.Runs, m)
-}
-
-func (s *side) finish(ms []metric) {
-	s.Median = map[string]float64{}
-	for _, m := range ms {
-		var v []float64
-		for _, r := range s.Runs {
-			if x, ok := r[m.key]; ok {
-				v = append(v, x)
-			}
-		}
-		if len(v) > 0 {
-			s.Median[m.key] = median(v)
-		}
-	}
-}
-
-// median of the values (mean of the middle two for an even count).
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
-}
-
-// caseResult is one case: the JSON line and the Markdown table.
-type caseResult struct {
-	Case      string             `json:"case"`
-	Time      string             `json:"time"`
-	Command   string             `json:"command"` // the harness command, repeatable by hand
-	HalleyCmd string             `json:"halley_cmd,omitempty"`
-	NchanCmd  string             `json:"nchan_cmd,omitempty"`
-	Halley    *side              `json:"halley,omitempty"`
-	Nchan     *side              `json:"nchan,omitempty"`
-	Ratio     map[string]float64 `json:"ratio_halley_over_nchan,omitempty"`
-	Machine   string             `json:"machine,omitempty"` // CPUs and load average at the start and end of the case
-	Note      string             `json:"note,omitempty"`    // --note: what the numbers need beside them
-	metrics   []metric
-}
-
-// machineLoad is "N CPUs, load average A B C": the machine is shared, and
-// a case's numbers mean little without what else was running.
-func machineLoad() string {
-	s := fmt.Sprintf("%d CPUs", runtime.NumCPU())
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		if f := strings.Fields(string(b)); len(f) >= 3 {
-			s += ", load average " + strings.Join(f[:3], " ")
-		}
-	}
-	return s
-}
-
-func (c *caseResult) finish() {
-	if c.Halley != nil {
-		c.Halley.finish(c.metrics)
-	}
-	if c.Nchan != nil {
-		c.Nchan.finish(c.metrics)
-	}
-	if c.Halley != nil && c.Nchan != nil {
-		c.Ratio = map[string]float64{}
-		for k, h := range c.Halley.Median {
-			// Only where both are positive: a ratio of machine-wide noise
-			// around zero (kernel figures) means nothing.
-			if n, ok := c.Nchan.Median[k]; ok && n > 0 && h > 0 {
-				c.Ratio[k] = h / n
-			}
-		}
-	}
-}
-
-func fmtNum(v float64) string {
-	switch {
-	case v == 0:
-		return "0"
-	case v >= 100 || v <= -100:
-		return fmt.Sprintf("%.0f", v)
-	case v >= 1 || v <= -1:
-		return fmt.Sprintf("%.2f", v)
-	default:
-		return fmt.Sprintf("%.3f", v)
-	}
-}
-
-// markdown renders the case as a table, Halley and Nchan side by side.
-func (c *caseResult) markdown() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "# %s\n\n%s. Harness: `%s`\n\n", c.Case, c.Time, c.Command)
-	if c.HalleyCmd != "" {
-		fmt.Fprintf(&b, "Halley: `%s` (fresh server and data directory each run)\n\n", c.HalleyCmd)
-	}
-	if c.NchanCmd != "" {
-		fmt.Fprintf(&b, "Nchan: `%s` (restarted each run)\n\n", c.NchanCmd)
-	}
-	if c.Machine != "" {
-		fmt.Fprintf(&b, "Machine: %s (client and server share the CPUs).\n\n", c.Machine)
-	}
-	if c.Note != "" {
-		fmt.Fprintf(&b, "Note: %s\n\n", c.Note)
-	}
-	cols := []string{"metric"}
-	var sides []*side
-	if c.Halley != nil {
-		cols = append(cols, fmt.Sprintf("Halley (median of %d)", len(c.Halley.Runs)))
-		sides = append(sides, c.Halley)
-	}
-	if c.Nchan != nil {
-		cols = append(cols, fmt.Sprintf("Nchan (median of %d)", len(c.Nchan.Runs)))
-		sides = append(sides, c.Nchan)
-	}
-	if c.Ratio != nil {
-		cols = append(cols, "Halley / Nchan")
-	}
-	fmt.Fprintf(&b, "| %s |\n|%s\n", strings.Join(cols, " | "), strings.Repeat("---|", len(cols)))
-	for _, m := range c.metrics {
-		row := []string{m.label}
-		for _, s := range sides {
-			if v, ok := s.Median[m.key]; ok {
-				row = append(row, fmtNum(v))
-			} else {
-				row = append(row, "–")
-			}
-		}
-		if c.Ratio != nil {
-			if v, ok := c.Ratio[m.key]; ok {
-				row = append(row, fmt.Sprintf("%.2f×", v))
-			} else {
-				row = append(row, "–")
-			}
-		}
-		fmt.Fprintf(&b, "| %s |\n", strings.Join(row, " | "))
-	}
-	for _, x := range []struct {
-		name string
-		s    *side
-	}{{"Halley", c.Halley}, {"Nchan", c.Nchan}} {
-		if x.s == nil {
-			continue
-		}
-		fmt.Fprintf(&b, "\n%s runs:", x.name)
-		for _, r := range x.s.Runs {
-			fmt.Fprintf(&b, " %s;", fmtNum(r[c.metrics[0].key]))
-		}
-		fmt.Fprintf(&b, " (%s)\n", c.metrics[0].label)
-		for _, e := range x.s.Errors {
-			fmt.Fprintf(&b, "\n- %s run failed: %s\n", x.name, strings.ReplaceAll(e, "\n", " "))
-		}
-	}
-	return b.String()
-}
-
-// syncBuffer keeps the first max bytes of a server's output.
-type syncBuffer struct {
-	mu  sync.Mutex
-	b   bytes.Buffer
-	max int
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if room := s.max - s.b.Len(); room > 0 {
-		s.b.Write(p[:min(room, len(p))])
-	}
-	return len(p), nil
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// halleyServer is one started Halley.
-type halleyServer struct {
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	tmp  string
-	done chan struct{}
-}
-
-// listenURL finds --listen ADDR (or --listen=ADDR) in a command line.
-func listenURL(args []string) string {
-	for i, a := range args {
-		if v, ok := strings.CutPrefix(a, "--listen="); ok {
-			return "http://" + v
-		}
-		if (a == "--listen" || a == "-listen") && i+1 < len(args) {
-			return "http://" + args[i+1]
-		}
-	}
-	return "http://127.0.0.1:8080"
-}
-
-// halleyArgs splits the command line, puts a fresh directory in place of
-// {tmp}, and appends extra flags.
-func halleyArgs(cmdline, tmp string, extra []string) []string {
-	f := strings.Fields(cmdline)
-	for i := range f {
-		f[i] = strings.ReplaceAll(f[i], "{tmp}", tmp)
-	}
-	return append(f, extra...)
-}
-
-var keyRE = regexp.MustCompile(`\b[0-9a-f]{32}\b`)
-
-// startHalley starts the server and waits for /healthz.
-func startHalley(cmdline string, extra []string, url string) (*halleyServer, error) {
-	tmp, err := os.MkdirTemp("", "halley-bench-")
-	if err != nil {
-		return nil, err
-	}
-	args := halleyArgs(cmdline, tmp, extra)
-	if len(args) == 0 {
-		return nil, fmt.Errorf("empty --halley-cmd")
-	}
-	s := &halleyServer{cmd: exec.Command(args[0], args[1:]...), out: &syncBuffer{max: 64 << 10}, tmp: tmp, done: make(chan struct{})}
-	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
-	if err := s.cmd.Start(); err != nil {
-		os.RemoveAll(tmp)
-		return nil, err
-	}
-	go func() { s.cmd.Wait(); close(s.done) }()
-	deadline := time.Now().Add(30 * time.Second)
-	cl := http.Client{Timeout: time.Second}
-	for {
-		select {
-		case <-s.done:
-			os.RemoveAll(tmp)
-			return nil, fmt.Errorf("halley exited at start: %s", lastLines(s.out.String(), 5))
-		default:
-		}
-		resp, err := cl.Get(url + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return s, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			s.stop()
-			return nil, fmt.Errorf("halley not healthy at %s/healthz after 30s: %s", url, lastLines(s.out.String(), 5))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func lastLines(s string, n int) string {
-	l := strings.Split(strings.TrimSpace(s), "\n")
-	if len(l) > n {
-		l = l[len(l)-n:]
-	}
-	return strings.Join(l, " | ")
-}
-
-// stop sends SIGTERM, then SIGKILL after 10 s, to this server's own pid.
-func (s *halleyServer) stop() {
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(10 * time.Second):
-		s.cmd.Process.Kill()
-		<-s.done
-	}
-	os.RemoveAll(s.tmp)
-}
-
-const nchanPidFile = "/tmp/nchan-run/nginx.pid"
-
-// startNchan runs start.sh and returns the master pid once the port answers.
-func startNchan(dir, url string) (int, error) {
-	out, err := exec.Command("sh", filepath.Join(dir, "start.sh")).CombinedOutput()
-	if err != nil {
-		return 0, fmt.Errorf("nchan start.sh: %v: %s", err, bytes.TrimSpace(out))
-	}
-	b, err := os.ReadFile(nchanPidFile)
-	if err != nil {
-		return 0, err
-	}
-	var pid int
-	if _, err := fmt.Sscan(string(b), &pid); err != nil {
-		return 0, fmt.Errorf("nchan pid file: %v", err)
-	}
-	addr, _, _ := hostPort(url)
-	for i := 0; i < 100; i++ {
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
-			return pid, nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	stopNchan(dir)
-	return 0, fmt.Errorf("nchan not answering at %s", url)
-}
-
-func stopNchan(dir string) {
-	exec.Command("sh", filepath.Join(dir, "stop.sh")).Run()
-}
-
 // runner runs the cases.
 type runner struct {
 	c   runConfig
 	log io.Writer
-	// peers are Nchan's runs by the case that measured them ("idle-ws",
-	// "fanout-10k", "publish-nchan"): a Cometify case has the same Nchan
-	// side as its EZComet twin, and the write cases share publish-nchan,
-	// so Nchan is measured once per invocation for each.
+	// peers are a peer's runs by the peer and the case that measured them
+	// ("nchan idle-ws", "nchan fanout-10k", "nchan publish-16"): a
+	// Cometify case has the same peer side as its EZComet twin, and the
+	// write cases share the publish runs, so each peer is measured once
+	// per invocation for each.
 	peers map[string]peerRuns
+	// floor is the floor case's runs in this invocation (measured by the
+	// first case that needs it: every fan-out table states its server CPU
+	// per delivery against the floor of the same run).
+	floor *side
 }
 
-// peerRuns is one Nchan measurement and the case that made it.
+// peerRuns is one peer measurement and the case that made it.
 type peerRuns struct {
 	caseName string
 	s        *side
@@ -468,44 +161,49 @@ type credentials struct {
 	key, cfKey, secret string
 }
 
-// keyFor is the key a case of kind puts in its requests.
-func (c credentials) keyFor(kind string) string {
-	if kind == "cometify" {
-		return c.cfKey
-	}
-	return c.key
-}
+// publisher is what kind k publishes with.
+func (c credentials) publisher(k serverKind, user string) publisher { return k.publisherOf(c, user) }
 
 // caseAPI splits a case name into the Halley API it measures and the
 // EZComet case it mirrors: "idle-cf-ws" → cometify, "idle-ws";
-// "fanout-10k" → halley, "fanout-10k". The Nchan side of a case is that of
-// its mirror.
-func caseAPI(name string) (kind, mirror string) {
+// "fanout-10k" → halley, "fanout-10k". The peer sides of a case are those
+// of its mirror.
+func caseAPI(name string) (k serverKind, mirror string) {
 	if m := strings.Replace(name, "cf-", "", 1); m != name {
-		return "cometify", m
+		return cfKind{}, m
 	}
-	return "halley", name
+	return ezKind{}, name
 }
 
-func (r *runner) idleOnce(ctx context.Context, kind, mode string, pid int, target string, cred credentials) (map[string]float64, error) {
-	qname := r.c.User + "-" + freshPrefix() + "c"
-	switch kind {
-	case "cometify":
-		if cred.cfKey == "" {
-			return nil, fmt.Errorf("no cf_api_key: pass --cf-key (none found in the server's output)")
-		}
-		qname = freshPrefix() + "c"
-	case "nchan":
-		qname = "nchan-" + freshPrefix() + "c"
+// peerKinds are the peers asked for (--nchan …), in column order.
+func (c *runConfig) peerKinds() []peerKind {
+	var p []peerKind
+	if c.Nchan {
+		p = append(p, nchanKind{})
+	}
+	if c.Centrifuge {
+		p = append(p, centrifugeKind{})
+	}
+	return p
+}
+
+// peerCommand is how a table names a peer's server.
+func (c *runConfig) peerCommand(k peerKind) string { return k.peer(c).command() }
+
+func (r *runner) idleOnce(ctx context.Context, k serverKind, mode string, inst *instance, cred credentials) (outcome, error) {
+	p := cred.publisher(k, r.c.User)
+	prefix := freshPrefix() + "c"
+	if isPeer(k) {
+		prefix = k.name() + "-" + prefix
 	}
 	ic := idleConfig{
-		clientConfig: clientConfig{Target: target, Kind: kind, Mode: mode, QName: qname, Key: cred.keyFor(kind), PerIP: 20,
+		clientConfig: clientConfig{Target: inst.url, Kind: k.name(), Mode: mode, QName: k.qname(r.c.User, prefix), Key: p.Key, PerIP: 20,
 			Channels: r.c.Channels, DialConc: 64, MaxLife: r.c.RunTimeout + 30*time.Second, Timeout: 120},
-		PID: pid, Counts: r.c.Counts, Settle: r.c.Settle, OpenTimeout: 2 * time.Minute, PerProcess: r.c.PerProcess,
+		PID: inst.pid, Counts: r.c.Counts, Settle: r.c.Settle, OpenTimeout: 2 * time.Minute, PerProcess: r.c.PerProcess,
 	}
 	res, err := runIdle(ctx, ic, r.log)
 	if err != nil {
-		return nil, err
+		return outcome{}, err
 	}
 	last := res.Steps[len(res.Steps)-1]
 	m := map[string]float64{
@@ -515,38 +213,53 @@ func (r *runner) idleOnce(ctx context.Context, kind, mode string, pid int, targe
 		"client_bytes_per_conn":      res.ClientBytesPerConn,
 		"open":                       float64(last.Open),
 	}
+	o := outcome{m: m, curve: idleCurve(res.Steps)}
 	if last.Open < last.Target*99/100 {
-		return m, fmt.Errorf("only %d of %d connections held (%v)", last.Open, last.Target, res.Warnings)
+		return o, fmt.Errorf("only %d of %d connections held (%v)", last.Open, last.Target, res.Warnings)
 	}
-	return m, nil
+	return o, nil
 }
 
-func (r *runner) writeOnce(ctx context.Context, kind, target string, pid int, key, user string) (map[string]float64, error) {
-	wc := writeConfig{Target: target, Kind: kind, Conns: r.c.WriteConns, Duration: r.c.WriteDuration,
-		Channels: r.c.Channels, Size: r.c.Size, Key: key, User: user, ChanPrefix: freshPrefix(), PID: pid}
-	res, err := runWrite(ctx, wc)
+func (r *runner) writeOnce(ctx context.Context, k serverKind, inst *instance, p publisher, conns int) (outcome, error) {
+	wc := writeConfig{Target: inst.url, Kind: k.name(), Conns: conns, Duration: r.c.WriteDuration,
+		Channels: r.c.Channels, Size: r.c.Size, Key: p.Key, User: p.User, Secret: p.Secret, ChanPrefix: freshPrefix(), PID: inst.pid}
+	if err := k.checkPublisher(p); err != nil {
+		return outcome{}, fmt.Errorf("%v (none found in the server's output)", err)
+	}
+	res, err := runWrite(ctx, wc, r.log)
 	if err != nil {
-		return nil, err
+		return outcome{}, err
 	}
 	m := map[string]float64{"req_per_sec": res.ReqPerSec, "p50_ms": res.P50ms, "p90_ms": res.P90ms,
 		"p99_ms": res.P99ms, "max_ms": res.MaxMs, "errors": float64(res.Errors + res.IOErrors), "server_cpu_us": res.CPUus}
+	o := outcome{m: m, hist: res.hist}
 	if res.Errors > 0 {
-		return m, fmt.Errorf("%d errors, first: %s", res.Errors, res.FirstErr)
+		return o, fmt.Errorf("%d errors, first: %s", res.Errors, res.FirstErr)
 	}
-	return m, nil
+	return o, nil
+}
+
+// idleCurve is server RSS (MiB) against the connections held, one point
+// per count.
+func idleCurve(steps []idleStep) [][2]float64 {
+	var c [][2]float64
+	for _, st := range steps {
+		c = append(c, [2]float64{float64(st.Open), float64(st.ServerRSS) / (1 << 20)})
+	}
+	return c
 }
 
 // stormOnce is one run of storm-cf on Halley's Cometify API.
-func (r *runner) stormOnce(ctx context.Context, pid int, cred credentials) (map[string]float64, error) {
+func (r *runner) stormOnce(ctx context.Context, inst *instance, cred credentials) (outcome, error) {
 	if cred.cfKey == "" || cred.secret == "" {
-		return nil, fmt.Errorf("no cf_api_key and api_secret: pass --cf-key and --secret (not found in the server's output)")
+		return outcome{}, fmt.Errorf("no cf_api_key and api_secret: pass --cf-key and --secret (not found in the server's output)")
 	}
 	c := stormDefaults()
-	c.Target, c.Key, c.Secret, c.PID, c.Size = r.c.HalleyURL, cred.cfKey, cred.secret, pid, r.c.Size
+	c.Target, c.Key, c.Secret, c.PID, c.Size = inst.url, cred.cfKey, cred.secret, inst.pid, r.c.Size
 	c.MaxLife = r.c.RunTimeout + 30*time.Second
 	res, err := runFanout(ctx, c, r.log)
 	if err != nil {
-		return nil, err
+		return outcome{}, err
 	}
 	for _, w := range res.Warnings {
 		fmt.Fprintf(r.log, "storm: warning: %s\n", w)
@@ -557,27 +270,26 @@ func (r *runner) stormOnce(ctx context.Context, pid int, cred credentials) (map[
 		"missing": float64(res.Missing), "duplicates": float64(res.Duplicates), "out_of_order": float64(res.OutOfOrder),
 		"listener_min": float64(res.ListenerMin), "listener_max": float64(res.ListenerMax), "p99_ms": res.P99ms,
 		"server_cpu_us": res.CPUus}
+	o := outcome{m: m, hist: res.hist}
 	if !stormOK(&res) {
-		return m, fmt.Errorf("storm not recovered: %+v, missing %d, duplicates %d, out of order %d, publish errors %d",
+		return o, fmt.Errorf("storm not recovered: %+v, missing %d, duplicates %d, out of order %d, publish errors %d",
 			*s, res.Missing, res.Duplicates, res.OutOfOrder, res.PubErrors)
 	}
-	return m, nil
+	return o, nil
 }
 
-func (r *runner) fanoutOnce(ctx context.Context, name, kind, target string, pid int, cred credentials) (map[string]float64, error) {
+func (r *runner) fanoutOnce(ctx context.Context, name string, k serverKind, inst *instance, cred credentials) (outcome, error) {
 	fc := fanoutCases[name]
-	c := fanoutConfig{Target: target, Kind: kind, Subs: fc.subs, Msgs: fc.msgs, Rate: fc.rate, Size: r.c.Size,
-		Key: cred.keyFor(kind), Secret: cred.secret, User: r.c.User, PID: pid, PerProcess: r.c.PerProcess, PerIP: 20, DialConc: 64,
+	p := cred.publisher(k, r.c.User)
+	c := fanoutConfig{Target: inst.url, Kind: k.name(), Subs: fc.subs, Msgs: fc.msgs, Rate: fc.rate, Size: r.c.Size,
+		Key: p.Key, Secret: p.Secret, User: p.User, PID: inst.pid, PerProcess: r.c.PerProcess, PerIP: 20, DialConc: 64,
 		OpenTimeout: 2 * time.Minute, Grace: 2 * time.Second, Drain: time.Minute, Quiet: 5 * time.Second, MaxLife: r.c.RunTimeout + 30*time.Second}
-	switch {
-	case kind == "halley" && c.Key == "":
-		return nil, fmt.Errorf("no api_key: pass --key (none found in the server's output)")
-	case kind == "cometify" && (c.Key == "" || c.Secret == ""):
-		return nil, fmt.Errorf("no cf_api_key and api_secret: pass --cf-key and --secret (not found in the server's output)")
+	if err := k.checkPublisher(p); err != nil {
+		return outcome{}, fmt.Errorf("%v: pass --key, --cf-key, --secret (not found in the server's output)", err)
 	}
 	res, err := runFanout(ctx, c, r.log)
 	if err != nil {
-		return nil, err
+		return outcome{}, err
 	}
 	kept := 0.0
 	if res.RateKept {
@@ -589,19 +301,20 @@ func (r *runner) fanoutOnce(ctx context.Context, name, kind, target string, pid 
 		"missing": float64(res.Missing), "duplicates": float64(res.Duplicates), "out_of_order": float64(res.OutOfOrder),
 		"listener_min": float64(res.ListenerMin), "listener_max": float64(res.ListenerMax), "open": float64(res.Open),
 		"missed_msgs": float64(res.MissedMsgs)}
+	o := outcome{m: m, hist: res.hist}
 	for _, w := range res.Warnings {
-		fmt.Fprintf(r.log, "fanout %s: warning: %s\n", kind, w)
+		fmt.Fprintf(r.log, "fanout %s: warning: %s\n", k.name(), w)
 	}
 	if res.MissedMsgs > 0 {
-		fmt.Fprintf(r.log, "fanout %s: missed by someone: %s\n", kind, missSummary(res.MissBySeq))
+		fmt.Fprintf(r.log, "fanout %s: missed by someone: %s\n", k.name(), missSummary(res.MissBySeq))
 	}
 	if res.PubErrors > 0 {
-		return m, fmt.Errorf("%d publish errors (%v)", res.PubErrors, res.Warnings)
+		return o, fmt.Errorf("%d publish errors (%v)", res.PubErrors, res.Warnings)
 	}
 	if res.Open < c.Subs*99/100 {
-		return m, fmt.Errorf("only %d of %d subscribers open (%v)", res.Open, c.Subs, res.Warnings)
+		return o, fmt.Errorf("only %d of %d subscribers open (%v)", res.Open, c.Subs, res.Warnings)
 	}
-	return m, nil
+	return o, nil
 }
 
 var (
@@ -626,99 +339,206 @@ func (r *runner) serverCredentials(out string) credentials {
 	return cr
 }
 
-// halleyRun starts a fresh Halley, runs f against it, and stops it.
-func (r *runner) halleyRun(ctx context.Context, extra []string, f func(ctx context.Context, pid int, cred credentials) (map[string]float64, error)) (map[string]float64, error) {
-	if r.c.HalleyCmd == "" {
-		return nil, fmt.Errorf("no --halley-cmd")
+// add records one run of a server in its side and says on the log what
+// it found (the case's first row), so that a long invocation shows its
+// progress run by run.
+func (r *runner) add(s *side, who string, ms []metric, o outcome, err error) {
+	s.add(o, err)
+	switch v, ok := o.m[ms[0].key]; {
+	case err != nil:
+		fmt.Fprintf(r.log, "== %s: run failed: %v\n", who, err)
+	case ok:
+		fmt.Fprintf(r.log, "== %s: %s %s\n", who, ms[0].label, fmtNum(v))
 	}
-	s, err := startHalley(r.c.HalleyCmd, extra, r.c.HalleyURL)
-	if err != nil {
-		return nil, err
-	}
-	defer s.stop()
-	ctx, cancel := context.WithTimeout(ctx, r.c.RunTimeout)
-	defer cancel()
-	return f(ctx, s.cmd.Process.Pid, r.serverCredentials(s.out.String()))
 }
 
-// nchanRun restarts Nchan, runs f against it, and stops it.
-func (r *runner) nchanRun(ctx context.Context, f func(ctx context.Context, pid int) (map[string]float64, error)) (map[string]float64, error) {
-	pid, err := startNchan(r.c.NchanDir, r.c.NchanURL)
+// measure is one run of a case against a started server.
+type measure func(ctx context.Context, k serverKind, inst *instance, cred credentials) (outcome, error)
+
+// once starts kind k's server fresh (extra: more server flags), runs f
+// against it within --run-timeout, and stops it.
+func (r *runner) once(ctx context.Context, k serverKind, extra []string, f measure) (outcome, error) {
+	inst, err := k.start(&r.c, extra)
 	if err != nil {
-		return nil, err
+		return outcome{}, err
 	}
-	defer stopNchan(r.c.NchanDir)
+	defer inst.stop()
 	ctx, cancel := context.WithTimeout(ctx, r.c.RunTimeout)
 	defer cancel()
-	return f(ctx, pid)
+	var cred credentials
+	if !isPeer(k) {
+		cred = r.serverCredentials(inst.out())
+	}
+	return f(ctx, k, inst, cred)
+}
+
+// kindFlags is how the harness command of a case selects each server.
+func (r *runner) kindFlags(k serverKind, mode string) string {
+	alt := ""
+	for _, p := range kindList {
+		if isPeer(p) && (mode == "publish" || p.supports(mode)) {
+			alt += " | " + p.flags(mode == "publish")
+		}
+	}
+	return "[" + k.flags(mode == "publish") + alt + "]"
 }
 
 func (r *runner) harnessCmd(name string) string {
 	c := r.c
-	kind, mirror := caseAPI(name)
-	halley := "--key K --user U"
-	if kind == "cometify" {
-		halley = "--kind cometify --key K --secret S"
-	}
+	k, mirror := caseAPI(name)
 	switch mirror {
 	case "idle-ws", "idle-longpoll":
 		counts := make([]string, len(c.Counts))
 		for i, n := range c.Counts {
 			counts[i] = fmt.Sprint(n)
 		}
-		if kind == "cometify" {
-			halley = "--kind cometify --key K"
-		} else {
-			halley = "--user U"
-		}
-		return fmt.Sprintf("halley bench idle --mode %s --counts %s --settle %v --per-process %d --channels %d --target URL --pid PID [%s | --kind nchan]",
-			strings.TrimPrefix(mirror, "idle-"), strings.Join(counts, ","), c.Settle, c.PerProcess, c.Channels, halley)
+		mode := strings.TrimPrefix(mirror, "idle-")
+		return fmt.Sprintf("halley bench idle --mode %s --counts %s --settle %v --per-process %d --channels %d --target URL --pid PID %s",
+			mode, strings.Join(counts, ","), c.Settle, c.PerProcess, c.Channels, r.kindFlags(k, mode))
+	case "floor":
+		d := floorDefaults()
+		return fmt.Sprintf("halley bench floor --socks %d --rounds %d --size %d --per-write 1,4,16", c.FloorSocks, d.Rounds, c.Size)
 	case "storm-cf":
 		d := stormDefaults()
 		return fmt.Sprintf("halley bench storm --subs %d --msgs %d --rate %g --at %v --size %d --per-process %d --dial-conc %d --target URL --pid PID --key K --secret S",
 			d.Subs, d.Msgs, d.Rate, d.StormAt, c.Size, d.PerProcess, d.DialConc)
 	case "fanout-10k", "fanout-1k":
 		fc := fanoutCases[name]
-		return fmt.Sprintf("halley bench fanout --subs %d --msgs %d --rate %g --size %d --per-process %d --target URL --pid PID [%s | --kind nchan]",
-			fc.subs, fc.msgs, fc.rate, c.Size, c.PerProcess, halley)
+		return fmt.Sprintf("halley bench fanout --subs %d --msgs %d --rate %g --size %d --per-process %d --target URL --pid PID %s",
+			fc.subs, fc.msgs, fc.rate, c.Size, c.PerProcess, r.kindFlags(k, "publish"))
 	default:
-		return fmt.Sprintf("halley bench write --conns %d --duration %v --channels %d --size %d --target URL --pid PID [--key K --user U | --kind nchan]",
-			c.WriteConns, c.WriteDuration, c.Channels, c.Size)
+		conns := c.WriteConns
+		if name == "publish-256" {
+			conns = publish256Conns
+		}
+		return fmt.Sprintf("halley bench write --conns %d --duration %v --channels %d --size %d --target URL --pid PID %s",
+			conns, c.WriteDuration, c.Channels, c.Size, r.kindFlags(k, "publish"))
 	}
 }
 
-// sideBySide runs a case's Halley and Nchan sides in turn, Runs times:
-// Halley fresh for every run, Nchan restarted for every run. The Nchan side
-// is the peer runs of mirror: measured here unless an earlier case of this
-// invocation measured them already.
-func (r *runner) sideBySide(ctx context.Context, cr *caseResult, mirror string,
-	halley func(ctx context.Context, pid int, cred credentials) (map[string]float64, error),
-	nchan func(ctx context.Context, pid int) (map[string]float64, error)) {
+// sideBySide runs a case on Halley (API k) and on every peer asked for
+// that supports mode, in turn, Runs times, each server fresh for every
+// run. A peer's side is the peer runs of mirror: measured here unless an
+// earlier case of this invocation measured them already.
+func (r *runner) sideBySide(ctx context.Context, cr *caseResult, mirror, mode string, k serverKind, f measure) {
 	c := &r.c
-	nchanCmd := filepath.Join(c.NchanDir, "start.sh") + " (1 worker), " + c.NchanURL
+	type column struct {
+		k     serverKind
+		s     *side
+		fresh bool
+	}
+	var cols []column
 	if c.HalleyCmd != "" {
 		cr.HalleyCmd, cr.Halley = c.HalleyCmd, &side{}
+		cols = append(cols, column{k, cr.Halley, true})
 	}
-	measureNchan := false
-	if c.Nchan {
-		if p, ok := r.peers[mirror]; ok {
-			cr.NchanCmd, cr.Nchan = nchanCmd+" — the Nchan runs of "+p.caseName+" in this invocation", p.s
-		} else {
-			cr.NchanCmd, cr.Nchan, measureNchan = nchanCmd, &side{}, true
+	for _, p := range c.peerKinds() {
+		if !p.supports(mode) {
+			continue
 		}
+		s, cmd := cr.slot(p.column())
+		*cmd = c.peerCommand(p)
+		if prior, ok := r.peers[p.name()+" "+mirror]; ok {
+			*s = prior.s
+			*cmd += " — the " + columnLabel(p.column()) + " runs of " + prior.caseName + " in this invocation"
+			continue
+		}
+		*s = &side{}
+		cols = append(cols, column{p, *s, false})
 	}
 	for i := 0; i < c.Runs && ctx.Err() == nil; i++ {
-		if cr.Halley != nil {
-			fmt.Fprintf(r.log, "== %s run %d/%d: halley\n", cr.Case, i+1, c.Runs)
-			cr.Halley.add(r.halleyRun(ctx, nil, halley))
-		}
-		if measureNchan {
-			fmt.Fprintf(r.log, "== %s run %d/%d: nchan\n", cr.Case, i+1, c.Runs)
-			cr.Nchan.add(r.nchanRun(ctx, nchan))
+		for _, col := range cols {
+			fmt.Fprintf(r.log, "== %s run %d/%d: %s\n", cr.Case, i+1, c.Runs, col.k.name())
+			o, err := r.once(ctx, col.k, nil, f)
+			r.add(col.s, col.k.name(), cr.metrics, o, err)
 		}
 	}
-	if measureNchan {
-		r.peers[mirror] = peerRuns{cr.Case, cr.Nchan}
+	for _, col := range cols {
+		if isPeer(col.k) {
+			r.peers[col.k.name()+" "+mirror] = peerRuns{cr.Case, col.s}
+		}
+	}
+}
+
+// floorRuns measures the floor once per invocation.
+func (r *runner) floorRuns(ctx context.Context) *side {
+	if r.floor != nil {
+		return r.floor
+	}
+	s := &side{}
+	c := floorDefaults()
+	c.Socks, c.Size = r.c.FloorSocks, r.c.Size
+	for i := 0; i < r.c.Runs && ctx.Err() == nil; i++ {
+		fmt.Fprintf(r.log, "== floor run %d/%d\n", i+1, r.c.Runs)
+		res, err := runFloor(ctx, c, r.log)
+		o := outcome{m: floorMetricsOf(res)}
+		for _, x := range res {
+			o.curve = append(o.curve, [2]float64{float64(x.PerWrite), x.CPUus})
+		}
+		r.add(s, "floor", floorMetrics, o, err)
+	}
+	s.finish(floorMetrics)
+	r.floor = s
+	return s
+}
+
+// againstFloor adds to a fan-out case each server's CPU per delivery
+// over the single-frame floor of this invocation (PERF.md P2b), and a
+// line saying what the floor was.
+func (r *runner) againstFloor(ctx context.Context, cr *caseResult) {
+	fl := r.floorRuns(ctx)
+	one, ok := fl.Median["cpu_us_1"]
+	if !ok || one <= 0 {
+		cr.Lines = append(cr.Lines, "The floor could not be measured in this run: "+strings.Join(fl.Errors, "; "))
+		return
+	}
+	cr.metrics = append(append([]metric(nil), cr.metrics...), metric{"cpu_over_floor", "server CPU per delivery ÷ single-frame floor (P2b: ≤ 1.25)"})
+	for _, col := range columns {
+		s, _ := cr.slot(col.key)
+		if *s == nil || col.key == "floor" {
+			continue
+		}
+		for _, run := range (*s).Runs {
+			if v, ok := run["server_cpu_us"]; ok && v > 0 {
+				run["cpu_over_floor"] = v / one
+			}
+		}
+	}
+	cr.Lines = append(cr.Lines, fmt.Sprintf("Floor of this invocation (median of %d, one thread writing a %d-byte frame to %d loopback sockets, no server): "+
+		"%.2f µs CPU per frame at 1 frame per write, %.2f at 4, %.2f at 16. P2b asks ≤ 1.25 × %.2f = %.2f µs of server CPU per delivery.",
+		len(fl.Runs), r.c.Size+2, r.c.FloorSocks, one, fl.Median["cpu_us_4"], fl.Median["cpu_us_16"], one, 1.25*one))
+}
+
+// peerPublish measures the publish case of peer p with conns connections
+// once per invocation: the peer column of every write case.
+func (r *runner) peerPublish(ctx context.Context, p serverKind, conns int) *side {
+	key := fmt.Sprintf("%s publish-%d", p.name(), conns)
+	if prior, ok := r.peers[key]; ok {
+		return prior.s
+	}
+	s := &side{}
+	for i := 0; i < r.c.Runs && ctx.Err() == nil; i++ {
+		fmt.Fprintf(r.log, "== publish-%s (%d conns) run %d/%d\n", p.name(), conns, i+1, r.c.Runs)
+		o, err := r.once(ctx, p, nil, func(ctx context.Context, k serverKind, inst *instance, _ credentials) (outcome, error) {
+			return r.writeOnce(ctx, k, inst, publisher{}, conns)
+		})
+		r.add(s, p.name(), writeMetrics, o, err)
+	}
+	s.finish(writeMetrics)
+	caseName := "publish-" + p.name()
+	if conns != r.c.WriteConns {
+		caseName = fmt.Sprintf("publish-%d (%s)", conns, p.name())
+	}
+	r.peers[key] = peerRuns{caseName, s}
+	return s
+}
+
+// peerPublishSides fills the peer columns of a write case.
+func (r *runner) peerPublishSides(ctx context.Context, cr *caseResult, conns int) {
+	for _, p := range r.c.peerKinds() {
+		s, cmd := cr.slot(p.column())
+		*s = r.peerPublish(ctx, p, conns)
+		*cmd = r.c.peerCommand(p) + " — the " + r.peers[fmt.Sprintf("%s publish-%d", p.name(), conns)].caseName + " runs of this invocation"
 	}
 }
 
@@ -726,106 +546,93 @@ func (r *runner) runCase(ctx context.Context, name string) (*caseResult, error) 
 	c := &r.c
 	cr := &caseResult{Case: name, Time: time.Now().UTC().Format(time.RFC3339), Command: r.harnessCmd(name),
 		Machine: "at start " + machineLoad(), Note: r.c.Note}
-	nchanCmd := filepath.Join(c.NchanDir, "start.sh") + " (1 worker), " + c.NchanURL
-	halleyCmd := c.HalleyCmd
-	kind, mirror := caseAPI(name)
-	switch mirror {
-	case "idle-ws", "idle-longpoll":
+	k, mirror := caseAPI(name)
+	switch {
+	case mirror == "idle-ws" || mirror == "idle-longpoll":
 		mode := strings.TrimPrefix(mirror, "idle-")
 		cr.metrics = idleMetrics
-		r.sideBySide(ctx, cr, mirror,
-			func(ctx context.Context, pid int, cred credentials) (map[string]float64, error) {
-				return r.idleOnce(ctx, kind, mode, pid, c.HalleyURL, cred)
-			},
-			func(ctx context.Context, pid int) (map[string]float64, error) {
-				return r.idleOnce(ctx, "nchan", mode, pid, c.NchanURL, credentials{})
-			})
-	case "write-synced", "write-nosync":
+		r.sideBySide(ctx, cr, mirror, mode, k, func(ctx context.Context, k serverKind, inst *instance, cred credentials) (outcome, error) {
+			return r.idleOnce(ctx, k, mode, inst, cred)
+		})
+	case mirror == "write-synced" || mirror == "write-nosync" || mirror == "publish-256":
 		cr.metrics = writeMetrics
 		var extra []string
-		if name == "write-nosync" {
+		conns := c.WriteConns
+		if c.HalleyCmd != "" {
+			cr.HalleyCmd, cr.Halley = c.HalleyCmd, &side{}
+		}
+		switch mirror {
+		case "write-nosync":
 			extra = []string{"--sync=none"}
-			halleyCmd += " --sync=none"
+			cr.HalleyCmd += " --sync=none"
+		case "write-synced":
+			cr.metrics = append(append([]metric(nil), writeMetrics...), syncMetrics...)
+		case "publish-256":
+			conns = publish256Conns
 		}
-		cr.HalleyCmd, cr.Halley = halleyCmd, &side{}
-		for i := 0; i < c.Runs && ctx.Err() == nil; i++ {
-			fmt.Fprintf(r.log, "== %s run %d/%d: halley\n", name, i+1, c.Runs)
-			cr.Halley.add(r.halleyRun(ctx, extra, func(ctx context.Context, pid int, cred credentials) (map[string]float64, error) {
-				if cred.key == "" {
-					return nil, fmt.Errorf("no api_key: pass --key (none found in the server's output)")
+		for i := 0; i < c.Runs && ctx.Err() == nil && cr.Halley != nil; i++ {
+			var sync syncResult
+			if mirror == "write-synced" {
+				var err error
+				if sync, err = measureSync(c.SyncDir, 2000, 100); err != nil {
+					cr.Halley.add(outcome{}, fmt.Errorf("fdatasync in %s: %v", c.SyncDir, err))
+					continue
 				}
-				return r.writeOnce(ctx, "halley", c.HalleyURL, pid, cred.key, c.User)
-			}))
-		}
-		if c.Nchan {
-			cr.NchanCmd, cr.Nchan = nchanCmd+" — the publish-nchan runs of this invocation", r.publishNchan(ctx)
-		}
-	case "fanout-10k", "fanout-1k":
-		cr.metrics = fanoutMetrics
-		r.sideBySide(ctx, cr, mirror,
-			func(ctx context.Context, pid int, cred credentials) (map[string]float64, error) {
-				return r.fanoutOnce(ctx, name, kind, c.HalleyURL, pid, cred)
-			},
-			func(ctx context.Context, pid int) (map[string]float64, error) {
-				return r.fanoutOnce(ctx, name, "nchan", c.NchanURL, pid, credentials{})
+				fmt.Fprintf(r.log, "== %s run %d/%d: fdatasync of a 100-byte append in %s: p50 %.0f µs, p99 %.0f µs\n",
+					name, i+1, c.Runs, c.SyncDir, sync.P50us, sync.P99us)
+			}
+			fmt.Fprintf(r.log, "== %s run %d/%d: halley, %d conns\n", name, i+1, c.Runs, conns)
+			o, err := r.once(ctx, k, extra, func(ctx context.Context, k serverKind, inst *instance, cred credentials) (outcome, error) {
+				return r.writeOnce(ctx, k, inst, cred.publisher(k, c.User), conns)
 			})
-	case "storm-cf":
+			if m := o.m; m != nil && mirror == "write-synced" {
+				m["fdatasync_p50_us"] = sync.P50us
+				m["p4_target"] = p4Target(conns, sync.P50us)
+				m["over_p4_target"] = m["req_per_sec"] / m["p4_target"]
+			}
+			r.add(cr.Halley, k.name(), cr.metrics, o, err)
+		}
+		r.peerPublishSides(ctx, cr, conns)
+		if mirror == "write-synced" {
+			cr.Lines = append(cr.Lines, fmt.Sprintf("P4 (16 closed-loop publishers, fsync on): ≥ 0.6 × %d / (fdatasync p50 + 50 µs), "+
+				"with the fdatasync p50 of a 100-byte append measured in %s (the file system of the server's data directory) before each Halley run.", conns, c.SyncDir))
+		}
+	case mirror == "fanout-10k" || mirror == "fanout-1k":
+		cr.metrics = fanoutMetrics
+		r.sideBySide(ctx, cr, mirror, "ws", k, func(ctx context.Context, k serverKind, inst *instance, cred credentials) (outcome, error) {
+			return r.fanoutOnce(ctx, name, k, inst, cred)
+		})
+		r.againstFloor(ctx, cr)
+	case name == "floor":
+		cr.metrics = floorMetrics
+		cr.Floor = r.floorRuns(ctx)
+		cr.Lines = append(cr.Lines, fmt.Sprintf("One thread writes the same %d-byte WebSocket frame to %d loopback sockets, no server logic; "+
+			"a reader drains the other ends as a fan-out client does; CPU is the writer thread's own (getrusage).", r.c.Size+2, r.c.FloorSocks))
+	case name == "storm-cf":
 		cr.metrics = stormMetrics
-		cr.HalleyCmd, cr.Halley = halleyCmd, &side{}
+		cr.HalleyCmd, cr.Halley = c.HalleyCmd, &side{}
 		for i := 0; i < c.Runs && ctx.Err() == nil; i++ {
 			fmt.Fprintf(r.log, "== %s run %d/%d: halley\n", name, i+1, c.Runs)
-			cr.Halley.add(r.halleyRun(ctx, nil, func(ctx context.Context, pid int, cred credentials) (map[string]float64, error) {
-				return r.stormOnce(ctx, pid, cred)
-			}))
+			o, err := r.once(ctx, cfKind{}, nil, func(ctx context.Context, _ serverKind, inst *instance, cred credentials) (outcome, error) {
+				return r.stormOnce(ctx, inst, cred)
+			})
+			r.add(cr.Halley, "halley", cr.metrics, o, err)
 		}
-	case "publish-nchan":
-		if !c.Nchan {
-			return nil, nil
+	case strings.HasPrefix(name, "publish-"):
+		i := slices.IndexFunc(c.peerKinds(), func(k peerKind) bool { return "publish-"+k.name() == name })
+		if i < 0 {
+			return nil, nil // that peer was not asked for
 		}
+		p := c.peerKinds()[i]
 		cr.metrics = writeMetrics
-		cr.NchanCmd, cr.Nchan = nchanCmd, r.publishNchan(ctx)
+		s, cmd := cr.slot(p.column())
+		*cmd, *s = c.peerCommand(p), r.peerPublish(ctx, p, c.WriteConns)
 	default:
 		return nil, fmt.Errorf("unknown case %q (cases: %s)", name, strings.Join(append(allCases, extraCases...), ","))
 	}
 	cr.Machine += "; at end " + machineLoad()
 	cr.finish()
 	return cr, nil
-}
-
-// publishNchan measures the Nchan publish case once per invocation.
-func (r *runner) publishNchan(ctx context.Context) *side {
-	if p, ok := r.peers["publish-nchan"]; ok {
-		return p.s
-	}
-	s := &side{}
-	for i := 0; i < r.c.Runs && ctx.Err() == nil; i++ {
-		fmt.Fprintf(r.log, "== publish-nchan run %d/%d\n", i+1, r.c.Runs)
-		s.add(r.nchanRun(ctx, func(ctx context.Context, pid int) (map[string]float64, error) {
-			return r.writeOnce(ctx, "nchan", r.c.NchanURL, pid, "", "")
-		}))
-	}
-	s.finish(writeMetrics)
-	r.peers["publish-nchan"] = peerRuns{"publish-nchan", s}
-	return s
-}
-
-func (r *runner) save(cr *caseResult) error {
-	if err := os.MkdirAll(r.c.Out, 0o755); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(r.c.Out, cr.Case+".md"), []byte(cr.markdown()), 0o644); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(filepath.Join(r.c.Out, "results.jsonl"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	b, _ := json.Marshal(cr)
-	_, err = fmt.Fprintf(f, "%s\n", b)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 func parseRunArgs(args []string, stderr io.Writer) (runConfig, error) {
@@ -841,6 +648,9 @@ func parseRunArgs(args []string, stderr io.Writer) (runConfig, error) {
 	fs.BoolVar(&c.Nchan, "nchan", false, "also measure the Nchan peer, side by side")
 	fs.StringVar(&c.NchanDir, "nchan-dir", "../shared/peers/nchan", "directory of Nchan's start.sh and stop.sh")
 	fs.StringVar(&c.NchanURL, "nchan-url", "http://127.0.0.1:9080", "Nchan base URL")
+	fs.BoolVar(&c.Centrifuge, "centrifuge", false, "also measure the Centrifuge peer, side by side")
+	fs.StringVar(&c.CentrifugeDir, "centrifuge-dir", "../shared/peers/centrifuge", "directory of the Centrifuge peer's start.sh and stop.sh")
+	fs.StringVar(&c.CentrifugeURL, "centrifuge-url", "http://127.0.0.1:9180", "Centrifuge peer base URL")
 	fs.IntVar(&c.Runs, "runs", 3, "runs per case (medians reported)")
 	fs.StringVar(&c.Note, "note", "", "a note written beside every case's results (e.g. what else loaded the machine, which build)")
 	cases := fs.String("cases", strings.Join(allCases, ","), "cases to run (also: "+strings.Join(extraCases, ",")+", not run by default)")
@@ -853,6 +663,8 @@ func parseRunArgs(args []string, stderr io.Writer) (runConfig, error) {
 	fs.IntVar(&c.Channels, "channels", 100, "channels")
 	fs.IntVar(&c.Size, "size", 100, "message bytes")
 	fs.DurationVar(&c.RunTimeout, "run-timeout", 6*time.Minute, "bound on one run of one case")
+	fs.StringVar(&c.SyncDir, "sync-dir", os.TempDir(), "directory on the file system of the server's data directory ({tmp}), for the fdatasync latency of write-synced")
+	fs.IntVar(&c.FloorSocks, "floor-socks", floorDefaults().Socks, "loopback sockets of the floor (also measured before the first fan-out case)")
 	if err := parseFlags(fs, args); err != nil {
 		return c, err
 	}
@@ -862,11 +674,7 @@ func parseRunArgs(args []string, stderr io.Writer) (runConfig, error) {
 	}
 	for _, n := range strings.Split(*cases, ",") {
 		n = strings.TrimSpace(n)
-		known := false
-		for _, k := range append(allCases, extraCases...) {
-			known = known || k == n
-		}
-		if !known {
+		if !slices.Contains(allCases, n) && !slices.Contains(extraCases, n) {
 			return c, fmt.Errorf("unknown case %q (cases: %s)", n, strings.Join(append(allCases, extraCases...), ","))
 		}
 		c.Cases = append(c.Cases, n)
@@ -874,8 +682,8 @@ func parseRunArgs(args []string, stderr io.Writer) (runConfig, error) {
 	if c.Runs < 1 {
 		return c, fmt.Errorf("--runs must be ≥ 1")
 	}
-	if c.HalleyCmd == "" && !c.Nchan {
-		return c, fmt.Errorf("nothing to measure: give --halley-cmd and/or --nchan")
+	if c.HalleyCmd == "" && len(c.peerKinds()) == 0 && slices.ContainsFunc(c.Cases, func(n string) bool { return n != "floor" }) {
+		return c, fmt.Errorf("nothing to measure: give --halley-cmd and/or --nchan, --centrifuge")
 	}
 	if c.HalleyURL == "" {
 		c.HalleyURL = listenURL(strings.Fields(c.HalleyCmd))
@@ -904,9 +712,20 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 // nothing of the case in progress, when ctx ends.
 func (r *runner) runCases(ctx context.Context, stdout io.Writer) int {
 	code := 0
+	var fanouts []*caseResult
+	defer func() {
+		if len(fanouts) == 0 {
+			return
+		}
+		if f, err := plotFanoutRates(r.c.Out, fanouts); err != nil {
+			fmt.Fprintln(r.log, "bench run: fan-out plot:", err)
+		} else if f != "" {
+			fmt.Fprintf(r.log, "bench run: deliveries/s against subscribers in %s\n", filepath.Join(r.c.Out, f))
+		}
+	}()
 	for _, name := range r.c.Cases {
 		if r.c.HalleyCmd == "" && strings.HasPrefix(name, "write-") {
-			continue // the Nchan side of these is publish-nchan
+			continue // the peer side of these is publish-<peer>
 		}
 		cr, err := r.runCase(ctx, name)
 		if ctx.Err() != nil {
@@ -921,13 +740,16 @@ func (r *runner) runCases(ctx context.Context, stdout io.Writer) int {
 		if cr == nil {
 			continue
 		}
-		if err := r.save(cr); err != nil {
+		if err := cr.save(r.c.Out); err != nil {
 			fmt.Fprintln(r.log, "bench run:", err)
 			code = 1
 		}
 		fmt.Fprintln(stdout, cr.markdown())
-		for _, s := range []*side{cr.Halley, cr.Nchan} {
-			if s != nil && len(s.Errors) > 0 {
+		if _, ok := fanoutCases[cr.Case]; ok {
+			fanouts = append(fanouts, cr)
+		}
+		for _, col := range columns {
+			if s, _ := cr.slot(col.key); *s != nil && len((*s).Errors) > 0 {
 				code = 1
 			}
 		}

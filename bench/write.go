@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -17,12 +16,13 @@ import (
 // writeConfig describes one publish load.
 type writeConfig struct {
 	Target     string        // base URL, http://host:port
-	Kind       string        // halley | nchan
+	Kind       string        // a serverKind name
 	Conns      int           // keep-alive connections, one request in flight each
 	Duration   time.Duration // measuring time
 	Channels   int
 	Size       int    // message bytes
-	Key        string // Halley api_key
+	Key        string // Halley api_key (Cometify: the cf_api_key)
+	Secret     string // Cometify: the api secret pushes are signed with
 	User       string // Halley user (qname prefix)
 	ChanPrefix string // channel names are ChanPrefix + N
 	PID        int    // when set, the server's CPU time per request is reported
@@ -44,17 +44,16 @@ type writeResult struct {
 	CPUus     float64          `json:"server_cpu_us_per_req"` // with --pid, else 0
 	Statuses  map[string]int64 `json:"statuses"`
 	FirstErr  string           `json:"first_error,omitempty"`
+	hist      *Histogram       // every request's latency
 }
 
 func (c *writeConfig) validate() error {
-	switch c.Kind {
-	case "halley":
-		if c.Key == "" || c.User == "" {
-			return fmt.Errorf("--kind halley needs --key and --user")
-		}
-	case "nchan":
-	default:
-		return fmt.Errorf("--kind must be halley or nchan, not %q", c.Kind)
+	k, err := kindOf(c.Kind)
+	if err != nil {
+		return err
+	}
+	if err := k.checkPublisher(publisher{Key: c.Key, User: c.User, Secret: c.Secret}); err != nil {
+		return err
 	}
 	if c.Conns < 1 || c.Channels < 1 || c.Size < 0 || c.Duration <= 0 {
 		return fmt.Errorf("--conns, --channels must be ≥ 1, --size ≥ 0, --duration > 0")
@@ -63,15 +62,6 @@ func (c *writeConfig) validate() error {
 		return err
 	}
 	return nil
-}
-
-// channelName is the Halley qname, the Cometify identifier or the Nchan
-// channel id of channel n (identifiers and Nchan ids are both \w+).
-func channelName(kind, user, prefix string, n int) string {
-	if kind == "halley" {
-		return user + "-" + prefix + strconv.Itoa(n)
-	}
-	return nchanID(prefix) + strconv.Itoa(n)
 }
 
 // nchanID keeps only \w characters (Nchan's channel ids are \w+).
@@ -86,33 +76,14 @@ func nchanID(s string) string {
 
 // buildWriteRequests returns one complete request per channel.
 func buildWriteRequests(c *writeConfig, host string) [][]byte {
-	msg := strings.Repeat("x", c.Size)
+	k := mustKind(c.Kind)
+	p := publisher{Key: c.Key, User: c.User, Secret: c.Secret}
+	msg := []byte(strings.Repeat("x", c.Size))
 	reqs := make([][]byte, c.Channels)
 	for n := range reqs {
-		name := channelName(c.Kind, c.User, c.ChanPrefix, n)
-		var path, ctype, body string
-		if c.Kind == "halley" {
-			path, ctype = "/write", "application/x-www-form-urlencoded"
-			body = formBody("api_key", c.Key, "qname", name, "msg", msg)
-		} else {
-			path, ctype = "/pub/"+name, "text/plain"
-			body = msg
-		}
-		reqs[n] = fmt.Appendf(nil, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s",
-			path, host, ctype, len(body), body)
+		reqs[n] = k.publish(p, host, k.channel(c.User, c.ChanPrefix, n), msg)
 	}
 	return reqs
-}
-
-// checkWriteAnswer says whether an answer is a success.
-func checkWriteAnswer(kind string, r *response) bool {
-	if r.status/100 != 2 {
-		return false
-	}
-	if kind == "nchan" {
-		return true
-	}
-	return bytes.HasPrefix(r.body, []byte(`{"code":"ok"`)) // EZComet and Cometify
 }
 
 type writeWorker struct {
@@ -125,8 +96,9 @@ type writeWorker struct {
 }
 
 // runWrite runs the closed-loop publish load: Conns connections, each sends a
-// request, waits for its answer, and sends the next (no pipelining).
-func runWrite(ctx context.Context, c writeConfig) (writeResult, error) {
+// request, waits for its answer, and sends the next (no pipelining). With
+// log, it says how far it is every 5 s.
+func runWrite(ctx context.Context, c writeConfig, log io.Writer) (writeResult, error) {
 	if err := c.validate(); err != nil {
 		return writeResult{}, err
 	}
@@ -159,6 +131,12 @@ func runWrite(ctx context.Context, c writeConfig) (writeResult, error) {
 			w.loop(ctx, &c, addr, reqs, i)
 		}(i)
 	}
+	if log != nil {
+		stop := every(5*time.Second, func(d time.Duration) {
+			fmt.Fprintf(log, "write %s: %.0f s of %v, %d conns\n", c.Kind, d.Seconds(), c.Duration, c.Conns)
+		})
+		defer stop()
+	}
 	wg.Wait()
 	elapsed := time.Since(start)
 	var cpu1 float64
@@ -186,6 +164,7 @@ func runWrite(ctx context.Context, c writeConfig) (writeResult, error) {
 	}
 	ms := func(v int64) float64 { return float64(v) / 1e6 }
 	res.P50ms, res.P90ms, res.P99ms, res.MaxMs = ms(h.Percentile(0.50)), ms(h.Percentile(0.90)), ms(h.Percentile(0.99)), ms(h.Max())
+	res.hist = &h
 	return res, nil
 }
 
@@ -200,6 +179,7 @@ func (w *writeWorker) loop(ctx context.Context, c *writeConfig, addr string, req
 	var br *bufio.Reader
 	var r response
 	deadline, _ := ctx.Deadline()
+	k := mustKind(c.Kind)
 	n := i
 	for ctx.Err() == nil {
 		if conn == nil {
@@ -236,7 +216,7 @@ func (w *writeWorker) loop(ctx context.Context, c *writeConfig, addr string, req
 		w.requests++
 		w.hist.RecordDuration(dt)
 		w.statuses[r.status]++
-		if !checkWriteAnswer(c.Kind, &r) {
+		if !k.published(&r) {
 			w.errors++
 			w.fail("status %d body %q", r.status, r.body)
 		}
@@ -270,7 +250,8 @@ func cmdWrite(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	c := writeConfig{}
 	fs.StringVar(&c.Target, "target", "http://127.0.0.1:8080", "server base URL")
-	fs.StringVar(&c.Kind, "kind", "halley", "halley (POST /write) or nchan (POST /pub/<id>)")
+	fs.StringVar(&c.Kind, "kind", "halley", kindHelp)
+	fs.StringVar(&c.Secret, "secret", "", "Cometify api secret, to sign the pushes")
 	fs.IntVar(&c.Conns, "conns", 16, "keep-alive connections, one request in flight each")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "how long to measure")
 	fs.IntVar(&c.Channels, "channels", 100, "channels written round-robin")
@@ -286,7 +267,7 @@ func cmdWrite(args []string, stdout, stderr io.Writer) int {
 	if c.ChanPrefix == "" {
 		c.ChanPrefix = freshPrefix()
 	}
-	res, err := runWrite(context.Background(), c)
+	res, err := runWrite(context.Background(), c, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "bench write:", err)
 		return 1

@@ -149,7 +149,7 @@ func TestParseFanPayloadNoAllocs(t *testing.T) {
 			kind  string
 			frame []byte
 		}{{"cometify", f}, {"halley", e}, {"nchan", p}} {
-			m, _, _ := fanMessage(k.kind, k.frame)
+			m, _, _, _ := mustKind(k.kind).next(k.frame)
 			parseFanPayload(m)
 		}
 	}); n != 0 {
