@@ -54,7 +54,7 @@ browser:
 FUZZTIME ?= 30s
 FUZZ_TARGETS ?= engine:FuzzParseRequest engine:FuzzWSFrames engine:FuzzParseFrameHeader engine:FuzzClientIP \
 	protocol:FuzzFormParse protocol:FuzzParseList protocol:FuzzLastEventID protocol:FuzzAppendJSONString \
-	protocol:FuzzPushAuth protocol:FuzzHMACSigner protocol:FuzzDemoLoopbackHost
+	protocol:FuzzPushAuth protocol:FuzzHMACSigner protocol:FuzzDemoLoopbackHost bench:FuzzCentrifugeNext
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t#*:}; \
@@ -62,12 +62,18 @@ fuzz:
 		$(GO) test ./$$pkg -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) || exit 1; \
 	done
 
-# bench: Halley (one event loop) against Nchan (one nginx worker), medians
-# of 3 fresh runs per case; tables and JSON lines land in bench/results/.
+# bench: Halley (one event loop) against Nchan (one nginx worker) and the
+# Centrifuge peer (GOMAXPROCS=1), each restarted per case, medians of 3
+# fresh runs; the floor case first, so every fan-out is stated against it.
+# Tables, JSON lines and plots land in bench/results/ (about 50 minutes).
+# BENCH_CASES picks cases.
+BENCH_CASES ?= floor,idle-ws,idle-longpoll,idle-cf-ws,idle-cf-longpoll,write-synced,write-cf-synced,write-nosync,publish-256,fanout-10k,fanout-1k,cf-fanout-10k
 bench: build
 	@test -f /usr/lib/nginx/modules/ngx_nchan_module.so || (apt-get update && apt-get install -y nginx-light libnginx-mod-nchan)
 	$(HALLEY) bench run --halley-cmd "$(CURDIR)/$(HALLEY) serve --data {tmp} --listen 127.0.0.1:18080 --loops 1" \
-		--nchan --nchan-dir ../shared/peers/nchan --out bench/results
+		--nchan --nchan-dir ../shared/peers/nchan \
+		--centrifuge --centrifuge-dir ../shared/peers/centrifuge \
+		--cases $(BENCH_CASES) --out bench/results
 
 clean:
 	rm -rf $(BIN) data jsclient/node_modules browsertest/node_modules
