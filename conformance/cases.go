@@ -1,6 +1,6 @@
 package conformance
 
-// allCases lists every case in spec order: the order of SPEC.md's sections
+// allCases lists every case in spec order: the order of docs/spec.md's sections
 // and, within one, of its rule ids. A new rule group adds its function
 // here, in its section's place.
 func allCases() []ruleCase {

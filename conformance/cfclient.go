@@ -14,7 +14,7 @@ import (
 )
 
 // The Cometify side of the suite: signing pushes and listeners, pushing,
-// and identifiers lists (LIST in SPEC.md §5).
+// and identifiers lists (LIST in docs/spec.md §5).
 
 // md5hex is the lowercase hex MD5 both Cometify signatures are built of.
 func md5hex(s string) string {

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// cfListenCases are the Cometify listen rules (SPEC.md §5).
+// cfListenCases are the Cometify listen rules (docs/spec.md §5).
 func cfListenCases() []ruleCase {
 	return []ruleCase{
 		{rule: "CF-L-01", what: "/{apiKey}/listen WebSocket: push frames {identifier (lowercase), id, data}, server pings; malformed LIST 400 on every transport", run: checkListenWebSocket},
@@ -50,7 +50,7 @@ func checkListenWebSocket(t *caseT) {
 	w.quiet()
 }
 
-// checkListSyntax sends malformed LISTs to every transport (SPEC.md §5's
+// checkListSyntax sends malformed LISTs to every transport (docs/spec.md §5's
 // LIST rules); each must be a 400 before any upgrade.
 func checkListSyntax(t *caseT) {
 	a := t.cfg.Account

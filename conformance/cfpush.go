@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// cfPushCases are the Cometify push rules (SPEC.md §4).
+// cfPushCases are the Cometify push rules (docs/spec.md §4).
 func cfPushCases() []ruleCase {
 	return []ruleCase{
 		{rule: "CF-P-01", what: "identifiers ^[a-zA-Z][a-zA-Z0-9_]{0,59}$, case-insensitive: a push to Chat reaches a listener of chat", run: checkPushIdentifier},

@@ -1,5 +1,5 @@
 // Package conformance is Halley's black-box conformance suite. It checks the
-// rules of the wire specification (SPEC.md; every case is named by a rule id
+// rules of the wire specification (docs/spec.md; every case is named by a rule id
 // such as EZ-W-07) against a running server, over real sockets only.
 //
 // The package imports nothing else from this module, on purpose: it must be
