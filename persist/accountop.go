@@ -27,22 +27,17 @@ type accountChange struct {
 // stalled or its write queue is full.
 func (s *Store) runAccountChange(ch *accountChange) error {
 	ch.done = make(chan struct{})
-	r := writeReqPool.Get().(*writeReq)
-	r.acct = ch
-	if err := s.enqueue(r); err != nil {
+	if err := s.enqueue(ch); err != nil {
 		return fmt.Errorf("persist: save account: %w", err)
 	}
 	<-ch.done
 	return ch.err
 }
 
-// changeAccount runs r's account change on the committer goroutine and
-// answers it.
-func (c *committer) changeAccount(r *writeReq) {
-	ch := r.acct
-	*r = writeReq{}
-	writeReqPool.Put(r)
-	ch.err = c.applyAccountChange(ch)
+// complete answers the change (op): the committer runs it alone,
+// between groups (applyAccountChange), and completes it at once.
+func (ch *accountChange) complete(_ *storeCounters, err error) {
+	ch.err = err
 	close(ch.done)
 }
 

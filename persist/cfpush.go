@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -64,9 +65,9 @@ type CFCompletion interface{ CFPushDone(CFPushResult) }
 // I/O; done is called exactly once with the outcome. The contract is
 // EZWriteTo's:
 //
-// done runs on the committer goroutine, in acceptance order (EZ writes
+// done runs on the syncer goroutine, in acceptance order (EZ writes
 // and CF pushes share one order and one Pebble batch, so one fsync serves
-// both), after the batch holding p is committed (synced under SyncAlways)
+// both), after the group holding p is committed (synced under SyncAlways)
 // and published: CFLast and CFRead already see the push. It must not
 // block, must not panic and must not push or write itself. CFPushTo never
 // blocks: a push refused before queueing (as EZWrite's, or a Topic that is
@@ -98,11 +99,38 @@ func (s *Store) CFPushTo(p CFPush, done CFCompletion) {
 		done.CFPushDone(CFPushResult{Err: fmt.Errorf("persist: nonce of %d bytes", len(p.Nonce))})
 		return
 	}
-	r := writeReqPool.Get().(*writeReq)
-	r.cf, r.cfDone = p, done
-	if err := s.enqueue(r); err != nil {
+	o := cfOpPool.Get().(*cfOp)
+	o.p, o.done = p, done
+	if err := s.enqueue(o); err != nil {
+		*o = cfOp{}
+		cfOpPool.Put(o)
 		done.CFPushDone(CFPushResult{Err: err})
 	}
+}
+
+// cfOp is one CFPush in the queue; pooled, as ezOp.
+type cfOp struct {
+	p    CFPush
+	done CFCompletion
+	res  CFPushResult
+}
+
+var cfOpPool = sync.Pool{New: func() any { return new(cfOp) }}
+
+func (o *cfOp) build(c *committer, b *pebble.Batch, now int64) {
+	c.buildCF(b, o, now, now-int64(c.s.opts.CFRetain))
+}
+
+func (o *cfOp) complete(st *storeCounters, err error) {
+	res := o.res
+	if err != nil {
+		res = CFPushResult{Err: err}
+		st.errors.Add(1)
+	}
+	done := o.done
+	*o = cfOp{}
+	cfOpPool.Put(o)
+	done.CFPushDone(res)
 }
 
 // pendingPush is a push accepted by the batch being built.
@@ -197,56 +225,56 @@ func (c *committer) releaseTopic(pt *pendingTopic) {
 	cb.free = append(cb.free, pt)
 }
 
-// buildCF adds r's push to b and sets r.cfRes as if b commits. cutoff is
+// buildCF adds r's push to b and sets o.res as if b commits. cutoff is
 // the oldest acceptance time still retained. The outcomes rank as SPEC
 // C-04 ranks their statuses: ErrRevoked (401), then ErrSecretReplay and
 // ErrNonceReused (403), then the id rules (409 or ok); a refused push
 // records nothing.
-func (c *committer) buildCF(b *pebble.Batch, r *writeReq, now, cutoff int64) {
-	p := &r.cf
+func (c *committer) buildCF(b *pebble.Batch, o *cfOp, now, cutoff int64) {
+	p := &o.p
 	if c.revoked(p.Topic, '/', p.AccountID) {
 		c.revocations++
-		r.cfRes = CFPushResult{Err: ErrRevoked}
+		o.res = CFPushResult{Err: ErrRevoked}
 		return
 	}
 	pt := c.pendingTopic(p.Topic)
 	if replay, err := c.secretReplayed(pt, p, cutoff); err != nil || replay {
-		r.cfRes = CFPushResult{Err: err}
+		o.res = CFPushResult{Err: err}
 		if replay {
 			c.cf.secretReplays++
-			r.cfRes.Err = ErrSecretReplay
+			o.res.Err = ErrSecretReplay
 		}
 		return
 	}
 	if reused, err := c.nonceReused(p, now); err != nil || reused {
-		r.cfRes = CFPushResult{Err: err}
+		o.res = CFPushResult{Err: err}
 		if reused {
 			c.cf.noncesReused++
-			r.cfRes.Err = ErrNonceReused
+			o.res.Err = ErrNonceReused
 		}
 		return
 	}
-	c.applyIDRules(b, r, pt, now, cutoff)
-	if r.cfRes.Err == nil {
+	c.applyIDRules(b, o, pt, now, cutoff)
+	if o.res.Err == nil {
 		c.recordGuards(b, pt, p, now)
 	}
 }
 
 // applyIDRules appends r's push or answers it as a duplicate or a
 // conflict (CF-P-04, CF-P-06).
-func (c *committer) applyIDRules(b *pebble.Batch, r *writeReq, pt *pendingTopic, now, cutoff int64) {
-	p := &r.cf
+func (c *committer) applyIDRules(b *pebble.Batch, o *cfOp, pt *pendingTopic, now, cutoff int64) {
+	p := &o.p
 	id := p.ID
 	if !p.HasID {
 		if pt.last >= MaxPushID {
 			c.cf.conflicts++ // no id left to assign; the topic stays as it is
-			r.cfRes = CFPushResult{Err: ErrPushConflict}
+			o.res = CFPushResult{Err: ErrPushConflict}
 			return
 		}
 		id = pt.last + 1
 	}
 	if id <= pt.last || id > MaxPushID {
-		c.answerRetained(r, pt, id, cutoff)
+		c.answerRetained(o, pt, id, cutoff)
 		return
 	}
 	c.key = cfPushKey(c.key[:0], pt.name, id)
@@ -255,22 +283,22 @@ func (c *committer) applyIDRules(b *pebble.Batch, r *writeReq, pt *pendingTopic,
 	pt.last = id
 	pt.pushes = append(pt.pushes, pendingPush{id: id, time: now, secret: p.Secret, text: p.Text})
 	c.cf.pushes++
-	r.cfRes = CFPushResult{Msg: CFMessage{ID: id, Time: now, Secret: p.Secret, Text: p.Text}}
+	o.res = CFPushResult{Msg: CFMessage{ID: id, Time: now, Secret: p.Secret, Text: p.Text}}
 }
 
 // answerRetained answers a push whose id is not above the topic's last:
 // a duplicate if that id is retained with the same text, else a conflict.
-func (c *committer) answerRetained(r *writeReq, pt *pendingTopic, id uint64, cutoff int64) {
+func (c *committer) answerRetained(o *cfOp, pt *pendingTopic, id uint64, cutoff int64) {
 	m, found, err := c.retainedPush(pt, id, cutoff)
 	switch {
 	case err != nil:
-		r.cfRes = CFPushResult{Err: err}
-	case !found || !bytes.Equal(m.Text, r.cf.Text):
+		o.res = CFPushResult{Err: err}
+	case !found || !bytes.Equal(m.Text, o.p.Text):
 		c.cf.conflicts++
-		r.cfRes = CFPushResult{Err: ErrPushConflict}
+		o.res = CFPushResult{Err: ErrPushConflict}
 	default:
 		c.cf.dups++
-		r.cfRes = CFPushResult{Msg: m, Duplicate: true}
+		o.res = CFPushResult{Msg: m, Duplicate: true}
 	}
 }
 
@@ -316,18 +344,4 @@ func (c *committer) setTopicMeta(b *pebble.Batch) {
 		c.val = encodeMeta(c.val[:0], pt.last, pt.droppedMax)
 		_ = b.Set(c.key, c.val, nil)
 	}
-}
-
-// finishCF completes r, releases it and counts the outcome; a non-nil err
-// overrides it.
-func finishCF(st *storeCounters, r *writeReq, err error) {
-	res := r.cfRes
-	if err != nil {
-		res = CFPushResult{Err: err}
-		st.errors.Add(1)
-	}
-	done := r.cfDone
-	*r = writeReq{}
-	writeReqPool.Put(r)
-	done.CFPushDone(res)
 }

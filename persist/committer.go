@@ -11,22 +11,53 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// writeReq carries one EZWrite, one CFPush or one account change through
-// the committer.
-// Pooled, so that carrying either kind costs no allocation.
-type writeReq struct {
-	w    EZWrite
-	done WriteCompletion // nil for a CF push
-	res  EZWriteResult
-
-	cf     CFPush
-	cfDone CFCompletion // nil for an EZ write
-	cfRes  CFPushResult
-
-	acct *accountChange // set for an account change, which carries nothing else
+// op is one unit of work in the committer's queue: an EZComet write or a
+// Cometify push (a groupOp, built into a group with the others queued
+// beside it) or an account change (run alone, between groups).
+type op interface {
+	// complete hands the outcome to the caller, a non-nil err overriding
+	// it, and releases the op. Writes and pushes complete on the syncer
+	// goroutine, in queue order.
+	complete(st *storeCounters, err error)
 }
 
-// WriteCompletion receives an EZWrite's outcome (see EZWrite for when and
+// groupOp is an op built into a group.
+type groupOp interface {
+	op
+	// build adds the op's mutations to b, as if b commits, and records
+	// the outcome; now is the group's time (Unix ns).
+	build(c *committer, b *pebble.Batch, now int64)
+}
+
+// ezOp is one EZWrite in the queue; pooled, so that queueing one
+// allocates nothing.
+type ezOp struct {
+	w    EZWrite
+	done WriteCompletion
+	res  EZWriteResult
+}
+
+var ezOpPool = sync.Pool{New: func() any { return new(ezOp) }}
+
+func (o *ezOp) build(c *committer, b *pebble.Batch, now int64) {
+	c.buildEZ(b, o, now, now-int64(c.s.opts.EZMaxAge))
+}
+
+func (o *ezOp) complete(st *storeCounters, err error) {
+	res := o.res
+	if err != nil {
+		res = EZWriteResult{Err: err}
+		st.errors.Add(1)
+	} else if res.Err == nil {
+		st.writesCommitted.Add(1)
+	}
+	done := o.done
+	*o = ezOp{}
+	ezOpPool.Put(o)
+	done.WriteDone(res)
+}
+
+// WriteCompletion receives an EZWrite's outcome (see EZWriteTo for when and
 // on which goroutine). A caller that keeps one object per write passes it
 // with EZWriteTo and allocates no closure.
 type WriteCompletion interface {
@@ -39,9 +70,12 @@ type completionFunc func(EZWriteResult)
 
 func (f completionFunc) WriteDone(r EZWriteResult) { f(r) }
 
-var writeReqPool = sync.Pool{New: func() any { return new(writeReq) }}
+// EZWrite is EZWriteTo with a function as its completion (tests, tools).
+func (s *Store) EZWrite(w EZWrite, done func(EZWriteResult)) {
+	s.EZWriteTo(w, completionFunc(done))
+}
 
-// EZWrite queues w for the committer and returns without waiting for I/O;
+// EZWriteTo queues w for the committer and returns without waiting for I/O;
 // done is called exactly once with the outcome.
 //
 // Ownership: the Store reads w.Tick and w.Body until done is called, so the
@@ -49,52 +83,51 @@ var writeReqPool = sync.Pool{New: func() any { return new(writeReq) }}
 // EZWriteResult.Msg.Tick and .Body are w's own slices; for a duplicate they
 // are fresh copies.
 //
-// done runs on the committer goroutine, in acceptance order, after the
-// batch holding w is committed (synced under SyncAlways) and published:
-// EZRead and EZLastSeq already see the message. It must not block, must
-// not panic, and must not call EZWrite itself (hand the result to an
-// event loop instead): every other write waits for it.
+// done runs on the syncer goroutine (pipeline.go), in acceptance order,
+// after the group holding w is committed (synced under SyncAlways) and
+// published: EZRead and EZLastSeq already see the message. Then
+// Options.AfterBatch runs once for the group. done must not block, must
+// not panic, and must not write itself (hand the result to an event loop
+// instead): every later completion waits for it.
 //
-// EZWrite never blocks: a write it cannot queue calls done on the
-// caller's goroutine before EZWrite returns, with ErrClosed after Close,
+// EZWriteTo never blocks: a write it cannot queue calls done on the
+// caller's goroutine before EZWriteTo returns, with ErrClosed after Close,
 // an error wrapping ErrStorage when the Store is failed or stalled
 // (Healthy) or Options.WriteQueue writes are already waiting, or an error
 // naming an invalid qname or tick.
-func (s *Store) EZWrite(w EZWrite, done func(EZWriteResult)) {
-	s.EZWriteTo(w, completionFunc(done))
-}
-
-// EZWriteTo is EZWrite with its completion as an interface.
+//
+// The server calls it with one object per write as the completion, so
+// that no closure is allocated.
 func (s *Store) EZWriteTo(w EZWrite, done WriteCompletion) {
 	if err := checkWrite(&w); err != nil {
 		done.WriteDone(EZWriteResult{Err: err})
 		return
 	}
-	r := writeReqPool.Get().(*writeReq)
-	r.w, r.done = w, done
-	if err := s.enqueue(r); err != nil {
+	o := ezOpPool.Get().(*ezOp)
+	o.w, o.done = w, done
+	if err := s.enqueue(o); err != nil {
+		*o = ezOp{}
+		ezOpPool.Put(o)
 		done.WriteDone(EZWriteResult{Err: err})
 	}
 }
 
-// enqueue hands r to the committer without blocking. When it cannot (see
-// EZWrite) it releases r and returns why.
-func (s *Store) enqueue(r *writeReq) error {
+// enqueue hands o to the committer without blocking. When it cannot (see
+// EZWrite) it returns why; o is then still the caller's.
+func (s *Store) enqueue(o op) error {
 	// closeMu, held for reading, keeps Close from closing the channel
 	// between the check and the send.
 	s.closeMu.RLock()
 	err := s.Healthy()
 	if err == nil {
 		select {
-		case s.writes <- r:
+		case s.writes <- o:
 		default:
 			err = errQueueFull
 		}
 	}
 	s.closeMu.RUnlock()
 	if err != nil {
-		*r = writeReq{}
-		writeReqPool.Put(r)
 		if err != ErrClosed {
 			s.stats.refused.Add(1)
 		}
@@ -174,7 +207,7 @@ func (pc *pendingChan) add(m pendingMsg) {
 // it.
 type committer struct {
 	s       *Store
-	reqs    []*writeReq
+	ops     []groupOp
 	pend    map[string]*pendingChan
 	touched []*pendingChan // in first-touch order; reused across batches
 	free    []*pendingChan
@@ -206,18 +239,18 @@ func (s *Store) commitLoop() {
 	c.cf.nonces = make(map[nonceRef]struct{})
 	for {
 		select {
-		case r, ok := <-s.writes:
+		case o, ok := <-s.writes:
 			if !ok {
 				c.shutdown()
 				return
 			}
-			for r != nil {
-				if r.acct != nil {
+			for o != nil {
+				if ch, isAcct := o.(*accountChange); isAcct {
 					c.quiesce()
-					c.changeAccount(r)
+					ch.complete(&s.stats, c.applyAccountChange(ch))
 					break
 				}
-				c.reqs = append(c.reqs[:0], r)
+				c.ops = append(c.ops[:0], o.(groupOp))
 				next, open := c.drain()
 				c.commit()
 				if h := c.hold; h != nil {
@@ -228,7 +261,7 @@ func (s *Store) commitLoop() {
 					c.shutdown()
 					return
 				}
-				r = next // an account change that ended the batch
+				o = next // an account change that ended the batch
 			}
 		case ack := <-s.sweeps:
 			c.quiesce()
@@ -262,17 +295,18 @@ func (c *committer) shutdown() {
 // drain adds every write already waiting, up to MaxBatch. An account
 // change ends the batch: drain returns it as next, to run once the batch
 // is committed. open is false once the write channel is closed.
-func (c *committer) drain() (next *writeReq, open bool) {
-	for len(c.reqs) < c.s.opts.MaxBatch {
+func (c *committer) drain() (next op, open bool) {
+	for len(c.ops) < c.s.opts.MaxBatch {
 		select {
-		case r, ok := <-c.s.writes:
+		case o, ok := <-c.s.writes:
 			if !ok {
 				return nil, false
 			}
-			if r.acct != nil {
-				return r, true
+			gop, inGroup := o.(groupOp)
+			if !inGroup {
+				return o, true
 			}
-			c.reqs = append(c.reqs, r)
+			c.ops = append(c.ops, gop)
 		default:
 			return nil, true
 		}
@@ -280,12 +314,12 @@ func (c *committer) drain() (next *writeReq, open bool) {
 	return nil, true
 }
 
-// commit builds one Pebble batch from c.reqs, applies it and hands it to
+// commit builds one Pebble batch from c.ops, applies it and hands it to
 // the syncer, which completes every request once it is synced.
 func (c *committer) commit() {
 	s := c.s
 	g := c.newGroup()
-	g.reqs, c.reqs = c.reqs, g.reqs[:0]
+	g.ops, c.ops = c.ops, g.ops[:0]
 	if err := s.errFailed(); err != nil {
 		g.err = err
 		c.send(g)
@@ -299,15 +333,9 @@ func (c *committer) commit() {
 	g.watched = true
 	c.accounts = s.accounts.Load()
 	now := s.opts.Now().UnixNano()
-	cutoff := now - int64(s.opts.EZMaxAge)
 	b := s.db.NewBatch()
-	cfCutoff := now - int64(s.opts.CFRetain)
-	for _, r := range g.reqs {
-		if r.cfDone != nil {
-			c.buildCF(b, r, now, cfCutoff)
-		} else {
-			c.build(b, r, now, cutoff)
-		}
+	for _, o := range g.ops {
+		o.build(c, b, now)
 	}
 	for _, pc := range c.touched {
 		c.key = metaKey(c.key[:0], pc.qname)
@@ -317,8 +345,8 @@ func (c *committer) commit() {
 	c.setTopicMeta(b)
 	c.seal(g)
 	if h := s.testHold.Load(); h != nil {
-		for _, r := range g.reqs {
-			if r.done != nil && r.w.QName == h.qname && s.testHold.CompareAndSwap(h, nil) {
+		for _, o := range g.ops {
+			if w, ok := o.(*ezOp); ok && w.w.QName == h.qname && s.testHold.CompareAndSwap(h, nil) {
 				c.hold = h
 				break
 			}
@@ -347,7 +375,7 @@ func (c *committer) commit() {
 	if err != nil {
 		// Pebble may still hold b: it is never closed or reused.
 		s.fail(err)
-		g.err = fmt.Errorf("persist: commit %d writes: %w", len(g.reqs), err)
+		g.err = fmt.Errorf("persist: commit %d writes: %w", len(g.ops), err)
 	}
 	c.send(g)
 }
@@ -415,12 +443,12 @@ func (c *committer) pending(qname string) *pendingChan {
 	return pc
 }
 
-// build adds r's mutations to b and sets r.res as if b commits.
-func (c *committer) build(b *pebble.Batch, r *writeReq, now, cutoff int64) {
-	w := &r.w
+// buildEZ adds o's mutations to b and sets o.res as if b commits.
+func (c *committer) buildEZ(b *pebble.Batch, o *ezOp, now, cutoff int64) {
+	w := &o.w
 	if c.revoked(w.QName, '-', w.AccountID) {
 		c.revocations++
-		r.res = EZWriteResult{Err: ErrRevoked}
+		o.res = EZWriteResult{Err: ErrRevoked}
 		return
 	}
 	pc := c.pending(w.QName)
@@ -431,7 +459,7 @@ func (c *committer) build(b *pebble.Batch, r *writeReq, now, cutoff int64) {
 		}
 		pc.first = pc.last + 1
 		c.flushes++
-		r.res = EZWriteResult{}
+		o.res = EZWriteResult{}
 		return
 	}
 
@@ -439,13 +467,13 @@ func (c *committer) build(b *pebble.Batch, r *writeReq, now, cutoff int64) {
 	// they supersede whatever the disk says about the tick.
 	if m, ok := pc.findTick(w.Tick); ok {
 		if m.seq >= pc.first && m.time >= cutoff {
-			c.answerQueued(r, m.seq, m.time, m.tick, m.body)
+			c.answerQueued(o, m.seq, m.time, m.tick, m.body)
 			return
 		}
 	} else if !w.NewTick {
-		found, err := c.checkQueuedOnDisk(r, pc, cutoff)
+		found, err := c.checkQueuedOnDisk(o, pc, cutoff)
 		if err != nil {
-			r.res = EZWriteResult{Err: err}
+			o.res = EZWriteResult{Err: err}
 			return
 		}
 		if found {
@@ -471,16 +499,16 @@ func (c *committer) build(b *pebble.Batch, r *writeReq, now, cutoff int64) {
 		c.dropped += newFirst - pc.first
 		pc.first = newFirst
 	}
-	r.res = EZWriteResult{Msg: Message{Seq: seq, Tick: w.Tick, Body: w.Body, Time: now}}
+	o.res = EZWriteResult{Msg: Message{Seq: seq, Tick: w.Tick, Body: w.Body, Time: now}}
 }
 
 // checkQueuedOnDisk answers r if its tick is queued in the committed
 // state (and not dropped by this batch).
-func (c *committer) checkQueuedOnDisk(r *writeReq, pc *pendingChan, cutoff int64) (bool, error) {
+func (c *committer) checkQueuedOnDisk(o *ezOp, pc *pendingChan, cutoff int64) (bool, error) {
 	if pc.first > pc.last {
 		return false, nil
 	}
-	c.key = tickKey(c.key[:0], pc.qname, r.w.Tick)
+	c.key = tickKey(c.key[:0], pc.qname, o.w.Tick)
 	seq, t, found, err := c.s.getTick(c.key)
 	if err != nil || !found || seq < pc.first || seq > pc.last || t < cutoff {
 		return false, err
@@ -495,25 +523,25 @@ func (c *committer) checkQueuedOnDisk(r *writeReq, pc *pendingChan, cutoff int64
 	}
 	defer closer.Close()
 	mt, tick, body, ok := decodeMessage(v)
-	if !ok || !bytes.Equal(tick, r.w.Tick) {
+	if !ok || !bytes.Equal(tick, o.w.Tick) {
 		return false, nil
 	}
-	c.answerQueued(r, seq, mt, tick, body)
+	c.answerQueued(o, seq, mt, tick, body)
 	return true, nil
 }
 
 // answerQueued answers a write whose tick is queued as (seq, tick, body).
-func (c *committer) answerQueued(r *writeReq, seq uint64, t int64, tick, body []byte) {
-	if !bytes.Equal(body, r.w.Body) {
+func (c *committer) answerQueued(o *ezOp, seq uint64, t int64, tick, body []byte) {
+	if !bytes.Equal(body, o.w.Body) {
 		c.conflicts++
-		r.res = EZWriteResult{Err: ErrTickConflict}
+		o.res = EZWriteResult{Err: ErrTickConflict}
 		return
 	}
 	c.dups++
 	buf := make([]byte, len(tick)+len(body))
 	n := copy(buf, tick)
 	copy(buf[n:], body)
-	r.res = EZWriteResult{
+	o.res = EZWriteResult{
 		Msg:       Message{Seq: seq, Tick: buf[:n:n], Body: buf[n:], Time: t},
 		Duplicate: true,
 	}
@@ -544,7 +572,7 @@ func (c *committer) releaseChan(pc *pendingChan) {
 // reset forgets the state of a group that is abandoned before it was
 // sealed (a sweep that failed), keeping the buffers.
 func (c *committer) reset() {
-	c.reqs = c.reqs[:0]
+	c.ops = c.ops[:0]
 	for _, pc := range c.touched {
 		c.releaseChan(pc)
 	}

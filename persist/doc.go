@@ -4,18 +4,23 @@
 // their push ids, retained for Options.CFRetain; and the replay guards of
 // Cometify pushes (CF-P-09 secret digests, CF-P-10 nonces).
 //
-// Writes are acknowledged only after the WAL is synced: one committer
-// goroutine drains every pending write into one Pebble batch and syncs it
-// once (group commit), then calls each write's completion in acceptance
-// order. When a completion runs, its message is already visible to reads.
-// Reads are synchronous and safe from any goroutine.
+// Writes are acknowledged only after the WAL is synced, through a commit
+// pipeline (pipeline.go): the committer goroutine drains every pending
+// write and push into one group, builds one Pebble batch from it and
+// applies it without waiting for its fsync; while Pebble syncs it, the
+// committer builds and applies the next group. The syncer goroutine waits
+// for each group's fsync in order, publishes it to readers and calls its
+// completions in acceptance order, then Options.AfterBatch. When a
+// completion runs, its message is already visible to reads. Reads are
+// synchronous and safe from any goroutine.
 //
-// Goroutines: the committer, which is the single writer of everything —
-// every EZWrite and CFPush (they share its batches and their fsync), the
-// retention sweep (run between batches), and every account change (run
-// between batches too, in queue order) — and a housekeeping goroutine
-// that asks for sweeps and logs a failed Store. Account lookups read an
-// immutable snapshot without locks or allocations.
+// Goroutines: the committer, the single writer of everything — every
+// EZWrite and CFPush (one order, one op interface: ezOp, cfOp), the
+// retention sweep and every account change (both run once the groups in
+// flight are published, in queue order) —; the syncer; and a
+// housekeeping goroutine that asks for sweeps and logs a failed Store.
+// Account lookups read an immutable snapshot without locks or
+// allocations.
 //
 // In memory: every account, per channel the range first..last of the
 // sequence numbers it retains (deletions always remove a prefix, so the
@@ -36,7 +41,7 @@
 // (channels "<user>-...", topics "<user>/...", its records) and is
 // ordered after the writes already queued; a write or push authorized for
 // an incarnation that is no longer current when the committer builds its
-// batch gets ErrRevoked (EZWrite.AccountID, CFPush.AccountID). A name
+// group gets ErrRevoked (EZWrite.AccountID, CFPush.AccountID). A name
 // added again starts empty.
 //
 // Replay guards (committer.buildCF, replay.go). The outcome of a push
@@ -57,7 +62,9 @@
 // Store is healthy again; reads keep working. The write queue is bounded
 // and never blocks its caller: full, it refuses. Close waits for the
 // committer at most until its current call into Pebble has run for twice
-// StallTimeout, then gives up with an error and leaves Pebble alone.
+// StallTimeout without progress, then gives up with an error and starts
+// nothing more in Pebble (a group already applied is still answered as
+// its fsync turns out).
 //
 // Files (C-14; privatefs.go). With the default disk the data directory is
 // created 0700 and every file in it 0600, whatever the umask (which is

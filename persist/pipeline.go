@@ -32,8 +32,8 @@ const maxInFlight = 4
 
 // group is one commit on its way through the pipeline.
 type group struct {
-	seq  uint64
-	reqs []*writeReq
+	seq uint64
+	ops []groupOp
 	// b is the applied batch the syncer waits for, nil when nothing was
 	// applied or the batch is already closed (SyncNone).
 	b *pebble.Batch
@@ -203,7 +203,7 @@ func (s *Store) complete(g *group) {
 		g.b = nil
 		if serr != nil {
 			s.fail(serr)
-			err = fmt.Errorf("persist: commit %d writes: %w", len(g.reqs), serr)
+			err = fmt.Errorf("persist: commit %d writes: %w", len(g.ops), serr)
 		}
 	}
 	if g.watched {
@@ -261,31 +261,17 @@ func (s *Store) publish(g *group) {
 	st.cfNoncesReused.Add(n.cfNoncesReused)
 }
 
-// finish completes every request of g in order (a non-nil err overrides
-// each outcome), then calls Options.AfterBatch.
+// finish completes every op of g in order (a non-nil err overrides each
+// outcome), then calls Options.AfterBatch.
 func (s *Store) finish(g *group, err error) {
 	st := &s.stats
 	st.batches.Add(1)
-	st.batchSizeSum.Add(uint64(len(g.reqs)))
-	for i, r := range g.reqs {
-		g.reqs[i] = nil
-		if r.cfDone != nil {
-			finishCF(st, r, err)
-			continue
-		}
-		res := r.res
-		if err != nil {
-			res = EZWriteResult{Err: err}
-			st.errors.Add(1)
-		} else if res.Err == nil {
-			st.writesCommitted.Add(1)
-		}
-		done := r.done
-		*r = writeReq{}
-		writeReqPool.Put(r)
-		done.WriteDone(res)
+	st.batchSizeSum.Add(uint64(len(g.ops)))
+	for i, o := range g.ops {
+		g.ops[i] = nil
+		o.complete(st, err)
 	}
-	g.reqs = g.reqs[:0]
+	g.ops = g.ops[:0]
 	if f := s.opts.AfterBatch; f != nil {
 		f()
 	}

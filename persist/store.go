@@ -39,7 +39,7 @@ type Store struct {
 	// closeMu orders enqueue's send against Close's close(writes).
 	closeMu sync.RWMutex
 	closed  atomic.Bool // set under closeMu; read without it by Healthy
-	writes  chan *writeReq
+	writes  chan op
 	sweeps  chan chan struct{}
 
 	// The commit pipeline (pipeline.go): applied groups go to the syncer
@@ -156,7 +156,7 @@ func Open(opts Options) (*Store, error) {
 		wopt:          pebble.Sync,
 		channels:      make(map[string]*channel),
 		topics:        make(map[string]*cfTopic),
-		writes:        make(chan *writeReq, opts.WriteQueue),
+		writes:        make(chan op, opts.WriteQueue),
 		sweeps:        make(chan chan struct{}),
 		syncq:         make(chan *group, maxInFlight),
 		recycled:      make(chan *group, maxInFlight),
