@@ -148,6 +148,8 @@ type API struct {
 
 	// signers are each loop's CF-P-10 scratch, indexed by loop.
 	signers []*hmacSigner
+	// fan gathers the store's completions and posts them to the loops.
+	fan fanOut
 }
 
 // New builds an API. Attach must be called before the engine runs.

@@ -7,7 +7,7 @@ import (
 )
 
 // cfDelivery is one durable Cometify push, encoded once and shared
-// read-only by every loop (it is the engine.Task fan-out broadcasts).
+// read-only by every loop (fanout.go).
 type cfDelivery struct {
 	api     *API
 	topic   string
@@ -18,8 +18,8 @@ type cfDelivery struct {
 	wsFrame []byte // a whole WebSocket text frame holding the push object
 }
 
-// Run implements engine.Task: hand the push to loop's listeners.
-func (d *cfDelivery) Run(loop int) { d.api.state[loop].cfDeliver(d) }
+// deliverTo implements fanout: hand the push to ls's listeners.
+func (d *cfDelivery) deliverTo(ls *loopState) { ls.cfDeliver(d) }
 
 // topicSubs lists the listeners of one topic on one loop.
 type topicSubs struct {

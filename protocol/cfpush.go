@@ -86,8 +86,8 @@ func (a *API) servePush(ls *loopState, c engine.Conn, r *engine.Request, key, pa
 }
 
 // pushOp is one push from its acceptance to its answer: the store's
-// completion, the task that answers the pusher on its loop and (through d)
-// the task every loop fans out.
+// completion, the answer run on the pusher's loop and (through d) the
+// delivery every loop runs.
 type pushOp struct {
 	api    *API
 	conn   engine.Conn
@@ -124,16 +124,17 @@ func newPushOp(a *API, c engine.Conn, p persist.CFPush, user string, ident, text
 }
 
 // CFPushDone implements persist.CFCompletion. It runs on the committer
-// goroutine once the push is durable (or failed): it encodes the push
-// (its id is known only now) and hands the answer and the delivery to the
-// loops, in acceptance order, so every loop sees a topic's pushes in id
-// order.
+// goroutine once the push is durable (or failed), or on the pusher's loop
+// when the store refused it before queueing: it encodes the push (its id
+// is known only now) and gathers the answer and the delivery for the
+// loops (fanout.go), in acceptance order, so every loop sees a topic's
+// pushes in id order.
 func (op *pushOp) CFPushDone(res persist.CFPushResult) {
 	a := op.api
 	answer, refusal := refusalOf(res.Err, pushRefusals)
 	op.failed = a.stats.pushes.done(a, time.Since(op.start), res.Err, refusal, answer, "push", op.p.Topic)
 	if op.failed != nil {
-		a.loops.PostTask(op.conn.Loop(), op)
+		a.gather(op.conn.Loop(), op, nil, true)
 		return
 	}
 	op.d.id = res.Msg.ID
@@ -143,14 +144,15 @@ func (op *pushOp) CFPushDone(res persist.CFPushResult) {
 	buf = append(buf, '}')
 	op.ack = buf[:len(buf):len(buf)]
 	op.d.encode(buf[len(buf):])
-	a.loops.PostTask(op.conn.Loop(), op)
+	var d fanout
 	if !res.Duplicate {
-		a.loops.BroadcastTask(&op.d)
+		d = &op.d
 	}
+	a.gather(op.conn.Loop(), op, d, false)
 }
 
-// Run implements engine.Task: the pusher's answer, on its loop.
-func (op *pushOp) Run(int) {
+// answer implements answerer: the pusher's answer, on its loop.
+func (op *pushOp) answer(*loopState) {
 	if op.failed != nil {
 		op.api.replyError(op.conn, nil, op.failed)
 		return

@@ -67,9 +67,9 @@ func (a *API) serveWrite(ls *loopState, c engine.Conn, r *engine.Request) {
 
 // writeOp is one /write from its acceptance to its answer, in two
 // allocations (P5): this struct, which is the store's completion, the
-// task that answers the writer on its loop and (through d) the task every
-// loop fans out; and one buffer holding the qname, tick, body and every
-// encoding of the message. Nothing in it changes after WriteDone posts it.
+// answer run on the writer's loop and (through d) the delivery every loop
+// runs; and one buffer holding the qname, tick, body and every
+// encoding of the message. Nothing in it changes after WriteDone gathers it.
 type writeOp struct {
 	api    *API
 	conn   engine.Conn
@@ -122,25 +122,27 @@ func newWriteOp(a *API, c engine.Conn, accountID uint64, qname, tick []byte, has
 }
 
 // WriteDone implements persist.WriteCompletion. It runs on the committer
-// goroutine once the write is durable (or failed), and hands the answer
-// and the delivery to the loops; it must not block.
+// goroutine once the write is durable (or failed), or on the writer's
+// loop when the store refused it before queueing, and gathers the answer
+// and the delivery for the loops (fanout.go); it must not block.
 func (op *writeOp) WriteDone(res persist.EZWriteResult) {
 	a := op.api
 	answer, refusal := refusalOf(res.Err, writeRefusals)
 	op.failed = a.stats.writes.done(a, time.Since(op.start), res.Err, refusal, answer, "write", op.w.QName)
 	if op.failed != nil {
-		a.loops.PostTask(op.conn.Loop(), op)
+		a.gather(op.conn.Loop(), op, nil, true)
 		return
 	}
 	op.d.seq = res.Msg.Seq
-	a.loops.PostTask(op.conn.Loop(), op)
+	var d fanout
 	if !op.w.Flush && !res.Duplicate {
-		a.loops.BroadcastTask(&op.d)
+		d = &op.d
 	}
+	a.gather(op.conn.Loop(), op, d, false)
 }
 
-// Run implements engine.Task: the writer's answer, on its loop.
-func (op *writeOp) Run(int) {
+// answer implements answerer: the writer's answer, on its loop.
+func (op *writeOp) answer(*loopState) {
 	if op.failed != nil {
 		op.api.replyError(op.conn, nil, op.failed)
 		return

@@ -57,6 +57,7 @@ var nextConnID atomic.Uint64
 // fakeConn records what the protocol did to a connection.
 type fakeConn struct {
 	id         uint64
+	loop       int // its event loop (default 0)
 	mu         sync.Mutex
 	replies    []reply
 	sent       []string
@@ -119,7 +120,7 @@ func (c *fakeConn) Close()           { c.closed = true }
 func (c *fakeConn) Beacon()          { c.beacon = true }
 func (c *fakeConn) Backlogged() bool { return c.pace > 0 && c.paced >= c.pace }
 func (c *fakeConn) WhenDrained()     { c.drainAsked = true }
-func (c *fakeConn) Loop() int        { return 0 }
+func (c *fakeConn) Loop() int        { return c.loop }
 func (c *fakeConn) ID() uint64       { return c.id }
 func (c *fakeConn) Tag() any         { return c.tag }
 func (c *fakeConn) SetTag(t any)     { c.tag = t }
@@ -182,6 +183,8 @@ func newFixture(t *testing.T, so persist.Options, ao Options) *fixture {
 	// just before the test ended still broadcasts to a closed loop.
 	loop := newTestLoop(t)
 	so.Dir = t.TempDir()
+	hook := &batchHook{}
+	so.AfterBatch = hook.run
 	store, err := persist.Open(so)
 	if err != nil {
 		t.Fatal(err)
@@ -197,7 +200,20 @@ func newFixture(t *testing.T, so persist.Options, ao Options) *fixture {
 		t.Fatal(err)
 	}
 	api.Attach(loop)
+	hook.api.Store(api)
 	return &fixture{t: t, api: api, loop: loop, store: store, acct: acct}
+}
+
+// batchHook is persist.Options.AfterBatch for a store opened before its
+// API exists, as cmd/halley wires it. Fixtures that replace their API
+// afterwards leave the new one unhooked: it posts each completion on its
+// own (fanOut.hooked), which those tests exercise.
+type batchHook struct{ api atomic.Pointer[API] }
+
+func (h *batchHook) run() {
+	if a := h.api.Load(); a != nil {
+		a.AfterBatch()
+	}
 }
 
 // serve runs one request on the loop and returns the conn.

@@ -33,6 +33,8 @@ type realServer struct {
 func startRealServer(t *testing.T, so persist.Options, eo engine.Options) *realServer {
 	t.Helper()
 	so.Dir = t.TempDir()
+	hook := &batchHook{}
+	so.AfterBatch = hook.run
 	store, err := persist.Open(so)
 	if err != nil {
 		t.Fatal(err)
@@ -51,6 +53,7 @@ func startRealServer(t *testing.T, so persist.Options, eo engine.Options) *realS
 		t.Fatal(err)
 	}
 	api.Attach(srv)
+	hook.api.Store(api)
 	rs := &realServer{t: t, api: api, srv: srv, store: store, errc: make(chan error, 1)}
 	go func() { rs.errc <- srv.Run() }()
 	<-srv.Ready()

@@ -6,8 +6,7 @@ import (
 )
 
 // delivery is one accepted message, encoded once for every transport
-// and then shared read-only by all loops (it is the engine.Task that
-// fan-out broadcasts). All its encodings, and the writer's answer, live in
+// and then shared read-only by all loops (fanout.go). All its encodings, and the writer's answer, live in
 // one buffer.
 type delivery struct {
 	api      *API
@@ -19,8 +18,8 @@ type delivery struct {
 	ack      []byte // the writer's answer, {"code":"ok","tick":"…"}
 }
 
-// Run implements engine.Task: wake loop's readers of the channel.
-func (d *delivery) Run(loop int) { d.api.state[loop].deliver(d) }
+// deliverTo implements fanout: wake ls's readers of the channel.
+func (d *delivery) deliverTo(ls *loopState) { ls.deliver(d) }
 
 // newDelivery encodes a stored message on its own (tests, catch-up tools).
 func newDelivery(a *API, qname string, m persist.Message) *delivery {
