@@ -6,20 +6,64 @@ import (
 	"github.com/halleypush/halley/engine"
 )
 
-// cfDelivery is one durable Cometify push, encoded once and shared
-// read-only by every loop (fanout.go).
+// cfDelivery is one durable Cometify push, shared read-only by every loop
+// (fanout.go); each transport's bytes are built once, by the first loop
+// that has a listener of that transport (encoding.go). A listener's own
+// bytes (its SSE id: line, a poll answer's head and since) are copied
+// around the shared ones: the text is JSON-escaped once per push.
 type cfDelivery struct {
-	api     *API
-	topic   string
-	name    string // the identifier, lowercased (a suffix of topic)
-	id      uint64
-	secret  bool
-	text    []byte
-	wsFrame []byte // a whole WebSocket text frame holding the push object
+	topic  string
+	name   string // the identifier, lowercased (a suffix of topic)
+	id     uint64
+	secret bool
+	text   []byte
+	event  encoding // "\ndata: <push object>\n\n": an SSE event's tail, and the poll item within it
+	ws     encoding // a whole WebSocket text frame holding the push object
 }
 
 // deliverTo implements fanout: hand the push to ls's listeners.
 func (d *cfDelivery) deliverTo(ls *loopState) { ls.cfDeliver(d) }
+
+// reserve carves d's encoding rooms from buf's spare capacity, which
+// holds cfRooms(len(d.name)+len(d.text)) bytes, or from a new buffer when
+// buf is nil.
+func (d *cfDelivery) reserve(buf []byte) {
+	n := len(d.name) + len(d.text)
+	if buf == nil {
+		buf = make([]byte, 0, cfRooms(n))
+	}
+	carve(buf, encodingRoom(n), &d.event.b, &d.ws.b)
+}
+
+// cfRooms is the spare capacity a push of n bytes of identifier and text
+// reserves for its encodings.
+func cfRooms(n int) int { return 2*encodingRoom(n) + 7 }
+
+// sseData starts an SSE data line; the event tail is sseData, the push
+// object, then the blank line that ends the event.
+const sseData = "\ndata: "
+
+func (d *cfDelivery) sseTail() []byte { return d.event.get(d.appendEvent) }
+func (d *cfDelivery) wsFrame() []byte { return d.ws.get(d.appendWSFrame) }
+
+// object is the push object, CF-L-01's {"identifier":…,"id":…,"data":…}.
+func (d *cfDelivery) object() []byte { return eventObject(d.sseTail()) }
+
+func (d *cfDelivery) appendEvent(b []byte) []byte { return appendPushEvent(b, d.name, d.id, d.text) }
+
+func (d *cfDelivery) appendWSFrame(b []byte) []byte {
+	return engine.AppendTextFrame(b, d.object())
+}
+
+// appendPushEvent renders an SSE event's tail holding a push object.
+func appendPushEvent(dst []byte, name string, id uint64, text []byte) []byte {
+	dst = append(dst, sseData...)
+	dst = appendPushObject(dst, name, id, text)
+	return append(dst, "\n\n"...)
+}
+
+// eventObject is the push object inside an event tail.
+func eventObject(ev []byte) []byte { return ev[len(sseData) : len(ev)-len("\n\n")] }
 
 // topicSubs lists the listeners of one topic on one loop.
 type topicSubs struct {
@@ -117,8 +161,12 @@ func (ls *loopState) cfDeliver(d *cfDelivery) {
 			continue
 		}
 		sent++
-		if s.kind != subPoll {
-			ls.sendPush(s, d.name, d.id, d.text, d.wsFrame)
+		switch s.kind {
+		case subWS:
+			s.conn.Send(d.wsFrame())
+			continue
+		case subSSE:
+			ls.sendSSEPush(s, d.sseTail())
 			continue
 		}
 		c, cb := s.conn, s.callback
@@ -132,15 +180,3 @@ func (ls *loopState) cfDeliver(d *cfDelivery) {
 // strBytes views s's bytes without copying; the callee must not keep or
 // modify them.
 func strBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
-
-// encode appends d's push object, then the WebSocket frame holding it, to
-// buf, and points d.wsFrame at the frame.
-func (d *cfDelivery) encode(buf []byte) []byte {
-	start := len(buf)
-	buf = appendPushObject(buf, d.name, d.id, d.text)
-	obj := buf[start:len(buf):len(buf)]
-	start = len(buf)
-	buf = engine.AppendTextFrame(buf, obj)
-	d.wsFrame = buf[start:len(buf):len(buf)]
-	return buf
-}

@@ -368,7 +368,7 @@ func (ls *loopState) appendPollBody(dst []byte, s *cfSub, reads []persist.CFRead
 		if n > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendPushObject(dst, live.name, live.id, live.text)
+		dst = append(dst, live.object()...)
 	}
 	dst = append(dst, `],"since":"`...)
 	dst = appendSince(dst, s)
@@ -455,7 +455,7 @@ func (ls *loopState) replay(s *cfSub, i int, res persist.CFReadResult) bool {
 				return false
 			}
 			w.cursor, w.gap = p.ID, false
-			if !ls.sendPush(s, w.name(), p.ID, p.Text, nil) {
+			if !ls.sendPush(s, w.name(), p.ID, p.Text) {
 				return false
 			}
 		}
@@ -488,23 +488,23 @@ func (ls *loopState) sendCFGap(s *cfSub, i int) {
 	}
 }
 
-// sendPush sends one push to a streaming listener; frame, when not nil, is
-// the push's shared WebSocket frame. The SSE event carries the listener's
-// own resume point as its id, so only its data line is shared.
-func (ls *loopState) sendPush(s *cfSub, name string, id uint64, text, frame []byte) bool {
+// sendPush sends one push read from the store (a replay) to a streaming
+// listener.
+func (ls *loopState) sendPush(s *cfSub, name string, id uint64, text []byte) bool {
+	ls.frame = appendPushEvent(ls.frame[:0], name, id, text)
 	if s.kind == subWS {
-		if frame == nil {
-			ls.out = appendPushObject(ls.out[:0], name, id, text)
-			ls.frame = engine.AppendTextFrame(ls.frame[:0], ls.out)
-			frame = ls.frame
-		}
-		return s.conn.Send(frame)
+		ls.out = engine.AppendTextFrame(ls.out[:0], eventObject(ls.frame))
+		return s.conn.Send(ls.out)
 	}
+	return ls.sendSSEPush(s, ls.frame)
+}
+
+// sendSSEPush sends an SSE listener a push's event tail (appendPushEvent)
+// after its own resume point as the event's id.
+func (ls *loopState) sendSSEPush(s *cfSub, tail []byte) bool {
 	ls.out = append(ls.out[:0], "id: "...)
 	ls.out = appendSince(ls.out, s)
-	ls.out = append(ls.out, "\ndata: "...)
-	ls.out = appendPushObject(ls.out, name, id, text)
-	ls.out = append(ls.out, "\n\n"...)
+	ls.out = append(ls.out, tail...)
 	return s.conn.Send(ls.out)
 }
 

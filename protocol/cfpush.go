@@ -94,17 +94,17 @@ type pushOp struct {
 	p      persist.CFPush
 	start  time.Time
 	failed *apiError
-	ack    []byte
 	d      cfDelivery
 }
 
 // newPushOp completes p with what the push keeps out of the loop's
 // buffers (reused by the next request), copied into one allocation: the
-// topic, the text and the CF-P-10 nonce.
+// topic, the text and the CF-P-10 nonce, and the rooms of the push's
+// encodings (built later, only for the transports that have listeners).
 func newPushOp(a *API, c engine.Conn, p persist.CFPush, user string, ident, text, nonce []byte) (persist.CFPush, *pushOp) {
 	op := &pushOp{api: a, conn: c, start: time.Now()}
 	n := len(user) + 1 + len(ident)
-	buf := make([]byte, 0, n+len(text)+len(nonce))
+	buf := make([]byte, 0, n+len(text)+len(nonce)+cfRooms(len(ident)+len(text)))
 	buf = append(buf, user...)
 	buf = append(buf, '/')
 	buf = appendLower(buf, ident)
@@ -119,7 +119,8 @@ func newPushOp(a *API, c engine.Conn, p persist.CFPush, user string, ident, text
 		p.Nonce = unsafe.String(&buf[n+len(text)], len(nonce))
 	}
 	op.p = p
-	op.d = cfDelivery{api: a, topic: p.Topic, name: p.Topic[len(user)+1:], secret: p.Secret, text: p.Text}
+	op.d = cfDelivery{topic: p.Topic, name: p.Topic[len(user)+1:], secret: p.Secret, text: p.Text}
+	op.d.reserve(buf)
 	return op.p, op
 }
 
@@ -138,12 +139,6 @@ func (op *pushOp) CFPushDone(res persist.CFPushResult) {
 		return
 	}
 	op.d.id = res.Msg.ID
-	buf := make([]byte, 0, 2*len(op.d.text)+len(op.d.name)+96)
-	buf = append(buf, `{"code":"ok","push_id":`...)
-	buf = appendUint(buf, res.Msg.ID)
-	buf = append(buf, '}')
-	op.ack = buf[:len(buf):len(buf)]
-	op.d.encode(buf[len(buf):])
 	var d fanout
 	if !res.Duplicate {
 		d = &op.d
@@ -151,11 +146,15 @@ func (op *pushOp) CFPushDone(res persist.CFPushResult) {
 	a.gather(op.conn.Loop(), op, d, false)
 }
 
-// answer implements answerer: the pusher's answer, on its loop.
-func (op *pushOp) answer(*loopState) {
+// answer implements answerer: the pusher's answer, on its loop
+// (CF-P-05: {"code":"ok","push_id":N}).
+func (op *pushOp) answer(ls *loopState) {
 	if op.failed != nil {
 		op.api.replyError(op.conn, nil, op.failed)
 		return
 	}
-	op.conn.Reply(200, ctJSON, hdrAPI, op.ack)
+	ls.out = append(ls.out[:0], `{"code":"ok","push_id":`...)
+	ls.out = appendUint(ls.out, op.d.id)
+	ls.out = append(ls.out, '}')
+	op.conn.Reply(200, ctJSON, hdrAPI, ls.out)
 }

@@ -74,7 +74,7 @@ func TestEZCatchUpAnswerBoundedInBytes(t *testing.T) {
 			func(r persist.EZWriteResult) { ch <- r })
 		last = (<-ch).Msg
 	}
-	f.loop.do(func() { f.api.state[0].deliver(newDelivery(f.api, "john-cu", last)) })
+	f.loop.do(func() { f.api.state[0].deliver(newDelivery("john-cu", last)) })
 	r := p.lastReply(t)
 	var v struct{ Messages [][2]string }
 	if err := json.Unmarshal([]byte(r.body), &v); err != nil {

@@ -5,51 +5,65 @@ import (
 	"github.com/halleypush/halley/persist"
 )
 
-// delivery is one accepted message, encoded once for every transport
-// and then shared read-only by all loops (fanout.go). All its encodings, and the writer's answer, live in
-// one buffer.
+// delivery is one accepted message, shared read-only by all loops
+// (fanout.go); each transport's bytes are built once, by the first loop
+// that has a subscriber of that transport (encoding.go).
 type delivery struct {
-	api      *API
-	qname    string
-	seq      uint64
-	wsFrame  []byte // a whole WebSocket text frame holding ["tick","msg"]
-	sseEvent []byte // "id: …\ndata: …\n\n"
-	pollBody []byte // {"code":"ok","messages":[["tick","msg"]]}
-	ack      []byte // the writer's answer, {"code":"ok","tick":"…"}
+	qname string
+	seq   uint64
+	tick  []byte
+	body  []byte
+	poll  encoding // {"code":"ok","messages":[["tick","msg"]]}
+	ws    encoding // a whole WebSocket text frame holding ["tick","msg"]
+	sse   encoding // "id: …\ndata: …\n\n"
 }
 
 // deliverTo implements fanout: wake ls's readers of the channel.
 func (d *delivery) deliverTo(ls *loopState) { ls.deliver(d) }
 
-// newDelivery encodes a stored message on its own (tests, catch-up tools).
-func newDelivery(a *API, qname string, m persist.Message) *delivery {
-	d := &delivery{api: a, qname: qname, seq: m.Seq}
-	d.encode(make([]byte, 0, 4*(len(m.Tick)+len(m.Body)+8)+len(m.Tick)+96), m.Tick, m.Body)
+// newDelivery is a stored message's delivery with rooms of its own
+// (tests); a write's lives in its writeOp's buffer (newWriteOp).
+func newDelivery(qname string, m persist.Message) *delivery {
+	d := &delivery{qname: qname, seq: m.Seq, tick: m.Tick, body: m.Body}
+	d.reserve(nil)
 	return d
 }
 
-// encode appends every encoding of (tick, body) to buf and points d's
-// fields at them. buf should have room for them all; when escapes make it
-// grow, slices taken earlier stay valid (they keep the old array).
-func (d *delivery) encode(buf, tick, body []byte) {
-	buf = appendPair(buf, tick, body)
-	pair := buf[:len(buf):len(buf)]
-	buf, d.wsFrame = appendPart(buf, func(b []byte) []byte { return engine.AppendTextFrame(b, pair) })
-	buf, d.sseEvent = appendPart(buf, func(b []byte) []byte { return appendSSEEvent(b, tick, body) })
-	buf, d.pollBody = appendPart(buf, func(b []byte) []byte {
-		b = append(b, `{"code":"ok","messages":[`...)
-		b = append(b, pair...)
-		return append(b, "]}"...)
-	})
-	_, d.ack = appendPart(buf, func(b []byte) []byte { return appendAck(b, tick) })
+// reserve carves d's encoding rooms from buf's spare capacity, which
+// holds ezRooms(len(tick)+len(body)) bytes, or from a new buffer when buf
+// is nil.
+func (d *delivery) reserve(buf []byte) {
+	size := encodingRoom(len(d.tick) + len(d.body))
+	if buf == nil {
+		buf = make([]byte, 0, ezRooms(len(d.tick)+len(d.body)))
+	}
+	carve(buf, size, &d.poll.b, &d.ws.b, &d.sse.b)
 }
 
-// appendPart appends enc's output to buf and returns buf and that part.
-func appendPart(buf []byte, enc func([]byte) []byte) ([]byte, []byte) {
-	start := len(buf)
-	buf = enc(buf)
-	return buf, buf[start:len(buf):len(buf)]
+// ezRooms is the spare capacity a delivery of n stored bytes reserves.
+func ezRooms(n int) int { return 3*encodingRoom(n) + 7 }
+
+// pollHead is what a poll answer holds before its message.
+const pollHead = `{"code":"ok","messages":[`
+
+func (d *delivery) pollBody() []byte { return d.poll.get(d.appendPollBody) }
+func (d *delivery) wsFrame() []byte  { return d.ws.get(d.appendWSFrame) }
+func (d *delivery) sseEvent() []byte { return d.sse.get(d.appendSSEEvent) }
+
+func (d *delivery) appendPollBody(b []byte) []byte {
+	b = append(b, pollHead...)
+	b = appendPair(b, d.tick, d.body)
+	return append(b, "]}"...)
 }
+
+// appendWSFrame frames the poll answer's message: the JSON escaping is
+// done once for both.
+func (d *delivery) appendWSFrame(b []byte) []byte {
+	p := d.pollBody()
+	return engine.AppendTextFrame(b, p[len(pollHead):len(p)-len("]}")])
+}
+
+func (d *delivery) appendSSEEvent(b []byte) []byte { return appendSSEEvent(b, d.tick, d.body) }
 
 // channelSubs lists the readers of one channel on one loop.
 type channelSubs struct {
@@ -165,19 +179,19 @@ func (ls *loopState) sendOne(s *ezSub, d *delivery) {
 	s.cursor = d.seq
 	switch s.kind {
 	case subWS:
-		s.conn.Send(d.wsFrame)
+		s.conn.Send(d.wsFrame())
 	case subSSE:
-		s.conn.Send(d.sseEvent)
+		s.conn.Send(d.sseEvent())
 	case subPoll:
 		c, gap, cb := s.conn, s.gap, s.callback
 		ls.remove(s)
 		if gap {
 			ls.out = append(ls.out[:0], `{"code":"ok","gap":true,`...)
-			ls.out = append(ls.out, d.pollBody[len(`{"code":"ok",`):]...)
+			ls.out = append(ls.out, d.pollBody()[len(`{"code":"ok",`):]...)
 			ls.api.reply(c, cb, ls.out)
 			return
 		}
-		ls.api.reply(c, cb, d.pollBody)
+		ls.api.reply(c, cb, d.pollBody())
 	}
 }
 
