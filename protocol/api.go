@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -83,6 +84,13 @@ type Options struct {
 	// MaxIdentifiers caps the identifiers of one listener (section 5).
 	// Default 100.
 	MaxIdentifiers int
+	// Readers is how many goroutines run store reads (catch-ups,
+	// replays, poll reads) off the event loops. Default 4.
+	Readers int
+	// ReadQueue bounds the reads waiting for a reader; a read that finds
+	// it full is refused: 503 "storage unavailable" for a request, a
+	// retry once drained for a stream. Default 1024.
+	ReadQueue int
 	// Now is the clock replay windows and CF-P-10's ts are measured
 	// with; it must be the store's (persist.Options.Now). Default time.Now.
 	Now func() time.Time
@@ -120,6 +128,12 @@ func (o *Options) EnsureDefaults() {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Readers <= 0 {
+		o.Readers = 4
+	}
+	if o.ReadQueue <= 0 {
+		o.ReadQueue = 1024
+	}
 }
 
 // Validate reports unusable options.
@@ -150,6 +164,9 @@ type API struct {
 	signers []*hmacSigner
 	// fan gathers the store's completions and posts them to the loops.
 	fan fanOut
+	// readers runs store reads off the loops (readers.go).
+	readers   readPool
+	closeOnce sync.Once
 }
 
 // New builds an API. Attach must be called before the engine runs.
@@ -176,8 +193,9 @@ func newPage(p Page) page {
 	return page{ctype: p.ContentType, hdrs: hdrs, etag: etag, body: p.Body}
 }
 
-// Attach connects the API to the engine's loops; call once, before the
-// engine serves its first request.
+// Attach connects the API to the engine's loops and starts its reader
+// pool (see Close); call once, before the engine serves its first
+// request.
 func (a *API) Attach(l engine.Loops) {
 	a.loops = l
 	a.state = make([]*loopState, l.NumLoops())
@@ -186,6 +204,7 @@ func (a *API) Attach(l engine.Loops) {
 		a.state[i] = newLoopState(a)
 		a.signers[i] = newHMACSigner()
 	}
+	a.startReaders()
 }
 
 // Standard header blocks. API answers carry CORS and no-store (C-06).

@@ -145,6 +145,7 @@ func TestEZDeliveryRacesCatchUp(t *testing.T) {
 		ls.deliver(newDelivery("john-race", m6)) // stored after the read
 		ls.deliver(newDelivery("john-race", m6)) // a repeat finds it past
 	})
+	f.settle()
 	if got := strings.Join(received(t, c), ","); got != strings.Join(ticks(1, 6), ",") {
 		t.Fatalf("got %s", got)
 	}

@@ -69,6 +69,10 @@ func eventObject(ev []byte) []byte { return ev[len(sseData) : len(ev)-len("\n\n"
 type topicSubs struct {
 	key  string
 	list []cfRef
+	// last is the highest push id delivered on this loop while the topic
+	// had listeners here: a watch that let deliveries pass (reading,
+	// paused) reads on while it stands before it.
+	last uint64
 }
 
 // cfRef is one listener's watch of a topic: watches[w] of s.
@@ -104,8 +108,9 @@ func (ls *loopState) addCF(s *cfSub) {
 	}
 }
 
-// removeCF takes s out of the index, frees its listener slot and clears
-// the conn's tag. Idempotent: a listener leaves once, however it goes.
+// removeCF takes s out of the index, frees its listener slot, clears the
+// conn's tag and uncounts it. Idempotent: a listener leaves once, however
+// it goes; a read in flight for it is then dropped (readers.go).
 func (ls *loopState) removeCF(s *cfSub) {
 	if s.conn.Tag() == s {
 		s.conn.SetTag(nil)
@@ -144,6 +149,7 @@ func (ls *loopState) cfDeliver(d *cfDelivery) {
 	if ts == nil {
 		return
 	}
+	ts.last = max(ts.last, d.id)
 	sent := 0
 	// Backwards: an answered poll leaves the list, and removal moves the
 	// last entry into its place.
@@ -153,8 +159,8 @@ func (ls *loopState) cfDeliver(d *cfDelivery) {
 		}
 		ref := ts.list[i]
 		s, w := ref.s, &ref.s.watches[ref.w]
-		if s.paused || w.cursor >= d.id {
-			continue // paused: Drained reads d from the store
+		if s.paused || s.reading || w.cursor >= d.id {
+			continue // paused or reading: it reads d from the store
 		}
 		w.cursor = d.id
 		if d.secret && !s.secure {

@@ -168,11 +168,14 @@ func (h header) PeekAll(name string) [][]byte {
 
 // fixture is an API over a real store in a temp dir and one test loop.
 type fixture struct {
-	t     *testing.T
-	api   *API
-	loop  *testLoop
-	store *persist.Store
-	acct  persist.Account
+	// readsHeld: a test holds store reads in flight on purpose; serve
+	// does not wait for them.
+	readsHeld bool
+	t         *testing.T
+	api       *API
+	loop      *testLoop
+	store     *persist.Store
+	acct      persist.Account
 }
 
 func newFixture(t *testing.T, so persist.Options, ao Options) *fixture {
@@ -200,6 +203,7 @@ func newFixture(t *testing.T, so persist.Options, ao Options) *fixture {
 		t.Fatal(err)
 	}
 	api.Attach(loop)
+	t.Cleanup(api.Close) // first: its readers finish before the store closes
 	hook.api.Store(api)
 	return &fixture{t: t, api: api, loop: loop, store: store, acct: acct}
 }
@@ -232,6 +236,31 @@ func (f *fixture) serveOn(c *fakeConn, method, path, query, body string, h heade
 		Header: h, PeerAddr: netip.MustParseAddr("127.0.0.1"), ClientIP: netip.MustParseAddr("127.0.0.1"),
 	}
 	f.loop.do(func() { f.api.Serve(c, r) })
+	f.settle()
+}
+
+// settle waits until no store read of the API is in flight and every
+// read's result has run on the loop, as a client would see once the
+// server has read for it.
+func (f *fixture) settle() {
+	f.t.Helper()
+	if f.readsHeld {
+		f.loop.sync()
+		return
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		for f.api.readers.pending.Load() > 0 {
+			if time.Now().After(deadline) {
+				f.t.Fatal("store reads still in flight after 5 s")
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+		f.loop.sync() // the results posted before pending fell
+		if f.api.readers.pending.Load() == 0 {
+			return
+		}
+	}
 }
 
 // await polls until cond holds (on the loop) or fails the test after 5 s.
@@ -262,6 +291,7 @@ func (f *fixture) drain(c *fakeConn) bool {
 			f.api.Drained(c)
 		}
 	})
+	f.settle()
 	return asked
 }
 

@@ -85,12 +85,12 @@ func (a *API) Drained(c engine.Conn) {
 	case *ezSub:
 		if s.paused {
 			s.paused = false
-			s.ls.catchUp(s)
+			s.ls.readFor(s)
 		}
 	case *cfSub:
 		if s.paused {
 			s.paused = false
-			s.ls.resumeCF(s)
+			s.ls.cfReadFor(s, nil)
 		}
 	}
 }

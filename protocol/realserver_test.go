@@ -74,6 +74,7 @@ func (rs *realServer) stop() {
 	}
 	<-rs.errc
 	rs.errc = nil
+	rs.api.Close()
 }
 
 // waitSlots polls until want listener slots are held, or fails after 5 s.

@@ -18,6 +18,7 @@ type apiStats struct {
 	sseReaders   atomic.Int64
 	ezRefused    atomic.Uint64 // readers refused by the per-IP cap (C-12)
 	revoked      atomic.Uint64 // readers and listeners closed by A-04
+	readsRefused atomic.Uint64 // store reads refused: the reader pool's queue was full
 
 	pushes       ackCounters
 	cfDeliveries atomic.Uint64
@@ -133,6 +134,7 @@ func (a *API) appendMetrics(dst []byte) []byte {
 	dst = AppendProm(dst, "halley_cf_ws_listeners", "gauge", "Cometify WebSocket listeners.", float64(s.cfWS.Load()))
 	dst = AppendProm(dst, "halley_cf_sse_listeners", "gauge", "Cometify Server-Sent Events listeners.", float64(s.cfSSE.Load()))
 	dst = AppendProm(dst, "halley_listeners_revoked_total", "counter", "EZComet readers and Cometify listeners closed because their credential was revoked (A-04).", float64(s.revoked.Load()))
+	dst = AppendProm(dst, "halley_reads_refused_total", "counter", "Store reads refused because the reader pool's queue was full.", float64(s.readsRefused.Load()))
 	dst = AppendProm(dst, "halley_cf_listener_slots", "gauge", "Per-IP listener slots held by Cometify listeners and EZComet readers (CF-L-08, C-12).", float64(a.cap.held()))
 	dst = s.pushes.latency.appendProm(dst, "halley_cf_push_ack_seconds", "Time from a push's acceptance to its durable acknowledgement.")
 	if a.opts.Metrics != nil {

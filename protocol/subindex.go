@@ -68,6 +68,10 @@ func (d *delivery) appendSSEEvent(b []byte) []byte { return appendSSEEvent(b, d.
 // channelSubs lists the readers of one channel on one loop.
 type channelSubs struct {
 	list []*ezSub
+	// last is the highest seq delivered on this loop while the channel
+	// had readers here: a reader that let deliveries pass (reading,
+	// paused) reads on while it stands before it.
+	last uint64
 }
 
 // loopState is everything the protocol keeps per event loop: the
@@ -87,17 +91,26 @@ type loopState struct {
 	leid       []listItem
 	sig        []byte
 	topicBytes []byte
-	cfReads    []persist.CFReadResult // emptied after use (forgetReads)
-	pollHead   []byte                 // a Cometify poll answer's head, rendered after its pushes
+	pollHead   []byte // a Cometify poll answer's head, rendered after its pushes
 }
 
 func newLoopState(a *API) *loopState {
 	return &loopState{api: a, subs: make(map[string]*channelSubs), cfTopics: make(map[string]*topicSubs)}
 }
 
+// newSub makes c's reader, its Tag from now on, and counts it; remove
+// uncounts it.
 func (ls *loopState) newSub(c engine.Conn, qname string, kind subKind, cursor uint64, slot *capSlot) *ezSub {
 	s := &ezSub{conn: c, ls: ls, qname: qname, kind: kind, cursor: cursor, slot: slot, idx: -1}
 	c.SetTag(s)
+	switch kind {
+	case subPoll:
+		ls.api.stats.pollsWaiting.Add(1)
+	case subWS:
+		ls.api.stats.wsReaders.Add(1)
+	case subSSE:
+		ls.api.stats.sseReaders.Add(1)
+	}
 	return s
 }
 
@@ -111,8 +124,9 @@ func (ls *loopState) add(s *ezSub) {
 	cs.list = append(cs.list, s)
 }
 
-// remove takes s out of the index, frees its listener slot and clears the
-// conn's tag. Idempotent: a reader leaves once, however it goes.
+// remove takes s out of the index, frees its listener slot, clears the
+// conn's tag and uncounts it. Idempotent: a reader leaves once, however
+// it goes; a read in flight for it is then dropped (readers.go).
 func (ls *loopState) remove(s *ezSub) {
 	if s.slot != nil {
 		ls.api.cap.release(s.slot)
@@ -141,11 +155,12 @@ func (ls *loopState) remove(s *ezSub) {
 }
 
 // deliver wakes this loop's readers of d's channel. Readers that stand
-// exactly before d get the pre-encoded bytes; a reader that is further
-// behind (it missed a message between its read and its registration)
-// catches up from the store, so nothing is lost or repeated. A paused
-// reader is passed by: d is in the store, where Drained will read it
-// (the store has every message before its delivery runs, so a read never
+// exactly before d get its shared bytes; a reader that is further behind
+// (it missed a message between its read and its registration) reads
+// what it missed from the store, so nothing is lost or repeated. A
+// paused or reading reader is passed by: d is in the store, and the
+// reader reads on from its cursor while it stands before cs.last (the
+// store has every message before its delivery runs, so a read never
 // misses one whose delivery already passed, and a delivery the read
 // already covered finds the cursor past it).
 func (ls *loopState) deliver(d *delivery) {
@@ -153,6 +168,7 @@ func (ls *loopState) deliver(d *delivery) {
 	if cs == nil {
 		return
 	}
+	cs.last = max(cs.last, d.seq)
 	// Backwards, because a reader may leave the list (answered poll, cut
 	// slow consumer) and removal moves the last entry into its place.
 	sent := 0
@@ -162,13 +178,12 @@ func (ls *loopState) deliver(d *delivery) {
 		}
 		s := cs.list[i]
 		switch {
-		case s.paused || s.cursor >= d.seq:
+		case s.paused || s.reading || s.cursor >= d.seq:
 		case s.cursor+1 == d.seq:
 			ls.sendOne(s, d)
 			sent++
 		default:
-			ls.catchUp(s)
-			sent++
+			ls.readFor(s)
 		}
 	}
 	// One shared-counter update per loop and message, not per reader.
@@ -195,36 +210,45 @@ func (ls *loopState) sendOne(s *ezSub, d *delivery) {
 	}
 }
 
-// catchUp reads what s missed from the store and sends it: to a stream
-// as far as its socket keeps up (the rest when it drains), to a waiting
-// poll as its answer.
-func (ls *loopState) catchUp(s *ezSub) {
-	limit := ls.api.pollFirst()
-	if s.kind != subPoll {
-		limit = ls.api.streamLimit()
+// behind reports whether a delivery of s's channel passed s by on this
+// loop that s has not had: it must read on before it is live.
+func (ls *loopState) behind(s *ezSub) bool {
+	cs := ls.subs[s.qname]
+	return cs != nil && cs.last > s.cursor
+}
+
+// submit hands j, a read for s, to the reader pool; s is reading until
+// the result is back. False when the pool's queue is full.
+func (ls *loopState) submit(s *ezSub, j storeRead) bool {
+	s.reading = true
+	if ls.api.submitRead(j) {
+		return true
 	}
-	res, err := ls.api.store.EZReadAfter(s.qname, s.cursor, limit)
-	if err != nil {
-		ls.api.opts.Log.Error("catch-up read failed", "qname", s.qname, "err", err)
+	s.reading = false
+	return false
+}
+
+// readFor reads what s missed from the store, off the loop (readers.go),
+// and sends it: to a stream as far as its socket keeps up (the rest when
+// it drains), to a waiting poll as its answer. When the pool is full a
+// poll is answered 503 and a stream pauses and tries again once drained.
+func (ls *loopState) readFor(s *ezSub) {
+	a := ls.api
+	j := &ezRead{s: s, after: s.cursor, lim: a.streamLimit(), gap: s.gap}
+	if s.kind == subPoll {
+		j.lim = a.pollFirst()
+	}
+	if ls.submit(s, j) {
+		return
+	}
+	if s.kind == subPoll {
+		c, cb := s.conn, s.callback
 		ls.remove(s)
-		s.conn.Close()
+		a.storeFailed(c, s.kind, cb)
 		return
 	}
-	if s.kind != subPoll {
-		if res.Gap {
-			ls.sendGap(s)
-		}
-		ls.stream(s, res)
-		return
-	}
-	if len(res.Messages) == 0 {
-		s.gap = s.gap || res.Gap
-		return
-	}
-	c, cb := s.conn, s.callback
-	ls.remove(s)
-	ls.out = ls.appendPollAnswer(ls.out[:0], s.qname, res, s.gap || res.Gap)
-	ls.api.reply(c, cb, ls.out)
+	s.paused = true
+	s.conn.WhenDrained()
 }
 
 // sendGap tells a stream that messages after its cursor were dropped
@@ -237,48 +261,37 @@ func (ls *loopState) sendGap(s *ezSub) {
 	}
 }
 
-// stream sends res's messages, and further batches from the store, to a
-// WebSocket or SSE reader, advancing its cursor, while the socket keeps
-// up (C-08). When the socket is backlogged it stops before the next
-// message and pauses the reader until Handler.Drained, which goes on from
-// the cursor with a fresh read: the reader is never cut for the size of
-// its backlog, and the backlog never waits in memory. A reader cut as a
-// slow consumer or whose read failed is closed (Closed removes it).
+// stream sends res's messages to a WebSocket or SSE reader, advancing
+// its cursor, while the socket keeps up (C-08), then reads on when more
+// are queued or a delivery passed it by. When the socket is backlogged it
+// stops before the next message and pauses the reader until
+// Handler.Drained, which goes on from the cursor with a fresh read: the
+// reader is never cut for the size of its backlog, and the backlog never
+// waits in memory. A reader cut as a slow consumer is closed (Closed
+// removes it).
 func (ls *loopState) stream(s *ezSub, res persist.ReadResult) {
-	for {
-		for _, m := range res.Messages {
-			if s.conn.Backlogged() {
-				s.paused = true
-				s.conn.WhenDrained()
+	for _, m := range res.Messages {
+		if s.conn.Backlogged() {
+			s.paused = true
+			s.conn.WhenDrained()
+			return
+		}
+		if s.kind == subWS {
+			ls.out = appendPair(ls.out[:0], m.Tick, m.Body)
+			ls.frame = engine.AppendTextFrame(ls.frame[:0], ls.out)
+			if !s.conn.Send(ls.frame) {
 				return
 			}
-			if s.kind == subWS {
-				ls.out = appendPair(ls.out[:0], m.Tick, m.Body)
-				ls.frame = engine.AppendTextFrame(ls.frame[:0], ls.out)
-				if !s.conn.Send(ls.frame) {
-					return
-				}
-			} else {
-				ls.out = appendSSEEvent(ls.out[:0], m.Tick, m.Body)
-				if !s.conn.Send(ls.out) {
-					return
-				}
+		} else {
+			ls.out = appendSSEEvent(ls.out[:0], m.Tick, m.Body)
+			if !s.conn.Send(ls.out) {
+				return
 			}
-			s.cursor = m.Seq
 		}
-		if len(res.Messages) == 0 || !res.More {
-			return
-		}
-		var err error
-		res, err = ls.api.store.EZReadAfter(s.qname, s.cursor, ls.api.streamLimit())
-		if err != nil {
-			ls.api.opts.Log.Error("backlog read failed", "qname", s.qname, "err", err)
-			s.conn.Close()
-			return
-		}
-		if res.Gap {
-			ls.sendGap(s)
-		}
+		s.cursor = m.Seq
+	}
+	if len(res.Messages) > 0 && res.More || ls.behind(s) {
+		ls.readFor(s)
 	}
 }
 
