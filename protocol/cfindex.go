@@ -96,6 +96,7 @@ func (ls *loopState) topicKey(user string, name []byte) string {
 
 // addCF puts every watch of s into the topic index.
 func (ls *loopState) addCF(s *cfSub) {
+	ls.indexed.Add(1)
 	for i := range s.watches {
 		w := &s.watches[i]
 		ts := ls.cfTopics[w.topic]
@@ -128,6 +129,9 @@ func (ls *loopState) removeCF(s *cfSub) {
 		w := &s.watches[i]
 		if w.idx < 0 {
 			continue
+		}
+		if i == 0 {
+			ls.indexed.Add(-1) // every watch is indexed, or none
 		}
 		ts := ls.cfTopics[w.topic]
 		ts.list = swapRemove(ts.list, w.idx, func(m cfRef, i int) { m.s.watches[m.w].idx = i })

@@ -118,8 +118,11 @@ func (a *API) gather(loop int, ans answerer, d fanout, failed bool) {
 }
 
 // flushLocked posts the current group to every loop with work in it:
-// each loop with answers, and every loop when it holds deliveries.
-// Posting never blocks (the engine queues the task), so mu is held
+// each loop with answers, and, when it holds deliveries, every loop with
+// subscribers. A loop skipped for having none misses nothing: a
+// subscriber it indexes afterwards reads the store after this group's
+// completions ran, so its read has the group's messages. Posting never
+// blocks (the engine queues the task), so mu is held
 // throughout, which keeps two flushes' tasks in the order of their
 // groups.
 func (a *API) flushLocked() {
@@ -131,7 +134,7 @@ func (a *API) flushLocked() {
 	f.cur = nil
 	f.post = f.post[:0]
 	for i := range g.runs {
-		if len(g.runs[i].answers) > 0 || len(g.deliveries) > 0 {
+		if len(g.runs[i].answers) > 0 || len(g.deliveries) > 0 && a.state[i].indexed.Load() > 0 {
 			f.post = append(f.post, i)
 		}
 	}

@@ -185,3 +185,21 @@ func TestUnhookedStorePostsEach(t *testing.T) {
 		}
 	}
 }
+
+// TestIdleLoopNotWoken: a loop with no reader or listener is not woken
+// for a group's deliveries (only for its own writers' answers).
+func TestIdleLoopNotWoken(t *testing.T) {
+	f := newFanFixture(t)
+	f.api.AfterBatch()
+	ls := f.api.state[1]
+	ls.remove(f.readers[1].Tag().(*ezSub))
+	op, _ := f.write(0, "t1")
+	op.WriteDone(persist.EZWriteResult{Msg: persist.Message{Seq: 1}})
+	f.api.AfterBatch()
+	if got := f.loops.run(); got[0] != 1 || got[1] != 0 {
+		t.Fatalf("tasks per loop %v, want [1 0]", got)
+	}
+	if len(f.readers[0].sentCopy()) != 1 {
+		t.Fatal("the reader on loop 0 missed the message")
+	}
+}

@@ -1,6 +1,8 @@
 package protocol
 
 import (
+	"sync/atomic"
+
 	"github.com/halleypush/halley/engine"
 	"github.com/halleypush/halley/persist"
 )
@@ -78,12 +80,16 @@ type channelSubs struct {
 // subscriber index (channel → readers) and scratch buffers. Only its loop
 // goroutine touches it, so nothing here is locked.
 type loopState struct {
-	api   *API
-	subs  map[string]*channelSubs
-	form  form
-	out   []byte // scratch for answers; the engine copies what it sends
-	frame []byte // scratch for WebSocket frames
-	jsonp []byte // scratch for JSONP wrapping; never the buffer holding the body
+	api *API
+	// indexed counts the readers and listeners in this loop's index; read
+	// by the committer side (fanout.go), which skips waking a loop with
+	// none for a group that holds no answer of its own.
+	indexed atomic.Int64
+	subs    map[string]*channelSubs
+	form    form
+	out     []byte // scratch for answers; the engine copies what it sends
+	frame   []byte // scratch for WebSocket frames
+	jsonp   []byte // scratch for JSONP wrapping; never the buffer holding the body
 
 	// Cometify: topic ("<user>/<identifier>") → listeners, and scratch.
 	cfTopics   map[string]*topicSubs
@@ -122,6 +128,7 @@ func (ls *loopState) add(s *ezSub) {
 	}
 	s.idx = int32(len(cs.list))
 	cs.list = append(cs.list, s)
+	ls.indexed.Add(1)
 }
 
 // remove takes s out of the index, frees its listener slot, clears the
@@ -149,6 +156,7 @@ func (ls *loopState) remove(s *ezSub) {
 	cs := ls.subs[s.qname]
 	cs.list = swapRemove(cs.list, int(s.idx), func(m *ezSub, i int) { m.idx = int32(i) })
 	s.idx = -1
+	ls.indexed.Add(-1)
 	if len(cs.list) == 0 {
 		delete(ls.subs, s.qname)
 	}
