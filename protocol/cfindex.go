@@ -115,14 +115,7 @@ func (ls *loopState) addCF(s *cfSub) {
 func (ls *loopState) removeCF(s *cfSub) {
 	if s.conn.Tag() == s {
 		s.conn.SetTag(nil)
-		switch s.kind {
-		case subPoll:
-			ls.api.stats.cfPolls.Add(-1)
-		case subWS:
-			ls.api.stats.cfWS.Add(-1)
-		case subSSE:
-			ls.api.stats.cfSSE.Add(-1)
-		}
+		ls.api.stats.subscribers[cfAPI][s.kind].Add(-1)
 	}
 	s.release()
 	for i := range s.watches {
@@ -171,12 +164,8 @@ func (ls *loopState) cfDeliver(d *cfDelivery) {
 			continue
 		}
 		sent++
-		switch s.kind {
-		case subWS:
-			s.conn.Send(d.wsFrame())
-			continue
-		case subSSE:
-			ls.sendSSEPush(s, d.sseTail())
+		if s.kind != subPoll {
+			s.kind.stream().cfLive(ls, s, d)
 			continue
 		}
 		c, cb := s.conn, s.callback

@@ -149,23 +149,9 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 	if kind == subPoll {
 		return // answered, or held, when its reads are back
 	}
-	if kind == subWS {
-		if err := c.UpgradeWebSocket(r, hdrAPI); err != nil {
-			ls.removeCF(s)
-			a.replyUpgradeError(c, err)
-			return
-		}
-	} else {
-		c.StartStream(ctSSE, hdrSSE)
+	if !kind.transport().open(a, c, r) {
+		ls.removeCF(s)
 	}
-	if !c.Alive() {
-		ls.removeCF(s) // the peer went during the upgrade
-		return
-	}
-	// Browsers see no WebSocket pings: the JS client sends "ping" and
-	// gets {"pong":true} (a frame without data, X-04), so it can tell a
-	// quiet listener from a dead one.
-	c.Beacon()
 }
 
 // admitCF makes s its conn's Tag, indexes it and counts it; removeCF
@@ -173,14 +159,7 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 func (ls *loopState) admitCF(s *cfSub) {
 	s.conn.SetTag(s)
 	ls.addCF(s)
-	switch s.kind {
-	case subPoll:
-		ls.api.stats.cfPolls.Add(1)
-	case subWS:
-		ls.api.stats.cfWS.Add(1)
-	case subSSE:
-		ls.api.stats.cfSSE.Add(1)
-	}
+	ls.api.stats.subscribers[cfAPI][s.kind].Add(1)
 }
 
 // cfRead is one round of store reads for a Cometify listener (readers.go):
@@ -259,7 +238,7 @@ func (j *cfRead) Run(int) {
 		a.opts.Log.Error("cometify read failed", "err", j.err)
 		c, cb := s.conn, s.callback
 		ls.removeCF(s)
-		a.storeFailed(c, s.kind, cb)
+		s.kind.transport().failed(a, c, cb)
 		return
 	}
 	for i := range s.watches {
@@ -336,7 +315,7 @@ func (ls *loopState) cfReadFor(s *cfSub, more []bool) {
 	if s.kind == subPoll {
 		c, cb := s.conn, s.callback
 		ls.removeCF(s)
-		a.storeFailed(c, s.kind, cb)
+		s.kind.transport().failed(a, c, cb)
 		return
 	}
 	s.paused = true
@@ -530,19 +509,7 @@ func pollOverhead(s *cfSub) int {
 // replay, id order per identifier (CF-L-05), as far as its socket keeps
 // up (C-08).
 func (ls *loopState) startStream(s *cfSub, reads []persist.CFReadResult) {
-	c := s.conn
-	if s.kind == subWS {
-		ls.out = append(ls.out[:0], `{"since":"`...)
-		ls.out = appendSince(ls.out, s)
-		ls.out = append(ls.out, `"}`...)
-		ls.frame = engine.AppendTextFrame(ls.frame[:0], ls.out)
-		c.Send(ls.frame)
-	} else {
-		ls.out = append(ls.out[:0], "id: "...)
-		ls.out = appendSince(ls.out, s)
-		ls.out = append(ls.out, "\n\n"...)
-		c.Send(ls.out)
-	}
+	s.kind.stream().since(ls, s)
 	for i := range reads {
 		if reads[i].Gap {
 			ls.sendCFGap(s, i)
@@ -617,33 +584,14 @@ func (ls *loopState) sendCFGap(s *cfSub, i int) {
 	ls.out = append(ls.out[:0], `{"gap":true,"identifier":"`...)
 	ls.out = append(ls.out, s.watches[i].name()...)
 	ls.out = append(ls.out, `"}`...)
-	if s.kind == subWS {
-		ls.frame = engine.AppendTextFrame(ls.frame[:0], ls.out)
-		s.conn.Send(ls.frame)
-	} else {
-		ls.frame = append(append(ls.frame[:0], "event: gap\ndata: "...), ls.out...)
-		s.conn.Send(append(ls.frame, "\n\n"...))
-	}
+	s.kind.stream().gap(ls, s.conn, ls.out)
 }
 
 // sendPush sends one push read from the store (a replay) to a streaming
 // listener.
 func (ls *loopState) sendPush(s *cfSub, name string, id uint64, text []byte) bool {
-	ls.frame = appendPushEvent(ls.frame[:0], name, id, text)
-	if s.kind == subWS {
-		ls.out = engine.AppendTextFrame(ls.out[:0], eventObject(ls.frame))
-		return s.conn.Send(ls.out)
-	}
-	return ls.sendSSEPush(s, ls.frame)
-}
-
-// sendSSEPush sends an SSE listener a push's event tail (appendPushEvent)
-// after its own resume point as the event's id.
-func (ls *loopState) sendSSEPush(s *cfSub, tail []byte) bool {
-	ls.out = append(ls.out[:0], "id: "...)
-	ls.out = appendSince(ls.out, s)
-	ls.out = append(ls.out, tail...)
-	return s.conn.Send(ls.out)
+	ls.ev = appendPushEvent(ls.ev[:0], name, id, text)
+	return s.kind.stream().push(ls, s, ls.ev)
 }
 
 // appendPushObject renders CF-L-01's {"identifier":"…","id":N,"data":"…"}.

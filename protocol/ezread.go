@@ -1,19 +1,10 @@
 package protocol
 
 import (
-	"errors"
 	"time"
 
 	"github.com/halleypush/halley/engine"
 	"github.com/halleypush/halley/persist"
-)
-
-type subKind uint8
-
-const (
-	subPoll subKind = iota // a waiting long-poll (EZ-R-01)
-	subWS                  // a WebSocket reader (EZ-R-08)
-	subSSE                 // a Server-Sent Events reader (EZ-R-09)
 )
 
 // ezSub is one reader waiting on one channel. It is the connection's Tag
@@ -37,44 +28,6 @@ type ezSub struct {
 	// reading: a store read for it is in flight (readers.go). Deliveries
 	// pass it by; the read's result goes on from cursor.
 	reading bool
-}
-
-// readPrelude parses a read's query into f and answers what every read
-// transport refuses first: a bad JSONP callback (read first, so that every
-// later error is JSONP too), a method other than GET, a draining server.
-// It returns the poll's callback (nil for streams) and whether to go on.
-func (a *API) readPrelude(f *form, c engine.Conn, r *engine.Request, kind subKind) ([]byte, bool) {
-	f.parse(r.Query, nil, false)
-	var callback []byte
-	if kind == subPoll {
-		if cb, ok := f.get("callback"); ok {
-			if !validCallback(cb) {
-				a.replyError(c, nil, errBadCallback)
-				return nil, false
-			}
-			callback = cb
-		}
-	}
-	if !isGet(r) {
-		a.replyError(c, callback, errMethod)
-		return nil, false
-	}
-	if a.draining.Load() {
-		a.replyError(c, callback, errShuttingDown)
-		return nil, false
-	}
-	return callback, true
-}
-
-// pollTimeout is a poll's wait (EZ-R-05): the timeout parameter, or the
-// default; streams take none. ok is false for a bad value (a 400).
-func (a *API) pollTimeout(f *form, kind subKind) (time.Duration, bool) {
-	v, given := f.get("timeout")
-	if !given || kind != subPoll {
-		return a.opts.DefaultTimeout, true
-	}
-	n, ok := parseTimeout(v, int(a.opts.MaxTimeout/time.Second))
-	return time.Duration(n) * time.Second, ok
 }
 
 // serveRead handles /read, /read/ws and /read/sse (SPEC EZ-R-01..10).
@@ -149,22 +102,11 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 	if kind == subPoll {
 		return // answered, or held, when its read is back
 	}
-	if kind == subWS {
-		if err := c.UpgradeWebSocket(r, hdrAPI); err != nil {
-			ls.remove(s)
-			a.replyUpgradeError(c, err)
-			return
-		}
-	} else {
-		c.StartStream(ctSSE, hdrSSE)
-	}
-	if !c.Alive() {
-		ls.remove(s) // the peer went during the upgrade
+	if !kind.transport().open(a, c, r) {
+		ls.remove(s)
 		return
 	}
-	if kind == subWS {
-		c.Beacon() // the JS client's liveness check; see serveListen
-	} else {
+	if kind == subSSE {
 		// A comment first: some browsers and proxies surface a stream
 		// only once body bytes arrive, and an empty channel has none yet.
 		c.Send(sseOpen)
@@ -221,7 +163,7 @@ func (j *ezRead) Run(int) {
 		a.opts.Log.Error("read failed", "qname", s.qname, "err", j.err)
 		c, cb := s.conn, s.callback
 		ls.remove(s)
-		a.storeFailed(c, s.kind, cb)
+		s.kind.transport().failed(a, c, cb)
 		return
 	}
 	if s.kind == subPoll {
@@ -274,26 +216,9 @@ func streamStart(res persist.ReadResult) uint64 {
 	return res.Cursor
 }
 
-// hdrUpgradeVersion is C-13's 426 header block: the version the server
-// speaks.
-var hdrUpgradeVersion = append(append([]byte(nil), hdrAPI...), "Sec-WebSocket-Version: 13\r\n"...)
-
-// replyUpgradeError answers a refused WebSocket upgrade (C-13): 426 with
-// the version the server speaks when the client asked for another one,
-// else 400. The caller has given back any slot it took.
-func (a *API) replyUpgradeError(c engine.Conn, err error) {
-	if errors.Is(err, engine.ErrUpgradeVersion) {
-		a.stats.errors.Add(1)
-		c.Reply(errUpgradeVersion.status, ctJSON, hdrUpgradeVersion, errUpgradeVersion.body)
-		return
-	}
-	a.replyError(c, nil, errBadUpgrade)
-}
-
 var (
-	frameGap = engine.AppendTextFrame(nil, []byte(`{"gap":true}`))
-	sseGap   = []byte("event: gap\ndata: {\"gap\":true}\n\n")
-	sseOpen  = []byte(":\n\n")
+	gapObject = []byte(`{"gap":true}`) // X-01's signal on an EZComet stream
+	sseOpen   = []byte(":\n\n")
 )
 
 // appendMessagesBody renders a long-poll answer (EZ-R-01, X-01, X-02)

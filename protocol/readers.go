@@ -95,15 +95,3 @@ func (a *API) Close() {
 	a.closeOnce.Do(func() { close(p.quit) })
 	p.wg.Wait()
 }
-
-// storeFailed ends a reader or listener, already out of the index, that
-// the store could not serve: a poll is answered 503 "storage
-// unavailable" (JSONP when it asked, C-10), a stream closes (it resumes
-// from where it stood when it reconnects).
-func (a *API) storeFailed(c engine.Conn, kind subKind, callback []byte) {
-	if kind == subPoll {
-		a.replyError(c, callback, errStorage)
-		return
-	}
-	c.Close()
-}

@@ -340,9 +340,9 @@ func (rc *rawClient) answer() ([]byte, bool) {
 // pollsReady reports whether every poller waits on the server, its read
 // done.
 func (f *realAllocFixture) pollsReady(n int) bool {
-	waiting := f.rs.api.stats.pollsWaiting.Load()
+	waiting := f.rs.api.stats.subscribers[ezAPI][subPoll].Load()
 	if f.cf {
-		waiting = f.rs.api.stats.cfPolls.Load()
+		waiting = f.rs.api.stats.subscribers[cfAPI][subPoll].Load()
 	}
 	return waiting == int64(n) && f.rs.api.readers.pending.Load() == 0
 }

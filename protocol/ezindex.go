@@ -89,6 +89,7 @@ type loopState struct {
 	form    form
 	out     []byte // scratch for answers; the engine copies what it sends
 	frame   []byte // scratch for WebSocket frames
+	ev      []byte // scratch for a replayed push's event tail
 	jsonp   []byte // scratch for JSONP wrapping; never the buffer holding the body
 
 	// Cometify: topic ("<user>/<identifier>") → listeners, and scratch.
@@ -109,14 +110,7 @@ func newLoopState(a *API) *loopState {
 func (ls *loopState) newSub(c engine.Conn, qname string, kind subKind, cursor uint64, slot *capSlot) *ezSub {
 	s := &ezSub{conn: c, ls: ls, qname: qname, kind: kind, cursor: cursor, slot: slot, idx: -1}
 	c.SetTag(s)
-	switch kind {
-	case subPoll:
-		ls.api.stats.pollsWaiting.Add(1)
-	case subWS:
-		ls.api.stats.wsReaders.Add(1)
-	case subSSE:
-		ls.api.stats.sseReaders.Add(1)
-	}
+	ls.api.stats.subscribers[ezAPI][kind].Add(1)
 	return s
 }
 
@@ -141,14 +135,7 @@ func (ls *loopState) remove(s *ezSub) {
 	}
 	if s.conn.Tag() == s {
 		s.conn.SetTag(nil)
-		switch s.kind {
-		case subPoll:
-			ls.api.stats.pollsWaiting.Add(-1)
-		case subWS:
-			ls.api.stats.wsReaders.Add(-1)
-		case subSSE:
-			ls.api.stats.sseReaders.Add(-1)
-		}
+		ls.api.stats.subscribers[ezAPI][s.kind].Add(-1)
 	}
 	if s.idx < 0 {
 		return
@@ -200,22 +187,19 @@ func (ls *loopState) deliver(d *delivery) {
 
 func (ls *loopState) sendOne(s *ezSub, d *delivery) {
 	s.cursor = d.seq
-	switch s.kind {
-	case subWS:
-		s.conn.Send(d.wsFrame())
-	case subSSE:
-		s.conn.Send(d.sseEvent())
-	case subPoll:
-		c, gap, cb := s.conn, s.gap, s.callback
-		ls.remove(s)
-		if gap {
-			ls.out = append(ls.out[:0], `{"code":"ok","gap":true,`...)
-			ls.out = append(ls.out, d.pollBody()[len(`{"code":"ok",`):]...)
-			ls.api.reply(c, cb, ls.out)
-			return
-		}
-		ls.api.reply(c, cb, d.pollBody())
+	if s.kind != subPoll {
+		s.conn.Send(s.kind.stream().ezLive(d))
+		return
 	}
+	c, gap, cb := s.conn, s.gap, s.callback
+	ls.remove(s)
+	if gap {
+		ls.out = append(ls.out[:0], `{"code":"ok","gap":true,`...)
+		ls.out = append(ls.out, d.pollBody()[len(`{"code":"ok",`):]...)
+		ls.api.reply(c, cb, ls.out)
+		return
+	}
+	ls.api.reply(c, cb, d.pollBody())
 }
 
 // behind reports whether a delivery of s's channel passed s by on this
@@ -252,7 +236,7 @@ func (ls *loopState) readFor(s *ezSub) {
 	if s.kind == subPoll {
 		c, cb := s.conn, s.callback
 		ls.remove(s)
-		a.storeFailed(c, s.kind, cb)
+		s.kind.transport().failed(a, c, cb)
 		return
 	}
 	s.paused = true
@@ -261,13 +245,7 @@ func (ls *loopState) readFor(s *ezSub) {
 
 // sendGap tells a stream that messages after its cursor were dropped
 // (X-01).
-func (ls *loopState) sendGap(s *ezSub) {
-	if s.kind == subWS {
-		s.conn.Send(frameGap)
-	} else {
-		s.conn.Send(sseGap)
-	}
-}
+func (ls *loopState) sendGap(s *ezSub) { s.kind.stream().gap(ls, s.conn, gapObject) }
 
 // stream sends res's messages to a WebSocket or SSE reader, advancing
 // its cursor, while the socket keeps up (C-08), then reads on when more
@@ -278,23 +256,15 @@ func (ls *loopState) sendGap(s *ezSub) {
 // waits in memory. A reader cut as a slow consumer is closed (Closed
 // removes it).
 func (ls *loopState) stream(s *ezSub, res persist.ReadResult) {
+	w := s.kind.stream()
 	for _, m := range res.Messages {
 		if s.conn.Backlogged() {
 			s.paused = true
 			s.conn.WhenDrained()
 			return
 		}
-		if s.kind == subWS {
-			ls.out = appendPair(ls.out[:0], m.Tick, m.Body)
-			ls.frame = engine.AppendTextFrame(ls.frame[:0], ls.out)
-			if !s.conn.Send(ls.frame) {
-				return
-			}
-		} else {
-			ls.out = appendSSEEvent(ls.out[:0], m.Tick, m.Body)
-			if !s.conn.Send(ls.out) {
-				return
-			}
+		if !w.message(ls, s.conn, m.Tick, m.Body) {
+			return
 		}
 		s.cursor = m.Seq
 	}
