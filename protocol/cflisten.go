@@ -184,14 +184,25 @@ type cfRead struct {
 	limit     int
 
 	err error
+
+	// Room for a listener of one identifier, the common case: its read
+	// is then one allocation.
+	watch1 [1]cfWatch
+	want1  [1]bool
+	read1  [1]persist.CFReadResult
 }
 
 // newCFRead prepares a read of s's watches: those in more, or all when
 // more is nil.
 func (ls *loopState) newCFRead(s *cfSub, more []bool, lim persist.ReadLimit, shared bool) *cfRead {
 	n := len(s.watches)
-	j := &cfRead{s: s, watches: slices.Clone(s.watches), want: make([]bool, n),
-		reads: make([]persist.CFReadResult, n), lim: lim, shared: shared, start: s.start, secure: s.secure}
+	j := &cfRead{s: s, lim: lim, shared: shared, start: s.start, secure: s.secure}
+	if n == 1 {
+		j.watches, j.want, j.reads = j.watch1[:], j.want1[:], j.read1[:]
+	} else {
+		j.watches, j.want, j.reads = make([]cfWatch, n), make([]bool, n), make([]persist.CFReadResult, n)
+	}
+	copy(j.watches, s.watches)
 	for i := range j.want {
 		j.want[i] = more == nil || more[i]
 	}

@@ -88,8 +88,11 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 	if callback != nil {
 		s.callback = append([]byte(nil), callback...)
 	}
-	j := &ezRead{s: s, first: true, tick: append([]byte(nil), tick...), lim: a.readLimit(),
+	j := &ezRead{s: s, first: true, lim: a.readLimit(),
 		answerNow: timeout == 0, timeout: timeout, key: key, limit: limit}
+	if tick != nil {
+		j.tick = append(j.tick1[:0], tick...) // a longer tick moves to its own array
+	}
 	if kind == subPoll {
 		j.lim = a.pollFirst()
 	}
@@ -132,6 +135,8 @@ type ezRead struct {
 	res  persist.ReadResult
 	err  error
 	body []byte // poll: its answer, rendered off the loop; nil when it waits on
+
+	tick1 [uuidLen]byte // room for the resume tick: a generated one fits
 }
 
 func (j *ezRead) loop() int { return j.s.conn.Loop() }
