@@ -1,11 +1,17 @@
 package protocol
 
 import (
+	"bufio"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/gobwas/ws"
+
+	"github.com/halleypush/halley/engine"
 	"github.com/halleypush/halley/persist"
 )
 
@@ -207,5 +213,56 @@ func TestGoneWhileReading(t *testing.T) {
 	}
 	if n := f.api.cap.held(); n != 0 {
 		t.Fatalf("%d listener slots held", n)
+	}
+}
+
+// TestStalledReadRealEngine: on the real engine, with one loop, a
+// reader whose store read is stuck holds nothing up: a WebSocket ping on
+// another connection is answered, /healthz is answered, and a poll of
+// another channel gets its message, all while the read waits.
+func TestStalledReadRealEngine(t *testing.T) {
+	var g *gatedStore
+	rs := startRealServerOver(t, persist.Options{SweepInterval: -1}, engine.Options{Loops: 1}, func(s *persist.Store) Store {
+		g = newGatedStore(s, "john-slow")
+		return g
+	})
+	t.Cleanup(g.open) // runs before the server stops: no reader stays stuck
+	if _, err := rs.store.AddAccount("john"); err != nil {
+		t.Fatal(err)
+	}
+	rs.write("john-fast", "f1", "quick")
+	stuck, _, st := rs.openWS("127.0.0.1", "/read/ws?qname=john-slow")
+	if st != 101 {
+		t.Fatalf("stuck reader: %d", st)
+	}
+	defer stuck.Close()
+	g.awaitEntered(t)
+
+	other, br, st := rs.openWS("127.0.0.1", "/read/ws?qname=john-other")
+	if st != 101 {
+		t.Fatalf("other reader: %d", st)
+	}
+	defer other.Close()
+	if err := ws.WriteFrame(other, ws.MaskFrame(ws.NewPingFrame([]byte("hi")))); err != nil {
+		t.Fatal(err)
+	}
+	_ = other.SetReadDeadline(time.Now().Add(5 * time.Second))
+	h, err := ws.ReadHeader(br)
+	if err != nil || h.OpCode != ws.OpPong || h.Length != 2 {
+		t.Fatalf("ping while a read is stuck: %v %+v", err, h)
+	}
+	if st := statusOf(t, rs.openHTTP("127.0.0.1", "/healthz")); st != 200 {
+		t.Fatalf("/healthz while a read is stuck: %d", st)
+	}
+	c := rs.openHTTP("127.0.0.1", "/read?qname=john-fast&timeout=0")
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "quick") {
+		t.Fatalf("other channel's poll while a read is stuck: %d %s", resp.StatusCode, body)
 	}
 }

@@ -32,6 +32,13 @@ type realServer struct {
 
 func startRealServer(t *testing.T, so persist.Options, eo engine.Options) *realServer {
 	t.Helper()
+	return startRealServerOver(t, so, eo, nil)
+}
+
+// startRealServerOver is startRealServer with the API over wrap(store)
+// (nil: the store itself).
+func startRealServerOver(t *testing.T, so persist.Options, eo engine.Options, wrap func(*persist.Store) Store) *realServer {
+	t.Helper()
 	so.Dir = t.TempDir()
 	hook := &batchHook{}
 	so.AfterBatch = hook.run
@@ -40,7 +47,11 @@ func startRealServer(t *testing.T, so persist.Options, eo engine.Options) *realS
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	api, err := New(Options{Store: store, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	var as Store = store
+	if wrap != nil {
+		as = wrap(store)
+	}
+	api, err := New(Options{Store: as, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
