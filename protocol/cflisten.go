@@ -105,15 +105,16 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 	s := &cfSub{conn: c, ls: ls, kind: kind, secure: secure, start: a.opts.Now().UnixNano(),
 		acctID: acct.ID, keyGen: acct.CFKeyGen, secretGen: acct.SecretGen}
 	if kind != subPoll {
-		// A stream's reads end after its upgrade, when a 503 can no
-		// longer be answered: a store known to fail refuses it now.
-		if a.store.Healthy() != nil {
-			a.replyError(c, nil, errStorage)
-			return
-		}
 		if s.slot = a.cap.acquire(slot, limit); s.slot == nil {
 			a.stats.cfRefused.Add(1)
 			a.replyError(c, nil, errTooManyListeners)
+			return
+		}
+		// A stream's reads end after its upgrade, when a 503 can no
+		// longer be answered: a store known to fail refuses it now.
+		if a.store.Healthy() != nil {
+			s.release()
+			a.replyError(c, nil, errStorage)
 			return
 		}
 	}

@@ -60,15 +60,16 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 	key, limit := newCapKey(acct.Username, r.ClientIP), listenerLimit(&acct)
 	var slot *capSlot
 	if kind != subPoll {
-		// A stream's read ends after its upgrade, when a 503 can no
-		// longer be answered: a store known to fail refuses it now.
-		if a.store.Healthy() != nil {
-			a.replyError(c, nil, errStorage)
-			return
-		}
 		if slot = a.cap.acquire(key, limit); slot == nil {
 			a.stats.ezRefused.Add(1)
 			a.replyError(c, nil, errTooManyListeners)
+			return
+		}
+		// A stream's read ends after its upgrade, when a 503 can no
+		// longer be answered: a store known to fail refuses it now.
+		if a.store.Healthy() != nil {
+			a.cap.release(slot)
+			a.replyError(c, nil, errStorage)
 			return
 		}
 	}
