@@ -69,6 +69,7 @@ func (d *delivery) appendSSEEvent(b []byte) []byte { return appendSSEEvent(b, d.
 
 // channelSubs lists the readers of one channel on one loop.
 type channelSubs struct {
+	key  string // the qname, shared by the readers' ezSub.qname
 	list []*ezSub
 	// last is the highest seq delivered on this loop while the channel
 	// had readers here: a reader that let deliveries pass (reading,
@@ -105,6 +106,16 @@ func newLoopState(a *API) *loopState {
 	return &loopState{api: a, subs: make(map[string]*channelSubs), cfTopics: make(map[string]*topicSubs)}
 }
 
+// qnameKey returns qname as a string: the index's own when the loop
+// already indexes that channel, so that its readers share one string
+// (one allocation less per reader, and its bytes once per loop).
+func (ls *loopState) qnameKey(qname []byte) string {
+	if cs, ok := ls.subs[string(qname)]; ok {
+		return cs.key
+	}
+	return string(qname)
+}
+
 // newSub makes c's reader, its Tag from now on, and counts it; remove
 // uncounts it.
 func (ls *loopState) newSub(c engine.Conn, qname string, kind subKind, cursor uint64, slot *capSlot) *ezSub {
@@ -117,7 +128,7 @@ func (ls *loopState) newSub(c engine.Conn, qname string, kind subKind, cursor ui
 func (ls *loopState) add(s *ezSub) {
 	cs := ls.subs[s.qname]
 	if cs == nil {
-		cs = &channelSubs{}
+		cs = &channelSubs{key: s.qname}
 		ls.subs[s.qname] = cs
 	}
 	s.idx = int32(len(cs.list))

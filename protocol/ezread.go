@@ -84,7 +84,7 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 	}
 	// The reader waits in the index while its first read is in flight
 	// (readers.go), so that the deliveries it lets pass are known.
-	s := ls.newSub(c, string(qname), kind, 0, slot)
+	s := ls.newSub(c, ls.qnameKey(qname), kind, 0, slot)
 	s.acctID = acct.ID
 	if callback != nil {
 		s.callback = append([]byte(nil), callback...)
