@@ -35,7 +35,7 @@
 // flow_control.go): pipelined input waits in gnet's buffer up to about one
 // request, then the engine stops reading the socket (readpause_linux.go
 // switches its epoll interest, as gnet v2.10 has no API for it); unsent
-// output stops the parsing of pipelined requests past a quarter of
+// output stops the parsing of pipelined requests past an eighth of
 // MaxOutbound (so that queued answers stay within it), cuts a live stream
 // past it, and paces a backlog through Conn.Backlogged,
 // Conn.WhenDrained and Handler.Drained.

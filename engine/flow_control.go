@@ -17,12 +17,13 @@ import (
 //     cut. Only where reads cannot be paused, Options.MaxPipelined cuts
 //     instead (429, close).
 //   - Outbound, HTTP: after a reply, while the unsent output (gnet's
-//     outbound buffer plus gathered bytes) is over MaxOutbound/4, no
+//     outbound buffer plus gathered bytes) is over MaxOutbound/8, no
 //     further pipelined request is parsed; parsing resumes at
-//     MaxOutbound/8. A client that pipelines requests and reads nothing
-//     costs at most MaxOutbound/4 plus one answer, and gnet keeps
+//     MaxOutbound/16. A client that pipelines requests and reads nothing
+//     costs at most MaxOutbound/8 plus one answer, and gnet keeps
 //     queued output in buffers of powers of two, up to twice its size:
-//     so the memory held stays within MaxOutbound as long as an answer
+//     so the memory held stays within MaxOutbound, with room for the
+//     garbage each answer leaves until the next GC, as long as an answer
 //     is at most a quarter of it (the protocol's are 1 MiB of 4). A
 //     connection whose unsent output does not shrink for IdleTimeout is
 //     closed. A client that reads is not slowed: the kernel's socket
@@ -122,8 +123,8 @@ func (lp *loop) scanDue() bool {
 // parseStopAt is the unsent output over which an HTTP connection parses
 // no further pipelined request (C-08), and parseResumeAt where it starts
 // again (see the top of this file).
-func parseStopAt(o *Options) int   { return o.MaxOutbound / 4 }
-func parseResumeAt(o *Options) int { return o.MaxOutbound / 8 }
+func parseStopAt(o *Options) int   { return o.MaxOutbound / 8 }
+func parseResumeAt(o *Options) int { return o.MaxOutbound / 16 }
 
 // outputRoom reports whether c, idle between pipelined requests, may
 // parse the next one: not while its unsent output is over parseStopAt,

@@ -138,9 +138,9 @@ func pipelineBig(t *testing.T, c net.Conn, count int) {
 
 // TestPipelineWithoutReadingBounded (C-08): a client that pipelines 100
 // requests of 256 KiB answers and reads nothing costs the engine at most
-// a quarter of MaxOutbound plus one answer: parsing stops while the
-// unsent output is over a quarter of the bound. When the client reads,
-// parsing resumes (below an eighth of the bound) and every answer
+// an eighth of MaxOutbound plus one answer: parsing stops while the
+// unsent output is over an eighth of the bound. When the client reads,
+// parsing resumes (below a sixteenth of the bound) and every answer
 // arrives, in order.
 func TestPipelineWithoutReadingBounded(t *testing.T) {
 	h := newTestHandler()
@@ -156,7 +156,7 @@ func TestPipelineWithoutReadingBounded(t *testing.T) {
 	waitOutBlocked(t, s, sc)
 	var out int
 	onLoop(s, sc, func() { out = sc.unsent() })
-	if limit := opts.MaxOutbound/4 + 256<<10 + 512; out > limit {
+	if limit := opts.MaxOutbound/8 + 256<<10 + 512; out > limit {
 		t.Fatalf("unsent output %d, over %d", out, limit)
 	}
 	if st := s.Stats(); st.RequestsTotal >= count {

@@ -34,8 +34,8 @@ type Options struct {
 	MaxFrameBytes int
 	// MaxOutbound caps unsent output per connection (C-08): a stream or
 	// WebSocket Send over it cuts the connection as a slow consumer; an
-	// HTTP connection over a quarter of it parses no further pipelined
-	// request until its output is down to an eighth, so that the memory
+	// HTTP connection over an eighth of it parses no further pipelined
+	// request until its output is down to a sixteenth, so that the memory
 	// its queued answers take stays within it (flow_control.go), and
 	// closes when the output does not shrink for IdleTimeout. Default
 	// 4 MiB.

@@ -25,8 +25,10 @@ unit_rc=$?
 grep -E '^(ok|FAIL|---|panic:)' "$logs/unit.txt" | grep -vE '^--- PASS' || true
 if [ $unit_rc -ne 0 ]; then
     failed_steps+=(unit)
+    echo "--- each failed test with what it logged ---"
+    grep -E -A40 '^\s*--- FAIL' "$logs/unit.txt" | head -n 400
     echo "--- unit test output (tail) ---"
-    tail -n 150 "$logs/unit.txt"
+    tail -n 60 "$logs/unit.txt"
 fi
 grep -E '^\s*--- SKIP' -B1 "$logs/unit.txt" | sed 's/^/  /' || true
 u_pass=$(grep -cE '^\s*--- PASS' "$logs/unit.txt")
