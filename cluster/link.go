@@ -33,6 +33,12 @@ type LinkOptions struct {
 	// goroutine. When it is full, NATS drops the message and the channel
 	// is repaired (never a blocked NATS reader). Default 65536.
 	QueueLen int
+	// OutboxLen is how many outgoing messages (deliveries, answers,
+	// forwarded writes) may wait for the publisher goroutine; past it a
+	// message is dropped: a forwarded write is refused at once (503), an
+	// answer times out at its requester (503), and after dropped
+	// deliveries every node is told to repair. Default 65536.
+	OutboxLen int
 	// ReconnectWait is the pause between reconnect attempts; they never
 	// stop while the Link is open. Default 250 ms.
 	ReconnectWait time.Duration
@@ -65,6 +71,9 @@ func (o *LinkOptions) EnsureDefaults() {
 	if o.QueueLen == 0 {
 		o.QueueLen = 65536
 	}
+	if o.OutboxLen == 0 {
+		o.OutboxLen = 65536
+	}
 	if o.ReconnectWait == 0 {
 		o.ReconnectWait = 250 * time.Millisecond
 	}
@@ -86,8 +95,8 @@ func (o *LinkOptions) Validate() error {
 		return errors.New("cluster: no NATS URL")
 	case o.RequestTimeout < 0 || o.ReconnectWait < 0:
 		return errors.New("cluster: negative timeout")
-	case o.QueueLen < 1:
-		return errors.New("cluster: delivery queue length below 1")
+	case o.QueueLen < 1 || o.OutboxLen < 1:
+		return errors.New("cluster: queue length below 1")
 	}
 	return nil
 }
@@ -100,6 +109,7 @@ type LinkStats struct {
 	Dropped    uint64 // messages NATS dropped because the queue was full
 	Reconnects uint64
 	BadFrames  uint64 // deliveries that did not decode
+	OutDropped uint64 // outgoing messages dropped: outbox full, or NATS refused them
 }
 
 // Link is one node's connection to the service: forwarded writes and reads
@@ -107,13 +117,17 @@ type LinkStats struct {
 // node follows. Its methods are safe from any goroutine unless they say
 // otherwise.
 type Link struct {
-	opts     LinkOptions
-	nc       *nats.Conn
-	in       chan *nats.Msg // deliveries from every followed subject
-	kick     chan struct{}  // repairs are pending
-	done     chan struct{}
-	wg       sync.WaitGroup
-	storeSub *nats.Subscription
+	opts LinkOptions
+	nc   *nats.Conn
+	in   chan *nats.Msg // deliveries from every followed subject
+	out  chan outMsg    // to the publisher goroutine
+	// resyncDue says deliveries were dropped from the outbox: the
+	// publisher tells every node to repair once it has room.
+	resyncDue atomic.Bool
+	kick      chan struct{} // repairs are pending
+	done      chan struct{}
+	wg        sync.WaitGroup
+	storeSub  *nats.Subscription
 
 	mu      sync.Mutex
 	follow  [3]map[string]*tracker // by Kind, then name
@@ -125,7 +139,7 @@ type Link struct {
 	published map[Key]uint64
 
 	stats struct {
-		delivered, duplicates, gaps, dropped, reconnects, badFrames atomic.Uint64
+		delivered, duplicates, gaps, dropped, reconnects, badFrames, outDropped atomic.Uint64
 	}
 }
 
@@ -169,6 +183,7 @@ func Dial(o LinkOptions) (*Link, error) {
 	l := &Link{
 		opts:      o,
 		in:        make(chan *nats.Msg, o.QueueLen),
+		out:       make(chan outMsg, o.OutboxLen),
 		kick:      make(chan struct{}, 1),
 		done:      make(chan struct{}),
 		subs:      make(map[string]*subjectSub),
@@ -193,8 +208,13 @@ func Dial(o LinkOptions) (*Link, error) {
 		return nil, fmt.Errorf("cluster: connect to NATS at %s: %w", o.URL, err)
 	}
 	l.nc = nc
-	l.wg.Add(1)
+	if err := l.subscribeResync(); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	l.wg.Add(2)
 	go l.dispatch()
+	go l.publisher()
 	return l, nil
 }
 
@@ -215,6 +235,7 @@ func (l *Link) Stats() LinkStats {
 		Dropped:    l.stats.dropped.Load(),
 		Reconnects: l.stats.reconnects.Load(),
 		BadFrames:  l.stats.badFrames.Load(),
+		OutDropped: l.stats.outDropped.Load(),
 	}
 }
 
@@ -303,16 +324,16 @@ func (l *Link) Read(ctx context.Context, r *ReadRequest) (ReadAnswer, error) {
 	return a, a.Err
 }
 
-// Publish sends committed deliveries, each once, to its channel's
-// subject, in order: the store node calls it from one goroutine only
-// (after each committed group), with each channel's deliveries in
+// Publish queues committed deliveries, each to be sent once to its
+// channel's subject, in order: the store node calls it from one goroutine
+// only (after each committed group), with each channel's deliveries in
 // commit order. It fills Prev: Seq-1 for EZ, the last id published on the
 // topic for CF (unknown for a topic's first push since this Link was
-// dialled; receivers repair then). It writes into the NATS client's
-// buffer and does not wait for the network; an error means the connection
-// is closed.
-func (l *Link) Publish(ds []Delivery) error {
-	var buf []byte
+// dialled; receivers repair then). It never blocks: a delivery the outbox
+// has no room for is dropped, and every node is then told to repair what
+// it follows.
+func (l *Link) Publish(ds []Delivery) {
+	dropped := false
 	for i := range ds {
 		d := &ds[i]
 		key := Key{d.Kind, string(d.Name)}
@@ -323,12 +344,13 @@ func (l *Link) Publish(ds []Delivery) error {
 			d.Prev, d.PrevKnown = l.published[key]
 		}
 		l.published[key] = d.Seq
-		buf = AppendDelivery(buf[:0], d)
-		if err := l.nc.Publish(l.subject(d.Kind, d.Name), buf); err != nil {
-			return fmt.Errorf("cluster: publish %s: %w", d.Name, err)
+		if !l.send(l.subject(d.Kind, d.Name), "", AppendDelivery(nil, d)) {
+			dropped = true
 		}
 	}
-	return nil
+	if dropped {
+		l.resyncDue.Store(true)
+	}
 }
 
 // Subscribe follows kind/name on this node from seq last (the channel's
@@ -433,6 +455,11 @@ func (l *Link) kickDispatch() {
 func (l *Link) reconnected(*nats.Conn) {
 	l.stats.reconnects.Add(1)
 	l.opts.Logf("cluster: NATS reconnected; repairing every followed channel")
+	l.repairAll()
+}
+
+// repairAll puts every followed channel in repair.
+func (l *Link) repairAll() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, m := range l.follow {
@@ -531,13 +558,4 @@ func (l *Link) reportRepairs() {
 		l.stats.gaps.Add(1)
 		l.opts.OnRepair(r.key.Kind, r.key.Name, r.after)
 	}
-}
-
-// Flush waits until the NATS server has processed everything this Link
-// sent so far, subscriptions included, or ctx ends.
-func (l *Link) Flush(ctx context.Context) error {
-	if err := l.nc.FlushWithContext(ctx); err != nil {
-		return fmt.Errorf("cluster: flush: %w", err)
-	}
-	return nil
 }

@@ -197,10 +197,23 @@ func TestForwardTimeout(t *testing.T) {
 
 func publish(t *testing.T, l *Link, ds ...Delivery) {
 	t.Helper()
-	if err := l.Publish(ds); err != nil {
+	l.Publish(ds)
+	flush(t, l)
+}
+
+// follower starts NATS, a store node's Link and a light node's Link
+// following kind/name from last.
+func follower(t *testing.T, kind Kind, name string, last uint64) (store, light *Link, rec *recorder) {
+	t.Helper()
+	n := startNATS(t, 0)
+	store = dial(t, LinkOptions{URL: n.URL(), Logf: t.Logf})
+	rec = newRecorder()
+	light = dial(t, rec.options(n.URL()))
+	if err := light.Subscribe(kind, name, last); err != nil {
 		t.Fatal(err)
 	}
-	flush(t, l)
+	flush(t, light)
+	return store, light, rec
 }
 
 func ez(name string, seq uint64) Delivery {
@@ -251,14 +264,7 @@ func TestDeliveriesInOrder(t *testing.T) {
 // reported as a repair after 2, and 4 is not handed on before it; after
 // the repair, a re-sent 4 is a duplicate and 5 flows again.
 func TestGapAndDuplicate(t *testing.T) {
-	n := startNATS(t, 0)
-	store := dial(t, LinkOptions{URL: n.URL(), Logf: t.Logf})
-	rec := newRecorder()
-	light := dial(t, rec.options(n.URL()))
-	if err := light.Subscribe(EZ, "a-news", 0); err != nil {
-		t.Fatal(err)
-	}
-	flush(t, light)
+	store, light, rec := follower(t, EZ, "a-news", 0)
 	publish(t, store, ez("a-news", 1), ez("a-news", 2), ez("a-news", 4))
 	rec.waitFor(t, "a repair", func(_, repairs []string) bool { return len(repairs) == 1 })
 	if fmt.Sprint(rec.got, rec.repairs) != "[a-news:1 a-news:2] [a-news>2]" {
@@ -281,14 +287,7 @@ func TestGapAndDuplicate(t *testing.T) {
 // push after the store node's Link started carries no Prev and is
 // repaired, later ones flow even across skipped ids.
 func TestCFFirstPushRepairs(t *testing.T) {
-	n := startNATS(t, 0)
-	store := dial(t, LinkOptions{URL: n.URL(), Logf: t.Logf})
-	rec := newRecorder()
-	light := dial(t, rec.options(n.URL()))
-	if err := light.Subscribe(CF, "a/room", 5); err != nil {
-		t.Fatal(err)
-	}
-	flush(t, light)
+	store, light, rec := follower(t, CF, "a/room", 5)
 	cf := func(id uint64) Delivery {
 		return Delivery{Kind: CF, Name: []byte("a/room"), Seq: id, Body: []byte("x")}
 	}
@@ -323,7 +322,7 @@ func TestNATSRestart(t *testing.T) {
 	n.Close()
 	// Published while NATS is down: buffered by the client or lost; either
 	// way the repair covers it.
-	_ = store.Publish([]Delivery{ez("a-news", 3)})
+	store.Publish([]Delivery{ez("a-news", 3)})
 	startNATS(t, port)
 
 	rec.waitFor(t, "repairs after the reconnect", func(_, repairs []string) bool { return len(repairs) == 2 })

@@ -106,18 +106,14 @@ func (l *Link) read(b StoreBackend, r *ReadRequest) ReadAnswer {
 	return a
 }
 
-// answer publishes an answer frame to a requester's inbox.
-func (l *Link) answer(reply string, frame []byte) {
-	if err := l.nc.Publish(reply, frame); err != nil {
-		// The requester times out and answers 503; the write, if any,
-		// stands, and a re-send is idempotent.
-		l.opts.Logf("cluster: store node: answer: %v", err)
-	}
-}
+// answer queues an answer frame for a requester's inbox. When the
+// outbox is full the requester times out and answers 503; the write, if
+// any, stands, and a re-send is idempotent.
+func (l *Link) answer(reply string, frame []byte) { l.send(reply, "", frame) }
 
 // forwarded completes a forwarded write or push: persist calls it on its
-// committer goroutine once the group is synced. Publish only appends to
-// the NATS client's buffer, so it does not hold the committer up.
+// committer goroutine once the group is synced; the answer goes through
+// the outbox, so the committer never waits for the network.
 type forwarded struct {
 	l     *Link
 	reply string
