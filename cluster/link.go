@@ -133,6 +133,8 @@ type Link struct {
 	follow  [3]map[string]*tracker // by Kind, then name
 	subs    map[string]*subjectSub // by subject
 	pending []Key                  // repairs to report, in marking order
+	// accountCaches refetch after a reconnect.
+	accountCaches []*AccountCache
 
 	// published is the store node's last published seq per channel: the
 	// Prev of the next delivery. Only Publish touches it (one goroutine).
@@ -456,6 +458,11 @@ func (l *Link) reconnected(*nats.Conn) {
 	l.stats.reconnects.Add(1)
 	l.opts.Logf("cluster: NATS reconnected; repairing every followed channel")
 	l.repairAll()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.accountCaches {
+		c.refetch()
+	}
 }
 
 // repairAll puts every followed channel in repair.

@@ -14,6 +14,7 @@ type StoreBackend interface {
 	EZRead(qname string, tick []byte, lim persist.ReadLimit) (persist.ReadResult, error)
 	EZReadAfter(qname string, after uint64, lim persist.ReadLimit) (persist.ReadResult, error)
 	CFRead(topic []byte, after uint64, notBefore int64, lim persist.ReadLimit) (persist.CFReadResult, error)
+	Accounts() []persist.Account
 }
 
 // readOverhead is room kept in a read answer's NATS message for what is
@@ -46,6 +47,15 @@ func (l *Link) ServeStore(b StoreBackend) error {
 // gets there.
 func (l *Link) serve(b StoreBackend, m *nats.Msg) {
 	if len(m.Data) < 2 || m.Reply == "" {
+		return
+	}
+	if m.Data[1] == frameAccounts {
+		frame, err := AppendAccounts(nil, b.Accounts())
+		if err != nil {
+			l.opts.Logf("cluster: store node: %v", err)
+			return
+		}
+		l.answer(m.Reply, frame)
 		return
 	}
 	if m.Data[1] == frameRead {

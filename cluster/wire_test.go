@@ -135,6 +135,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(AppendReadRequest(nil, &ReadRequest{Kind: CF, Name: "a/b", After: 3}))
 	f.Add(AppendReadAnswer(nil, &ReadAnswer{Messages: []Message{{Seq: 1, Body: []byte("x")}}}))
 	f.Add(AppendAnswer(nil, OpEZWrite, &Answer{EZ: persist.EZWriteResult{Err: persist.ErrStorage}}))
+	f.Add([]byte("\x01l[{\"username\":\"a\",\"id\":1}]"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if d, err := DecodeDelivery(b); err == nil && !bytes.Equal(AppendDelivery(nil, &d), b) {
 			t.Fatalf("delivery %+v re-encodes differently", d)
@@ -147,6 +148,11 @@ func FuzzDecode(f *testing.F) {
 		}
 		if a, err := DecodeReadAnswer(b); err == nil && a.Err == nil && !bytes.Equal(AppendReadAnswer(nil, &a), b) {
 			t.Fatalf("read answer %+v re-encodes differently", a)
+		}
+		if as, err := DecodeAccounts(b); err == nil {
+			if _, err := AppendAccounts(nil, as); err != nil {
+				t.Fatalf("accounts %+v do not re-encode: %v", as, err)
+			}
 		}
 		for _, op := range []Op{OpEZWrite, OpCFPush} {
 			if a, err := DecodeAnswer(b, op); err == nil && (op == OpEZWrite && a.EZ.Err == nil || op == OpCFPush && a.CF.Err == nil) &&
