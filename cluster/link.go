@@ -106,7 +106,7 @@ type LinkStats struct {
 	Delivered  uint64 // deliveries passed to OnDelivery
 	Duplicates uint64 // deliveries at or below the channel's last seq, ignored
 	Gaps       uint64 // repairs reported to OnRepair
-	Dropped    uint64 // messages NATS dropped because the queue was full
+	Dropped    uint64 // slow-consumer episodes: NATS dropped messages of a subscription whose queue was full
 	Reconnects uint64
 	BadFrames  uint64 // deliveries that did not decode
 	OutDropped uint64 // outgoing messages dropped: outbox full, or NATS refused them
@@ -136,9 +136,11 @@ type Link struct {
 	// accountCaches refetch after a reconnect.
 	accountCaches []*AccountCache
 
-	// published is the store node's last published seq per channel: the
-	// Prev of the next delivery. Only Publish touches it (one goroutine).
-	published map[Key]uint64
+	// published is the store node's last published push id per CF topic:
+	// the Prev of the topic's next delivery (EZ seqs need none: they are
+	// contiguous). One entry per topic pushed since Dial, as persist keeps
+	// one per topic. Only Publish touches it (one goroutine).
+	published map[string]uint64
 
 	stats struct {
 		delivered, duplicates, gaps, dropped, reconnects, badFrames, outDropped atomic.Uint64
@@ -189,7 +191,7 @@ func Dial(o LinkOptions) (*Link, error) {
 		kick:      make(chan struct{}, 1),
 		done:      make(chan struct{}),
 		subs:      make(map[string]*subjectSub),
-		published: make(map[Key]uint64),
+		published: make(map[string]uint64),
 	}
 	for k := range l.follow {
 		l.follow[k] = make(map[string]*tracker)
@@ -220,8 +222,10 @@ func Dial(o LinkOptions) (*Link, error) {
 	return l, nil
 }
 
-// Close closes the connection and stops the dispatch goroutine; no
-// callback runs after it returns.
+// Close closes the connection and stops the Link's goroutines; no
+// callback runs after it returns. What the outbox still holds is not
+// sent: on a graceful stop, close the store first (its last answers go
+// to the outbox), then Flush, then Close.
 func (l *Link) Close() {
 	l.nc.Close()
 	close(l.done)
@@ -338,14 +342,12 @@ func (l *Link) Publish(ds []Delivery) {
 	dropped := false
 	for i := range ds {
 		d := &ds[i]
-		key := Key{d.Kind, string(d.Name)}
-		switch d.Kind {
-		case EZ:
+		if d.Kind == EZ {
 			d.Prev, d.PrevKnown = d.Seq-1, true
-		default:
-			d.Prev, d.PrevKnown = l.published[key]
+		} else {
+			d.Prev, d.PrevKnown = l.published[string(d.Name)]
+			l.published[string(d.Name)] = d.Seq
 		}
-		l.published[key] = d.Seq
 		if !l.send(l.subject(d.Kind, d.Name), "", AppendDelivery(nil, d)) {
 			dropped = true
 		}
