@@ -68,10 +68,7 @@ func (c *completions) wait(t *testing.T, n int) []string {
 // they were made, on one goroutine, followed by afterBatch.
 func TestForwarderInOrder(t *testing.T) {
 	n := startNATS(t, 0)
-	store := dial(t, LinkOptions{URL: n.URL(), Logf: t.Logf})
-	if err := store.ServeStore(openStore(t)); err != nil {
-		t.Fatal(err)
-	}
+	storeNode(t, n)
 	light := dial(t, LinkOptions{URL: n.URL(), Logf: t.Logf})
 	c := &completions{t: t}
 	f, err := light.NewForwarder(c.afterBatch, 0)
@@ -191,5 +188,66 @@ func TestResyncNotice(t *testing.T) {
 	// then the repair read returns it.
 	if got := fmt.Sprint(rec.got, rec.repairs); got != "[a-news:1] [a-news>1]" && got != "[] [a-news>0]" {
 		t.Fatalf("got %q, repairs %q", rec.got, rec.repairs)
+	}
+}
+
+// seqRecorder checks that each channel's writes complete in seq order.
+type seqRecorder struct {
+	mu   sync.Mutex
+	last map[string]uint64
+	n    int
+	bad  []string
+}
+
+func (r *seqRecorder) done(qname string) persist.WriteCompletion {
+	return completionFunc(func(res persist.EZWriteResult) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.n++
+		if res.Err != nil || res.Msg.Seq != r.last[qname]+1 {
+			r.bad = append(r.bad, fmt.Sprintf("%s: seq %d after %d, err %v", qname, res.Msg.Seq, r.last[qname], res.Err))
+		}
+		r.last[qname] = res.Msg.Seq
+	})
+}
+
+// TestForwarderConcurrentCallers: event loops forward at once; each
+// channel's writes complete in the order its caller made them.
+func TestForwarderConcurrentCallers(t *testing.T) {
+	n := startNATS(t, 0)
+	storeNode(t, n)
+	light := dial(t, LinkOptions{URL: n.URL(), Logf: t.Logf})
+	f, err := light.NewForwarder(nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	const callers, each = 4, 100
+	r := &seqRecorder{last: make(map[string]uint64)}
+	var wg sync.WaitGroup
+	for c := range callers {
+		wg.Go(func() {
+			qname := fmt.Sprintf("a-loop%d", c)
+			for i := range each {
+				f.EZWriteTo(persist.EZWrite{QName: qname, Tick: fmt.Appendf(nil, "t%d", i), Body: []byte("m")}, r.done(qname))
+			}
+		})
+	}
+	wg.Wait()
+	deadline := time.Now().Add(waitLimit)
+	for {
+		r.mu.Lock()
+		n, bad := r.n, r.bad
+		r.mu.Unlock()
+		if len(bad) > 0 {
+			t.Fatal(bad)
+		}
+		if n == callers*each {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d writes completed", n, callers*each)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

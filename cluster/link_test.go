@@ -110,6 +110,16 @@ func openStore(t *testing.T) *persist.Store {
 	return s
 }
 
+// storeNode dials a Link serving a fresh persist.Store.
+func storeNode(t *testing.T, n *EmbeddedNATS) *Link {
+	t.Helper()
+	l := dial(t, LinkOptions{URL: n.URL(), Logf: t.Logf})
+	if err := l.ServeStore(openStore(t)); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
 func ezWrite(qname, tick, body string) *Request {
 	return &Request{Op: OpEZWrite, EZ: persist.EZWrite{QName: qname, Tick: []byte(tick), Body: []byte(body)}}
 }
@@ -119,10 +129,7 @@ func ezWrite(qname, tick, body string) *Request {
 // they would be locally, sentinel errors included.
 func TestForwardAnswered(t *testing.T) {
 	n := startNATS(t, 0)
-	store := dial(t, LinkOptions{URL: n.URL(), Logf: t.Logf})
-	if err := store.ServeStore(openStore(t)); err != nil {
-		t.Fatal(err)
-	}
+	storeNode(t, n)
 	light := dial(t, LinkOptions{URL: n.URL(), Logf: t.Logf})
 	ctx := context.Background()
 

@@ -85,8 +85,14 @@ func (l *Link) subscribeResync() error {
 }
 
 // Flush waits until everything queued before it was handed to NATS and
-// the NATS server has processed it (subscriptions included), or ctx ends.
+// the NATS server has processed it (subscriptions included), or ctx ends
+// (RequestTimeout when ctx has no deadline).
 func (l *Link) Flush(ctx context.Context) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, l.opts.RequestTimeout)
+		defer cancel()
+	}
 	m := outMsg{flushed: make(chan struct{})}
 	select {
 	case l.out <- m:
