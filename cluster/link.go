@@ -568,3 +568,13 @@ func (l *Link) reportRepairs() {
 		l.opts.OnRepair(r.key.Kind, r.key.Name, r.after)
 	}
 }
+
+// Following reports whether this node follows kind/name.
+func (l *Link) Following(kind Kind, name string) bool {
+	if !kind.valid() {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.follow[kind][name] != nil
+}
