@@ -41,8 +41,8 @@ func (l *Link) PublishAccountChange(username string) {
 	l.send(l.accountsSubject(), "", []byte(username))
 }
 
-// AppendAccounts appends the frame of an account table answer.
-func AppendAccounts(b []byte, accounts []persist.Account) ([]byte, error) {
+// appendAccounts appends the frame of an account table answer.
+func appendAccounts(b []byte, accounts []persist.Account) ([]byte, error) {
 	js, err := json.Marshal(accounts)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: encode accounts: %w", err)
@@ -50,8 +50,8 @@ func AppendAccounts(b []byte, accounts []persist.Account) ([]byte, error) {
 	return append(appendHeader(b, frameAccountsAnswer), js...), nil
 }
 
-// DecodeAccounts decodes an account table answer.
-func DecodeAccounts(b []byte) ([]persist.Account, error) {
+// decodeAccounts decodes an account table answer.
+func decodeAccounts(b []byte) ([]persist.Account, error) {
 	d := decoder{b: b}
 	d.expect(frameAccountsAnswer)
 	if d.err != nil {
@@ -190,7 +190,7 @@ func (l *Link) fetchAccounts(ctx context.Context) ([]persist.Account, error) {
 	if err != nil {
 		return nil, err
 	}
-	as, err := DecodeAccounts(m.Data)
+	as, err := decodeAccounts(m.Data)
 	if err != nil {
 		return nil, fmt.Errorf("%w: cluster: accounts: %w", persist.ErrStorage, err)
 	}

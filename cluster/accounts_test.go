@@ -83,16 +83,16 @@ func TestAccountsFollowed(t *testing.T) {
 
 func TestAccountsFrame(t *testing.T) {
 	as := []persist.Account{{Username: "a", APIKey: "k", CFAPIKey: "c", APISecret: "s", ID: 3, MaxListenersPerIP: 30}}
-	b, err := AppendAccounts(nil, as)
+	b, err := appendAccounts(nil, as)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := DecodeAccounts(b)
+	got, err := decodeAccounts(b)
 	if err != nil || len(got) != 1 || got[0] != as[0] {
 		t.Fatalf("got %+v, %v", got, err)
 	}
 	for _, bad := range [][]byte{nil, {wireVersion, frameAccountsAnswer}, {wireVersion, frameDelivery, '[', ']'}} {
-		if _, err := DecodeAccounts(bad); err == nil {
+		if _, err := decodeAccounts(bad); err == nil {
 			t.Errorf("% x decoded", bad)
 		}
 	}

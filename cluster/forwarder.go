@@ -125,7 +125,7 @@ func (f *Forwarder) forward(r *Request, fr *forwardReq) error {
 	n := f.next
 	f.pending[n] = fr
 	f.mu.Unlock()
-	if !f.l.send(f.l.storeSubject(), f.inbox+"."+strconv.FormatUint(n, 10), AppendRequest(nil, r)) &&
+	if !f.l.send(f.l.storeSubject(), f.inbox+"."+strconv.FormatUint(n, 10), appendRequest(nil, r)) &&
 		f.take(n) != nil { // else Close completed it meanwhile
 		return fmt.Errorf("%w: cluster: outbox full", persist.ErrStorage)
 	}
@@ -187,7 +187,7 @@ func (f *Forwarder) answered(m *nats.Msg) {
 	if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
 		err = fmt.Errorf("%w: cluster: no store node is serving: %w", persist.ErrStorage, nats.ErrNoResponders)
 	} else {
-		a, err = DecodeAnswer(m.Data, fr.op)
+		a, err = decodeAnswer(m.Data, fr.op)
 		if err != nil {
 			err = fmt.Errorf("%w: cluster: forward: %w", persist.ErrStorage, err)
 		}

@@ -132,7 +132,7 @@ type Link struct {
 	mu      sync.Mutex
 	follow  [3]map[string]*tracker // by Kind, then name
 	subs    map[string]*subjectSub // by subject
-	pending []Key                  // repairs to report, in marking order
+	pending []chanKey              // repairs to report, in marking order
 	// accountCaches refetch after a reconnect.
 	accountCaches []*AccountCache
 
@@ -147,15 +147,15 @@ type Link struct {
 	}
 }
 
-// Key names a channel or topic.
-type Key struct {
+// chanKey names a channel or topic.
+type chanKey struct {
 	Kind Kind
 	Name string
 }
 
 // tracker is a followed channel's state on a light node.
 type tracker struct {
-	key   Key
+	key   chanKey
 	refs  int    // Subscribe calls not yet undone
 	last  uint64 // seq of the last delivery handed on (or repaired up to)
 	subj  string
@@ -304,11 +304,11 @@ func (l *Link) request(ctx context.Context, frame []byte) (*nats.Msg, error) {
 // settles it. Otherwise the Answer holds exactly what persist answered.
 // It blocks: call it off the event loops.
 func (l *Link) Forward(ctx context.Context, r *Request) (Answer, error) {
-	m, err := l.request(ctx, AppendRequest(nil, r))
+	m, err := l.request(ctx, appendRequest(nil, r))
 	if err != nil {
 		return Answer{}, err
 	}
-	a, err := DecodeAnswer(m.Data, r.Op)
+	a, err := decodeAnswer(m.Data, r.Op)
 	if err != nil {
 		return Answer{}, fmt.Errorf("%w: cluster: forward: %w", persist.ErrStorage, err)
 	}
@@ -319,11 +319,11 @@ func (l *Link) Forward(ctx context.Context, r *Request) (Answer, error) {
 // (to repair a gap, or to serve a resume on this node). Transport
 // failures are as Forward's. Blocks; off the event loops.
 func (l *Link) Read(ctx context.Context, r *ReadRequest) (ReadAnswer, error) {
-	m, err := l.request(ctx, AppendReadRequest(nil, r))
+	m, err := l.request(ctx, appendReadRequest(nil, r))
 	if err != nil {
 		return ReadAnswer{}, err
 	}
-	a, err := DecodeReadAnswer(m.Data)
+	a, err := decodeReadAnswer(m.Data)
 	if err != nil {
 		return ReadAnswer{}, fmt.Errorf("%w: cluster: read: %w", persist.ErrStorage, err)
 	}
@@ -348,7 +348,7 @@ func (l *Link) Publish(ds []Delivery) {
 			d.Prev, d.PrevKnown = l.published[string(d.Name)]
 			l.published[string(d.Name)] = d.Seq
 		}
-		if !l.send(l.subject(d.Kind, d.Name), "", AppendDelivery(nil, d)) {
+		if !l.send(l.subject(d.Kind, d.Name), "", appendDelivery(nil, d)) {
 			dropped = true
 		}
 	}
@@ -385,7 +385,7 @@ func (l *Link) Subscribe(kind Kind, name string, last uint64) error {
 		l.subs[subj] = s
 	}
 	s.keys++
-	l.follow[kind][name] = &tracker{key: Key{kind, name}, refs: 1, last: last, subj: subj}
+	l.follow[kind][name] = &tracker{key: chanKey{kind, name}, refs: 1, last: last, subj: subj}
 	return nil
 }
 
@@ -517,7 +517,7 @@ func (l *Link) dispatch() {
 // deliver checks one received frame against its channel's tracker and
 // hands it on when it is next in order.
 func (l *Link) deliver(m *nats.Msg) {
-	d, err := DecodeDelivery(m.Data)
+	d, err := decodeDelivery(m.Data)
 	if err != nil {
 		l.stats.badFrames.Add(1)
 		return
@@ -553,7 +553,7 @@ func (l *Link) reportRepairs() {
 	keys := l.pending
 	l.pending = nil
 	type report struct {
-		key   Key
+		key   chanKey
 		after uint64
 	}
 	reports := make([]report, 0, len(keys))

@@ -50,7 +50,7 @@ func (l *Link) serve(b StoreBackend, m *nats.Msg) {
 		return
 	}
 	if m.Data[1] == frameAccounts {
-		frame, err := AppendAccounts(nil, b.Accounts())
+		frame, err := appendAccounts(nil, b.Accounts())
 		if err != nil {
 			l.opts.Logf("cluster: store node: %v", err)
 			return
@@ -59,16 +59,16 @@ func (l *Link) serve(b StoreBackend, m *nats.Msg) {
 		return
 	}
 	if m.Data[1] == frameRead {
-		r, err := DecodeReadRequest(m.Data)
+		r, err := decodeReadRequest(m.Data)
 		if err != nil {
 			l.opts.Logf("cluster: store node: %v", err)
 			return
 		}
 		a := l.read(b, &r)
-		l.answer(m.Reply, AppendReadAnswer(nil, &a))
+		l.answer(m.Reply, appendReadAnswer(nil, &a))
 		return
 	}
-	r, err := DecodeRequest(m.Data)
+	r, err := decodeRequest(m.Data)
 	if err != nil {
 		l.opts.Logf("cluster: store node: %v", err)
 		return
@@ -130,9 +130,9 @@ type forwarded struct {
 }
 
 func (f *forwarded) WriteDone(r persist.EZWriteResult) {
-	f.l.answer(f.reply, AppendAnswer(nil, OpEZWrite, &Answer{EZ: r}))
+	f.l.answer(f.reply, appendAnswer(nil, OpEZWrite, &Answer{EZ: r}))
 }
 
 func (f *forwarded) CFPushDone(r persist.CFPushResult) {
-	f.l.answer(f.reply, AppendAnswer(nil, OpCFPush, &Answer{CF: r}))
+	f.l.answer(f.reply, appendAnswer(nil, OpCFPush, &Answer{CF: r}))
 }

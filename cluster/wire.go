@@ -225,8 +225,8 @@ func appendString(b []byte, s string) []byte {
 	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
 }
 
-// AppendRequest appends r's frame to b.
-func AppendRequest(b []byte, r *Request) []byte {
+// appendRequest appends r's frame to b.
+func appendRequest(b []byte, r *Request) []byte {
 	switch r.Op {
 	case OpEZWrite:
 		w := &r.EZ
@@ -252,8 +252,8 @@ func AppendRequest(b []byte, r *Request) []byte {
 	panic(fmt.Sprintf("cluster: request op %d", r.Op)) // a caller's bug, never input
 }
 
-// AppendAnswer appends the frame of a's part for op to b.
-func AppendAnswer(b []byte, op Op, a *Answer) []byte {
+// appendAnswer appends the frame of a's part for op to b.
+func appendAnswer(b []byte, op Op, a *Answer) []byte {
 	var (
 		err  error
 		dup  bool
@@ -276,8 +276,8 @@ func AppendAnswer(b []byte, op Op, a *Answer) []byte {
 	return appendString(b, truncate(text, maxWireText))
 }
 
-// AppendReadRequest appends r's frame to b.
-func AppendReadRequest(b []byte, r *ReadRequest) []byte {
+// appendReadRequest appends r's frame to b.
+func appendReadRequest(b []byte, r *ReadRequest) []byte {
 	b = appendHeader(b, frameRead)
 	b = append(b, byte(r.Kind), flag(r.ByTick, flagA))
 	b = binary.AppendUvarint(b, r.After)
@@ -288,8 +288,8 @@ func AppendReadRequest(b []byte, r *ReadRequest) []byte {
 	return appendBytes(b, r.Tick)
 }
 
-// AppendReadAnswer appends a's frame to b.
-func AppendReadAnswer(b []byte, a *ReadAnswer) []byte {
+// appendReadAnswer appends a's frame to b.
+func appendReadAnswer(b []byte, a *ReadAnswer) []byte {
 	code, text := codeOf(a.Err)
 	b = appendHeader(b, frameReadAnswer)
 	b = append(b, code, flag(a.Gap, flagA)|flag(a.More, flagB))
@@ -307,8 +307,8 @@ func AppendReadAnswer(b []byte, a *ReadAnswer) []byte {
 	return appendString(b, truncate(text, maxWireText))
 }
 
-// AppendDelivery appends d's frame to b.
-func AppendDelivery(b []byte, d *Delivery) []byte {
+// appendDelivery appends d's frame to b.
+func appendDelivery(b []byte, d *Delivery) []byte {
 	b = appendHeader(b, frameDelivery)
 	b = append(b, byte(d.Kind), flag(d.PrevKnown, flagA)|flag(d.Secret, flagB))
 	b = binary.AppendUvarint(b, d.Seq)
@@ -438,9 +438,9 @@ func (d *decoder) done() error {
 	return d.err
 }
 
-// DecodeRequest decodes a forwarded write or push. QName, Topic and Nonce
+// decodeRequest decodes a forwarded write or push. QName, Topic and Nonce
 // are copied (strings); Tick, Body and Text alias b.
-func DecodeRequest(b []byte) (Request, error) {
+func decodeRequest(b []byte) (Request, error) {
 	d := decoder{b: b}
 	var r Request
 	switch d.header() {
@@ -477,8 +477,8 @@ func DecodeRequest(b []byte) (Request, error) {
 	return r, nil
 }
 
-// DecodeAnswer decodes an answer to a Request of op. Msg.Tick aliases b.
-func DecodeAnswer(b []byte, op Op) (Answer, error) {
+// decodeAnswer decodes an answer to a Request of op. Msg.Tick aliases b.
+func decodeAnswer(b []byte, op Op) (Answer, error) {
 	d := decoder{b: b}
 	d.expect(frameAnswer)
 	if Op(d.byte("op")) != op {
@@ -517,8 +517,8 @@ func DecodeAnswer(b []byte, op Op) (Answer, error) {
 	return a, nil
 }
 
-// DecodeReadRequest decodes a read request. Tick aliases b.
-func DecodeReadRequest(b []byte) (ReadRequest, error) {
+// decodeReadRequest decodes a read request. Tick aliases b.
+func decodeReadRequest(b []byte) (ReadRequest, error) {
 	d := decoder{b: b}
 	d.expect(frameRead)
 	var r ReadRequest
@@ -539,9 +539,9 @@ func DecodeReadRequest(b []byte) (ReadRequest, error) {
 	return r, nil
 }
 
-// DecodeReadAnswer decodes a read answer. The messages' slices alias b;
+// decodeReadAnswer decodes a read answer. The messages' slices alias b;
 // the Messages slice is the one allocation.
-func DecodeReadAnswer(b []byte) (ReadAnswer, error) {
+func decodeReadAnswer(b []byte) (ReadAnswer, error) {
 	d := decoder{b: b}
 	d.expect(frameReadAnswer)
 	var a ReadAnswer
@@ -582,9 +582,9 @@ func DecodeReadAnswer(b []byte) (ReadAnswer, error) {
 	return a, nil
 }
 
-// DecodeDelivery decodes a delivery; its slices alias b. It allocates
+// decodeDelivery decodes a delivery; its slices alias b. It allocates
 // nothing.
-func DecodeDelivery(b []byte) (Delivery, error) {
+func decodeDelivery(b []byte) (Delivery, error) {
 	d := decoder{b: b}
 	d.expect(frameDelivery)
 	var v Delivery

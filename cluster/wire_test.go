@@ -18,7 +18,7 @@ func TestRequestRoundTrip(t *testing.T) {
 		{Op: OpCFPush, CF: persist.CFPush{Topic: "b/x"}},
 	}
 	for _, r := range cases {
-		got, err := DecodeRequest(AppendRequest(nil, &r))
+		got, err := decodeRequest(appendRequest(nil, &r))
 		if err != nil {
 			t.Fatalf("%+v: %v", r, err)
 		}
@@ -30,7 +30,7 @@ func TestRequestRoundTrip(t *testing.T) {
 
 // equalRequest compares requests treating nil and empty byte slices alike.
 func equalRequest(a, b Request) bool {
-	return bytes.Equal(AppendRequest(nil, &a), AppendRequest(nil, &b)) && a.Op == b.Op &&
+	return bytes.Equal(appendRequest(nil, &a), appendRequest(nil, &b)) && a.Op == b.Op &&
 		a.EZ.QName == b.EZ.QName && a.CF.Topic == b.CF.Topic && a.CF.Nonce == b.CF.Nonce
 }
 
@@ -40,7 +40,7 @@ func TestAnswerKeepsSentinels(t *testing.T) {
 		for _, op := range []Op{OpEZWrite, OpCFPush} {
 			a := Answer{EZ: persist.EZWriteResult{Err: want, Duplicate: true, Msg: persist.Message{Seq: 3, Time: -5, Tick: []byte("tk")}},
 				CF: persist.CFPushResult{Err: want, Msg: persist.CFMessage{ID: 8, Time: 99, Secret: true}}}
-			got, err := DecodeAnswer(AppendAnswer(nil, op, &a), op)
+			got, err := decodeAnswer(appendAnswer(nil, op, &a), op)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -69,7 +69,7 @@ func TestAnswerKeepsSentinels(t *testing.T) {
 func TestReadRoundTrip(t *testing.T) {
 	r := ReadRequest{Kind: EZ, Name: "a-b", ByTick: true, Tick: []byte("t"), After: 4, NotBefore: -1,
 		Limit: persist.ReadLimit{Messages: 10, Bytes: 100}}
-	got, err := DecodeReadRequest(AppendReadRequest(nil, &r))
+	got, err := decodeReadRequest(appendReadRequest(nil, &r))
 	if err != nil || !reflect.DeepEqual(got, r) {
 		t.Fatalf("read request: got %+v, %v; want %+v", got, err, r)
 	}
@@ -77,7 +77,7 @@ func TestReadRoundTrip(t *testing.T) {
 		{Seq: 8, Time: 1, Tick: []byte("x"), Body: []byte("y")},
 		{Seq: 9, Time: 2, Secret: true, Tick: []byte{}, Body: []byte("z")},
 	}}
-	gotA, err := DecodeReadAnswer(AppendReadAnswer(nil, &a))
+	gotA, err := decodeReadAnswer(appendReadAnswer(nil, &a))
 	if err != nil || !reflect.DeepEqual(gotA, a) {
 		t.Fatalf("read answer: got %+v, %v; want %+v", gotA, err, a)
 	}
@@ -86,15 +86,15 @@ func TestReadRoundTrip(t *testing.T) {
 func TestDeliveryRoundTripAllocs(t *testing.T) {
 	d := Delivery{Kind: CF, Name: []byte("a/b"), Seq: 10, Prev: 7, PrevKnown: true, Time: 123, Secret: true,
 		Tick: []byte{}, Body: []byte(`{"x":1}`)}
-	frame := AppendDelivery(nil, &d)
-	got, err := DecodeDelivery(frame)
+	frame := appendDelivery(nil, &d)
+	got, err := decodeDelivery(frame)
 	if err != nil || !reflect.DeepEqual(got, d) {
 		t.Fatalf("got %+v, %v; want %+v", got, err, d)
 	}
 	buf := make([]byte, 0, 256)
 	if n := testing.AllocsPerRun(100, func() {
-		buf = AppendDelivery(buf[:0], &d)
-		if _, err := DecodeDelivery(buf); err != nil {
+		buf = appendDelivery(buf[:0], &d)
+		if _, err := decodeDelivery(buf); err != nil {
 			t.Fatal(err)
 		}
 	}); n != 0 {
@@ -103,7 +103,7 @@ func TestDeliveryRoundTripAllocs(t *testing.T) {
 }
 
 func TestDecodeRefuses(t *testing.T) {
-	good := AppendDelivery(nil, &Delivery{Kind: EZ, Name: []byte("a-b"), Seq: 1, Body: []byte("m")})
+	good := appendDelivery(nil, &Delivery{Kind: EZ, Name: []byte("a-b"), Seq: 1, Body: []byte("m")})
 	cases := map[string][]byte{
 		"empty":        nil,
 		"version":      append([]byte{9}, good[1:]...),
@@ -115,11 +115,11 @@ func TestDecodeRefuses(t *testing.T) {
 		"huge length":  {wireVersion, frameDelivery, 1, 0, 1, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
 	}
 	for name, b := range cases {
-		if _, err := DecodeDelivery(b); err == nil {
+		if _, err := decodeDelivery(b); err == nil {
 			t.Errorf("%s: decoded % x", name, b)
 		}
 	}
-	if _, err := DecodeReadAnswer([]byte{wireVersion, frameReadAnswer, 0, 0, 0, 0, 0xff, 0xff, 0x03}); err == nil {
+	if _, err := decodeReadAnswer([]byte{wireVersion, frameReadAnswer, 0, 0, 0, 0, 0xff, 0xff, 0x03}); err == nil {
 		t.Error("a read answer counting more messages than it holds decoded")
 	}
 }
@@ -129,34 +129,34 @@ func TestDecodeRefuses(t *testing.T) {
 // the same bytes (each frame has one encoding, so nothing is lost or
 // invented in decoding).
 func FuzzDecode(f *testing.F) {
-	f.Add(AppendDelivery(nil, &Delivery{Kind: EZ, Name: []byte("a-b"), Seq: 2, Prev: 1, PrevKnown: true, Tick: []byte("t"), Body: []byte("m")}))
-	f.Add(AppendRequest(nil, &Request{Op: OpEZWrite, EZ: persist.EZWrite{QName: "a-b", Tick: []byte("t"), Body: []byte("m")}}))
-	f.Add(AppendRequest(nil, &Request{Op: OpCFPush, CF: persist.CFPush{Topic: "a/b", HasSecure: true, Text: []byte("x")}}))
-	f.Add(AppendReadRequest(nil, &ReadRequest{Kind: CF, Name: "a/b", After: 3}))
-	f.Add(AppendReadAnswer(nil, &ReadAnswer{Messages: []Message{{Seq: 1, Body: []byte("x")}}}))
-	f.Add(AppendAnswer(nil, OpEZWrite, &Answer{EZ: persist.EZWriteResult{Err: persist.ErrStorage}}))
+	f.Add(appendDelivery(nil, &Delivery{Kind: EZ, Name: []byte("a-b"), Seq: 2, Prev: 1, PrevKnown: true, Tick: []byte("t"), Body: []byte("m")}))
+	f.Add(appendRequest(nil, &Request{Op: OpEZWrite, EZ: persist.EZWrite{QName: "a-b", Tick: []byte("t"), Body: []byte("m")}}))
+	f.Add(appendRequest(nil, &Request{Op: OpCFPush, CF: persist.CFPush{Topic: "a/b", HasSecure: true, Text: []byte("x")}}))
+	f.Add(appendReadRequest(nil, &ReadRequest{Kind: CF, Name: "a/b", After: 3}))
+	f.Add(appendReadAnswer(nil, &ReadAnswer{Messages: []Message{{Seq: 1, Body: []byte("x")}}}))
+	f.Add(appendAnswer(nil, OpEZWrite, &Answer{EZ: persist.EZWriteResult{Err: persist.ErrStorage}}))
 	f.Add([]byte("\x01l[{\"username\":\"a\",\"id\":1}]"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if d, err := DecodeDelivery(b); err == nil && !bytes.Equal(AppendDelivery(nil, &d), b) {
+		if d, err := decodeDelivery(b); err == nil && !bytes.Equal(appendDelivery(nil, &d), b) {
 			t.Fatalf("delivery %+v re-encodes differently", d)
 		}
-		if r, err := DecodeRequest(b); err == nil && !bytes.Equal(AppendRequest(nil, &r), b) {
+		if r, err := decodeRequest(b); err == nil && !bytes.Equal(appendRequest(nil, &r), b) {
 			t.Fatalf("request %+v re-encodes differently", r)
 		}
-		if r, err := DecodeReadRequest(b); err == nil && !bytes.Equal(AppendReadRequest(nil, &r), b) {
+		if r, err := decodeReadRequest(b); err == nil && !bytes.Equal(appendReadRequest(nil, &r), b) {
 			t.Fatalf("read request %+v re-encodes differently", r)
 		}
-		if a, err := DecodeReadAnswer(b); err == nil && a.Err == nil && !bytes.Equal(AppendReadAnswer(nil, &a), b) {
+		if a, err := decodeReadAnswer(b); err == nil && a.Err == nil && !bytes.Equal(appendReadAnswer(nil, &a), b) {
 			t.Fatalf("read answer %+v re-encodes differently", a)
 		}
-		if as, err := DecodeAccounts(b); err == nil {
-			if _, err := AppendAccounts(nil, as); err != nil {
+		if as, err := decodeAccounts(b); err == nil {
+			if _, err := appendAccounts(nil, as); err != nil {
 				t.Fatalf("accounts %+v do not re-encode: %v", as, err)
 			}
 		}
 		for _, op := range []Op{OpEZWrite, OpCFPush} {
-			if a, err := DecodeAnswer(b, op); err == nil && (op == OpEZWrite && a.EZ.Err == nil || op == OpCFPush && a.CF.Err == nil) &&
-				!bytes.Equal(AppendAnswer(nil, op, &a), b) {
+			if a, err := decodeAnswer(b, op); err == nil && (op == OpEZWrite && a.EZ.Err == nil || op == OpCFPush && a.CF.Err == nil) &&
+				!bytes.Equal(appendAnswer(nil, op, &a), b) {
 				t.Fatalf("answer %+v re-encodes differently", a)
 			}
 		}
