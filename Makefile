@@ -54,7 +54,7 @@ browser:
 FUZZTIME ?= 30s
 FUZZ_TARGETS ?= engine:FuzzParseRequest engine:FuzzWSFrames engine:FuzzParseFrameHeader engine:FuzzClientIP \
 	protocol:FuzzFormParse protocol:FuzzParseList protocol:FuzzLastEventID protocol:FuzzAppendJSONString \
-	protocol:FuzzPushAuth protocol:FuzzHMACSigner protocol:FuzzDemoLoopbackHost bench:FuzzCentrifugeNext
+	protocol:FuzzPushAuth protocol:FuzzHMACSigner protocol:FuzzDemoLoopbackHost bench:FuzzCentrifugeNext cluster:FuzzDecode
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t#*:}; \
