@@ -67,14 +67,12 @@ func (a *API) serveWrite(ls *loopState, c engine.Conn, r *engine.Request) {
 
 // writeOp is one /write from its acceptance to its answer, in two
 // allocations (P5): this struct, which is the store's completion, the
-// answer run on the writer's loop and (through d) the delivery every loop
-// runs; and one buffer holding the qname, tick and body, and the rooms of
-// the message's encodings (built later, only for the transports that
-// have subscribers). Nothing in it but those lazy encodings changes after
-// WriteDone gathers it.
+// task that answers the writer on its loop and (through d) the task every
+// loop fans out; and one buffer holding the qname, tick, body and every
+// encoding of the message. Nothing in it changes after WriteDone posts it.
 type writeOp struct {
-	conn   engine.Conn
 	api    *API
+	conn   engine.Conn
 	w      persist.EZWrite
 	start  time.Time
 	failed *apiError // the answer when the store refused the write
@@ -82,7 +80,9 @@ type writeOp struct {
 }
 
 // newWriteOp copies what the write keeps out of the loop's form buffer
-// (reused by the next request).
+// (reused by the next request) and encodes the message for every
+// transport now: the encodings depend only on tick and body, and the
+// committer goroutine then has only a sequence number to fill in.
 func newWriteOp(a *API, c engine.Conn, accountID uint64, qname, tick []byte, hasTick bool, msg []byte, flush bool) (persist.EZWrite, *writeOp) {
 	op := &writeOp{api: a, conn: c, start: time.Now()}
 	op.w.AccountID = accountID
@@ -96,11 +96,7 @@ func newWriteOp(a *API, c engine.Conn, accountID uint64, qname, tick []byte, has
 		msg = nil
 	}
 	n := len(qname) + tickLen + len(msg)
-	spare := 0
-	if !flush {
-		spare = ezRooms(tickLen + len(msg))
-	}
-	buf := make([]byte, n, n+spare)
+	buf := make([]byte, n, n+4*(tickLen+len(msg)+8)+tickLen+96)
 	copy(buf, qname)
 	t := buf[len(qname) : len(qname)+tickLen : len(qname)+tickLen]
 	if hasTick {
@@ -115,47 +111,41 @@ func newWriteOp(a *API, c engine.Conn, accountID uint64, qname, tick []byte, has
 	// share them (as fasthttp's b2s does) instead of copying again.
 	op.w.QName = unsafe.String(&buf[0], len(qname))
 	op.w.Flush = flush
-	op.d = delivery{qname: op.w.QName}
-	if !flush {
+	op.d = delivery{api: a, qname: op.w.QName}
+	if flush {
+		op.d.ack = bodyOK
+	} else {
 		op.w.Tick, op.w.Body = t, body
-		op.d.tick, op.d.body = t, body
-		op.d.reserve(buf)
+		op.d.encode(buf[n:], t, body)
 	}
 	return op.w, op
 }
 
 // WriteDone implements persist.WriteCompletion. It runs on the committer
-// goroutine once the write is durable (or failed), or on the writer's
-// loop when the store refused it before queueing, and gathers the answer
-// and the delivery for the loops (fanout.go); it must not block.
+// goroutine once the write is durable (or failed), and hands the answer
+// and the delivery to the loops; it must not block.
 func (op *writeOp) WriteDone(res persist.EZWriteResult) {
 	a := op.api
 	answer, refusal := refusalOf(res.Err, writeRefusals)
 	op.failed = a.stats.writes.done(a, time.Since(op.start), res.Err, refusal, answer, "write", op.w.QName)
 	if op.failed != nil {
-		a.gather(op.conn.Loop(), op, nil, true)
+		a.loops.PostTask(op.conn.Loop(), op)
 		return
 	}
 	op.d.seq = res.Msg.Seq
-	var d fanout
+	a.loops.PostTask(op.conn.Loop(), op)
 	if !op.w.Flush && !res.Duplicate {
-		d = &op.d
+		a.loops.BroadcastTask(&op.d)
 	}
-	a.gather(op.conn.Loop(), op, d, false)
 }
 
-// answer implements answerer: the writer's answer, on its loop (EZ-W-05:
-// {"code":"ok","tick":"<tick>"}, or {"code":"ok"} for a flush).
-func (op *writeOp) answer(ls *loopState) {
-	switch {
-	case op.failed != nil:
+// Run implements engine.Task: the writer's answer, on its loop.
+func (op *writeOp) Run(int) {
+	if op.failed != nil {
 		op.api.replyError(op.conn, nil, op.failed)
-	case op.w.Flush:
-		op.conn.Reply(200, ctJSON, hdrAPI, bodyOK)
-	default:
-		ls.out = appendAck(ls.out[:0], op.w.Tick)
-		op.conn.Reply(200, ctJSON, hdrAPI, ls.out)
+		return
 	}
+	op.conn.Reply(200, ctJSON, hdrAPI, op.d.ack)
 }
 
 // appendAck renders EZ-W-05's answer {"code":"ok","tick":"<tick>"}.

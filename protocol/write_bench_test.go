@@ -22,8 +22,7 @@ func (inlineLoops) BroadcastTask(t engine.Task)   { t.Run(0) }
 // newInlineAPI builds an API over a SyncNone store holding account
 // "john", with inline loops; now is both's clock (nil: time.Now).
 func newInlineAPI(tb testing.TB, now func() time.Time) (*API, persist.Account) {
-	hook := &batchHook{}
-	store, err := persist.Open(persist.Options{Dir: tb.TempDir(), Sync: persist.SyncNone, Now: now, AfterBatch: hook.run})
+	store, err := persist.Open(persist.Options{Dir: tb.TempDir(), Sync: persist.SyncNone, Now: now})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -37,7 +36,6 @@ func newInlineAPI(tb testing.TB, now func() time.Time) (*API, persist.Account) {
 		tb.Fatal(err)
 	}
 	api.Attach(inlineLoops{})
-	hook.api.Store(api)
 	return api, acct
 }
 
