@@ -369,8 +369,9 @@ func (c *committer) commit() {
 			g.b = b
 		}
 	default:
-		err = s.guard(func() error { return s.db.Apply(b, s.wopt) })
-		_ = b.Close()
+		if err = s.applyBatch(b); err == nil {
+			_ = b.Close()
+		}
 	}
 	if err != nil {
 		// Pebble may still hold b: it is never closed or reused.
