@@ -320,17 +320,10 @@ func (a *API) pollFirst() persist.ReadLimit {
 }
 
 func appendInt(dst []byte, n int64) []byte {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			break
-		}
+	if n < 0 {
+		return appendUint(append(dst, '-'), uint64(-n))
 	}
-	return append(dst, b[i:]...)
+	return appendUint(dst, uint64(n))
 }
 
 // appendPair renders one message as EZ-R-01's ["<tick>","<msg>"].
