@@ -68,9 +68,9 @@ func TestDeliveryAllocs(t *testing.T) {
 		{"cf sse", open("sse", key+"/sse", "identifiers=fan"), false},
 		{"cf poll", open("poll", key+"/poll", "identifiers=fan&timeout=60"), true},
 	}
-	ez := newDelivery(f.api, "john-fan", persist.Message{Seq: 0, Tick: []byte("t"), Body: []byte("hello")})
-	cf := &cfDelivery{api: f.api, topic: "john/fan", name: "fan", id: 1, text: []byte("hello")}
-	cf.encode(nil)
+	ez := newDelivery("john-fan", persist.Message{Seq: 0, Tick: []byte("t"), Body: []byte("hello")})
+	cf := &cfDelivery{topic: "john/fan", name: "fan", id: 1, text: []byte("hello")}
+	cf.reserve(nil)
 	var ezPolls []*ezSub
 	var cfPolls []*cfSub
 	for _, tc := range cases {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -83,6 +84,13 @@ type Options struct {
 	// MaxIdentifiers caps the identifiers of one listener (section 5).
 	// Default 100.
 	MaxIdentifiers int
+	// Readers is how many goroutines run store reads (catch-ups,
+	// replays, poll reads) off the event loops. Default 4.
+	Readers int
+	// ReadQueue bounds the reads waiting for a reader; a read that finds
+	// it full is refused: 503 "storage unavailable" for a request, a
+	// retry once drained for a stream. Default 1024.
+	ReadQueue int
 	// Now is the clock replay windows and CF-P-10's ts are measured
 	// with; it must be the store's (persist.Options.Now). Default time.Now.
 	Now func() time.Time
@@ -120,6 +128,12 @@ func (o *Options) EnsureDefaults() {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Readers <= 0 {
+		o.Readers = 4
+	}
+	if o.ReadQueue <= 0 {
+		o.ReadQueue = 1024
+	}
 }
 
 // Validate reports unusable options.
@@ -148,6 +162,11 @@ type API struct {
 
 	// signers are each loop's CF-P-10 scratch, indexed by loop.
 	signers []*hmacSigner
+	// fan gathers the store's completions and posts them to the loops.
+	fan fanOut
+	// readers runs store reads off the loops (readers.go).
+	readers   readPool
+	closeOnce sync.Once
 }
 
 // New builds an API. Attach must be called before the engine runs.
@@ -174,8 +193,9 @@ func newPage(p Page) page {
 	return page{ctype: p.ContentType, hdrs: hdrs, etag: etag, body: p.Body}
 }
 
-// Attach connects the API to the engine's loops; call once, before the
-// engine serves its first request.
+// Attach connects the API to the engine's loops and starts its reader
+// pool (see Close); call once, before the engine serves its first
+// request.
 func (a *API) Attach(l engine.Loops) {
 	a.loops = l
 	a.state = make([]*loopState, l.NumLoops())
@@ -184,28 +204,8 @@ func (a *API) Attach(l engine.Loops) {
 		a.state[i] = newLoopState(a)
 		a.signers[i] = newHMACSigner()
 	}
+	a.startReaders()
 }
-
-// Standard header blocks. API answers carry CORS and no-store (C-06).
-var (
-	hdrAPI       = []byte("Access-Control-Allow-Origin: *\r\nCache-Control: no-store\r\n")
-	hdrPreflight = []byte("Access-Control-Allow-Origin: *\r\nCache-Control: no-store\r\n" +
-		"Access-Control-Allow-Methods: GET, POST, OPTIONS\r\n" +
-		"Access-Control-Allow-Headers: Content-Type, Authorization, Last-Event-ID\r\n" +
-		"Access-Control-Max-Age: 86400\r\n")
-	hdrSSE = []byte("Access-Control-Allow-Origin: *\r\nCache-Control: no-store\r\nX-Accel-Buffering: no\r\n")
-)
-
-const (
-	ctJSON = "application/json; charset=utf-8"
-	ctJS   = "application/javascript; charset=utf-8"
-	ctSSE  = "text/event-stream; charset=utf-8"
-)
-
-var (
-	bodyOK      = []byte(`{"code":"ok"}`)
-	bodyHealthy = []byte(`{"code":"ok"}`)
-)
 
 // Serve implements engine.Handler.
 func (a *API) Serve(c engine.Conn, r *engine.Request) {
@@ -345,35 +345,4 @@ func isGet(r *engine.Request) bool { return string(r.Method) == "GET" }
 // Fail implements engine.Handler: transport-level errors get their JSON.
 func (a *API) Fail(c engine.Conn, _ *engine.Request, status int, msg string) {
 	a.replyError(c, nil, errorForStatus(status, msg))
-}
-
-// replyError answers e as JSON, or as JSONP when callback is a valid
-// callback name (C-06: JSONP applies to error answers too).
-func (a *API) replyError(c engine.Conn, callback []byte, e *apiError) {
-	a.stats.errors.Add(1)
-	if callback == nil {
-		c.Reply(e.status, ctJSON, hdrAPI, e.body)
-		return
-	}
-	ls := a.state[c.Loop()]
-	ls.jsonp = appendJSONP(ls.jsonp[:0], callback, e.body)
-	c.Reply(e.status, ctJS, hdrAPI, ls.jsonp)
-}
-
-// reply answers a JSON body with status 200, or JSONP around it.
-func (a *API) reply(c engine.Conn, callback, body []byte) {
-	if callback == nil {
-		c.Reply(200, ctJSON, hdrAPI, body)
-		return
-	}
-	ls := a.state[c.Loop()]
-	ls.jsonp = appendJSONP(ls.jsonp[:0], callback, body)
-	c.Reply(200, ctJS, hdrAPI, ls.jsonp)
-}
-
-func appendJSONP(dst, callback, body []byte) []byte {
-	dst = append(dst, callback...)
-	dst = append(dst, '(')
-	dst = append(dst, body...)
-	return append(dst, ");"...)
 }

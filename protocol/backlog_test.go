@@ -141,10 +141,11 @@ func TestEZDeliveryRacesCatchUp(t *testing.T) {
 	m6 := stored("t6")
 	f.loop.do(func() {
 		ls := f.api.state[0]
-		ls.deliver(newDelivery(f.api, "john-race", m5)) // the catch-up read it
-		ls.deliver(newDelivery(f.api, "john-race", m6)) // stored after the read
-		ls.deliver(newDelivery(f.api, "john-race", m6)) // a repeat finds it past
+		ls.deliver(newDelivery("john-race", m5)) // the catch-up read it
+		ls.deliver(newDelivery("john-race", m6)) // stored after the read
+		ls.deliver(newDelivery("john-race", m6)) // a repeat finds it past
 	})
+	f.settle()
 	if got := strings.Join(received(t, c), ","); got != strings.Join(ticks(1, 6), ",") {
 		t.Fatalf("got %s", got)
 	}

@@ -70,6 +70,7 @@ func (f *cfFixture) listen(kind, query, peer string, h header) *fakeConn {
 		Header: h, PeerAddr: netip.MustParseAddr(peer), ClientIP: netip.MustParseAddr(peer),
 	}
 	f.loop.do(func() { f.api.Serve(c, r) })
+	f.settle()
 	return c
 }
 
@@ -385,6 +386,7 @@ func TestCFSlotFreedWhenPeerGoesDuringUpgrade(t *testing.T) {
 		r := &engine.Request{Method: []byte("GET"), Path: []byte("/" + f.acct.CFAPIKey + "/" + kind),
 			Query: []byte("identifiers=chat"), Header: header{}, PeerAddr: netip.MustParseAddr("10.9.0.1"), ClientIP: netip.MustParseAddr("10.9.0.1")}
 		f.loop.do(func() { f.api.Serve(c, r) })
+		f.settle()
 	}
 	var held int
 	f.loop.do(func() { held = f.api.cap.held() })

@@ -206,8 +206,8 @@ func TestCFDeliveryRacesReplay(t *testing.T) {
 		if r.Err != nil {
 			t.Fatal(r.Err)
 		}
-		d := &cfDelivery{api: f.api, topic: "john/chat", name: "chat", id: r.Msg.ID, text: r.Msg.Text}
-		d.encode(nil)
+		d := &cfDelivery{topic: "john/chat", name: "chat", id: r.Msg.ID, text: r.Msg.Text}
+		d.reserve(nil)
 		return d
 	}
 	d4 := stored("c3")

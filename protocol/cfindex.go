@@ -6,25 +6,73 @@ import (
 	"github.com/halleypush/halley/engine"
 )
 
-// cfDelivery is one durable Cometify push, encoded once and shared
-// read-only by every loop (it is the engine.Task fan-out broadcasts).
+// cfDelivery is one durable Cometify push, shared read-only by every loop
+// (fanout.go); each transport's bytes are built once, by the first loop
+// that has a listener of that transport (encoding.go). A listener's own
+// bytes (its SSE id: line, a poll answer's head and since) are copied
+// around the shared ones: the text is JSON-escaped once per push.
 type cfDelivery struct {
-	api     *API
-	topic   string
-	name    string // the identifier, lowercased (a suffix of topic)
-	id      uint64
-	secret  bool
-	text    []byte
-	wsFrame []byte // a whole WebSocket text frame holding the push object
+	topic  string
+	name   string // the identifier, lowercased (a suffix of topic)
+	id     uint64
+	secret bool
+	text   []byte
+	event  encoding // "\ndata: <push object>\n\n": an SSE event's tail, and the poll item within it
+	ws     encoding // a whole WebSocket text frame holding the push object
 }
 
-// Run implements engine.Task: hand the push to loop's listeners.
-func (d *cfDelivery) Run(loop int) { d.api.state[loop].cfDeliver(d) }
+// deliverTo implements fanout: hand the push to ls's listeners.
+func (d *cfDelivery) deliverTo(ls *loopState) { ls.cfDeliver(d) }
+
+// reserve carves d's encoding rooms from buf's spare capacity, which
+// holds cfRooms(len(d.name)+len(d.text)) bytes, or from a new buffer when
+// buf is nil.
+func (d *cfDelivery) reserve(buf []byte) {
+	n := len(d.name) + len(d.text)
+	if buf == nil {
+		buf = make([]byte, 0, cfRooms(n))
+	}
+	carve(buf, encodingRoom(n), &d.event.b, &d.ws.b)
+}
+
+// cfRooms is the spare capacity a push of n bytes of identifier and text
+// reserves for its encodings.
+func cfRooms(n int) int { return 2*encodingRoom(n) + 7 }
+
+// sseData starts an SSE data line; the event tail is sseData, the push
+// object, then the blank line that ends the event.
+const sseData = "\ndata: "
+
+func (d *cfDelivery) sseTail() []byte { return d.event.get(d.appendEvent) }
+func (d *cfDelivery) wsFrame() []byte { return d.ws.get(d.appendWSFrame) }
+
+// object is the push object, CF-L-01's {"identifier":…,"id":…,"data":…}.
+func (d *cfDelivery) object() []byte { return eventObject(d.sseTail()) }
+
+func (d *cfDelivery) appendEvent(b []byte) []byte { return appendPushEvent(b, d.name, d.id, d.text) }
+
+func (d *cfDelivery) appendWSFrame(b []byte) []byte {
+	return engine.AppendTextFrame(b, d.object())
+}
+
+// appendPushEvent renders an SSE event's tail holding a push object.
+func appendPushEvent(dst []byte, name string, id uint64, text []byte) []byte {
+	dst = append(dst, sseData...)
+	dst = appendPushObject(dst, name, id, text)
+	return append(dst, "\n\n"...)
+}
+
+// eventObject is the push object inside an event tail.
+func eventObject(ev []byte) []byte { return ev[len(sseData) : len(ev)-len("\n\n")] }
 
 // topicSubs lists the listeners of one topic on one loop.
 type topicSubs struct {
 	key  string
 	list []cfRef
+	// last is the highest push id delivered on this loop while the topic
+	// had listeners here: a watch that let deliveries pass (reading,
+	// paused) reads on while it stands before it.
+	last uint64
 }
 
 // cfRef is one listener's watch of a topic: watches[w] of s.
@@ -48,6 +96,7 @@ func (ls *loopState) topicKey(user string, name []byte) string {
 
 // addCF puts every watch of s into the topic index.
 func (ls *loopState) addCF(s *cfSub) {
+	ls.indexed.Add(1)
 	for i := range s.watches {
 		w := &s.watches[i]
 		ts := ls.cfTopics[w.topic]
@@ -60,25 +109,22 @@ func (ls *loopState) addCF(s *cfSub) {
 	}
 }
 
-// removeCF takes s out of the index, frees its listener slot and clears
-// the conn's tag. Idempotent: a listener leaves once, however it goes.
+// removeCF takes s out of the index, frees its listener slot, clears the
+// conn's tag and uncounts it. Idempotent: a listener leaves once, however
+// it goes; a read in flight for it is then dropped (readers.go).
 func (ls *loopState) removeCF(s *cfSub) {
 	if s.conn.Tag() == s {
 		s.conn.SetTag(nil)
-		switch s.kind {
-		case subPoll:
-			ls.api.stats.cfPolls.Add(-1)
-		case subWS:
-			ls.api.stats.cfWS.Add(-1)
-		case subSSE:
-			ls.api.stats.cfSSE.Add(-1)
-		}
+		ls.api.stats.subscribers[cfAPI][s.kind].Add(-1)
 	}
 	s.release()
 	for i := range s.watches {
 		w := &s.watches[i]
 		if w.idx < 0 {
 			continue
+		}
+		if i == 0 {
+			ls.indexed.Add(-1) // every watch is indexed, or none
 		}
 		ts := ls.cfTopics[w.topic]
 		ts.list = swapRemove(ts.list, w.idx, func(m cfRef, i int) { m.s.watches[m.w].idx = i })
@@ -100,6 +146,7 @@ func (ls *loopState) cfDeliver(d *cfDelivery) {
 	if ts == nil {
 		return
 	}
+	ts.last = max(ts.last, d.id)
 	sent := 0
 	// Backwards: an answered poll leaves the list, and removal moves the
 	// last entry into its place.
@@ -109,8 +156,8 @@ func (ls *loopState) cfDeliver(d *cfDelivery) {
 		}
 		ref := ts.list[i]
 		s, w := ref.s, &ref.s.watches[ref.w]
-		if s.paused || w.cursor >= d.id {
-			continue // paused: Drained reads d from the store
+		if s.paused || s.reading || w.cursor >= d.id {
+			continue // paused or reading: it reads d from the store
 		}
 		w.cursor = d.id
 		if d.secret && !s.secure {
@@ -118,7 +165,7 @@ func (ls *loopState) cfDeliver(d *cfDelivery) {
 		}
 		sent++
 		if s.kind != subPoll {
-			ls.sendPush(s, d.name, d.id, d.text, d.wsFrame)
+			s.kind.stream().cfLive(ls, s, d)
 			continue
 		}
 		c, cb := s.conn, s.callback
@@ -132,15 +179,3 @@ func (ls *loopState) cfDeliver(d *cfDelivery) {
 // strBytes views s's bytes without copying; the callee must not keep or
 // modify them.
 func strBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
-
-// encode appends d's push object, then the WebSocket frame holding it, to
-// buf, and points d.wsFrame at the frame.
-func (d *cfDelivery) encode(buf []byte) []byte {
-	start := len(buf)
-	buf = appendPushObject(buf, d.name, d.id, d.text)
-	obj := buf[start:len(buf):len(buf)]
-	start = len(buf)
-	buf = engine.AppendTextFrame(buf, obj)
-	d.wsFrame = buf[start:len(buf):len(buf)]
-	return buf
-}

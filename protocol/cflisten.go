@@ -3,6 +3,7 @@ package protocol
 import (
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/halleypush/halley/engine"
 	"github.com/halleypush/halley/persist"
@@ -34,6 +35,9 @@ type cfSub struct {
 	// paused: a stream whose socket is backlogged (C-08). Deliveries pass
 	// it by; Drained reads on from its cursors.
 	paused bool
+	// reading: a store read for it is in flight (readers.go). Deliveries
+	// pass it by; the read's result goes on from its cursors.
+	reading bool
 }
 
 // cfWatch is one identifier of a listener.
@@ -106,6 +110,13 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 			a.replyError(c, nil, errTooManyListeners)
 			return
 		}
+		// A stream's reads end after its upgrade, when a 503 can no
+		// longer be answered: a store known to fail refuses it now.
+		if a.store.Healthy() != nil {
+			s.release()
+			a.replyError(c, nil, errStorage)
+			return
+		}
 	}
 	s.watches = make([]cfWatch, len(items))
 	for i, it := range items {
@@ -117,126 +128,245 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 			w.cursor = a.store.CFLast(ls.topicBytes)
 		}
 	}
-	defer ls.forgetReads()
-	reads, err := ls.cfReadAll(s, items)
-	if err != nil {
-		a.opts.Log.Error("cometify read failed", "err", err)
-		s.release()
+	if callback != nil {
+		s.callback = append([]byte(nil), callback...)
+	}
+	// The replay (CF-L-05) of each id-form watch is read off the loop
+	// (readers.go); meanwhile the listener waits in the index, so that
+	// the deliveries it lets pass are known. The reads share one
+	// answer's bytes (readLimit): a listener of many identifiers costs
+	// one answer's reads.
+	j := ls.newCFRead(s, nil, a.readLimit(), true)
+	for i, it := range items {
+		j.want[i] = it.hasID
+	}
+	j.first, j.answerNow, j.timeout, j.key, j.limit = true, timeout == 0, timeout, slot, limit
+	ls.admitCF(s)
+	if !ls.submitCF(s, j) {
+		ls.removeCF(s)
 		a.replyError(c, callback, errStorage)
 		return
 	}
-
-	switch kind {
-	case subPoll:
-		if err := ls.readPastHidden(s, reads); err != nil {
-			a.opts.Log.Error("cometify read failed", "err", err)
-			a.replyError(c, callback, errStorage)
-			return
-		}
-		if pushes := ls.countPushes(s, reads); pushes > 0 || timeout == 0 {
-			ls.out = ls.appendPollBody(ls.out[:0], s, reads, nil, 0)
-			a.reply(c, callback, ls.out)
-			return
-		}
-		if s.slot = a.cap.acquire(slot, limit); s.slot == nil {
-			a.stats.cfRefused.Add(1)
-			a.replyError(c, callback, errTooManyListeners)
-			return
-		}
-		for i := range s.watches {
-			s.watches[i].gap = s.watches[i].gap || reads[i].Gap
-			ls.advance(s, i, reads[i])
-		}
-		if callback != nil {
-			s.callback = append([]byte(nil), callback...)
-		}
-		c.SetTag(s)
-		ls.addCF(s)
-		a.stats.cfPolls.Add(1)
-		c.Hold(timeout)
-	case subWS, subSSE:
-		if kind == subWS {
-			if err := c.UpgradeWebSocket(r, hdrAPI); err != nil {
-				s.release()
-				a.replyUpgradeError(c, err)
-				return
-			}
-		} else {
-			c.StartStream(ctSSE, hdrSSE)
-		}
-		if !c.Alive() {
-			// The peer went during the upgrade: gnet closed the conn
-			// before it had a tag, so no Closed will free the slot.
-			s.release()
-			return
-		}
-		if kind == subWS {
-			a.stats.cfWS.Add(1)
-		} else {
-			a.stats.cfSSE.Add(1)
-		}
-		c.SetTag(s)
-		// Browsers see no WebSocket pings: the JS client sends "ping" and
-		// gets {"pong":true} (a frame without data, X-04), so it can tell
-		// a quiet listener from a dead one.
-		c.Beacon()
-		// Indexed before its replay goes out: if the socket backlogs, the
-		// listener waits paused in the index, and deliveries meanwhile
-		// find it there and pass it by.
-		ls.addCF(s)
-		ls.startStream(s, reads)
+	if kind == subPoll {
+		return // answered, or held, when its reads are back
+	}
+	if !kind.transport().open(a, c, r) {
+		ls.removeCF(s)
 	}
 }
 
-// cfReadAll reads, for each id-form watch of s, its replay (CF-L-05): a
-// push id above the given one from the resume window, or for id 0 every
-// push of the replay window. The results are in ls.cfReads, one per watch
-// (empty for plain-form watches). The reads share one answer's bytes
-// (readLimit): a watch reads what the ones before it left, one push at
-// least, so a listener of many identifiers costs one answer's reads.
-func (ls *loopState) cfReadAll(s *cfSub, items []listItem) ([]persist.CFReadResult, error) {
-	a := ls.api
-	reads := ls.cfReads[:0]
-	lim := a.readLimit()
-	for i, it := range items {
-		if !it.hasID {
-			reads = append(reads, persist.CFReadResult{Cursor: s.watches[i].cursor, Last: s.watches[i].cursor})
+// admitCF makes s its conn's Tag, indexes it and counts it; removeCF
+// undoes all three.
+func (ls *loopState) admitCF(s *cfSub) {
+	s.conn.SetTag(s)
+	ls.addCF(s)
+	ls.api.stats.subscribers[cfAPI][s.kind].Add(1)
+}
+
+// cfRead is one round of store reads for a Cometify listener (readers.go):
+// every watch in want reads from its cursor. The reader works on copies
+// of the watches (the loop keeps the originals); Run copies back the
+// cursors and gaps it moved.
+type cfRead struct {
+	s       *cfSub
+	watches []cfWatch // copies
+	want    []bool
+	reads   []persist.CFReadResult // one per watch; {Cursor, Last} at the cursor for one not read
+	lim     persist.ReadLimit
+	shared  bool // the watches share lim's bytes, each reading one push at least
+	start   int64
+	secure  bool
+	// first: the request's reads; a poll is then admitted (its per-IP
+	// slot, its hold) or answered at once (answerNow: timeout 0).
+	first     bool
+	answerNow bool
+	timeout   time.Duration
+	key       capKey
+	limit     int
+
+	err error
+
+	// Room for a listener of one identifier, the common case: its read
+	// is then one allocation.
+	watch1 [1]cfWatch
+	want1  [1]bool
+	read1  [1]persist.CFReadResult
+}
+
+// newCFRead prepares a read of s's watches: those in more, or all when
+// more is nil.
+func (ls *loopState) newCFRead(s *cfSub, more []bool, lim persist.ReadLimit, shared bool) *cfRead {
+	n := len(s.watches)
+	j := &cfRead{s: s, lim: lim, shared: shared, start: s.start, secure: s.secure}
+	if n == 1 {
+		j.watches, j.want, j.reads = j.watch1[:], j.want1[:], j.read1[:]
+	} else {
+		j.watches, j.want, j.reads = make([]cfWatch, n), make([]bool, n), make([]persist.CFReadResult, n)
+	}
+	copy(j.watches, s.watches)
+	for i := range j.want {
+		j.want[i] = more == nil || more[i]
+	}
+	return j
+}
+
+func (j *cfRead) loop() int { return j.s.conn.Loop() }
+
+// read runs on a reader. A poll's reads go on past pushes it may not
+// see (readPastHidden).
+func (j *cfRead) read() {
+	a := j.s.ls.api
+	lim := j.lim
+	for i := range j.watches {
+		w := &j.watches[i]
+		if !j.want[i] {
+			j.reads[i] = persist.CFReadResult{Cursor: w.cursor, Last: w.cursor}
 			continue
 		}
-		res, err := a.cfRead(&s.watches[i], s.start, lim)
-		if err != nil {
-			return nil, err
+		if j.reads[i], j.err = a.cfRead(w, j.start, lim); j.err != nil {
+			return
 		}
-		reads = append(reads, res)
-		for _, p := range res.Pushes {
-			lim.Bytes -= len(p.Text)
+		if j.shared {
+			for _, p := range j.reads[i].Pushes {
+				lim.Bytes -= len(p.Text)
+			}
+			lim.Bytes = max(lim.Bytes, 1) // 0 would mean no bound
 		}
-		lim.Bytes = max(lim.Bytes, 1) // 0 would mean no bound
 	}
-	ls.cfReads = reads
-	return reads, nil
+	if j.s.kind == subPoll {
+		j.err = a.readPastHidden(j.watches, j.secure, j.start, j.reads)
+	}
 }
 
-// forgetReads drops the pushes cfReadAll read once they are answered or
-// sent: ls.cfReads is scratch, and would keep up to an answer's bytes
-// alive until the loop's next listener.
-func (ls *loopState) forgetReads() { clear(ls.cfReads) }
+// Run implements engine.Task: the reads are back on the listener's loop.
+func (j *cfRead) Run(int) {
+	s := j.s
+	ls, a := s.ls, s.ls.api
+	if s.conn.Tag() != s {
+		return // closed, revoked or answered meanwhile
+	}
+	s.reading = false
+	if j.err != nil {
+		a.opts.Log.Error("cometify read failed", "err", j.err)
+		c, cb := s.conn, s.callback
+		ls.removeCF(s)
+		s.kind.transport().failed(a, c, cb)
+		return
+	}
+	for i := range s.watches {
+		s.watches[i].cursor, s.watches[i].gap = j.watches[i].cursor, j.watches[i].gap
+	}
+	switch {
+	case s.kind == subPoll:
+		ls.cfPollRead(s, j)
+	case j.first:
+		ls.startStream(s, j.reads)
+	default:
+		ls.replayReads(s, j.reads)
+	}
+}
+
+// cfPollRead answers a poll from its reads, or lets it wait: admitted
+// after its first reads, and reading on if a delivery passed it by.
+func (ls *loopState) cfPollRead(s *cfSub, j *cfRead) {
+	a := ls.api
+	c, cb := s.conn, s.callback
+	if countPushes(s.secure, j.reads) > 0 || j.answerNow {
+		ls.out = ls.appendPollBody(ls.out[:0], s, j.reads, nil, 0)
+		ls.removeCF(s)
+		a.reply(c, cb, ls.out)
+		return
+	}
+	if j.first {
+		if s.slot = a.cap.acquire(j.key, j.limit); s.slot == nil {
+			a.stats.cfRefused.Add(1)
+			ls.removeCF(s)
+			a.replyError(c, cb, errTooManyListeners)
+			return
+		}
+		c.Hold(j.timeout)
+	}
+	for i := range s.watches {
+		s.watches[i].gap = s.watches[i].gap || j.reads[i].Gap
+		advance(&s.watches[i], j.reads[i])
+	}
+	if ls.cfBehind(s) {
+		ls.cfReadFor(s, nil)
+	}
+}
+
+// submitCF hands j, a read for s, to the reader pool; s is reading until
+// the result is back. False when the pool's queue is full.
+func (ls *loopState) submitCF(s *cfSub, j *cfRead) bool {
+	s.reading = true
+	if ls.api.submitRead(j) {
+		return true
+	}
+	s.reading = false
+	return false
+}
+
+// cfReadFor reads on for s off the loop: the watches in more (all when
+// nil) and those a delivery passed by. A stream reads each watch's next
+// part; a waiting poll, one answer's worth. When the pool is full a poll
+// is answered 503 and a stream pauses and tries again once drained.
+func (ls *loopState) cfReadFor(s *cfSub, more []bool) {
+	a := ls.api
+	var j *cfRead
+	if s.kind == subPoll {
+		j = ls.newCFRead(s, more, a.readLimit(), true)
+	} else {
+		j = ls.newCFRead(s, more, a.streamLimit(), false)
+	}
+	for i := range s.watches {
+		j.want[i] = j.want[i] || ls.watchBehind(&s.watches[i])
+	}
+	if ls.submitCF(s, j) {
+		return
+	}
+	if s.kind == subPoll {
+		c, cb := s.conn, s.callback
+		ls.removeCF(s)
+		s.kind.transport().failed(a, c, cb)
+		return
+	}
+	s.paused = true
+	s.conn.WhenDrained()
+}
+
+// watchBehind reports whether a delivery of w's topic passed w by on
+// this loop that w has not had.
+func (ls *loopState) watchBehind(w *cfWatch) bool {
+	ts := ls.cfTopics[w.topic]
+	return ts != nil && ts.last > w.cursor
+}
+
+// cfBehind reports whether any watch of s is behind (watchBehind).
+func (ls *loopState) cfBehind(s *cfSub) bool {
+	for i := range s.watches {
+		if ls.watchBehind(&s.watches[i]) {
+			return true
+		}
+	}
+	return false
+}
 
 // readPastHidden reads on for a poll whose reads hold no push it may see
-// but were cut: every push they hold is secret and s has no valid
+// but were cut: every push they hold is secret and the poll has no valid
 // secureKey (CF-L-07). Such a poll must not wait while later pushes are
 // stored, since deliveries bring only new ones. Each further read goes on
-// from past what the last one skipped, one read at a time.
-func (ls *loopState) readPastHidden(s *cfSub, reads []persist.CFReadResult) error {
-	for ls.countPushes(s, reads) == 0 {
+// from past what the last one skipped, one read at a time. It runs on a
+// reader, on the read's copies of the watches.
+func (a *API) readPastHidden(watches []cfWatch, secure bool, start int64, reads []persist.CFReadResult) error {
+	for countPushes(secure, reads) == 0 {
 		i := slices.IndexFunc(reads, func(r persist.CFReadResult) bool { return r.More })
 		if i < 0 {
 			return nil
 		}
-		w := &s.watches[i]
+		w := &watches[i]
 		w.gap = w.gap || reads[i].Gap
-		ls.advance(s, i, reads[i])
-		res, err := ls.api.cfRead(w, s.start, ls.api.readLimit())
+		advance(w, reads[i])
+		res, err := a.cfRead(w, start, a.readLimit())
 		if err != nil {
 			return err
 		}
@@ -248,7 +378,7 @@ func (ls *loopState) readPastHidden(s *cfSub, reads []persist.CFReadResult) erro
 // cfRead reads w's pushes after its cursor, within its window measured
 // from start (the listener's admission): CFReplayWindow for a watch asked
 // from id 0, else CFResumeWindow (CF-L-05). Reading from 0 never has a
-// gap (X-01: it asks for a window, not a point).
+// gap (X-01: it asks for a window, not a point). It runs on a reader.
 func (a *API) cfRead(w *cfWatch, start int64, lim persist.ReadLimit) (persist.CFReadResult, error) {
 	window := a.opts.CFResumeWindow
 	if w.wide {
@@ -261,23 +391,23 @@ func (a *API) cfRead(w *cfWatch, start int64, lim persist.ReadLimit) (persist.CF
 	return res, err
 }
 
-// advance moves watch i of s past res: to the last push it returned, or,
-// when nothing more is retained for it, to the highest id the topic had at
-// the read. Pushes accepted after that read reach the loop as deliveries.
-func (ls *loopState) advance(s *cfSub, i int, res persist.CFReadResult) {
-	w := &s.watches[i]
+// advance moves w past res: to the last push it returned, or, when
+// nothing more is retained for it, to the highest id the topic had at the
+// read. Pushes accepted after that read reach the loop as deliveries.
+func advance(w *cfWatch, res persist.CFReadResult) {
 	w.cursor = max(w.cursor, res.Cursor)
 	if !res.More {
 		w.cursor = max(w.cursor, res.Last)
 	}
 }
 
-// countPushes counts the pushes of reads that s may receive.
-func (ls *loopState) countPushes(s *cfSub, reads []persist.CFReadResult) int {
+// countPushes counts the pushes of reads that a listener may receive
+// (secure: it gave a valid secureKey, CF-L-07).
+func countPushes(secure bool, reads []persist.CFReadResult) int {
 	n := 0
 	for _, res := range reads {
 		for _, p := range res.Pushes {
-			if !p.Secret || s.secure {
+			if !p.Secret || secure {
 				n++
 			}
 		}
@@ -330,7 +460,7 @@ func (ls *loopState) appendPollBody(dst []byte, s *cfSub, reads []persist.CFRead
 			w.gap = true
 		}
 		if !full {
-			ls.advance(s, i, *res)
+			advance(w, *res)
 		}
 	}
 	size := len(pushes) - start
@@ -368,7 +498,7 @@ func (ls *loopState) appendPollBody(dst []byte, s *cfSub, reads []persist.CFRead
 		if n > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendPushObject(dst, live.name, live.id, live.text)
+		dst = append(dst, live.object()...)
 	}
 	dst = append(dst, `],"since":"`...)
 	dst = appendSince(dst, s)
@@ -391,85 +521,72 @@ func pollOverhead(s *cfSub) int {
 // replay, id order per identifier (CF-L-05), as far as its socket keeps
 // up (C-08).
 func (ls *loopState) startStream(s *cfSub, reads []persist.CFReadResult) {
-	c := s.conn
-	if s.kind == subWS {
-		ls.out = append(ls.out[:0], `{"since":"`...)
-		ls.out = appendSince(ls.out, s)
-		ls.out = append(ls.out, `"}`...)
-		ls.frame = engine.AppendTextFrame(ls.frame[:0], ls.out)
-		c.Send(ls.frame)
-	} else {
-		ls.out = append(ls.out[:0], "id: "...)
-		ls.out = appendSince(ls.out, s)
-		ls.out = append(ls.out, "\n\n"...)
-		c.Send(ls.out)
-	}
+	s.kind.stream().since(ls, s)
 	for i := range reads {
 		if reads[i].Gap {
 			ls.sendCFGap(s, i)
 		}
 	}
+	ls.replayReads(s, reads)
+}
+
+// replayReads sends each watch's pushes from reads, in watch order, while
+// the socket keeps up, then reads on for the watches that have more
+// queued or that a delivery passed by. Once nothing more is retained for
+// a watch it stands at the topic's highest id and is live. When the
+// socket is backlogged s pauses until Handler.Drained, which reads every
+// watch again from its cursor.
+func (ls *loopState) replayReads(s *cfSub, reads []persist.CFReadResult) {
+	var more []bool
 	for i := range reads {
-		if !ls.replay(s, i, reads[i]) {
+		ok, m := ls.replay(s, i, reads[i])
+		if !ok {
 			return
 		}
+		if m {
+			if more == nil {
+				more = make([]bool, len(reads))
+			}
+			more[i] = true
+		}
+	}
+	if more != nil || ls.cfBehind(s) {
+		if more == nil {
+			more = make([]bool, len(reads))
+		}
+		ls.cfReadFor(s, more)
 	}
 }
 
-// resumeCF goes on with a paused listener's replay once its socket
-// drained: every watch reads again from its cursor (a watch already live
-// reads what deliveries passed by while it was paused).
-func (ls *loopState) resumeCF(s *cfSub) {
-	for i := range s.watches {
-		res, err := ls.api.cfRead(&s.watches[i], s.start, ls.api.streamLimit())
-		if err != nil {
-			ls.api.opts.Log.Error("cometify replay read failed", "err", err)
-			s.conn.Close()
-			return
-		}
-		if !ls.replay(s, i, res) {
-			return
-		}
-	}
-}
-
-// replay sends watch i's pushes from res, and from further reads, while
-// the socket keeps up; once nothing more is retained the watch stands at
-// the topic's highest id and is live. It reports false when it stopped
-// early: the socket is backlogged (s pauses until Handler.Drained, and
-// its cursor is on the last push sent) or s is gone.
-func (ls *loopState) replay(s *cfSub, i int, res persist.CFReadResult) bool {
+// replay sends watch i's pushes from res while the socket keeps up. ok
+// is false when it stopped early: the socket is backlogged (s pauses, its
+// cursor on the last push sent) or s is gone; more is true when further
+// pushes are queued after the ones res held.
+func (ls *loopState) replay(s *cfSub, i int, res persist.CFReadResult) (ok, more bool) {
 	w := &s.watches[i]
-	for {
-		if res.Gap && !w.gap {
-			ls.sendCFGap(s, i)
-		}
-		for _, p := range res.Pushes {
-			if p.Secret && !s.secure {
-				w.cursor, w.gap = p.ID, false
-				continue
-			}
-			if s.conn.Backlogged() {
-				s.paused = true
-				s.conn.WhenDrained()
-				return false
-			}
+	if res.Gap && !w.gap {
+		ls.sendCFGap(s, i)
+	}
+	for _, p := range res.Pushes {
+		if p.Secret && !s.secure {
 			w.cursor, w.gap = p.ID, false
-			if !ls.sendPush(s, w.name(), p.ID, p.Text, nil) {
-				return false
-			}
+			continue
 		}
-		if !res.More || len(res.Pushes) == 0 {
-			w.cursor, w.gap = max(w.cursor, res.Last), false
-			return true
+		if s.conn.Backlogged() {
+			s.paused = true
+			s.conn.WhenDrained()
+			return false, false
 		}
-		var err error
-		if res, err = ls.api.cfRead(w, s.start, ls.api.streamLimit()); err != nil {
-			ls.api.opts.Log.Error("cometify replay read failed", "err", err)
-			s.conn.Close()
-			return false
+		w.cursor, w.gap = p.ID, false
+		if !ls.sendPush(s, w.name(), p.ID, p.Text) {
+			return false, false
 		}
 	}
+	if !res.More || len(res.Pushes) == 0 {
+		w.cursor, w.gap = max(w.cursor, res.Last), false
+		return true, false
+	}
+	return true, true
 }
 
 // sendCFGap tells a stream that pushes of watch i after its cursor will
@@ -479,33 +596,14 @@ func (ls *loopState) sendCFGap(s *cfSub, i int) {
 	ls.out = append(ls.out[:0], `{"gap":true,"identifier":"`...)
 	ls.out = append(ls.out, s.watches[i].name()...)
 	ls.out = append(ls.out, `"}`...)
-	if s.kind == subWS {
-		ls.frame = engine.AppendTextFrame(ls.frame[:0], ls.out)
-		s.conn.Send(ls.frame)
-	} else {
-		ls.frame = append(append(ls.frame[:0], "event: gap\ndata: "...), ls.out...)
-		s.conn.Send(append(ls.frame, "\n\n"...))
-	}
+	s.kind.stream().gap(ls, s.conn, ls.out)
 }
 
-// sendPush sends one push to a streaming listener; frame, when not nil, is
-// the push's shared WebSocket frame. The SSE event carries the listener's
-// own resume point as its id, so only its data line is shared.
-func (ls *loopState) sendPush(s *cfSub, name string, id uint64, text, frame []byte) bool {
-	if s.kind == subWS {
-		if frame == nil {
-			ls.out = appendPushObject(ls.out[:0], name, id, text)
-			ls.frame = engine.AppendTextFrame(ls.frame[:0], ls.out)
-			frame = ls.frame
-		}
-		return s.conn.Send(frame)
-	}
-	ls.out = append(ls.out[:0], "id: "...)
-	ls.out = appendSince(ls.out, s)
-	ls.out = append(ls.out, "\ndata: "...)
-	ls.out = appendPushObject(ls.out, name, id, text)
-	ls.out = append(ls.out, "\n\n"...)
-	return s.conn.Send(ls.out)
+// sendPush sends one push read from the store (a replay) to a streaming
+// listener.
+func (ls *loopState) sendPush(s *cfSub, name string, id uint64, text []byte) bool {
+	ls.ev = appendPushEvent(ls.ev[:0], name, id, text)
+	return s.kind.stream().push(ls, s, ls.ev)
 }
 
 // appendPushObject renders CF-L-01's {"identifier":"…","id":N,"data":"…"}.

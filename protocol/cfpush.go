@@ -86,25 +86,25 @@ func (a *API) servePush(ls *loopState, c engine.Conn, r *engine.Request, key, pa
 }
 
 // pushOp is one push from its acceptance to its answer: the store's
-// completion, the task that answers the pusher on its loop and (through d)
-// the task every loop fans out.
+// completion, the answer run on the pusher's loop and (through d) the
+// delivery every loop runs.
 type pushOp struct {
 	api    *API
 	conn   engine.Conn
 	p      persist.CFPush
 	start  time.Time
 	failed *apiError
-	ack    []byte
 	d      cfDelivery
 }
 
 // newPushOp completes p with what the push keeps out of the loop's
 // buffers (reused by the next request), copied into one allocation: the
-// topic, the text and the CF-P-10 nonce.
+// topic, the text and the CF-P-10 nonce, and the rooms of the push's
+// encodings (built later, only for the transports that have listeners).
 func newPushOp(a *API, c engine.Conn, p persist.CFPush, user string, ident, text, nonce []byte) (persist.CFPush, *pushOp) {
 	op := &pushOp{api: a, conn: c, start: time.Now()}
 	n := len(user) + 1 + len(ident)
-	buf := make([]byte, 0, n+len(text)+len(nonce))
+	buf := make([]byte, 0, n+len(text)+len(nonce)+cfRooms(len(ident)+len(text)))
 	buf = append(buf, user...)
 	buf = append(buf, '/')
 	buf = appendLower(buf, ident)
@@ -119,41 +119,42 @@ func newPushOp(a *API, c engine.Conn, p persist.CFPush, user string, ident, text
 		p.Nonce = unsafe.String(&buf[n+len(text)], len(nonce))
 	}
 	op.p = p
-	op.d = cfDelivery{api: a, topic: p.Topic, name: p.Topic[len(user)+1:], secret: p.Secret, text: p.Text}
+	op.d = cfDelivery{topic: p.Topic, name: p.Topic[len(user)+1:], secret: p.Secret, text: p.Text}
+	op.d.reserve(buf)
 	return op.p, op
 }
 
 // CFPushDone implements persist.CFCompletion. It runs on the committer
-// goroutine once the push is durable (or failed): it encodes the push
-// (its id is known only now) and hands the answer and the delivery to the
-// loops, in acceptance order, so every loop sees a topic's pushes in id
-// order.
+// goroutine once the push is durable (or failed), or on the pusher's loop
+// when the store refused it before queueing: it encodes the push (its id
+// is known only now) and gathers the answer and the delivery for the
+// loops (fanout.go), in acceptance order, so every loop sees a topic's
+// pushes in id order.
 func (op *pushOp) CFPushDone(res persist.CFPushResult) {
 	a := op.api
 	answer, refusal := refusalOf(res.Err, pushRefusals)
 	op.failed = a.stats.pushes.done(a, time.Since(op.start), res.Err, refusal, answer, "push", op.p.Topic)
 	if op.failed != nil {
-		a.loops.PostTask(op.conn.Loop(), op)
+		a.gather(op.conn.Loop(), op, nil, true)
 		return
 	}
 	op.d.id = res.Msg.ID
-	buf := make([]byte, 0, 2*len(op.d.text)+len(op.d.name)+96)
-	buf = append(buf, `{"code":"ok","push_id":`...)
-	buf = appendUint(buf, res.Msg.ID)
-	buf = append(buf, '}')
-	op.ack = buf[:len(buf):len(buf)]
-	op.d.encode(buf[len(buf):])
-	a.loops.PostTask(op.conn.Loop(), op)
+	var d fanout
 	if !res.Duplicate {
-		a.loops.BroadcastTask(&op.d)
+		d = &op.d
 	}
+	a.gather(op.conn.Loop(), op, d, false)
 }
 
-// Run implements engine.Task: the pusher's answer, on its loop.
-func (op *pushOp) Run(int) {
+// answer implements answerer: the pusher's answer, on its loop
+// (CF-P-05: {"code":"ok","push_id":N}).
+func (op *pushOp) answer(ls *loopState) {
 	if op.failed != nil {
 		op.api.replyError(op.conn, nil, op.failed)
 		return
 	}
-	op.conn.Reply(200, ctJSON, hdrAPI, op.ack)
+	ls.out = append(ls.out[:0], `{"code":"ok","push_id":`...)
+	ls.out = appendUint(ls.out, op.d.id)
+	ls.out = append(ls.out, '}')
+	op.conn.Reply(200, ctJSON, hdrAPI, ls.out)
 }

@@ -45,7 +45,9 @@ func (a *API) serveStats(c engine.Conn, r *engine.Request, key []byte) {
 	a.loops.Broadcast(op.count)
 }
 
-// statsOp gathers X-03's listener counts from every loop.
+// statsOp gathers X-03's listener counts from every loop, then renders
+// the answer on a reader (readers.go): the account's channels are a walk
+// of the store's channel table, which a loop does not wait for.
 type statsOp struct {
 	api       *API
 	conn      engine.Conn
@@ -53,6 +55,7 @@ type statsOp struct {
 	pending   atomic.Int32
 	mu        sync.Mutex
 	listeners map[string]int
+	body      []byte // the answer, rendered by read
 }
 
 func (op *statsOp) count(loop int) {
@@ -65,13 +68,28 @@ func (op *statsOp) count(loop int) {
 		}
 	}
 	op.mu.Unlock()
-	if op.pending.Add(-1) == 0 {
-		op.api.loops.Post(op.conn.Loop(), op.reply)
+	if op.pending.Add(-1) == 0 && !op.api.submitRead(op) {
+		op.api.loops.Post(op.conn.Loop(), op.refuse)
 	}
 }
 
-func (op *statsOp) reply() {
+func (op *statsOp) loop() int { return op.conn.Loop() }
+
+// refuse answers 503 when the reader pool's queue is full.
+func (op *statsOp) refuse() { op.api.replyError(op.conn, nil, errStorage) }
+
+// Run implements engine.Task: the answer, on the asker's loop.
+func (op *statsOp) Run(int) {
+	if op.conn.Alive() {
+		op.api.reply(op.conn, nil, op.body)
+	}
+}
+
+// read renders the answer, on a reader; every loop has counted.
+func (op *statsOp) read() {
 	a := op.api
+	op.mu.Lock()
+	defer op.mu.Unlock()
 	names := make([]string, 0, len(op.listeners))
 	total := 0
 	for n, v := range op.listeners {
@@ -111,8 +129,5 @@ func (op *statsOp) reply() {
 		b = appendInt(b, int64(ip.Listeners))
 		b = append(b, '}')
 	}
-	b = append(b, "]}"...)
-	if op.conn.Alive() {
-		a.reply(op.conn, nil, b)
-	}
+	op.body = append(b, "]}"...)
 }

@@ -107,6 +107,7 @@ func (f *demoFixture) do(r demoRequest) reply {
 		ViaTrustedProxy: r.trusted || r.client != r.peer,
 	}
 	f.loop.do(func() { f.api.Serve(c, req) })
+	f.settle()
 	f.await("an answer", func() bool { return c.numReplies() > 0 })
 	return c.lastReply(f.t)
 }

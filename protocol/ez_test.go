@@ -230,7 +230,7 @@ func TestFanoutAllocs(t *testing.T) {
 	seq := uint64(0)
 	var allocs float64
 	f.loop.do(func() {
-		d := newDelivery(f.api, "john-fan", persist.Message{Seq: 1, Tick: []byte("t"), Body: []byte("hello")})
+		d := newDelivery("john-fan", persist.Message{Seq: 1, Tick: []byte("t"), Body: []byte("hello")})
 		allocs = testing.AllocsPerRun(50, func() {
 			seq++
 			d.seq = seq

@@ -18,6 +18,7 @@ func (f *fixture) readFrom(path, query, ip string) *fakeConn {
 		PeerAddr: netip.MustParseAddr(ip), ClientIP: netip.MustParseAddr(ip),
 	}
 	f.loop.do(func() { f.api.Serve(c, r) })
+	f.settle()
 	return c
 }
 
@@ -96,6 +97,7 @@ func TestEZSlotFreedWhenPeerGoesDuringUpgrade(t *testing.T) {
 		r := &engine.Request{Method: []byte("GET"), Path: []byte(path), Query: []byte("qname=john-c"), Header: header{},
 			PeerAddr: netip.MustParseAddr("10.9.0.2"), ClientIP: netip.MustParseAddr("10.9.0.2")}
 		f.loop.do(func() { f.api.Serve(c, r) })
+		f.settle()
 	}
 	if n := f.slotsHeld(); n != 0 {
 		t.Fatalf("%d slots held by readers whose peer went during the upgrade", n)

@@ -1,19 +1,10 @@
 package protocol
 
 import (
-	"errors"
 	"time"
 
 	"github.com/halleypush/halley/engine"
 	"github.com/halleypush/halley/persist"
-)
-
-type subKind uint8
-
-const (
-	subPoll subKind = iota // a waiting long-poll (EZ-R-01)
-	subWS                  // a WebSocket reader (EZ-R-08)
-	subSSE                 // a Server-Sent Events reader (EZ-R-09)
 )
 
 // ezSub is one reader waiting on one channel. It is the connection's Tag
@@ -34,44 +25,9 @@ type ezSub struct {
 	// paused: a stream whose socket is backlogged (C-08). Deliveries pass
 	// it by; Drained reads on from cursor.
 	paused bool
-}
-
-// readPrelude parses a read's query into f and answers what every read
-// transport refuses first: a bad JSONP callback (read first, so that every
-// later error is JSONP too), a method other than GET, a draining server.
-// It returns the poll's callback (nil for streams) and whether to go on.
-func (a *API) readPrelude(f *form, c engine.Conn, r *engine.Request, kind subKind) ([]byte, bool) {
-	f.parse(r.Query, nil, false)
-	var callback []byte
-	if kind == subPoll {
-		if cb, ok := f.get("callback"); ok {
-			if !validCallback(cb) {
-				a.replyError(c, nil, errBadCallback)
-				return nil, false
-			}
-			callback = cb
-		}
-	}
-	if !isGet(r) {
-		a.replyError(c, callback, errMethod)
-		return nil, false
-	}
-	if a.draining.Load() {
-		a.replyError(c, callback, errShuttingDown)
-		return nil, false
-	}
-	return callback, true
-}
-
-// pollTimeout is a poll's wait (EZ-R-05): the timeout parameter, or the
-// default; streams take none. ok is false for a bad value (a 400).
-func (a *API) pollTimeout(f *form, kind subKind) (time.Duration, bool) {
-	v, given := f.get("timeout")
-	if !given || kind != subPoll {
-		return a.opts.DefaultTimeout, true
-	}
-	n, ok := parseTimeout(v, int(a.opts.MaxTimeout/time.Second))
-	return time.Duration(n) * time.Second, ok
+	// reading: a store read for it is in flight (readers.go). Deliveries
+	// pass it by; the read's result goes on from cursor.
+	reading bool
 }
 
 // serveRead handles /read, /read/ws and /read/sse (SPEC EZ-R-01..10).
@@ -109,6 +65,13 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 			a.replyError(c, nil, errTooManyListeners)
 			return
 		}
+		// A stream's read ends after its upgrade, when a 503 can no
+		// longer be answered: a store known to fail refuses it now.
+		if a.store.Healthy() != nil {
+			a.cap.release(slot)
+			a.replyError(c, nil, errStorage)
+			return
+		}
 	}
 	tick, _ := f.get("tick")
 	if kind == subSSE && r.Header != nil {
@@ -119,76 +82,133 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 	if isNullTick(tick) {
 		tick = nil
 	}
-	lim := a.readLimit()
-	if kind == subPoll {
-		lim = a.pollFirst()
+	// The reader waits in the index while its first read is in flight
+	// (readers.go), so that the deliveries it lets pass are known.
+	s := ls.newSub(c, ls.qnameKey(qname), kind, 0, slot)
+	s.acctID = acct.ID
+	if callback != nil {
+		s.callback = append([]byte(nil), callback...)
 	}
-	res, err := a.store.EZRead(string(qname), tick, lim)
-	if err != nil {
-		a.opts.Log.Error("read failed", "qname", string(qname), "err", err)
-		a.cap.releaseIfHeld(slot)
+	j := &ezRead{s: s, first: true, lim: a.readLimit(),
+		answerNow: timeout == 0, timeout: timeout, key: key, limit: limit}
+	if tick != nil {
+		j.tick = append(j.tick1[:0], tick...) // a longer tick moves to its own array
+	}
+	if kind == subPoll {
+		j.lim = a.pollFirst()
+	}
+	ls.add(s)
+	if !ls.submit(s, j) {
+		ls.remove(s)
 		a.replyError(c, callback, errStorage)
 		return
 	}
+	if kind == subPoll {
+		return // answered, or held, when its read is back
+	}
+	if !kind.transport().open(a, c, r) {
+		ls.remove(s)
+		return
+	}
+	if kind == subSSE {
+		// A comment first: some browsers and proxies surface a stream
+		// only once body bytes arrive, and an empty channel has none yet.
+		c.Send(sseOpen)
+	}
+}
 
-	switch kind {
-	case subPoll:
-		if len(res.Messages) > 0 || timeout == 0 {
-			ls.out = ls.appendPollAnswer(ls.out[:0], string(qname), res, res.Gap)
-			a.reply(c, callback, ls.out)
-			return
-		}
-		if slot = a.cap.acquire(key, limit); slot == nil {
+// ezRead is one store read for an EZComet reader (readers.go): its first
+// read, from its tick, or a catch-up from its cursor.
+type ezRead struct {
+	s         *ezSub
+	first     bool   // the request's read: from tick; then the reader is admitted
+	tick      []byte // first: the resume tick (nil: from the oldest message)
+	after     uint64 // a later read: the cursor
+	lim       persist.ReadLimit
+	gap       bool // poll: a gap to report in its answer
+	answerNow bool // poll: answer even with no message (timeout 0)
+	// The first read's request, for admitting a poll that waits: its
+	// timeout, and its per-IP listener key and cap (C-12).
+	timeout time.Duration
+	key     capKey
+	limit   int
+
+	res  persist.ReadResult
+	err  error
+	body []byte // poll: its answer, rendered off the loop; nil when it waits on
+
+	tick1 [uuidLen]byte // room for the resume tick: a generated one fits
+}
+
+func (j *ezRead) loop() int { return j.s.conn.Loop() }
+
+// read runs on a reader: the read, and for a poll that has its answer,
+// the answer's further reads and rendering.
+func (j *ezRead) read() {
+	s := j.s
+	a := s.ls.api
+	if j.first {
+		j.res, j.err = a.store.EZRead(s.qname, j.tick, j.lim)
+	} else {
+		j.res, j.err = a.store.EZReadAfter(s.qname, j.after, j.lim)
+	}
+	if j.err == nil && s.kind == subPoll && (len(j.res.Messages) > 0 || j.answerNow) {
+		j.body = a.appendPollAnswer(nil, s.qname, j.res, j.gap || j.res.Gap)
+	}
+}
+
+// Run implements engine.Task: the read is back on the reader's loop.
+func (j *ezRead) Run(int) {
+	s := j.s
+	ls, a := s.ls, s.ls.api
+	if s.conn.Tag() != s {
+		return // closed, revoked or answered meanwhile
+	}
+	s.reading = false
+	if j.err != nil {
+		a.opts.Log.Error("read failed", "qname", s.qname, "err", j.err)
+		c, cb := s.conn, s.callback
+		ls.remove(s)
+		s.kind.transport().failed(a, c, cb)
+		return
+	}
+	if s.kind == subPoll {
+		ls.pollRead(s, j)
+		return
+	}
+	if j.first {
+		s.cursor = streamStart(j.res)
+	}
+	if j.res.Gap {
+		ls.sendGap(s)
+	}
+	ls.stream(s, j.res)
+}
+
+// pollRead answers a poll from its read, or lets it wait: admitted (its
+// listener slot, its hold) after its first read, and reading on if a
+// delivery passed it by meanwhile.
+func (ls *loopState) pollRead(s *ezSub, j *ezRead) {
+	a := ls.api
+	c, cb := s.conn, s.callback
+	if j.body != nil {
+		ls.remove(s)
+		a.reply(c, cb, j.body)
+		return
+	}
+	s.cursor = j.res.Cursor
+	s.gap = s.gap || j.res.Gap
+	if j.first {
+		if s.slot = a.cap.acquire(j.key, j.limit); s.slot == nil {
 			a.stats.ezRefused.Add(1)
-			a.replyError(c, callback, errTooManyListeners)
+			ls.remove(s)
+			a.replyError(c, cb, errTooManyListeners)
 			return
 		}
-		s := ls.newSub(c, string(qname), kind, res.Cursor, slot)
-		s.acctID, s.gap = acct.ID, res.Gap
-		if callback != nil {
-			s.callback = append([]byte(nil), callback...)
-		}
-		ls.add(s)
-		a.stats.pollsWaiting.Add(1)
-		c.Hold(timeout)
-	case subWS, subSSE:
-		if kind == subWS {
-			if err := c.UpgradeWebSocket(r, hdrAPI); err != nil {
-				a.cap.release(slot)
-				a.replyUpgradeError(c, err)
-				return
-			}
-		} else {
-			c.StartStream(ctSSE, hdrSSE)
-		}
-		if !c.Alive() {
-			// The peer went during the upgrade: gnet closed the conn
-			// before it had a tag, so no Closed will free the slot.
-			a.cap.release(slot)
-			return
-		}
-		s := ls.newSub(c, string(qname), kind, streamStart(res), slot)
-		s.acctID = acct.ID
-		if kind == subWS {
-			a.stats.wsReaders.Add(1)
-			c.Beacon() // the JS client's liveness check; see serveListen
-			if res.Gap {
-				c.Send(frameGap)
-			}
-		} else {
-			a.stats.sseReaders.Add(1)
-			// A comment first: some browsers and proxies surface a stream
-			// only once body bytes arrive, and an empty channel has none yet.
-			c.Send(sseOpen)
-			if res.Gap {
-				c.Send(sseGap)
-			}
-		}
-		// Indexed before its backlog goes out: if the socket backlogs, the
-		// reader waits paused in the index, and deliveries meanwhile find
-		// it there and pass it by.
-		ls.add(s)
-		ls.stream(s, res)
+		c.Hold(j.timeout)
+	}
+	if ls.behind(s) {
+		ls.readFor(s)
 	}
 }
 
@@ -202,26 +222,9 @@ func streamStart(res persist.ReadResult) uint64 {
 	return res.Cursor
 }
 
-// hdrUpgradeVersion is C-13's 426 header block: the version the server
-// speaks.
-var hdrUpgradeVersion = append(append([]byte(nil), hdrAPI...), "Sec-WebSocket-Version: 13\r\n"...)
-
-// replyUpgradeError answers a refused WebSocket upgrade (C-13): 426 with
-// the version the server speaks when the client asked for another one,
-// else 400. The caller has given back any slot it took.
-func (a *API) replyUpgradeError(c engine.Conn, err error) {
-	if errors.Is(err, engine.ErrUpgradeVersion) {
-		a.stats.errors.Add(1)
-		c.Reply(errUpgradeVersion.status, ctJSON, hdrUpgradeVersion, errUpgradeVersion.body)
-		return
-	}
-	a.replyError(c, nil, errBadUpgrade)
-}
-
 var (
-	frameGap = engine.AppendTextFrame(nil, []byte(`{"gap":true}`))
-	sseGap   = []byte("event: gap\ndata: {\"gap\":true}\n\n")
-	sseOpen  = []byte(":\n\n")
+	gapObject = []byte(`{"gap":true}`) // X-01's signal on an EZComet stream
+	sseOpen   = []byte(":\n\n")
 )
 
 // appendMessagesBody renders a long-poll answer (EZ-R-01, X-01, X-02)
@@ -292,8 +295,9 @@ func (b *messagesBody) close() []byte { return append(b.dst, "]}"...) }
 // messages dropped after the last one given (retention or a flush
 // meanwhile) ends the answer before them: the reader's next poll, from
 // the last tick it got, is told the gap.
-func (ls *loopState) appendPollAnswer(dst []byte, qname string, res persist.ReadResult, gap bool) []byte {
-	a := ls.api
+//
+// It runs on a reader (readers.go), never on a loop.
+func (a *API) appendPollAnswer(dst []byte, qname string, res persist.ReadResult, gap bool) []byte {
 	b := openMessagesBody(dst, gap, 0, a.opts.ReadBatchBytes)
 	for {
 		b.add(res.Messages)

@@ -67,12 +67,14 @@ func (a *API) serveWrite(ls *loopState, c engine.Conn, r *engine.Request) {
 
 // writeOp is one /write from its acceptance to its answer, in two
 // allocations (P5): this struct, which is the store's completion, the
-// task that answers the writer on its loop and (through d) the task every
-// loop fans out; and one buffer holding the qname, tick, body and every
-// encoding of the message. Nothing in it changes after WriteDone posts it.
+// answer run on the writer's loop and (through d) the delivery every loop
+// runs; and one buffer holding the qname, tick and body, and the rooms of
+// the message's encodings (built later, only for the transports that
+// have subscribers). Nothing in it but those lazy encodings changes after
+// WriteDone gathers it.
 type writeOp struct {
-	api    *API
 	conn   engine.Conn
+	api    *API
 	w      persist.EZWrite
 	start  time.Time
 	failed *apiError // the answer when the store refused the write
@@ -80,9 +82,7 @@ type writeOp struct {
 }
 
 // newWriteOp copies what the write keeps out of the loop's form buffer
-// (reused by the next request) and encodes the message for every
-// transport now: the encodings depend only on tick and body, and the
-// committer goroutine then has only a sequence number to fill in.
+// (reused by the next request).
 func newWriteOp(a *API, c engine.Conn, accountID uint64, qname, tick []byte, hasTick bool, msg []byte, flush bool) (persist.EZWrite, *writeOp) {
 	op := &writeOp{api: a, conn: c, start: time.Now()}
 	op.w.AccountID = accountID
@@ -96,7 +96,11 @@ func newWriteOp(a *API, c engine.Conn, accountID uint64, qname, tick []byte, has
 		msg = nil
 	}
 	n := len(qname) + tickLen + len(msg)
-	buf := make([]byte, n, n+4*(tickLen+len(msg)+8)+tickLen+96)
+	spare := 0
+	if !flush {
+		spare = ezRooms(tickLen + len(msg))
+	}
+	buf := make([]byte, n, n+spare)
 	copy(buf, qname)
 	t := buf[len(qname) : len(qname)+tickLen : len(qname)+tickLen]
 	if hasTick {
@@ -111,41 +115,47 @@ func newWriteOp(a *API, c engine.Conn, accountID uint64, qname, tick []byte, has
 	// share them (as fasthttp's b2s does) instead of copying again.
 	op.w.QName = unsafe.String(&buf[0], len(qname))
 	op.w.Flush = flush
-	op.d = delivery{api: a, qname: op.w.QName}
-	if flush {
-		op.d.ack = bodyOK
-	} else {
+	op.d = delivery{qname: op.w.QName}
+	if !flush {
 		op.w.Tick, op.w.Body = t, body
-		op.d.encode(buf[n:], t, body)
+		op.d.tick, op.d.body = t, body
+		op.d.reserve(buf)
 	}
 	return op.w, op
 }
 
 // WriteDone implements persist.WriteCompletion. It runs on the committer
-// goroutine once the write is durable (or failed), and hands the answer
-// and the delivery to the loops; it must not block.
+// goroutine once the write is durable (or failed), or on the writer's
+// loop when the store refused it before queueing, and gathers the answer
+// and the delivery for the loops (fanout.go); it must not block.
 func (op *writeOp) WriteDone(res persist.EZWriteResult) {
 	a := op.api
 	answer, refusal := refusalOf(res.Err, writeRefusals)
 	op.failed = a.stats.writes.done(a, time.Since(op.start), res.Err, refusal, answer, "write", op.w.QName)
 	if op.failed != nil {
-		a.loops.PostTask(op.conn.Loop(), op)
+		a.gather(op.conn.Loop(), op, nil, true)
 		return
 	}
 	op.d.seq = res.Msg.Seq
-	a.loops.PostTask(op.conn.Loop(), op)
+	var d fanout
 	if !op.w.Flush && !res.Duplicate {
-		a.loops.BroadcastTask(&op.d)
+		d = &op.d
 	}
+	a.gather(op.conn.Loop(), op, d, false)
 }
 
-// Run implements engine.Task: the writer's answer, on its loop.
-func (op *writeOp) Run(int) {
-	if op.failed != nil {
+// answer implements answerer: the writer's answer, on its loop (EZ-W-05:
+// {"code":"ok","tick":"<tick>"}, or {"code":"ok"} for a flush).
+func (op *writeOp) answer(ls *loopState) {
+	switch {
+	case op.failed != nil:
 		op.api.replyError(op.conn, nil, op.failed)
-		return
+	case op.w.Flush:
+		op.conn.Reply(200, ctJSON, hdrAPI, bodyOK)
+	default:
+		ls.out = appendAck(ls.out[:0], op.w.Tick)
+		op.conn.Reply(200, ctJSON, hdrAPI, ls.out)
 	}
-	op.conn.Reply(200, ctJSON, hdrAPI, op.d.ack)
 }
 
 // appendAck renders EZ-W-05's answer {"code":"ok","tick":"<tick>"}.

@@ -57,6 +57,7 @@ var nextConnID atomic.Uint64
 // fakeConn records what the protocol did to a connection.
 type fakeConn struct {
 	id         uint64
+	loop       int // its event loop (default 0)
 	mu         sync.Mutex
 	replies    []reply
 	sent       []string
@@ -119,7 +120,7 @@ func (c *fakeConn) Close()           { c.closed = true }
 func (c *fakeConn) Beacon()          { c.beacon = true }
 func (c *fakeConn) Backlogged() bool { return c.pace > 0 && c.paced >= c.pace }
 func (c *fakeConn) WhenDrained()     { c.drainAsked = true }
-func (c *fakeConn) Loop() int        { return 0 }
+func (c *fakeConn) Loop() int        { return c.loop }
 func (c *fakeConn) ID() uint64       { return c.id }
 func (c *fakeConn) Tag() any         { return c.tag }
 func (c *fakeConn) SetTag(t any)     { c.tag = t }
@@ -167,11 +168,14 @@ func (h header) PeekAll(name string) [][]byte {
 
 // fixture is an API over a real store in a temp dir and one test loop.
 type fixture struct {
-	t     *testing.T
-	api   *API
-	loop  *testLoop
-	store *persist.Store
-	acct  persist.Account
+	// readsHeld: a test holds store reads in flight on purpose; serve
+	// does not wait for them.
+	readsHeld bool
+	t         *testing.T
+	api       *API
+	loop      *testLoop
+	store     *persist.Store
+	acct      persist.Account
 }
 
 func newFixture(t *testing.T, so persist.Options, ao Options) *fixture {
@@ -182,6 +186,8 @@ func newFixture(t *testing.T, so persist.Options, ao Options) *fixture {
 	// just before the test ended still broadcasts to a closed loop.
 	loop := newTestLoop(t)
 	so.Dir = t.TempDir()
+	hook := &batchHook{}
+	so.AfterBatch = hook.run
 	store, err := persist.Open(so)
 	if err != nil {
 		t.Fatal(err)
@@ -197,7 +203,21 @@ func newFixture(t *testing.T, so persist.Options, ao Options) *fixture {
 		t.Fatal(err)
 	}
 	api.Attach(loop)
+	t.Cleanup(api.Close) // first: its readers finish before the store closes
+	hook.api.Store(api)
 	return &fixture{t: t, api: api, loop: loop, store: store, acct: acct}
+}
+
+// batchHook is persist.Options.AfterBatch for a store opened before its
+// API exists, as cmd/halley wires it. Fixtures that replace their API
+// afterwards leave the new one unhooked: it posts each completion on its
+// own (fanOut.hooked), which those tests exercise.
+type batchHook struct{ api atomic.Pointer[API] }
+
+func (h *batchHook) run() {
+	if a := h.api.Load(); a != nil {
+		a.AfterBatch()
+	}
 }
 
 // serve runs one request on the loop and returns the conn.
@@ -216,6 +236,31 @@ func (f *fixture) serveOn(c *fakeConn, method, path, query, body string, h heade
 		Header: h, PeerAddr: netip.MustParseAddr("127.0.0.1"), ClientIP: netip.MustParseAddr("127.0.0.1"),
 	}
 	f.loop.do(func() { f.api.Serve(c, r) })
+	f.settle()
+}
+
+// settle waits until no store read of the API is in flight and every
+// read's result has run on the loop, as a client would see once the
+// server has read for it.
+func (f *fixture) settle() {
+	f.t.Helper()
+	if f.readsHeld {
+		f.loop.sync()
+		return
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		for f.api.readers.pending.Load() > 0 {
+			if time.Now().After(deadline) {
+				f.t.Fatal("store reads still in flight after 5 s")
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+		f.loop.sync() // the results posted before pending fell
+		if f.api.readers.pending.Load() == 0 {
+			return
+		}
+	}
 }
 
 // await polls until cond holds (on the loop) or fails the test after 5 s.
@@ -246,6 +291,7 @@ func (f *fixture) drain(c *fakeConn) bool {
 			f.api.Drained(c)
 		}
 	})
+	f.settle()
 	return asked
 }
 

@@ -101,13 +101,6 @@ func (c *listenerCap) release(e *capSlot) {
 	}
 }
 
-// releaseIfHeld releases e unless it is nil.
-func (c *listenerCap) releaseIfHeld(e *capSlot) {
-	if e != nil {
-		c.release(e)
-	}
-}
-
 // listenerLimit is acct's listener cap per client IP (CF-L-08, C-12).
 func listenerLimit(acct *persist.Account) int {
 	if acct.MaxListenersPerIP <= 0 {

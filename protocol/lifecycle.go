@@ -2,7 +2,6 @@ package protocol
 
 import (
 	"math/rand/v2"
-	"strconv"
 
 	"github.com/halleypush/halley/engine"
 )
@@ -31,7 +30,8 @@ func (a *API) Closed(c engine.Conn) {
 }
 
 // Drain implements engine.Handler: X-02's hints on a graceful stop. A
-// waiting poll answers with retry_ms, a stream ends with its hint.
+// waiting poll answers with retry_ms, a stream ends with its transport's
+// hint (WebSocket close 1001 "restart", SSE "retry:").
 func (a *API) Drain(c engine.Conn) {
 	a.draining.Store(true)
 	switch s := c.Tag().(type) {
@@ -41,34 +41,15 @@ func (a *API) Drain(c engine.Conn) {
 			return
 		}
 		s.ls.remove(s)
-		a.endStream(s.ls, c, s.kind)
+		s.kind.transport().drain(a, s.ls, c)
 	case *cfSub:
 		if s.kind == subPoll {
 			s.ls.answerCFPoll(s, a.retryMillis())
 			return
 		}
 		s.ls.removeCF(s)
-		a.endStream(s.ls, c, s.kind)
+		s.kind.transport().drain(a, s.ls, c)
 	}
-}
-
-// endStream ends a stream already out of the index with X-02's hint: a
-// WebSocket closes 1001 "restart", an SSE stream gets a jittered retry.
-func (a *API) endStream(ls *loopState, c engine.Conn, kind subKind) {
-	if kind == subWS {
-		c.CloseWebSocket(1001, "restart")
-		return
-	}
-	a.sendRetryAndClose(ls, c)
-}
-
-// sendRetryAndClose ends an SSE stream with a jittered "retry:".
-func (a *API) sendRetryAndClose(ls *loopState, c engine.Conn) {
-	ls.out = append(ls.out[:0], "retry: "...)
-	ls.out = strconv.AppendInt(ls.out, a.retryMillis(), 10)
-	ls.out = append(ls.out, "\n\n"...)
-	c.Send(ls.out)
-	c.Close()
 }
 
 // retryMillis is DrainRetry with full jitter (0.5x..1.5x), so clients of
@@ -85,12 +66,12 @@ func (a *API) Drained(c engine.Conn) {
 	case *ezSub:
 		if s.paused {
 			s.paused = false
-			s.ls.catchUp(s)
+			s.ls.readFor(s)
 		}
 	case *cfSub:
 		if s.paused {
 			s.paused = false
-			s.ls.resumeCF(s)
+			s.ls.cfReadFor(s, nil)
 		}
 	}
 }

@@ -17,6 +17,7 @@ func (f *cfFixture) listenVia(kind, query, peer, client string) *fakeConn {
 		Header: header{}, PeerAddr: netip.MustParseAddr(peer), ClientIP: netip.MustParseAddr(client),
 	}
 	f.loop.do(func() { f.api.Serve(c, r) })
+	f.settle()
 	return c
 }
 

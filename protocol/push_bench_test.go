@@ -40,8 +40,10 @@ func newPushBench(tb testing.TB, hmacSigned bool, n int) func(i int) {
 }
 
 // TestPushAllocs: CF-P-10's signature adds no allocation to a push; the
-// budget is what an md5 push costs end to end (the push's two buffers,
-// its encoded answer and delivery, and the store's own).
+// budget is what an md5 push costs end to end: the pushOp and its one
+// buffer (topic, text, nonce and the rooms of its encodings, built only
+// for listeners), plus the test header's Peek, which copies (the
+// engine's does not). The store adds none.
 func TestPushAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("sync.Pool is randomised under -race; make test checks this budget without -race")
@@ -58,7 +60,7 @@ func TestPushAllocs(t *testing.T) {
 	if allocs[true] > allocs[false] {
 		t.Fatalf("a CF-P-10 push costs %v allocations, an md5 push %v", allocs[true], allocs[false])
 	}
-	if budget := 5.0; allocs[false] > budget {
+	if budget := 3.0; allocs[false] > budget {
 		t.Fatalf("%v allocations per accepted push, budget %v", allocs[false], budget)
 	}
 }

@@ -22,7 +22,7 @@ import (
 // sockets show: slots freed however a connection ends, backlogs paced by
 // a real socket.
 type realServer struct {
-	t     *testing.T
+	t     testing.TB
 	api   *API
 	srv   *engine.Server
 	store *persist.Store
@@ -30,15 +30,30 @@ type realServer struct {
 	errc  chan error
 }
 
-func startRealServer(t *testing.T, so persist.Options, eo engine.Options) *realServer {
+func startRealServer(t testing.TB, so persist.Options, eo engine.Options) *realServer {
+	t.Helper()
+	return startRealServerOver(t, so, eo, nil)
+}
+
+// startRealServerOver is startRealServer with the API over wrap(store)
+// (nil: the store itself).
+func startRealServerOver(t testing.TB, so persist.Options, eo engine.Options, wrap func(*persist.Store) Store) *realServer {
 	t.Helper()
 	so.Dir = t.TempDir()
+	hook := &batchHook{}
+	if so.AfterBatch == nil { // a test's own hook leaves the API unhooked
+		so.AfterBatch = hook.run
+	}
 	store, err := persist.Open(so)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	api, err := New(Options{Store: store, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	var as Store = store
+	if wrap != nil {
+		as = wrap(store)
+	}
+	api, err := New(Options{Store: as, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,6 +66,7 @@ func startRealServer(t *testing.T, so persist.Options, eo engine.Options) *realS
 		t.Fatal(err)
 	}
 	api.Attach(srv)
+	hook.api.Store(api)
 	rs := &realServer{t: t, api: api, srv: srv, store: store, errc: make(chan error, 1)}
 	go func() { rs.errc <- srv.Run() }()
 	<-srv.Ready()
@@ -71,6 +87,7 @@ func (rs *realServer) stop() {
 	}
 	<-rs.errc
 	rs.errc = nil
+	rs.api.Close()
 }
 
 // waitSlots polls until want listener slots are held, or fails after 5 s.
@@ -123,7 +140,7 @@ func (rs *realServer) openHTTP(src, pathQuery string) net.Conn {
 	return c
 }
 
-func statusOf(t *testing.T, c net.Conn) int {
+func statusOf(t testing.TB, c net.Conn) int {
 	t.Helper()
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)

@@ -91,12 +91,5 @@ func (ls *loopState) revokeCF(s *cfSub) {
 // WebSocket close 1008, an SSE stream its end.
 func (ls *loopState) closeRevoked(c engine.Conn, kind subKind, callback []byte, pollAnswer *apiError) {
 	ls.api.stats.revoked.Add(1)
-	switch kind {
-	case subPoll:
-		ls.api.replyError(c, callback, pollAnswer)
-	case subWS:
-		c.CloseWebSocket(1008, "revoked")
-	case subSSE:
-		c.Close()
-	}
+	kind.transport().revoked(ls.api, c, callback, pollAnswer)
 }

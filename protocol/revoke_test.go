@@ -83,6 +83,7 @@ func (f *revokeFixture) request(c *fakeConn, path, query, ip string) {
 	r := &engine.Request{Method: []byte("GET"), Path: []byte(path), Query: []byte(query), Header: header{},
 		PeerAddr: netip.MustParseAddr(ip), ClientIP: netip.MustParseAddr(ip)}
 	f.loop.do(func() { f.api.Serve(c, r) })
+	f.settle()
 }
 
 // openAll opens a liveSet for acct, its Cometify listeners on its public

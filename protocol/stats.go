@@ -10,22 +10,27 @@ import (
 // apiStats are the protocol's counters, updated atomically from loops and
 // the committer, read by /metrics.
 type apiStats struct {
+	// subscribers counts the readers (ezAPI) and listeners (cfAPI) per
+	// transport: polls waiting, WebSocket and SSE streams.
+	subscribers [2][3]atomic.Int64
+
 	writes       ackCounters
 	errors       atomic.Uint64
 	deliveries   atomic.Uint64
-	pollsWaiting atomic.Int64
-	wsReaders    atomic.Int64
-	sseReaders   atomic.Int64
 	ezRefused    atomic.Uint64 // readers refused by the per-IP cap (C-12)
 	revoked      atomic.Uint64 // readers and listeners closed by A-04
+	readsRefused atomic.Uint64 // store reads refused: the reader pool's queue was full
 
 	pushes       ackCounters
 	cfDeliveries atomic.Uint64
 	cfRefused    atomic.Uint64 // listeners refused by the per-IP cap
-	cfPolls      atomic.Int64
-	cfWS         atomic.Int64
-	cfSSE        atomic.Int64
 }
+
+// The two APIs, indexing apiStats.subscribers.
+const (
+	ezAPI = iota
+	cfAPI
+)
 
 // done counts one store answer that arrived after elapsed and returns
 // what the client is answered when it failed: conflictAnswer for the
@@ -120,19 +125,20 @@ func (a *API) appendMetrics(dst []byte) []byte {
 	dst = AppendProm(dst, "halley_ez_writes_failed_total", "counter", "EZComet writes refused by the store (conflict or storage error).", float64(s.writes.failed.Load()))
 	dst = AppendProm(dst, "halley_api_errors_total", "counter", "API error answers.", float64(s.errors.Load()))
 	dst = AppendProm(dst, "halley_deliveries_total", "counter", "Messages handed to subscribers.", float64(s.deliveries.Load()))
-	dst = AppendProm(dst, "halley_polls_waiting", "gauge", "Long-polls waiting for a message.", float64(s.pollsWaiting.Load()))
-	dst = AppendProm(dst, "halley_ws_subscribers", "gauge", "WebSocket readers.", float64(s.wsReaders.Load()))
-	dst = AppendProm(dst, "halley_sse_subscribers", "gauge", "Server-Sent Events readers.", float64(s.sseReaders.Load()))
+	dst = AppendProm(dst, "halley_polls_waiting", "gauge", "Long-polls waiting for a message.", float64(s.subscribers[ezAPI][subPoll].Load()))
+	dst = AppendProm(dst, "halley_ws_subscribers", "gauge", "WebSocket readers.", float64(s.subscribers[ezAPI][subWS].Load()))
+	dst = AppendProm(dst, "halley_sse_subscribers", "gauge", "Server-Sent Events readers.", float64(s.subscribers[ezAPI][subSSE].Load()))
 	dst = AppendProm(dst, "halley_ez_readers_refused_total", "counter", "EZComet readers refused by the per-IP listener cap.", float64(s.ezRefused.Load()))
 	dst = s.writes.latency.appendProm(dst, "halley_write_ack_seconds", "Time from a write's acceptance to its durable acknowledgement.")
 	dst = AppendProm(dst, "halley_cf_pushes_total", "counter", "Cometify pushes acknowledged.", float64(s.pushes.ok.Load()))
 	dst = AppendProm(dst, "halley_cf_pushes_failed_total", "counter", "Cometify pushes refused by the store (conflict or storage error).", float64(s.pushes.failed.Load()))
 	dst = AppendProm(dst, "halley_cf_deliveries_total", "counter", "Cometify pushes handed to live listeners.", float64(s.cfDeliveries.Load()))
 	dst = AppendProm(dst, "halley_cf_listeners_refused_total", "counter", "Cometify listeners refused by the per-IP cap.", float64(s.cfRefused.Load()))
-	dst = AppendProm(dst, "halley_cf_polls_waiting", "gauge", "Cometify long-polls waiting.", float64(s.cfPolls.Load()))
-	dst = AppendProm(dst, "halley_cf_ws_listeners", "gauge", "Cometify WebSocket listeners.", float64(s.cfWS.Load()))
-	dst = AppendProm(dst, "halley_cf_sse_listeners", "gauge", "Cometify Server-Sent Events listeners.", float64(s.cfSSE.Load()))
+	dst = AppendProm(dst, "halley_cf_polls_waiting", "gauge", "Cometify long-polls waiting.", float64(s.subscribers[cfAPI][subPoll].Load()))
+	dst = AppendProm(dst, "halley_cf_ws_listeners", "gauge", "Cometify WebSocket listeners.", float64(s.subscribers[cfAPI][subWS].Load()))
+	dst = AppendProm(dst, "halley_cf_sse_listeners", "gauge", "Cometify Server-Sent Events listeners.", float64(s.subscribers[cfAPI][subSSE].Load()))
 	dst = AppendProm(dst, "halley_listeners_revoked_total", "counter", "EZComet readers and Cometify listeners closed because their credential was revoked (A-04).", float64(s.revoked.Load()))
+	dst = AppendProm(dst, "halley_reads_refused_total", "counter", "Store reads refused because the reader pool's queue was full.", float64(s.readsRefused.Load()))
 	dst = AppendProm(dst, "halley_cf_listener_slots", "gauge", "Per-IP listener slots held by Cometify listeners and EZComet readers (CF-L-08, C-12).", float64(a.cap.held()))
 	dst = s.pushes.latency.appendProm(dst, "halley_cf_push_ack_seconds", "Time from a push's acceptance to its durable acknowledgement.")
 	if a.opts.Metrics != nil {

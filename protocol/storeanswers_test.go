@@ -109,3 +109,24 @@ func TestFailRows(t *testing.T) {
 		t.Fatal("the 429 rows are not the table's")
 	}
 }
+
+// TestStreamRefusedByFailedStore: a stream's store reads end after its
+// upgrade, so a store that reports itself failed or stalled refuses a
+// new stream with 503 before upgrading, and its listener slot goes back.
+func TestStreamRefusedByFailedStore(t *testing.T) {
+	f, fs := newFaultFixture(t)
+	fs.set(func(s *faultStore) { s.unhealthy = fmt.Errorf("%w: commit stalled", persist.ErrStorage) })
+	key := "/" + f.acct.CFAPIKey
+	for _, p := range []struct{ path, query string }{
+		{"/read/ws", "qname=john-x"}, {"/read/sse", "qname=john-x"},
+		{key + "/listen", "identifiers=x"}, {key + "/sse", "identifiers=x"},
+	} {
+		c := f.serve("GET", p.path, p.query, "", nil)
+		if r := c.lastReply(t); r.status != 503 || c.upgraded || c.streaming || c.Tag() != nil {
+			t.Fatalf("%s: %d %s upgraded=%v streaming=%v", p.path, r.status, r.body, c.upgraded, c.streaming)
+		}
+	}
+	if n := f.api.cap.held(); n != 0 {
+		t.Fatalf("%d slots held", n)
+	}
+}

@@ -27,6 +27,7 @@ func TestUpgradeRefusals(t *testing.T) {
 			r := &engine.Request{Method: []byte("GET"), Path: []byte(path), Query: []byte("qname=john-c&identifiers=chat"),
 				Header: header{}, PeerAddr: netip.MustParseAddr("10.5.0.1"), ClientIP: netip.MustParseAddr("10.5.0.1")}
 			f.loop.do(func() { f.api.Serve(c, r) })
+			f.settle()
 			got := c.lastReply(t)
 			v := decode(t, got.body)
 			if got.status != tc.status || v["status"] != float64(tc.status) || got.ctype != ctJSON {

@@ -22,7 +22,8 @@ func (inlineLoops) BroadcastTask(t engine.Task)   { t.Run(0) }
 // newInlineAPI builds an API over a SyncNone store holding account
 // "john", with inline loops; now is both's clock (nil: time.Now).
 func newInlineAPI(tb testing.TB, now func() time.Time) (*API, persist.Account) {
-	store, err := persist.Open(persist.Options{Dir: tb.TempDir(), Sync: persist.SyncNone, Now: now})
+	hook := &batchHook{}
+	store, err := persist.Open(persist.Options{Dir: tb.TempDir(), Sync: persist.SyncNone, Now: now, AfterBatch: hook.run})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -36,6 +37,7 @@ func newInlineAPI(tb testing.TB, now func() time.Time) (*API, persist.Account) {
 		tb.Fatal(err)
 	}
 	api.Attach(inlineLoops{})
+	hook.api.Store(api)
 	return api, acct
 }
 
