@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -151,10 +152,21 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) (err error) {
 	// every account change closes what the changed credential
 	// admitted. The store calls back once the change is durable; the API
 	// is built after the store, so the hook reads it once it is set.
+	//
+	// Issue 16: the store calls AfterBatch after each committed group's
+	// completions, on its syncer goroutine, so that the API posts one
+	// task per group per loop. Both hooks may run before the API exists
+	// (the demo account is added first), hence the atomic pointer.
 	var api *protocol.API
+	var hooked atomic.Pointer[protocol.API]
 	cfg.store.OnAccountChange = func(name string) {
-		if api != nil {
-			api.AccountChanged(name)
+		if a := hooked.Load(); a != nil {
+			a.AccountChanged(name)
+		}
+	}
+	cfg.store.AfterBatch = func() {
+		if a := hooked.Load(); a != nil {
+			a.AfterBatch()
 		}
 	}
 	store, err := persist.Open(cfg.store)
@@ -209,6 +221,8 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) (err error) {
 		return err
 	}
 	api.Attach(srv)
+	hooked.Store(api)
+	defer api.Close() // before the store's Close: the readers finish first
 
 	admin, err := startAdmin(filepath.Join(cfg.store.Dir, adminSocketName), store, log)
 	if err != nil {
