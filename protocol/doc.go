@@ -12,7 +12,7 @@
 //   - Event loops run every Handler method and every task posted to
 //     them. Each loop owns its loopState (subscriber index, scratch), so
 //     the index needs no lock.
-//   - The store's committer goroutine runs write and push completions,
+//   - The store's syncer goroutine runs write and push completions,
 //     then API.AfterBatch once per committed group (fanout.go). The
 //     completions gather the group's answers per loop and its deliveries;
 //     AfterBatch posts one task per loop with work in it, not one per

@@ -9,7 +9,7 @@ import (
 // loop, not one per message.
 //
 // The store runs the completions of one committed group one after another
-// on its committer goroutine, then calls AfterBatch. Each completion
+// on its syncer goroutine, then calls AfterBatch. Each completion
 // gathers its work into the current group: the writer's or pusher's
 // answer under its connection's loop, and its delivery (when it has one)
 // once for every loop. AfterBatch posts the group: one task to each loop
@@ -69,7 +69,7 @@ type fanOut struct {
 	hooked atomic.Bool
 
 	// mu serializes gathering and posting: completions run on the
-	// committer goroutine, except refusals, which run on the refused
+	// syncer goroutine, except refusals, which run on the refused
 	// request's loop (see gather).
 	mu   sync.Mutex
 	cur  *group // being gathered; nil when empty
@@ -81,7 +81,7 @@ type fanOut struct {
 
 // AfterBatch posts the work gathered from a committed group's
 // completions. Install it as persist.Options.AfterBatch of the store
-// passed as Options.Store: the store calls it on its committer goroutine
+// passed as Options.Store: the store calls it on its syncer goroutine
 // after each group. Without it, each completion is posted on its own (one
 // task per message, as before).
 func (a *API) AfterBatch() {
