@@ -76,7 +76,7 @@ func (s *Store) channelRange(qname string) (first, last uint64, ok bool) {
 // Pebble's memtable and block cache (one Get for the tick, one iterator);
 // it allocates the result: the Messages slice and one buffer for their
 // bytes (more only past 64 KiB), never more than lim allows. The caller
-// owns the result. A channel never written answers an empty result with
+// owns the result, or, with lim.Buf, the result lives in that buffer. A channel never written answers an empty result with
 // Cursor 0. After a failed commit every read answers the ErrStorage error.
 func (s *Store) EZRead(qname string, tick []byte, lim ReadLimit) (ReadResult, error) {
 	first, last, ok := s.channelRange(qname)
@@ -144,9 +144,9 @@ func (s *Store) read(qname string, first, last, after uint64, known bool, lim Re
 		kb := keyBufPool.Get().(*[]byte)
 		defer keyBufPool.Put(kb)
 		*kb = queueKey((*kb)[:0], qname, lo)
-		n := len(*kb)
+		mid := len(*kb)
 		*kb = queueKey(*kb, qname, last+1)
-		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: (*kb)[:n], UpperBound: (*kb)[n:]})
+		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: (*kb)[:mid], UpperBound: (*kb)[mid:]})
 		if err != nil {
 			return ReadResult{}, fmt.Errorf("%w: read %s: %w", ErrStorage, qname, err)
 		}
@@ -155,15 +155,26 @@ func (s *Store) read(qname string, first, last, after uint64, known bool, lim Re
 		// reallocated, so earlier slices stay valid when a new one starts.
 		var chunk []byte
 		got := 0 // bytes read
-		for it.First(); it.Valid() && len(res.Messages) < limit; it.Next() {
+		buf := lim.Buf
+		if buf != nil {
+			buf.msgs, buf.data = buf.msgs[:0], buf.data[:0]
+		}
+		n := 0 // messages read
+		for it.First(); it.Valid() && n < limit; it.Next() {
 			t, tick, body, ok := decodeMessage(it.Value())
 			if !ok || t < cutoff {
 				continue
 			}
 			size := len(tick) + len(body)
-			if !lim.allows(len(res.Messages), got, size) {
+			if !lim.allows(n, got, size) {
 				cut = true
 				break
+			}
+			n++
+			if buf != nil {
+				got += size
+				buf.add(idFromKey(it.Key()), t, tick, body)
+				continue
 			}
 			if res.Messages == nil {
 				res.Messages = make([]Message, 0, lim.guess(want, size))
@@ -185,6 +196,9 @@ func (s *Store) read(qname string, first, last, after uint64, known bool, lim Re
 		}
 		if err := it.Close(); err != nil {
 			return ReadResult{}, fmt.Errorf("%w: read %s: %w", ErrStorage, qname, err)
+		}
+		if buf != nil {
+			res.Messages = buf.done()
 		}
 	}
 	if n := len(res.Messages); n > 0 {

@@ -199,6 +199,48 @@ type ReadResult struct {
 type ReadLimit struct {
 	Messages int
 	Bytes    int
+	// Buf, when set, holds the result: its Messages and their bytes live
+	// in Buf's arrays, grown as needed and reused by the next read into
+	// Buf, so a reader that reads again and again (a reader pool, a poll
+	// answer read in parts) stops allocating once Buf has grown to its
+	// reads (C-08: the garbage of reads the collector has not caught up
+	// with is memory too). The result is valid until Buf's next read. Nil:
+	// the read allocates a result the caller owns.
+	Buf *ReadBuf
+}
+
+// ReadBuf is room for one read's result, reused read after read (see
+// ReadLimit.Buf). The zero value is ready; not for concurrent reads.
+type ReadBuf struct {
+	msgs []Message
+	data []byte
+}
+
+// add appends one message's bytes to b. The slices it stores may point
+// at an array that a later add outgrew: done re-slices every message
+// from the final one.
+func (b *ReadBuf) add(seq uint64, t int64, tick, body []byte) {
+	start := len(b.data)
+	b.data = append(append(b.data, tick...), body...)
+	mid, end := start+len(tick), len(b.data)
+	b.msgs = append(b.msgs, Message{Seq: seq, Tick: b.data[start:mid:mid], Body: b.data[mid:end:end], Time: t})
+}
+
+// done points every message at the bytes' final array and returns them.
+func (b *ReadBuf) done() []Message {
+	off := 0
+	for i := range b.msgs {
+		m := &b.msgs[i]
+		lt, lb := len(m.Tick), len(m.Body)
+		m.Tick = b.data[off : off+lt : off+lt]
+		off += lt
+		m.Body = b.data[off : off+lb : off+lb]
+		off += lb
+	}
+	if len(b.msgs) == 0 {
+		return nil
+	}
+	return b.msgs
 }
 
 // allows reports whether a read holding n messages of got bytes may add

@@ -166,6 +166,7 @@ type API struct {
 	fan fanOut
 	// readers runs store reads off the loops (readers.go).
 	readers   readPool
+	readBufs  sync.Pool // *readBufs (readers.go)
 	closeOnce sync.Once
 }
 
@@ -176,6 +177,7 @@ func New(opts Options) (*API, error) {
 		return nil, err
 	}
 	a := &API{opts: opts, store: opts.Store, pages: make(map[string]page, len(opts.Pages))}
+	a.readBufs.New = func() any { return new(readBufs) }
 	for path, p := range opts.Pages {
 		a.pages[path] = newPage(p)
 	}

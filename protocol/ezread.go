@@ -133,9 +133,10 @@ type ezRead struct {
 	key     capKey
 	limit   int
 
-	res  persist.ReadResult
+	res  persist.ReadResult // in buf until release
 	err  error
-	body []byte // poll: its answer, rendered off the loop; nil when it waits on
+	buf  *readBufs // res's and body's memory, from the API's pool
+	body []byte    // poll: its answer, rendered off the loop; nil when it waits on
 
 	tick1 [uuidLen]byte // room for the resume tick: a generated one fits
 }
@@ -147,18 +148,31 @@ func (j *ezRead) loop() int { return j.s.conn.Loop() }
 func (j *ezRead) read() {
 	s := j.s
 	a := s.ls.api
+	j.buf = a.readBufs.Get().(*readBufs)
+	j.lim.Buf = &j.buf.res
 	if j.first {
 		j.res, j.err = a.store.EZRead(s.qname, j.tick, j.lim)
 	} else {
 		j.res, j.err = a.store.EZReadAfter(s.qname, j.after, j.lim)
 	}
 	if j.err == nil && s.kind == subPoll && (len(j.res.Messages) > 0 || j.answerNow) {
-		j.body = a.appendPollAnswer(nil, s.qname, j.res, j.gap || j.res.Gap)
+		j.body = a.appendPollAnswer(j.buf.body[:0], s.qname, j.res, j.gap || j.res.Gap, j.lim.Buf)
+		j.buf.body = j.body
+	}
+}
+
+// release gives the job's buffers back to the pool once the loop is done
+// with its result.
+func (j *ezRead) release() {
+	if j.buf != nil {
+		j.s.ls.api.readBufs.Put(j.buf)
+		j.buf, j.res, j.body = nil, persist.ReadResult{}, nil
 	}
 }
 
 // Run implements engine.Task: the read is back on the reader's loop.
 func (j *ezRead) Run(int) {
+	defer j.release()
 	s := j.s
 	ls, a := s.ls, s.ls.api
 	if s.conn.Tag() != s {
@@ -297,7 +311,7 @@ func (b *messagesBody) close() []byte { return append(b.dst, "]}"...) }
 // the last tick it got, is told the gap.
 //
 // It runs on a reader (readers.go), never on a loop.
-func (a *API) appendPollAnswer(dst []byte, qname string, res persist.ReadResult, gap bool) []byte {
+func (a *API) appendPollAnswer(dst []byte, qname string, res persist.ReadResult, gap bool, buf *persist.ReadBuf) []byte {
 	b := openMessagesBody(dst, gap, 0, a.opts.ReadBatchBytes)
 	for {
 		b.add(res.Messages)
@@ -306,7 +320,8 @@ func (a *API) appendPollAnswer(dst []byte, qname string, res persist.ReadResult,
 		}
 		room := b.max - (len(b.dst) - b.start) - len("]}")
 		var err error
-		res, err = a.store.EZReadAfter(qname, res.Cursor, persist.ReadLimit{Messages: a.opts.ReadBatch - b.n, Bytes: max(room, 1)})
+		// res is rendered: its buffer holds the next part.
+		res, err = a.store.EZReadAfter(qname, res.Cursor, persist.ReadLimit{Messages: a.opts.ReadBatch - b.n, Bytes: max(room, 1), Buf: buf})
 		if err != nil {
 			a.opts.Log.Error("read failed", "qname", qname, "err", err)
 			return b.close() // what it has; the next poll reads on

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/halleypush/halley/engine"
+	"github.com/halleypush/halley/persist"
 )
 
 // Store reads run off the event loops (issue 16): a catch-up, a replay
@@ -25,6 +26,16 @@ import (
 // already gave, so nothing is repeated. A connection that closed, or was
 // revoked or answered, while its read was in flight is no longer the
 // subscriber's (its Tag changed): the result is dropped.
+
+// readBufs is the memory of one store read and its answer, pooled: a
+// read's result and a poll's rendered answer are garbage once the loop
+// has copied them to the socket, and a flood of reads (1000 pipelined
+// /reads, C-08) would otherwise grow the heap by what the collector has
+// not caught up with.
+type readBufs struct {
+	res  persist.ReadBuf
+	body []byte
+}
 
 // storeRead is one read handed to the pool: read runs on a pool
 // goroutine, then Run on the loop of the connection it is for.
