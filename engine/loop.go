@@ -34,6 +34,10 @@ type loop struct {
 	tasks       []task
 	wakePending bool
 	runTasks    gnet.RunnableFunc // bound once, so a wake-up allocates less
+	// wakeConn is the engine's end of the loop's waker (waker.go), nil
+	// until discovery finds one; wakeFD is its descriptor, -1 without.
+	wakeConn net.Conn
+	wakeFD   int
 
 	stats   loopStats
 	waiting atomic.Int64 // len(waiters), for the ticker goroutine
@@ -92,7 +96,7 @@ type loopStats struct {
 }
 
 func newLoop(s *Server, i int) *loop {
-	lp := &loop{s: s, idx: i, pollFD: -1}
+	lp := &loop{s: s, idx: i, pollFD: -1, wakeFD: -1}
 	lp.pauseAt = s.opts.MaxHeaderBytes + s.opts.MaxBodyBytes
 	lp.runTasks = lp.drainTasks
 	lp.parser = newRequestParser(s.opts.MaxHeaderBytes, s.opts.MaxBodyBytes)
@@ -108,6 +112,7 @@ func (lp *loop) attach(el gnet.EventLoop) {
 	wake := len(lp.tasks) > 0 && !lp.wakePending
 	if wake {
 		lp.wakePending = true
+		wake = !lp.wakeLocked()
 	}
 	lp.mu.Unlock()
 	if wake {
@@ -128,6 +133,7 @@ func (lp *loop) post(t task) {
 	wake := el != nil && !lp.wakePending
 	if wake {
 		lp.wakePending = true
+		wake = !lp.wakeLocked()
 	}
 	lp.mu.Unlock()
 	if wake {
@@ -166,6 +172,8 @@ func (lp *loop) drainTasks(context.Context) error {
 	more := len(lp.tasks) > 0
 	if !more {
 		lp.wakePending = false
+	} else if lp.wakeLocked() {
+		more = false
 	}
 	el := lp.handle
 	lp.mu.Unlock()

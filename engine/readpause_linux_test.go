@@ -24,7 +24,13 @@ func TestReadPauseGnetLayout(t *testing.T) {
 	s, addr := startServer(t, testOptions(), h)
 	c, br := dial(t, addr)
 	io.WriteString(c, "GET /holdlong HTTP/1.1\r\nHost: x\r\n\r\n")
-	waitFor(t, "hold", func() bool { return s.Stats().HeldPolls == 1 })
+	// The handler records the held connection after Hold counts it: wait
+	// for the record.
+	waitFor(t, "hold", func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return len(h.held) == 1
+	})
 	h.mu.Lock()
 	held := h.held[0].(*conn)
 	h.mu.Unlock()

@@ -49,6 +49,7 @@ type Server struct {
 	tickOnce sync.Once
 
 	ready     chan struct{}
+	anchors   chan struct{} // OnOpen handled a discovery anchor (waker.go)
 	readyOnce sync.Once
 	done      chan struct{}
 	addrs     []net.Addr // set before ready is closed
@@ -85,12 +86,13 @@ func New(opts Options, h Handler, log *slog.Logger) (*Server, error) {
 		opts.Loops = maxLoops
 	}
 	s := &Server{
-		opts:  opts,
-		h:     h,
-		log:   log,
-		start: time.Now(),
-		ready: make(chan struct{}),
-		done:  make(chan struct{}),
+		opts:    opts,
+		h:       h,
+		log:     log,
+		start:   time.Now(),
+		ready:   make(chan struct{}),
+		anchors: make(chan struct{}, 1),
+		done:    make(chan struct{}),
 	}
 	s.loops = make([]*loop, opts.Loops)
 	for i := range s.loops {
@@ -129,6 +131,7 @@ func (s *Server) Run() error {
 		gnet.WithLoadBalancing(gnet.LeastConnections),
 		gnet.WithLogger(gnetLogger{s.log}),
 	)
+	s.dropWakers()
 	if err != nil {
 		return fmt.Errorf("engine: serve %v: %w", s.opts.Listen, err)
 	}
@@ -290,57 +293,40 @@ func (s *Server) knownLoops() int {
 	return s.nextIndex
 }
 
-// anchor marks the connections discoverLoops enrolls to learn each gnet
-// loop's handle.
-type anchor struct{}
-
-// discoverLoops learns every gnet loop's handle. gnet v2.10 exposes a
-// loop only through its connections, so this enrolls one loopback TCP
-// connection after another: with least-connections balancing each lands
-// on a loop that has none yet. They are closed when all loops are known.
-// Runs on its own goroutine once, after the engine has started.
+// discoverLoops learns every gnet loop's handle and gives each loop its
+// waker (waker.go). gnet v2.10 exposes a loop only through its
+// connections, so this enrolls one local connection after another: with
+// least-connections balancing each lands on a loop that has none yet. The
+// loop keeps the first one it gets as its waker's anchor; OnOpen closes
+// any other. Runs on its own goroutine once, after the engine has
+// started.
 func (s *Server) discoverLoops() {
 	defer s.readyOnce.Do(func() { s.collectAddrs(); close(s.ready) })
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		s.log.Error("engine: loop discovery: listen", "err", err)
-		return
-	}
-	defer ln.Close()
-	var keep []net.Conn
-	defer func() {
-		for _, c := range keep {
-			_ = c.Close()
-		}
-	}()
 	s.engMu.Lock()
 	eng := s.eng
 	s.engMu.Unlock()
-	for attempt := 0; attempt < 4*len(s.loops) && s.knownLoops() < len(s.loops); attempt++ {
-		dialed, err := net.Dial("tcp", ln.Addr().String())
+	for attempt := 0; attempt < 4*len(s.loops) && s.wakers() < len(s.loops); attempt++ {
+		enrolled, kept, err := anchorPair()
 		if err != nil {
-			s.log.Error("engine: loop discovery: dial", "err", err)
+			s.log.Error("engine: loop discovery", "err", err)
 			return
 		}
-		accepted, err := ln.Accept()
-		if err != nil {
-			_ = dialed.Close()
-			s.log.Error("engine: loop discovery: accept", "err", err)
-			return
-		}
-		keep = append(keep, dialed)
-		ctx := gnet.NewContext(gnet.NewNetConnContext(context.Background(), accepted), anchor{})
+		// gnet enrolls a duplicate of one end and closes it; the other
+		// stays with the engine.
+		ctx := gnet.NewContext(gnet.NewNetConnContext(context.Background(), enrolled), anchor{peer: kept})
 		res, err := eng.Register(ctx)
 		if err != nil {
-			_ = accepted.Close()
+			_ = enrolled.Close()
+			_ = kept.Close()
 			s.log.Error("engine: loop discovery: register", "err", err)
 			return
 		}
-		r := <-res
-		if r.Err != nil {
+		if r := <-res; r.Err != nil {
+			_ = kept.Close()
 			s.log.Error("engine: loop discovery: register", "err", r.Err)
 			return
 		}
+		s.awaitAnchor()
 	}
 	if n := s.knownLoops(); n < len(s.loops) {
 		s.log.Warn("engine: not every loop discovered yet; their posts wait for their first connection",
@@ -424,26 +410,38 @@ func (g *gnetHandler) OnTick() (time.Duration, gnet.Action) {
 
 func (g *gnetHandler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	lp := g.s.loopOf(gc.EventLoop())
-	if _, ok := gc.Context().(anchor); ok {
-		gc.SetContext(nil)
+	if a, ok := gc.Context().(anchor); ok {
+		if lp.adopt(a.peer) {
+			gc.SetContext(wakeAnchor{lp})
+		} else {
+			gc.SetContext(nil)
+			_ = a.peer.Close() // gnet then closes this end
+		}
+		g.s.anchorSeen()
 		return nil, gnet.None
 	}
 	return nil, lp.onOpen(gc)
 }
 
 func (g *gnetHandler) OnTraffic(gc gnet.Conn) gnet.Action {
-	c, ok := gc.Context().(*conn)
-	if !ok {
-		// An anchor or a connection being refused: drop its bytes.
+	switch c := gc.Context().(type) {
+	case *conn:
+		return c.lp.onTraffic(c)
+	case wakeAnchor:
+		c.lp.onWake(gc)
+	default:
+		// A spare anchor or a connection being refused: drop its bytes.
 		_, _ = gc.Discard(-1)
-		return gnet.None
 	}
-	return c.lp.onTraffic(c)
+	return gnet.None
 }
 
 func (g *gnetHandler) OnClose(gc gnet.Conn, _ error) gnet.Action {
-	if c, ok := gc.Context().(*conn); ok {
+	switch c := gc.Context().(type) {
+	case *conn:
 		c.lp.onClose(c)
+	case wakeAnchor:
+		c.lp.dropWaker()
 	}
 	return gnet.None
 }
