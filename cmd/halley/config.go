@@ -59,14 +59,15 @@ func parseLayered(fs *flag.FlagSet, args []string) (map[string]string, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, fmt.Errorf("%w: %w", errFlags, err)
 	}
-	rest := fs.Args() // each ff.Parse below parses no arguments again
 	mark(fromFlag)
-	if err := ff.Parse(fs, rest, ff.WithEnvVarPrefix(envPrefix)); err != nil {
+	// Each ff.Parse below is given no arguments: the command line is
+	// parsed, and what follows a "--" must not be read as flags.
+	if err := ff.Parse(fs, nil, ff.WithEnvVarPrefix(envPrefix)); err != nil {
 		return nil, err
 	}
 	mark(fromEnv)
 	file := fs.Lookup(configFlag).Value.String()
-	if err := ff.Parse(fs, rest, ff.WithConfigFileFlag(configFlag), ff.WithConfigFileParser(fileParser(fs, file))); err != nil {
+	if err := ff.Parse(fs, nil, ff.WithConfigFileFlag(configFlag), ff.WithConfigFileParser(fileParser(fs, file))); err != nil {
 		return nil, fmt.Errorf("config file %s: %w", file, err)
 	}
 	mark(fromFile)
@@ -100,6 +101,30 @@ func fileParser(fs *flag.FlagSet, file string) ff.ConfigFileParser {
 			return set(name, value)
 		})
 	}
+}
+
+// choiceValue is a string flag that takes one of a few words, so that a
+// misspelling is refused by whichever layer gave it (and by config print).
+type choiceValue struct {
+	dst     *string
+	choices []string
+}
+
+func (c choiceValue) String() string {
+	if c.dst == nil { // flag.PrintDefaults' zero value
+		return ""
+	}
+	return *c.dst
+}
+
+func (c choiceValue) Set(v string) error {
+	for _, ch := range c.choices {
+		if v == ch {
+			*c.dst = v
+			return nil
+		}
+	}
+	return fmt.Errorf("must be %s, not %q", strings.Join(c.choices, " or "), v)
 }
 
 // configMain runs `halley config print [--json] [serve flags…]`.

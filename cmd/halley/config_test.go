@@ -165,6 +165,12 @@ func TestConfigRefusesBadValues(t *testing.T) {
 			t.Errorf("exit %d, want 2", code)
 		}
 	})
+	t.Run("log-format", func(t *testing.T) {
+		_, stderr, code := configPrint(t, "--config", writeFile(t, "h.yaml", "log_format: xml\n"))
+		if code != 2 || !strings.Contains(stderr, "log-format") || !strings.Contains(stderr, "text or json") {
+			t.Errorf("exit %d, stderr %q", code, stderr)
+		}
+	})
 }
 
 // TestConfigPrintShowsEverySource: the text form prints one line per

@@ -45,7 +45,8 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) (finish func() error) {
 	cfg.store.RegisterFlags(fs)
 	cfg.api.RegisterFlags(fs)
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&cfg.logFormat, "log-format", "text", "text or json (log/slog's handlers)")
+	cfg.logFormat = "text"
+	fs.Var(choiceValue{&cfg.logFormat, []string{"text", "json"}}, "log-format", "text or json (log/slog's handlers)")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile to this file until the server stops (for tuning)")
 	return func() error {
 		// Retain every push as long as either window can ask for it.
