@@ -209,6 +209,7 @@ func (lp *loop) syncReads(c *conn) {
 	if held && !lp.canPause(c) && (c.flags&fFlood != 0 || c.gc.InboundBuffered() > lp.s.opts.MaxPipelined) {
 		if c.flags&fFlood == 0 {
 			lp.stats.parseErrors.Add(1)
+			lp.s.refused(refusedFlood)
 		}
 		c.flags |= fFlood
 		_, _ = c.gc.Discard(-1)

@@ -266,6 +266,7 @@ func (lp *loop) onOpen(gc gnet.Conn) gnet.Action {
 	if s.open.Add(1) > s.maxConns {
 		s.open.Add(-1)
 		lp.stats.refused.Add(1)
+		s.refused(refusedMaxConns)
 		return gnet.Close
 	}
 	lp.enter()
@@ -302,6 +303,7 @@ func (lp *loop) onOpen(gc gnet.Conn) gnet.Action {
 		c.ipKey = k
 	} else {
 		lp.stats.refusedPerIP.Add(1)
+		s.refused(refusedConnsPerIP)
 		lp.traffic = c
 		lp.failConn(c, nil, 429, FailTooManyConns)
 	}

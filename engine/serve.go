@@ -64,6 +64,7 @@ func (lp *loop) process(c *conn) {
 			return
 		case parseFail:
 			lp.stats.parseErrors.Add(1)
+			lp.s.refused(refusalClassOf(res.status))
 			lp.wheel.remove(c)
 			lp.failConn(c, &lp.parser.req, res.status, res.msg)
 			return
@@ -78,6 +79,7 @@ func (lp *loop) process(c *conn) {
 			r.ViaTrustedProxy = true
 			if !lp.attribute(c, r.ClientIP) {
 				lp.stats.refusedPerIP.Add(1)
+				lp.s.refused(refusedConnsPerIP)
 				lp.failConn(c, r, 429, FailTooManyConns)
 				return
 			}

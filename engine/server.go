@@ -60,6 +60,7 @@ type Server struct {
 	stopping   atomic.Bool // Shutdown asked the engine to stop
 	perIP      ipConns     // open connections per client address (C-12)
 	nextSweep  time.Time   // ticker goroutine only
+	refusals   *refusalLog // one line per kind of refusal per interval
 
 	// noGather writes every Send at once (benchmarks compare both ways).
 	noGather bool
@@ -94,6 +95,7 @@ func New(opts Options, h Handler, log *slog.Logger) (*Server, error) {
 		anchors: make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
+	s.refusals = newRefusalLog(log, refusalLogInterval)
 	s.loops = make([]*loop, opts.Loops)
 	for i := range s.loops {
 		s.loops[i] = newLoop(s, i)
@@ -132,6 +134,7 @@ func (s *Server) Run() error {
 		gnet.WithLogger(gnetLogger{s.log}),
 	)
 	s.dropWakers()
+	s.refusals.flushAll(s.clock())
 	if err != nil {
 		return fmt.Errorf("engine: serve %v: %w", s.opts.Listen, err)
 	}
@@ -356,6 +359,7 @@ func (s *Server) onTick() time.Duration {
 	sweep := !now.Before(s.nextSweep)
 	if sweep {
 		s.nextSweep = now.Add(s.opts.SweepInterval)
+		s.refusals.flush(s.clock())
 	}
 	waiting := false
 	for _, lp := range s.loops {
