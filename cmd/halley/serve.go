@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/halleypush/halley/admin"
 	"github.com/halleypush/halley/engine"
 	"github.com/halleypush/halley/jsclient"
 	"github.com/halleypush/halley/persist"
@@ -35,6 +36,7 @@ type serveConfig struct {
 	engine     engine.Options
 	store      persist.Options
 	api        protocol.Options
+	admin      admin.Options
 	sync       string
 	logLevel   string
 	cpuProfile string
@@ -70,6 +72,7 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) (finish func() error) {
 	fs.DurationVar(&cfg.store.StallTimeout, "storage-stall-timeout", 5*time.Second, "a commit running longer makes /healthz 503 and refuses new writes (503) until it returns (C-10)")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile to this file until the server stops (for tuning)")
+	cfg.admin.RegisterFlags(fs)
 	fs.BoolVar(&cfg.api.Demo.Open, "demo", false, "serve the demo page and its endpoints, which write and push as the demo account, to every client (default: loopback clients only)")
 	return func() error {
 		cfg.engine.Listen = listen
@@ -211,7 +214,7 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) (err error) {
 	// /metrics reads the engine's counters; the engine is built after the
 	// API it serves, so the closure reads srv once it is set.
 	var srv *engine.Server
-	cfg.api.Metrics = func(dst []byte) []byte { return appendSystemMetrics(dst, srv, store) }
+	cfg.api.Metrics = func(dst []byte) []byte { return admin.AppendSystem(dst, srv, store) }
 	api, err = protocol.New(cfg.api)
 	if err != nil {
 		return err
@@ -230,6 +233,12 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) (err error) {
 	} else {
 		defer admin.Close()
 	}
+
+	internal, err := startInternalListener(cfg.admin, api, srv, store, stdout)
+	if err != nil {
+		return err
+	}
+	defer internal.Close() // before the store's Close: /metrics reads it
 
 	runErr := make(chan error, 1)
 	go func() { runErr <- srv.Run() }()
