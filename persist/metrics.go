@@ -2,6 +2,7 @@ package persist
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -60,20 +61,27 @@ type LevelFigures struct {
 
 // WALSyncBounds are the upper bounds, in seconds, of StorageMetrics.WALSync.
 // Pebble keeps the WAL fsync latency in a histogram of 100 buckets in
-// nanoseconds (pebble.FsyncLatencyBuckets); these are a subset of its
-// bounds, so the counts are exact: round values below 5 ms (its linear
-// part), then every fifth of its exponential part (×2.17 each) up to 10 s.
-var WALSyncBounds = walSyncBounds()
+// nanoseconds (pebble.FsyncLatencyBuckets); these are 15 of its bounds,
+// so that the counts are exact: round values below 5 ms (its linear
+// part), then every fifth of its exponential part (×2.17 each) up to
+// 10 s, shown rounded to three significant digits (0.0109 for Pebble's
+// 0.010859…).
+var WALSyncBounds, walSyncNanos = walSyncBounds()
 
-func walSyncBounds() [15]float64 {
-	var b [15]float64
-	copy(b[:], []float64{0.0001, 0.0002, 0.0005, 0.001, 0.002})
+// walSyncBounds picks Pebble's bounds (in nanoseconds, to match its
+// buckets exactly) and their rounded values in seconds.
+func walSyncBounds() (seconds, nanos [15]float64) {
+	lin := pebble.FsyncLatencyBuckets[:50] // 0 to 4.9 ms by 100 µs
 	exp := pebble.FsyncLatencyBuckets[50:] // 5 ms to 10 s, 50 bounds
+	copy(nanos[:], []float64{lin[1], lin[2], lin[5], lin[10], lin[20]})
 	for i := 0; i < 9; i++ {
-		b[5+i] = exp[5*i] / 1e9
+		nanos[5+i] = exp[5*i]
 	}
-	b[14] = exp[len(exp)-1] / 1e9
-	return b
+	nanos[14] = exp[len(exp)-1]
+	for i, n := range nanos {
+		seconds[i], _ = strconv.ParseFloat(strconv.FormatFloat(n/1e9, 'g', 3, 64), 64)
+	}
+	return seconds, nanos
 }
 
 // StorageMetrics reads Pebble's metrics. Safe from any goroutine while
@@ -120,13 +128,10 @@ func rebucket(h *dto.Histogram) (counts [len(WALSyncBounds) + 1]uint64, sum floa
 	var prev uint64
 	j := 0
 	for _, b := range h.GetBucket() {
-		if j == len(WALSyncBounds) {
+		if j == len(walSyncNanos) {
 			break
 		}
-		// Pebble's bounds are exact in nanoseconds; ours are the same
-		// values divided by 1e9, so compare in nanoseconds with a margin
-		// far below the 100 µs between neighbours.
-		if diff := b.GetUpperBound() - WALSyncBounds[j]*1e9; diff > -1 && diff < 1 {
+		if b.GetUpperBound() == walSyncNanos[j] {
 			counts[j] = b.GetCumulativeCount() - prev
 			prev = b.GetCumulativeCount()
 			j++

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 
 	"github.com/halleypush/halley/admin"
 	"github.com/halleypush/halley/engine"
@@ -15,7 +16,8 @@ import (
 // the server's parts and prints its address, so that a test given port
 // 0 finds it. It returns nil when the listener is off or its default
 // address was taken; Close it before the store.
-func startInternalListener(opts admin.Options, api *protocol.API, srv *engine.Server, store *persist.Store, stdout io.Writer) (*admin.Server, error) {
+func startInternalListener(opts admin.Options, api *protocol.API, srv *engine.Server, store *persist.Store, log *slog.Logger, stdout io.Writer) (*admin.Server, error) {
+	opts.Log = log
 	errDraining := errors.New("shutting down")
 	opts.Health = func() error { // as the public /healthz (C-10)
 		if api.Draining() {

@@ -234,7 +234,7 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) (err error) {
 		defer admin.Close()
 	}
 
-	internal, err := startInternalListener(cfg.admin, api, srv, store, stdout)
+	internal, err := startInternalListener(cfg.admin, api, srv, store, log, stdout)
 	if err != nil {
 		return err
 	}
