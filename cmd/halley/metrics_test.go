@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -27,38 +28,8 @@ func TestInternalListener(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the server binary; skipped in -short mode")
 	}
-	bin := buildHalley(t, "")
-	public := freePort(t)
-	cmd := exec.Command(bin, "serve", "--data", filepath.Join(t.TempDir(), "db"), "--listen", public, "--admin-listen", "127.0.0.1:0")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = io.Discard
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
-	var internal, key string
-	lines := bufio.NewScanner(out)
-	for lines.Scan() {
-		line := lines.Text()
-		if rest, ok := strings.CutPrefix(line, "halley internal listener http://"); ok {
-			internal, _, _ = strings.Cut(rest, "/")
-		}
-		if _, rest, ok := strings.Cut(line, " api_key="); ok {
-			key = strings.Fields(rest)[0]
-		}
-		if strings.HasPrefix(line, "demo page:") {
-			break
-		}
-	}
-	go func() { _, _ = bufioDrain(lines); exited <- cmd.Wait() }()
-	if internal == "" || key == "" {
-		t.Fatalf("no internal listener address (%q) or api_key (%q) on stdout", internal, key)
-	}
-
+	srv := startInternal(t, buildHalley(t, ""), nil)
+	internal, public, key, cmd, exited := srv.internal, srv.public, srv.key, srv.cmd, srv.exited
 	client := &http.Client{Timeout: 20 * time.Second}
 	get := func(base, path string) (int, []byte) {
 		t.Helper()
@@ -140,6 +111,105 @@ func TestInternalListener(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("no exit 30 s after SIGTERM")
 	}
+}
+
+// internalServer is a `halley serve --admin-listen 127.0.0.1:0` process.
+type internalServer struct {
+	internal, public, key string
+	cmd                   *exec.Cmd
+	exited                chan error
+}
+
+// startInternal starts bin with env added to the environment and reads
+// its internal listener's address and the demo api_key from stdout.
+func startInternal(t *testing.T, bin string, env []string, args ...string) *internalServer {
+	t.Helper()
+	s := &internalServer{public: freePort(t), exited: make(chan error, 1)}
+	s.cmd = exec.Command(bin, append([]string{"serve", "--data", filepath.Join(t.TempDir(), "db"), "--listen", s.public, "--admin-listen", "127.0.0.1:0"}, args...)...)
+	s.cmd.Env = append(os.Environ(), env...)
+	out, err := s.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.cmd.Stderr = io.Discard
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.cmd.Process.Kill(); <-s.exited })
+	lines := bufio.NewScanner(out)
+	for lines.Scan() {
+		line := lines.Text()
+		if rest, ok := strings.CutPrefix(line, "halley internal listener http://"); ok {
+			s.internal, _, _ = strings.Cut(rest, "/")
+		}
+		if _, rest, ok := strings.Cut(line, " api_key="); ok {
+			s.key = strings.Fields(rest)[0]
+		}
+		if strings.HasPrefix(line, "demo page:") {
+			break
+		}
+	}
+	go func() { _, _ = bufioDrain(lines); s.exited <- s.cmd.Wait() }()
+	if s.internal == "" || s.key == "" {
+		t.Fatalf("no internal listener address (%q) or api_key (%q) on stdout", s.internal, s.key)
+	}
+	return s
+}
+
+// /readyz follows the store's health in the real binary: a WAL sync
+// stalled past --storage-stall-timeout (test build halley_faultfs) makes
+// it 503 naming the store, and /healthz 503; once the disk returns both
+// are 200 again.
+func TestInternalListenerStoreStall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the server binary; skipped in -short mode")
+	}
+	ctl := t.TempDir()
+	srv := startInternal(t, buildHalley(t, "halley_faultfs"), []string{"HALLEY_FAULTFS=" + ctl}, "--storage-stall-timeout", "400ms")
+	client := &http.Client{Timeout: 20 * time.Second}
+	// waitFor polls path until it answers status with want in its body.
+	waitFor := func(path string, status int, want string) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			r, err := client.Get("http://" + srv.internal + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(r.Body)
+			r.Body.Close()
+			if r.StatusCode == status && strings.Contains(string(body), want) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: want %d %q, got %d %s", path, status, want, r.StatusCode, body)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitFor("/readyz", 200, `"ok"`)
+	stall := filepath.Join(ctl, "stall")
+	if err := os.WriteFile(stall, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pending := make(chan error, 1)
+	go func() { // a write whose sync stalls
+		r, err := client.PostForm("http://"+srv.public+"/write", url.Values{"api_key": {srv.key}, "qname": {"demo-stall"}, "msg": {"m"}})
+		if err == nil {
+			r.Body.Close()
+		}
+		pending <- err
+	}()
+	waitFor("/readyz", 503, `"check":"store"`)
+	waitFor("/healthz", 503, "stall")
+	if err := os.Remove(stall); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-pending; err != nil {
+		t.Fatalf("the stalled write: %v", err)
+	}
+	waitFor("/readyz", 200, `"ok"`)
+	waitFor("/healthz", 200, `"ok"`)
 }
 
 // An --admin-listen address given explicitly that cannot be bound stops
