@@ -206,3 +206,16 @@ func TestListenAddresses(t *testing.T) {
 		t.Fatal("malformed address: want an error")
 	}
 }
+
+// The public /metrics writes the engine's and the store's series on an
+// event loop: into a buffer with room, that allocates nothing.
+func TestAppendSystemAllocs(t *testing.T) {
+	store := openStore(t)
+	buf := make([]byte, 0, 64<<10)
+	if n := testing.AllocsPerRun(50, func() {
+		buf = appendEngine(buf[:0], engine.Stats{})
+		buf = AppendSystem(buf, nil, store)
+	}); n != 0 {
+		t.Fatalf("%v allocations per run, want 0", n)
+	}
+}
