@@ -25,10 +25,15 @@ func startInternalListener(opts admin.Options, api *protocol.API, srv *engine.Se
 		}
 		return store.Healthy()
 	}
-	errStarting := errors.New("event loops starting")
+	errStarting, errStopped := errors.New("event loops starting"), errors.New("event loops stopped")
 	opts.Ready = append([]admin.Check{
 		{Name: "store", Err: store.Healthy},
 		{Name: "engine", Err: func() error {
+			select {
+			case <-srv.Done():
+				return errStopped
+			default:
+			}
 			select {
 			case <-srv.Ready():
 				return nil
