@@ -251,7 +251,7 @@ func (a *API) Serve(c engine.Conn, r *engine.Request) {
 			a.replyError(c, nil, errMethod)
 			return
 		}
-		ls.out = a.appendMetrics(ls.out[:0])
+		ls.out = a.AppendMetrics(ls.out[:0])
 		c.Reply(200, "text/plain; version=0.0.4; charset=utf-8", nil, ls.out)
 	default:
 		if p, ok := a.pages[string(path)]; ok && (isGet(r) || string(r.Method) == "HEAD") {

@@ -2,9 +2,10 @@ package protocol
 
 import (
 	"errors"
-	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/halleypush/halley/promtext"
 )
 
 // apiStats are the protocol's counters, updated atomically from loops and
@@ -83,66 +84,43 @@ func (h *histogram) appendProm(dst []byte, name, help string) []byte {
 	for i := range counts {
 		counts[i] = h.counts[i].Load()
 	}
-	return AppendPromHistogram(dst, name, help, latencyBounds[:], counts[:], float64(h.sumNs.Load())/1e9)
+	return promtext.Histogram(dst, name, help, latencyBounds[:], counts[:], float64(h.sumNs.Load())/1e9)
 }
 
-// AppendPromHistogram appends a Prometheus histogram. counts holds one
-// non-cumulative count per bound plus a last one for +Inf; sum is in the
-// bounds' unit.
-func AppendPromHistogram(dst []byte, name, help string, bounds []float64, counts []uint64, sum float64) []byte {
-	dst = append(dst, "# HELP "+name+" "+help+"\n# TYPE "+name+" histogram\n"...)
-	var cum uint64
-	for i, b := range bounds {
-		cum += counts[i]
-		dst = append(dst, name+`_bucket{le="`...)
-		dst = strconv.AppendFloat(dst, b, 'g', -1, 64)
-		dst = append(dst, `"} `...)
-		dst = strconv.AppendUint(dst, cum, 10)
-		dst = append(dst, '\n')
-	}
-	cum += counts[len(bounds)]
-	dst = append(dst, name+`_bucket{le="+Inf"} `...)
-	dst = strconv.AppendUint(dst, cum, 10)
-	dst = append(dst, "\n"+name+"_sum "...)
-	dst = strconv.AppendFloat(dst, sum, 'g', -1, 64)
-	dst = append(dst, "\n"+name+"_count "...)
-	dst = strconv.AppendUint(dst, cum, 10)
-	return append(dst, '\n')
-}
-
-// AppendProm appends one Prometheus sample with its HELP and TYPE lines;
-// cmd uses it for the engine's and the store's series so /metrics speaks
-// with one voice.
-func AppendProm(dst []byte, name, typ, help string, v float64) []byte {
-	dst = append(dst, "# HELP "+name+" "+help+"\n# TYPE "+name+" "+typ+"\n"+name+" "...)
-	dst = strconv.AppendFloat(dst, v, 'g', -1, 64)
-	return append(dst, '\n')
-}
-
-func (a *API) appendMetrics(dst []byte) []byte {
+// AppendMetrics appends the protocol's series and then those of
+// Options.Metrics to dst, in the Prometheus text format: the public
+// /metrics answer (C-10), which the internal listener (package admin)
+// serves too. Safe from any goroutine: it reads atomic counters and the
+// per-IP cap's shards under their locks.
+func (a *API) AppendMetrics(dst []byte) []byte {
 	s := &a.stats
-	dst = AppendProm(dst, "halley_ez_writes_total", "counter", "EZComet writes acknowledged.", float64(s.writes.ok.Load()))
-	dst = AppendProm(dst, "halley_ez_writes_failed_total", "counter", "EZComet writes refused by the store (conflict or storage error).", float64(s.writes.failed.Load()))
-	dst = AppendProm(dst, "halley_api_errors_total", "counter", "API error answers.", float64(s.errors.Load()))
-	dst = AppendProm(dst, "halley_deliveries_total", "counter", "Messages handed to subscribers.", float64(s.deliveries.Load()))
-	dst = AppendProm(dst, "halley_polls_waiting", "gauge", "Long-polls waiting for a message.", float64(s.subscribers[ezAPI][subPoll].Load()))
-	dst = AppendProm(dst, "halley_ws_subscribers", "gauge", "WebSocket readers.", float64(s.subscribers[ezAPI][subWS].Load()))
-	dst = AppendProm(dst, "halley_sse_subscribers", "gauge", "Server-Sent Events readers.", float64(s.subscribers[ezAPI][subSSE].Load()))
-	dst = AppendProm(dst, "halley_ez_readers_refused_total", "counter", "EZComet readers refused by the per-IP listener cap.", float64(s.ezRefused.Load()))
+	dst = promtext.Counter(dst, "halley_ez_writes_total", "EZComet writes acknowledged.", float64(s.writes.ok.Load()))
+	dst = promtext.Counter(dst, "halley_ez_writes_failed_total", "EZComet writes refused by the store (conflict or storage error).", float64(s.writes.failed.Load()))
+	dst = promtext.Counter(dst, "halley_api_errors_total", "API error answers.", float64(s.errors.Load()))
+	dst = promtext.Counter(dst, "halley_deliveries_total", "Messages handed to subscribers.", float64(s.deliveries.Load()))
+	dst = promtext.Gauge(dst, "halley_polls_waiting", "Long-polls waiting for a message.", float64(s.subscribers[ezAPI][subPoll].Load()))
+	dst = promtext.Gauge(dst, "halley_ws_subscribers", "WebSocket readers.", float64(s.subscribers[ezAPI][subWS].Load()))
+	dst = promtext.Gauge(dst, "halley_sse_subscribers", "Server-Sent Events readers.", float64(s.subscribers[ezAPI][subSSE].Load()))
+	dst = promtext.Counter(dst, "halley_ez_readers_refused_total", "EZComet readers refused by the per-IP listener cap.", float64(s.ezRefused.Load()))
 	dst = s.writes.latency.appendProm(dst, "halley_write_ack_seconds", "Time from a write's acceptance to its durable acknowledgement.")
-	dst = AppendProm(dst, "halley_cf_pushes_total", "counter", "Cometify pushes acknowledged.", float64(s.pushes.ok.Load()))
-	dst = AppendProm(dst, "halley_cf_pushes_failed_total", "counter", "Cometify pushes refused by the store (conflict or storage error).", float64(s.pushes.failed.Load()))
-	dst = AppendProm(dst, "halley_cf_deliveries_total", "counter", "Cometify pushes handed to live listeners.", float64(s.cfDeliveries.Load()))
-	dst = AppendProm(dst, "halley_cf_listeners_refused_total", "counter", "Cometify listeners refused by the per-IP cap.", float64(s.cfRefused.Load()))
-	dst = AppendProm(dst, "halley_cf_polls_waiting", "gauge", "Cometify long-polls waiting.", float64(s.subscribers[cfAPI][subPoll].Load()))
-	dst = AppendProm(dst, "halley_cf_ws_listeners", "gauge", "Cometify WebSocket listeners.", float64(s.subscribers[cfAPI][subWS].Load()))
-	dst = AppendProm(dst, "halley_cf_sse_listeners", "gauge", "Cometify Server-Sent Events listeners.", float64(s.subscribers[cfAPI][subSSE].Load()))
-	dst = AppendProm(dst, "halley_listeners_revoked_total", "counter", "EZComet readers and Cometify listeners closed because their credential was revoked (A-04).", float64(s.revoked.Load()))
-	dst = AppendProm(dst, "halley_reads_refused_total", "counter", "Store reads refused because the reader pool's queue was full.", float64(s.readsRefused.Load()))
-	dst = AppendProm(dst, "halley_cf_listener_slots", "gauge", "Per-IP listener slots held by Cometify listeners and EZComet readers (CF-L-08, C-12).", float64(a.cap.held()))
+	dst = promtext.Counter(dst, "halley_cf_pushes_total", "Cometify pushes acknowledged.", float64(s.pushes.ok.Load()))
+	dst = promtext.Counter(dst, "halley_cf_pushes_failed_total", "Cometify pushes refused by the store (conflict or storage error).", float64(s.pushes.failed.Load()))
+	dst = promtext.Counter(dst, "halley_cf_deliveries_total", "Cometify pushes handed to live listeners.", float64(s.cfDeliveries.Load()))
+	dst = promtext.Counter(dst, "halley_cf_listeners_refused_total", "Cometify listeners refused by the per-IP cap.", float64(s.cfRefused.Load()))
+	dst = promtext.Gauge(dst, "halley_cf_polls_waiting", "Cometify long-polls waiting.", float64(s.subscribers[cfAPI][subPoll].Load()))
+	dst = promtext.Gauge(dst, "halley_cf_ws_listeners", "Cometify WebSocket listeners.", float64(s.subscribers[cfAPI][subWS].Load()))
+	dst = promtext.Gauge(dst, "halley_cf_sse_listeners", "Cometify Server-Sent Events listeners.", float64(s.subscribers[cfAPI][subSSE].Load()))
+	dst = promtext.Counter(dst, "halley_listeners_revoked_total", "EZComet readers and Cometify listeners closed because their credential was revoked (A-04).", float64(s.revoked.Load()))
+	dst = promtext.Counter(dst, "halley_reads_refused_total", "Store reads refused because the reader pool's queue was full.", float64(s.readsRefused.Load()))
+	dst = promtext.Gauge(dst, "halley_cf_listener_slots", "Per-IP listener slots held by Cometify listeners and EZComet readers (CF-L-08, C-12).", float64(a.cap.held()))
 	dst = s.pushes.latency.appendProm(dst, "halley_cf_push_ack_seconds", "Time from a push's acceptance to its durable acknowledgement.")
 	if a.opts.Metrics != nil {
 		dst = a.opts.Metrics(dst)
 	}
 	return dst
 }
+
+// Draining reports whether a graceful stop has begun (Drain was called):
+// the public /healthz answers 503 from then on, and so do the internal
+// listener's /healthz and /readyz. Safe from any goroutine.
+func (a *API) Draining() bool { return a.draining.Load() }

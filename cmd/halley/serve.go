@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/halleypush/halley/admin"
 	"github.com/halleypush/halley/engine"
 	"github.com/halleypush/halley/jsclient"
 	"github.com/halleypush/halley/persist"
@@ -30,6 +31,7 @@ type serveConfig struct {
 	engine     engine.Options
 	store      persist.Options
 	api        protocol.Options
+	admin      admin.Options
 	logLevel   string
 	logFormat  string
 	cpuProfile string
@@ -48,6 +50,7 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) (finish func() error) {
 	cfg.logFormat = "text"
 	fs.Var(choiceValue{&cfg.logFormat, []string{"text", "json"}}, "log-format", "text or json (log/slog's handlers)")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile to this file until the server stops (for tuning)")
+	cfg.admin.RegisterFlags(fs)
 	return func() error {
 		// Retain every push as long as either window can ask for it.
 		cfg.store.CFRetain = max(cfg.api.CFReplayWindow, cfg.api.CFResumeWindow)
@@ -187,7 +190,7 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) (err error) {
 	// /metrics reads the engine's counters; the engine is built after the
 	// API it serves, so the closure reads srv once it is set.
 	var srv *engine.Server
-	cfg.api.Metrics = func(dst []byte) []byte { return appendSystemMetrics(dst, srv, store) }
+	cfg.api.Metrics = func(dst []byte) []byte { return admin.AppendSystem(dst, srv, store) }
 	api, err = protocol.New(cfg.api)
 	if err != nil {
 		return err
@@ -206,6 +209,12 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) (err error) {
 	} else {
 		defer admin.Close()
 	}
+
+	internal, err := startInternalListener(cfg.admin, api, srv, store, log, stdout)
+	if err != nil {
+		return err
+	}
+	defer internal.Close() // before the store's Close: /metrics reads it
 
 	runErr := make(chan error, 1)
 	go func() { runErr <- srv.Run() }()
