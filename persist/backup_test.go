@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // TestCheckpointUnderWrites: writers on two channels and two topics run
@@ -27,28 +28,45 @@ func TestCheckpointUnderWrites(t *testing.T) {
 	const writers = 4
 	const perWriter = 300 // bounded: the checkpoint lands somewhere inside
 	var acked [writers]atomic.Int64
-	started := make(chan struct{}, writers)
 	var wg sync.WaitGroup
 	for i := range writers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for n := range perWriter {
-				if n == 20 {
-					started <- struct{}{}
-				}
+				var err error
 				if i%2 == 0 {
-					mustAppend(t, s, fmt.Sprintf("bk-ch%d", i), fmt.Sprintf("t%d", n), fmt.Sprintf("m%d-%d", i, n))
+					err = write(t, s, msg(fmt.Sprintf("bk-ch%d", i), fmt.Sprintf("t%d", n), fmt.Sprintf("m%d-%d", i, n))).Err
 				} else {
-					mustPush(t, s, cfGiven(fmt.Sprintf("bk/id%d", i), uint64(n+1), fmt.Sprintf("p%d-%d", i, n)))
+					err = push(t, s, cfGiven(fmt.Sprintf("bk/id%d", i), uint64(n+1), fmt.Sprintf("p%d-%d", i, n))).Err
+				}
+				if err != nil {
+					t.Errorf("writer %d, write %d: %v", i, n, err)
+					return
 				}
 				acked[i].Store(int64(n + 1))
 			}
 		}()
 	}
-	for range writers {
-		<-started
+	defer wg.Wait() // a failed wait below must not close the store under them
+	// waitAcked waits until every writer has n writes acknowledged.
+	waitAcked := func(n int64) {
+		for i := range writers {
+			for try := 0; acked[i].Load() < n; try++ {
+				if try == 10000 {
+					t.Fatalf("writer %d: %d writes acknowledged in 10 s", i, acked[i].Load())
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
 	}
+	waitAcked(20)
+	// Part of the data in an sstable, the rest in the memtable and WAL:
+	// the checkpoint must carry both (links the one, copies the other).
+	if err := s.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	waitAcked(40)
 	var before [writers]int64
 	for i := range writers {
 		before[i] = acked[i].Load()

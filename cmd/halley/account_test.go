@@ -74,23 +74,3 @@ func TestListAndSetShowNoSecrets(t *testing.T) {
 		}
 	}
 }
-
-// TestBackupArgs: backup and restore take one path and --data before or
-// after it.
-func TestBackupArgs(t *testing.T) {
-	var out bytes.Buffer
-	for _, args := range [][]string{{"--data", "d", "p"}, {"p", "--data", "d"}, {"-data=d", "p"}} {
-		dir, path, ok := parseDirAndPath("backup", args, &out)
-		if !ok || dir != "d" || path != "p" {
-			t.Errorf("%q: got %q %q %v", args, dir, path, ok)
-		}
-	}
-	if dir, _, ok := parseDirAndPath("backup", []string{"p"}, &out); !ok || dir != "./data" {
-		t.Errorf("default data directory: %q %v", dir, ok)
-	}
-	for _, args := range [][]string{{}, {"p", "q"}, {"--data", "d"}, {"p", "--nope"}, {"--data"}} {
-		if _, _, ok := parseDirAndPath("backup", args, &out); ok {
-			t.Errorf("%q: accepted", args)
-		}
-	}
-}
