@@ -136,12 +136,13 @@ type RestoreResult struct {
 // changed: its files are copied (sstables hard-linked when on the same
 // filesystem; they are immutable, while Pebble reuses WAL and MANIFEST
 // files) into a new directory beside dataDir, which Open must open (every
-// account, channel and topic loads) before it is renamed into place. On
-// an error dataDir is as it was.
+// account, channel and topic loads) before it replaces dataDir. An error
+// before that last step leaves dataDir as it was.
 //
 // The directory and files are created 0700/0600 (C-14). They belong to
-// the caller, or, when dataDir existed (empty) with another owner and the
-// caller is root, to that owner.
+// the caller or, when dataDir existed (empty) with another owner, to that
+// owner (which only root may do; the sstables are then copied, not
+// linked, so that the backup's files keep their owner).
 func Restore(backupDir, dataDir string) (RestoreResult, error) {
 	var res RestoreResult
 	dataDir = filepath.Clean(dataDir)
@@ -158,32 +159,37 @@ func Restore(backupDir, dataDir string) (RestoreResult, error) {
 			_ = os.RemoveAll(stage)
 		}
 	}()
-	if err := copyBackup(backupDir, stage); err != nil {
+	// An empty target makes way below; the restored directory takes over
+	// its owner, as an operator may have made it for the server's user.
+	// Then the sstables are copied, not linked: a link shares its inode,
+	// owner included, with the backup.
+	var owner *syscall.Stat_t
+	if info, err := os.Stat(dataDir); err == nil {
+		if st, ok := info.Sys().(*syscall.Stat_t); ok && (int(st.Uid) != os.Geteuid() || int(st.Gid) != os.Getegid()) {
+			owner = st
+		}
+	}
+	if err := copyBackup(backupDir, stage, owner == nil); err != nil {
 		return res, fmt.Errorf("persist: restore from %s: %w", backupDir, err)
 	}
 	if res, err = verifyBackup(stage); err != nil {
 		return res, fmt.Errorf("persist: restore from %s: %w", backupDir, err)
 	}
-	// An empty target makes way (Remove refuses a directory that is not
-	// empty, and Rename one that exists, so a server that started on
-	// dataDir meanwhile is never overwritten); the restored directory
-	// takes over its owner, as an operator may have made it for the
-	// server's user.
-	owner, err := os.Stat(dataDir)
-	if err == nil {
-		if err := os.Remove(dataDir); err != nil {
+	if owner != nil {
+		if err := chownTree(stage, int(owner.Uid), int(owner.Gid)); err != nil {
 			return res, fmt.Errorf("persist: restore: %w", err)
 		}
+	}
+	// Remove refuses a directory that is not empty, and Rename one that
+	// exists, so a server that started on dataDir meanwhile is never
+	// overwritten.
+	if err := os.Remove(dataDir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return res, fmt.Errorf("persist: restore: %w", err)
 	}
 	if err := os.Rename(stage, dataDir); err != nil {
 		return res, fmt.Errorf("persist: restore: move into place: %w", err)
 	}
 	keep = true
-	if owner != nil {
-		if err := chownLike(dataDir, owner); err != nil {
-			return res, fmt.Errorf("persist: restore: %w", err)
-		}
-	}
 	if err := syncDir(filepath.Dir(dataDir)); err != nil {
 		return res, fmt.Errorf("persist: restore: %w", err)
 	}
@@ -205,8 +211,9 @@ func checkRestoreTarget(dataDir string) error {
 }
 
 // copyBackup copies the files of a checkpoint into the empty directory
-// stage, 0600 each, and syncs them.
-func copyBackup(src, stage string) error {
+// stage, 0600 each, and syncs them; with link, sstables are hard-linked
+// where the filesystem allows.
+func copyBackup(src, stage string, link bool) error {
 	entries, err := os.ReadDir(src)
 	if err != nil {
 		return err
@@ -219,7 +226,7 @@ func copyBackup(src, stage string) error {
 			return fmt.Errorf("%s is not a regular file: not a Halley backup", filepath.Join(src, e.Name()))
 		}
 		from, to := filepath.Join(src, e.Name()), filepath.Join(stage, e.Name())
-		if strings.HasSuffix(e.Name(), ".sst") {
+		if link && strings.HasSuffix(e.Name(), ".sst") {
 			if os.Link(from, to) == nil {
 				continue
 			}
@@ -280,19 +287,13 @@ func verifyBackup(dir string) (RestoreResult, error) {
 	return res, syncDir(dir)
 }
 
-// chownLike gives dir and its files the owner of like, when that is not
-// the caller (only root may, and only root needs to: a directory made
-// for the server's user, restored by root).
-func chownLike(dir string, like os.FileInfo) error {
-	st, ok := like.Sys().(*syscall.Stat_t)
-	if !ok || int(st.Uid) == os.Geteuid() && int(st.Gid) == os.Getegid() {
-		return nil
-	}
+// chownTree gives dir and everything in it to uid:gid (only root may).
+func chownTree(dir string, uid, gid int) error {
 	return filepath.WalkDir(dir, func(path string, _ fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		return os.Lchown(path, int(st.Uid), int(st.Gid))
+		return os.Lchown(path, uid, gid)
 	})
 }
 

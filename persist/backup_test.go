@@ -240,3 +240,45 @@ func dirSum(t *testing.T, dir string) [32]byte {
 	}
 	return sha256.Sum256(all.Bytes())
 }
+
+// TestRestoreKeepsTargetOwner: root restoring into an empty directory
+// made for the server's user leaves the data directory to that user.
+func TestRestoreKeepsTargetOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give files to another uid")
+	}
+	s := openTest(t, testOptions(t, ""))
+	mustAppend(t, s, "o-ch", "t1", "x")
+	backup := filepath.Join(t.TempDir(), "backup")
+	if err := s.Checkpoint(backup); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(target, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(target, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Restore(backup, target); err != nil {
+		t.Fatal(err)
+	}
+	for path := range modesOf(t, backup) {
+		info, err := os.Lstat(filepath.Join(backup, path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := info.Sys().(*syscall.Stat_t); st.Uid != 0 {
+			t.Errorf("the backup's %s now belongs to uid %d", path, st.Uid)
+		}
+	}
+	for path, m := range modesOf(t, target) {
+		info, err := os.Lstat(filepath.Join(target, path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := info.Sys().(*syscall.Stat_t); st.Uid != 65534 || st.Gid != 65534 {
+			t.Errorf("%s (%v) belongs to %d:%d, want 65534:65534", path, m, st.Uid, st.Gid)
+		}
+	}
+}
