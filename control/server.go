@@ -23,9 +23,9 @@ const SocketName = "admin.sock"
 func SocketPath(dir string) string { return filepath.Join(dir, SocketName) }
 
 // exchangeTimeout bounds reading a request and writing its reply, and
-// the whole of an account command: the socket sees a handful of calls a
-// day, and a peer that neither sends nor reads must not hold a goroutine.
-// A backup runs as long as its checkpoint takes (see backupTimeout).
+// how long a client waits for an account command's reply: the socket sees
+// a handful of calls a day, and a peer that neither sends nor reads must
+// not hold a goroutine. A backup's client waits longer (backupTimeout).
 const exchangeTimeout = 10 * time.Second
 
 // Server serves the control socket of one running server.

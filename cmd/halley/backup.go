@@ -93,6 +93,12 @@ func restoreMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "halley restore: a server is running on %s; stop it, and restore into an empty or absent directory\n", dir)
 		return 1
 	}
+	if control.Running(backup) {
+		// Copying a live data directory is the naive backup that loses
+		// writes (docs/backup.md).
+		fmt.Fprintf(stderr, "halley restore: %s is the data directory of a running server, not a backup; take one with halley backup --data %s DEST\n", backup, backup)
+		return 1
+	}
 	res, err := persist.Restore(backup, dir)
 	announceMigrated(stderr, res.Migrated)
 	if err != nil {

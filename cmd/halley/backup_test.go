@@ -207,6 +207,9 @@ func takeBackupUnderLoad(t *testing.T, bin string) *backupRun {
 	if code, out := halley(t, bin, "restore", "--data", r.dir, r.backup); code == 0 || !strings.Contains(out, "server is running") {
 		t.Errorf("a restore over a running server's data directory: exit %d: %s", code, out)
 	}
+	if code, out := halley(t, bin, "restore", "--data", filepath.Join(root, "copy"), r.dir); code == 0 || !strings.Contains(out, "not a backup") {
+		t.Errorf("a restore from a running server's data directory: exit %d: %s", code, out)
+	}
 	return r
 }
 
