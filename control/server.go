@@ -16,7 +16,9 @@ import (
 	"github.com/halleypush/halley/persist"
 )
 
-// SocketName is the control socket's file name inside the data directory.
+// SocketName is the control socket's file name inside the data
+// directory. The name predates the package; it stays, as the docs, the
+// conformance suite and operators' scripts know it.
 const SocketName = "admin.sock"
 
 // SocketPath is the control socket of the data directory dir.

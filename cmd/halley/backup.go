@@ -77,6 +77,12 @@ func backupMain(args []string, stdout, stderr io.Writer) int {
 	how := "from the stopped data directory"
 	if res.Served {
 		how = "by the running server"
+		// A sandboxed service (systemd's PrivateTmp, a mount namespace)
+		// writes into a filesystem view this process does not share.
+		if _, err := os.Stat(dest); err != nil {
+			fmt.Fprintf(stderr, "halley backup: the server reports %s written, but it is not here (%v): the service sees another filesystem (PrivateTmp or a mount namespace); choose a directory both see, see docs/backup.md\n", dest, err)
+			return 1
+		}
 	}
 	fmt.Fprintf(stdout, "backup of %s written to %s %s in %v; it holds every write acknowledged before the command started\n",
 		dir, dest, how, time.Since(start).Round(time.Millisecond))
