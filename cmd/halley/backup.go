@@ -60,6 +60,12 @@ func backupMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "halley backup:", err)
 		return 2
 	}
+	// Opening a directory that does not hold a store would create one,
+	// and back up nothing.
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) == 0 {
+		fmt.Fprintf(stderr, "halley backup: %s is not a data directory (absent or empty)\n", dir)
+		return 1
+	}
 	if _, err := os.Lstat(dest); err == nil {
 		fmt.Fprintf(stderr, "halley backup: %s exists; a backup never overwrites\n", dest)
 		return 1

@@ -280,6 +280,10 @@ func TestBackupUnderLoadRestoresEveryAcknowledgedWrite(t *testing.T) {
 	if acked, missing := restoreAndCount(t, r, offline, empty, all); missing > 0 {
 		t.Fatalf("%d of the %d acknowledged writes are missing from the restored offline backup", missing, acked)
 	}
+	// No backup of a data directory that is not there.
+	if code, out := halley(t, bin, "backup", "--data", filepath.Join(t.TempDir(), "typo"), filepath.Join(t.TempDir(), "b")); code == 0 || !strings.Contains(out, "not a data directory") {
+		t.Fatalf("a backup of an absent data directory: exit %d: %s", code, out)
+	}
 	// A non-empty data directory is never overwritten.
 	if code, out := halley(t, bin, "restore", "--data", r.dir, offline); code == 0 || !strings.Contains(out, "not empty") {
 		t.Fatalf("a restore over a non-empty data directory: exit %d: %s", code, out)
