@@ -4,10 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strconv"
 	"strings"
 
+	"github.com/halleypush/halley/control"
 	"github.com/halleypush/halley/persist"
 )
 
@@ -24,7 +24,7 @@ credentials once; list and set never print a secret or the private api_key.
 type accountArgs struct {
 	dir    string
 	asJSON bool
-	req    adminRequest
+	req    control.Request
 }
 
 // parseAccountArgs reads the verb, its name and the flags, in any order.
@@ -112,8 +112,8 @@ var (
 )
 
 // accountMain implements `halley account` (A-02). It talks to a running
-// server through its admin socket, or opens the store itself when no
-// server runs on the data directory.
+// server through its control socket, or opens the store itself when no
+// server runs on the data directory (control.Do).
 func accountMain(args []string, stdout, stderr io.Writer) int {
 	a, err := parseAccountArgs(args)
 	switch {
@@ -127,16 +127,17 @@ func accountMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "halley account: %v\n%s", err, accountUsage)
 		return 2
 	}
-	rep, err := runAccountOp(a.dir, a.req, stderr)
+	res, err := control.Do(a.dir, a.req)
+	announceMigrated(stderr, res.Migrated)
 	if err != nil {
 		fmt.Fprintln(stderr, "halley account:", err)
 		return 1
 	}
-	if rep.Error != "" {
-		fmt.Fprintln(stderr, "halley account:", rep.Error)
+	if res.Error != "" {
+		fmt.Fprintln(stderr, "halley account:", res.Error)
 		return 1
 	}
-	printAccountReply(stdout, a, rep)
+	printAccountReply(stdout, a, res.Reply)
 	return 0
 }
 
@@ -169,7 +170,7 @@ func printJSON(w io.Writer, v any) {
 	fmt.Fprintf(w, "%s\n", line)
 }
 
-func printAccountReply(stdout io.Writer, a accountArgs, rep adminReply) {
+func printAccountReply(stdout io.Writer, a accountArgs, rep control.Reply) {
 	switch a.req.Op {
 	case "add":
 		acct := rep.Accounts[0]
@@ -226,27 +227,6 @@ func rotatedField(cred string, a persist.Account) (string, string) {
 	default:
 		return "api_secret", a.APISecret
 	}
-}
-
-// runAccountOp prefers a running server's admin socket; with none, it
-// opens the store directly (Pebble's lock makes that fail if a server
-// runs but its socket is unreachable, which is the right answer).
-// Accounts the store migrated on that open are announced on notices.
-func runAccountOp(dir string, req adminRequest, notices io.Writer) (adminReply, error) {
-	rep, reached, err := callAdmin(filepath.Join(dir, adminSocketName), req)
-	if reached {
-		return rep, err
-	}
-	store, err := persist.Open(persist.Options{Dir: dir})
-	if err != nil {
-		return adminReply{}, fmt.Errorf("open %s (is a server running without its admin socket?): %w", dir, err)
-	}
-	announceMigrated(notices, store.Migrated())
-	rep = applyAccountOp(store, req)
-	if err := store.Close(); err != nil {
-		return rep, fmt.Errorf("close store: %w", err)
-	}
-	return rep, nil
 }
 
 // announceMigrated tells the operator, once, what the migration from the

@@ -1,5 +1,5 @@
 // Command halley is the Halley push server: one binary with the
-// subcommands serve, account, conform and bench.
+// subcommands serve, account, backup, restore, conform and bench.
 package main
 
 import (
@@ -17,6 +17,8 @@ Usage:
   halley serve   [flags]                 serve (see halley serve --help)
   halley config  print [--json] [--config FILE] [serve flags]   effective serve settings and their sources
   halley account [--data DIR] [--json] add NAME | list | rm NAME | set NAME --max-listeners-per-ip N
+  halley backup  [--data DIR] DEST       back up a running server or a stopped data directory
+  halley restore [--data DIR] BACKUP     restore a backup into an empty or absent data directory
   halley conform --target URL --user U --key K --secret S [...]   run the conformance suite
   halley bench   idle|write|run [...]    load harness
 `
@@ -37,6 +39,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return configMain(args[1:], stdout, stderr)
 	case "account":
 		return accountMain(args[1:], stdout, stderr)
+	case "backup":
+		return backupMain(args[1:], stdout, stderr)
+	case "restore":
+		return restoreMain(args[1:], stdout, stderr)
 	case "conform":
 		return conformance.Main(args[1:], stdout, stderr)
 	case "bench":

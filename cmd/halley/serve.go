@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/pprof"
 	"strings"
 	"sync/atomic"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/halleypush/halley/admin"
+	"github.com/halleypush/halley/control"
 	"github.com/halleypush/halley/engine"
 	"github.com/halleypush/halley/jsclient"
 	"github.com/halleypush/halley/persist"
@@ -203,11 +203,11 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) (err error) {
 	hooked.Store(api)
 	defer api.Close() // before the store's Close: the readers finish first
 
-	admin, err := startAdmin(filepath.Join(cfg.store.Dir, adminSocketName), store, log)
+	ctl, err := control.Listen(control.SocketPath(cfg.store.Dir), store, log)
 	if err != nil {
-		log.Warn("admin socket unavailable: `halley account` will not reach this server", "err", err)
+		log.Warn("control socket unavailable: `halley account` and `halley backup` will not reach this server", "err", err)
 	} else {
-		defer admin.Close()
+		defer ctl.Close() // before the store's Close: a backup in progress completes first
 	}
 
 	internal, err := startInternalListener(cfg.admin, api, srv, store, log, stdout)
