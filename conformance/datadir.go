@@ -63,5 +63,5 @@ func checkDataDir(t *caseT) {
 	if sockets == 0 {
 		t.Notef("no socket under --data (the admin socket's mode)")
 	}
-	t.Notef("the admin socket refusing peers of another uid (needs a second user; cmd/halley TestAdminSocketRefusesOtherUsers checks it)")
+	t.Notef("the admin socket refusing peers of another uid (needs a second user; control TestAdminSocketRefusesOtherUsers checks it)")
 }

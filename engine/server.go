@@ -150,6 +150,10 @@ func (s *Server) Run() error {
 // Post'ed functions.
 func (s *Server) Ready() <-chan struct{} { return s.ready }
 
+// Draining reports whether a graceful stop has begun (Shutdown was
+// called): readiness checks turn away new traffic from then on.
+func (s *Server) Draining() bool { return s.draining.Load() }
+
 // Done is closed when Run has returned.
 func (s *Server) Done() <-chan struct{} { return s.done }
 

@@ -26,7 +26,15 @@ grep -E '^(ok|FAIL|---|panic:)' "$logs/unit.txt" | grep -vE '^--- PASS' || true
 if [ $unit_rc -ne 0 ]; then
     failed_steps+=(unit)
     echo "--- each failed test with what it logged ---"
-    grep -E -A40 '^\s*--- FAIL' "$logs/unit.txt" | head -n 400
+    # With -v a test's log lines come between its === RUN and its
+    # --- FAIL line: print that span (the last 150 lines of it).
+    grep -oE '^\s*--- FAIL: [^ ]+' "$logs/unit.txt" | awk '{print $3}' | sort -u | head -n 20 |
+        while read -r name; do
+            echo "----- $name"
+            awk -v n="$name" '$0 == "=== RUN   " n || $0 == "=== CONT  " n { buf = "" ; p = 1 }
+                p { buf = buf $0 "\n" }
+                p && index($0, "--- FAIL: " n " ") { printf "%s", buf; p = 0 }' "$logs/unit.txt" | tail -n 150
+        done
     echo "--- unit test output (tail) ---"
     tail -n 60 "$logs/unit.txt"
 fi

@@ -19,8 +19,9 @@ import (
 func startInternalListener(opts admin.Options, api *protocol.API, srv *engine.Server, store *persist.Store, log *slog.Logger, stdout io.Writer) (*admin.Server, error) {
 	opts.Log = log
 	errDraining := errors.New("shutting down")
+	draining := func() bool { return srv.Draining() || api.Draining() }
 	opts.Health = func() error { // as the public /healthz (C-10)
-		if api.Draining() {
+		if draining() {
 			return errDraining
 		}
 		return store.Healthy()
@@ -42,7 +43,7 @@ func startInternalListener(opts admin.Options, api *protocol.API, srv *engine.Se
 			}
 		}},
 		{Name: "draining", Err: func() error {
-			if api.Draining() {
+			if draining() {
 				return errDraining
 			}
 			return nil
