@@ -416,8 +416,11 @@ func TestFanoutEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatalf("centrifuge: %v\n%s", err, log.String())
 		}
+		// Whether the asked rate was kept depends on how fast this
+		// machine publishes just now: the result must only agree with
+		// the rate measured (no timing threshold in a unit test).
 		if res.Open != 30 || res.Published != 10 || res.Deliveries != 300 || res.Missing != 0 || res.Duplicates != 0 ||
-			res.OutOfOrder != 0 || res.Bad != 0 || !res.RateKept {
+			res.OutOfOrder != 0 || res.Bad != 0 || res.RateKept != (res.PubRate >= 0.95*c.Rate) {
 			t.Fatalf("centrifuge, readers %d: %+v\n%s", readers, res, log.String())
 		}
 	}
