@@ -218,19 +218,19 @@ func TestConfigPrintShowsEverySource(t *testing.T) {
 
 // TestConfigPrintSeesLaterFlags: a flag another package declares on
 // serve's FlagSet gets its environment variable, file key and print line
-// with no code of its own (the --nats and --admin-listen to come).
+// with no code of its own (as --admin-listen and --nats got theirs).
 func TestConfigPrintSeesLaterFlags(t *testing.T) {
 	fs := flag.NewFlagSet("", flag.ContinueOnError)
 	serveFlags(fs, &serveConfig{})
 	var addr string
-	fs.StringVar(&addr, "admin-listen", "127.0.0.1:9090", "a flag declared later")
-	t.Setenv("HALLEY_ADMIN_LISTEN", "127.0.0.1:9191")
+	fs.StringVar(&addr, "later-listen", "127.0.0.1:9090", "a flag declared later")
+	t.Setenv("HALLEY_LATER_LISTEN", "127.0.0.1:9191")
 	sources, err := parseLayered(fs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if addr != "127.0.0.1:9191" || sources["admin-listen"] != fromEnv {
-		t.Errorf("admin-listen = %s from %s, want 127.0.0.1:9191 from env", addr, sources["admin-listen"])
+	if addr != "127.0.0.1:9191" || sources["later-listen"] != fromEnv {
+		t.Errorf("later-listen = %s from %s, want 127.0.0.1:9191 from env", addr, sources["later-listen"])
 	}
 }
 
