@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# The packaging step of `make test` (issue 18 item 5): builds the Debian
+# package (make deb), installs it here with dpkg -i, checks its files,
+# modes and the halley user, runs the installed unit's ExecStart line (read
+# from the unit file, not retyped) as the halley user with the installed
+# config, checks /healthz and a graceful stop, then purges the package and
+# checks nothing is left. It refuses to run over an existing halley
+# installation, and its EXIT trap stops the server and purges the package
+# whatever fails, so the machine is left as it was found.
+# Needs root and dpkg; skips (and says why) without them. DEB=path tests a
+# package already built. Closes with "deb: N passed, M failed, K skipped".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+passed=0 failed=0
+skip() { echo "--- SKIP debian package: $*"; echo "deb: 0 passed, 0 failed, 1 skipped"; exit 0; }
+ok() { passed=$((passed + 1)); echo "--- PASS $*"; }
+bad() { failed=$((failed + 1)); echo "--- FAIL $*"; }
+# check NAME CMD...: one case, passed when CMD succeeds.
+check() {
+    local name=$1; shift
+    if "$@"; then ok "$name"; else bad "$name"; fi
+}
+finish() { echo "deb: $passed passed, $failed failed, 0 skipped"; [ "$failed" -eq 0 ]; }
+
+[ "$(id -u)" -eq 0 ] || skip "not root (dpkg -i needs root)"
+command -v dpkg >/dev/null && command -v dpkg-deb >/dev/null || skip "dpkg is missing (not a Debian system)"
+for c in adduser curl setpriv; do
+    command -v "$c" >/dev/null || skip "$c is missing"
+done
+
+# What the package would install or create must not exist yet: the test
+# purges at the end and must never take an operator's installation with it.
+if dpkg-query -W -f='${Status}' halley 2>/dev/null | grep -q 'installed\|config-files\|unpacked'; then
+    bad "a halley package is already installed here: refusing to test over it"; finish; exit 1
+fi
+for p in /usr/bin/halley /lib/systemd/system/halley.service /etc/halley /var/lib/halley; do
+    if [ -e "$p" ]; then bad "$p exists already: refusing to test over it"; finish; exit 1; fi
+done
+if getent passwd halley >/dev/null || getent group halley >/dev/null; then
+    bad "a halley user or group exists already: refusing to test over it"; finish; exit 1
+fi
+
+tmp=$(mktemp -d)
+pid=
+installed=
+cleanup() {
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    fi
+    if [ -n "$installed" ]; then
+        dpkg --purge halley >/dev/null 2>&1 || echo "cleanup: dpkg --purge halley failed"
+    fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+# --- build
+deb=${DEB:-}
+if [ -z "$deb" ]; then
+    if ! make -s deb >"$tmp/build.txt" 2>&1; then
+        bad "make deb"; tail -n 30 "$tmp/build.txt"; finish; exit 1
+    fi
+    deb=$(ls -t dist/halley_*_"$(dpkg --print-architecture)".deb 2>/dev/null | head -n1)
+fi
+if [ -f "$deb" ]; then ok "make deb builds $deb"; else bad "make deb left no dist/halley_*_$(dpkg --print-architecture).deb"; finish; exit 1; fi
+
+# --- install
+installed=1
+if DEBIAN_FRONTEND=noninteractive dpkg -i "$deb" >"$tmp/install.txt" 2>&1; then
+    ok "dpkg -i installs it"
+else
+    bad "dpkg -i"; cat "$tmp/install.txt"; finish; exit 1
+fi
+
+# mode PATH WANT: stat's "mode owner:group" of PATH equals WANT.
+mode() {
+    local got
+    got=$(stat -c '%a %U:%G' "$1" 2>&1)
+    [ "$got" = "$2" ] || { echo "    $1: got $got, want $2"; return 1; }
+}
+check "/usr/bin/halley is 0755 root" mode /usr/bin/halley "755 root:root"
+check "the unit is /lib/systemd/system/halley.service, 0644 root" mode /lib/systemd/system/halley.service "644 root:root"
+check "/etc/halley/halley.toml is 0644 root" mode /etc/halley/halley.toml "644 root:root"
+check "/etc/halley/halley.toml is a conffile" \
+    bash -c "dpkg-query -W -f='\${Conffiles}' halley | grep -q '^ */etc/halley/halley.toml '"
+user_ok() {
+    local ent uid shell
+    ent=$(getent passwd halley) || { echo "    no halley user"; return 1; }
+    uid=$(echo "$ent" | cut -d: -f3); shell=$(echo "$ent" | cut -d: -f7)
+    # A system user: a uid in the system range, no login shell.
+    [ "$uid" -gt 0 ] && [ "$uid" -lt 1000 ] && [ "$shell" = /usr/sbin/nologin ] ||
+        { echo "    halley user: $ent"; return 1; }
+    getent group halley >/dev/null || { echo "    no halley group"; return 1; }
+}
+check "a halley system user and group, no login shell" user_ok
+check "/var/lib/halley is 0700 halley" mode /var/lib/halley "700 halley:halley"
+
+unit=/lib/systemd/system/halley.service
+if command -v systemd-analyze >/dev/null; then
+    # verify checks the unit's syntax, every option name and that ExecStart's
+    # binary exists; without a running systemd it still runs offline.
+    if systemd-analyze verify "$unit" >"$tmp/verify.txt" 2>&1 && ! grep -v '^$' "$tmp/verify.txt" | grep -q .; then
+        ok "systemd-analyze verify halley.service"
+    else
+        bad "systemd-analyze verify halley.service"; sed 's/^/    /' "$tmp/verify.txt"
+    fi
+else
+    echo "--- SKIP systemd-analyze verify: systemd-analyze is missing"
+fi
+
+# --- run the unit's ExecStart line as its User=, as systemd would
+# ExecStart, User= and WorkingDirectory= come from the installed unit. The
+# port is a free one given as a flag (flag beats file), so the test does
+# not collide with anything on 8080; the data directory, trusted proxies
+# and the rest come from /etc/halley/halley.toml.
+unitval() { sed -n "s/^$1=//p" "$unit" | tail -n1; }
+exec_line=$(unitval ExecStart)
+exec_line=${exec_line#[-@:+!]}
+user=$(unitval User)
+workdir=$(unitval WorkingDirectory)
+nofile=$(unitval LimitNOFILE)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+read -r -a argv <<<"$exec_line"
+echo "    running as $user: ${argv[*]} --listen 127.0.0.1:$port"
+(
+    cd "$workdir" || exit 1
+    umask 0077
+    ulimit -n "$nofile" 2>/dev/null || true
+    exec setpriv --reuid="$user" --regid="$user" --init-groups --no-new-privs \
+        env -i PATH=/usr/bin:/bin HOME="$workdir" "${argv[@]}" --listen "127.0.0.1:$port"
+) >"$tmp/serve.txt" 2>&1 &
+pid=$!
+healthz=
+for _ in $(seq 1 100); do
+    healthz=$(curl -s --max-time 2 "http://127.0.0.1:$port/healthz") && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+done
+if [ "$healthz" = '{"code":"ok"}' ]; then
+    ok "ExecStart as $user: /healthz answers {\"code\":\"ok\"}"
+else
+    bad "ExecStart as $user: /healthz answered '$healthz'"; head -n 20 "$tmp/serve.txt" | sed 's/^/    /'
+fi
+owner() {
+    local u
+    u=$(stat -c %U /proc/"$pid" 2>/dev/null) || { echo "    the server is not running"; return 1; }
+    [ "$u" = "$user" ] || { echo "    the server runs as $u"; return 1; }
+}
+check "the server runs as $user" owner
+# The config file's data directory is the one in use: the store and the
+# admin socket are there, owned by halley, 0600 and the socket 0600 (C-14).
+store_ok() {
+    local f bad=0
+    [ -S /var/lib/halley/admin.sock ] || { echo "    no /var/lib/halley/admin.sock"; bad=1; }
+    [ -n "$(find /var/lib/halley -type f | head -n1)" ] || { echo "    no store files in /var/lib/halley"; bad=1; }
+    while read -r f; do echo "    $f"; bad=1; done < <(find /var/lib/halley -mindepth 1 \( -not -user "$user" -o \( -type f -perm /077 \) -o \( -type d -perm /077 \) \) -printf '%p %m %u\n')
+    [ $bad -eq 0 ]
+}
+check "the store is in /var/lib/halley (the config's data), owned by $user, no group/other access" store_ok
+if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid"
+    rc=0; wait "$pid" || rc=$?
+    pid=
+    if [ $rc -eq 0 ]; then ok "SIGTERM (systemd's stop) exits 0"; else bad "SIGTERM: exit $rc"; sed 's/^/    /' "$tmp/serve.txt"; fi
+else
+    bad "the server died early (its output is above)"; pid=
+fi
+
+# --- purge
+if dpkg --purge halley >"$tmp/purge.txt" 2>&1; then ok "dpkg --purge halley"; else bad "dpkg --purge"; cat "$tmp/purge.txt"; fi
+installed=
+gone() {
+    local bad=0 p
+    if dpkg-query -W -f='${Status}' halley 2>/dev/null | grep -q .; then
+        echo "    dpkg still knows halley: $(dpkg-query -W -f='${Status}' halley)"; bad=1
+    fi
+    for p in /usr/bin/halley /lib/systemd/system/halley.service /etc/halley /var/lib/halley /usr/share/doc/halley; do
+        [ -e "$p" ] && { echo "    $p is left"; bad=1; }
+    done
+    getent passwd halley >/dev/null && { echo "    the halley user is left"; bad=1; }
+    getent group halley >/dev/null && { echo "    the halley group is left"; bad=1; }
+    [ $bad -eq 0 ]
+}
+check "after purge: no files, no data, no user or group" gone
+finish
