@@ -12,7 +12,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-passed=0 failed=0
+passed=0 failed=0 skipped=0
 skip() { echo "--- SKIP debian package: $*"; echo "deb: 0 passed, 0 failed, 1 skipped"; exit 0; }
 ok() { passed=$((passed + 1)); echo "--- PASS $*"; }
 bad() { failed=$((failed + 1)); echo "--- FAIL $*"; }
@@ -21,7 +21,7 @@ check() {
     local name=$1; shift
     if "$@"; then ok "$name"; else bad "$name"; fi
 }
-finish() { echo "deb: $passed passed, $failed failed, 0 skipped"; [ "$failed" -eq 0 ]; }
+finish() { echo "deb: $passed passed, $failed failed, $skipped skipped"; [ "$failed" -eq 0 ]; }
 
 [ "$(id -u)" -eq 0 ] || skip "not root (dpkg -i needs root)"
 command -v dpkg >/dev/null && command -v dpkg-deb >/dev/null || skip "dpkg is missing (not a Debian system)"
@@ -107,8 +107,16 @@ if command -v systemd-analyze >/dev/null; then
     else
         bad "systemd-analyze verify halley.service"; sed 's/^/    /' "$tmp/verify.txt"
     fi
+    # The sandboxing stays: systemd's own exposure score (0 best, 10
+    # worst; 1.5 today), failing above 2.0 (--threshold is in tenths).
+    if systemd-analyze security --offline=yes --threshold=20 "$unit" >"$tmp/security.txt" 2>&1; then
+        ok "systemd-analyze security: exposure $(grep -o 'exposure level for [^:]*: [0-9.]*' "$tmp/security.txt" | awk '{print $NF}') (at most 2.0)"
+    else
+        bad "systemd-analyze security: exposure above 2.0"; grep -v '✓' "$tmp/security.txt" | sed 's/^/    /'
+    fi
 else
-    echo "--- SKIP systemd-analyze verify: systemd-analyze is missing"
+    skipped=$((skipped + 2))
+    echo "--- SKIP systemd-analyze verify and security: systemd-analyze is missing"
 fi
 
 # --- run the unit's ExecStart line as its User=, as systemd would
