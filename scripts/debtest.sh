@@ -168,6 +168,16 @@ store_ok() {
     [ $bad -eq 0 ]
 }
 check "the store is in /var/lib/halley (the config's data), owned by $user, no group/other access" store_ok
+# docs/deploy.md's account step: the CLI as halley reaches the running
+# server through the admin socket in the data directory.
+account_ok() {
+    local out
+    out=$(setpriv --reuid="$user" --regid="$user" --init-groups -- /usr/bin/halley account --data /var/lib/halley add shop 2>&1) &&
+        grep -q '^added shop$' <<<"$out" || { echo "    $out" | head -n 5; return 1; }
+    out=$(setpriv --reuid="$user" --regid="$user" --init-groups -- /usr/bin/halley account --data /var/lib/halley list 2>&1) &&
+        grep -q shop <<<"$out" || { echo "    $out" | head -n 5; return 1; }
+}
+check "halley account add/list as $user through the admin socket of the running server" account_ok
 if kill -0 "$pid" 2>/dev/null; then
     kill -TERM "$pid"
     rc=0; wait "$pid" || rc=$?
