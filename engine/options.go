@@ -7,6 +7,25 @@ import (
 	"time"
 )
 
+// Defaults of the Options fields an operator sets (flags.go declares a
+// flag for each with these values); EnsureDefaults fills zero fields with
+// them.
+const (
+	DefaultListen         = "127.0.0.1:8080"
+	DefaultMaxHeaderBytes = 8 << 10
+	DefaultMaxBodyBytes   = 256 << 10
+	DefaultHeaderTimeout  = 10 * time.Second
+	DefaultIdleTimeout    = 120 * time.Second
+	DefaultMaxFrameBytes  = 64 << 10
+	DefaultMaxOutbound    = 4 << 20
+	DefaultMaxConnsPerIP  = 1000
+	// DefaultMaxPipelined is MaxPipelined's floor when it is unset (see
+	// MaxPipelined) and the flag's default.
+	DefaultMaxPipelined = 4 << 20
+	DefaultPingInterval = 25 * time.Second
+	DefaultDrainTimeout = 5 * time.Second
+)
+
 // Options configures a Server. The zero value of every field means its
 // documented default; call EnsureDefaults before Validate.
 type Options struct {
@@ -93,40 +112,40 @@ type Options struct {
 // EnsureDefaults fills zero fields with their defaults.
 func (o *Options) EnsureDefaults() {
 	if len(o.Listen) == 0 {
-		o.Listen = []string{"127.0.0.1:8080"}
+		o.Listen = []string{DefaultListen}
 	}
 	if o.Loops <= 0 {
 		o.Loops = defaultLoops()
 	}
 	if o.MaxHeaderBytes <= 0 {
-		o.MaxHeaderBytes = 8 << 10
+		o.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
 	if o.MaxBodyBytes <= 0 {
-		o.MaxBodyBytes = 256 << 10
+		o.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	if o.HeaderTimeout <= 0 {
-		o.HeaderTimeout = 10 * time.Second
+		o.HeaderTimeout = DefaultHeaderTimeout
 	}
 	if o.IdleTimeout <= 0 {
-		o.IdleTimeout = 120 * time.Second
+		o.IdleTimeout = DefaultIdleTimeout
 	}
 	if o.MaxFrameBytes <= 0 {
-		o.MaxFrameBytes = 64 << 10
+		o.MaxFrameBytes = DefaultMaxFrameBytes
 	}
 	if o.MaxPipelined <= 0 {
-		o.MaxPipelined = max(4<<20, 4*(o.MaxHeaderBytes+o.MaxBodyBytes))
+		o.MaxPipelined = max(DefaultMaxPipelined, 4*(o.MaxHeaderBytes+o.MaxBodyBytes))
 	}
 	if o.MaxOutbound <= 0 {
-		o.MaxOutbound = 4 << 20
+		o.MaxOutbound = DefaultMaxOutbound
 	}
 	if o.BacklogBytes <= 0 {
 		o.BacklogBytes = o.MaxOutbound / 4
 	}
 	if o.MaxConnsPerIP <= 0 {
-		o.MaxConnsPerIP = 1000
+		o.MaxConnsPerIP = DefaultMaxConnsPerIP
 	}
 	if o.PingInterval <= 0 {
-		o.PingInterval = 25 * time.Second
+		o.PingInterval = DefaultPingInterval
 	}
 	if o.StreamHeartbeatInterval <= 0 {
 		o.StreamHeartbeatInterval = 15 * time.Second
@@ -141,7 +160,7 @@ func (o *Options) EnsureDefaults() {
 		o.SweepInterval = 250 * time.Millisecond
 	}
 	if o.DrainTimeout <= 0 {
-		o.DrainTimeout = 5 * time.Second
+		o.DrainTimeout = DefaultDrainTimeout
 	}
 }
 

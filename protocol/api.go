@@ -99,10 +99,10 @@ type Options struct {
 // EnsureDefaults fills zero fields.
 func (o *Options) EnsureDefaults() {
 	if o.ReadBatch <= 0 {
-		o.ReadBatch = 1000
+		o.ReadBatch = DefaultReadBatch
 	}
 	if o.ReadBatchBytes <= 0 {
-		o.ReadBatchBytes = 1 << 20
+		o.ReadBatchBytes = DefaultReadBatchBytes
 	}
 	if o.DefaultTimeout <= 0 {
 		o.DefaultTimeout = 30 * time.Second
@@ -117,13 +117,13 @@ func (o *Options) EnsureDefaults() {
 		o.Log = slog.Default()
 	}
 	if o.CFReplayWindow <= 0 {
-		o.CFReplayWindow = 10 * time.Minute
+		o.CFReplayWindow = DefaultCFReplayWindow
 	}
 	if o.CFResumeWindow <= 0 {
-		o.CFResumeWindow = 3 * time.Minute
+		o.CFResumeWindow = DefaultCFResumeWindow
 	}
 	if o.MaxIdentifiers <= 0 {
-		o.MaxIdentifiers = 100
+		o.MaxIdentifiers = DefaultMaxIdentifiers
 	}
 	if o.Now == nil {
 		o.Now = time.Now

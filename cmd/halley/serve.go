@@ -24,89 +24,57 @@ import (
 	"github.com/halleypush/halley/protocol"
 )
 
-// listFlag is a repeatable string flag.
-type listFlag []string
-
-func (l *listFlag) String() string     { return strings.Join(*l, ",") }
-func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
-
-// serveConfig is everything `halley serve` is told, filled from flags.
+// serveConfig is everything `halley serve` is told, filled from flags,
+// the environment and a config file (config.go).
 type serveConfig struct {
 	engine     engine.Options
 	store      persist.Options
 	api        protocol.Options
-	sync       string
 	logLevel   string
+	logFormat  string
 	cpuProfile string
 }
 
-// serveFlags declares serve's flags on fs; the returned function turns
-// the parsed strings into cfg once fs.Parse has run.
+// serveFlags declares serve's flags on fs: each package's own (with its
+// documented defaults) and the process's. A flag declared here gets its
+// environment variable, config file key and `halley config print` line
+// from parseLayered. The returned function completes cfg once fs is
+// parsed.
 func serveFlags(fs *flag.FlagSet, cfg *serveConfig) (finish func() error) {
-	var listen, proxies listFlag
-	fs.Var(&listen, "listen", "address to serve, repeatable (default 127.0.0.1:8080)")
-	fs.Var(&proxies, "trusted-proxy", "CIDR whose X-Forwarded-For is believed, repeatable (C-07)")
-	fs.StringVar(&cfg.store.Dir, "data", "./data", "data directory (Pebble)")
-	fs.StringVar(&cfg.sync, "sync", "always", "always: acknowledge after the WAL is synced; none: do not sync (benchmarks only)")
-	fs.IntVar(&cfg.engine.Loops, "loops", 0, "event loops (default: number of CPUs)")
-	fs.BoolVar(&cfg.engine.ReusePort, "reuseport", false, "set SO_REUSEPORT on listeners (several nodes on one port)")
-	fs.IntVar(&cfg.store.EZMaxQueue, "ez-max-queue", 1000, "messages kept per EZComet channel")
-	fs.DurationVar(&cfg.store.EZMaxAge, "ez-max-age", 24*time.Hour, "age after which EZComet messages drop")
-	fs.IntVar(&cfg.api.ReadBatch, "read-batch", 1000, "messages per read answer")
-	fs.IntVar(&cfg.api.ReadBatchBytes, "read-batch-bytes", 1<<20, "encoded bytes per read answer (at least one message)")
-	fs.IntVar(&cfg.engine.MaxConnsPerIP, "max-conns-per-ip", 1000, "open connections per client IP (IPv6 per /64); trusted proxies are counted by forwarded address")
-	fs.DurationVar(&cfg.api.CFReplayWindow, "cf-replay-window", 10*time.Minute, "Cometify: how far back an id-0 listener replays; pushes are kept at least this long")
-	fs.DurationVar(&cfg.api.CFResumeWindow, "cf-resume-window", 3*time.Minute, "Cometify: how far back a listener resuming from an id > 0 gets pushes")
-	fs.IntVar(&cfg.api.MaxIdentifiers, "max-identifiers", 100, "Cometify: identifiers one listener may watch")
-	fs.IntVar(&cfg.engine.MaxHeaderBytes, "max-header-bytes", 8<<10, "request line + headers cap (431)")
-	fs.IntVar(&cfg.engine.MaxBodyBytes, "max-body-bytes", 256<<10, "request body cap (413)")
-	fs.DurationVar(&cfg.engine.HeaderTimeout, "header-timeout", 10*time.Second, "time to receive a whole request")
-	fs.DurationVar(&cfg.engine.IdleTimeout, "idle-timeout", 120*time.Second, "idle keep-alive timeout")
-	fs.IntVar(&cfg.engine.MaxFrameBytes, "max-frame-bytes", 64<<10, "WebSocket frame cap from clients (close 1009)")
-	fs.IntVar(&cfg.engine.MaxOutbound, "max-outbound", 4<<20, "unsent output per connection before a slow consumer is cut")
-	fs.IntVar(&cfg.engine.MaxPipelined, "max-pipelined", 4<<20, "last safety net where socket reads cannot be paused: pipelined bytes a connection may send while a request of it is pending (past it: 429, close)")
-	fs.DurationVar(&cfg.engine.PingInterval, "ping-interval", 25*time.Second, "WebSocket ping interval")
-	fs.DurationVar(&cfg.engine.DrainTimeout, "drain-timeout", 5*time.Second, "graceful stop bound")
-	fs.DurationVar(&cfg.store.StallTimeout, "storage-stall-timeout", 5*time.Second, "a commit running longer makes /healthz 503 and refuses new writes (503) until it returns (C-10)")
+	cfg.engine.RegisterFlags(fs)
+	cfg.store.RegisterFlags(fs)
+	cfg.api.RegisterFlags(fs)
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&cfg.logFormat, "log-format", "text", "text or json (log/slog's handlers)")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile to this file until the server stops (for tuning)")
-	fs.BoolVar(&cfg.api.Demo.Open, "demo", false, "serve the demo page and its endpoints, which write and push as the demo account, to every client (default: loopback clients only)")
 	return func() error {
-		cfg.engine.Listen = listen
-		for _, p := range proxies {
-			pfx, err := netip.ParsePrefix(p)
-			if err != nil {
-				addr, aerr := netip.ParseAddr(p)
-				if aerr != nil {
-					return fmt.Errorf("--trusted-proxy %q: %w", p, err)
-				}
-				pfx = netip.PrefixFrom(addr, addr.BitLen())
-			}
-			cfg.engine.TrustedProxies = append(cfg.engine.TrustedProxies, pfx)
-		}
-		if cfg.api.CFReplayWindow <= 0 || cfg.api.CFResumeWindow <= 0 || cfg.api.MaxIdentifiers <= 0 {
-			return fmt.Errorf("--cf-replay-window, --cf-resume-window and --max-identifiers must be positive")
-		}
 		// Retain every push as long as either window can ask for it.
 		cfg.store.CFRetain = max(cfg.api.CFReplayWindow, cfg.api.CFResumeWindow)
-		switch cfg.sync {
-		case "always":
-			cfg.store.Sync = persist.SyncAlways
-		case "none":
-			cfg.store.Sync = persist.SyncNone
-		default:
-			return fmt.Errorf("--sync must be always or none, not %q", cfg.sync)
-		}
 		return nil
 	}
 }
 
+// newLogger returns a text logger at level (info if it does not parse).
 func newLogger(w io.Writer, level string) *slog.Logger {
+	l, _ := newFormatLogger(w, level, "text")
+	return l
+}
+
+// newFormatLogger returns a logger at level (info if it does not parse,
+// as --log-level always did) writing format: text or json.
+func newFormatLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		l = slog.LevelInfo
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json, not %q", format)
 }
 
 func serveMain(args []string, stdout, stderr io.Writer) int {
@@ -114,14 +82,21 @@ func serveMain(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var cfg serveConfig
 	finish := serveFlags(fs, &cfg)
-	if err := fs.Parse(args); err != nil {
+	if _, err := parseLayered(fs, args); err != nil {
+		if !errors.Is(err, errFlags) {
+			fmt.Fprintln(stderr, "halley serve:", err)
+		}
 		return 2
 	}
 	if err := finish(); err != nil {
 		fmt.Fprintln(stderr, "halley serve:", err)
 		return 2
 	}
-	log := newLogger(stderr, cfg.logLevel)
+	log, err := newFormatLogger(stderr, cfg.logLevel, cfg.logFormat)
+	if err != nil {
+		fmt.Fprintln(stderr, "halley serve:", err)
+		return 2
+	}
 	if cfg.cpuProfile != "" {
 		f, err := os.Create(cfg.cpuProfile)
 		if err == nil {
@@ -242,7 +217,7 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) (err error) {
 	if created {
 		fmt.Fprintf(stdout, "created account %s: api_key=%s cf_api_key=%s api_secret=%s\n", demo.Username, demo.APIKey, demo.CFAPIKey, demo.APISecret)
 	}
-	fmt.Fprintf(stdout, "halley serving %s (data %s, sync=%s)\n", strings.Join(listen, ", "), cfg.store.Dir, cfg.sync)
+	fmt.Fprintf(stdout, "halley serving %s (data %s, sync=%s)\n", strings.Join(listen, ", "), cfg.store.Dir, cfg.store.Sync)
 	if demo.Username != "" {
 		fmt.Fprintf(stdout, "demo page: http://%s/  (account %s, cf_api_key %s)\n", demoPageAddr(listen), demo.Username, demo.CFAPIKey)
 		warnDemoExposed(log, listen, cfg.api.Demo.Open)
