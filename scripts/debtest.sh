@@ -119,6 +119,17 @@ else
     echo "--- SKIP systemd-analyze verify and security: systemd-analyze is missing"
 fi
 
+# docs/deploy.md's configure step: the installed file parses, and its
+# settings are the ones in effect.
+config_ok() {
+    local out
+    out=$(setpriv --reuid=halley --regid=halley --init-groups -- /usr/bin/halley config print --config /etc/halley/halley.toml 2>&1) ||
+        { echo "$out" | sed 's/^/    /'; return 1; }
+    grep -Eq '^data +file +/var/lib/halley$' <<<"$out" && grep -Eq '^listen +file +127\.0\.0\.1:8080$' <<<"$out" &&
+        grep -Eq '^trusted-proxy +file +127\.0\.0\.1/32$' <<<"$out" || { echo "$out" | sed 's/^/    /'; return 1; }
+}
+check "halley config print: data, listen and trusted-proxy come from /etc/halley/halley.toml" config_ok
+
 # --- run the unit's ExecStart line as its User=, as systemd would
 # ExecStart, User= and WorkingDirectory= come from the installed unit. The
 # port is a free one given as a flag (flag beats file), so the test does
