@@ -131,3 +131,13 @@ test('--max-conns-per-ip through nginx: counted per forwarded client address (on
     closeAll(sockets);
   }
 });
+
+test('halley down behind nginx: a JSON 503 with CORS (as halley\'s own errors), then served again once it is back', async (t) => {
+  const { n, h } = await setup(t);
+  await h.stop('SIGTERM');
+  const r = await n.request('GET', '/healthz');
+  assertEqual([r.status, r.headers['content-type'], r.headers['access-control-allow-origin']], [503, 'application/json; charset=utf-8', '*'], 'status and headers');
+  assertEqual(JSON.parse(r.body), { code: 'error', msg: 'halley is unavailable', status: 503 }, 'body');
+  await h.start();
+  await checkFor('nginx serving again', async () => (await n.request('GET', '/healthz')).status === 200);
+});
