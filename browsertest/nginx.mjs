@@ -129,7 +129,7 @@ http {
   // 127.x.y.z: nginx sees it as $remote_addr). It resolves to
   // {status, headers, body}, or for an accepted WebSocket upgrade
   // {status: 101, socket} (the caller closes the socket).
-  request(method, path, { body, headers = {}, localAddress } = {}) {
+  request(method, path, { body, headers = {}, localAddress, timeoutMs = 15000 } = {}) {
     return new Promise((resolve, reject) => {
       const req = https.request(
         { host: '127.0.0.1', port: this.port, method, path, headers, localAddress, ca: tls.pem, servername: 'localhost', agent: false },
@@ -143,7 +143,7 @@ http {
       );
       req.on('upgrade', (res, socket) => resolve({ status: res.statusCode, headers: res.headers, socket }));
       req.on('error', reject);
-      req.setTimeout(15000, () => req.destroy(new Error(`${method} ${path}: no answer in 15 s`)));
+      req.setTimeout(timeoutMs, () => req.destroy(new Error(`${method} ${path}: no answer in ${timeoutMs} ms`)));
       req.end(body);
     });
   }

@@ -141,3 +141,12 @@ test('halley down behind nginx: a JSON 503 with CORS (as halley\'s own errors), 
   await h.start();
   await checkFor('nginx serving again', async () => (await n.request('GET', '/healthz')).status === 200);
 });
+
+// The longest wait a client can ask for outlasts nginx's default read
+// timeout (60 s, then a 504): deploy/nginx.conf's proxy_read_timeout must
+// let it run. This test waits 70 s, in parallel with the others.
+test('a long-poll of 70 s through nginx ends with halley\'s empty answer, not a proxy timeout', async (t) => {
+  const { n, h } = await setup(t);
+  const r = await n.request('GET', `/read?qname=${h.user}-quiet&timeout=70`, { timeoutMs: 90000 });
+  assertEqual([r.status, JSON.parse(r.body)], [200, { code: 'ok', messages: [] }], 'the answer after 70 s');
+});
