@@ -25,9 +25,14 @@ finish() { echo "deb: $passed passed, $failed failed, $skipped skipped"; [ "$fai
 
 [ "$(id -u)" -eq 0 ] || skip "not root (dpkg -i needs root)"
 command -v dpkg >/dev/null && command -v dpkg-deb >/dev/null || skip "dpkg is missing (not a Debian system)"
-for c in adduser curl setpriv; do
+for c in adduser curl flock setpriv; do
     command -v "$c" >/dev/null || skip "$c is missing"
 done
+
+# One run at a time on a machine (two checkouts running make test at
+# once would install the same package and user): wait for the other.
+exec 9>/tmp/halley-debtest.lock
+flock -w 600 9 || { bad "another debtest held /tmp/halley-debtest.lock for 10 minutes"; finish; exit 1; }
 
 # What the package would install or create must not exist yet: the test
 # purges at the end and must never take an operator's installation with it.
