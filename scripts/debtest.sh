@@ -148,12 +148,40 @@ workdir=$(unitval WorkingDirectory)
 nofile=$(unitval LimitNOFILE)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 read -r -a argv <<<"$exec_line"
-echo "    running as $user: ${argv[*]} --listen 127.0.0.1:$port"
+# Without systemd the unit's sandbox cannot be applied, but its file
+# system part can be approximated in a private mount namespace: every
+# mount read-only but the state directory (ProtectSystem=strict), empty
+# /tmp and /var/tmp (PrivateTmp), empty read-only /home and /root
+# (ProtectHome); setpriv adds NoNewPrivileges and an empty capability
+# bounding set (CapabilityBoundingSet=). A server that writes outside
+# /var/lib/halley fails here as it would under systemd.
+sandbox=(env)
+sandboxed="no sandbox (unshare -m is not allowed here)"
+# shellcheck disable=SC2016 # expanded by the inner shell
+sandbox_sh='set -e
+state=$1; shift
+mount --make-rprivate /
+mount --bind "$state" "$state"
+findmnt -rn -o TARGET | while read -r m; do
+    case $m in /proc|/proc/*|/sys|/sys/*|/dev|/dev/*|"$state") ;;
+    *) mount -o bind,remount,ro "$m" 2>/dev/null || true ;; esac
+done
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+mount -t tmpfs -o mode=1777 tmpfs /var/tmp
+for d in /home /root; do [ -d "$d" ] && mount -t tmpfs -o ro,mode=0755 tmpfs "$d"; done
+if touch /etc/.halley-debtest 2>/dev/null; then rm -f /etc/.halley-debtest; echo "sandbox: /etc is writable"; exit 1; fi
+exec "$@"'
+if unshare -m --propagation private true 2>/dev/null; then
+    sandbox=(unshare -m --propagation private bash -c "$sandbox_sh" sandbox "$workdir")
+    sandboxed="read-only file system but $workdir, private /tmp, no /home, no capabilities"
+fi
+echo "    running as $user ($sandboxed): ${argv[*]} --listen 127.0.0.1:$port"
 (
     cd "$workdir" || exit 1
     umask 0077
     ulimit -n "$nofile" 2>/dev/null || true
-    exec setpriv --reuid="$user" --regid="$user" --init-groups --no-new-privs \
+    exec "${sandbox[@]}" setpriv --reuid="$user" --regid="$user" --init-groups --no-new-privs \
+        --bounding-set=-all --inh-caps=-all \
         env -i PATH=/usr/bin:/bin HOME="$workdir" "${argv[@]}" --listen "127.0.0.1:$port"
 ) >"$tmp/serve.txt" 2>&1 &
 pid=$!
@@ -164,7 +192,7 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 if [ "$healthz" = '{"code":"ok"}' ]; then
-    ok "ExecStart as $user: /healthz answers {\"code\":\"ok\"}"
+    ok "ExecStart as $user ($sandboxed): /healthz answers {\"code\":\"ok\"}"
 else
     bad "ExecStart as $user: /healthz answered '$healthz'"; head -n 20 "$tmp/serve.txt" | sed 's/^/    /'
 fi
@@ -174,6 +202,18 @@ owner() {
     [ "$u" = "$user" ] || { echo "    the server runs as $u"; return 1; }
 }
 check "the server runs as $user" owner
+# The approximated sandbox is really around the server.
+sandbox_ok() {
+    local st
+    st=$(cat /proc/"$pid"/status 2>/dev/null) || { echo "    the server is not running"; return 1; }
+    grep -Eq '^NoNewPrivs:\s+1$' <<<"$st" && grep -Eq '^CapBnd:\s+0+$' <<<"$st" && grep -Eq '^CapEff:\s+0+$' <<<"$st" ||
+        { grep -E '^(NoNewPrivs|Cap)' <<<"$st" | sed 's/^/    /'; return 1; }
+    awk '$5 == "/" { split($6, o, ","); if (o[1] != "ro") exit 1 }' /proc/"$pid"/mountinfo ||
+        { echo "    / is not read-only for the server"; return 1; }
+}
+if [ "${sandbox[0]}" = unshare ]; then
+    check "the server has no capabilities, no new privileges, a read-only /" sandbox_ok
+fi
 # The config file's data directory is the one in use: the store and the
 # admin socket are there, owned by halley, 0600 and the socket 0600 (C-14).
 store_ok() {
