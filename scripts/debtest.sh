@@ -49,7 +49,16 @@ fi
 tmp=$(mktemp -d)
 pid=
 installed=
+spid= hpid=
 cleanup() {
+    # The server under strace (spid: strace, hpid: halley): the server
+    # first, or strace's death would leave it running detached.
+    local c
+    if [ -n "$spid" ] && kill -0 "$spid" 2>/dev/null; then
+        for c in $hpid $(pgrep -P "$spid"); do kill -KILL "$c" 2>/dev/null; done
+        kill -KILL "$spid" 2>/dev/null
+        wait "$spid" 2>/dev/null
+    fi
     if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
         kill -KILL "$pid" 2>/dev/null
         wait "$pid" 2>/dev/null
@@ -241,6 +250,77 @@ if kill -0 "$pid" 2>/dev/null; then
     if [ $rc -eq 0 ]; then ok "SIGTERM (systemd's stop) exits 0"; else bad "SIGTERM: exit $rc"; sed 's/^/    /' "$tmp/serve.txt"; fi
 else
     bad "the server died early (its output is above)"; pid=
+fi
+
+# --- the unit's SystemCallFilter against what the server really calls
+# Without systemd the filter cannot be applied, so the server runs again
+# under strace (as halley, with the installed config) through what a
+# deployment does: start, a synced write (fdatasync), a long-poll read,
+# an SSE stream, a WebSocket, the admin socket (halley account), /metrics,
+# SO_REUSEPORT listeners, SIGTERM. Every system call it made must be in
+# the unit's allow list and not in its deny list, expanded by
+# systemd-analyze syscall-filter. A call outside would fail with EPERM
+# under systemd (SystemCallErrorNumber=).
+# expand GROUP prints the system calls of a systemd syscall group, nested
+# groups expanded.
+expand() {
+    systemd-analyze syscall-filter "$1" 2>/dev/null | sed -n 's/^ \{4\}\([-@a-z0-9_]*\).*/\1/p' |
+        while read -r x; do case $x in @*) expand "$x" ;; ?*) echo "$x" ;; esac; done
+}
+syscalls_ok() {
+    local i key ok=0 f
+    : >"$tmp/allow.txt"; : >"$tmp/deny.txt"
+    # A line starting with ~ is a deny list as a whole, others allow lists.
+    while read -r f; do
+        local to="$tmp/allow.txt"
+        case $f in '~'*) to="$tmp/deny.txt"; f=${f#\~} ;; esac
+        for g in $f; do
+            case $g in @*) expand "$g" ;; *) echo "$g" ;; esac
+        done >>"$to"
+    done < <(sed -n 's/^SystemCallFilter=//p' "$unit")
+    sort -u -o "$tmp/allow.txt" "$tmp/allow.txt"; sort -u -o "$tmp/deny.txt" "$tmp/deny.txt"
+    [ -s "$tmp/allow.txt" ] || { echo "    the unit's SystemCallFilter= expands to nothing"; return 1; }
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    (
+        cd "$workdir" || exit 1
+        umask 0077
+        exec strace -f -qq -o "$tmp/strace.txt" setpriv --reuid="$user" --regid="$user" --init-groups --no-new-privs \
+            env -i PATH=/usr/bin:/bin HOME="$workdir" "${argv[@]}" --listen "127.0.0.1:$port" --reuseport
+    ) >"$tmp/serve2.txt" 2>&1 &
+    spid=$!
+    for i in $(seq 1 100); do
+        [ "$(curl -s --max-time 2 "http://127.0.0.1:$port/healthz")" = '{"code":"ok"}' ] && break
+        kill -0 "$spid" 2>/dev/null || break
+        sleep 0.1
+    done
+    hpid=$(pgrep -n -x halley -P "$spid") || hpid=$(pgrep -n -f "127.0.0.1:$port --reuseport" | grep -vx "$spid")
+    key=$(setpriv --reuid="$user" --regid="$user" --init-groups -- /usr/bin/halley account --data /var/lib/halley add strace |
+        sed -n 's/^api_key: *\([0-9a-f]*\).*/\1/p')
+    curl -s --max-time 5 -d "api_key=$key&qname=strace-q&msg=synced" "http://127.0.0.1:$port/write" | grep -q '"code":"ok"' ||
+        { echo "    the write under strace failed"; ok=1; }
+    curl -s --max-time 5 "http://127.0.0.1:$port/read?qname=strace-q&timeout=1" | grep -q synced || { echo "    the read under strace failed"; ok=1; }
+    curl -s --max-time 1 "http://127.0.0.1:$port/read/sse?qname=strace-q" >/dev/null
+    curl -s --max-time 1 --http1.1 -H 'Connection: Upgrade' -H 'Upgrade: websocket' -H 'Sec-WebSocket-Version: 13' \
+        -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' "http://127.0.0.1:$port/read/ws?qname=strace-q" >/dev/null
+    curl -s --max-time 5 "http://127.0.0.1:$port/metrics" >/dev/null
+    [ -n "$hpid" ] && kill -TERM "$hpid"
+    wait "$spid"
+    spid= hpid=
+    # The calls before execve are setpriv's and env's, not the server's.
+    awk '/execve\("\/usr\/bin\/halley"/ { on = 1 } on' "$tmp/strace.txt" |
+        awk '{ l = $0; sub(/^[0-9]+ +/, "", l); if (match(l, /^[a-z_0-9]+\(/)) print substr(l, 1, RLENGTH - 1) }' | sort -u >"$tmp/used.txt"
+    [ -s "$tmp/used.txt" ] || { echo "    strace recorded no system calls of halley"; head -n 5 "$tmp/serve2.txt" | sed 's/^/    /'; return 1; }
+    local out
+    out=$(comm -23 "$tmp/used.txt" "$tmp/allow.txt"; comm -12 "$tmp/used.txt" "$tmp/deny.txt")
+    [ -z "$out" ] || { echo "    called but filtered by the unit: $(echo $out)"; ok=1; }
+    [ $ok -eq 0 ] && echo "    $(wc -l <"$tmp/used.txt") distinct system calls, all allowed"
+    return $ok
+}
+if command -v strace >/dev/null && command -v systemd-analyze >/dev/null && strace -qq -o /dev/null true 2>/dev/null; then
+    check "every system call of the server (start, write, read, SSE, WebSocket, admin socket, SIGTERM) passes the unit's SystemCallFilter" syscalls_ok
+else
+    skipped=$((skipped + 1))
+    echo "--- SKIP the unit's SystemCallFilter against the server's calls: strace or systemd-analyze is missing, or ptrace is not allowed"
 fi
 
 # --- purge
