@@ -313,11 +313,18 @@ syscalls_ok() {
     local out
     out=$(comm -23 "$tmp/used.txt" "$tmp/allow.txt"; comm -12 "$tmp/used.txt" "$tmp/deny.txt")
     [ -z "$out" ] || { echo "    called but filtered by the unit: $(echo $out)"; ok=1; }
-    [ $ok -eq 0 ] && echo "    $(wc -l <"$tmp/used.txt") distinct system calls, all allowed"
+    # RestrictAddressFamilies= likewise: every socket() family it opened.
+    local fams want
+    want=" $(sed -n 's/^RestrictAddressFamilies=//p' "$unit" | tail -n1) "
+    fams=$(awk '/execve\("\/usr\/bin\/halley"/ { on = 1 } on' "$tmp/strace.txt" | grep -o 'socket(AF_[A-Z0-9]*' | sed 's/socket(//' | sort -u)
+    for f in $fams; do
+        [[ $want == *" $f "* ]] || { echo "    opened a socket of family $f, outside RestrictAddressFamilies=$want"; ok=1; }
+    done
+    [ $ok -eq 0 ] && echo "    $(wc -l <"$tmp/used.txt") distinct system calls, socket families $(echo $fams): all allowed"
     return $ok
 }
 if command -v strace >/dev/null && command -v systemd-analyze >/dev/null && strace -qq -o /dev/null true 2>/dev/null; then
-    check "every system call of the server (start, write, read, SSE, WebSocket, admin socket, SIGTERM) passes the unit's SystemCallFilter" syscalls_ok
+    check "every system call of the server (start, write, read, SSE, WebSocket, admin socket, SIGTERM) passes the unit's SystemCallFilter and RestrictAddressFamilies" syscalls_ok
 else
     skipped=$((skipped + 1))
     echo "--- SKIP the unit's SystemCallFilter against the server's calls: strace or systemd-analyze is missing, or ptrace is not allowed"
