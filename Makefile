@@ -76,5 +76,19 @@ bench: build
 		--centrifuge --centrifuge-dir ../shared/peers/centrifuge \
 		--cases $(BENCH_CASES) --out bench/results
 
+# deb: dist/halley_<version>_<arch>.deb (deploy/nfpm.yaml: the binary,
+# the systemd unit, /etc/halley/halley.toml, the halley user). nfpm runs
+# through `go run pkg@version`, so it stays out of go.mod. The version is
+# the latest v* tag, else 0.0.0+git<commit date>.<commit>.
+NFPM_VERSION ?= v2.48.0
+DEB_VERSION  ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null) && echo $${v\#v} || \
+	git log -1 --date=format:%Y%m%d --format='0.0.0+git%cd.%h' 2>/dev/null || echo 0.0.0)
+.PHONY: deb
+deb: build
+	@mkdir -p dist
+	VERSION='$(DEB_VERSION)' ARCH=$$($(GO) env GOARCH) \
+		$(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION) package \
+		--config deploy/nfpm.yaml --packager deb --target dist/
+
 clean:
 	rm -rf $(BIN) data jsclient/node_modules browsertest/node_modules

@@ -9,6 +9,7 @@
 import { chromium } from 'playwright-core';
 import { readdirSync } from 'node:fs';
 import { Edge, Halley, Site } from './harness.mjs';
+import { Nginx, tls } from './nginx.mjs';
 
 // Every *.test.mjs here exports its tests as `tests`: [{name, fn(t)}].
 const all = [];
@@ -31,6 +32,9 @@ const browser = await chromium.launch({
     '--disable-background-networking',
     '--disable-component-update',
     '--disable-sync',
+    // The nginx tests' throw-away certificate (nginx.mjs): trusted by its
+    // key alone, not every certificate error ignored.
+    ...(tls ? [`--ignore-certificate-errors-spki-list=${tls.spki}`] : []),
   ],
 });
 const site = await new Site().start();
@@ -54,6 +58,12 @@ async function run(test) {
       owned.push(e);
       return e.start();
     },
+    // nginx starts deploy/nginx.conf in front of h (nginx.mjs).
+    async nginx(h) {
+      const n = new Nginx(h);
+      owned.push(n);
+      return n.start();
+    },
     // page opens html (served by the site origin) in a new tab.
     async page(html) {
       const p = await context.newPage();
@@ -69,6 +79,7 @@ async function run(test) {
     return { ok: true, ms: Date.now() - started };
   } catch (e) {
     const logs = owned.filter((o) => o instanceof Halley).map((h) => h.log.slice(-1500));
+    for (const n of owned.filter((o) => o instanceof Nginx)) logs.push('nginx: ' + n.log + n.errorLog());
     return { ok: false, ms: Date.now() - started, err: e, consoleLines, logs };
   } finally {
     await context.close().catch(() => {});

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The browser step of `make test` (SPEC JS): installs what it needs on a
-# fresh Debian machine (Debian's chromium; the npm packages pinned in the
+# fresh Debian machine (Debian's chromium and nginx-light; the npm packages pinned in the
 # package-lock.json of jsclient/ and browsertest/), checks that
 # jsclient/dist is what esbuild builds from jsclient/src byte for byte,
 # builds halley, and runs browsertest/run.mjs: real halley processes, real
@@ -16,6 +16,21 @@ if [ ! -x /usr/bin/chromium ]; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ||
         fail "could not install chromium"
 fi
+if [ ! -x /usr/sbin/nginx ]; then
+    # The nginx tests (proxy.test.mjs) run deploy/nginx.conf in nginx-light.
+    # A policy-rc.d saying no keeps the package from starting a system
+    # nginx on port 80 (the tests start their own).
+    echo "installing Debian's nginx-light"
+    policy=
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && policy=1
+    fi
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null)
+    rc=$?
+    [ -n "$policy" ] && rm -f /usr/sbin/policy-rc.d
+    [ $rc -eq 0 ] || fail "could not install nginx-light"
+fi
+command -v openssl >/dev/null || fail "openssl is missing (the nginx tests make a certificate with it)"
 command -v node >/dev/null || fail "node is missing (Node.js 20+ is needed)"
 for d in jsclient browsertest; do
     # npm ci wipes and reinstalls; skip it when this lock file was installed.

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test run behind `make test`: installs what it needs, then
 # lint, unit tests (race, shuffled; the crash test is one of them), the
-# conformance suite against a freshly built and started server, and the
-# browser tests (browsertest/run.sh: the JS clients in headless chromium).
+# conformance suite against a freshly built and started server, the
+# Debian package (scripts/debtest.sh: install, run, purge; root only), and
+# the browser tests (browsertest/run.sh: the JS clients in headless chromium).
 # Closes with one line: "total: N passed, M failed, K skipped".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -67,6 +68,12 @@ counts() {
 }
 read -r c_pass c_fail c_skip < <(counts "" "$logs/conform.txt")
 
+step "debian package: make deb, dpkg -i, the unit's ExecStart as halley, purge"
+bash scripts/debtest.sh | tee "$logs/deb.txt"
+deb_rc=${PIPESTATUS[0]}
+[ "$deb_rc" -eq 0 ] || failed_steps+=(deb)
+read -r d_pass d_fail d_skip < <(counts "deb: " "$logs/deb.txt")
+
 step "browser tests: the JS clients in headless chromium against halley"
 bash browsertest/run.sh | tee "$logs/browser.txt"
 b_rc=${PIPESTATUS[0]}
@@ -76,6 +83,7 @@ read -r b_pass b_fail b_skip < <(counts "browser: " "$logs/browser.txt")
 echo
 echo "unit tests:   $u_pass passed, $u_fail failed, $u_skip skipped"
 echo "conformance:  $c_pass passed, $c_fail failed, $c_skip skipped"
+echo "deb package:  $d_pass passed, $d_fail failed, $d_skip skipped"
 echo "browser:      $b_pass passed, $b_fail failed, $b_skip skipped"
 if [ ${#failed_steps[@]} -ne 0 ]; then
     echo "failed steps: ${failed_steps[*]}"
@@ -87,10 +95,11 @@ for s in "${failed_steps[@]}"; do
     case $s in
         unit|allocs) [ "$u_fail" -eq 0 ] && extra=$((extra + 1)) ;;
         conformance) [ "$c_fail" -eq 0 ] && extra=$((extra + 1)) ;;
+        deb) [ "$d_fail" -eq 0 ] && extra=$((extra + 1)) ;;
         browser) [ "$b_fail" -eq 0 ] && extra=$((extra + 1)) ;;
         *) extra=$((extra + 1)) ;;
     esac
 done
-total_fail=$((u_fail + c_fail + b_fail + extra))
-echo "total: $((u_pass + c_pass + b_pass)) passed, $total_fail failed, $((u_skip + c_skip + b_skip)) skipped"
+total_fail=$((u_fail + c_fail + d_fail + b_fail + extra))
+echo "total: $((u_pass + c_pass + d_pass + b_pass)) passed, $total_fail failed, $((u_skip + c_skip + d_skip + b_skip)) skipped"
 [ ${#failed_steps[@]} -eq 0 ]
