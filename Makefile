@@ -91,4 +91,4 @@ deb: build
 		--config deploy/nfpm.yaml --packager deb --target dist/
 
 clean:
-	rm -rf $(BIN) data jsclient/node_modules browsertest/node_modules
+	rm -rf $(BIN) data dist jsclient/node_modules browsertest/node_modules
