@@ -77,6 +77,14 @@
 // them durably, and lists them in Migrated for the opener to show once:
 // EZComet publishers must switch to the new key. Data is untouched.
 //
+// Backups (backup.go). Checkpoint syncs the WAL and writes a Pebble
+// checkpoint while writers run: it holds every write acknowledged before
+// the call. Restore copies a backup into a staging directory beside the
+// target, opens it to check it, then renames it into an empty or absent
+// data directory. Built with the tag halley_fault_backupcopy, Checkpoint
+// copies the directory without the WAL instead (a planted fault for the
+// backup test).
+//
 // Built with the tag halley_fault_ackfirst, the committer acknowledges
 // before committing (fault_ackfirst.go): a planted fault for the kill -9
 // crash test, never for production.
