@@ -15,6 +15,7 @@ const usage = `halley — a self-hosted real-time push server (EZComet and Comet
 
 Usage:
   halley serve   [flags]                 serve (see halley serve --help)
+  halley cluster --nodes N [serve flags]  N local nodes on one port with an embedded NATS (docs/cluster.md)
   halley account [--data DIR] [--json] add NAME | list | rm NAME | set NAME --max-listeners-per-ip N
   halley conform --target URL --user U --key K --secret S [...]   run the conformance suite
   halley bench   idle|write|run [...]    load harness
@@ -32,6 +33,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serveMain(args[1:], stdout, stderr)
+	case "cluster":
+		return clusterMain(args[1:], stdout, stderr)
 	case "account":
 		return accountMain(args[1:], stdout, stderr)
 	case "conform":

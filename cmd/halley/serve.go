@@ -38,6 +38,7 @@ type serveConfig struct {
 	sync       string
 	logLevel   string
 	cpuProfile string
+	cluster    clusterConfig
 }
 
 // serveFlags declares serve's flags on fs; the returned function turns
@@ -70,6 +71,7 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) (finish func() error) {
 	fs.DurationVar(&cfg.store.StallTimeout, "storage-stall-timeout", 5*time.Second, "a commit running longer makes /healthz 503 and refuses new writes (503) until it returns (C-10)")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile to this file until the server stops (for tuning)")
+	clusterFlags(fs, &cfg.cluster)
 	fs.BoolVar(&cfg.api.Demo.Open, "demo", false, "serve the demo page and its endpoints, which write and push as the demo account, to every client (default: loopback clients only)")
 	return func() error {
 		cfg.engine.Listen = listen
@@ -86,6 +88,9 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) (finish func() error) {
 		}
 		if cfg.api.CFReplayWindow <= 0 || cfg.api.CFResumeWindow <= 0 || cfg.api.MaxIdentifiers <= 0 {
 			return fmt.Errorf("--cf-replay-window, --cf-resume-window and --max-identifiers must be positive")
+		}
+		if err := cfg.cluster.check(); err != nil {
+			return err
 		}
 		// Retain every push as long as either window can ask for it.
 		cfg.store.CFRetain = max(cfg.api.CFReplayWindow, cfg.api.CFResumeWindow)
@@ -141,6 +146,9 @@ func serveMain(args []string, stdout, stderr io.Writer) int {
 }
 
 func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) (err error) {
+	if cfg.cluster.light() {
+		return serveLight(cfg, log, stdout)
+	}
 	engine.RaiseFileLimit(log)
 	if cfg.store.Sync == persist.SyncNone {
 		log.Warn("!!! --sync=none: writes are acknowledged BEFORE they reach the disk; a crash can lose acknowledged messages. Use only for benchmarks. !!!")
@@ -159,15 +167,19 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) (err error) {
 	// (the demo account is added first), hence the atomic pointer.
 	var api *protocol.API
 	var hooked atomic.Pointer[protocol.API]
+	cl := &storeWiring{cfg: cfg.cluster, log: log} // --nats: this is the store node
+	defer cl.close()                               // after the store's Close: its last answers go out
 	cfg.store.OnAccountChange = func(name string) {
 		if a := hooked.Load(); a != nil {
 			a.AccountChanged(name)
 		}
+		cl.accountChanged(name)
 	}
 	cfg.store.AfterBatch = func() {
 		if a := hooked.Load(); a != nil {
 			a.AfterBatch()
 		}
+		cl.afterBatch()
 	}
 	store, err := persist.Open(cfg.store)
 	if err != nil {
@@ -196,7 +208,9 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) (err error) {
 		return err
 	}
 
-	cfg.api.Store = store
+	if cfg.api.Store, err = cl.wrap(store, &hooked); err != nil {
+		return err
+	}
 	cfg.api.Log = log
 	// The JS clients (JS-01): cached for five minutes, then revalidated
 	// by ETag, so a new release reaches browsers within minutes.
@@ -223,6 +237,9 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) (err error) {
 	api.Attach(srv)
 	hooked.Store(api)
 	defer api.Close() // before the store's Close: the readers finish first
+	if err := cl.serve(); err != nil {
+		return err
+	}
 
 	admin, err := startAdmin(filepath.Join(cfg.store.Dir, adminSocketName), store, log)
 	if err != nil {
