@@ -345,6 +345,7 @@ func TestCluster(t *testing.T) {
 		{"Kill9LightNode", testClusterKill9LightNode},
 		{"NATSRestart", testClusterNATSRestart},
 		{"AccountAddRevoke", testClusterAccountAddRevoke},
+		{"Command", testClusterCommand},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, bin) })
 	}
@@ -671,4 +672,103 @@ func testClusterAccountAddRevoke(t *testing.T, bin string) {
 		}
 	}
 	t.Fatalf("the removed account's write via light node 1: %d %v", a.status, a.v)
+}
+
+// testClusterCommand: `halley cluster --nodes 3 --listen ADDR --data DIR`
+// (the bench's command line) serves one port from three processes with
+// an embedded NATS, restarts a light node killed with SIGKILL, and stops
+// every node on SIGTERM.
+func testClusterCommand(t *testing.T, bin string) {
+	addr, dir := freePort(t), t.TempDir()
+	cmd := exec.Command(bin, "cluster", "--nodes", "3", "--listen", addr, "--data", dir, "--log-level", "warn")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	lines := bufio.NewScanner(out)
+	key, serving := "", 0
+	deadline := time.AfterFunc(30*time.Second, func() { _ = cmd.Process.Kill() })
+	for serving < 3 && lines.Scan() {
+		if _, rest, ok := strings.Cut(lines.Text(), " api_key="); ok {
+			key = strings.Fields(rest)[0]
+		}
+		if strings.HasPrefix(lines.Text(), "halley serving") {
+			serving++
+		}
+	}
+	deadline.Stop()
+	go func() { _, _ = bufioDrain(lines) }()
+	if serving < 3 || key == "" {
+		t.Fatalf("%d of 3 nodes serving", serving)
+	}
+	children := childPIDs(cmd.Process.Pid)
+	if len(children) != 3 {
+		t.Fatalf("halley cluster runs %d child processes, want 3", len(children))
+	}
+	// Connections land on any node: every write is readable through
+	// every other connection.
+	for i := range 10 {
+		wantOK(t, "write", postForm("http://"+addr, "/write", url.Values{"api_key": {key}, "qname": {"demo-cmd"},
+			"tick": {fmt.Sprintf("t%d", i)}, "msg": {"m"}}))
+	}
+	if got := readAll(t, "http://"+addr, "demo-cmd"); len(got) != 10 {
+		t.Fatalf("read %d of 10 messages through the shared port", len(got))
+	}
+	// A light node killed is started again.
+	_ = syscall.Kill(children[len(children)-1], syscall.SIGKILL)
+	restarted := false
+	for end := time.Now().Add(10 * time.Second); !restarted && time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		restarted = len(childPIDs(cmd.Process.Pid)) == 3
+	}
+	if !restarted {
+		t.Fatal("a killed light node was not restarted")
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("halley cluster after SIGTERM: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("halley cluster did not stop on SIGTERM")
+	}
+	if left := childPIDs(cmd.Process.Pid); len(left) > 0 {
+		t.Fatalf("nodes left running: %v", left)
+	}
+}
+
+// childPIDs lists the processes whose parent is pid (Linux /proc).
+func childPIDs(pid int) []int {
+	var kids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) && f[0] != "Z" {
+			kids = append(kids, n)
+		}
+	}
+	return kids
 }
