@@ -144,12 +144,19 @@ func serveLight(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 	rep := &cluster.Repairer{}
 	opts := cfg.cluster.linkOptions(log, fmt.Sprintf("halley-light-%d", os.Getpid()))
 	opts.OnDelivery = func(d cluster.Delivery) {
-		if s := stored.Load(); d.Kind == cluster.CF && s != nil {
-			s.SawCF(string(d.Name), d.Seq)
+		a := api.Load()
+		if a == nil {
+			return // nothing followed yet
 		}
-		if a := api.Load(); a != nil {
-			deliver(a, &d)
+		if d.Kind == cluster.EZ {
+			a.DeliverEZ(string(d.Name), d.Seq, d.Tick, d.Body)
+			return
 		}
+		topic := string(d.Name)
+		if s := stored.Load(); s != nil {
+			s.SawCF(topic, d.Seq)
+		}
+		a.DeliverCF(topic, d.Seq, d.Secret, d.Body)
 	}
 	opts.AfterDeliveries = func() {
 		if a := api.Load(); a != nil {

@@ -345,6 +345,7 @@ func TestCluster(t *testing.T) {
 		{"Kill9LightNode", testClusterKill9LightNode},
 		{"NATSRestart", testClusterNATSRestart},
 		{"AccountAddRevoke", testClusterAccountAddRevoke},
+		{"StoreNodeKill9", testClusterStoreNodeKill9},
 		{"Command", testClusterCommand},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, bin) })
@@ -771,4 +772,56 @@ func childPIDs(pid int) []int {
 		}
 	}
 	return kids
+}
+
+// testClusterStoreNodeKill9: kill -9 of the store node while writes flow
+// through a light node: no write is acknowledged without it (503, and the
+// light node's /healthz 503), and once it is back on its data directory
+// every acknowledged write is there and writes go through again.
+func testClusterStoreNodeKill9(t *testing.T, bin string) {
+	c := startCluster(t, bin)
+	l1, l2 := c.lights[0], c.lights[1]
+	var acked []string
+	stopped := make(chan clusterAnswer, 1)
+	go func() {
+		for n := 0; ; n++ {
+			tick := fmt.Sprintf("s%d", n)
+			a := c.write(l1, c.key, "demo-s", tick, "m")
+			if a.str("code") != "ok" {
+				stopped <- a
+				return
+			}
+			acked = append(acked, tick)
+		}
+	}()
+	time.Sleep(time.Second)
+	_ = c.store.cmd.Process.Signal(syscall.SIGKILL)
+	_ = c.store.cmd.Wait()
+	var a clusterAnswer
+	select {
+	case a = <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("writes through the light node still succeed with the store node dead")
+	}
+	if a.status != 503 {
+		t.Fatalf("write with the store node dead: %d %v (%v)", a.status, a.v, a.err)
+	}
+	c.waitHealth(l1, 503, 5*time.Second)
+	c.store = c.startNode(roleStore, c.store.addr)
+	c.waitHealth(l1, 200, 10*time.Second)
+	wantOK(t, "write once the store node is back", c.write(l1, c.key, "demo-s", "after", "m"))
+	have := map[string]bool{}
+	for _, tk := range readAll(t, l2.base, "demo-s") {
+		have[tk] = true
+	}
+	missing := 0
+	for _, tk := range acked {
+		if !have[tk] {
+			missing++
+		}
+	}
+	t.Logf("%d writes acknowledged before the store node's kill -9, %d missing", len(acked), missing)
+	if missing > 0 || len(acked) == 0 {
+		t.Fatalf("%d of %d acknowledged writes missing", missing, len(acked))
+	}
 }
