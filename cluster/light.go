@@ -14,8 +14,9 @@ import (
 // takes a *persist.Store (it has protocol.Store's methods): writes and
 // pushes go to the store node through a Forwarder, reads through
 // Link.Read, accounts come from an AccountCache, and the methods the
-// protocol calls on its event loops (account lookups, Healthy, CFLast)
-// answer from local state without a round trip.
+// protocol calls on its event loops (account lookups, Healthy)
+// answer from local state without a round trip (CFLast is asked on its
+// reader pool: CFLastRead).
 //
 // The read methods block for one NATS round trip: the protocol calls them
 // on its reader pool only (protocol/readers.go), never on a loop.
@@ -28,18 +29,7 @@ type LightStore struct {
 	health atomic.Pointer[error]
 	done   chan struct{}
 	wg     sync.WaitGroup
-
-	// lastCF is the highest push id this node has seen per topic (from
-	// deliveries, read answers and forwarded pushes' answers): CFLast's
-	// answer, which the protocol asks on a loop. Bounded: past maxLastCF
-	// topics it starts again empty.
-	mu     sync.Mutex
-	lastCF map[string]uint64
 }
-
-// maxLastCF bounds LightStore's per-topic memory (about 100 bytes a
-// topic).
-const maxLastCF = 1 << 18
 
 // NewLightStore assembles a light node's store from its Link, the
 // Forwarder made on it (its DeliveredByLink is set here) and its
@@ -50,7 +40,7 @@ func NewLightStore(l *Link, f *Forwarder, ac *AccountCache, pingEvery time.Durat
 		pingEvery = time.Second
 	}
 	f.DeliveredByLink = true
-	s := &LightStore{link: l, fwd: f, accounts: ac, done: make(chan struct{}), lastCF: make(map[string]uint64)}
+	s := &LightStore{link: l, fwd: f, accounts: ac, done: make(chan struct{})}
 	s.ping()
 	s.wg.Add(1)
 	go s.pinger(pingEvery)
@@ -166,7 +156,6 @@ func (s *LightStore) CFRead(topic []byte, after uint64, notBefore int64, lim per
 	if err != nil {
 		return persist.CFReadResult{}, err
 	}
-	s.SawCF(string(topic), a.Last)
 	return CFResult(a), nil
 }
 
@@ -187,28 +176,22 @@ func CFResult(a ReadAnswer) persist.CFReadResult {
 // docs/cluster.md).
 func (s *LightStore) EZChannels(string) []persist.ChannelStat { return nil }
 
-// CFLast is the highest push id this node has seen on topic: exact while
-// the node follows it (every delivery passes SawCF), else as of the last
-// read or push through this node, 0 for a topic it never saw. The
-// protocol asks it on a loop, so it never waits for the store node.
+// CFLast is topic's highest push id: the last delivery this node handed
+// on while it follows the topic in order, else the store node's answer
+// (one round trip; 0 when it cannot be asked). The protocol asks
+// CFLastRead instead, on its reader pool.
 func (s *LightStore) CFLast(topic []byte) uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.lastCF[string(topic)]
+	last, _ := s.CFLastRead(topic)
+	return last
 }
 
-// SawCF records that topic had push id last (deliveries, answers).
-func (s *LightStore) SawCF(topic string, last uint64) {
-	if last == 0 {
-		return
+// CFLastRead is CFLast with the store node's failure (protocol's
+// CFLastReader). Blocks: reader pool only.
+func (s *LightStore) CFLastRead(topic []byte) (uint64, error) {
+	if last, ok := s.link.Last(CF, string(topic)); ok {
+		return last, nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if last <= s.lastCF[topic] {
-		return
-	}
-	if len(s.lastCF) >= maxLastCF {
-		clear(s.lastCF)
-	}
-	s.lastCF[topic] = last
+	a, err := s.link.Read(context.Background(), &ReadRequest{Kind: CF, Name: string(topic), After: ^uint64(0),
+		Limit: persist.ReadLimit{Messages: 1, Bytes: 1}})
+	return a.Last, err
 }

@@ -610,6 +610,21 @@ func (l *Link) reportRepairs() {
 	}
 }
 
+// Last is the seq of the last delivery of kind/name handed on, while this
+// node follows it in order from a known point; ok is false otherwise.
+func (l *Link) Last(kind Kind, name string) (last uint64, ok bool) {
+	if !kind.valid() {
+		return 0, false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	t := l.follow[kind][name]
+	if t == nil || !t.known || t.state != inOrder {
+		return 0, false
+	}
+	return t.last, true
+}
+
 // Connected reports whether the NATS connection is up.
 func (l *Link) Connected() bool { return l.nc.IsConnected() }
 

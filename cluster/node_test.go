@@ -144,14 +144,14 @@ func TestStoreNodeAndLightStore(t *testing.T) {
 	if r := <-pd; r.Err != nil || r.Msg.ID != 9 {
 		t.Fatalf("forwarded push: %+v", r)
 	}
-	if last := ls.CFLast([]byte("a/room")); last != 0 {
-		t.Fatalf("CFLast before this node saw the topic: %d", last)
+	if last, err := ls.CFLastRead([]byte("a/room")); err != nil || last != 9 {
+		t.Fatalf("CFLastRead of a topic this node does not follow: %d %v", last, err)
 	}
 	cf, err := ls.CFRead([]byte("a/room"), 0, 0, persist.ReadLimit{})
 	if err != nil || len(cf.Pushes) != 1 || cf.Last != 9 {
 		t.Fatalf("CF read through the light node: %+v %v", cf, err)
 	}
-	if last := ls.CFLast([]byte("a/room")); last != 9 {
-		t.Fatalf("CFLast after a read: %d, want 9", last)
+	if last, err := ls.CFLastRead([]byte("a/nothing")); err != nil || last != 0 {
+		t.Fatalf("CFLastRead of a topic never pushed: %d %v", last, err)
 	}
 }

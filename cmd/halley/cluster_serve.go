@@ -140,7 +140,6 @@ func deliver(a *protocol.API, d *cluster.Delivery) {
 func serveLight(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 	engine.RaiseFileLimit(log)
 	var api atomic.Pointer[protocol.API]
-	var stored atomic.Pointer[cluster.LightStore] // set once the cache is filled
 	rep := &cluster.Repairer{}
 	opts := cfg.cluster.linkOptions(log, fmt.Sprintf("halley-light-%d", os.Getpid()))
 	opts.OnDelivery = func(d cluster.Delivery) {
@@ -152,11 +151,7 @@ func serveLight(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 			a.DeliverEZ(string(d.Name), d.Seq, d.Tick, d.Body)
 			return
 		}
-		topic := string(d.Name)
-		if s := stored.Load(); s != nil {
-			s.SawCF(topic, d.Seq)
-		}
-		a.DeliverCF(topic, d.Seq, d.Secret, d.Body)
+		a.DeliverCF(string(d.Name), d.Seq, d.Secret, d.Body)
 	}
 	opts.AfterDeliveries = func() {
 		if a := api.Load(); a != nil {
@@ -179,9 +174,6 @@ func serveLight(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 			m := &ans.Messages[i]
 			d := cluster.Delivery{Kind: kind, Name: []byte(name), Seq: m.Seq, Secret: m.Secret, Tick: m.Tick, Body: m.Body}
 			deliver(a, &d)
-		}
-		if s := stored.Load(); kind == cluster.CF && s != nil {
-			s.SawCF(name, ans.Last)
 		}
 		a.AfterBatch()
 	}
@@ -207,7 +199,6 @@ func serveLight(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 	defer accounts.Close()
 	store := cluster.NewLightStore(link, fwd, accounts, 0)
 	defer store.Close()
-	stored.Store(store)
 
 	cfg.api.Store = store
 	cfg.api.Log = log

@@ -421,6 +421,17 @@ func testClusterResumeOnAnotherNode(t *testing.T, bin string) {
 	}
 	cfws := dialWS(t, "ws://"+l2.addr+"/"+c.cfKey+"/listen?identifiers=r:4")
 	inOrder(t, "Cometify WebSocket resume after id 4", cfws.collect(`"p`, 1, 10*time.Second), []string{"p5"})
+
+	// X-04 on a node that never saw the topic: an identifier given
+	// without an id stands at the topic's last id, replaying nothing.
+	now := longPoll(l2.base + "/" + c.cfKey + "/poll?timeout=0&identifiers=r")
+	waitBody(t, "Cometify poll from now on light node 2", now, `"since":"r:5"`)
+	nowWS := dialWS(t, "ws://"+l1.addr+"/"+c.cfKey+"/listen?identifiers=r")
+	if f := nowWS.next(10 * time.Second); !strings.Contains(f, `"since":"r:5"`) {
+		t.Fatalf("Cometify WebSocket from now on light node 1 starts with %q", f)
+	}
+	wantOK(t, "push after the listener", c.push(l2, "r", "p6", 6))
+	inOrder(t, "Cometify WebSocket from now", nowWS.collect(`"p`, 1, 10*time.Second), []string{"p6"})
 }
 
 // readAllFrom reads qname on base from after tick to its end.
@@ -657,7 +668,21 @@ func testClusterAccountAddRevoke(t *testing.T, bin string) {
 		}
 	}
 	wantOK(t, "the new account's write via light node 1", a)
-	reader := dialWS(t, "ws://"+l2.addr+"/read/ws?qname=bob-c&tick=0")
+	// Each node learns of the account within a NATS round trip of the
+	// change notice: wait for light node 2's too.
+	var reader *wsClient
+	for end := time.Now().Add(5 * time.Second); reader == nil; time.Sleep(50 * time.Millisecond) {
+		conn, br, _, err := ws.Dial(context.Background(), "ws://"+l2.addr+"/read/ws?qname=bob-c&tick=0")
+		if err == nil {
+			if br == nil {
+				br = bufio.NewReader(conn)
+			}
+			t.Cleanup(func() { conn.Close() })
+			reader = &wsClient{t: t, conn: conn, br: br}
+		} else if time.Now().After(end) {
+			t.Fatalf("the new account's reader on light node 2: %v", err)
+		}
+	}
 	if f := reader.collect(`hello`, 1, 10*time.Second); len(f) != 1 {
 		t.Fatal("the new account's reader on light node 2 did not get its message")
 	}
