@@ -43,7 +43,8 @@ type testCluster struct {
 	key, cfKey, secret string
 }
 
-// clusterNode is one `halley serve --nats` child.
+// clusterNode is one `halley serve --nats` child. Two loops each, so that
+// a channel's readers spread over loops (their interest nests).
 type clusterNode struct {
 	role string
 	addr string
@@ -81,7 +82,7 @@ func startCluster(t *testing.T, bin string) *testCluster {
 func (c *testCluster) startNode(role, addr string) *clusterNode {
 	c.t.Helper()
 	cmd := exec.Command(c.bin, "serve", "--nats", c.nats.URL(), "--node-role", role, "--data", c.dir,
-		"--listen", addr, "--loops", "1", "--ez-max-queue", "100000", "--log-level", "warn")
+		"--listen", addr, "--loops", "2", "--ez-max-queue", "100000", "--log-level", "warn")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		c.t.Fatal(err)
