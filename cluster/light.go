@@ -171,10 +171,16 @@ func CFResult(a ReadAnswer) persist.CFReadResult {
 	return r
 }
 
-// EZChannels is the store node's channel table, which a light node does
-// not hold: nil (X-03's stats on a light node list no channels; see
-// docs/cluster.md).
-func (s *LightStore) EZChannels(string) []persist.ChannelStat { return nil }
+// EZChannels is username's channel table, asked of the store node
+// . Blocks: the protocol asks it on its reader pool. When the store
+// node cannot be reached the stats list no channels.
+func (s *LightStore) EZChannels(username string) []persist.ChannelStat {
+	cs, err := s.link.Channels(context.Background(), username)
+	if err != nil {
+		s.link.opts.Logf("cluster: channels of %s: %v", username, err)
+	}
+	return cs
+}
 
 // CFLast is topic's highest push id: the last delivery this node handed
 // on while it follows the topic in order, else the store node's answer

@@ -139,6 +139,9 @@ func TestStoreNodeAndLightStore(t *testing.T) {
 	if err != nil || len(res.Messages) != 1 || string(res.Messages[0].Tick) != "t2" {
 		t.Fatalf("read after a tick through the light node: %+v %v", res, err)
 	}
+	if cs := ls.EZChannels("a"); len(cs) != 1 || cs[0].QName != "a-c" || cs[0].Queued != 2 {
+		t.Fatalf("channel table through the light node: %+v", cs)
+	}
 	pd := make(pushDone, 1)
 	ls.CFPushTo(persist.CFPush{Topic: "a/room", ID: 9, HasID: true, Text: []byte("hi")}, pd)
 	if r := <-pd; r.Err != nil || r.Msg.ID != 9 {

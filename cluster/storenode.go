@@ -137,3 +137,7 @@ func (b forwardedBackend) CFRead(topic []byte, after uint64, notBefore int64, li
 }
 
 func (b forwardedBackend) Accounts() []persist.Account { return b.n.Store.Accounts() }
+
+func (b forwardedBackend) EZChannels(username string) []persist.ChannelStat {
+	return b.n.Store.EZChannels(username)
+}

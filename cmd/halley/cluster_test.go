@@ -487,6 +487,18 @@ func testClusterIdempotentResend(t *testing.T, bin string) {
 	if a := c.push(l2, "i", "another", 7); a.status != 409 {
 		t.Fatalf("another text under the same push_id on light node 2: %d %v", a.status, a.v)
 	}
+	// X-03 on a light node: the channel table is the store node's.
+	req, _ := http.NewRequest("GET", l2.base+"/"+c.cfKey+"/stats", nil)
+	req.Header.Set("Authorization", "Bearer "+c.secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `"demo-i":1`) {
+		t.Fatalf("stats on light node 2: %d %s", resp.StatusCode, body)
+	}
 }
 
 // clusterKillRound writes to light node 1 from a few writers, kills it
