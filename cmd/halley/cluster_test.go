@@ -594,6 +594,7 @@ func testClusterNATSRestart(t *testing.T, bin string) {
 	const total = 30
 	var ticks, texts []string
 	restarted := make(chan struct{})
+	defer func() { <-restarted }() // before the cleanups, which close c.nats
 	go func() {
 		defer close(restarted)
 		time.Sleep(700 * time.Millisecond)
