@@ -16,6 +16,15 @@ func AppendSystem(dst []byte, srv *engine.Server, store *persist.Store) []byte {
 	return appendStore(dst, store.Stats(), store.Healthy())
 }
 
+// AppendEngine appends the engine's series alone: a light node of a
+// service has no store. srv may be nil while the server starts.
+func AppendEngine(dst []byte, srv *engine.Server) []byte {
+	if srv == nil {
+		return dst
+	}
+	return appendEngine(dst, srv.Stats())
+}
+
 // appendEngine appends the event loops' connection counters.
 func appendEngine(dst []byte, s engine.Stats) []byte {
 	c, g := promtext.Counter, promtext.Gauge

@@ -33,6 +33,14 @@ import (
 // No goroutine and no timer per request: one reply subscription, and one
 // ticker sweeps deadlines.
 type Forwarder struct {
+	// DeliveredByLink, set before the first request, marks every
+	// accepted answer Duplicate: on a light node a message reaches the
+	// node's readers by its delivery from the store node (in commit
+	// order, through the Link's tracker), never by its writer's
+	// completion, which may arrive before an earlier message of the same
+	// channel taken by another node; the protocol fans out no duplicate.
+	DeliveredByLink bool
+
 	l          *Link
 	inbox      string // replies arrive on inbox.<request number>
 	replies    chan *nats.Msg
@@ -97,6 +105,10 @@ func (f *Forwarder) Close() {
 // EZWriteTo forwards w; see Forwarder for the contract.
 func (f *Forwarder) EZWriteTo(w persist.EZWrite, done persist.WriteCompletion) {
 	r := Request{Op: OpEZWrite, EZ: w}
+	if faultAckFirst {
+		f.ackFirst(&r, func() { done.WriteDone(persist.EZWriteResult{Duplicate: true}) })
+		return
+	}
 	if err := f.forward(&r, &forwardReq{op: OpEZWrite, ez: done}); err != nil {
 		done.WriteDone(persist.EZWriteResult{Err: err})
 	}
@@ -105,9 +117,22 @@ func (f *Forwarder) EZWriteTo(w persist.EZWrite, done persist.WriteCompletion) {
 // CFPushTo forwards p; see Forwarder for the contract.
 func (f *Forwarder) CFPushTo(p persist.CFPush, done persist.CFCompletion) {
 	r := Request{Op: OpCFPush, CF: p}
+	if faultAckFirst {
+		f.ackFirst(&r, func() { done.CFPushDone(persist.CFPushResult{Duplicate: true, Msg: persist.CFMessage{ID: p.ID}}) })
+		return
+	}
 	if err := f.forward(&r, &forwardReq{op: OpCFPush, cf: done}); err != nil {
 		done.CFPushDone(persist.CFPushResult{Err: err})
 	}
+}
+
+// ackFirst is the planted fault (fault_clusterack.go): answer ok now,
+// send the request a second later, its answer ignored.
+func (f *Forwarder) ackFirst(r *Request, ack func()) {
+	ack()
+	f.afterBatch()
+	frame := appendRequest(nil, r)
+	time.AfterFunc(time.Second, func() { f.l.send(f.l.storeSubject(), f.inbox+".0", frame) })
 }
 
 // errForwarderClosed answers requests made after Close.
@@ -194,6 +219,9 @@ func (f *Forwarder) answered(m *nats.Msg) {
 	}
 	if err != nil {
 		a = Answer{EZ: persist.EZWriteResult{Err: err}, CF: persist.CFPushResult{Err: err}}
+	}
+	if f.DeliveredByLink {
+		a.EZ.Duplicate, a.CF.Duplicate = true, true
 	}
 	if fr.op == OpEZWrite {
 		fr.ez.WriteDone(a.EZ)

@@ -52,6 +52,11 @@ type LinkOptions struct {
 	// (Read with After = after), handed what it read to the loops and
 	// called Repaired. Dispatch goroutine; must not block.
 	OnRepair func(kind Kind, name string, after uint64)
+	// AfterDeliveries, if set, runs on the dispatch goroutine after each
+	// run of OnDelivery calls (every delivery waiting at that moment), so
+	// that the callee can post one task per run rather than one per
+	// message, as persist.Options.AfterBatch does after a group.
+	AfterDeliveries func()
 	// Logf receives connection events worth a human's attention.
 	// Default log.Printf.
 	Logf func(format string, args ...any)
@@ -82,6 +87,9 @@ func (o *LinkOptions) EnsureDefaults() {
 	}
 	if o.OnRepair == nil {
 		o.OnRepair = func(Kind, string, uint64) {}
+	}
+	if o.AfterDeliveries == nil {
+		o.AfterDeliveries = func() {}
 	}
 	if o.Logf == nil {
 		o.Logf = log.Printf
@@ -155,9 +163,12 @@ type chanKey struct {
 
 // tracker is a followed channel's state on a light node.
 type tracker struct {
-	key   chanKey
-	refs  int    // Subscribe calls not yet undone
-	last  uint64 // seq of the last delivery handed on (or repaired up to)
+	key  chanKey
+	refs int    // Subscribe calls not yet undone
+	last uint64 // seq of the last delivery handed on (or repaired up to)
+	// known is false while last is not known (Subscribe with
+	// LastUnknown): the first delivery is taken as it comes.
+	known bool
 	subj  string
 	state repairState
 }
@@ -357,9 +368,20 @@ func (l *Link) Publish(ds []Delivery) {
 	}
 }
 
+// LastUnknown, given to Subscribe, says the caller does not know where
+// its readers stand: the first delivery is handed on whatever came before
+// it, and the tracker checks the order from there. The protocol's readers
+// cover what lies before it: each reads the store node after subscribing
+// (the SUB reaches NATS before the read request, both on this Link's one
+// connection, so whatever the read does not return is published after
+// NATS knows the subscription), and a reader that a delivery finds
+// further behind reads what it missed.
+const LastUnknown = ^uint64(0)
+
 // Subscribe follows kind/name on this node from seq last (the channel's
-// last seq the caller's readers already have, read from the store node):
-// later deliveries go to OnDelivery, missed ones to OnRepair. Calls nest:
+// last seq the caller's readers already have, read from the store node,
+// or LastUnknown): later deliveries go to OnDelivery, missed ones to
+// OnRepair. Calls nest:
 // each Subscribe needs one Unsubscribe, and a second Subscribe keeps the
 // position the first one set. The subscription reaches NATS
 // asynchronously; a message committed meanwhile shows as a gap and is
@@ -385,7 +407,11 @@ func (l *Link) Subscribe(kind Kind, name string, last uint64) error {
 		l.subs[subj] = s
 	}
 	s.keys++
-	l.follow[kind][name] = &tracker{key: chanKey{kind, name}, refs: 1, last: last, subj: subj}
+	t := &tracker{key: chanKey{kind, name}, refs: 1, last: last, subj: subj, known: true}
+	if last == LastUnknown {
+		t.last, t.known = 0, false
+	}
+	l.follow[kind][name] = t
 	return nil
 }
 
@@ -424,6 +450,7 @@ func (l *Link) Repaired(kind Kind, name string, cursor uint64) {
 		return
 	}
 	t.last = max(t.last, cursor)
+	t.known = true
 	if t.state == again {
 		t.state = repairing
 		l.pending = append(l.pending, t.key)
@@ -506,6 +533,18 @@ func (l *Link) dispatch() {
 		select {
 		case m := <-l.in:
 			l.deliver(m)
+			// Hand on every delivery already waiting, then say the run
+			// is over; bounded so that repairs are reported meanwhile.
+		drain:
+			for range 1024 {
+				select {
+				case m := <-l.in:
+					l.deliver(m)
+				default:
+					break drain
+				}
+			}
+			l.opts.AfterDeliveries()
 		case <-l.kick:
 			l.reportRepairs()
 		case <-l.done:
@@ -531,6 +570,8 @@ func (l *Link) deliver(m *nats.Msg) {
 	case t.state != inOrder: // the repair read will return it
 		l.mu.Unlock()
 		return
+	case !t.known: // the first delivery since Subscribe(LastUnknown)
+		t.known = true
 	case d.Seq <= t.last:
 		l.mu.Unlock()
 		l.stats.duplicates.Add(1)
@@ -567,6 +608,33 @@ func (l *Link) reportRepairs() {
 		l.stats.gaps.Add(1)
 		l.opts.OnRepair(r.key.Kind, r.key.Name, r.after)
 	}
+}
+
+// Last is the seq of the last delivery of kind/name handed on, while this
+// node follows it in order from a known point; ok is false otherwise.
+func (l *Link) Last(kind Kind, name string) (last uint64, ok bool) {
+	if !kind.valid() {
+		return 0, false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	t := l.follow[kind][name]
+	if t == nil || !t.known || t.state != inOrder {
+		return 0, false
+	}
+	return t.last, true
+}
+
+// Connected reports whether the NATS connection is up.
+func (l *Link) Connected() bool { return l.nc.IsConnected() }
+
+// Ping asks the store node for an empty read and reports whether it
+// answered: nil, or an error wrapping persist.ErrStorage (no store node,
+// timeout, NATS down). A light node's /healthz rests on it.
+func (l *Link) Ping(ctx context.Context) error {
+	r := ReadRequest{Kind: CF, Name: "\x00ping", Limit: persist.ReadLimit{Messages: 1, Bytes: 1}}
+	_, err := l.request(ctx, appendReadRequest(nil, &r))
+	return err
 }
 
 // Following reports whether this node follows kind/name.

@@ -15,6 +15,7 @@ type StoreBackend interface {
 	EZReadAfter(qname string, after uint64, lim persist.ReadLimit) (persist.ReadResult, error)
 	CFRead(topic []byte, after uint64, notBefore int64, lim persist.ReadLimit) (persist.CFReadResult, error)
 	Accounts() []persist.Account
+	EZChannels(username string) []persist.ChannelStat
 }
 
 // readOverhead is room kept in a read answer's NATS message for what is
@@ -56,6 +57,18 @@ func (l *Link) serve(b StoreBackend, m *nats.Msg) {
 			return
 		}
 		l.answer(m.Reply, frame)
+		return
+	}
+	if m.Data[1] == frameChannels {
+		name, err := decodeChannelsRequest(m.Data)
+		if err == nil {
+			var frame []byte
+			if frame, err = appendChannels(nil, b.EZChannels(name)); err == nil {
+				l.answer(m.Reply, frame)
+				return
+			}
+		}
+		l.opts.Logf("cluster: store node: %v", err)
 		return
 	}
 	if m.Data[1] == frameRead {

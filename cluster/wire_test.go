@@ -136,6 +136,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add(appendReadAnswer(nil, &ReadAnswer{Messages: []Message{{Seq: 1, Body: []byte("x")}}}))
 	f.Add(appendAnswer(nil, OpEZWrite, &Answer{EZ: persist.EZWriteResult{Err: persist.ErrStorage}}))
 	f.Add([]byte("\x01l[{\"username\":\"a\",\"id\":1}]"))
+	f.Add(appendChannelsRequest(nil, "a"))
+	f.Add([]byte("\x01c[{\"qname\":\"a-b\",\"queued\":2,\"last_seq\":5}]"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if d, err := decodeDelivery(b); err == nil && !bytes.Equal(appendDelivery(nil, &d), b) {
 			t.Fatalf("delivery %+v re-encodes differently", d)
@@ -152,6 +154,14 @@ func FuzzDecode(f *testing.F) {
 		if as, err := decodeAccounts(b); err == nil {
 			if _, err := appendAccounts(nil, as); err != nil {
 				t.Fatalf("accounts %+v do not re-encode: %v", as, err)
+			}
+		}
+		if name, err := decodeChannelsRequest(b); err == nil && !bytes.Equal(appendChannelsRequest(nil, name), b) {
+			t.Fatalf("channels request %q re-encodes differently", name)
+		}
+		if cs, err := decodeChannels(b); err == nil {
+			if _, err := appendChannels(nil, cs); err != nil {
+				t.Fatalf("channels %+v do not re-encode: %v", cs, err)
 			}
 		}
 		for _, op := range []Op{OpEZWrite, OpCFPush} {

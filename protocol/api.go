@@ -91,6 +91,14 @@ type Options struct {
 	// it full is refused: 503 "storage unavailable" for a request, a
 	// retry once drained for a stream. Default 1024.
 	ReadQueue int
+	// Interest, if set, is told on an event loop when that loop indexes
+	// the first reader of an EZComet channel (cf false, name its qname) or
+	// the first listener of a Cometify topic (cf true, name
+	// "<username>/<identifier>"), on true, and when its last one leaves,
+	// on false. Each loop tells its own: calls for one name nest across
+	// loops. A cluster light node follows the channel on NATS meanwhile
+	// (docs/cluster.md). It must not block. Default: none.
+	Interest func(cf bool, name string, on bool)
 	// Now is the clock replay windows and CF-P-10's ts are measured
 	// with; it must be the store's (persist.Options.Now). Default time.Now.
 	Now func() time.Time

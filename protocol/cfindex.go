@@ -103,6 +103,9 @@ func (ls *loopState) addCF(s *cfSub) {
 		if ts == nil {
 			ts = &topicSubs{key: w.topic}
 			ls.cfTopics[w.topic] = ts
+			if f := ls.api.opts.Interest; f != nil {
+				f(true, ts.key, true)
+			}
 		}
 		w.idx = len(ts.list)
 		ts.list = append(ts.list, cfRef{s: s, w: i})
@@ -131,6 +134,9 @@ func (ls *loopState) removeCF(s *cfSub) {
 		w.idx = -1
 		if len(ts.list) == 0 {
 			delete(ls.cfTopics, w.topic)
+			if f := ls.api.opts.Interest; f != nil {
+				f(true, ts.key, false)
+			}
 		}
 	}
 }

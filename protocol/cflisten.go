@@ -50,6 +50,10 @@ type cfWatch struct {
 	// again from the same cursor does not tell it twice.
 	gap  bool
 	wide bool // asked from id 0: replays CFReplayWindow (CF-L-05)
+	// now: given without an id, the watch stands at the topic's last id
+	// which its first read takes on a reader (store.go): a
+	// cluster light node asks the store node for it.
+	now bool
 }
 
 // name is the identifier, lowercased.
@@ -125,7 +129,7 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 		if it.hasID {
 			w.cursor, w.wide = it.id, it.id == 0
 		} else {
-			w.cursor = a.store.CFLast(ls.topicBytes)
+			w.now = true
 		}
 	}
 	if callback != nil {
@@ -220,6 +224,12 @@ func (j *cfRead) read() {
 	for i := range j.watches {
 		w := &j.watches[i]
 		if !j.want[i] {
+			if w.now {
+				if w.cursor, j.err = a.cfLast(w.topic); j.err != nil {
+					return
+				}
+				w.now = false
+			}
 			j.reads[i] = persist.CFReadResult{Cursor: w.cursor, Last: w.cursor}
 			continue
 		}
@@ -255,6 +265,7 @@ func (j *cfRead) Run(int) {
 	}
 	for i := range s.watches {
 		s.watches[i].cursor, s.watches[i].gap = j.watches[i].cursor, j.watches[i].gap
+		s.watches[i].now = j.watches[i].now
 	}
 	switch {
 	case s.kind == subPoll:

@@ -130,6 +130,9 @@ func (ls *loopState) add(s *ezSub) {
 	if cs == nil {
 		cs = &channelSubs{key: s.qname}
 		ls.subs[s.qname] = cs
+		if f := ls.api.opts.Interest; f != nil {
+			f(false, cs.key, true)
+		}
 	}
 	s.idx = int32(len(cs.list))
 	cs.list = append(cs.list, s)
@@ -157,6 +160,9 @@ func (ls *loopState) remove(s *ezSub) {
 	ls.indexed.Add(-1)
 	if len(cs.list) == 0 {
 		delete(ls.subs, s.qname)
+		if f := ls.api.opts.Interest; f != nil {
+			f(false, cs.key, false)
+		}
 	}
 }
 

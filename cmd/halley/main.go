@@ -16,6 +16,7 @@ const usage = `halley — a self-hosted real-time push server (EZComet and Comet
 Usage:
   halley serve   [flags]                 serve (see halley serve --help)
   halley config  print [--json] [--config FILE] [serve flags]   effective serve settings and their sources
+  halley cluster --nodes N [serve flags]  N local nodes on one port with an embedded NATS (docs/cluster.md)
   halley account [--data DIR] [--json] add NAME | list | rm NAME | set NAME --max-listeners-per-ip N
   halley backup  [--data DIR] DEST       back up a running server or a stopped data directory
   halley restore [--data DIR] BACKUP     restore a backup into an empty or absent data directory
@@ -37,6 +38,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serveMain(args[1:], stdout, stderr)
 	case "config":
 		return configMain(args[1:], stdout, stderr)
+	case "cluster":
+		return clusterMain(args[1:], stdout, stderr)
 	case "account":
 		return accountMain(args[1:], stdout, stderr)
 	case "backup":

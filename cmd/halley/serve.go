@@ -35,6 +35,7 @@ type serveConfig struct {
 	logLevel   string
 	logFormat  string
 	cpuProfile string
+	cluster    clusterConfig
 }
 
 // serveFlags declares serve's flags on fs: each package's own (with its
@@ -51,7 +52,11 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) (finish func() error) {
 	fs.Var(choiceValue{&cfg.logFormat, []string{"text", "json"}}, "log-format", "text or json (log/slog's handlers)")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile to this file until the server stops (for tuning)")
 	cfg.admin.RegisterFlags(fs)
+	clusterFlags(fs, &cfg.cluster)
 	return func() error {
+		if err := cfg.cluster.check(); err != nil {
+			return err
+		}
 		// Retain every push as long as either window can ask for it.
 		cfg.store.CFRetain = max(cfg.api.CFReplayWindow, cfg.api.CFResumeWindow)
 		return nil
@@ -120,6 +125,9 @@ func serveMain(args []string, stdout, stderr io.Writer) int {
 }
 
 func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) (err error) {
+	if cfg.cluster.light() {
+		return serveLight(cfg, log, stdout)
+	}
 	engine.RaiseFileLimit(log)
 	if cfg.store.Sync == persist.SyncNone {
 		log.Warn("!!! --sync=none: writes are acknowledged BEFORE they reach the disk; a crash can lose acknowledged messages. Use only for benchmarks. !!!")
@@ -138,15 +146,19 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) (err error) {
 	// (the demo account is added first), hence the atomic pointer.
 	var api *protocol.API
 	var hooked atomic.Pointer[protocol.API]
+	cl := &storeWiring{cfg: cfg.cluster, log: log} // --nats: this is the store node
+	defer cl.close()                               // after the store's Close: its last answers go out
 	cfg.store.OnAccountChange = func(name string) {
 		if a := hooked.Load(); a != nil {
 			a.AccountChanged(name)
 		}
+		cl.accountChanged(name)
 	}
 	cfg.store.AfterBatch = func() {
 		if a := hooked.Load(); a != nil {
 			a.AfterBatch()
 		}
+		cl.afterBatch()
 	}
 	store, err := persist.Open(cfg.store)
 	if err != nil {
@@ -175,7 +187,9 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) (err error) {
 		return err
 	}
 
-	cfg.api.Store = store
+	if cfg.api.Store, err = cl.wrap(store, &hooked); err != nil {
+		return err
+	}
 	cfg.api.Log = log
 	// The JS clients (JS-01): cached for five minutes, then revalidated
 	// by ETag, so a new release reaches browsers within minutes.
@@ -202,6 +216,9 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) (err error) {
 	api.Attach(srv)
 	hooked.Store(api)
 	defer api.Close() // before the store's Close: the readers finish first
+	if err := cl.serve(); err != nil {
+		return err
+	}
 
 	ctl, err := control.Listen(control.SocketPath(cfg.store.Dir), store, log)
 	if err != nil {

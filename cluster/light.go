@@ -1,0 +1,203 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/halleypush/halley/persist"
+)
+
+// LightStore is what a light node's protocol takes where a single node
+// takes a *persist.Store (it has protocol.Store's methods): writes and
+// pushes go to the store node through a Forwarder, reads through
+// Link.Read, accounts come from an AccountCache, and the methods the
+// protocol calls on its event loops (account lookups, Healthy)
+// answer from local state without a round trip (CFLast is asked on its
+// reader pool: CFLastRead).
+//
+// The read methods block for one NATS round trip: the protocol calls them
+// on its reader pool only (protocol/readers.go), never on a loop.
+type LightStore struct {
+	link     *Link
+	fwd      *Forwarder
+	accounts *AccountCache
+	// health is nil while the store node answered the last ping over a
+	// connected Link; else why not (C-10: /healthz 503).
+	health atomic.Pointer[error]
+	done   chan struct{}
+	wg     sync.WaitGroup
+}
+
+// NewLightStore assembles a light node's store from its Link, the
+// Forwarder made on it (its DeliveredByLink is set here) and its
+// AccountCache, and starts pinging the store node every pingEvery
+// (default 1 s) for Healthy.
+func NewLightStore(l *Link, f *Forwarder, ac *AccountCache, pingEvery time.Duration) *LightStore {
+	if pingEvery <= 0 {
+		pingEvery = time.Second
+	}
+	f.DeliveredByLink = true
+	s := &LightStore{link: l, fwd: f, accounts: ac, done: make(chan struct{})}
+	s.ping()
+	s.wg.Add(1)
+	go s.pinger(pingEvery)
+	return s
+}
+
+// Close stops the pinger (the Link, Forwarder and cache are the caller's).
+func (s *LightStore) Close() {
+	close(s.done)
+	s.wg.Wait()
+}
+
+func (s *LightStore) pinger(every time.Duration) {
+	defer s.wg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			s.ping()
+		case <-s.done:
+			return
+		}
+	}
+}
+
+var errNATSDown = fmt.Errorf("%w: cluster: NATS disconnected", persist.ErrStorage)
+
+// ping records whether the store node answers.
+func (s *LightStore) ping() {
+	var err error
+	if !s.link.Connected() {
+		err = errNATSDown
+	} else {
+		ctx, cancel := context.WithTimeout(context.Background(), s.link.opts.RequestTimeout)
+		err = s.link.Ping(ctx)
+		cancel()
+	}
+	if err == nil {
+		s.health.Store(nil)
+		return
+	}
+	s.health.Store(&err)
+}
+
+// Healthy is nil while NATS is connected and the store node answered the
+// last ping (at most one ping interval old).
+func (s *LightStore) Healthy() error {
+	if !s.link.Connected() {
+		return errNATSDown
+	}
+	if p := s.health.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// AccountByAPIKey answers from the AccountCache.
+func (s *LightStore) AccountByAPIKey(k []byte) (persist.Account, bool) {
+	return s.accounts.AccountByAPIKey(k)
+}
+
+// AccountByCFKey answers from the AccountCache.
+func (s *LightStore) AccountByCFKey(k []byte) (persist.Account, bool) {
+	return s.accounts.AccountByCFKey(k)
+}
+
+// AccountByName answers from the AccountCache.
+func (s *LightStore) AccountByName(n []byte) (persist.Account, bool) {
+	return s.accounts.AccountByName(n)
+}
+
+// EZWriteTo forwards w to the store node (Forwarder's contract).
+func (s *LightStore) EZWriteTo(w persist.EZWrite, done persist.WriteCompletion) {
+	s.fwd.EZWriteTo(w, done)
+}
+
+// CFPushTo forwards p to the store node (Forwarder's contract).
+func (s *LightStore) CFPushTo(p persist.CFPush, done persist.CFCompletion) {
+	s.fwd.CFPushTo(p, done)
+}
+
+// EZRead reads qname after tick from the store node. Blocks: reader pool
+// only.
+func (s *LightStore) EZRead(qname string, tick []byte, lim persist.ReadLimit) (persist.ReadResult, error) {
+	a, err := s.link.Read(context.Background(), &ReadRequest{Kind: EZ, Name: qname, ByTick: true, Tick: tick, Limit: lim})
+	return ezResult(a), err
+}
+
+// EZReadAfter reads qname after seq after from the store node. Blocks:
+// reader pool only.
+func (s *LightStore) EZReadAfter(qname string, after uint64, lim persist.ReadLimit) (persist.ReadResult, error) {
+	a, err := s.link.Read(context.Background(), &ReadRequest{Kind: EZ, Name: qname, After: after, Limit: lim})
+	return ezResult(a), err
+}
+
+// EZResult converts an EZ ReadAnswer to persist's result.
+func ezResult(a ReadAnswer) persist.ReadResult {
+	r := persist.ReadResult{Cursor: a.Cursor, Gap: a.Gap, More: a.More}
+	if len(a.Messages) > 0 {
+		r.Messages = make([]persist.Message, len(a.Messages))
+		for i, m := range a.Messages {
+			r.Messages[i] = persist.Message{Seq: m.Seq, Tick: m.Tick, Body: m.Body, Time: m.Time}
+		}
+	}
+	return r
+}
+
+// CFRead reads topic's pushes after after from the store node. Blocks:
+// reader pool only.
+func (s *LightStore) CFRead(topic []byte, after uint64, notBefore int64, lim persist.ReadLimit) (persist.CFReadResult, error) {
+	a, err := s.link.Read(context.Background(), &ReadRequest{Kind: CF, Name: string(topic), After: after, NotBefore: notBefore, Limit: lim})
+	if err != nil {
+		return persist.CFReadResult{}, err
+	}
+	return CFResult(a), nil
+}
+
+// CFResult converts a CF ReadAnswer to persist's result.
+func CFResult(a ReadAnswer) persist.CFReadResult {
+	r := persist.CFReadResult{Cursor: a.Cursor, Last: a.Last, Gap: a.Gap, More: a.More}
+	if len(a.Messages) > 0 {
+		r.Pushes = make([]persist.CFMessage, len(a.Messages))
+		for i, m := range a.Messages {
+			r.Pushes[i] = persist.CFMessage{ID: m.Seq, Time: m.Time, Secret: m.Secret, Text: m.Body}
+		}
+	}
+	return r
+}
+
+// EZChannels is username's channel table, asked of the store node
+// . Blocks: the protocol asks it on its reader pool. When the store
+// node cannot be reached the stats list no channels.
+func (s *LightStore) EZChannels(username string) []persist.ChannelStat {
+	cs, err := s.link.Channels(context.Background(), username)
+	if err != nil {
+		s.link.opts.Logf("cluster: channels of %s: %v", username, err)
+	}
+	return cs
+}
+
+// CFLast is topic's highest push id: the last delivery this node handed
+// on while it follows the topic in order, else the store node's answer
+// (one round trip; 0 when it cannot be asked). The protocol asks
+// CFLastRead instead, on its reader pool.
+func (s *LightStore) CFLast(topic []byte) uint64 {
+	last, _ := s.CFLastRead(topic)
+	return last
+}
+
+// CFLastRead is CFLast with the store node's failure (protocol's
+// CFLastReader). Blocks: reader pool only.
+func (s *LightStore) CFLastRead(topic []byte) (uint64, error) {
+	if last, ok := s.link.Last(CF, string(topic)); ok {
+		return last, nil
+	}
+	a, err := s.link.Read(context.Background(), &ReadRequest{Kind: CF, Name: string(topic), After: ^uint64(0),
+		Limit: persist.ReadLimit{Messages: 1, Bytes: 1}})
+	return a.Last, err
+}
