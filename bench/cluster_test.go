@@ -176,7 +176,7 @@ func TestClusterMath(t *testing.T) {
 		}
 	}
 	for _, key := range clusterIdleMetrics {
-		if _, ok := m[key.key]; !ok && !strings.HasPrefix(key.key, "kernel_") && key.key != "client_bytes_per_conn" {
+		if _, ok := m[key.key]; !ok && !strings.HasPrefix(key.key, "kernel_") && !strings.HasPrefix(key.key, "push_ms_") && key.key != "client_bytes_per_conn" {
 			t.Errorf("row %s has no value", key.key)
 		}
 	}
@@ -293,6 +293,13 @@ func TestIdleMixPush(t *testing.T) {
 	p := res.Push
 	if p == nil || p.Accepted != 2 || p.Expected != 30 || p.Delivered != 30 || p.Extra != 2 || p.LastMs < 0 || len(p.Errors) != 0 {
 		t.Fatalf("push %+v\n%s", p, log.String())
+	}
+	if len(p.Groups) != 2 || p.Groups[0].Group != "halley/ws" || p.Groups[1].Group != "cometify/ws" ||
+		p.Groups[0].Delivered != 15 || p.Groups[1].Expected != 15 || p.Groups[1].LastMs < 0 || p.Groups[1].LastMs > p.LastMs {
+		t.Fatalf("push per group %+v", p.Groups)
+	}
+	if m := idleClusterMetrics(&res); m["push_ms_cometify_ws"] != p.Groups[1].LastMs {
+		t.Fatalf("per-group row: %v", m)
 	}
 	if res.Kernel == nil || res.ServerProcs < 1 {
 		t.Fatalf("no kernel snapshot or tree: %+v", res)

@@ -49,8 +49,9 @@ type pushResult struct {
 	LastMs float64 `json:"last_ms"`
 	// AnsweredMs is the time from the first push sent to the last
 	// push's answer, ms.
-	AnsweredMs float64  `json:"answered_ms"`
-	Errors     []string `json:"errors,omitempty"`
+	AnsweredMs float64     `json:"answered_ms"`
+	Groups     []groupPush `json:"groups"` // per group of connections
+	Errors     []string    `json:"errors,omitempty"`
 }
 
 // groupTargets splits count over n groups: the first count mod n get one
@@ -311,10 +312,20 @@ func waitOpen(ctx context.Context, procs []*mixProc, timeout time.Duration, coun
 	}
 }
 
+// groupPush is what the push reached in one group of connections.
+type groupPush struct {
+	Group     string  `json:"group"` // "<kind>/<mode>"
+	Expected  int     `json:"expected"`
+	Delivered int     `json:"delivered"`
+	LastMs    float64 `json:"last_ms"` // first push sent → this group's last delivery; -1: none
+}
+
 // pushAll publishes one message to each distinct channel of the groups,
-// back to back over one connection, then waits until every connection
-// held got a delivery (or PushWait passed) and reads from the client
-// processes when the last one arrived.
+// pipelined over one keep-alive connection (the requests are written
+// back to back, then the answers read: no push waits for another's
+// commit), then waits until every connection held got a delivery (or
+// PushWait passed) and reads from the client processes when the last one
+// arrived.
 func pushAll(ctx context.Context, c *mixConfig, procs []*mixProc, log io.Writer) pushResult {
 	var pr pushResult
 	before := 0
@@ -336,34 +347,40 @@ func pushAll(ctx context.Context, c *mixConfig, procs []*mixProc, log io.Writer)
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(30 * time.Second))
-	br := bufio.NewReader(conn)
+	type sent struct {
+		k  serverKind
+		ch string
+	}
+	var reqs []byte
+	var order []sent
 	seen := map[string]bool{}
-	var t0 time.Time
 	for _, g := range c.Groups {
-		k := mustKind(g.Kind)
 		if g.Chan == "" || seen[g.Kind+" "+g.Chan] {
 			continue
 		}
 		seen[g.Kind+" "+g.Chan] = true
+		k := mustKind(g.Kind)
 		pr.Pushes = append(pr.Pushes, g.Kind+" "+g.Chan)
-		req := k.publish(g.Pub, host, g.Chan, []byte("p."+strconv.FormatInt(time.Now().UnixNano(), 10)))
-		if t0.IsZero() {
-			t0 = time.Now()
+		reqs = append(reqs, k.publish(g.Pub, host, g.Chan, []byte("p."+strconv.FormatInt(time.Now().UnixNano(), 10)))...)
+		order = append(order, sent{k, g.Chan})
+	}
+	t0 := time.Now()
+	if _, err := conn.Write(reqs); err != nil {
+		pr.Errors = append(pr.Errors, err.Error())
+	} else {
+		br := bufio.NewReader(conn)
+		for _, x := range order {
+			var r response
+			if err := readResponse(br, &r, 4096, false); err != nil {
+				pr.Errors = append(pr.Errors, err.Error())
+				break
+			}
+			if !x.k.published(&r) {
+				pr.Errors = append(pr.Errors, fmt.Sprintf("%s push to %s refused: %d %.200s", x.k.name(), x.ch, r.status, r.body))
+				continue
+			}
+			pr.Accepted++
 		}
-		if _, err := conn.Write(req); err != nil {
-			pr.Errors = append(pr.Errors, err.Error())
-			break
-		}
-		var r response
-		if err := readResponse(br, &r, 4096, false); err != nil {
-			pr.Errors = append(pr.Errors, err.Error())
-			break
-		}
-		if !k.published(&r) {
-			pr.Errors = append(pr.Errors, fmt.Sprintf("%s push to %s refused: %d %.200s", g.Kind, g.Chan, r.status, r.body))
-			continue
-		}
-		pr.Accepted++
 	}
 	pr.AnsweredMs = float64(time.Since(t0).Microseconds()) / 1000
 	fmt.Fprintf(log, "idle push: %d of %d accepted in %.1f ms; waiting for %d connections\n", pr.Accepted, len(pr.Pushes), pr.AnsweredMs, pr.Expected)
@@ -379,17 +396,30 @@ func pushAll(ctx context.Context, c *mixConfig, procs []*mixProc, log io.Writer)
 		time.Sleep(100 * time.Millisecond)
 	}
 	time.Sleep(300 * time.Millisecond) // the last stat lines
-	var lastUs int64
 	var msgs int64
-	for _, p := range procs {
-		pr.Delivered += p.get("got")
-		msgs += int64(p.get("msgs"))
-		lastUs = max(lastUs, int64(p.get("last")))
+	groups := make([]groupPush, len(c.Groups))
+	lastUs := make([]int64, len(c.Groups))
+	for gi, g := range c.Groups {
+		groups[gi].Group = g.Kind + "/" + g.Mode
 	}
+	for _, p := range procs {
+		gp := &groups[p.group]
+		gp.Expected += p.get("open")
+		gp.Delivered += p.get("got")
+		msgs += int64(p.get("msgs"))
+		lastUs[p.group] = max(lastUs[p.group], int64(p.get("last")))
+	}
+	var all int64
+	for gi := range groups {
+		groups[gi].LastMs = pushLatency(t0, lastUs[gi])
+		pr.Delivered += groups[gi].Delivered
+		all = max(all, lastUs[gi])
+	}
+	pr.Groups = groups
 	pr.Delivered -= before
 	pr.Extra = msgs - msgs0 - int64(pr.Delivered)
-	pr.LastMs = pushLatency(t0, lastUs)
-	fmt.Fprintf(log, "idle push: %d of %d connections reached, the last %.1f ms after the push\n", pr.Delivered, pr.Expected, pr.LastMs)
+	pr.LastMs = pushLatency(t0, all)
+	fmt.Fprintf(log, "idle push: %d of %d connections reached, the last %.1f ms after the push (%+v)\n", pr.Delivered, pr.Expected, pr.LastMs, groups)
 	return pr
 }
 

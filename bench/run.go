@@ -89,6 +89,10 @@ var clusterIdleMetrics = []metric{
 	{"push_delivered", "connections the push reached"},
 	{"push_expected", "connections held when pushed"},
 	{"push_extra", "deliveries beyond one per connection"},
+	{"push_ms_halley_ws", "push → last delivery, EZComet WebSocket, ms"},
+	{"push_ms_halley_longpoll", "push → last delivery, EZComet long-poll, ms"},
+	{"push_ms_cometify_ws", "push → last delivery, Cometify WebSocket, ms"},
+	{"push_ms_cometify_longpoll", "push → last delivery, Cometify long-poll, ms"},
 	{"kernel_tcp_mem_top", "kernel TCP mem (sockstat pages) at the top count ÷ connections, B"},
 	{"kernel_slab_top", "socket slabs at the top count ÷ connections, B"},
 }
