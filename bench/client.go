@@ -98,6 +98,18 @@ type clientStats struct {
 	// firstErr is the first failure's text, reported once to the parent
 	// (accept failures, ENOMEM: why a run stopped short).
 	firstErr atomic.Pointer[string]
+	// firstLoss is why the first established connection ended, reported
+	// once ("lost …").
+	firstLoss atomic.Pointer[string]
+}
+
+// lose keeps the first reason an established connection ended.
+func (s *clientStats) lose(err error) {
+	msg := "closed by the server"
+	if err != nil && err != io.EOF {
+		msg = err.Error()
+	}
+	s.firstLoss.CompareAndSwap(nil, &msg)
 }
 
 // delivered records n deliveries on a connection that had had before
@@ -178,11 +190,15 @@ func cmdClient(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	defer tick.Stop()
 	last := ""
 	settled := false
-	errSaid := false
+	errSaid, lossSaid := false, false
 	report := func() {
 		if e := st.firstErr.Load(); e != nil && !errSaid {
 			fmt.Fprintf(stdout, "fail %s\n", *e)
 			errSaid = true
+		}
+		if e := st.firstLoss.Load(); e != nil && !lossSaid {
+			fmt.Fprintf(stdout, "lost %s\n", *e)
+			lossSaid = true
 		}
 		if l := st.line(target); l != last {
 			fmt.Fprintln(stdout, l)
@@ -242,10 +258,14 @@ func holdConn(ctx context.Context, c *clientConfig, addr, host string, g int, se
 	go func() {
 		stop := context.AfterFunc(ctx, func() { conn.Close() })
 		defer stop()
+		var err error
 		if c.Mode == "ws" {
-			wsHoldDeliveries(conn, br, c.kind(), st)
+			err = wsHoldDeliveries(conn, br, c.kind(), st)
 		} else {
-			lpHold(conn, br, c, host, g, st)
+			err = lpHold(conn, br, c, host, g, st)
+		}
+		if ctx.Err() == nil {
+			st.lose(err)
 		}
 		conn.Close()
 		st.open.Add(-1)

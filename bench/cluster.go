@@ -223,6 +223,7 @@ func idleClusterMetrics(res *idleResult) map[string]float64 {
 		m["push_delivered"] = float64(p.Delivered)
 		m["push_expected"] = float64(p.Expected)
 		m["push_extra"] = float64(p.Extra)
+		m["push_lost"] = float64(p.Lost)
 		for _, g := range p.Groups {
 			m["push_ms_"+strings.ReplaceAll(g.Group, "/", "_")] = g.LastMs
 		}

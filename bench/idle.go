@@ -62,6 +62,7 @@ type idleResult struct {
 
 type clientProc struct {
 	failMsg string // the first "fail …" line: why a connection was never established
+	lossMsg string // the first "lost …" line: why an established one ended
 	cmd     *exec.Cmd
 	stdin   io.WriteCloser
 	mu      sync.Mutex

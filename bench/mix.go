@@ -43,6 +43,7 @@ type pushResult struct {
 	Expected  int      `json:"expected"`  // connections held when the push was sent
 	Delivered int      `json:"delivered"` // of those, connections that got a delivery
 	Extra     int64    `json:"extra"`     // deliveries beyond one per connection (duplicates, or a group pushed twice)
+	Lost      int      `json:"lost"`      // connections that ended between the push and the end of the wait
 	// LastMs is the time from the first push sent to the last delivery
 	// (the client processes' clock, the same machine's), ms; -1 when
 	// nothing arrived.
@@ -145,6 +146,13 @@ func (p *clientProc) readReports(out io.Reader) {
 			}
 			p.mu.Unlock()
 		}
+		if msg, ok := strings.CutPrefix(line, "lost "); ok {
+			p.mu.Lock()
+			if p.lossMsg == "" {
+				p.lossMsg = msg
+			}
+			p.mu.Unlock()
+		}
 	}
 	p.mu.Lock()
 	p.exited = true
@@ -242,14 +250,6 @@ func runIdleMix(ctx context.Context, c mixConfig, log io.Writer) (idleResult, er
 	k := readKernelMem(procRoot)
 	res.Kernel = &k
 	res.Short = last.Open < last.Target
-	for i, p := range procs {
-		p.mu.Lock()
-		if p.failMsg != "" {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("client process %d (%s %s): first failure: %s",
-				i, c.Groups[p.group].Kind, c.Groups[p.group].Mode, p.failMsg))
-		}
-		p.mu.Unlock()
-	}
 	if res.Short {
 		res.Warnings = append(res.Warnings, k.lines(last.Open)...)
 	}
@@ -270,7 +270,23 @@ func runIdleMix(ctx context.Context, c mixConfig, log io.Writer) (idleResult, er
 		if pr.Delivered < pr.Expected {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("push: reached %d of %d connections within %v", pr.Delivered, pr.Expected, c.PushWait))
 		}
+		if pr.Lost > 0 {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("push: %d connections ended after it", pr.Lost))
+		}
 	}
+	for i, p := range procs {
+		p.mu.Lock()
+		if p.failMsg != "" {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("client process %d (%s %s): first failure: %s",
+				i, c.Groups[p.group].Kind, c.Groups[p.group].Mode, p.failMsg))
+		}
+		if p.lossMsg != "" {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("client process %d (%s %s): first connection lost: %s",
+				i, c.Groups[p.group].Kind, c.Groups[p.group].Mode, p.lossMsg))
+		}
+		p.mu.Unlock()
+	}
+
 	return res, nil
 }
 
@@ -328,12 +344,20 @@ type groupPush struct {
 // arrived.
 func pushAll(ctx context.Context, c *mixConfig, procs []*mixProc, log io.Writer) pushResult {
 	var pr pushResult
-	before := 0
+	before, closed0 := 0, 0
 	var msgs0 int64
+	groups := make([]groupPush, len(c.Groups))
+	for gi, g := range c.Groups {
+		groups[gi].Group = g.Kind + "/" + g.Mode
+	}
 	for _, p := range procs {
+		// Expected is what was held when pushing: a long-poll the server
+		// answers may be closed and re-dialled afterwards.
+		groups[p.group].Expected += p.get("open")
 		pr.Expected += p.get("open")
 		before += p.get("got")
 		msgs0 += int64(p.get("msgs"))
+		closed0 += p.get("closed")
 	}
 	if before > 0 {
 		pr.Errors = append(pr.Errors, fmt.Sprintf("%d connections had a delivery before the push", before))
@@ -397,16 +421,12 @@ func pushAll(ctx context.Context, c *mixConfig, procs []*mixProc, log io.Writer)
 	}
 	time.Sleep(300 * time.Millisecond) // the last stat lines
 	var msgs int64
-	groups := make([]groupPush, len(c.Groups))
 	lastUs := make([]int64, len(c.Groups))
-	for gi, g := range c.Groups {
-		groups[gi].Group = g.Kind + "/" + g.Mode
-	}
 	for _, p := range procs {
 		gp := &groups[p.group]
-		gp.Expected += p.get("open")
 		gp.Delivered += p.get("got")
 		msgs += int64(p.get("msgs"))
+		pr.Lost += p.get("closed")
 		lastUs[p.group] = max(lastUs[p.group], int64(p.get("last")))
 	}
 	var all int64
@@ -417,6 +437,7 @@ func pushAll(ctx context.Context, c *mixConfig, procs []*mixProc, log io.Writer)
 	}
 	pr.Groups = groups
 	pr.Delivered -= before
+	pr.Lost -= closed0
 	pr.Extra = msgs - msgs0 - int64(pr.Delivered)
 	pr.LastMs = pushLatency(t0, all)
 	fmt.Fprintf(log, "idle push: %d of %d connections reached, the last %.1f ms after the push (%+v)\n", pr.Delivered, pr.Expected, pr.LastMs, groups)

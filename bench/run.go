@@ -89,6 +89,7 @@ var clusterIdleMetrics = []metric{
 	{"push_delivered", "connections the push reached"},
 	{"push_expected", "connections held when pushed"},
 	{"push_extra", "deliveries beyond one per connection"},
+	{"push_lost", "connections that ended after the push"},
 	{"push_ms_halley_ws", "push → last delivery, EZComet WebSocket, ms"},
 	{"push_ms_halley_longpoll", "push → last delivery, EZComet long-poll, ms"},
 	{"push_ms_cometify_ws", "push → last delivery, Cometify WebSocket, ms"},
