@@ -214,6 +214,8 @@ func idleClusterMetrics(res *idleResult) map[string]float64 {
 		"failed":                     float64(last.Failed + last.Closed),
 		"server_rss_mib":             float64(last.ServerRSS) / (1 << 20),
 		"server_procs":               float64(res.ServerProcs),
+		"server_fds_max":             float64(res.ServerFDsMax),
+		"server_fds_min":             float64(res.ServerFDsMin),
 	}
 	if res.Kernel != nil {
 		m["kernel_tcp_mem_top"], m["kernel_slab_top"] = res.Kernel.perConn(last.Open)

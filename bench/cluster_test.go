@@ -74,6 +74,16 @@ func TestTreeRSS(t *testing.T) {
 	if want := float64(10+20+1+2+3+4+5+5+1) / clockTicks; err != nil || cpu != want {
 		t.Fatalf("treeCPUAt = %v, %v; want %v", cpu, err, want)
 	}
+	for pid, n := range map[int]int{100: 3, 205: 7, 90: 1} {
+		dir := filepath.Join(d, fmt.Sprint(pid), "fd")
+		os.MkdirAll(dir, 0o755)
+		for i := 0; i < n; i++ {
+			os.WriteFile(filepath.Join(dir, fmt.Sprint(i)), nil, 0o644)
+		}
+	}
+	if least, most := treeFDs(d, 100); least != 1 || most != 7 {
+		t.Fatalf("treeFDs = %d, %d; want 1, 7 (301 and 302 have no fd directory)", least, most)
+	}
 	if _, _, err := treeRSSAt(d, 555); err == nil {
 		t.Fatal("a missing root pid gave no error")
 	}

@@ -54,6 +54,8 @@ type idleResult struct {
 	SlabBytesPerConn   float64     `json:"kernel_slab_bytes_per_conn"` // client and server sockets both
 	ClientBytesPerConn float64     `json:"client_bytes_per_conn"`
 	ServerProcs        int         `json:"server_procs"`     // processes in the server's tree at the top count
+	ServerFDsMin       int         `json:"server_fds_min"`   // open files of the server process holding the fewest, at the top count
+	ServerFDsMax       int         `json:"server_fds_max"`   // and of the one holding the most (the limit is 20,000 each)
 	Kernel             *kernelMem  `json:"kernel,omitempty"` // at the top count
 	Short              bool        `json:"stopped_short"`    // fewer held than asked at the top count
 	Push               *pushResult `json:"push,omitempty"`   // bench idle-cluster: the push that must reach every connection

@@ -249,6 +249,7 @@ func runIdleMix(ctx context.Context, c mixConfig, log io.Writer) (idleResult, er
 	last := res.Steps[len(res.Steps)-1]
 	k := readKernelMem(procRoot)
 	res.Kernel = &k
+	res.ServerFDsMin, res.ServerFDsMax = treeFDs(procRoot, c.PID)
 	res.Short = last.Open < last.Target
 	if res.Short {
 		res.Warnings = append(res.Warnings, k.lines(last.Open)...)

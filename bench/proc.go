@@ -251,3 +251,32 @@ func treeCPUAt(procDir string, pid int) (float64, error) {
 // exited is no longer counted (its time moves to the parent's cutime,
 // which is not read): compare samples of a tree whose members live.
 func treeCPU(pid int) (float64, error) { return treeCPUAt(procRoot, pid) }
+
+// treeFDs counts the open files of each process in pid's tree under
+// procDir and returns the fewest and the most: the nodes of a cluster
+// share one port by SO_REUSEPORT, whose hash spreads connections only
+// roughly evenly, and a node reaching the 20,000 open-file limit refuses
+// the rest. Unreadable processes are skipped.
+func treeFDs(procDir string, pid int) (least, most int) {
+	least = -1
+	for _, p := range treePIDs(procDir, pid) {
+		f, err := os.Open(filepath.Join(procDir, strconv.Itoa(p), "fd"))
+		if err != nil {
+			continue
+		}
+		n := 0
+		for {
+			names, err := f.Readdirnames(4096)
+			n += len(names)
+			if err != nil {
+				break
+			}
+		}
+		f.Close()
+		most = max(most, n)
+		if least < 0 || n < least {
+			least = n
+		}
+	}
+	return max(least, 0), most
+}

@@ -85,6 +85,8 @@ var clusterIdleMetrics = []metric{
 	{"failed", "connections failed or lost at the top count"},
 	{"server_rss_mib", "server RSS at the top count, MiB (all its processes)"},
 	{"server_procs", "processes in the server's tree"},
+	{"server_fds_max", "open files of the fullest server process (limit 20,000)"},
+	{"server_fds_min", "open files of the emptiest server process"},
 	{"push_last_ms", "push sent → last delivery, ms (P7: ≤ 5,000)"},
 	{"push_delivered", "connections the push reached"},
 	{"push_expected", "connections held when pushed"},
