@@ -215,9 +215,11 @@ func runIdleMix(ctx context.Context, c mixConfig, log io.Writer) (idleResult, er
 			}
 		}
 		fmt.Fprintf(log, "idle %s: opening %d connections (%d client processes)\n", groupNames(c.Groups), count, len(procs))
+		opening := time.Now()
 		if err := waitOpen(ctx, procs, c.OpenTimeout, count, &res); err != nil {
 			return res, err
 		}
+		fmt.Fprintf(log, "idle %s: reached %d in %.1f s\n", groupNames(c.Groups), count, time.Since(opening).Seconds())
 		select {
 		case <-ctx.Done():
 			return res, ctx.Err()

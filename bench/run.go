@@ -86,7 +86,7 @@ var clusterIdleMetrics = []metric{
 	{"server_rss_mib", "server RSS at the top count, MiB (all its processes)"},
 	{"server_procs", "processes in the server's tree"},
 	{"server_fds_max", "open files of the fullest server process (limit 20,000)"},
-	{"server_fds_min", "open files of the emptiest server process"},
+	{"server_fds_min", "open files of the emptiest server process (a cluster's supervisor counts)"},
 	{"push_last_ms", "push sent → last delivery, ms (P7: ≤ 5,000)"},
 	{"push_delivered", "connections the push reached"},
 	{"push_expected", "connections held when pushed"},
@@ -740,7 +740,8 @@ func parseRunArgs(args []string, stderr io.Writer) (runConfig, error) {
 	if c.Runs < 1 {
 		return c, fmt.Errorf("--runs must be ≥ 1")
 	}
-	if c.HalleyCmd == "" && len(c.peerKinds()) == 0 && slices.ContainsFunc(c.Cases, func(n string) bool { return n != "floor" }) {
+	clusterOnly := c.ClusterCmd != "" && !slices.ContainsFunc(c.Cases, func(n string) bool { return !strings.HasSuffix(n, "-cluster") })
+	if c.HalleyCmd == "" && len(c.peerKinds()) == 0 && !clusterOnly && slices.ContainsFunc(c.Cases, func(n string) bool { return n != "floor" }) {
 		return c, fmt.Errorf("nothing to measure: give --halley-cmd and/or --nchan, --centrifuge")
 	}
 	if c.HalleyURL == "" {
