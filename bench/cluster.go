@@ -177,7 +177,7 @@ func clusterGroups(apis []string, user string, cred credentials) []idleGroup {
 
 // idleClusterOnce is one run of idle-cluster against a started server
 // (the single node or the cluster) up to counts.
-func (r *runner) idleClusterOnce(ctx context.Context, inst *instance, cred credentials, counts []int) (outcome, error) {
+func (r *runner) idleClusterOnce(ctx context.Context, inst *instance, cred credentials, counts []int) (outcome, []string, error) {
 	c := mixConfig{
 		idleConfig: idleConfig{
 			clientConfig: clientConfig{Target: inst.url, PerIP: 20, Channels: 1, DialConc: 64,
@@ -192,14 +192,14 @@ func (r *runner) idleClusterOnce(ctx context.Context, inst *instance, cred crede
 		fmt.Fprintf(r.log, "idle-cluster: warning: %s\n", w)
 	}
 	if err != nil {
-		return outcome{}, err
+		return outcome{}, res.Warnings, err
 	}
 	o := outcome{m: idleClusterMetrics(&res), curve: idleCurve(res.Steps)}
 	last := res.Steps[len(res.Steps)-1]
 	if last.Open < last.Target*99/100 {
-		return o, fmt.Errorf("only %d of %d connections held (%s)", last.Open, last.Target, strings.Join(res.Warnings, "; "))
+		return o, res.Warnings, fmt.Errorf("only %d of %d connections held", last.Open, last.Target)
 	}
-	return o, nil
+	return o, res.Warnings, nil
 }
 
 // idleClusterMetrics are the table values of one idle-cluster run.
@@ -256,7 +256,7 @@ func (r *runner) clusterCase(ctx context.Context, cr *caseResult) {
 	if cr.Case == "idle-cluster" {
 		cr.metrics = clusterIdleMetrics
 		cr.Lines = append(cr.Lines, fmt.Sprintf("Connections: %s, each API half WebSocket and half long-poll on one fresh channel (Cometify: identifier), "+
-			"from client processes of ≤ %d sockets, 20 per source address in 127.0.0.0/8. The push: one per API, back to back over one connection "+
+			"from client processes of ≤ %d sockets, 20 per source address in 127.0.0.0/8. The push: one per API, pipelined on one connection "+
 			"(EZComet POST /write, Cometify signed POST /K/push), timed from the first sent to the last delivery read by any client. "+
 			"RSS and CPU: every process under the started pid.", strings.Join(c.ClusterAPIs, " and "), c.PerProcess))
 	} else {
@@ -265,24 +265,31 @@ func (r *runner) clusterCase(ctx context.Context, cr *caseResult) {
 	for i := 0; i < c.Runs && ctx.Err() == nil; i++ {
 		for _, col := range cols {
 			fmt.Fprintf(r.log, "== %s run %d/%d: %s\n", cr.Case, i+1, c.Runs, col.who)
-			o, err := r.clusterOnce(ctx, cr.Case, col.start, col.counts)
+			o, warn, err := r.clusterOnce(ctx, cr.Case, col.start, col.counts)
 			r.add(col.s, col.who, cr.metrics, o, err)
+			// What went wrong stands beside the table: the push's
+			// misses, the clients' first failures, the kernel's state
+			// when the run stopped short.
+			for _, w := range warn {
+				cr.Lines = append(cr.Lines, fmt.Sprintf("%s, run %d: %s", col.who, i+1, w))
+			}
 		}
 	}
 }
 
 // clusterOnce starts a server, measures one run of the case, stops it.
-func (r *runner) clusterOnce(ctx context.Context, name string, start func() (*instance, error), counts []int) (outcome, error) {
+func (r *runner) clusterOnce(ctx context.Context, name string, start func() (*instance, error), counts []int) (outcome, []string, error) {
 	inst, err := start()
 	if err != nil {
-		return outcome{}, err
+		return outcome{}, nil, err
 	}
 	defer inst.stop()
 	ctx, cancel := context.WithTimeout(ctx, r.c.RunTimeout)
 	defer cancel()
 	cred := r.serverCredentials(inst.out())
 	if name == "fanout-cluster" {
-		return r.fanoutOnce(ctx, name, ezKind{}, inst, cred)
+		o, err := r.fanoutOnce(ctx, name, ezKind{}, inst, cred)
+		return o, nil, err
 	}
 	return r.idleClusterOnce(ctx, inst, cred, counts)
 }

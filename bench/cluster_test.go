@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -398,5 +399,55 @@ func TestStandin(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		cmd.Process.Kill()
 		t.Fatal("standin did not stop when a node died")
+	}
+}
+
+// TestRunFanoutCluster: `run --cases fanout-cluster` measures the single
+// node (--halley-cmd) and the cluster (--cluster-cmd, here the stand-in
+// with one fake node under it, {nodes} replaced) side by side, with the
+// cluster's column and its ratio to the single node.
+func TestRunFanoutCluster(t *testing.T) {
+	t.Setenv("HALLEY_BENCH_TEST_SERVER", "1")
+	t.Setenv("HALLEY_BENCH_TEST_FANOUT", "1")
+	saved := fanoutCases["fanout-cluster"]
+	fanoutCases["fanout-cluster"] = struct {
+		subs, msgs int
+		rate       float64
+	}{20, 10, 100}
+	t.Cleanup(func() { fanoutCases["fanout-cluster"] = saved })
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	addr := freePort(t)
+	var stdout, stderr bytes.Buffer
+	// The stand-in is the test binary as a client (Main), its node the
+	// test binary as the fake server.
+	cluster := "env HALLEY_BENCH_TEST_CLIENT=1 " + exe + " standin --nodes {nodes} -- env HALLEY_BENCH_TEST_CLIENT= " + exe + " --data {tmp} --listen " + addr
+	code := Main([]string{"run", "--halley-cmd", exe + " --data {tmp} --listen " + addr, "--cluster-cmd", cluster, "--nodes", "1",
+		"--cases", "fanout-cluster", "--runs", "1", "--per-process", "12", "--size", "50", "--out", out}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+	md, err := os.ReadFile(filepath.Join(out, "fanout-cluster.md"))
+	if err != nil || !strings.Contains(string(md), "| Halley (median of 1) | Halley cluster (median of 1) | Cluster / single node |") ||
+		!strings.Contains(string(md), "standin --nodes 1 --") {
+		t.Fatalf("markdown %v\n%s", err, md)
+	}
+	jl, _ := os.ReadFile(filepath.Join(out, "results.jsonl"))
+	var cr caseResult
+	if err := json.Unmarshal(bytes.TrimSpace(jl), &cr); err != nil || cr.Cluster == nil || cr.Halley == nil || len(cr.Cluster.Runs) != 1 {
+		t.Fatalf("%v %s", err, jl)
+	}
+	// The fake drops one message and duplicates ten on purpose, behind
+	// the stand-in as alone.
+	for _, m := range []map[string]float64{cr.Halley.Median, cr.Cluster.Median} {
+		if m["open"] != 20 || m["missing"] != 1 || m["duplicates"] != 10 {
+			t.Fatalf("%+v", m)
+		}
+	}
+	if cr.RatioCluster["open"] != 1 {
+		t.Fatalf("ratio %+v", cr.RatioCluster)
 	}
 }
