@@ -39,16 +39,18 @@ func startCluster(c *runConfig) (*instance, error) {
 		return nil, err
 	}
 	pid := s.cmd.Process.Pid
-	n := settleTree(pid, 30*time.Second)
+	n := settleTree(pid, c.Nodes, time.Minute)
 	return &instance{pid: pid, url: url, out: s.out.String, stop: s.stop, procs: n}, nil
 }
 
-// settleTree waits (at most bound) until pid's process tree has had the
-// same size for a second, and returns that size.
-func settleTree(pid int, bound time.Duration) int {
+// settleTree waits (at most bound) until pid's process tree holds at
+// least least processes (however the server arranges its nodes, N nodes
+// are N processes) and has had the same size for a second, and returns
+// that size.
+func settleTree(pid, least int, bound time.Duration) int {
 	deadline := time.Now().Add(bound)
 	n, since := len(treePIDs(procRoot, pid)), time.Now()
-	for time.Now().Before(deadline) && time.Since(since) < time.Second {
+	for time.Now().Before(deadline) && (n < least || time.Since(since) < time.Second) {
 		time.Sleep(100 * time.Millisecond)
 		if m := len(treePIDs(procRoot, pid)); m != n {
 			n, since = m, time.Now()
