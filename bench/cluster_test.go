@@ -451,3 +451,33 @@ func TestRunFanoutCluster(t *testing.T) {
 		t.Fatalf("ratio %+v", cr.RatioCluster)
 	}
 }
+
+// FuzzKernelText: the /proc text parsers of the kernel snapshot take any
+// input without a panic; what a TCP line gives reads the same again in
+// the kernel's own form, a
+// slab line is only returned for a name asked, with bytes = objects ×
+// size, and a tree's stat line gives a ppid or an error.
+func FuzzKernelText(f *testing.F) {
+	f.Add([]byte("sockets: used 5\nTCP: inuse 1 orphan 0 tw 12 alloc 1 mem 414\nUDP: inuse 0 mem 0\n"))
+	f.Add([]byte("TCP               400000 400010   2432   13    8 : tunables    0    0    0 : slabdata  30770  30770      0\ndentry 1 1 192 21 1\n"))
+	f.Add([]byte("MemAvailable:   10000000 kB\nSUnreclaim: 7\n"))
+	f.Add([]byte("100 (x) S 1 (y) S 7 1 1 0 -1 0 0 0 0 0 3 4\n"))
+	f.Add([]byte("TCP: mem\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if inuse, alloc, mem, err := parseSockstat(b); err == nil {
+			// What it read, written as the kernel writes it, reads the same.
+			canon := fmt.Sprintf("TCP: inuse %d orphan 0 tw 0 alloc %d mem %d\n", inuse, alloc, mem)
+			if i, a, m, err := parseSockstat([]byte(canon)); err != nil || i != inuse || a != alloc || m != mem {
+				t.Fatalf("%q read as %d %d %d, its rendering %q as %d %d %d %v", b, inuse, alloc, mem, canon, i, a, m, err)
+			}
+		}
+		for _, s := range parseSlabLines(b, kernelSlabs) {
+			if !slices.Contains(kernelSlabs, s.Name) || s.Bytes != s.Active*s.ObjSize {
+				t.Fatalf("slab %+v from %q", s, b)
+			}
+		}
+		parseMeminfo(b, "MemAvailable")
+		parseStatPPID(b)
+		parseStatCPU(b)
+	})
+}
