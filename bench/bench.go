@@ -12,6 +12,7 @@
 //	plot   the plots of run, drawn again from results.jsonl
 //	client hidden: a client process the idle command forks (via os.Executable)
 //	fanclient hidden: a client process the fanout command forks
+//	standin hidden: N copies of a server command under one pid, in place of "halley cluster"
 package bench
 
 import (
@@ -50,6 +51,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return cmdPlot(args[1:], stdout, stderr)
 	case "client":
 		return cmdClient(args[1:], os.Stdin, stdout, stderr)
+	case "standin":
+		return cmdStandin(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		usage(stdout)
 		return 0

@@ -93,11 +93,55 @@ type clientStats struct {
 	failed atomic.Int64 // never established
 	closed atomic.Int64 // established, then lost
 	msgs   atomic.Int64 // messages (frames or answers with data) received
+	got    atomic.Int64 // connections that received at least one delivery
+	last   atomic.Int64 // UnixMicro of the latest delivery (0: none yet)
+	// firstErr is the first failure's text, reported once to the parent
+	// (accept failures, ENOMEM: why a run stopped short).
+	firstErr atomic.Pointer[string]
+	// firstLoss is why the first established connection ended, reported
+	// once ("lost …").
+	firstLoss atomic.Pointer[string]
+}
+
+// lose keeps the first reason an established connection ended.
+func (s *clientStats) lose(err error) {
+	msg := "closed by the server"
+	if err != nil && err != io.EOF {
+		msg = err.Error()
+	}
+	s.firstLoss.CompareAndSwap(nil, &msg)
+}
+
+// delivered records n deliveries on a connection that had had before
+// (deliveries so far): the first makes the connection count as reached,
+// and the time is kept when it is the latest.
+func (s *clientStats) delivered(had, n int64) {
+	if n <= 0 {
+		return
+	}
+	s.msgs.Add(n)
+	if had == 0 {
+		s.got.Add(1)
+	}
+	now := time.Now().UnixMicro()
+	for {
+		l := s.last.Load()
+		if l >= now || s.last.CompareAndSwap(l, now) {
+			return
+		}
+	}
+}
+
+// fail counts a connection never established and keeps the first reason.
+func (s *clientStats) fail(err error) {
+	s.failed.Add(1)
+	msg := err.Error()
+	s.firstErr.CompareAndSwap(nil, &msg)
 }
 
 func (s *clientStats) line(target int) string {
-	return fmt.Sprintf("stat target=%d open=%d failed=%d closed=%d msgs=%d",
-		target, s.open.Load(), s.failed.Load(), s.closed.Load(), s.msgs.Load())
+	return fmt.Sprintf("stat target=%d open=%d failed=%d closed=%d msgs=%d got=%d last=%d",
+		target, s.open.Load(), s.failed.Load(), s.closed.Load(), s.msgs.Load(), s.got.Load(), s.last.Load())
 }
 
 // cmdClient is the hidden "bench client": it holds idle subscribers. stdin
@@ -146,7 +190,16 @@ func cmdClient(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	defer tick.Stop()
 	last := ""
 	settled := false
+	errSaid, lossSaid := false, false
 	report := func() {
+		if e := st.firstErr.Load(); e != nil && !errSaid {
+			fmt.Fprintf(stdout, "fail %s\n", *e)
+			errSaid = true
+		}
+		if e := st.firstLoss.Load(); e != nil && !lossSaid {
+			fmt.Fprintf(stdout, "lost %s\n", *e)
+			lossSaid = true
+		}
 		if l := st.line(target); l != last {
 			fmt.Fprintln(stdout, l)
 			last = l
@@ -196,7 +249,7 @@ func holdConn(ctx context.Context, c *clientConfig, addr, host string, g int, se
 	conn, br, err := openSub(ctx, c, addr, host, g, "")
 	<-sem
 	if err != nil {
-		st.failed.Add(1)
+		st.fail(err)
 		return
 	}
 	st.open.Add(1)
@@ -205,10 +258,14 @@ func holdConn(ctx context.Context, c *clientConfig, addr, host string, g int, se
 	go func() {
 		stop := context.AfterFunc(ctx, func() { conn.Close() })
 		defer stop()
+		var err error
 		if c.Mode == "ws" {
-			wsHold(conn, br, st)
+			err = wsHoldDeliveries(conn, br, c.kind(), st)
 		} else {
-			lpHold(conn, br, c, host, g, st)
+			err = lpHold(conn, br, c, host, g, st)
+		}
+		if ctx.Err() == nil {
+			st.lose(err)
 		}
 		conn.Close()
 		st.open.Add(-1)
@@ -352,6 +409,26 @@ func wsHold(conn net.Conn, br *bufio.Reader, st *clientStats) error {
 	return wsHoldFunc(conn, br, st, nil)
 }
 
+// wsHoldDeliveries is wsHold counting deliveries as kind k reads them
+// (not a resume point, a gap signal; a frame may hold several), so that a
+// push reaching the connection is told from the server's own frames.
+func wsHoldDeliveries(conn net.Conn, br *bufio.Reader, k serverKind, st *clientStats) error {
+	var had int64
+	return wsHoldFunc(conn, br, st, func(frame []byte) int64 {
+		var n int64
+		for frame != nil {
+			p, _, ignore, rest := k.next(frame)
+			if p != nil && !ignore {
+				n++
+			}
+			frame = rest
+		}
+		st.delivered(had, n)
+		had += n
+		return 0 // counted by delivered
+	})
+}
+
 // wsHoldFunc is wsHold; when onData is set, each complete data message
 // (fragments joined) is passed to it instead of being discarded, and
 // st.msgs counts the deliveries onData says the message held (not a
@@ -468,6 +545,7 @@ func lpRequest(c *clientConfig, host string, g int, resume, lastMod, etag string
 func lpHold(conn net.Conn, br *bufio.Reader, c *clientConfig, host string, g int, st *clientStats) error {
 	var r response
 	resume, lastMod, etag := "", "", ""
+	var had int64
 	for {
 		if err := readResponse(br, &r, 1<<16, false); err != nil {
 			return err
@@ -479,7 +557,8 @@ func lpHold(conn net.Conn, br *bufio.Reader, c *clientConfig, host string, g int
 				resume = next
 			}
 			if msgs {
-				st.msgs.Add(1)
+				st.delivered(had, 1)
+				had++
 			}
 		case r.status == 304 || r.status == 408:
 		default:

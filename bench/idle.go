@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -46,25 +45,33 @@ type idleStep struct {
 // idleResult is what an idle measurement found; per-connection figures are
 // slopes between the first and last step, on the counts actually held.
 type idleResult struct {
-	Kind               string     `json:"kind"`
-	Mode               string     `json:"mode"`
-	Procs              int        `json:"client_procs"`
-	Steps              []idleStep `json:"steps"`
-	BytesPerConn       float64    `json:"bytes_per_conn"`
-	KernelBytesPerConn float64    `json:"kernel_tcp_bytes_per_conn"`  // client and server sockets both
-	SlabBytesPerConn   float64    `json:"kernel_slab_bytes_per_conn"` // client and server sockets both
-	ClientBytesPerConn float64    `json:"client_bytes_per_conn"`
-	Warnings           []string   `json:"warnings,omitempty"`
+	Kind               string      `json:"kind"`
+	Mode               string      `json:"mode"`
+	Procs              int         `json:"client_procs"`
+	Steps              []idleStep  `json:"steps"`
+	BytesPerConn       float64     `json:"bytes_per_conn"`
+	KernelBytesPerConn float64     `json:"kernel_tcp_bytes_per_conn"`  // client and server sockets both
+	SlabBytesPerConn   float64     `json:"kernel_slab_bytes_per_conn"` // client and server sockets both
+	ClientBytesPerConn float64     `json:"client_bytes_per_conn"`
+	ServerProcs        int         `json:"server_procs"`     // processes in the server's tree at the top count
+	ServerFDsMin       int         `json:"server_fds_min"`   // open files of the server process holding the fewest, at the top count
+	ServerFDsMax       int         `json:"server_fds_max"`   // and of the one holding the most (the limit is 20,000 each)
+	Kernel             *kernelMem  `json:"kernel,omitempty"` // at the top count
+	Short              bool        `json:"stopped_short"`    // fewer held than asked at the top count
+	Push               *pushResult `json:"push,omitempty"`   // bench idle-cluster: the push that must reach every connection
+	Warnings           []string    `json:"warnings,omitempty"`
 }
 
 type clientProc struct {
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	mu     sync.Mutex
-	target int
-	stat   map[string]int
-	exited bool
-	ready  chan struct{}
+	failMsg string // the first "fail …" line: why a connection was never established
+	lossMsg string // the first "lost …" line: why an established one ended
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	mu      sync.Mutex
+	target  int
+	stat    map[string]int
+	exited  bool
+	ready   chan struct{}
 }
 
 func (p *clientProc) get(k string) int {
@@ -141,144 +148,14 @@ func (c *idleConfig) validate() error {
 }
 
 // runIdle starts the client processes, grows through the counts, samples
-// after each settle, and stops the clients.
+// after each settle, and stops the clients: runIdleMix with one group.
 func runIdle(ctx context.Context, c idleConfig, log io.Writer) (idleResult, error) {
-	res := idleResult{Kind: c.Kind, Mode: c.Mode}
-	log = &syncWriter{w: log}
 	if err := c.validate(); err != nil {
-		return res, err
+		return idleResult{Kind: c.Kind, Mode: c.Mode}, err
 	}
-	if _, err := readRSS(c.PID); err != nil {
-		return res, fmt.Errorf("server pid %d: %v", c.PID, err)
-	}
-	last := c.Counts[len(c.Counts)-1]
-	nproc := (last + c.PerProcess - 1) / c.PerProcess
-	res.Procs = nproc
-	exe, pre, env, err := clientCommand()
-	if err != nil {
-		return res, err
-	}
-	procs := make([]*clientProc, nproc)
-	defer stopClients(procs)
-	for i := range procs {
-		args := append(append([]string{}, pre...),
-			"--target", c.Target, "--kind", c.Kind, "--mode", c.Mode, "--qname", c.QName, "--key", c.Key,
-			"--per-ip", strconv.Itoa(c.PerIP), "--channels", strconv.Itoa(c.Channels),
-			"--dial-conc", strconv.Itoa(c.DialConc), "--max-life", c.MaxLife.String(),
-			"--lp-timeout", strconv.Itoa(c.Timeout),
-			"--first-index", strconv.Itoa(i*c.PerProcess))
-		cmd := exec.Command(exe, args...)
-		cmd.Env = append(os.Environ(), env...)
-		cmd.Stderr = log
-		p := &clientProc{cmd: cmd, stat: map[string]int{}, ready: make(chan struct{})}
-		p.stdin, err = cmd.StdinPipe()
-		if err != nil {
-			return res, err
-		}
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			return res, err
-		}
-		if err := cmd.Start(); err != nil {
-			return res, err
-		}
-		procs[i] = p
-		go func() {
-			sc := bufio.NewScanner(out)
-			readyOnce := false
-			for sc.Scan() {
-				line := sc.Text()
-				if line == "ready" && !readyOnce {
-					readyOnce = true
-					close(p.ready)
-				}
-				if m, ok := parseStatLine(line); ok {
-					p.mu.Lock()
-					p.stat = m
-					p.mu.Unlock()
-				}
-			}
-			p.mu.Lock()
-			p.exited = true
-			p.mu.Unlock()
-			if !readyOnce {
-				close(p.ready)
-			}
-		}()
-	}
-	for i, p := range procs {
-		if err := p.awaitStart(i); err != nil {
-			return res, err
-		}
-	}
-	for _, count := range c.Counts {
-		targets := procTargets(count, c.PerProcess, nproc)
-		for i, p := range procs {
-			p.target = targets[i]
-			if _, err := fmt.Fprintf(p.stdin, "open %d\n", targets[i]); err != nil {
-				return res, fmt.Errorf("client process %d: %v", i, err)
-			}
-		}
-		fmt.Fprintf(log, "idle %s %s: opening %d connections\n", c.Kind, c.Mode, count)
-		deadline := time.Now().Add(c.OpenTimeout)
-		for {
-			done := true
-			for i, p := range procs {
-				if p.gone() {
-					return res, fmt.Errorf("client process %d exited", i)
-				}
-				if p.get("open")+p.get("failed")+p.get("closed") < p.target || p.get("target") < p.target {
-					done = false
-				}
-			}
-			if done {
-				break
-			}
-			if time.Now().After(deadline) {
-				res.Warnings = append(res.Warnings, fmt.Sprintf("count %d not reached in %v", count, c.OpenTimeout))
-				break
-			}
-			select {
-			case <-ctx.Done():
-				return res, ctx.Err()
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return res, ctx.Err()
-		case <-time.After(c.Settle):
-		}
-		s := idleStep{Target: count}
-		time.Sleep(300 * time.Millisecond) // let the last stat line arrive
-		for _, p := range procs {
-			s.Open += p.get("open")
-			s.Failed += p.get("failed")
-			s.Closed += p.get("closed")
-			if r, err := readRSS(p.cmd.Process.Pid); err == nil {
-				s.ClientRSS += r
-			}
-		}
-		if s.ServerRSS, err = treeRSS(c.PID); err != nil {
-			return res, fmt.Errorf("server RSS: %v", err)
-		}
-		s.TCPMem, _ = readTCPMemBytes()
-		s.SlabBytes = readSocketSlabBytes()
-		if s.Failed > 0 || s.Closed > 0 {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("at %d: %d failed, %d closed", count, s.Failed, s.Closed))
-		}
-		fmt.Fprintf(log, "idle %s %s: %d open (%d failed, %d closed), server RSS %d KiB, TCP mem %d KiB, clients RSS %d KiB\n",
-			c.Kind, c.Mode, s.Open, s.Failed, s.Closed, s.ServerRSS>>10, s.TCPMem>>10, s.ClientRSS>>10)
-		res.Steps = append(res.Steps, s)
-	}
-	a, b := res.Steps[0], res.Steps[len(res.Steps)-1]
-	if res.BytesPerConn, err = slope(a.ServerRSS, b.ServerRSS, a.Open, b.Open); err != nil {
-		return res, fmt.Errorf("no growth between counts: %v", err)
-	}
-	res.KernelBytesPerConn, _ = slope(a.TCPMem, b.TCPMem, a.Open, b.Open)
-	res.SlabBytesPerConn, _ = slope(a.SlabBytes, b.SlabBytes, a.Open, b.Open)
-	res.ClientBytesPerConn, _ = slope(a.ClientRSS, b.ClientRSS, a.Open, b.Open)
-	return res, nil
+	res, err := runIdleMix(ctx, mixConfig{idleConfig: c, Groups: []idleGroup{{Kind: c.Kind, Mode: c.Mode, QName: c.QName, Key: c.Key}}}, log)
+	res.Kind, res.Mode = c.Kind, c.Mode
+	return res, err
 }
 
 // stopClients asks every client to quit, then kills those still running

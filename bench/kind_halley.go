@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -296,6 +297,11 @@ func startHalleyCmd(cmdline string, extra []string, url string) (*halleyServer, 
 	}
 	s := &halleyServer{cmd: exec.Command(args[0], args[1:]...), out: &syncBuffer{max: 64 << 10}, tmp: tmp, done: make(chan struct{})}
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
+	// Pdeathsig belongs to the forking thread: hold it so a thread exit
+	// cannot send the signal early.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	dieWithParent(s.cmd, syscall.SIGTERM)
 	if err := s.cmd.Start(); err != nil {
 		os.RemoveAll(tmp)
 		return nil, err

@@ -72,10 +72,11 @@ type publisher struct {
 
 // instance is one started server.
 type instance struct {
-	pid  int    // for RSS and CPU: it and its direct children
-	url  string // base URL, http://host:port
-	out  func() string
-	stop func()
+	pid   int    // for RSS and CPU: it and every process under it
+	url   string // base URL, http://host:port
+	procs int    // processes in its tree once started (a cluster: its nodes and more; 0: not counted)
+	out   func() string
+	stop  func()
 }
 
 // resumer is a kind whose subscribers resume by push id after a reset

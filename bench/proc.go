@@ -65,40 +65,69 @@ func parseStatPPID(stat []byte) (int, error) {
 	return strconv.Atoi(f[1])
 }
 
-// childPIDs lists the direct children of pid.
-func childPIDs(pid int) []int {
-	paths, _ := filepath.Glob("/proc/[0-9]*/stat")
-	var out []int
+// procRoot is where the process tree is read; tests point it at a fake.
+const procRoot = "/proc"
+
+// treePIDs is pid and all its descendants (children, grandchildren, …),
+// from the ppid links of every procDir/<pid>/stat read once: a cluster's
+// nodes are children of the started pid (and maybe theirs), and the harness
+// never assumes their pids.
+func treePIDs(procDir string, pid int) []int {
+	paths, _ := filepath.Glob(filepath.Join(procDir, "[0-9]*", "stat"))
+	kids := map[int][]int{}
 	for _, p := range paths {
 		b, err := os.ReadFile(p)
 		if err != nil {
-			continue
+			continue // gone since the glob
 		}
 		pp, err := parseStatPPID(b)
-		if err != nil || pp != pid {
+		if err != nil {
 			continue
 		}
 		c, err := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-		if err == nil {
-			out = append(out, c)
+		if err == nil && c != pid {
+			kids[pp] = append(kids[pp], c)
+		}
+	}
+	out := []int{pid}
+	seen := map[int]bool{pid: true}
+	for i := 0; i < len(out); i++ {
+		for _, c := range kids[out[i]] {
+			if !seen[c] { // a pid reused while we read cannot loop us
+				seen[c] = true
+				out = append(out, c)
+			}
 		}
 	}
 	return out
 }
 
-// treeRSS is the RSS of pid plus that of its direct children (an nginx
-// master and its workers; for a single-process server just its own).
-func treeRSS(pid int) (int64, error) {
-	total, err := readRSS(pid)
-	if err != nil {
-		return 0, err
-	}
-	for _, c := range childPIDs(pid) {
-		if r, err := readRSS(c); err == nil {
-			total += r
+// treeRSSAt sums VmRSS over pid's whole process tree under procDir, and
+// says how many processes it counted. The root must be readable; a
+// descendant gone meanwhile is skipped.
+func treeRSSAt(procDir string, pid int) (rss int64, procs int, err error) {
+	for i, p := range treePIDs(procDir, pid) {
+		b, err := os.ReadFile(filepath.Join(procDir, strconv.Itoa(p), "status"))
+		if err == nil {
+			var r int64
+			if r, err = parseVmRSS(b); err == nil {
+				rss += r
+				procs++
+				continue
+			}
+		}
+		if i == 0 {
+			return 0, 0, fmt.Errorf("pid %d: %v", pid, err)
 		}
 	}
-	return total, nil
+	return rss, procs, nil
+}
+
+// treeRSS is the RSS of pid and every process under it (an nginx master
+// and its workers, a cluster and its nodes; a single server alone).
+func treeRSS(pid int) (int64, error) {
+	r, _, err := treeRSSAt(procRoot, pid)
+	return r, err
 }
 
 // parseSockstatTCPMem returns the "mem" field (pages) of the TCP line of
@@ -197,11 +226,12 @@ func parseStatCPU(stat []byte) (int64, error) {
 // clockTicks is USER_HZ, 100 on every Linux this runs on.
 const clockTicks = 100
 
-// treeCPU is the CPU time (user+system) of pid and its direct children.
-func treeCPU(pid int) (float64, error) {
+// treeCPUAt is the CPU time (user+system, seconds) of pid and every
+// process under it, read under procDir.
+func treeCPUAt(procDir string, pid int) (float64, error) {
 	var total int64
-	for i, p := range append([]int{pid}, childPIDs(pid)...) {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+	for i, p := range treePIDs(procDir, pid) {
+		b, err := os.ReadFile(filepath.Join(procDir, strconv.Itoa(p), "stat"))
 		if err != nil {
 			if i == 0 {
 				return 0, err
@@ -215,4 +245,38 @@ func treeCPU(pid int) (float64, error) {
 		total += t
 	}
 	return float64(total) / clockTicks, nil
+}
+
+// treeCPU is the CPU time of pid and every process under it. A child that
+// exited is no longer counted (its time moves to the parent's cutime,
+// which is not read): compare samples of a tree whose members live.
+func treeCPU(pid int) (float64, error) { return treeCPUAt(procRoot, pid) }
+
+// treeFDs counts the open files of each process in pid's tree under
+// procDir and returns the fewest and the most: the nodes of a cluster
+// share one port by SO_REUSEPORT, whose hash spreads connections only
+// roughly evenly, and a node reaching the 20,000 open-file limit refuses
+// the rest. Unreadable processes are skipped.
+func treeFDs(procDir string, pid int) (least, most int) {
+	least = -1
+	for _, p := range treePIDs(procDir, pid) {
+		f, err := os.Open(filepath.Join(procDir, strconv.Itoa(p), "fd"))
+		if err != nil {
+			continue
+		}
+		n := 0
+		for {
+			names, err := f.Readdirnames(4096)
+			n += len(names)
+			if err != nil {
+				break
+			}
+		}
+		f.Close()
+		most = max(most, n)
+		if least < 0 || n < least {
+			least = n
+		}
+	}
+	return max(least, 0), most
 }

@@ -98,6 +98,9 @@ type caseResult struct {
 	Nchan           *side              `json:"nchan,omitempty"`
 	Centrifuge      *side              `json:"centrifuge,omitempty"`
 	Floor           *side              `json:"floor,omitempty"` // the floor case: no server`
+	ClusterCmd      string             `json:"cluster_cmd,omitempty"`
+	Cluster         *side              `json:"cluster,omitempty"` // idle-cluster, fanout-cluster: Halley as many nodes
+	RatioCluster    map[string]float64 `json:"ratio_cluster_over_single,omitempty"`
 	Ratio           map[string]float64 `json:"ratio_halley_over_nchan,omitempty"`
 	RatioCentrifuge map[string]float64 `json:"ratio_halley_over_centrifuge,omitempty"`
 	Machine         string             `json:"machine,omitempty"` // CPUs and load average at the start and end of the case
@@ -114,7 +117,7 @@ type caseResult struct {
 var columns = []struct {
 	key, label string
 	peer       bool
-}{{"halley", "Halley", false}, {"nchan", "Nchan", true}, {"centrifuge", "Centrifuge", true}, {"floor", "Floor (no server)", false}}
+}{{"halley", "Halley", false}, {"nchan", "Nchan", true}, {"centrifuge", "Centrifuge", true}, {"floor", "Floor (no server)", false}, {"cluster", "Halley cluster", false}}
 
 // columnLabel is how a table names column col.
 func columnLabel(col string) string {
@@ -138,6 +141,8 @@ func (c *caseResult) slot(col string) (**side, *string) {
 	case "floor":
 		var none string
 		return &c.Floor, &none
+	case "cluster":
+		return &c.Cluster, &c.ClusterCmd
 	}
 	panic("bench: no column " + col)
 }
@@ -173,16 +178,23 @@ func (c *caseResult) finish() {
 		if !col.peer || c.Halley == nil || *p == nil {
 			continue
 		}
-		r := map[string]float64{}
-		for k, h := range c.Halley.Median {
-			// Only where both are positive: a ratio of machine-wide noise
-			// around zero (kernel figures) means nothing.
-			if n, ok := (*p).Median[k]; ok && n > 0 && h > 0 {
-				r[k] = h / n
-			}
-		}
-		*c.ratio(col.key) = r
+		*c.ratio(col.key) = positiveRatio(c.Halley.Median, (*p).Median)
 	}
+	if c.Cluster != nil && c.Halley != nil {
+		c.RatioCluster = positiveRatio(c.Cluster.Median, c.Halley.Median)
+	}
+}
+
+// positiveRatio is a ÷ b for every key both have positive: a ratio of
+// machine-wide noise around zero (kernel figures) means nothing.
+func positiveRatio(a, b map[string]float64) map[string]float64 {
+	r := map[string]float64{}
+	for k, x := range a {
+		if y, ok := b[k]; ok && x > 0 && y > 0 {
+			r[k] = x / y
+		}
+	}
+	return r
 }
 
 func fmtNum(v float64) string {
@@ -205,6 +217,9 @@ func (c *caseResult) markdown() string {
 	fmt.Fprintf(&b, "# %s\n\n%s. Harness: `%s`\n\n", c.Case, c.Time, c.Command)
 	if c.HalleyCmd != "" {
 		fmt.Fprintf(&b, "Halley: `%s` (fresh server and data directory each run)\n\n", c.HalleyCmd)
+	}
+	if c.ClusterCmd != "" {
+		fmt.Fprintf(&b, "Halley cluster: `%s` (fresh server and data directory each run)\n\n", c.ClusterCmd)
 	}
 	for _, col := range columns {
 		if _, cmd := c.slot(col.key); col.peer && *cmd != "" {
@@ -231,6 +246,10 @@ func (c *caseResult) markdown() string {
 			cols = append(cols, "Halley / "+col.label)
 			ratios = append(ratios, r)
 		}
+	}
+	if c.RatioCluster != nil {
+		cols = append(cols, "Cluster / single node")
+		ratios = append(ratios, c.RatioCluster)
 	}
 	fmt.Fprintf(&b, "| %s |\n|%s\n", strings.Join(cols, " | "), strings.Repeat("---|", len(cols)))
 	for _, m := range c.metrics {

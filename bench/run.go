@@ -41,8 +41,17 @@ type runConfig struct {
 	Channels      int
 	Size          int
 	RunTimeout    time.Duration
-	FloorSocks    int    // sockets of the floor case
-	SyncDir       string // where the fdatasync latency is measured: the file system of the server's data directory
+	FloorSocks    int // sockets of the floor case
+	// ClusterCmd starts Halley as many nodes behind one port ({nodes}:
+	// Nodes; {tmp}: a fresh directory): the cluster column of
+	// idle-cluster and fanout-cluster, beside --halley-cmd's single node.
+	ClusterCmd    string
+	Nodes         int
+	ClusterCounts []int         // idle-cluster: the cluster's connection counts (the single node takes Counts)
+	ClusterAPIs   []string      // idle-cluster: the APIs held, "ez" and/or "cf" (half WebSocket, half long-poll each)
+	OpenTimeout   time.Duration // idle cases: time allowed to reach each count
+	PushWait      time.Duration // idle-cluster: how long the push may take to reach every connection
+	SyncDir       string        // where the fdatasync latency is measured: the file system of the server's data directory
 }
 
 // allCases run by default. A "cf-" in a name is the same case on Halley's
@@ -64,7 +73,32 @@ var syncMetrics = []metric{
 
 // extraCases run only when named in --cases: each run of them opens up to
 // 10,000 subscribers and lasts ~30 s, which would make "make bench" long.
-var extraCases = []string{"fanout-10k", "fanout-1k", "cf-fanout-10k", "storm-cf", "floor"}
+var extraCases = []string{"fanout-10k", "fanout-1k", "cf-fanout-10k", "storm-cf", "floor", "idle-cluster", "fanout-cluster"}
+
+// clusterIdleMetrics are the rows of idle-cluster (PERF.md P7).
+var clusterIdleMetrics = []metric{
+	{"bytes_per_conn", "server RSS slope, B/conn (every process of the server)"},
+	{"kernel_tcp_bytes_per_conn", "kernel TCP buffers, B/conn (client+server, slope)"},
+	{"kernel_slab_bytes_per_conn", "kernel socket slabs, B/conn (client+server, slope)"},
+	{"client_bytes_per_conn", "bench client RSS, B/conn"},
+	{"open", "connections held at the top count"},
+	{"failed", "connections failed or lost at the top count"},
+	{"server_rss_mib", "server RSS at the top count, MiB (all its processes)"},
+	{"server_procs", "processes in the server's tree"},
+	{"server_fds_max", "open files of the fullest server process (limit 20,000)"},
+	{"server_fds_min", "open files of the emptiest server process (a cluster's supervisor counts)"},
+	{"push_last_ms", "push sent → last delivery, ms (P7: ≤ 5,000)"},
+	{"push_delivered", "connections the push reached"},
+	{"push_expected", "connections held when pushed"},
+	{"push_extra", "deliveries beyond one per connection"},
+	{"push_lost", "connections that ended after the push"},
+	{"push_ms_halley_ws", "push → last delivery, EZComet WebSocket, ms"},
+	{"push_ms_halley_longpoll", "push → last delivery, EZComet long-poll, ms"},
+	{"push_ms_cometify_ws", "push → last delivery, Cometify WebSocket, ms"},
+	{"push_ms_cometify_longpoll", "push → last delivery, Cometify long-poll, ms"},
+	{"kernel_tcp_mem_top", "kernel TCP mem (sockstat pages) at the top count ÷ connections, B"},
+	{"kernel_slab_top", "socket slabs at the top count ÷ connections, B"},
+}
 
 // stormMetrics are the rows of storm-cf (PERF.md P6; Halley only: Nchan
 // has no resume by push id in this form).
@@ -89,9 +123,13 @@ var fanoutCases = map[string]struct {
 	subs, msgs int
 	rate       float64
 }{
-	"fanout-10k":    {10000, 200, 20},
-	"fanout-1k":     {1000, 2000, 500},
-	"cf-fanout-10k": {10000, 200, 20},
+	"fanout-10k": {10000, 200, 20},
+	// fanout-cluster: fanout-10k on --cluster-cmd beside --halley-cmd;
+	// the subscribers spread over the nodes (SO_REUSEPORT), the one
+	// publishing connection lands on one node.
+	"fanout-cluster": {10000, 200, 20},
+	"fanout-1k":      {1000, 2000, 500},
+	"cf-fanout-10k":  {10000, 200, 20},
 }
 
 var fanoutMetrics = []metric{
@@ -402,7 +440,10 @@ func (r *runner) harnessCmd(name string) string {
 		d := stormDefaults()
 		return fmt.Sprintf("halley bench storm --subs %d --msgs %d --rate %g --at %v --size %d --per-process %d --dial-conc %d --target URL --pid PID --key K --secret S",
 			d.Subs, d.Msgs, d.Rate, d.StormAt, c.Size, d.PerProcess, d.DialConc)
-	case "fanout-10k", "fanout-1k":
+	case "idle-cluster":
+		return fmt.Sprintf("halley bench run --cases idle-cluster --nodes %d --cluster-counts %s --counts %s --apis %s --settle %v --per-process %d --push-wait %v",
+			c.Nodes, joinInts(c.ClusterCounts), joinInts(c.Counts), strings.Join(c.ClusterAPIs, ","), c.Settle, c.PerProcess, c.PushWait)
+	case "fanout-10k", "fanout-1k", "fanout-cluster":
 		fc := fanoutCases[name]
 		return fmt.Sprintf("halley bench fanout --subs %d --msgs %d --rate %g --size %d --per-process %d --target URL --pid PID %s",
 			fc.subs, fc.msgs, fc.rate, c.Size, c.PerProcess, r.kindFlags(k, "publish"))
@@ -603,6 +644,8 @@ func (r *runner) runCase(ctx context.Context, name string) (*caseResult, error) 
 			return r.fanoutOnce(ctx, name, k, inst, cred)
 		})
 		r.againstFloor(ctx, cr)
+	case name == "idle-cluster" || name == "fanout-cluster":
+		r.clusterCase(ctx, cr)
 	case name == "floor":
 		cr.metrics = floorMetrics
 		cr.Floor = r.floorRuns(ctx)
@@ -665,12 +708,27 @@ func parseRunArgs(args []string, stderr io.Writer) (runConfig, error) {
 	fs.DurationVar(&c.RunTimeout, "run-timeout", 6*time.Minute, "bound on one run of one case")
 	fs.StringVar(&c.SyncDir, "sync-dir", os.TempDir(), "directory on the file system of the server's data directory ({tmp}), for the fdatasync latency of write-synced")
 	fs.IntVar(&c.FloorSocks, "floor-socks", floorDefaults().Socks, "loopback sockets of the floor (also measured before the first fan-out case)")
+	fs.StringVar(&c.ClusterCmd, "cluster-cmd", "", `many-node server for idle-cluster, fanout-cluster, e.g. "bin/halley cluster --nodes {nodes} --listen 127.0.0.1:18080 --data {tmp}"`)
+	fs.IntVar(&c.Nodes, "nodes", 3, "nodes of --cluster-cmd ({nodes})")
+	clusterCounts := fs.String("cluster-counts", "2000,20000", "idle-cluster: the cluster's connection counts (the single node takes --counts)")
+	apis := fs.String("apis", "ez,cf", "idle-cluster: APIs held, ez (EZComet) and/or cf (Cometify); each half WebSocket, half long-poll")
+	fs.DurationVar(&c.OpenTimeout, "open-timeout", 2*time.Minute, "idle cases: time allowed to reach each count")
+	fs.DurationVar(&c.PushWait, "push-wait", 30*time.Second, "idle-cluster: time allowed for the push to reach every connection")
 	if err := parseFlags(fs, args); err != nil {
 		return c, err
 	}
 	var err error
 	if c.Counts, err = parseCounts(*counts); err != nil {
 		return c, err
+	}
+	if c.ClusterCounts, err = parseCounts(*clusterCounts); err != nil {
+		return c, fmt.Errorf("--cluster-counts: %v", err)
+	}
+	if c.ClusterAPIs, err = parseAPIs(*apis); err != nil {
+		return c, err
+	}
+	if c.Nodes < 1 {
+		return c, fmt.Errorf("--nodes must be ≥ 1")
 	}
 	for _, n := range strings.Split(*cases, ",") {
 		n = strings.TrimSpace(n)
@@ -682,7 +740,8 @@ func parseRunArgs(args []string, stderr io.Writer) (runConfig, error) {
 	if c.Runs < 1 {
 		return c, fmt.Errorf("--runs must be ≥ 1")
 	}
-	if c.HalleyCmd == "" && len(c.peerKinds()) == 0 && slices.ContainsFunc(c.Cases, func(n string) bool { return n != "floor" }) {
+	clusterOnly := c.ClusterCmd != "" && !slices.ContainsFunc(c.Cases, func(n string) bool { return !strings.HasSuffix(n, "-cluster") })
+	if c.HalleyCmd == "" && len(c.peerKinds()) == 0 && !clusterOnly && slices.ContainsFunc(c.Cases, func(n string) bool { return n != "floor" }) {
 		return c, fmt.Errorf("nothing to measure: give --halley-cmd and/or --nchan, --centrifuge")
 	}
 	if c.HalleyURL == "" {
