@@ -6,7 +6,7 @@ BIN       := bin
 HALLEY    := $(BIN)/halley
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: run build test lint unit conform crash fuzz bench soak clean tools js browser
+.PHONY: run build test lint unit conform crash fuzz bench bench-cluster soak clean tools js browser deb
 
 build:
 	$(GO) build -o $(HALLEY) ./cmd/halley
@@ -55,7 +55,7 @@ FUZZTIME ?= 30s
 FUZZ_TARGETS ?= engine:FuzzParseRequest engine:FuzzWSFrames engine:FuzzParseFrameHeader engine:FuzzClientIP \
 	protocol:FuzzFormParse protocol:FuzzParseList protocol:FuzzLastEventID protocol:FuzzAppendJSONString \
 	protocol:FuzzPushAuth protocol:FuzzHMACSigner protocol:FuzzDemoLoopbackHost bench:FuzzCentrifugeNext cluster:FuzzDecode \
-	promtext:FuzzAppend engine:FuzzTrustedProxyFlag cmd/halley:FuzzConfigFile cmd/halley:FuzzParseClusterArgs
+	promtext:FuzzAppend engine:FuzzTrustedProxyFlag cmd/halley:FuzzConfigFile cmd/halley:FuzzParseClusterArgs bench:FuzzKernelText
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t#*:}; \
@@ -89,6 +89,17 @@ deb: build
 	VERSION='$(DEB_VERSION)' ARCH=$$($(GO) env GOARCH) \
 		$(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION) package \
 		--config deploy/nfpm.yaml --packager deb --target dist/
+
+# bench-cluster: PERF P7's first bar: idle connections across 13 nodes of
+# `halley cluster` (half WebSocket, half long-poll, both APIs) from client
+# processes over 127.0.0.0/8, one push to all of them, and the fan-out with
+# subscribers spread over the nodes, beside one node (about 15 minutes).
+bench-cluster: build
+	$(HALLEY) bench run --cases idle-cluster,fanout-cluster --nodes 13 --cluster-counts 20000,200000 --counts 2000,18000 \
+		--open-timeout 10m --push-wait 30s --run-timeout 20m \
+		--halley-cmd "$(CURDIR)/$(HALLEY) serve --data {tmp} --listen 127.0.0.1:18080 --loops 1" \
+		--cluster-cmd "$(CURDIR)/$(HALLEY) cluster --nodes {nodes} --loops 1 --data {tmp} --listen 127.0.0.1:18080" \
+		--out bench/results
 
 clean:
 	rm -rf $(BIN) data dist jsclient/node_modules browsertest/node_modules
