@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"flag"
+	"github.com/halleypush/halley/config"
 	"io"
 	"strings"
 	"testing"
@@ -21,7 +22,7 @@ func FuzzConfigFile(f *testing.F) {
 		if yaml {
 			name = "halley.yaml"
 		}
-		_ = fileParser(fs, name)(bytes.NewReader(data), func(key, value string) error {
+		_ = config.FileParser(fs, name)(bytes.NewReader(data), func(key, value string) error {
 			if fs.Lookup(key) == nil || strings.Contains(key, "_") {
 				t.Fatalf("set called with %q, which names no flag", key)
 			}

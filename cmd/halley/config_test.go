@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/halleypush/halley/config"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,7 +21,7 @@ import (
 var rewrite = flag.Bool("rewrite", false, "rewrite the generated example in docs/config.md")
 
 // printed is `halley config print --json` decoded, by setting name.
-type printed map[string]setting
+type printed map[string]config.Setting
 
 // configPrint runs `halley config print --json args…` in process, with
 // the environment the test set (t.Setenv).
@@ -31,7 +32,7 @@ func configPrint(t *testing.T, args ...string) (printed, string, int) {
 	if code != 0 {
 		return nil, stderr.String(), code
 	}
-	var list []setting
+	var list []config.Setting
 	if err := json.Unmarshal(stdout.Bytes(), &list); err != nil {
 		t.Fatalf("config print --json: %v\n%s", err, stdout.String())
 	}
@@ -68,12 +69,12 @@ func TestConfigPrecedence(t *testing.T) {
 		listen     []string
 		source     string
 	}{
-		{"default", "", false, false, 1000.0, []string{"127.0.0.1:8080"}, fromDefault},
-		{"toml file", toml, false, false, 11.0, []string{"127.0.0.1:9001", "127.0.0.1:9002"}, fromFile},
-		{"yaml file", yaml, false, false, 11.0, []string{"127.0.0.1:9001", "127.0.0.1:9002"}, fromFile},
-		{"env over file", toml, true, false, 22.0, []string{"127.0.0.1:9003", "127.0.0.1:9004"}, fromEnv},
-		{"flag over env and file", toml, true, true, 33.0, []string{"127.0.0.1:9005", "127.0.0.1:9006"}, fromFlag},
-		{"flag over default", "", false, true, 33.0, []string{"127.0.0.1:9005", "127.0.0.1:9006"}, fromFlag},
+		{"default", "", false, false, 1000.0, []string{"127.0.0.1:8080"}, config.FromDefault},
+		{"toml file", toml, false, false, 11.0, []string{"127.0.0.1:9001", "127.0.0.1:9002"}, config.FromFile},
+		{"yaml file", yaml, false, false, 11.0, []string{"127.0.0.1:9001", "127.0.0.1:9002"}, config.FromFile},
+		{"env over file", toml, true, false, 22.0, []string{"127.0.0.1:9003", "127.0.0.1:9004"}, config.FromEnv},
+		{"flag over env and file", toml, true, true, 33.0, []string{"127.0.0.1:9005", "127.0.0.1:9006"}, config.FromFlag},
+		{"flag over default", "", false, true, 33.0, []string{"127.0.0.1:9005", "127.0.0.1:9006"}, config.FromFlag},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -114,10 +115,10 @@ func TestConfigFileFromEnv(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	if s := got["max-conns-per-ip"]; s.Value != 7.0 || s.Source != fromFile {
+	if s := got["max-conns-per-ip"]; s.Value != 7.0 || s.Source != config.FromFile {
 		t.Errorf("max-conns-per-ip = %v from %s, want 7 from file", s.Value, s.Source)
 	}
-	if s := got["config"]; s.Source != fromEnv {
+	if s := got["config"]; s.Source != config.FromEnv {
 		t.Errorf("config from %s, want env", s.Source)
 	}
 }
@@ -206,7 +207,7 @@ func TestConfigPrintShowsEverySource(t *testing.T) {
 	}
 	fs := flag.NewFlagSet("", flag.ContinueOnError)
 	serveFlags(fs, &serveConfig{})
-	if _, err := parseLayered(fs, nil); err != nil {
+	if _, err := config.Parse(fs, nil); err != nil {
 		t.Fatal(err)
 	}
 	var all []string
@@ -225,11 +226,11 @@ func TestConfigPrintSeesLaterFlags(t *testing.T) {
 	var addr string
 	fs.StringVar(&addr, "later-listen", "127.0.0.1:9090", "a flag declared later")
 	t.Setenv("HALLEY_LATER_LISTEN", "127.0.0.1:9191")
-	sources, err := parseLayered(fs, nil)
+	sources, err := config.Parse(fs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if addr != "127.0.0.1:9191" || sources["later-listen"] != fromEnv {
+	if addr != "127.0.0.1:9191" || sources["later-listen"] != config.FromEnv {
 		t.Errorf("later-listen = %s from %s, want 127.0.0.1:9191 from env", addr, sources["later-listen"])
 	}
 }
@@ -247,10 +248,10 @@ const (
 func TestConfigDocExample(t *testing.T) {
 	fs := flag.NewFlagSet("", flag.ContinueOnError)
 	serveFlags(fs, &serveConfig{})
-	if _, err := parseLayered(fs, nil); err != nil {
+	if _, err := config.Parse(fs, nil); err != nil {
 		t.Fatal(err)
 	}
-	example := exampleTOML(fs)
+	example := config.ExampleTOML(fs)
 	path := filepath.Join("..", "..", "docs", "config.md")
 	doc, err := os.ReadFile(path)
 	if err != nil {
@@ -274,18 +275,18 @@ func TestConfigDocExample(t *testing.T) {
 	fs.VisitAll(func(f *flag.Flag) { defaults[f.Name] = f.Value.String() })
 	loaded := flag.NewFlagSet("", flag.ContinueOnError)
 	serveFlags(loaded, &serveConfig{})
-	sources, err := parseLayered(loaded, []string{"--config", writeFile(t, "example.toml", example)})
+	sources, err := config.Parse(loaded, []string{"--config", writeFile(t, "example.toml", example)})
 	if err != nil {
 		t.Fatalf("the example does not load: %v", err)
 	}
 	loaded.VisitAll(func(f *flag.Flag) {
-		want := fromFile
-		if f.Name == configFlag {
-			want = fromFlag
-		} else if l, ok := typedValue(f).([]string); ok && len(l) == 0 {
-			want = fromDefault // an empty TOML list sets nothing
+		want := config.FromFile
+		if f.Name == config.FileFlag {
+			want = config.FromFlag
+		} else if l, ok := config.Value(f).([]string); ok && len(l) == 0 {
+			want = config.FromDefault // an empty TOML list sets nothing
 		}
-		if got := f.Value.String(); sources[f.Name] != want || f.Name != configFlag && got != defaults[f.Name] {
+		if got := f.Value.String(); sources[f.Name] != want || f.Name != config.FileFlag && got != defaults[f.Name] {
 			t.Errorf("%s = %q from %s, want %q from %s", f.Name, got, sources[f.Name], defaults[f.Name], want)
 		}
 	})

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/halleypush/halley/admin"
+	"github.com/halleypush/halley/config"
 	"github.com/halleypush/halley/control"
 	"github.com/halleypush/halley/engine"
 	"github.com/halleypush/halley/jsclient"
@@ -41,7 +42,7 @@ type serveConfig struct {
 // serveFlags declares serve's flags on fs: each package's own (with its
 // documented defaults) and the process's. A flag declared here gets its
 // environment variable, config file key and `halley config print` line
-// from parseLayered. The returned function completes cfg once fs is
+// from config.Parse. The returned function completes cfg once fs is
 // parsed.
 func serveFlags(fs *flag.FlagSet, cfg *serveConfig) (finish func() error) {
 	cfg.engine.RegisterFlags(fs)
@@ -49,7 +50,7 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) (finish func() error) {
 	cfg.api.RegisterFlags(fs)
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
 	cfg.logFormat = "text"
-	fs.Var(choiceValue{&cfg.logFormat, []string{"text", "json"}}, "log-format", "text or json (log/slog's handlers)")
+	fs.Var(config.Choice{Dst: &cfg.logFormat, Choices: []string{"text", "json"}}, "log-format", "text or json (log/slog's handlers)")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile to this file until the server stops (for tuning)")
 	cfg.admin.RegisterFlags(fs)
 	clusterFlags(fs, &cfg.cluster)
@@ -91,8 +92,8 @@ func serveMain(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var cfg serveConfig
 	finish := serveFlags(fs, &cfg)
-	if _, err := parseLayered(fs, args); err != nil {
-		if !errors.Is(err, errFlags) {
+	if _, err := config.Parse(fs, args); err != nil {
+		if !errors.Is(err, config.ErrFlags) {
 			fmt.Fprintln(stderr, "halley serve:", err)
 		}
 		return 2
