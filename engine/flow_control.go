@@ -47,9 +47,10 @@ const drainPoll = 10 * time.Millisecond
 // a busy loop ends many entries per millisecond.
 const waitScanGap = int64(time.Millisecond)
 
-// unsent is c's output not yet handed to the kernel.
+// unsent is c's output not yet handed to the kernel, counting what its
+// pipeline of deferred answers weighs (pipeline.go).
 func (c *conn) unsent() int {
-	return c.gc.OutboundBuffered() + int(c.pendBytes)
+	return c.gc.OutboundBuffered() + int(c.pendBytes) + c.pipeWeight()
 }
 
 func (c *conn) Backlogged() bool {
@@ -171,7 +172,7 @@ func parseHeld(c *conn) bool {
 	case stServing, stHeld:
 		return true
 	case stIdle:
-		return c.flags&fOutBlocked != 0
+		return c.flags&(fOutBlocked|fPipeWait) != 0
 	}
 	return false
 }
