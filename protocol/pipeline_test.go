@@ -203,3 +203,50 @@ func TestPipelinedConnectionClose(t *testing.T) {
 		}
 	}
 }
+
+// refusingStore refuses, before queueing, the writes ticked "full" (a
+// full queue: 503) and "gone" (the account removed: 401, A-04); their
+// answers are ready before those of the writes ahead of them.
+type refusingStore struct{ *persist.Store }
+
+func (s refusingStore) EZWriteTo(w persist.EZWrite, done persist.WriteCompletion) {
+	switch string(w.Tick) {
+	case "full":
+		done.WriteDone(persist.EZWriteResult{Err: fmt.Errorf("%w: write queue full", persist.ErrStorage)})
+	case "gone":
+		done.WriteDone(persist.EZWriteResult{Err: persist.ErrRevoked})
+	default:
+		s.Store.EZWriteTo(w, done)
+	}
+}
+
+// TestPipelinedRefusalsInOrder: store refusals among pipelined writes
+// are answered in their places.
+func TestPipelinedRefusalsInOrder(t *testing.T) {
+	rs := startRealServerOver(t, persist.Options{Sync: persist.SyncAlways}, engine.Options{},
+		func(s *persist.Store) Store { return refusingStore{s} })
+	if _, err := rs.store.AddAccount("john"); err != nil {
+		t.Fatal(err)
+	}
+	acct, _ := rs.store.AccountByName([]byte("john"))
+	c, br := pipeDial(t, rs)
+	ticks := []string{"a", "full", "b", "gone", "c", "full"}
+	var req strings.Builder
+	for _, tick := range ticks {
+		req.WriteString(postWrite(acct, "john-chat", tick, "m", ""))
+	}
+	io.WriteString(c, req.String())
+	for i, tick := range ticks {
+		resp, body := readAnswer(t, br)
+		want := map[string]int{"full": 503, "gone": 401}[tick]
+		if want == 0 {
+			want = 200
+			if body != `{"code":"ok","tick":"`+tick+`"}` {
+				t.Fatalf("answer %d: %s, want the ack of %s", i, body, tick)
+			}
+		}
+		if resp.StatusCode != want {
+			t.Fatalf("answer %d (%s): %d %s, want %d", i, tick, resp.StatusCode, body, want)
+		}
+	}
+}
