@@ -24,7 +24,11 @@ import (
 //     queued output in buffers of powers of two, up to twice its size:
 //     so the memory held stays within MaxOutbound, with room for the
 //     garbage each answer leaves until the next GC, as long as an answer
-//     is at most a quarter of it (the protocol's are 1 MiB of 4). A
+//     is at most a quarter of it (the protocol's are 1 MiB of 4).
+//     Deferred answers (pipeline.go) count too: held ones by their bytes,
+//     outstanding ones by their request's size plus slotWeight, so a
+//     client that pipelines writes cannot grow memory past the bound
+//     either, as long as a deferred answer is small (a write's ack). A
 //     connection whose unsent output does not shrink for IdleTimeout is
 //     closed. A client that reads is not slowed: the kernel's socket
 //     buffer and what is left at resumption keep its socket busy until

@@ -58,10 +58,8 @@ func NotDeferred(c Conn) Deferred { return Deferred{c: c} }
 // copy) until they are. A no-op when the connection has gone (its
 // pipeline went with it) or for the zero Deferred.
 func (d Deferred) Reply(status int, contentType string, extraHeaders, body []byte) {
-	if c, ok := d.c.(*conn); ok {
-		if d.seq != 0 {
-			c.replyDeferred(d.seq, status, contentType, extraHeaders, body)
-		}
+	if c, ok := d.c.(*conn); ok && d.seq != 0 {
+		c.replyDeferred(d.seq, status, contentType, extraHeaders, body)
 		return
 	}
 	if d.c != nil {
