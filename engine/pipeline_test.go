@@ -382,3 +382,27 @@ func TestDeferGracefulDrain(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestDeferWaitingChunkedReparsed: a chunked request that waits behind
+// deferred answers is parsed again from its start once they are written,
+// and served whole.
+func TestDeferWaitingChunkedReparsed(t *testing.T) {
+	rec := &deferRec{}
+	_, addr := startDeferServer(t, testOptions(), rec)
+	c, br := dial(t, addr)
+	io.WriteString(c, "GET /w?0 HTTP/1.1\r\nHost: x\r\n\r\n"+
+		"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+	waitFor(t, "write deferred", func() bool { return rec.count() == 1 })
+	rec.release(t, []int{0})
+	if _, body := readResponse(t, br); body != "ok 0" {
+		t.Fatalf("first answer %q", body)
+	}
+	if _, body := readResponse(t, br); body != "POST /echo <nil> hello world" {
+		t.Fatalf("second answer %q", body)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.seenReleased) != 1 || rec.seenReleased[0] != 1 {
+		t.Fatalf("the chunked request was served with %v answers released, want [1]", rec.seenReleased)
+	}
+}
