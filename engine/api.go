@@ -13,11 +13,13 @@ type Handler interface {
 	// Serve handles one complete request. r and everything it points to are
 	// valid only during the call (they alias the loop's parse buffers).
 	// The handler must answer exactly once, now or later, through one of
-	// c.Reply, c.Hold (then Reply when woken or on Expired),
-	// c.UpgradeWebSocket or c.StartStream. While a request is unanswered
-	// the engine parses no further pipelined request from c, and past
-	// about one request of buffered bytes stops reading c's socket until
-	// the answer (C-08).
+	// c.Reply, c.Defer (then the Deferred's Reply), c.Hold (then Reply
+	// when woken or on Expired), c.UpgradeWebSocket or c.StartStream.
+	// While a request is unanswered the engine parses no further
+	// pipelined request from c, and past about one request of buffered
+	// bytes stops reading c's socket until the answer (C-08); after
+	// c.Defer it goes on with the requests the Handler's Pipelinable
+	// allows (see Pipeliner), answers leaving in request order.
 	Serve(c Conn, r *Request)
 
 	// Fail renders an error for a request the engine could not hand to
@@ -113,6 +115,16 @@ type Conn interface {
 	// or closes when the request asked for Connection: close, was
 	// HTTP/1.0 without keep-alive, or went through Handler.Fail.
 	Reply(status int, contentType string, extraHeaders, body []byte)
+
+	// Defer promises the answer to the request being served for later,
+	// through the returned Deferred (on this loop), and lets the engine
+	// serve the connection's next pipelined requests meanwhile when the
+	// Handler's Pipelinable allows them; answers are written in request
+	// order, a later one held (copied, counted toward the output bound of
+	// C-08) until those before it are. Only during Serve; otherwise it
+	// returns the zero Deferred, whose Reply does nothing. When the
+	// connection goes first, the Deferred's Reply does nothing.
+	Defer() Deferred
 
 	// Hold parks the current request (long-poll) for at most d. The handler
 	// later calls Reply itself, or Handler.Expired runs at the deadline.

@@ -44,6 +44,8 @@ const (
 	fWantDrain                       // Conn.WhenDrained asked for Handler.Drained
 	fWaiting                         // in loop.waiters (fOutBlocked or fWantDrain)
 	fClosedQueued                    // Handler.Closed is queued or done: the connection is closing
+	fPiped                           // deferred answers outstanding: loop.pipes holds its pipeline (pipeline.go)
+	fPipeWait                        // parse nothing until the pipeline is empty (pipeline.go)
 )
 
 // fRequest are the flags of the request being answered.
@@ -145,20 +147,17 @@ func (c *conn) Reply(status int, contentType string, extraHeaders, body []byte) 
 	}
 	lp := c.lp
 	lp.wheel.remove(c)
-	keep := c.flags&(fKeepAlive|fFail|fDrain) == fKeepAlive && !lp.s.draining.Load()
+	keep := c.keepAlive()
 	head := lp.appendHead(lp.out[:0], status, contentType, len(body), keep, extraHeaders)
 	lp.out = head
 	if c.flags&fHead != 0 || status == 204 || status == 304 {
 		body = nil
 	}
-	if len(body) > 0 && len(body) > 1024 {
-		lp.iov[0], lp.iov[1] = head, body
-		lp.stats.bytesOut.Add(int64(len(head) + len(body)))
-		_, _ = c.gc.Writev(lp.iov[:])
-		lp.iov[0], lp.iov[1] = nil, nil
+	if c.flags&fPiped != 0 {
+		// Earlier answers are outstanding: this one waits its turn.
+		lp.holdReply(c, head, body)
 	} else {
-		lp.out = append(head, body...)
-		c.write(lp.out)
+		c.writeAnswer(head, body)
 	}
 	if c.state == stClosed { // the write failed and gnet closed it
 		return
@@ -169,6 +168,12 @@ func (c *conn) Reply(status int, contentType string, extraHeaders, body []byte) 
 		// The request after this one was dropped with the flood: it gets
 		// its JSON error (C-03), and the connection closes after it.
 		lp.failConn(c, nil, 429, msgFlood)
+		return
+	}
+	if !keep && c.flags&fPiped != 0 {
+		// Nothing after this request is served; the connection closes
+		// once the answers before it and its own are written.
+		lp.pipeClose(c)
 		return
 	}
 	if !keep {
@@ -199,7 +204,7 @@ func (c *conn) Hold(d time.Duration) {
 }
 
 func (c *conn) UpgradeWebSocket(r *Request, extraHeaders []byte) error {
-	if c.state != stServing {
+	if c.state != stServing || c.flags&fPiped != 0 { // see Pipeliner
 		return errNotServing
 	}
 	return c.lp.upgrade(c, r, extraHeaders)
@@ -207,6 +212,11 @@ func (c *conn) UpgradeWebSocket(r *Request, extraHeaders []byte) error {
 
 func (c *conn) StartStream(contentType string, extraHeaders []byte) {
 	if c.state != stServing {
+		return
+	}
+	if c.flags&fPiped != 0 {
+		// A stream cannot follow answers still outstanding (Pipeliner).
+		c.lp.closeHard(c)
 		return
 	}
 	lp := c.lp
@@ -262,6 +272,10 @@ func (c *conn) CloseWebSocket(code uint16, reason string) {
 func (c *conn) Close() {
 	switch c.state {
 	case stClosed, stFlushing, stLinger:
+		return
+	}
+	if c.flags&fPiped != 0 {
+		c.lp.pipeClose(c) // after the answers outstanding
 		return
 	}
 	c.lp.closeAfterFlush(c)

@@ -40,9 +40,16 @@
 // past it, and paces a backlog through Conn.Backlogged,
 // Conn.WhenDrained and Handler.Drained.
 //
+// A handler may answer a request later (Conn.Defer) while the engine
+// serves the connection's next pipelined requests, those the Handler's
+// Pipelinable allows (pipeline.go): answers leave in request order, a
+// later one held until those before it are written, and held bytes count
+// as unsent output.
+//
 // Files: server.go (Server, gnet callbacks, loop discovery, tick), loop.go
 // (per-loop state, posted tasks, sweep, open and close), conn.go (Conn),
-// serve.go (request dispatch), request_parser.go (HTTP/1.x on fasthttp's
+// serve.go (request dispatch), pipeline.go (deferred answers, in
+// order), request_parser.go (HTTP/1.x on fasthttp's
 // header type, RFC 9112 framing, incremental chunked bodies),
 // client_ip.go (C-07), ip_conns.go (C-12), flow_control.go (C-08),
 // readpause_linux.go and readpause_other.go (pausing reads), response.go

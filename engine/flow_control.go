@@ -24,7 +24,11 @@ import (
 //     queued output in buffers of powers of two, up to twice its size:
 //     so the memory held stays within MaxOutbound, with room for the
 //     garbage each answer leaves until the next GC, as long as an answer
-//     is at most a quarter of it (the protocol's are 1 MiB of 4). A
+//     is at most a quarter of it (the protocol's are 1 MiB of 4).
+//     Deferred answers (pipeline.go) count too: held ones by their bytes,
+//     outstanding ones by their request's size plus slotWeight, so a
+//     client that pipelines writes cannot grow memory past the bound
+//     either, as long as a deferred answer is small (a write's ack). A
 //     connection whose unsent output does not shrink for IdleTimeout is
 //     closed. A client that reads is not slowed: the kernel's socket
 //     buffer and what is left at resumption keep its socket busy until
@@ -47,9 +51,10 @@ const drainPoll = 10 * time.Millisecond
 // a busy loop ends many entries per millisecond.
 const waitScanGap = int64(time.Millisecond)
 
-// unsent is c's output not yet handed to the kernel.
+// unsent is c's output not yet handed to the kernel, counting what its
+// pipeline of deferred answers weighs (pipeline.go).
 func (c *conn) unsent() int {
-	return c.gc.OutboundBuffered() + int(c.pendBytes)
+	return c.gc.OutboundBuffered() + int(c.pendBytes) + c.pipeWeight()
 }
 
 func (c *conn) Backlogged() bool {
@@ -171,7 +176,7 @@ func parseHeld(c *conn) bool {
 	case stServing, stHeld:
 		return true
 	case stIdle:
-		return c.flags&fOutBlocked != 0
+		return c.flags&(fOutBlocked|fPipeWait) != 0
 	}
 	return false
 }

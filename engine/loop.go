@@ -80,6 +80,14 @@ type loop struct {
 	flushWait []*conn // closing once their output is flushed
 	expired   []*conn // scratch for the sweep
 
+	// Pipelines of connections with deferred answers (pipeline.go), a
+	// pool of free ones, the last deferred slot's number, and the size of
+	// the request being served (what a Defer of it weighs).
+	pipes    map[*conn]*pipeline
+	pipeFree []*pipeline
+	deferSeq uint64
+	serving  int
+
 	// Connections waiting for their unsent output to shrink (see
 	// flow_control.go), and the last time they were looked at.
 	waiters  []*conn
@@ -92,7 +100,7 @@ type loopStats struct {
 	open, accepted, held, websockets, streams, requests atomic.Int64
 	bytesIn, bytesOut, slowCuts, deadlineCloses         atomic.Int64
 	parseErrors, panics, refused, refusedPerIP          atomic.Int64
-	readPauses                                          atomic.Int64
+	readPauses, pipelines                               atomic.Int64
 }
 
 func newLoop(s *Server, i int) *loop {
@@ -359,6 +367,7 @@ func (lp *loop) onClose(c *conn) {
 	lp.wheel.remove(c)
 	lp.unlinkAll(c)
 	c.gc.SetContext(nil)
+	lp.pipeRelease(c) // answers still to come go nowhere
 	lp.stats.open.Add(-1)
 	lp.s.open.Add(-1)
 	if c.flags&fCounted != 0 {
@@ -513,6 +522,12 @@ func (lp *loop) fire(c *conn) {
 	o := &lp.s.opts
 	switch c.state {
 	case stIdle:
+		if c.flags&fPiped != 0 {
+			// Waiting for the handler's answers, not for the client: as
+			// a request being served, it has no deadline meanwhile.
+			lp.wheel.schedule(c, lp.now+int64(o.IdleTimeout))
+			return
+		}
 		if c.flags&fOutBlocked != 0 && lp.outputProgressed(c) {
 			return
 		}
@@ -560,7 +575,13 @@ func (lp *loop) drainAll() {
 			lp.callDrain(c)
 		}
 		switch c.state {
-		case stIdle, stReading, stWS, stStream:
+		case stIdle, stReading:
+			if c.flags&fPiped != 0 {
+				lp.pipeClose(c) // C-11: answers outstanding still go out
+				continue
+			}
+			lp.closeAfterFlush(c)
+		case stWS, stStream:
 			lp.closeAfterFlush(c)
 		}
 	}

@@ -24,6 +24,9 @@ func (lp *loop) process(c *conn) {
 		default:
 			return
 		}
+		if c.flags&fPipeWait != 0 {
+			return // until the pipeline is empty (pipeline.go)
+		}
 		if c.state == stIdle && c.flags&fFlood != 0 {
 			// Pipelined bytes were dropped (syncReads): the request they
 			// held gets its JSON error (C-03), and the connection closes.
@@ -69,10 +72,20 @@ func (lp *loop) process(c *conn) {
 			lp.failConn(c, &lp.parser.req, res.status, res.msg)
 			return
 		}
-		lp.stats.requests.Add(1)
 		lp.wheel.remove(c)
 		c.need = 0
 		r := &lp.parser.req
+		if c.flags&fPiped != 0 && !lp.pipelinable(c, r) {
+			if c.state == stClosed {
+				return
+			}
+			// Served once every earlier answer is written, parsed
+			// again then.
+			c.setState(stIdle)
+			c.flags |= fPipeWait
+			return
+		}
+		lp.stats.requests.Add(1)
 		if c.flags&fTrustedPeer != 0 {
 			// C-07, then C-12 by the forwarded client.
 			r.ClientIP = clientIP(c.peer, r.Header, lp.s.opts.TrustedProxies)
@@ -92,6 +105,7 @@ func (lp *loop) process(c *conn) {
 		if res.head {
 			c.flags |= fHead
 		}
+		lp.serving = res.consumed
 		lp.callServe(c, r)
 		c.flags &^= fInServe
 		if c.state == stClosed {

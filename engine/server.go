@@ -28,10 +28,12 @@ var _ Loops = (*Server)(nil)
 // New, Run, Shutdown, Ready, Addrs, Stats and the Loops methods are safe
 // from any goroutine.
 type Server struct {
-	opts  Options
-	h     Handler
-	log   *slog.Logger
-	start time.Time // monotonic origin of every loop's clock
+	opts Options
+	h    Handler
+	// pipeliner is h's Pipeliner, nil when it has none.
+	pipeliner Pipeliner
+	log       *slog.Logger
+	start     time.Time // monotonic origin of every loop's clock
 
 	loops []*loop
 
@@ -95,6 +97,7 @@ func New(opts Options, h Handler, log *slog.Logger) (*Server, error) {
 		anchors: make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
+	s.pipeliner, _ = h.(Pipeliner)
 	s.refusals = newRefusalLog(log, refusalLogInterval)
 	s.loops = make([]*loop, opts.Loops)
 	for i := range s.loops {

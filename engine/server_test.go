@@ -30,6 +30,7 @@ type testHandler struct {
 	expired int
 	held    []Conn // /holdpost connections, for the test to wake
 	serveFn func(c Conn, r *Request) bool
+	pipeFn  func(r *Request) bool // Pipelinable; nil: false
 
 	drainedFn    func(c Conn)
 	drainedCalls map[uint64]int
@@ -98,6 +99,10 @@ func (h *testHandler) Serve(c Conn, r *Request) {
 		body := fmt.Sprintf("%s %s %s %s", r.Method, r.Path, q, r.Body)
 		c.Reply(200, "text/plain", []byte("X-Peer: "+r.PeerAddr.String()+"\r\nX-Client: "+r.ClientIP.String()+"\r\n"), []byte(body))
 	}
+}
+
+func (h *testHandler) Pipelinable(r *Request) bool {
+	return h.pipeFn != nil && h.pipeFn(r)
 }
 
 func (h *testHandler) Fail(c Conn, r *Request, status int, msg string) {

@@ -19,6 +19,7 @@ type Stats struct {
 	Refused          int64 // connections closed at accept: over MaxConns
 	RefusedPerIP     int64 // connections refused a 429: over MaxConnsPerIP (C-12)
 	ReadPauses       int64 // times a connection's reads were paused (C-08)
+	Pipelines        int64 // connections with deferred answers outstanding now (Conn.Defer)
 }
 
 // Stats sums the loops' counters. Safe from any goroutine; the sum is not
@@ -42,6 +43,7 @@ func (s *Server) Stats() Stats {
 		st.Refused += c.refused.Load()
 		st.RefusedPerIP += c.refusedPerIP.Load()
 		st.ReadPauses += c.readPauses.Load()
+		st.Pipelines += c.pipelines.Load()
 	}
 	return st
 }

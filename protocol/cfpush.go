@@ -91,6 +91,7 @@ func (a *API) servePush(ls *loopState, c engine.Conn, r *engine.Request, key, pa
 type pushOp struct {
 	api    *API
 	conn   engine.Conn
+	def    engine.Deferred // the answer, in the connection's request order
 	p      persist.CFPush
 	start  time.Time
 	failed *apiError
@@ -101,8 +102,9 @@ type pushOp struct {
 // buffers (reused by the next request), copied into one allocation: the
 // topic, the text and the CF-P-10 nonce, and the rooms of the push's
 // encodings (built later, only for the transports that have listeners).
+// It defers the request's answer, as newWriteOp does.
 func newPushOp(a *API, c engine.Conn, p persist.CFPush, user string, ident, text, nonce []byte) (persist.CFPush, *pushOp) {
-	op := &pushOp{api: a, conn: c, start: time.Now()}
+	op := &pushOp{api: a, conn: c, def: c.Defer(), start: time.Now()}
 	n := len(user) + 1 + len(ident)
 	buf := make([]byte, 0, n+len(text)+len(nonce)+cfRooms(len(ident)+len(text)))
 	buf = append(buf, user...)
@@ -150,11 +152,11 @@ func (op *pushOp) CFPushDone(res persist.CFPushResult) {
 // (CF-P-05: {"code":"ok","push_id":N}).
 func (op *pushOp) answer(ls *loopState) {
 	if op.failed != nil {
-		op.api.replyError(op.conn, nil, op.failed)
+		op.api.replyDeferredError(op.def, op.failed)
 		return
 	}
 	ls.out = append(ls.out[:0], `{"code":"ok","push_id":`...)
 	ls.out = appendUint(ls.out, op.d.id)
 	ls.out = append(ls.out, '}')
-	op.conn.Reply(200, ctJSON, hdrAPI, ls.out)
+	op.def.Reply(200, ctJSON, hdrAPI, ls.out)
 }

@@ -74,6 +74,7 @@ func (a *API) serveWrite(ls *loopState, c engine.Conn, r *engine.Request) {
 // WriteDone gathers it.
 type writeOp struct {
 	conn   engine.Conn
+	def    engine.Deferred // the answer, in the connection's request order
 	api    *API
 	w      persist.EZWrite
 	start  time.Time
@@ -82,9 +83,12 @@ type writeOp struct {
 }
 
 // newWriteOp copies what the write keeps out of the loop's form buffer
-// (reused by the next request).
+// (reused by the next request), and defers the request's answer: the
+// engine serves the connection's next pipelined writes while this one
+// waits for its commit (issue 16), so they reach the store together.
+// Called during Serve, just before the write is handed to the store.
 func newWriteOp(a *API, c engine.Conn, accountID uint64, qname, tick []byte, hasTick bool, msg []byte, flush bool) (persist.EZWrite, *writeOp) {
-	op := &writeOp{api: a, conn: c, start: time.Now()}
+	op := &writeOp{api: a, conn: c, def: c.Defer(), start: time.Now()}
 	op.w.AccountID = accountID
 	tickLen := 0
 	if !flush {
@@ -149,12 +153,12 @@ func (op *writeOp) WriteDone(res persist.EZWriteResult) {
 func (op *writeOp) answer(ls *loopState) {
 	switch {
 	case op.failed != nil:
-		op.api.replyError(op.conn, nil, op.failed)
+		op.api.replyDeferredError(op.def, op.failed)
 	case op.w.Flush:
-		op.conn.Reply(200, ctJSON, hdrAPI, bodyOK)
+		op.def.Reply(200, ctJSON, hdrAPI, bodyOK)
 	default:
 		ls.out = appendAck(ls.out[:0], op.w.Tick)
-		op.conn.Reply(200, ctJSON, hdrAPI, ls.out)
+		op.def.Reply(200, ctJSON, hdrAPI, ls.out)
 	}
 }
 

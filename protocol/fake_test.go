@@ -92,7 +92,8 @@ func (c *fakeConn) Reply(status int, ct string, h, body []byte) {
 	defer c.mu.Unlock()
 	c.replies = append(c.replies, reply{status, ct, string(h), string(body)})
 }
-func (c *fakeConn) Hold(d time.Duration) { c.held = d }
+func (c *fakeConn) Hold(d time.Duration)   { c.held = d }
+func (c *fakeConn) Defer() engine.Deferred { return engine.NotDeferred(c) }
 func (c *fakeConn) UpgradeWebSocket(r *engine.Request, _ []byte) error {
 	if c.upgradeErr != nil {
 		return c.upgradeErr

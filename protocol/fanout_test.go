@@ -159,7 +159,7 @@ func TestRefusalPostedAtOnce(t *testing.T) {
 	ok, c := f.write(0, "a")
 	ok.WriteDone(persist.EZWriteResult{Msg: persist.Message{Seq: 1}})
 	bad, _ := f.write(0, "b")
-	bad.conn = c // the same connection, pipelined
+	bad.conn, bad.def = c, engine.NotDeferred(c) // the same connection, pipelined
 	bad.WriteDone(persist.EZWriteResult{Err: fmt.Errorf("%w: queue full", persist.ErrStorage)})
 	if got := f.loops.run(); got[0] != 1 || got[1] != 1 {
 		t.Fatalf("tasks per loop: %v, want [1 1] without AfterBatch", got)
