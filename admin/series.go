@@ -36,6 +36,7 @@ func appendEngine(dst []byte, s engine.Stats) []byte {
 	dst = g(dst, "halley_polls_held", "Long-poll requests held by the engine.", float64(s.HeldPolls))
 	dst = g(dst, "halley_websockets_open", "Open WebSocket connections.", float64(s.WebSockets))
 	dst = g(dst, "halley_streams_open", "Open SSE streams.", float64(s.Streams))
+	dst = g(dst, "halley_pipelines", "Connections with pipelined writes or pushes whose answers are outstanding (answered in request order).", float64(s.Pipelines))
 	dst = c(dst, "halley_requests_total", "HTTP requests parsed.", float64(s.RequestsTotal))
 	dst = c(dst, "halley_bytes_in_total", "Bytes read from clients.", float64(s.BytesIn))
 	dst = c(dst, "halley_bytes_out_total", "Bytes written to clients.", float64(s.BytesOut))
