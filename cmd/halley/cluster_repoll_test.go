@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/halleypush/halley/promtext/promcheck"
 )
 
 // The re-poll burst (issue 17's bench finding): one push answers every
@@ -256,7 +258,9 @@ func runRepollBurst(t *testing.T, tg *repollTarget) {
 }
 
 // testClusterRepollBurst: the burst on a light node, the messages taken
-// by the other light node.
+// by the other light node. Then the light node's /metrics: it passes
+// promcheck and carries its Link's series (halley_cluster_*), which
+// counted the deliveries it followed.
 func testClusterRepollBurst(t *testing.T, bin string) {
 	c := startCluster(t, bin)
 	l1, l2 := c.lights[0], c.lights[1]
@@ -265,6 +269,37 @@ func testClusterRepollBurst(t *testing.T, bin string) {
 		write:   func(tick, msg string) clusterAnswer { return c.write(l2, c.key, "demo-burst", tick, msg) },
 		push:    func(text string, id int) clusterAnswer { return c.push(l2, "burst", text, id) },
 	})
+
+	resp, err := http.Get(l1.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fams, err := promcheck.Parse(text)
+	if err != nil {
+		t.Fatalf("light node /metrics: %v", err)
+	}
+	// t1, t2, p2 and p3 at least reached it over NATS while it followed.
+	for name, least := range map[string]float64{"halley_cluster_deliveries_total": 4, "halley_cluster_nats_connected": 1} {
+		f := fams[name]
+		if f == nil || len(f.GetMetric()) != 1 {
+			t.Fatalf("light node /metrics: no %s", name)
+		}
+		m := f.GetMetric()[0]
+		if v := m.GetCounter().GetValue() + m.GetGauge().GetValue(); v < least {
+			t.Fatalf("light node /metrics: %s = %v, want at least %v", name, v, least)
+		}
+	}
+	for _, name := range []string{"halley_cluster_gaps_total", "halley_cluster_slow_consumer_total", "halley_cluster_reconnects_total",
+		"halley_cluster_duplicates_total", "halley_cluster_out_dropped_total", "halley_cluster_followed"} {
+		if fams[name] == nil {
+			t.Fatalf("light node /metrics: no %s", name)
+		}
+	}
 }
 
 // TestRepollBurstSingleNode: the same burst on a single node (no
