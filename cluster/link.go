@@ -628,11 +628,15 @@ func (l *Link) Last(kind Kind, name string) (last uint64, ok bool) {
 // Connected reports whether the NATS connection is up.
 func (l *Link) Connected() bool { return l.nc.IsConnected() }
 
+// pingName is the topic a Ping reads: no Cometify topic (they start with
+// "<username>/"), and the store node answers it ahead of other reads.
+const pingName = "\x00ping"
+
 // Ping asks the store node for an empty read and reports whether it
 // answered: nil, or an error wrapping persist.ErrStorage (no store node,
 // timeout, NATS down). A light node's /healthz rests on it.
 func (l *Link) Ping(ctx context.Context) error {
-	r := ReadRequest{Kind: CF, Name: "\x00ping", Limit: persist.ReadLimit{Messages: 1, Bytes: 1}}
+	r := ReadRequest{Kind: CF, Name: pingName, Limit: persist.ReadLimit{Messages: 1, Bytes: 1}}
 	_, err := l.request(ctx, appendReadRequest(nil, &r))
 	return err
 }

@@ -23,14 +23,59 @@ type StoreBackend interface {
 // per message.
 const readOverhead = 8<<10 + maxWireMessages*32
 
+// storeReaders is how many goroutines answer reads on the store node,
+// and storeReadQueue how many reads may wait for one before the NATS
+// subscription goroutine waits too (and NATS's pending limit, past it,
+// drops requests: their senders answer 503 at their deadline).
+const (
+	storeReaders   = 8
+	storeReadQueue = 4096
+)
+
 // ServeStore makes this Link's node the store node: forwarded writes and
 // pushes go to b, and are answered when b completes them (after their
 // group is synced: an answer is never an ok the disk does not hold);
-// reads are answered from b at once. One store node serves a service:
-// call it on one Link only. Requests are taken on one NATS subscription
-// goroutine; b's calls never block it for I/O beyond a read.
+// reads are answered from b by a few reader goroutines. One store node
+// serves a service: call it on one Link only. Requests are taken on one
+// NATS subscription goroutine, which answers pings itself and hands reads
+// to the readers: a burst of reads (every light node's long-polls
+// re-issued after one push) neither waits in one line nor holds up the
+// pings that light nodes' health rests on, nor forwarded writes.
 func (l *Link) ServeStore(b StoreBackend) error {
-	sub, err := l.nc.Subscribe(l.storeSubject(), func(m *nats.Msg) { l.serve(b, m) })
+	reads := make(chan storeRead, storeReadQueue)
+	for range storeReaders {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for {
+				select {
+				case r := <-reads:
+					l.serveRead(b, r.reply, &r.req)
+				case <-l.done:
+					return
+				}
+			}
+		}()
+	}
+	sub, err := l.nc.Subscribe(l.storeSubject(), func(m *nats.Msg) {
+		if len(m.Data) < 2 || m.Data[1] != frameRead || m.Reply == "" {
+			l.serve(b, m)
+			return
+		}
+		r, err := decodeReadRequest(m.Data)
+		if err != nil {
+			l.opts.Logf("cluster: store node: %v", err)
+			return
+		}
+		if r.Name == pingName {
+			l.serveRead(b, m.Reply, &r)
+			return
+		}
+		select {
+		case reads <- storeRead{reply: m.Reply, req: r}:
+		case <-l.done:
+		}
+	})
 	if err != nil {
 		return fmt.Errorf("cluster: serve store: %w", err)
 	}
@@ -77,8 +122,7 @@ func (l *Link) serve(b StoreBackend, m *nats.Msg) {
 			l.opts.Logf("cluster: store node: %v", err)
 			return
 		}
-		a := l.read(b, &r)
-		l.answer(m.Reply, appendReadAnswer(nil, &a))
+		l.serveRead(b, m.Reply, &r)
 		return
 	}
 	r, err := decodeRequest(m.Data)
@@ -92,6 +136,19 @@ func (l *Link) serve(b StoreBackend, m *nats.Msg) {
 	} else {
 		b.CFPushTo(r.CF, c)
 	}
+}
+
+// storeRead is a read request waiting for a store-node reader. Its
+// byte strings alias the NATS message, which nothing else holds.
+type storeRead struct {
+	reply string
+	req   ReadRequest
+}
+
+// serveRead answers one read request.
+func (l *Link) serveRead(b StoreBackend, reply string, r *ReadRequest) {
+	a := l.read(b, r)
+	l.answer(reply, appendReadAnswer(nil, &a))
 }
 
 // read runs r against b within what one NATS message holds.

@@ -87,8 +87,10 @@ type Options struct {
 	// Readers is how many goroutines run store reads (catch-ups,
 	// replays, poll reads) off the event loops. Default 4.
 	Readers int
-	// ReadQueue bounds the reads waiting for a reader; a read that finds
-	// it full is refused: 503 "storage unavailable" for a request, a
+	// ReadQueue is how many reads may wait for a reader in the queue; a
+	// read that finds it full waits in the pool's overflow (at most one
+	// per open connection), or, while the store's Healthy reports it
+	// unavailable, is refused: 503 "storage unavailable" for a request, a
 	// retry once drained for a stream. Default 1024.
 	ReadQueue int
 	// Interest, if set, is told on an event loop when that loop indexes

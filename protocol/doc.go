@@ -23,7 +23,9 @@
 //     Options.ReadQueue) runs every store read a subscriber needs:
 //     EZComet first reads, catch-ups and poll answers, Cometify replays
 //     and poll reads, /stats' channel walk. Results are posted back to
-//     the connection's loop. A full queue answers 503 "storage
+//     the connection's loop. A read that finds the queue full waits in
+//     the pool's overflow (at most one per connection); only while the
+//     store reports itself unavailable is it answered 503 "storage
 //     unavailable" (a stream retries once drained). API.Close stops the
 //     pool after the engine stopped.
 //

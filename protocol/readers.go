@@ -13,9 +13,19 @@ import (
 // stall every connection it serves, pings and /healthz included. A loop
 // hands the read to the API's reader pool (a few goroutines, a bounded
 // queue) and the result comes back to it as a task, where the loop only
-// copies bytes. A full queue refuses at once: the request is answered 503
-// "storage unavailable" (C-10) and a stream retries once it has drained,
-// rather than a loop blocking behind a slow disk.
+// copies bytes. A read that finds the queue full waits in the pool's
+// overflow list, in order, and a reader moves it to the queue when there
+// is room: a loop never blocks, and a burst of reads (every long-poll
+// re-issued at once after the push that answered it; every client of a
+// restarted node reconnecting) is served late rather than answered 503.
+// The overflow needs no bound of its own: a connection has at most one
+// read in flight (a request is pending while its poll reads; a
+// subscriber is "reading" until its read is back), so it holds at most
+// one entry per open connection. Only while the store reports itself
+// unavailable (Healthy, C-10) is a read that finds the queue full refused
+// at once: a request is answered 503 "storage unavailable" and a stream
+// retries once it has drained, rather than waiting on a store that is
+// down.
 //
 // A subscriber whose read is in flight is "reading": like a paused one,
 // deliveries pass it by, and they record on its loop the highest seq (id)
@@ -53,6 +63,12 @@ type readPool struct {
 	// pending counts reads queued or being read; a read leaves it once
 	// its result is posted to its loop (tests wait for it to settle).
 	pending atomic.Int64
+	// overflow[head:] holds, in order, the reads that found jobs full;
+	// queued mirrors its length so that a submit sees it without the lock.
+	mu       sync.Mutex
+	overflow []storeRead
+	head     int
+	queued   atomic.Int64
 }
 
 // startReaders starts the pool (Attach).
@@ -77,21 +93,61 @@ func (a *API) runReader() {
 			j.read()
 			a.loops.PostTask(j.loop(), j)
 			p.pending.Add(-1)
+			if p.queued.Load() > 0 {
+				p.refill()
+			}
 		}
 	}
 }
 
-// submitRead queues j for the pool without blocking; false when the
-// queue is full (or the API closed).
+// submitRead queues j for the pool without blocking. When the queue is
+// full j waits in the overflow, unless the store is unavailable: then
+// false (the caller answers 503 or retries later).
 func (a *API) submitRead(j storeRead) bool {
-	a.readers.pending.Add(1)
-	select {
-	case a.readers.jobs <- j:
-		return true
-	default:
-		a.readers.pending.Add(-1)
+	p := &a.readers
+	p.pending.Add(1)
+	if p.queued.Load() == 0 {
+		select {
+		case p.jobs <- j:
+			return true
+		default:
+		}
+	}
+	if a.store.Healthy() != nil {
+		p.pending.Add(-1)
 		a.stats.readsRefused.Add(1)
 		return false
+	}
+	p.mu.Lock()
+	p.overflow = append(p.overflow, j)
+	p.queued.Add(1)
+	p.mu.Unlock()
+	// Move it on now if the readers emptied the queue meanwhile: they
+	// refill only after a read, and may all be idle.
+	p.refill()
+	return true
+}
+
+// refill moves overflowed reads to the queue, oldest first, while it has
+// room.
+func (p *readPool) refill() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	moved := 0
+	for p.head < len(p.overflow) {
+		select {
+		case p.jobs <- p.overflow[p.head]:
+			p.overflow[p.head] = nil
+			p.head++
+			moved++
+			continue
+		default:
+		}
+		break
+	}
+	p.queued.Add(-int64(moved))
+	if p.head == len(p.overflow) {
+		p.overflow, p.head = p.overflow[:0], 0
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +25,14 @@ type gatedStore struct {
 	entered chan struct{} // one send per read that reached the gate
 	gate    chan struct{} // closed: reads go on
 	once    sync.Once
+	sick    atomic.Pointer[error] // set: Healthy reports it
+}
+
+func (g *gatedStore) Healthy() error {
+	if p := g.sick.Load(); p != nil {
+		return *p
+	}
+	return g.Store.Healthy()
 }
 
 func newGatedStore(s *persist.Store, name string) *gatedStore {
@@ -86,9 +95,11 @@ func (g *gatedStore) awaitEntered(t *testing.T) {
 
 // TestStalledReadLeavesLoopServing: a read stuck on the disk holds no
 // loop: /healthz, writes and another channel's reads are answered while
-// it waits; a read that finds the pool's queue full is answered 503
-// "storage unavailable" at once (C-10); and once the disk answers, the
-// stuck reads are answered.
+// it waits; a read that finds the pool's queue full waits for room while
+// the store reports itself healthy (a burst of re-polls is served late,
+// never refused), and is answered 503 "storage unavailable" at once while
+// it does not (C-10); and once the disk answers, the stuck and waiting
+// reads are answered.
 func TestStalledReadLeavesLoopServing(t *testing.T) {
 	f, g := newGatedFixture(t, "john-slow", Options{Readers: 2, ReadQueue: 1})
 	f.write("qname=john-slow&msg=held&tick=s1")
@@ -106,10 +117,17 @@ func TestStalledReadLeavesLoopServing(t *testing.T) {
 		t.Fatalf("other channel's read: %d %s", r.status, r.body)
 	}
 
-	// Both readers stuck, one read queued: the next is refused at once.
+	// Both readers stuck, one read queued: the next waits past the queue
+	// while the store is healthy, and is refused at once while it is not.
 	slow2 := f.serve("GET", "/read", "qname=john-slow&timeout=0", "", nil)
 	g.awaitEntered(t)
 	slow3 := f.serve("GET", "/read", "qname=john-slow&timeout=0", "", nil)
+	waiting := f.serve("GET", "/read", "qname=john-slow&timeout=0", "", nil)
+	if n := waiting.numReplies(); n != 0 {
+		t.Fatalf("read past the queue of a healthy store: answered (%d replies), want it to wait", n)
+	}
+	sick := error(persist.ErrStorage)
+	g.sick.Store(&sick)
 	full := f.serve("GET", "/read", "qname=john-fast&timeout=0&callback=cb", "", nil)
 	if r := full.lastReply(t); r.status != 503 || !strings.Contains(r.body, "storage unavailable") || r.ctype != ctJS {
 		t.Fatalf("read past the queue: %d %s %s", r.status, r.ctype, r.body)
@@ -121,8 +139,9 @@ func TestStalledReadLeavesLoopServing(t *testing.T) {
 	if f.api.cap.held() != 0 {
 		t.Fatalf("%d listener slots held after refusals", f.api.cap.held())
 	}
+	g.sick.Store(nil)
 	g.open()
-	for i, c := range []*fakeConn{slow1, slow2, slow3} {
+	for i, c := range []*fakeConn{slow1, slow2, slow3, waiting} {
 		f.await("a stuck read answered", func() bool { return c.numReplies() > 0 })
 		if r := c.lastReply(t); r.status != 200 || !strings.Contains(r.body, "held") {
 			t.Fatalf("stuck read %d: %d %s", i, r.status, r.body)

@@ -7,16 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/halleypush/halley/admin"
 	"github.com/halleypush/halley/cluster"
 	"github.com/halleypush/halley/engine"
-	"github.com/halleypush/halley/jsclient"
 	"github.com/halleypush/halley/persist"
 	"github.com/halleypush/halley/protocol"
 )
@@ -221,14 +218,9 @@ func serveLight(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 			log.Warn("cluster: follow", "name", name, "on", on, "err", err)
 		}
 	}
-	cfg.api.Pages = map[string]protocol.Page{}
-	for _, a := range jsclient.Assets() {
-		cfg.api.Pages[a.Path] = protocol.Page{ContentType: a.ContentType, Body: a.Body, CacheControl: "public, max-age=300"}
-	}
-	cfg.api.Demo.Account = demoAccount
-	cfg.api.Demo.Page = jsclient.DemoPage
+	servePages(&cfg.api)
 	var srv *engine.Server
-	cfg.api.Metrics = func(dst []byte) []byte { return admin.AppendEngine(dst, srv) }
+	cfg.api.Metrics = func(dst []byte) []byte { return cluster.AppendMetrics(admin.AppendEngine(dst, srv), link) }
 	a, err := protocol.New(cfg.api)
 	if err != nil {
 		return err
@@ -241,30 +233,9 @@ func serveLight(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 	api.Store(a)
 	defer a.Close()
 
-	runErr := make(chan error, 1)
-	go func() { runErr <- srv.Run() }()
-	select {
-	case <-srv.Ready():
-	case err := <-runErr:
-		return fmt.Errorf("engine: %w", err)
-	}
-	fmt.Fprintf(stdout, "halley serving %s (light node, nats %s)\n", strings.Join(listenOrDefault(cfg.engine.Listen), ", "), cfg.cluster.nats)
-
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sig)
-	select {
-	case s := <-sig:
-		log.Info("graceful stop", "signal", s.String())
-		ctx, cancel := context.WithTimeout(context.Background(), cfg.engine.DrainTimeout+2*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			log.Warn("drain incomplete", "err", err)
-		}
-		return <-runErr
-	case err := <-runErr:
-		return err
-	}
+	return runEngine(srv, cfg.engine.DrainTimeout, log, func() {
+		fmt.Fprintf(stdout, "halley serving %s (light node, nats %s)\n", strings.Join(listenOrDefault(cfg.engine.Listen), ", "), cfg.cluster.nats)
+	})
 }
 
 // followAccounts fetches the store node's account table, waiting for the

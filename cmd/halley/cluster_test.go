@@ -81,8 +81,11 @@ func startCluster(t *testing.T, bin string) *testCluster {
 // on the store node, the demo account's credentials before it).
 func (c *testCluster) startNode(role, addr string) *clusterNode {
 	c.t.Helper()
-	cmd := exec.Command(c.bin, "serve", "--nats", c.nats.URL(), "--node-role", role, "--data", c.dir,
-		"--listen", addr, "--loops", "2", "--ez-max-queue", "100000", "--log-level", "warn")
+	args := []string{"serve", "--data", c.dir, "--listen", addr, "--loops", "2", "--ez-max-queue", "100000", "--log-level", "warn"}
+	if c.nats != nil { // else a single node
+		args = append(args, "--nats", c.nats.URL(), "--node-role", role)
+	}
+	cmd := exec.Command(c.bin, args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		c.t.Fatal(err)
@@ -348,6 +351,7 @@ func TestCluster(t *testing.T) {
 		{"AccountAddRevoke", testClusterAccountAddRevoke},
 		{"StoreNodeKill9", testClusterStoreNodeKill9},
 		{"Command", testClusterCommand},
+		{"RepollBurst", testClusterRepollBurst},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, bin) })
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,18 +9,14 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/signal"
 	"runtime/pprof"
 	"strings"
 	"sync/atomic"
-	"syscall"
-	"time"
 
 	"github.com/halleypush/halley/admin"
 	"github.com/halleypush/halley/config"
 	"github.com/halleypush/halley/control"
 	"github.com/halleypush/halley/engine"
-	"github.com/halleypush/halley/jsclient"
 	"github.com/halleypush/halley/persist"
 	"github.com/halleypush/halley/protocol"
 )
@@ -192,16 +187,7 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) (err error) {
 		return err
 	}
 	cfg.api.Log = log
-	// The JS clients (JS-01): cached for five minutes, then revalidated
-	// by ETag, so a new release reaches browsers within minutes.
-	cfg.api.Pages = map[string]protocol.Page{}
-	for _, a := range jsclient.Assets() {
-		cfg.api.Pages[a.Path] = protocol.Page{ContentType: a.ContentType, Body: a.Body, CacheControl: "public, max-age=300"}
-	}
-	// The demo page and its endpoints exist while the demo account
-	// does; the page carries only its username and public cf_api_key.
-	cfg.api.Demo.Account = demoAccount
-	cfg.api.Demo.Page = jsclient.DemoPage
+	servePages(&cfg.api)
 	// /metrics reads the engine's counters; the engine is built after the
 	// API it serves, so the closure reads srv once it is set.
 	var srv *engine.Server
@@ -234,44 +220,17 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) (err error) {
 	}
 	defer internal.Close() // before the store's Close: /metrics reads it
 
-	runErr := make(chan error, 1)
-	go func() { runErr <- srv.Run() }()
-	select {
-	case <-srv.Ready():
-	case err := <-runErr:
-		return fmt.Errorf("engine: %w", err)
-	}
 	listen := listenOrDefault(cfg.engine.Listen)
-	if created {
-		fmt.Fprintf(stdout, "created account %s: api_key=%s cf_api_key=%s api_secret=%s\n", demo.Username, demo.APIKey, demo.CFAPIKey, demo.APISecret)
-	}
-	fmt.Fprintf(stdout, "halley serving %s (data %s, sync=%s)\n", strings.Join(listen, ", "), cfg.store.Dir, cfg.store.Sync)
-	if demo.Username != "" {
-		fmt.Fprintf(stdout, "demo page: http://%s/  (account %s, cf_api_key %s)\n", demoPageAddr(listen), demo.Username, demo.CFAPIKey)
-		warnDemoExposed(log, listen, cfg.api.Demo.Open)
-	}
-
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sig)
-	select {
-	case s := <-sig:
-		log.Info("graceful stop", "signal", s.String())
-		ctx, cancel := context.WithTimeout(context.Background(), cfg.engine.DrainTimeout+2*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			log.Warn("drain incomplete", "err", err)
+	return runEngine(srv, cfg.engine.DrainTimeout, log, func() {
+		if created {
+			fmt.Fprintf(stdout, "created account %s: api_key=%s cf_api_key=%s api_secret=%s\n", demo.Username, demo.APIKey, demo.CFAPIKey, demo.APISecret)
 		}
-		if err := <-runErr; err != nil {
-			log.Warn("engine stopped with error", "err", err)
+		fmt.Fprintf(stdout, "halley serving %s (data %s, sync=%s)\n", strings.Join(listen, ", "), cfg.store.Dir, cfg.store.Sync)
+		if demo.Username != "" {
+			fmt.Fprintf(stdout, "demo page: http://%s/  (account %s, cf_api_key %s)\n", demoPageAddr(listen), demo.Username, demo.CFAPIKey)
+			warnDemoExposed(log, listen, cfg.api.Demo.Open)
 		}
-		return nil
-	case err := <-runErr:
-		if err != nil {
-			return fmt.Errorf("engine: %w", err)
-		}
-		return nil
-	}
+	})
 }
 
 func listenOrDefault(l []string) []string {
