@@ -31,13 +31,16 @@ type LinkOptions struct {
 	RequestTimeout time.Duration
 	// QueueLen is how many received deliveries may wait for the dispatch
 	// goroutine. When it is full, NATS drops the message and the channel
-	// is repaired (never a blocked NATS reader). Default 65536.
+	// is repaired (never a blocked NATS reader). Default 16384.
 	QueueLen int
 	// OutboxLen is how many outgoing messages (deliveries, answers,
 	// forwarded writes) may wait for the publisher goroutine; past it a
 	// message is dropped: a forwarded write is refused at once (503), an
 	// answer times out at its requester (503), and after dropped
-	// deliveries every node is told to repair. Default 65536.
+	// deliveries every node is told to repair. Default 16384: the
+	// publisher drains it at NATS's speed (about a million messages a
+	// second), so it holds a burst, not a backlog, and a light node pays
+	// 1 MiB for it rather than 4.
 	OutboxLen int
 	// ReconnectWait is the pause between reconnect attempts; they never
 	// stop while the Link is open. Default 250 ms.
@@ -74,10 +77,10 @@ func (o *LinkOptions) EnsureDefaults() {
 		o.RequestTimeout = 2 * time.Second
 	}
 	if o.QueueLen == 0 {
-		o.QueueLen = 65536
+		o.QueueLen = 16384
 	}
 	if o.OutboxLen == 0 {
-		o.OutboxLen = 65536
+		o.OutboxLen = 16384
 	}
 	if o.ReconnectWait == 0 {
 		o.ReconnectWait = 250 * time.Millisecond
@@ -207,6 +210,7 @@ func Dial(o LinkOptions) (*Link, error) {
 	for k := range l.follow {
 		l.follow[k] = make(map[string]*tracker)
 	}
+	l.touchQueues()
 	nc, err := nats.Connect(o.URL,
 		nats.Name(o.Name),
 		nats.MaxReconnects(-1),
@@ -649,4 +653,24 @@ func (l *Link) Following(kind Kind, name string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.follow[kind][name] != nil
+}
+
+// touchQueues fills and empties both queues once, before any traffic, so
+// that their memory is resident from the start: a node's fixed cost shows
+// when it starts, and its memory does not creep up with traffic as a
+// ring buffer's pages are reached one by one (which a memory-per-
+// connection measure would charge to the connections).
+func (l *Link) touchQueues() {
+	for range cap(l.in) {
+		l.in <- nil
+	}
+	for range cap(l.in) {
+		<-l.in
+	}
+	for range cap(l.out) {
+		l.out <- outMsg{}
+	}
+	for range cap(l.out) {
+		<-l.out
+	}
 }
