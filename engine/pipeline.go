@@ -50,7 +50,8 @@ type Deferred struct {
 }
 
 // NotDeferred returns a Deferred whose Reply is c.Reply, for a Conn that
-// has no pipeline of its own (test doubles implementing Conn.Defer).
+// has no pipeline of its own: a Conn implemented outside the engine (a
+// test double, a proxy) answers Defer with it.
 func NotDeferred(c Conn) Deferred { return Deferred{c: c} }
 
 // Reply answers the deferred request, as Conn.Reply does: written now
