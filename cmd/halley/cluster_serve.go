@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -233,6 +234,15 @@ func serveLight(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 	api.Store(a)
 	defer a.Close()
 
+	// The internal listener: /readyz is ready while NATS is connected and
+	// the store node answers (the LightStore's health); /metrics carries
+	// the engine's and the Link's series.
+	internal, err := startInternalListener(cfg.admin, a, srv, internalParts{health: store.Healthy}, log, stdout)
+	if err != nil {
+		return err
+	}
+	defer internal.Close()
+
 	return runEngine(srv, cfg.engine.DrainTimeout, log, func() {
 		fmt.Fprintf(stdout, "halley serving %s (light node, nats %s)\n", strings.Join(listenOrDefault(cfg.engine.Listen), ", "), cfg.cluster.nats)
 	})
@@ -253,3 +263,15 @@ func followAccounts(link *cluster.Link, log *slog.Logger, onChange func(string))
 		time.Sleep(250 * time.Millisecond)
 	}
 }
+
+// linkConnected is a readiness check: NATS is connected.
+func linkConnected(link *cluster.Link) func() error {
+	return func() error {
+		if !link.Connected() {
+			return errNATSDisconnected
+		}
+		return nil
+	}
+}
+
+var errNATSDisconnected = errors.New("NATS disconnected")

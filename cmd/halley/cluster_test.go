@@ -46,10 +46,11 @@ type testCluster struct {
 // clusterNode is one `halley serve --nats` child. Two loops each, so that
 // a channel's readers spread over loops (their interest nests).
 type clusterNode struct {
-	role string
-	addr string
-	base string
-	cmd  *exec.Cmd
+	role  string
+	addr  string
+	base  string
+	admin string // its internal listener's base URL
+	cmd   *exec.Cmd
 }
 
 func startCluster(t *testing.T, bin string) *testCluster {
@@ -81,7 +82,7 @@ func startCluster(t *testing.T, bin string) *testCluster {
 // on the store node, the demo account's credentials before it).
 func (c *testCluster) startNode(role, addr string) *clusterNode {
 	c.t.Helper()
-	args := []string{"serve", "--data", c.dir, "--listen", addr, "--loops", "2", "--ez-max-queue", "100000", "--log-level", "warn"}
+	args := []string{"serve", "--data", c.dir, "--listen", addr, "--loops", "2", "--ez-max-queue", "100000", "--log-level", "warn", "--admin-listen", "127.0.0.1:0"}
 	if c.nats != nil { // else a single node
 		args = append(args, "--nats", c.nats.URL(), "--node-role", role)
 	}
@@ -110,13 +111,23 @@ func (c *testCluster) startNode(role, addr string) *clusterNode {
 		if _, rest, ok := strings.Cut(l, "api_secret="); ok {
 			c.secret = strings.Fields(rest)[0]
 		}
+		if _, rest, ok := strings.Cut(l, "halley internal listener "); ok {
+			nd.admin = strings.TrimSuffix(strings.Fields(rest)[0], "/")
+		}
 		serving = strings.HasPrefix(l, "halley serving")
 	}
 	go func() { _, _ = bufioDrain(lines) }()
-	if !serving || c.key == "" {
-		c.t.Fatalf("%s node on %s did not start (credentials %q)", role, addr, c.key)
+	if !serving || c.key == "" || nd.admin == "" {
+		c.t.Fatalf("%s node on %s did not start (credentials %q, internal listener %q)", role, addr, c.key, nd.admin)
 	}
 	c.waitHealth(nd, 200, 10*time.Second)
+	st, body := 0, ""
+	for end := time.Now().Add(10 * time.Second); st != 200 && time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		st, body = readyz(nd)
+	}
+	if st != 200 {
+		c.t.Fatalf("%s node on %s: /readyz %d %s, want 200", role, addr, st, body)
+	}
 	return nd
 }
 
@@ -614,6 +625,14 @@ func testClusterNATSRestart(t *testing.T, bin string) {
 		if health != 503 {
 			t.Errorf("light node 1's /healthz while NATS is down: %d, want 503", health)
 		}
+		// And so do both internal listeners' /readyz: the light node's
+		// store (NATS and the store node behind it), the store node's
+		// NATS link.
+		for _, nd := range []*clusterNode{l1, c.store} {
+			if st, body := readyz(nd); st != 503 {
+				t.Errorf("%s node's /readyz while NATS is down: %d %s, want 503", nd.role, st, body)
+			}
+		}
 		// The store node takes its own writes without NATS; their
 		// publications wait in its NATS client and go out when it
 		// reconnects, maybe before light node 1 has subscribed again.
@@ -879,4 +898,16 @@ func testClusterStoreNodeKill9(t *testing.T, bin string) {
 	if missing > 0 || len(acked) == 0 {
 		t.Fatalf("%d of %d acknowledged writes missing", missing, len(acked))
 	}
+}
+
+// readyz asks nd's internal listener for /readyz.
+func readyz(nd *clusterNode) (int, string) {
+	client := &http.Client{Timeout: 2 * time.Second}
+	resp, err := client.Get(nd.admin + "/readyz")
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

@@ -12,23 +12,44 @@ import (
 	"github.com/halleypush/halley/protocol"
 )
 
+// internalParts is what the internal listener reads besides the API and
+// the engine: the store's health (persist's on a single or store node,
+// the LightStore's on a light node: NATS connected and the store node
+// answering) and the series only the internal listener serves (Pebble's;
+// nil on a light node).
+type internalParts struct {
+	health  func() error
+	storage func(dst []byte) []byte
+}
+
+// storeParts are a persist store's.
+func storeParts(store *persist.Store) internalParts {
+	return internalParts{health: store.Healthy, storage: func(dst []byte) []byte {
+		if m, err := store.StorageMetrics(); err == nil {
+			dst = admin.AppendStorage(dst, m)
+		}
+		return dst
+	}}
+}
+
 // startInternalListener starts the internal listener (--admin-listen) on
 // the server's parts and prints its address, so that a test given port
 // 0 finds it. It returns nil when the listener is off or its default
 // address was taken; Close it before the store.
-func startInternalListener(opts admin.Options, api *protocol.API, srv *engine.Server, store *persist.Store, log *slog.Logger, stdout io.Writer) (*admin.Server, error) {
+func startInternalListener(opts admin.Options, api *protocol.API, srv *engine.Server, parts internalParts, log *slog.Logger, stdout io.Writer) (*admin.Server, error) {
 	opts.Log = log
+	store := parts
 	errDraining := errors.New("shutting down")
 	draining := func() bool { return srv.Draining() || api.Draining() }
 	opts.Health = func() error { // as the public /healthz (C-10)
 		if draining() {
 			return errDraining
 		}
-		return store.Healthy()
+		return store.health()
 	}
 	errStarting, errStopped := errors.New("event loops starting"), errors.New("event loops stopped")
 	opts.Ready = append([]admin.Check{
-		{Name: "store", Err: store.Healthy},
+		{Name: "store", Err: store.health},
 		{Name: "engine", Err: func() error {
 			select {
 			case <-srv.Done():
@@ -51,8 +72,8 @@ func startInternalListener(opts admin.Options, api *protocol.API, srv *engine.Se
 	}, opts.Ready...)
 	opts.Metrics = func(dst []byte) []byte {
 		dst = api.AppendMetrics(dst)
-		if m, err := store.StorageMetrics(); err == nil {
-			dst = admin.AppendStorage(dst, m)
+		if store.storage != nil {
+			dst = store.storage(dst)
 		}
 		return dst
 	}

@@ -214,7 +214,10 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) (err error) {
 		defer ctl.Close() // before the store's Close: a backup in progress completes first
 	}
 
-	internal, err := startInternalListener(cfg.admin, api, srv, store, log, stdout)
+	if cl.link != nil { // a store node is ready while it reaches NATS
+		cfg.admin.Ready = append(cfg.admin.Ready, admin.Check{Name: "nats", Err: linkConnected(cl.link)})
+	}
+	internal, err := startInternalListener(cfg.admin, api, srv, storeParts(store), log, stdout)
 	if err != nil {
 		return err
 	}
