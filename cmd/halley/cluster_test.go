@@ -450,12 +450,17 @@ func testClusterResumeOnAnotherNode(t *testing.T, bin string) {
 	inOrder(t, "Cometify WebSocket from now", nowWS.collect(`"p`, 1, 10*time.Second), []string{"p6"})
 }
 
-// readAllFrom reads qname on base from after tick to its end.
+// readAllFrom reads qname on base from after tick (none: from the start)
+// to its end, following ticks.
 func readAllFrom(t *testing.T, base, qname, after string) []string {
 	t.Helper()
 	var ticks []string
 	for {
-		resp, err := http.Get(base + "/read?timeout=0&qname=" + url.QueryEscape(qname) + "&tick=" + url.QueryEscape(after))
+		u := base + "/read?timeout=0&qname=" + url.QueryEscape(qname)
+		if after != "" {
+			u += "&tick=" + url.QueryEscape(after)
+		}
+		resp, err := http.Get(u)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -280,34 +280,7 @@ func readPushes(t *testing.T, s *server, ident string) []string {
 // readAll reads a channel from the start, following ticks.
 func readAll(t *testing.T, base, qname string) []string {
 	t.Helper()
-	var ticks []string
-	last := ""
-	for {
-		u := base + "/read?timeout=0&qname=" + url.QueryEscape(qname)
-		if last != "" {
-			u += "&tick=" + url.QueryEscape(last)
-		}
-		resp, err := http.Get(u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var v struct {
-			Code     string
-			Messages [][2]string
-		}
-		err = json.NewDecoder(resp.Body).Decode(&v)
-		resp.Body.Close()
-		if err != nil || v.Code != "ok" {
-			t.Fatalf("read %s: %v %+v", qname, err, v)
-		}
-		if len(v.Messages) == 0 {
-			return ticks
-		}
-		for _, m := range v.Messages {
-			ticks = append(ticks, m[0])
-		}
-		last = v.Messages[len(v.Messages)-1][0]
-	}
+	return readAllFrom(t, base, qname, "")
 }
 
 // crashRound runs writers, kills the server, restarts, and returns how
