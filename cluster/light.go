@@ -2,12 +2,14 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/halleypush/halley/persist"
+	"github.com/nats-io/nats.go"
 )
 
 // LightStore is what a light node's protocol takes where a single node
@@ -24,9 +26,12 @@ type LightStore struct {
 	link     *Link
 	fwd      *Forwarder
 	accounts *AccountCache
-	// health is nil while the store node answered the last ping over a
-	// connected Link; else why not (C-10: /healthz 503).
+	// health is nil while the store node answers pings over a connected
+	// Link; else why not (C-10: /healthz 503).
 	health atomic.Pointer[error]
+	// misses counts the pings in a row the store node let time out (on
+	// the pinger only, see ping).
+	misses int
 	done   chan struct{}
 	wg     sync.WaitGroup
 }
@@ -69,7 +74,19 @@ func (s *LightStore) pinger(every time.Duration) {
 
 var errNATSDown = fmt.Errorf("%w: cluster: NATS disconnected", persist.ErrStorage)
 
-// ping records whether the store node answers.
+// pingMisses is how many pings in a row a store node that is only slow
+// may let time out before the light node takes it for unavailable.
+const pingMisses = 3
+
+// ping records whether the store node answers. A store node that is gone
+// is unavailable at once: NATS is down, or NATS knows nobody serves the
+// store subject (no responders). One that answers late (busy with a burst
+// of reads, on a starved machine) is still there: it is taken for
+// unavailable only after pingMisses missed pings in a row, so that a
+// moment of slowness does not turn every new reader of the node into a
+// 503 and every waiting one into a closed connection. Writes do not wait
+// for this verdict: each is refused (503) at its own deadline. Runs on
+// the pinger goroutine (and once in NewLightStore, before it starts).
 func (s *LightStore) ping() {
 	var err error
 	if !s.link.Connected() {
@@ -79,11 +96,18 @@ func (s *LightStore) ping() {
 		err = s.link.Ping(ctx)
 		cancel()
 	}
-	if err == nil {
+	switch {
+	case err == nil:
+		s.misses = 0
 		s.health.Store(nil)
-		return
+	case err == errNATSDown || errors.Is(err, nats.ErrNoResponders):
+		s.misses = pingMisses
+		s.health.Store(&err)
+	default:
+		if s.misses++; s.misses >= pingMisses {
+			s.health.Store(&err)
+		}
 	}
-	s.health.Store(&err)
 }
 
 // Healthy is nil while NATS is connected and the store node answered the
