@@ -38,18 +38,17 @@ func storeParts(store *persist.Store) internalParts {
 // address was taken; Close it before the store.
 func startInternalListener(opts admin.Options, api *protocol.API, srv *engine.Server, parts internalParts, log *slog.Logger, stdout io.Writer) (*admin.Server, error) {
 	opts.Log = log
-	store := parts
 	errDraining := errors.New("shutting down")
 	draining := func() bool { return srv.Draining() || api.Draining() }
 	opts.Health = func() error { // as the public /healthz (C-10)
 		if draining() {
 			return errDraining
 		}
-		return store.health()
+		return parts.health()
 	}
 	errStarting, errStopped := errors.New("event loops starting"), errors.New("event loops stopped")
 	opts.Ready = append([]admin.Check{
-		{Name: "store", Err: store.health},
+		{Name: "store", Err: parts.health},
 		{Name: "engine", Err: func() error {
 			select {
 			case <-srv.Done():
@@ -72,8 +71,8 @@ func startInternalListener(opts admin.Options, api *protocol.API, srv *engine.Se
 	}, opts.Ready...)
 	opts.Metrics = func(dst []byte) []byte {
 		dst = api.AppendMetrics(dst)
-		if store.storage != nil {
-			dst = store.storage(dst)
+		if parts.storage != nil {
+			dst = parts.storage(dst)
 		}
 		return dst
 	}
