@@ -31,9 +31,10 @@ type LightStore struct {
 	health atomic.Pointer[error]
 	// misses counts the pings in a row the store node let time out (on
 	// the pinger only, see ping).
-	misses int
-	done   chan struct{}
-	wg     sync.WaitGroup
+	misses  int
+	retried atomic.Uint64 // read requests made again after a timeout
+	done    chan struct{}
+	wg      sync.WaitGroup
 }
 
 // NewLightStore assembles a light node's store from its Link, the
@@ -147,17 +148,49 @@ func (s *LightStore) CFPushTo(p persist.CFPush, done persist.CFCompletion) {
 	s.fwd.CFPushTo(p, done)
 }
 
+// readAttempts bounds the requests one read makes while the store node
+// only answers late (see read).
+const readAttempts = 3
+
+// read asks the store node for r (Link.Read: identical reads made at the
+// same time share one request). A request that timed out is made again,
+// up to readAttempts in all, while the store node still counts as
+// available (Healthy: NATS up, pings answered or only a few missed): a
+// store node busy with a burst of first reads (a node's connections
+// opened together) is slow, not gone, and a reader it answers late is
+// better than one refused (a Cometify stream closed, a poll answered
+// 503). One gone (no responders, NATS down) fails the read at once.
+func (s *LightStore) read(r *ReadRequest) (ReadAnswer, error) {
+	for attempt := 1; ; attempt++ {
+		a, err := s.link.Read(context.Background(), r)
+		if err == nil || attempt == readAttempts || !timedOut(err) || s.Healthy() != nil {
+			return a, err
+		}
+		s.retried.Add(1)
+	}
+}
+
+// timedOut tells a request the store node did not answer in time from
+// one nobody serves or NATS refused.
+func timedOut(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
+}
+
+// RetriedReads is how many read requests were made again after a
+// timeout (metrics).
+func (s *LightStore) RetriedReads() uint64 { return s.retried.Load() }
+
 // EZRead reads qname after tick from the store node. Blocks: reader pool
 // only.
 func (s *LightStore) EZRead(qname string, tick []byte, lim persist.ReadLimit) (persist.ReadResult, error) {
-	a, err := s.link.Read(context.Background(), &ReadRequest{Kind: EZ, Name: qname, ByTick: true, Tick: tick, Limit: lim})
+	a, err := s.read(&ReadRequest{Kind: EZ, Name: qname, ByTick: true, Tick: tick, Limit: lim})
 	return ezResult(a), err
 }
 
 // EZReadAfter reads qname after seq after from the store node. Blocks:
 // reader pool only.
 func (s *LightStore) EZReadAfter(qname string, after uint64, lim persist.ReadLimit) (persist.ReadResult, error) {
-	a, err := s.link.Read(context.Background(), &ReadRequest{Kind: EZ, Name: qname, After: after, Limit: lim})
+	a, err := s.read(&ReadRequest{Kind: EZ, Name: qname, After: after, Limit: lim})
 	return ezResult(a), err
 }
 
@@ -176,7 +209,7 @@ func ezResult(a ReadAnswer) persist.ReadResult {
 // CFRead reads topic's pushes after after from the store node. Blocks:
 // reader pool only.
 func (s *LightStore) CFRead(topic []byte, after uint64, notBefore int64, lim persist.ReadLimit) (persist.CFReadResult, error) {
-	a, err := s.link.Read(context.Background(), &ReadRequest{Kind: CF, Name: string(topic), After: after, NotBefore: notBefore, Limit: lim})
+	a, err := s.read(&ReadRequest{Kind: CF, Name: string(topic), After: after, NotBefore: notBefore, Limit: lim})
 	if err != nil {
 		return persist.CFReadResult{}, err
 	}
@@ -221,7 +254,7 @@ func (s *LightStore) CFLastRead(topic []byte) (uint64, error) {
 	if last, ok := s.link.Last(CF, string(topic)); ok {
 		return last, nil
 	}
-	a, err := s.link.Read(context.Background(), &ReadRequest{Kind: CF, Name: string(topic), After: ^uint64(0),
+	a, err := s.read(&ReadRequest{Kind: CF, Name: string(topic), After: ^uint64(0),
 		Limit: persist.ReadLimit{Messages: 1, Bytes: 1}})
 	return a.Last, err
 }

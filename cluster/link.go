@@ -121,6 +121,9 @@ type LinkStats struct {
 	Reconnects uint64
 	BadFrames  uint64 // deliveries that did not decode
 	OutDropped uint64 // outgoing messages dropped: outbox full, or NATS refused them
+	// JoinedReads: reads answered by an identical read's request
+	// (coalesce.go), not a request of their own.
+	JoinedReads uint64
 }
 
 // Link is one node's connection to the service: forwarded writes and reads
@@ -152,6 +155,9 @@ type Link struct {
 	// contiguous). One entry per topic pushed since Dial, as persist keeps
 	// one per topic. Only Publish touches it (one goroutine).
 	published map[string]uint64
+
+	// reads makes identical concurrent reads one request (coalesce.go).
+	reads coalescer
 
 	stats struct {
 		delivered, duplicates, gaps, dropped, reconnects, badFrames, outDropped atomic.Uint64
@@ -250,13 +256,14 @@ func (l *Link) Close() {
 // Stats returns the counters.
 func (l *Link) Stats() LinkStats {
 	return LinkStats{
-		Delivered:  l.stats.delivered.Load(),
-		Duplicates: l.stats.duplicates.Load(),
-		Gaps:       l.stats.gaps.Load(),
-		Dropped:    l.stats.dropped.Load(),
-		Reconnects: l.stats.reconnects.Load(),
-		BadFrames:  l.stats.badFrames.Load(),
-		OutDropped: l.stats.outDropped.Load(),
+		Delivered:   l.stats.delivered.Load(),
+		Duplicates:  l.stats.duplicates.Load(),
+		Gaps:        l.stats.gaps.Load(),
+		Dropped:     l.stats.dropped.Load(),
+		Reconnects:  l.stats.reconnects.Load(),
+		BadFrames:   l.stats.badFrames.Load(),
+		OutDropped:  l.stats.outDropped.Load(),
+		JoinedReads: l.reads.joinedReads(),
 	}
 }
 
@@ -332,8 +339,16 @@ func (l *Link) Forward(ctx context.Context, r *Request) (Answer, error) {
 
 // Read asks the store node for a channel's messages after a resume point
 // (to repair a gap, or to serve a resume on this node). Transport
-// failures are as Forward's. Blocks; off the event loops.
+// failures are as Forward's. Identical reads made at the same time share
+// one request (coalescer): the answer's slices are read-only, and a read
+// that joins another's request is bounded by that request's ctx. Blocks;
+// off the event loops.
 func (l *Link) Read(ctx context.Context, r *ReadRequest) (ReadAnswer, error) {
+	return l.reads.do(r, func(r *ReadRequest) (ReadAnswer, error) { return l.readOnce(ctx, r) })
+}
+
+// readOnce is one read request to the store node.
+func (l *Link) readOnce(ctx context.Context, r *ReadRequest) (ReadAnswer, error) {
 	m, err := l.request(ctx, appendReadRequest(nil, r))
 	if err != nil {
 		return ReadAnswer{}, err

@@ -16,6 +16,7 @@ func AppendMetrics(dst []byte, l *Link) []byte {
 	dst = c(dst, "halley_cluster_reconnects_total", "Reconnections to NATS.", float64(s.Reconnects))
 	dst = c(dst, "halley_cluster_bad_frames_total", "Deliveries that did not decode.", float64(s.BadFrames))
 	dst = c(dst, "halley_cluster_out_dropped_total", "Outgoing messages (deliveries, answers, forwarded writes) dropped: outbox full or refused by NATS.", float64(s.OutDropped))
+	dst = c(dst, "halley_cluster_reads_joined_total", "Reads of the store node answered by an identical read's request made at the same time, not one of their own.", float64(s.JoinedReads))
 	connected := 0.0
 	if l.Connected() {
 		connected = 1
@@ -34,4 +35,11 @@ func (l *Link) Followed() int {
 		n += len(m)
 	}
 	return n
+}
+
+// AppendMetrics appends a light node's series: its Link's (AppendMetrics)
+// and the reads it made again after a timeout.
+func (s *LightStore) AppendMetrics(dst []byte) []byte {
+	dst = AppendMetrics(dst, s.link)
+	return promtext.Counter(dst, "halley_cluster_reads_retried_total", "Reads of the store node made again after it let one time out while it still answered pings.", float64(s.RetriedReads()))
 }

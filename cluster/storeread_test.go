@@ -46,9 +46,11 @@ func TestStoreNodeReadsApart(t *testing.T) {
 
 	const stuck = 3
 	answered := make(chan error, stuck)
-	for range stuck {
+	for i := range stuck {
 		go func() {
-			_, err := light.Read(context.Background(), &ReadRequest{Kind: EZ, Name: "alice-slow", Limit: persist.ReadLimit{Messages: 10}})
+			// Distinct reads: identical ones would share one request
+			// (coalesce.go).
+			_, err := light.Read(context.Background(), &ReadRequest{Kind: EZ, Name: "alice-slow", After: uint64(i), Limit: persist.ReadLimit{Messages: 10}})
 			answered <- err
 		}()
 	}

@@ -221,7 +221,7 @@ func serveLight(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 	}
 	servePages(&cfg.api)
 	var srv *engine.Server
-	cfg.api.Metrics = func(dst []byte) []byte { return cluster.AppendMetrics(admin.AppendEngine(dst, srv), link) }
+	cfg.api.Metrics = func(dst []byte) []byte { return store.AppendMetrics(admin.AppendEngine(dst, srv)) }
 	a, err := protocol.New(cfg.api)
 	if err != nil {
 		return err
