@@ -172,16 +172,10 @@ func TestCoalescerKeys(t *testing.T) {
 // store node is slow, not gone); with nobody serving the store subject
 // the read fails at once, unretried. Shown to fail with readAttempts = 1.
 func TestLightStoreRetriesASlowStoreNode(t *testing.T) {
-	n := startNATS(t, 0)
-	nc, err := nats.Connect(n.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
 	var reads atomic.Int32
 	// A stand-in store node: answers pings, and every read but the first
 	// (which it lets time out) with one message.
-	sub, err := nc.Subscribe("halley.store", func(m *nats.Msg) {
+	s, sub, nc := standInStore(t, 200*time.Millisecond, func(m *nats.Msg) {
 		r, err := decodeReadRequest(m.Data)
 		if err != nil {
 			return
@@ -196,20 +190,6 @@ func TestLightStoreRetriesASlowStoreNode(t *testing.T) {
 		_ = m.Respond(appendReadAnswer(nil, &ReadAnswer{Cursor: 1, Last: 1,
 			Messages: []Message{{Seq: 1, Tick: []byte("t1"), Body: []byte("hello")}}}))
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	light := dial(t, LinkOptions{URL: n.URL(), Logf: t.Logf, RequestTimeout: 200 * time.Millisecond})
-	fwd, err := light.NewForwarder(nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(fwd.Close)
-	s := NewLightStore(light, fwd, nil, time.Hour)
-	t.Cleanup(s.Close)
 
 	res, err := s.EZRead("alice-news", nil, persist.ReadLimit{Messages: 10})
 	if err != nil || len(res.Messages) != 1 || string(res.Messages[0].Body) != "hello" {

@@ -16,34 +16,14 @@ import (
 // an answer resets the count, and a store node that is gone (nobody
 // serves the store subject) is unavailable at the first ping.
 func TestLightStoreHealthSlowVersusGone(t *testing.T) {
-	n := startNATS(t, 0)
-	nc, err := nats.Connect(n.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
 	var silent atomic.Bool
 	// A stand-in store node: answers every request unless silent.
-	sub, err := nc.Subscribe("halley.store", func(m *nats.Msg) {
+	s, sub, nc := standInStore(t, 100*time.Millisecond, func(m *nats.Msg) {
 		if !silent.Load() {
 			_ = m.Respond([]byte{0})
 		}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	light := dial(t, LinkOptions{URL: n.URL(), Logf: t.Logf, RequestTimeout: 100 * time.Millisecond})
-	fwd, err := light.NewForwarder(nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(fwd.Close)
 	// The pinger never ticks during the test: the test pings itself.
-	s := NewLightStore(light, fwd, nil, time.Hour)
-	t.Cleanup(s.Close)
 	if err := s.Healthy(); err != nil {
 		t.Fatalf("answering store node: %v", err)
 	}
@@ -90,4 +70,34 @@ func TestLightStoreHealthSlowVersusGone(t *testing.T) {
 	if err := s.Healthy(); !errors.Is(err, persist.ErrStorage) {
 		t.Fatalf("no store node at all, after one ping: %v, want a storage error", err)
 	}
+}
+
+// standInStore starts NATS, a stand-in store node answering the store
+// subject with serve, and a LightStore whose pinger never ticks (a test
+// pings itself) and whose requests time out after timeout. It returns
+// the store node's subscription and connection, for the test to stop it.
+func standInStore(t *testing.T, timeout time.Duration, serve nats.MsgHandler) (*LightStore, *nats.Subscription, *nats.Conn) {
+	t.Helper()
+	n := startNATS(t, 0)
+	nc, err := nats.Connect(n.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	sub, err := nc.Subscribe("halley.store", serve)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	light := dial(t, LinkOptions{URL: n.URL(), Logf: t.Logf, RequestTimeout: timeout})
+	fwd, err := light.NewForwarder(nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fwd.Close)
+	s := NewLightStore(light, fwd, nil, time.Hour)
+	t.Cleanup(s.Close)
+	return s, sub, nc
 }
