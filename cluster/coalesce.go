@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 )
@@ -41,8 +42,11 @@ func keyOf(r *ReadRequest) readKey {
 // flight is answered. Under load a channel's readers cost one round trip
 // per round-trip time, whatever their number.
 type coalescer struct {
-	mu   sync.Mutex
-	keys map[readKey]*keyReads
+	link *Link // sends the requests
+	// sendFunc, when set, sends them instead (tests).
+	sendFunc func(*ReadRequest) (ReadAnswer, error)
+	mu       sync.Mutex
+	keys     map[readKey]*keyReads
 	// joined counts reads answered by another reader's request (metrics).
 	joined atomic.Uint64
 }
@@ -59,10 +63,13 @@ type flight struct {
 	err  error
 }
 
-// do answers r, sending it through read unless an identical request that
-// has not been sent yet takes it along. The answer may be shared with
-// other readers: its slices are read-only.
-func (c *coalescer) do(r *ReadRequest, read func(*ReadRequest) (ReadAnswer, error)) (ReadAnswer, error) {
+// do answers r, sending it (send) unless an identical request that has
+// not been sent yet takes it along. The answer may be shared with other
+// readers: its slices are read-only. r stays on its caller's stack and a
+// read that joins another's request allocates nothing but its key's
+// tick: the garbage of a node's first reads is memory too, the heap
+// grows by what the collector has not caught up with.
+func (c *coalescer) do(ctx context.Context, r *ReadRequest) (ReadAnswer, error) {
 	k := keyOf(r)
 	c.mu.Lock()
 	if c.keys == nil {
@@ -93,7 +100,7 @@ func (c *coalescer) do(r *ReadRequest, read func(*ReadRequest) (ReadAnswer, erro
 		kr.running, kr.next = f, nil // readers arriving from now wait behind f
 		c.mu.Unlock()
 	}
-	f.ans, f.err = read(r)
+	f.ans, f.err = c.send(ctx, r)
 	c.mu.Lock()
 	kr.running = nil
 	if kr.next == nil {
@@ -102,6 +109,16 @@ func (c *coalescer) do(r *ReadRequest, read func(*ReadRequest) (ReadAnswer, erro
 	c.mu.Unlock()
 	close(f.done)
 	return f.ans, f.err
+}
+
+// send makes r's request. The test hook gets a copy: a request passed
+// to a function value escapes, and r stays on its caller's stack.
+func (c *coalescer) send(ctx context.Context, r *ReadRequest) (ReadAnswer, error) {
+	if c.sendFunc != nil {
+		rc := *r
+		return c.sendFunc(&rc)
+	}
+	return c.link.readOnce(ctx, r)
 }
 
 // joinedReads is how many reads were answered by another's request.

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -49,13 +50,13 @@ func (g *gatedReads) nextCall(t *testing.T) chan struct{} {
 // delivery). Shown to fail by letting a reader join kr.running instead of
 // kr.next: the late readers then see version 0 and one request is made.
 func TestCoalescerNeverJoinsARequestInFlight(t *testing.T) {
-	var c coalescer
 	g := newGatedReads()
+	c := coalescer{sendFunc: g.read}
 	r := &ReadRequest{Kind: EZ, Name: "alice-news", ByTick: true, Limit: persist.ReadLimit{Messages: 10}}
 
 	first := make(chan uint64, 1)
 	go func() {
-		a, _ := c.do(r, g.read)
+		a, _ := c.do(context.Background(), r)
 		first <- a.Cursor
 	}()
 	gate1 := g.nextCall(t)
@@ -65,7 +66,7 @@ func TestCoalescerNeverJoinsARequestInFlight(t *testing.T) {
 	answers := make(chan uint64, late)
 	for range late {
 		go func() {
-			a, err := c.do(r, g.read)
+			a, err := c.do(context.Background(), r)
 			if err != nil {
 				t.Error(err)
 			}
@@ -134,21 +135,20 @@ func TestCoalescerKeys(t *testing.T) {
 		t.Error("a read into a Buf does not share the key of the same read without one")
 	}
 
-	var c coalescer
 	g := newGatedReads()
 	boom := errors.New("boom")
-	failing := func(r *ReadRequest) (ReadAnswer, error) {
+	c := coalescer{sendFunc: func(r *ReadRequest) (ReadAnswer, error) {
 		_, _ = g.read(r)
 		return ReadAnswer{}, boom
-	}
+	}}
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
 	wg.Add(1)
-	go func() { defer wg.Done(); _, err := c.do(&base, failing); errs <- err }()
+	go func() { defer wg.Done(); _, err := c.do(context.Background(), &base); errs <- err }()
 	gate := g.nextCall(t)
 	for range 3 {
 		wg.Add(1)
-		go func() { defer wg.Done(); _, err := c.do(&base, failing); errs <- err }()
+		go func() { defer wg.Done(); _, err := c.do(context.Background(), &base); errs <- err }()
 	}
 	for deadline := time.Now().Add(waitLimit); c.joinedReads() < 2; {
 		if time.Now().After(deadline) {

@@ -160,9 +160,9 @@ const readAttempts = 3
 // opened together) is slow, not gone, and a reader it answers late is
 // better than one refused (a Cometify stream closed, a poll answered
 // 503). One gone (no responders, NATS down) fails the read at once.
-func (s *LightStore) read(r *ReadRequest) (ReadAnswer, error) {
+func (s *LightStore) read(r ReadRequest) (ReadAnswer, error) {
 	for attempt := 1; ; attempt++ {
-		a, err := s.link.Read(context.Background(), r)
+		a, err := s.link.Read(context.Background(), &r)
 		if err == nil || attempt == readAttempts || !timedOut(err) || s.Healthy() != nil {
 			return a, err
 		}
@@ -183,14 +183,14 @@ func (s *LightStore) RetriedReads() uint64 { return s.retried.Load() }
 // EZRead reads qname after tick from the store node. Blocks: reader pool
 // only.
 func (s *LightStore) EZRead(qname string, tick []byte, lim persist.ReadLimit) (persist.ReadResult, error) {
-	a, err := s.read(&ReadRequest{Kind: EZ, Name: qname, ByTick: true, Tick: tick, Limit: lim})
+	a, err := s.read(ReadRequest{Kind: EZ, Name: qname, ByTick: true, Tick: tick, Limit: lim})
 	return ezResult(a), err
 }
 
 // EZReadAfter reads qname after seq after from the store node. Blocks:
 // reader pool only.
 func (s *LightStore) EZReadAfter(qname string, after uint64, lim persist.ReadLimit) (persist.ReadResult, error) {
-	a, err := s.read(&ReadRequest{Kind: EZ, Name: qname, After: after, Limit: lim})
+	a, err := s.read(ReadRequest{Kind: EZ, Name: qname, After: after, Limit: lim})
 	return ezResult(a), err
 }
 
@@ -209,7 +209,7 @@ func ezResult(a ReadAnswer) persist.ReadResult {
 // CFRead reads topic's pushes after after from the store node. Blocks:
 // reader pool only.
 func (s *LightStore) CFRead(topic []byte, after uint64, notBefore int64, lim persist.ReadLimit) (persist.CFReadResult, error) {
-	a, err := s.read(&ReadRequest{Kind: CF, Name: string(topic), After: after, NotBefore: notBefore, Limit: lim})
+	a, err := s.read(ReadRequest{Kind: CF, Name: string(topic), After: after, NotBefore: notBefore, Limit: lim})
 	if err != nil {
 		return persist.CFReadResult{}, err
 	}
@@ -254,7 +254,7 @@ func (s *LightStore) CFLastRead(topic []byte) (uint64, error) {
 	if last, ok := s.link.Last(CF, string(topic)); ok {
 		return last, nil
 	}
-	a, err := s.read(&ReadRequest{Kind: CF, Name: string(topic), After: ^uint64(0),
+	a, err := s.read(ReadRequest{Kind: CF, Name: string(topic), After: ^uint64(0),
 		Limit: persist.ReadLimit{Messages: 1, Bytes: 1}})
 	return a.Last, err
 }

@@ -213,6 +213,7 @@ func Dial(o LinkOptions) (*Link, error) {
 		subs:      make(map[string]*subjectSub),
 		published: make(map[string]uint64),
 	}
+	l.reads.link = l
 	for k := range l.follow {
 		l.follow[k] = make(map[string]*tracker)
 	}
@@ -344,7 +345,7 @@ func (l *Link) Forward(ctx context.Context, r *Request) (Answer, error) {
 // that joins another's request is bounded by that request's ctx. Blocks;
 // off the event loops.
 func (l *Link) Read(ctx context.Context, r *ReadRequest) (ReadAnswer, error) {
-	return l.reads.do(r, func(r *ReadRequest) (ReadAnswer, error) { return l.readOnce(ctx, r) })
+	return l.reads.do(ctx, r)
 }
 
 // readOnce is one read request to the store node.
