@@ -183,7 +183,7 @@ func (r *runner) idleClusterOnce(ctx context.Context, inst *instance, cred crede
 	c := mixConfig{
 		idleConfig: idleConfig{
 			clientConfig: clientConfig{Target: inst.url, PerIP: 20, Channels: 1, DialConc: 64,
-				MaxLife: r.c.RunTimeout + 30*time.Second, Timeout: 120},
+				MaxLife: r.c.RunTimeout + 30*time.Second, Timeout: 120, readerConfig: r.c.Clients},
 			PID: inst.pid, Counts: counts, Settle: r.c.Settle, OpenTimeout: r.c.OpenTimeout, PerProcess: r.c.PerProcess,
 		},
 		Groups:   clusterGroups(r.c.ClusterAPIs, r.c.User, cred),

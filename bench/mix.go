@@ -105,6 +105,7 @@ func startClient(c *mixConfig, g idleGroup, first int, log io.Writer) (*clientPr
 		"--dial-conc", strconv.Itoa(c.DialConc), "--max-life", c.MaxLife.String(),
 		"--lp-timeout", strconv.Itoa(c.Timeout),
 		"--first-index", strconv.Itoa(first))
+	args = append(args, c.readerConfig.args()...)
 	cmd := exec.Command(exe, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = log
