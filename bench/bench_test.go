@@ -459,10 +459,15 @@ func lpServer(t *testing.T) (string, *atomic.Int64) {
 
 func TestIdleLongpollEndToEnd(t *testing.T) {
 	url, held := lpServer(t)
-	for _, x := range []struct{ kind, qname string }{{"halley", "u-c"}, {"cometify", "uc"}} {
+	// Both client readers: epoll (the default) and a goroutine per
+	// connection.
+	for _, x := range []struct {
+		kind, qname string
+		readers     int
+	}{{"halley", "u-c", 0}, {"cometify", "uc", 0}, {"halley", "u-c", -1}, {"cometify", "uc", -1}} {
 		c := idleConfig{
 			clientConfig: clientConfig{Target: url, Kind: x.kind, Mode: "longpoll", QName: x.qname, Key: "K",
-				PerIP: 20, Channels: 5, DialConc: 8, MaxLife: time.Minute, Timeout: 120},
+				PerIP: 20, Channels: 5, DialConc: 8, MaxLife: time.Minute, Timeout: 120, readerConfig: readerConfig{Readers: x.readers}},
 			PID: os.Getpid(), Counts: []int{20, 40}, Settle: 100 * time.Millisecond,
 			OpenTimeout: 20 * time.Second, PerProcess: 15, // 3 client processes
 		}
