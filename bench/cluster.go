@@ -228,6 +228,8 @@ func idleClusterMetrics(res *idleResult) map[string]float64 {
 		m["push_expected"] = float64(p.Expected)
 		m["push_extra"] = float64(p.Extra)
 		m["push_lost"] = float64(p.Lost)
+		m["push_client_cpu_ms"] = p.ClientCPUms
+		m["push_server_cpu_ms"] = p.ServerCPUms
 		for _, g := range p.Groups {
 			m["push_ms_"+strings.ReplaceAll(g.Group, "/", "_")] = g.LastMs
 		}

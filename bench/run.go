@@ -93,6 +93,8 @@ var clusterIdleMetrics = []metric{
 	{"push_expected", "connections held when pushed"},
 	{"push_extra", "deliveries beyond one per connection"},
 	{"push_lost", "connections that ended after the push"},
+	{"push_client_cpu_ms", "CPU of the client processes from the push until all were reached, ms"},
+	{"push_server_cpu_ms", "CPU of the server from the push until all were reached, ms"},
 	{"push_ms_halley_ws", "push → last delivery, EZComet WebSocket, ms"},
 	{"push_ms_halley_longpoll", "push → last delivery, EZComet long-poll, ms"},
 	{"push_ms_cometify_ws", "push → last delivery, Cometify WebSocket, ms"},
