@@ -343,12 +343,16 @@ func TestArgs(t *testing.T) {
 		{"cometify", `{"code":"ok","pushes":[],"since":"a:0"}`, "a:0", false},
 		{"cometify", `{"code":"ok","pushes":[],"since":"a:0","gap":true,"gap_identifiers":["a"]}`, "a:0", false},
 		{"cometify", `not json`, "", false},
+		{"cometify", `{"code":"ok","pushes":[{"identifier":"a","id":4,"data":"],\"since\":\"x"}],"since":"a:4"}`, "a:4", true},
+		{"cometify", `{"code":"ok","pushes":[{"identifier":"a","id":4,"data":"x"}],"since":"a\u003a4"}`, "a:4", true},
+		{"cometify", `{"code":"ok","pushes":[{"identifier":"a","id":4,"data":"x"}],"since":"a:4"`, "", false},
 	} {
 		if r, m := mustKind(tc.kind).pollAnswer([]byte(tc.body)); r != tc.resume || m != tc.msgs {
 			t.Errorf("%s %s: resume %q msgs %v", tc.kind, tc.body, r, m)
 		}
-		// EZComet's compact answers skip the decoder: the same result.
-		if r, m := ezPollJSON([]byte(tc.body)); tc.kind == "halley" && (r != tc.resume || m != tc.msgs) {
+		// Halley's compact answers skip the decoder: the same result.
+		decode := map[string]func([]byte) (string, bool){"halley": ezPollJSON, "cometify": cfPollJSON}[tc.kind]
+		if r, m := decode([]byte(tc.body)); r != tc.resume || m != tc.msgs {
 			t.Errorf("decoder: %s: resume %q msgs %v", tc.body, r, m)
 		}
 	}

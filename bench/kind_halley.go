@@ -222,6 +222,25 @@ func ezPollJSON(body []byte) (string, bool) {
 // pollAnswer: a Cometify poll goes on from "since", given with or without
 // pushes (CF-L-02).
 func (cfKind) pollAnswer(body []byte) (string, bool) {
+	// Halley's answer without a gap or retry_ms, read without a JSON
+	// decoder: {"code":"ok","pushes":[…],"since":"<since>"}. An unescaped
+	// `],"since":"` cannot occur inside a JSON string, and since holds no
+	// quote, so its last occurrence ends the pushes.
+	if in, ok := bytes.CutPrefix(body, []byte(`{"code":"ok","pushes":[`)); ok {
+		if in, ok = bytes.CutSuffix(in, []byte(`"}`)); ok {
+			if i := bytes.LastIndex(in, []byte(`],"since":"`)); i >= 0 {
+				since := in[i+len(`],"since":"`):]
+				if bytes.IndexByte(since, '"') < 0 && bytes.IndexByte(since, '\\') < 0 {
+					return string(since), i > 0
+				}
+			}
+		}
+	}
+	return cfPollJSON(body)
+}
+
+// cfPollJSON is cfKind.pollAnswer through the JSON decoder.
+func cfPollJSON(body []byte) (string, bool) {
 	var a struct {
 		Pushes []json.RawMessage `json:"pushes"`
 		Since  string            `json:"since"`
