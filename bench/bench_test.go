@@ -333,13 +333,27 @@ func TestArgs(t *testing.T) {
 	}{
 		{"halley", `{"code":"ok","messages":[["a","x"],["b","y"]]}`, "b", true},
 		{"halley", `{"code":"ok","messages":[]}`, "", false},
+		{"halley", `{"code":"ok","messages":[["7","m"]]}`, "7", true},
+		{"halley", `{"code":"ok","messages":[["7","a\"b"]]}`, "7", true},
+		{"halley", `{"code":"ok","messages":[["t\"1","x"]]}`, `t"1`, true},
+		{"halley", `{"code":"ok","messages":[["7"]]}`, "7", true},
+		{"halley", `{"code":"ok","messages":[["7","m"]],"x":1}`, "7", true},
+		{"halley", `{"code":"ok","messages":[["7","m"]`, "", false},
 		{"cometify", `{"code":"ok","pushes":[{"identifier":"a","id":3,"data":"x"}],"since":"a:3"}`, "a:3", true},
 		{"cometify", `{"code":"ok","pushes":[],"since":"a:0"}`, "a:0", false},
 		{"cometify", `{"code":"ok","pushes":[],"since":"a:0","gap":true,"gap_identifiers":["a"]}`, "a:0", false},
 		{"cometify", `not json`, "", false},
+		{"cometify", `{"code":"ok","pushes":[{"identifier":"a","id":4,"data":"],\"since\":\"x"}],"since":"a:4"}`, "a:4", true},
+		{"cometify", `{"code":"ok","pushes":[{"identifier":"a","id":4,"data":"x"}],"since":"a\u003a4"}`, "a:4", true},
+		{"cometify", `{"code":"ok","pushes":[{"identifier":"a","id":4,"data":"x"}],"since":"a:4"`, "", false},
 	} {
 		if r, m := mustKind(tc.kind).pollAnswer([]byte(tc.body)); r != tc.resume || m != tc.msgs {
 			t.Errorf("%s %s: resume %q msgs %v", tc.kind, tc.body, r, m)
+		}
+		// Halley's compact answers skip the decoder: the same result.
+		decode := map[string]func([]byte) (string, bool){"halley": ezPollJSON, "cometify": cfPollJSON}[tc.kind]
+		if r, m := decode([]byte(tc.body)); r != tc.resume || m != tc.msgs {
+			t.Errorf("decoder: %s: resume %q msgs %v", tc.body, r, m)
 		}
 	}
 	for _, bad := range []clientConfig{
@@ -459,10 +473,15 @@ func lpServer(t *testing.T) (string, *atomic.Int64) {
 
 func TestIdleLongpollEndToEnd(t *testing.T) {
 	url, held := lpServer(t)
-	for _, x := range []struct{ kind, qname string }{{"halley", "u-c"}, {"cometify", "uc"}} {
+	// Both client readers: epoll (the default) and a goroutine per
+	// connection.
+	for _, x := range []struct {
+		kind, qname string
+		readers     int
+	}{{"halley", "u-c", 0}, {"cometify", "uc", 0}, {"halley", "u-c", -1}, {"cometify", "uc", -1}} {
 		c := idleConfig{
 			clientConfig: clientConfig{Target: url, Kind: x.kind, Mode: "longpoll", QName: x.qname, Key: "K",
-				PerIP: 20, Channels: 5, DialConc: 8, MaxLife: time.Minute, Timeout: 120},
+				PerIP: 20, Channels: 5, DialConc: 8, MaxLife: time.Minute, Timeout: 120, readerConfig: readerConfig{Readers: x.readers}},
 			PID: os.Getpid(), Counts: []int{20, 40}, Settle: 100 * time.Millisecond,
 			OpenTimeout: 20 * time.Second, PerProcess: 15, // 3 client processes
 		}

@@ -33,6 +33,7 @@ type clientConfig struct {
 	DialConc   int
 	MaxLife    time.Duration
 	Timeout    int // long-poll timeout asked of Halley, seconds
+	readerConfig
 }
 
 func clientFlags(fs *flag.FlagSet, c *clientConfig) {
@@ -112,18 +113,26 @@ func (s *clientStats) lose(err error) {
 	s.firstLoss.CompareAndSwap(nil, &msg)
 }
 
-// delivered records n deliveries on a connection that had had before
-// (deliveries so far): the first makes the connection count as reached,
-// and the time is kept when it is the latest.
+// delivered records n deliveries, now, on a connection that had had
+// before (deliveries so far): see reached; they are added to s.msgs.
 func (s *clientStats) delivered(had, n int64) {
 	if n <= 0 {
 		return
 	}
 	s.msgs.Add(n)
+	s.reached(had, n, time.Now().UnixMicro())
+}
+
+// reached records that a connection which had had deliveries got n more
+// at now (UnixMicro): the first makes it count as reached, and the time is
+// kept when it is the latest. s.msgs is the caller's to add to.
+func (s *clientStats) reached(had, n, now int64) {
+	if n <= 0 {
+		return
+	}
 	if had == 0 {
 		s.got.Add(1)
 	}
-	now := time.Now().UnixMicro()
 	for {
 		l := s.last.Load()
 		if l >= now || s.last.CompareAndSwap(l, now) {
@@ -147,12 +156,15 @@ func (s *clientStats) line(target int) string {
 // cmdClient is the hidden "bench client": it holds idle subscribers. stdin
 // commands: "open N" (grow this process to N connections), "quit". stdout:
 // "stat target=.. open=.. failed=.. closed=.. msgs=.." lines. It exits on
-// "quit", on end of stdin (the parent is gone), or after --max-life.
+// "quit", on end of stdin (the parent is gone), or after --max-life. On
+// Linux the connections are held by epoll readers (--readers), not a
+// goroutine each.
 func cmdClient(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench client", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var c clientConfig
 	clientFlags(fs, &c)
+	c.readerConfig.clientFlags(fs)
 	fs.IntVar(&c.FirstIndex, "first-index", 0, "global index of the first connection (source addresses)")
 	initial := fs.Int("open", 0, "connections to open at start")
 	if err := parseFlags(fs, args); err != nil {
@@ -176,13 +188,38 @@ func cmdClient(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}()
 
 	var st clientStats
-	sem := make(chan struct{}, c.DialConc)
+	o := epollOptions{OnData: idleWSData(c.kind(), &st)}
+	if c.Mode == "longpoll" {
+		o = epollOptions{Poll: &lpPoll{c: &c, host: host}}
+	}
+	ep := c.readerConfig.epoll(o, &st, stderr)
+	// --dial-conc goroutines open the connections, taking their numbers
+	// from work: not a goroutine each, as Go keeps the descriptor of a
+	// goroutine that ended for reuse (hundreds of bytes a connection).
+	work := make(chan int)
+	for range c.DialConc {
+		go func() {
+			for g := range work {
+				holdConn(ctx, &c, addr, host, g, &st, ep)
+			}
+		}()
+	}
 	target := 0
 	grow := func(n int) {
-		for ; target < n; target++ {
-			g := c.FirstIndex + target
-			go holdConn(ctx, &c, addr, host, g, sem, &st)
+		if n <= target {
+			return
 		}
+		from, to := c.FirstIndex+target, c.FirstIndex+n
+		target = n
+		go func() {
+			for g := from; g < to; g++ {
+				select {
+				case work <- g:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
 	}
 	grow(*initial)
 	fmt.Fprintln(stdout, "ready")
@@ -238,21 +275,23 @@ func cmdClient(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 }
 
-// holdConn opens connection g (bounded by sem while connecting) and holds it
-// until it breaks or ctx ends.
-func holdConn(ctx context.Context, c *clientConfig, addr, host string, g int, sem chan struct{}, st *clientStats) {
-	select {
-	case sem <- struct{}{}:
-	case <-ctx.Done():
-		return
-	}
+// holdConn opens connection g and holds it until it breaks or ctx ends:
+// handed to ep's readers, or (ep nil) in a goroutine of its own.
+func holdConn(ctx context.Context, c *clientConfig, addr, host string, g int, st *clientStats, ep *epollSubs) {
 	conn, br, err := openSub(ctx, c, addr, host, g, "")
-	<-sem
 	if err != nil {
 		st.fail(err)
 		return
 	}
 	st.open.Add(1)
+	if ep != nil {
+		if err := ep.add(g, conn, br); err != nil {
+			st.lose(err)
+			st.open.Add(-1)
+			st.closed.Add(1)
+		}
+		return
+	}
 	// Hold in a fresh goroutine: its stack starts small, where this one's
 	// grew while dialing.
 	go func() {
@@ -295,7 +334,7 @@ func openSub(ctx context.Context, c *clientConfig, addr, host string, g int, res
 	}
 	br := bufio.NewReaderSize(conn, 512)
 	if c.Mode == "longpoll" {
-		if _, err := conn.Write(lpRequest(c, host, g, "", "", "")); err != nil {
+		if _, err := conn.Write(appendLPRequest(nil, c, host, g, "", "", "")); err != nil {
 			conn.Close()
 			return nil, nil, err
 		}
@@ -415,17 +454,10 @@ func wsHold(conn net.Conn, br *bufio.Reader, st *clientStats) error {
 func wsHoldDeliveries(conn net.Conn, br *bufio.Reader, k serverKind, st *clientStats) error {
 	var had int64
 	return wsHoldFunc(conn, br, st, func(frame []byte) int64 {
-		var n int64
-		for frame != nil {
-			p, _, ignore, rest := k.next(frame)
-			if p != nil && !ignore {
-				n++
-			}
-			frame = rest
-		}
-		st.delivered(had, n)
+		n := frameDeliveries(k, frame)
+		st.reached(had, n, time.Now().UnixMicro())
 		had += n
-		return 0 // counted by delivered
+		return n
 	})
 }
 
@@ -521,59 +553,46 @@ func wsHoldFunc(conn net.Conn, br *bufio.Reader, st *clientStats, onData func([]
 	}
 }
 
-// lpRequest is a long-poll request. Halley resumes by tick, Cometify by
-// "since" (both in resume); Nchan by its Last-Modified / Etag pair.
-func lpRequest(c *clientConfig, host string, g int, resume, lastMod, etag string) []byte {
-	path := c.subPath(g, resume)
-	b := make([]byte, 0, 256)
-	b = append(b, "GET "...)
-	b = append(b, path...)
+// appendLPRequest appends a long-poll request to dst. Halley resumes by
+// tick, Cometify by "since" (both in resume); Nchan by its Last-Modified /
+// Etag pair.
+func appendLPRequest(dst []byte, c *clientConfig, host string, g int, resume, lastMod, etag string) []byte {
+	b := append(dst, "GET "...)
+	b = append(b, c.subPath(g, resume)...)
 	b = append(b, " HTTP/1.1\r\nHost: "...)
 	b = append(b, host...)
 	b = append(b, "\r\n"...)
 	if lastMod != "" {
-		b = append(b, "If-Modified-Since: "+lastMod+"\r\n"...)
+		b = append(b, "If-Modified-Since: "...)
+		b = append(b, lastMod...)
+		b = append(b, "\r\n"...)
 	}
 	if etag != "" {
-		b = append(b, "If-None-Match: "+etag+"\r\n"...)
+		b = append(b, "If-None-Match: "...)
+		b = append(b, etag...)
+		b = append(b, "\r\n"...)
 	}
 	return append(b, "\r\n"...)
 }
 
 // lpHold waits for the answer to the long-poll already sent and re-issues
-// it, until the connection ends or an answer is an error.
+// it, until the connection ends or an answer is an error (the goroutine
+// per connection client; epoll readers do the same with lpConn).
 func lpHold(conn net.Conn, br *bufio.Reader, c *clientConfig, host string, g int, st *clientStats) error {
 	var r response
-	resume, lastMod, etag := "", "", ""
-	var had int64
+	var p lpProgress
+	var req []byte
 	for {
-		if err := readResponse(br, &r, 1<<16, false); err != nil {
+		if err := readResponse(br, &r, lpKeep, false); err != nil {
 			return err
 		}
-		switch {
-		case r.status == 200:
-			next, msgs := c.kind().pollAnswer(r.body)
-			if next != "" {
-				resume = next
-			}
-			if msgs {
-				st.delivered(had, 1)
-				had++
-			}
-		case r.status == 304 || r.status == 408:
-		default:
-			return fmt.Errorf("long-poll: status %d", r.status)
+		n, err := p.answered(&r, c.kind(), st, time.Now().UnixMicro())
+		st.msgs.Add(n)
+		if err != nil {
+			return err
 		}
-		if r.lastModified != "" {
-			lastMod = r.lastModified
-		}
-		if r.etag != "" {
-			etag = r.etag
-		}
-		if r.close {
-			return io.EOF
-		}
-		if _, err := conn.Write(lpRequest(c, host, g, resume, lastMod, etag)); err != nil {
+		req = p.request(req[:0], c, host, g)
+		if _, err := conn.Write(req); err != nil {
 			return err
 		}
 	}

@@ -183,7 +183,7 @@ func (r *runner) idleClusterOnce(ctx context.Context, inst *instance, cred crede
 	c := mixConfig{
 		idleConfig: idleConfig{
 			clientConfig: clientConfig{Target: inst.url, PerIP: 20, Channels: 1, DialConc: 64,
-				MaxLife: r.c.RunTimeout + 30*time.Second, Timeout: 120},
+				MaxLife: r.c.RunTimeout + 30*time.Second, Timeout: 120, readerConfig: r.c.Clients},
 			PID: inst.pid, Counts: counts, Settle: r.c.Settle, OpenTimeout: r.c.OpenTimeout, PerProcess: r.c.PerProcess,
 		},
 		Groups:   clusterGroups(r.c.ClusterAPIs, r.c.User, cred),
@@ -228,6 +228,8 @@ func idleClusterMetrics(res *idleResult) map[string]float64 {
 		m["push_expected"] = float64(p.Expected)
 		m["push_extra"] = float64(p.Extra)
 		m["push_lost"] = float64(p.Lost)
+		m["push_client_cpu_ms"] = p.ClientCPUms
+		m["push_server_cpu_ms"] = p.ServerCPUms
 		for _, g := range p.Groups {
 			m["push_ms_"+strings.ReplaceAll(g.Group, "/", "_")] = g.LastMs
 		}

@@ -309,7 +309,8 @@ func TestIdleMixPush(t *testing.T) {
 		p.Groups[0].Delivered != 15 || p.Groups[1].Expected != 15 || p.Groups[1].LastMs < 0 || p.Groups[1].LastMs > p.LastMs {
 		t.Fatalf("push per group %+v", p.Groups)
 	}
-	if m := idleClusterMetrics(&res); m["push_ms_cometify_ws"] != p.Groups[1].LastMs {
+	if m := idleClusterMetrics(&res); m["push_ms_cometify_ws"] != p.Groups[1].LastMs || m["push_client_cpu_ms"] != p.ClientCPUms ||
+		p.ClientCPUms < 0 || p.ServerCPUms < 0 {
 		t.Fatalf("per-group row: %v", m)
 	}
 	if res.Kernel == nil || res.ServerProcs < 1 {

@@ -4,6 +4,7 @@ package bench
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"sync/atomic"
@@ -11,34 +12,32 @@ import (
 	"time"
 )
 
-// epollSubs holds the fan-out subscribers of one client process without a
+// epollSubs holds the connections of one client process without a
 // goroutine each: after the handshake (made with the ordinary blocking
-// code) a subscriber's socket is handed to one of a few reader goroutines,
-// each owning an epoll instance, which read it with read(2) into one
-// buffer per reader and parse the frames by hand (wsStream). Per
-// subscriber there remain the socket, an epConn and the accounting.
+// code: the WebSocket upgrade, or the first long-poll request sent) a
+// connection's socket is handed to one of a few reader goroutines, each
+// owning an epoll instance, which read it with read(2) into one buffer per
+// reader and parse it by hand: WebSocket frames (wsStream), or long-poll
+// answers (respStream), the next poll then being sent from the reader.
+// Per connection there remain the socket, an epConn and the accounting.
+// The fan-out clients and the idle clients hold their connections so.
 type epollSubs struct {
 	readers  []*epReader
-	conns    []atomic.Pointer[epConn] // by subscriber index; nil: not held
-	f        *fanState
+	conns    []atomic.Pointer[epConn] // by socket fd; nil: not held
 	st       *clientStats
-	coalesce time.Duration // after a wake-up with few sockets ready, sleep this long (0: never)
+	coalesce time.Duration
+	onData   func(c *epConn, p []byte, now int64) int64
+	poll     *lpPoll
 }
 
-// epConn is one subscriber held by an epoll reader.
-type epConn struct {
-	fd  int
-	idx int // subscriber index (fanState.subs)
-	ws  wsStream
-}
-
-// epReader is one reader goroutine's epoll instance. Work that must not
-// race its reads (dropping its sockets) is sent on reqs, with a byte on
-// the wake pipe, and done by the reader itself.
+// epReader is one reader goroutine's epoll instance: it holds the sockets
+// fd with fd mod len(readers) == k. Work that must not race its reads
+// (dropping its sockets) is sent on reqs, with a byte on the wake pipe,
+// and done by the reader itself.
 type epReader struct {
 	e    *epollSubs
 	epfd int
-	k    int    // its index: it holds the subscribers i with i mod len(readers) == k
+	k    int
 	wake [2]int // pipe: read end in the epoll set
 	reqs chan func()
 }
@@ -47,10 +46,21 @@ const epWake = -1 // the epoll data of a reader's wake pipe
 
 const epollAvailable = true
 
-// newEpollSubs starts n reader goroutines for up to subs subscribers.
-func newEpollSubs(n, subs int, coalesce time.Duration, f *fanState, st *clientStats) (*epollSubs, error) {
-	e := &epollSubs{conns: make([]atomic.Pointer[epConn], subs), f: f, st: st, coalesce: coalesce}
-	for range n {
+// maxEpollFDs bounds the fd table (the open-file limit is 20,000 here).
+const maxEpollFDs = 1 << 20
+
+// newEpollSubs starts o.Readers reader goroutines.
+func newEpollSubs(o epollOptions, st *clientStats) (*epollSubs, error) {
+	if o.Readers < 1 || (o.OnData == nil) == (o.Poll == nil) {
+		return nil, fmt.Errorf("epoll readers: %d readers, a WebSocket or a long-poll reader needed", o.Readers)
+	}
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return nil, err
+	}
+	e := &epollSubs{conns: make([]atomic.Pointer[epConn], min(lim.Cur, maxEpollFDs)), st: st,
+		coalesce: o.Coalesce, onData: o.OnData, poll: o.Poll}
+	for range o.Readers {
 		fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 		if err != nil {
 			for _, r := range e.readers {
@@ -74,10 +84,10 @@ func newEpollSubs(n, subs int, coalesce time.Duration, f *fanState, st *clientSt
 	return e, nil
 }
 
-// add takes over subscriber i's open connection: its socket (duplicated,
+// add takes over connection idx's open connection: its socket (duplicated,
 // then conn is closed) goes to a reader, and what br had read past the
 // handshake is parsed first. On error the connection is closed.
-func (e *epollSubs) add(i int, conn net.Conn, br *bufio.Reader) error {
+func (e *epollSubs) add(idx int, conn net.Conn, br *bufio.Reader) error {
 	fd, err := dupConnFD(conn)
 	var pending []byte
 	if err == nil && br.Buffered() > 0 {
@@ -88,21 +98,28 @@ func (e *epollSubs) add(i int, conn net.Conn, br *bufio.Reader) error {
 	if err != nil {
 		return err
 	}
-	c := &epConn{fd: fd, idx: i}
+	if fd >= len(e.conns) {
+		syscall.Close(fd)
+		return fmt.Errorf("epoll readers: fd %d beyond the open-file limit %d", fd, len(e.conns))
+	}
+	c := &epConn{fd: fd, idx: idx}
+	if e.poll != nil {
+		c.lp = new(lpConn)
+	}
 	if len(pending) > 0 {
 		sink := epSink{e: e, c: c, now: time.Now().UnixNano()}
-		err := c.ws.feed(pending, &sink)
+		err := sink.feed(pending)
 		e.st.msgs.Add(sink.n)
 		if err != nil {
 			syscall.Close(fd)
 			return err
 		}
 	}
-	e.conns[i].Store(c)
-	r := e.readers[i%len(e.readers)]
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(i)}
+	e.conns[fd].Store(c)
+	r := e.readers[fd%len(e.readers)]
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(fd)}
 	if err := syscall.EpollCtl(r.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
-		e.conns[i].Store(nil)
+		e.conns[fd].Store(nil)
 		syscall.Close(fd)
 		return err
 	}
@@ -160,17 +177,22 @@ func (r *epReader) run() {
 				continue
 			}
 			m, err := syscall.Read(c.fd, buf)
-			if m > 0 {
-				sink.c, sink.now = c, time.Now().UnixNano()
-				if c.ws.feed(buf[:m], sink) != nil {
-					r.drop(c)
-				}
-				continue
-			}
 			if err == syscall.EAGAIN || err == syscall.EINTR {
 				continue
 			}
-			r.drop(c) // end of stream or a socket error
+			sink.c, sink.now = c, time.Now().UnixNano()
+			switch {
+			case m > 0:
+				if err := sink.feed(buf[:m]); err != nil {
+					r.drop(c, err)
+				}
+			case m == 0 && c.lp != nil: // the end of a body that ends with the connection
+				r.drop(c, c.lp.resp.feed(nil, true, &sink.resp, sink))
+			case m == 0:
+				r.drop(c, io.EOF)
+			default:
+				r.drop(c, err) // a socket error
+			}
 		}
 		if sink.n > 0 {
 			r.e.st.msgs.Add(sink.n)
@@ -205,23 +227,23 @@ func (r *epReader) do(f func()) {
 	<-done
 }
 
-// reset drops every held subscriber at once with a TCP reset (SO_LINGER
-// 0), as a crash or a network cut would, and returns their indexes. They
-// count as dropped, not closed.
+// reset drops every held connection at once with a TCP reset (SO_LINGER
+// 0), as a crash or a network cut would, and returns their numbers (idx).
+// They count as dropped, not closed.
 func (e *epollSubs) reset() []int {
 	var all []int
 	for _, r := range e.readers {
 		r.do(func() {
-			for i := r.k; i < len(e.conns); i += len(e.readers) {
-				c := e.conns[i].Load()
+			for fd := r.k; fd < len(e.conns); fd += len(e.readers) {
+				c := e.conns[fd].Load()
 				if c == nil {
 					continue
 				}
-				syscall.EpollCtl(r.epfd, syscall.EPOLL_CTL_DEL, c.fd, nil)
-				syscall.SetsockoptLinger(c.fd, syscall.SOL_SOCKET, syscall.SO_LINGER, &syscall.Linger{Onoff: 1, Linger: 0})
-				syscall.Close(c.fd)
-				e.conns[i].Store(nil)
-				all = append(all, i)
+				syscall.EpollCtl(r.epfd, syscall.EPOLL_CTL_DEL, fd, nil)
+				syscall.SetsockoptLinger(fd, syscall.SOL_SOCKET, syscall.SO_LINGER, &syscall.Linger{Onoff: 1, Linger: 0})
+				e.conns[fd].Store(nil) // before the close: the fd number may be taken again at once
+				syscall.Close(fd)
+				all = append(all, c.idx)
 			}
 		})
 	}
@@ -229,21 +251,33 @@ func (e *epollSubs) reset() []int {
 	return all
 }
 
-// drop closes a subscriber that ended (or broke the protocol).
-func (r *epReader) drop(c *epConn) {
+// drop closes a connection that ended (or broke the protocol); err is why.
+func (r *epReader) drop(c *epConn, err error) {
 	syscall.EpollCtl(r.epfd, syscall.EPOLL_CTL_DEL, c.fd, nil)
+	r.e.conns[c.fd].Store(nil) // before the close: the fd number may be taken again at once
 	syscall.Close(c.fd)
-	r.e.conns[c.idx].Store(nil)
+	r.e.st.lose(err)
 	r.e.st.open.Add(-1)
 	r.e.st.closed.Add(1)
 }
 
-// epSink accounts the frames of one read of connection c.
+// epSink parses the bytes of one read of connection c and accounts what
+// they held. A reader has one, reused for every read.
 type epSink struct {
-	e   *epollSubs
-	c   *epConn
-	now int64 // when the read returned
-	n   int64 // deliveries counted (flushed to st.msgs by the caller)
+	e    *epollSubs
+	c    *epConn
+	now  int64    // when the read returned (UnixNano)
+	n    int64    // deliveries counted (flushed to st.msgs by the caller)
+	resp response // long-poll: the answer being parsed
+	req  []byte   // long-poll: the next request being written
+}
+
+// feed parses b, read from s.c.
+func (s *epSink) feed(b []byte) error {
+	if s.c.lp != nil {
+		return s.c.lp.resp.feed(b, false, &s.resp, s)
+	}
+	return s.c.ws.feed(b, s)
 }
 
 func (s *epSink) wsFrame(op byte, p []byte) error {
@@ -258,7 +292,23 @@ func (s *epSink) wsFrame(op byte, p []byte) error {
 		return io.EOF
 	case 0xA:
 	default:
-		s.n += s.e.f.onFrameAt(s.c.idx, p, s.now)
+		s.n += s.e.onData(s.c, p, s.now)
+	}
+	return nil
+}
+
+// response takes a long-poll's answer and sends the next poll.
+func (s *epSink) response(r *response) error {
+	p, lp := s.e.poll, s.c.lp
+	n, err := lp.answered(r, p.c.kind(), s.e.st, s.now/1000)
+	s.n += n
+	if err != nil {
+		return err
+	}
+	s.req = lp.request(s.req[:0], p.c, p.host, s.c.idx)
+	// The socket had nothing in flight: a full buffer (EAGAIN) is an error.
+	if err := writeAll(s.c.fd, s.req); err != nil {
+		return fmt.Errorf("long-poll: write: %w", err)
 	}
 	return nil
 }

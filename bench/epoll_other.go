@@ -6,19 +6,18 @@ import (
 	"bufio"
 	"errors"
 	"net"
-	"time"
 )
 
-// Without epoll the fan-out clients hold a goroutine per subscriber.
+// Without epoll the clients hold a goroutine per connection.
 const epollAvailable = false
 
 type epollSubs struct{}
 
-func newEpollSubs(n, subs int, coalesce time.Duration, f *fanState, st *clientStats) (*epollSubs, error) {
+func newEpollSubs(o epollOptions, st *clientStats) (*epollSubs, error) {
 	return nil, errors.New("epoll readers need Linux")
 }
 
-func (e *epollSubs) add(i int, conn net.Conn, br *bufio.Reader) error {
+func (e *epollSubs) add(idx int, conn net.Conn, br *bufio.Reader) error {
 	conn.Close()
 	return errors.New("epoll readers need Linux")
 }

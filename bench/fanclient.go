@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -228,8 +227,7 @@ func cmdFanClient(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 	fs.IntVar(&c.FirstIndex, "first-index", 0, "global index of the first connection (source addresses)")
 	open := fs.Int("open", 0, "subscribers to open")
 	msgs := fs.Int("msgs", 0, "messages expected")
-	coalesce := fs.Duration("coalesce", time.Millisecond, "epoll readers: after a wake-up with few sockets ready (< 32), sleep this long (≤ 0: never)")
-	readers := fs.Int("readers", 1, "epoll reader goroutines holding the subscribers (0: GOMAXPROCS; -1: a goroutine per subscriber)")
+	c.readerConfig.clientFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return 2
 	}
@@ -246,17 +244,9 @@ func cmdFanClient(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 		f.subs[i] = newFanSub(*msgs)
 	}
 	var st clientStats
-	var ep *epollSubs
-	if *readers >= 0 && epollAvailable {
-		n := *readers
-		if n == 0 {
-			n = runtime.GOMAXPROCS(0)
-		}
-		var err error
-		if ep, err = newEpollSubs(n, *open, *coalesce, f, &st); err != nil {
-			fmt.Fprintln(stderr, "bench fanclient: epoll readers:", err, "(a goroutine per subscriber instead)")
-		}
-	}
+	ep := c.readerConfig.epoll(epollOptions{OnData: func(c *epConn, p []byte, now int64) int64 {
+		return f.onFrameAt(c.idx, p, now)
+	}}, &st, stderr)
 	sem := make(chan struct{}, c.DialConc)
 	for i := 0; i < *open; i++ {
 		go func(i int) {

@@ -21,29 +21,28 @@ import (
 // fanoutConfig describes one fan-out measurement: Subs WebSocket
 // subscribers on one fresh channel, Msgs messages published at Rate/s.
 type fanoutConfig struct {
-	Target      string
-	Kind        string // a serverKind name
-	Subs        int
-	Msgs        int
-	Rate        float64
-	Size        int
-	Key, User   string // Halley (EZComet) api_key and username; Cometify: Key is the apiKey
-	Secret      string // Cometify api secret: pushes are signed (CF-P-03)
-	Chan        string // fresh channel prefix; the channel (identifier) is <Chan>0
-	PID         int
-	PerProcess  int
-	PerIP       int
-	DialConc    int
-	OpenTimeout time.Duration
-	Grace       time.Duration // "rate kept" needs every delivery within this of the last publish
-	Drain       time.Duration // how long to wait for stragglers after the publishing ended
-	Quiet       time.Duration // stop waiting sooner when no frame arrived for this long (0: wait Drain)
-	MaxLife     time.Duration
-	Readers     int           // client processes' epoll readers (0: the clients' default, 1; -1: a goroutine per subscriber)
-	Coalesce    time.Duration // their sleep after a wake-up with few sockets ready (0: the clients' default, 1 ms; < 0: none)
-	StormAt     time.Duration // bench storm: reset every subscriber this long after publishing started (0: no storm)
-	StormWait   time.Duration // give up waiting for the reconnections and the catching up after this
-	sent        *atomic.Int64 // messages sent so far (publishPaced)
+	Target       string
+	Kind         string // a serverKind name
+	Subs         int
+	Msgs         int
+	Rate         float64
+	Size         int
+	Key, User    string // Halley (EZComet) api_key and username; Cometify: Key is the apiKey
+	Secret       string // Cometify api secret: pushes are signed (CF-P-03)
+	Chan         string // fresh channel prefix; the channel (identifier) is <Chan>0
+	PID          int
+	PerProcess   int
+	PerIP        int
+	DialConc     int
+	OpenTimeout  time.Duration
+	Grace        time.Duration // "rate kept" needs every delivery within this of the last publish
+	Drain        time.Duration // how long to wait for stragglers after the publishing ended
+	Quiet        time.Duration // stop waiting sooner when no frame arrived for this long (0: wait Drain)
+	MaxLife      time.Duration
+	readerConfig               // how the client processes hold their subscribers (0s: their defaults)
+	StormAt      time.Duration // bench storm: reset every subscriber this long after publishing started (0: no storm)
+	StormWait    time.Duration // give up waiting for the reconnections and the catching up after this
+	sent         *atomic.Int64 // messages sent so far (publishPaced)
 }
 
 // fanoutResult is what a fan-out measurement found.
@@ -189,12 +188,7 @@ func runFanout(ctx context.Context, c fanoutConfig, log io.Writer) (fanoutResult
 		if c.Key != "" {
 			args = append(args, "--key", c.Key)
 		}
-		if c.Readers != 0 {
-			args = append(args, "--readers", strconv.Itoa(c.Readers))
-		}
-		if c.Coalesce != 0 {
-			args = append(args, "--coalesce", c.Coalesce.String())
-		}
+		args = append(args, c.readerConfig.args()...)
 		cmd := exec.Command(exe, args...)
 		cmd.Env = append(os.Environ(), env...)
 		cmd.Stderr = log
@@ -671,8 +665,7 @@ func cmdFanout(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&c.Drain, "drain", time.Minute, "wait at most this for deliveries after the publishing ended (last answer)")
 	fs.DurationVar(&c.Quiet, "quiet", 5*time.Second, "stop waiting sooner when no frame arrived for this long (0: wait --drain)")
 	fs.DurationVar(&c.MaxLife, "max-life", 10*time.Minute, "client processes exit by themselves after this")
-	fs.IntVar(&c.Readers, "client-readers", 0, "epoll reader goroutines per client process (0: the clients' default, 1; -1: a goroutine per subscriber, the old client)")
-	fs.DurationVar(&c.Coalesce, "client-coalesce", 0, "epoll readers: after a wake-up with few sockets ready (< 32), sleep this long (0: the clients' default, 1ms; < 0: never)")
+	c.readerConfig.parentFlags(fs)
 	jsonOut := fs.Bool("json", false, "print the result as one JSON line")
 	if err := parseFlags(fs, args); err != nil {
 		return 2

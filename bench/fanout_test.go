@@ -373,7 +373,7 @@ func TestFanoutEndToEnd(t *testing.T) {
 		// (30) is never reached.
 		c := fanoutConfig{Target: url, Kind: kind, Subs: 40, Msgs: 10, Rate: 100, Size: 60, Key: "k", User: "u", Secret: "s3cret",
 			PerProcess: 25, PerIP: 20, DialConc: 8, OpenTimeout: 20 * time.Second, Grace: time.Minute,
-			Drain: 10 * time.Second, MaxLife: time.Minute, PID: 0, Readers: run.readers}
+			Drain: 10 * time.Second, MaxLife: time.Minute, PID: 0, readerConfig: readerConfig{Readers: run.readers}}
 		var log bytes.Buffer
 		res, err := runFanout(context.Background(), c, &log)
 		if err != nil {
@@ -410,7 +410,7 @@ func TestFanoutEndToEnd(t *testing.T) {
 	for _, readers := range []int{0, -1} {
 		c := fanoutConfig{Target: fanServer(t), Kind: "centrifuge", Subs: 30, Msgs: 10, Rate: 100, Size: 60,
 			PerProcess: 20, PerIP: 20, DialConc: 8, OpenTimeout: 20 * time.Second, Grace: time.Minute,
-			Drain: 10 * time.Second, MaxLife: time.Minute, Readers: readers}
+			Drain: 10 * time.Second, MaxLife: time.Minute, readerConfig: readerConfig{Readers: readers}}
 		var log bytes.Buffer
 		res, err := runFanout(context.Background(), c, &log)
 		if err != nil {

@@ -103,7 +103,8 @@ func threadCPU() (user, sys time.Duration, err error) {
 	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano()), nil
 }
 
-// writeAll writes b to a blocking socket.
+// writeAll writes b to a socket (a non-blocking one's full buffer is an
+// error, EAGAIN).
 func writeAll(fd int, b []byte) error {
 	for len(b) > 0 {
 		n, err := syscall.Write(fd, b)

@@ -63,28 +63,18 @@ func readLine(br *bufio.Reader, scratch []byte) ([]byte, []byte, error) {
 // readResponse reads one HTTP/1.x response from br (a small, cheap parser:
 // status, the few headers this harness needs, Content-Length or chunked
 // bodies). The body is appended to r.body[:0] up to maxKeep bytes; the rest
-// is discarded. noBody is for answers to upgrade requests.
+// is discarded. noBody is for answers to upgrade requests. parseResponse
+// reads the same from bytes the caller holds.
 func readResponse(br *bufio.Reader, r *response, maxKeep int, noBody bool) error {
 	var scratch []byte
 	line, scratch, err := readLine(br, scratch)
 	if err != nil {
 		return err
 	}
-	// "HTTP/1.1 200 OK"
-	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || line[8] != ' ' {
-		return fmt.Errorf("http: bad status line %q", line)
+	if err := statusLine(line, r); err != nil {
+		return err
 	}
-	st, err := strconv.Atoi(string(line[9:12]))
-	if err != nil {
-		return fmt.Errorf("http: bad status line %q", line)
-	}
-	http10 := line[7] == '0'
-	r.status = st
-	r.close = http10
-	r.lastModified, r.etag, r.accept = "", "", ""
-	r.body = r.body[:0]
-	clen := int64(-1)
-	chunked := false
+	f := respFraming{clen: -1}
 	for {
 		line, scratch, err = readLine(br, scratch)
 		if err != nil {
@@ -93,50 +83,23 @@ func readResponse(br *bufio.Reader, r *response, maxKeep int, noBody bool) error
 		if len(line) == 0 {
 			break
 		}
-		k, v, ok := bytes.Cut(line, []byte{':'})
-		if !ok {
-			continue
-		}
-		v = bytes.TrimSpace(v)
-		switch {
-		case asciiEqualFold(k, "content-length"):
-			clen, err = strconv.ParseInt(string(v), 10, 64)
-			if err != nil || clen < 0 {
-				return fmt.Errorf("http: bad content-length %q", v)
-			}
-		case asciiEqualFold(k, "transfer-encoding"):
-			chunked = bytes.Contains(bytes.ToLower(v), []byte("chunked"))
-		case asciiEqualFold(k, "connection"):
-			lv := bytes.ToLower(v)
-			if bytes.Contains(lv, []byte("close")) {
-				r.close = true
-			} else if bytes.Contains(lv, []byte("keep-alive")) {
-				r.close = false
-			}
-		case asciiEqualFold(k, "last-modified"):
-			r.lastModified = string(v)
-		case asciiEqualFold(k, "etag"):
-			r.etag = string(v)
-		case asciiEqualFold(k, "sec-websocket-accept"):
-			r.accept = string(v)
+		if err := headerLine(line, r, &f); err != nil {
+			return err
 		}
 	}
-	if noBody || st/100 == 1 || st == 204 || st == 304 {
+	if noBody || bodyless(r.status) {
 		return nil
 	}
 	switch {
-	case chunked:
+	case f.chunked:
 		for {
 			line, scratch, err = readLine(br, scratch)
 			if err != nil {
 				return err
 			}
-			if i := bytes.IndexByte(line, ';'); i >= 0 {
-				line = line[:i]
-			}
-			n, err := strconv.ParseInt(string(bytes.TrimSpace(line)), 16, 64)
-			if err != nil || n < 0 {
-				return fmt.Errorf("http: bad chunk size %q", line)
+			n, err := chunkSize(line)
+			if err != nil {
+				return err
 			}
 			if n == 0 {
 				for { // trailers
@@ -154,13 +117,13 @@ func readResponse(br *bufio.Reader, r *response, maxKeep int, noBody bool) error
 			}
 			if line, scratch, err = readLine(br, scratch); err != nil || len(line) != 0 {
 				if err == nil {
-					err = fmt.Errorf("http: bad chunk end")
+					err = errChunkEnd
 				}
 				return err
 			}
 		}
-	case clen >= 0:
-		return readBody(br, r, clen, maxKeep)
+	case f.clen >= 0:
+		return readBody(br, r, f.clen, maxKeep)
 	default: // until EOF
 		r.close = true
 		err := readBody(br, r, 1<<62, maxKeep)
@@ -169,6 +132,83 @@ func readResponse(br *bufio.Reader, r *response, maxKeep int, noBody bool) error
 		}
 		return err
 	}
+}
+
+// respFraming is what a response's header lines say of its body.
+type respFraming struct {
+	clen    int64 // Content-Length (-1: none)
+	chunked bool  // Transfer-Encoding: chunked
+}
+
+var errChunkEnd = errors.New("http: bad chunk end")
+
+// statusLine reads a status line ("HTTP/1.1 200 OK", without its line
+// end) into r and clears what r kept of the previous response.
+func statusLine(line []byte, r *response) error {
+	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || line[8] != ' ' {
+		return fmt.Errorf("http: bad status line %q", line)
+	}
+	st, err := strconv.Atoi(string(line[9:12]))
+	if err != nil {
+		return fmt.Errorf("http: bad status line %q", line)
+	}
+	r.status = st
+	r.close = line[7] == '0' // HTTP/1.0: closed unless it says keep-alive
+	r.lastModified, r.etag, r.accept = "", "", ""
+	r.body = r.body[:0]
+	return nil
+}
+
+// headerLine reads one header line into r (the headers it keeps) and f
+// (the body's framing); lines that are not "name: value" are ignored.
+func headerLine(line []byte, r *response, f *respFraming) error {
+	k, v, ok := bytes.Cut(line, []byte{':'})
+	if !ok {
+		return nil
+	}
+	v = bytes.TrimSpace(v)
+	switch {
+	case asciiEqualFold(k, "content-length"):
+		n, err := strconv.ParseInt(string(v), 10, 64)
+		if err != nil || n < 0 {
+			return fmt.Errorf("http: bad content-length %q", v)
+		}
+		f.clen = n
+	case asciiEqualFold(k, "transfer-encoding"):
+		f.chunked = bytes.Contains(bytes.ToLower(v), []byte("chunked"))
+	case asciiEqualFold(k, "connection"):
+		lv := bytes.ToLower(v)
+		if bytes.Contains(lv, []byte("close")) {
+			r.close = true
+		} else if bytes.Contains(lv, []byte("keep-alive")) {
+			r.close = false
+		}
+	case asciiEqualFold(k, "last-modified"):
+		r.lastModified = string(v)
+	case asciiEqualFold(k, "etag"):
+		r.etag = string(v)
+	case asciiEqualFold(k, "sec-websocket-accept"):
+		r.accept = string(v)
+	}
+	return nil
+}
+
+// bodyless says whether a response of this status has no body whatever
+// its headers say (RFC 9112 6.3).
+func bodyless(status int) bool {
+	return status/100 == 1 || status == 204 || status == 304
+}
+
+// chunkSize reads a chunk-size line (extensions ignored).
+func chunkSize(line []byte) (int64, error) {
+	if i := bytes.IndexByte(line, ';'); i >= 0 {
+		line = line[:i]
+	}
+	n, err := strconv.ParseInt(string(bytes.TrimSpace(line)), 16, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("http: bad chunk size %q", line)
+	}
+	return n, nil
 }
 
 func readBody(br *bufio.Reader, r *response, n int64, maxKeep int) error {

@@ -188,6 +188,7 @@ func cmdIdle(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var c idleConfig
 	clientFlags(fs, &c.clientConfig)
+	c.readerConfig.parentFlags(fs)
 	c.QName = ""
 	fs.IntVar(&c.PID, "pid", 0, "server pid: RSS of it and its direct children (nginx master + workers)")
 	counts := fs.String("counts", "2000,18000", "connection counts to sample (slope between first and last)")

@@ -50,9 +50,16 @@ type pushResult struct {
 	LastMs float64 `json:"last_ms"`
 	// AnsweredMs is the time from the first push sent to the last
 	// push's answer, ms.
-	AnsweredMs float64     `json:"answered_ms"`
-	Groups     []groupPush `json:"groups"` // per group of connections
-	Errors     []string    `json:"errors,omitempty"`
+	AnsweredMs float64 `json:"answered_ms"`
+	// ClientCPUms and ServerCPUms are the CPU time (user+system) the
+	// client processes and the server's processes spent from just before
+	// the push until every connection was seen reached (or the wait
+	// ended), ms: on a box whose cores the clients share with the
+	// server, what the push's latency was made of.
+	ClientCPUms float64     `json:"client_cpu_ms"`
+	ServerCPUms float64     `json:"server_cpu_ms"`
+	Groups      []groupPush `json:"groups"` // per group of connections
+	Errors      []string    `json:"errors,omitempty"`
 }
 
 // groupTargets splits count over n groups: the first count mod n get one
@@ -105,6 +112,7 @@ func startClient(c *mixConfig, g idleGroup, first int, log io.Writer) (*clientPr
 		"--dial-conc", strconv.Itoa(c.DialConc), "--max-life", c.MaxLife.String(),
 		"--lp-timeout", strconv.Itoa(c.Timeout),
 		"--first-index", strconv.Itoa(first))
+	args = append(args, c.readerConfig.args()...)
 	cmd := exec.Command(exe, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = log
@@ -391,6 +399,16 @@ func pushAll(ctx context.Context, c *mixConfig, procs []*mixProc, log io.Writer)
 		reqs = append(reqs, k.publish(g.Pub, host, g.Chan, []byte("p."+strconv.FormatInt(time.Now().UnixNano(), 10)))...)
 		order = append(order, sent{k, g.Chan})
 	}
+	cpu := func() (clients, server float64) {
+		for _, p := range procs {
+			if t, err := treeCPU(p.cmd.Process.Pid); err == nil {
+				clients += t
+			}
+		}
+		server, _ = treeCPU(c.PID)
+		return clients, server
+	}
+	cpuC0, cpuS0 := cpu()
 	t0 := time.Now()
 	if _, err := conn.Write(reqs); err != nil {
 		pr.Errors = append(pr.Errors, err.Error())
@@ -422,6 +440,8 @@ func pushAll(ctx context.Context, c *mixConfig, procs []*mixProc, log io.Writer)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	cpuC1, cpuS1 := cpu()
+	pr.ClientCPUms, pr.ServerCPUms = (cpuC1-cpuC0)*1000, (cpuS1-cpuS0)*1000
 	time.Sleep(300 * time.Millisecond) // the last stat lines
 	var msgs int64
 	lastUs := make([]int64, len(c.Groups))
@@ -443,7 +463,8 @@ func pushAll(ctx context.Context, c *mixConfig, procs []*mixProc, log io.Writer)
 	pr.Lost -= closed0
 	pr.Extra = msgs - msgs0 - int64(pr.Delivered)
 	pr.LastMs = pushLatency(t0, all)
-	fmt.Fprintf(log, "idle push: %d of %d connections reached, the last %.1f ms after the push (%+v)\n", pr.Delivered, pr.Expected, pr.LastMs, groups)
+	fmt.Fprintf(log, "idle push: %d of %d connections reached, the last %.1f ms after the push (%+v); CPU meanwhile: clients %.0f ms, server %.0f ms\n",
+		pr.Delivered, pr.Expected, pr.LastMs, groups, pr.ClientCPUms, pr.ServerCPUms)
 	return pr
 }
 

@@ -52,6 +52,7 @@ type runConfig struct {
 	OpenTimeout   time.Duration // idle cases: time allowed to reach each count
 	PushWait      time.Duration // idle-cluster: how long the push may take to reach every connection
 	SyncDir       string        // where the fdatasync latency is measured: the file system of the server's data directory
+	Clients       readerConfig  // how every case's client processes hold their connections (0s: their defaults)
 }
 
 // allCases run by default. A "cf-" in a name is the same case on Halley's
@@ -92,6 +93,8 @@ var clusterIdleMetrics = []metric{
 	{"push_expected", "connections held when pushed"},
 	{"push_extra", "deliveries beyond one per connection"},
 	{"push_lost", "connections that ended after the push"},
+	{"push_client_cpu_ms", "CPU of the client processes from the push until all were reached, ms"},
+	{"push_server_cpu_ms", "CPU of the server from the push until all were reached, ms"},
 	{"push_ms_halley_ws", "push → last delivery, EZComet WebSocket, ms"},
 	{"push_ms_halley_longpoll", "push → last delivery, EZComet long-poll, ms"},
 	{"push_ms_cometify_ws", "push → last delivery, Cometify WebSocket, ms"},
@@ -236,7 +239,7 @@ func (r *runner) idleOnce(ctx context.Context, k serverKind, mode string, inst *
 	}
 	ic := idleConfig{
 		clientConfig: clientConfig{Target: inst.url, Kind: k.name(), Mode: mode, QName: k.qname(r.c.User, prefix), Key: p.Key, PerIP: 20,
-			Channels: r.c.Channels, DialConc: 64, MaxLife: r.c.RunTimeout + 30*time.Second, Timeout: 120},
+			Channels: r.c.Channels, DialConc: 64, MaxLife: r.c.RunTimeout + 30*time.Second, Timeout: 120, readerConfig: r.c.Clients},
 		PID: inst.pid, Counts: r.c.Counts, Settle: r.c.Settle, OpenTimeout: 2 * time.Minute, PerProcess: r.c.PerProcess,
 	}
 	res, err := runIdle(ctx, ic, r.log)
@@ -294,6 +297,7 @@ func (r *runner) stormOnce(ctx context.Context, inst *instance, cred credentials
 	}
 	c := stormDefaults()
 	c.Target, c.Key, c.Secret, c.PID, c.Size = inst.url, cred.cfKey, cred.secret, inst.pid, r.c.Size
+	c.readerConfig = r.c.Clients
 	c.MaxLife = r.c.RunTimeout + 30*time.Second
 	res, err := runFanout(ctx, c, r.log)
 	if err != nil {
@@ -321,7 +325,8 @@ func (r *runner) fanoutOnce(ctx context.Context, name string, k serverKind, inst
 	p := cred.publisher(k, r.c.User)
 	c := fanoutConfig{Target: inst.url, Kind: k.name(), Subs: fc.subs, Msgs: fc.msgs, Rate: fc.rate, Size: r.c.Size,
 		Key: p.Key, Secret: p.Secret, User: p.User, PID: inst.pid, PerProcess: r.c.PerProcess, PerIP: 20, DialConc: 64,
-		OpenTimeout: 2 * time.Minute, Grace: 2 * time.Second, Drain: time.Minute, Quiet: 5 * time.Second, MaxLife: r.c.RunTimeout + 30*time.Second}
+		OpenTimeout: 2 * time.Minute, Grace: 2 * time.Second, Drain: time.Minute, Quiet: 5 * time.Second, MaxLife: r.c.RunTimeout + 30*time.Second,
+		readerConfig: r.c.Clients}
 	if err := k.checkPublisher(p); err != nil {
 		return outcome{}, fmt.Errorf("%v: pass --key, --cf-key, --secret (not found in the server's output)", err)
 	}
@@ -421,7 +426,23 @@ func (r *runner) kindFlags(k serverKind, mode string) string {
 	return "[" + k.flags(mode == "publish") + alt + "]"
 }
 
+// harnessCmd is the harness command a case's table names: the one that
+// measures the same alone.
 func (r *runner) harnessCmd(name string) string {
+	cmd := r.caseCmd(name)
+	if !strings.HasPrefix(cmd, "halley bench write") && !strings.HasPrefix(cmd, "halley bench floor") {
+		// The cases whose client processes hold connections.
+		for _, a := range r.c.Clients.args() {
+			if strings.HasPrefix(a, "--") {
+				a = "--client-" + a[2:]
+			}
+			cmd += " " + a
+		}
+	}
+	return cmd
+}
+
+func (r *runner) caseCmd(name string) string {
 	c := r.c
 	k, mirror := caseAPI(name)
 	switch mirror {
@@ -714,6 +735,7 @@ func parseRunArgs(args []string, stderr io.Writer) (runConfig, error) {
 	apis := fs.String("apis", "ez,cf", "idle-cluster: APIs held, ez (EZComet) and/or cf (Cometify); each half WebSocket, half long-poll")
 	fs.DurationVar(&c.OpenTimeout, "open-timeout", 2*time.Minute, "idle cases: time allowed to reach each count")
 	fs.DurationVar(&c.PushWait, "push-wait", 30*time.Second, "idle-cluster: time allowed for the push to reach every connection")
+	c.Clients.parentFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return c, err
 	}
