@@ -52,12 +52,28 @@ func (lp *loop) flushGathered() {
 		c.flushGathered()
 		lp.dirty[i] = nil
 	}
-	lp.dirty = lp.dirty[:0]
-	lp.segs = lp.segs[:0]
+	lp.dirty = shrunk(lp.dirty)
+	lp.segs = shrunk(lp.segs)
 	if cap(lp.pend) > maxGather {
 		lp.pend = nil // a rare huge batch: do not keep its buffer
 	}
-	lp.pend = lp.pend[:0]
+	lp.pend = shrunk(lp.pend)
+}
+
+// keepGather is what a gather slice keeps of its capacity whatever the
+// batches (bytes of the buffer; entries of the lists).
+const keepGather = 64 << 10
+
+// shrunk empties s, and lets it go when a burst grew it far beyond the
+// batch it just held (under an eighth): a fan-out that gathers a
+// megabyte each message keeps its buffer, but one burst (a node's
+// connections all answered at once) does not hold its peak for the
+// loop's life, as memory every idle connection would seem to cost.
+func shrunk[T any](s []T) []T {
+	if cap(s) > keepGather && len(s) < cap(s)/8 {
+		return nil
+	}
+	return s[:0]
 }
 
 // flushGathered writes c's gathered bytes, in one syscall when gnet's

@@ -15,6 +15,7 @@ import (
 	"github.com/halleypush/halley/admin"
 	"github.com/halleypush/halley/cluster"
 	"github.com/halleypush/halley/engine"
+	"github.com/halleypush/halley/memtrim"
 	"github.com/halleypush/halley/persist"
 	"github.com/halleypush/halley/protocol"
 )
@@ -202,7 +203,11 @@ func serveLight(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 	cfg.api.Store = store
 	cfg.api.Log = log
 	if cfg.api.Readers <= 0 {
-		cfg.api.Readers = 16 // each read waits one NATS round trip
+		// Each read waits one NATS round trip, and a read that joins an
+		// identical one (cluster/coalesce.go) waits for it on its reader:
+		// readers here are waits, not work. 16 left a 13-node cluster's
+		// first reads still queued 5 s after its connections opened.
+		cfg.api.Readers = 64
 	}
 	cfg.api.Interest = func(cf bool, name string, on bool) {
 		kind := cluster.EZ
@@ -237,7 +242,9 @@ func serveLight(cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
 	// The internal listener: /readyz is ready while NATS is connected and
 	// the store node answers (the LightStore's health); /metrics carries
 	// the engine's and the Link's series.
-	internal, err := startInternalListener(cfg.admin, a, srv, internalParts{health: store.Healthy}, log, stdout)
+	trim := memtrim.Start(cfg.trim)
+	defer trim.Stop()
+	internal, err := startInternalListener(cfg.admin, a, srv, internalParts{health: store.Healthy, trim: trim}, log, stdout)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/halleypush/halley/admin"
 	"github.com/halleypush/halley/engine"
+	"github.com/halleypush/halley/memtrim"
 	"github.com/halleypush/halley/persist"
 	"github.com/halleypush/halley/protocol"
 )
@@ -20,6 +21,7 @@ import (
 type internalParts struct {
 	health  func() error
 	storage func(dst []byte) []byte
+	trim    *memtrim.Trimmer // nil when trimming is off
 }
 
 // storeParts are a persist store's.
@@ -74,7 +76,7 @@ func startInternalListener(opts admin.Options, api *protocol.API, srv *engine.Se
 		if parts.storage != nil {
 			dst = parts.storage(dst)
 		}
-		return dst
+		return parts.trim.AppendMetrics(dst)
 	}
 	s, err := admin.Start(opts)
 	if s != nil {

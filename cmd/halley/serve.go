@@ -17,6 +17,7 @@ import (
 	"github.com/halleypush/halley/config"
 	"github.com/halleypush/halley/control"
 	"github.com/halleypush/halley/engine"
+	"github.com/halleypush/halley/memtrim"
 	"github.com/halleypush/halley/persist"
 	"github.com/halleypush/halley/protocol"
 )
@@ -28,6 +29,7 @@ type serveConfig struct {
 	store      persist.Options
 	api        protocol.Options
 	admin      admin.Options
+	trim       memtrim.Options
 	logLevel   string
 	logFormat  string
 	cpuProfile string
@@ -48,6 +50,7 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) (finish func() error) {
 	fs.Var(config.Choice{Dst: &cfg.logFormat, Choices: []string{"text", "json"}}, "log-format", "text or json (log/slog's handlers)")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile to this file until the server stops (for tuning)")
 	cfg.admin.RegisterFlags(fs)
+	cfg.trim.RegisterFlags(fs)
 	clusterFlags(fs, &cfg.cluster)
 	return func() error {
 		if err := cfg.cluster.check(); err != nil {
@@ -217,7 +220,11 @@ func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) (err error) {
 	if cl.link != nil { // a store node is ready while it reaches NATS
 		cfg.admin.Ready = append(cfg.admin.Ready, admin.Check{Name: "nats", Err: linkConnected(cl.link)})
 	}
-	internal, err := startInternalListener(cfg.admin, api, srv, storeParts(store), log, stdout)
+	trim := memtrim.Start(cfg.trim)
+	defer trim.Stop()
+	parts := storeParts(store)
+	parts.trim = trim
+	internal, err := startInternalListener(cfg.admin, api, srv, parts, log, stdout)
 	if err != nil {
 		return err
 	}
