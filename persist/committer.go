@@ -161,8 +161,10 @@ type pendingChan struct {
 	ch          *channel // nil for a channel this batch creates
 	qname       string
 	first, last uint64
-	msgs        []pendingMsg
-	tickIdx     map[string]int // tick → index in msgs of its newest append; built past linearTicks
+	// floor is channel.floor as the batch leaves it.
+	floor   uint64
+	msgs    []pendingMsg
+	tickIdx map[string]int // tick → index in msgs of its newest append; built past linearTicks
 	// group is the last group that touched the channel: its state stays
 	// here, as applied, until that group is published (pipeline.go).
 	group uint64
@@ -434,9 +436,9 @@ func (c *committer) pending(qname string) *pendingChan {
 	ch := c.s.channels[qname]
 	c.s.chanMu.RUnlock()
 	if ch != nil {
-		pc.ch, pc.qname, pc.first, pc.last = ch, ch.qname, ch.first, ch.last
+		pc.ch, pc.qname, pc.first, pc.last, pc.floor = ch, ch.qname, ch.first, ch.last, ch.floor
 	} else {
-		pc.ch, pc.qname, pc.first, pc.last = nil, qname, 1, 0
+		pc.ch, pc.qname, pc.first, pc.last, pc.floor = nil, qname, 1, 0, 0
 	}
 	pc.group = c.seq
 	c.pend[pc.qname] = pc
@@ -455,10 +457,10 @@ func (c *committer) buildEZ(b *pebble.Batch, o *ezOp, now, cutoff int64) {
 	pc := c.pending(w.QName)
 	if w.Flush {
 		if pc.first <= pc.last {
-			c.deleteRange(b, pc.qname, pc.first, pc.last+1)
 			c.flushed += pc.last - pc.first + 1
 		}
 		pc.first = pc.last + 1
+		c.dropTo(b, pc, 1)
 		c.flushes++
 		o.res = EZWriteResult{}
 		return
@@ -493,12 +495,13 @@ func (c *committer) buildEZ(b *pebble.Batch, o *ezOp, now, cutoff int64) {
 	pc.add(pendingMsg{seq: seq, time: now, tick: w.Tick, body: w.Body})
 	c.appended++
 
-	// EZ-W-09 by count, in the same batch.
+	// EZ-W-09 by count, in the same batch: at once for readers (first),
+	// on disk a chunk at a time (dropTo).
 	if keep := uint64(c.s.opts.EZMaxQueue); pc.last-pc.first+1 > keep {
 		newFirst := pc.last - keep + 1
-		c.deleteRange(b, pc.qname, pc.first, newFirst)
 		c.dropped += newFirst - pc.first
 		pc.first = newFirst
+		c.dropTo(b, pc, min(retentionChunk, max(keep/16, 1)))
 	}
 	o.res = EZWriteResult{Msg: Message{Seq: seq, Tick: w.Tick, Body: w.Body, Time: now}}
 }
@@ -546,6 +549,23 @@ func (c *committer) answerQueued(o *ezOp, seq uint64, t int64, tick, body []byte
 		Msg:       Message{Seq: seq, Tick: buf[:n:n], Body: buf[n:], Time: t},
 		Duplicate: true,
 	}
+}
+
+// retentionChunk is how many messages count retention lets pile up below
+// a channel's first seq before it deletes them from disk: one range
+// tombstone per chunk instead of a point tombstone per write (a memtable
+// insert, most of a write's Pebble CPU at a full queue). Nothing reads
+// below first, so the messages are gone for readers at once.
+const retentionChunk = 64
+
+// dropTo deletes from disk the messages of pc below pc.first once at
+// least chunk of them are there (see channel.floor).
+func (c *committer) dropTo(b *pebble.Batch, pc *pendingChan, chunk uint64) {
+	if pc.first < pc.floor+chunk {
+		return
+	}
+	c.deleteRange(b, pc.qname, pc.floor, pc.first)
+	pc.floor = pc.first
 }
 
 // deleteRange deletes the messages from..to-1 of qname.

@@ -24,7 +24,8 @@ type Store struct {
 	// migrated are the accounts Open converted (Migrated).
 	migrated []Account
 
-	// chanMu guards channels and every channel's fields. The committer
+	// chanMu guards channels and every channel's fields but floor (the
+	// committer's alone). The committer
 	// holds it for writing only to publish a committed batch or to forget
 	// a removed account's channels.
 	chanMu   sync.RWMutex
@@ -87,6 +88,12 @@ type channel struct {
 	qname string
 	first uint64
 	last  uint64
+	// floor is the lowest seq that may still be on disk: messages
+	// floor..first-1 are dropped for readers (nothing reads below first)
+	// and deleted from disk by a later batch (committer.dropTo). 0 after
+	// Open: whatever a previous run left below first is deleted with the
+	// next chunk. The committer's alone: readers never look at it.
+	floor uint64
 }
 
 // cfTopic is the in-memory metadata of one Cometify topic. Only the
