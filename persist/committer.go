@@ -79,7 +79,9 @@ func (s *Store) EZWrite(w EZWrite, done func(EZWriteResult)) {
 // done is called exactly once with the outcome.
 //
 // Ownership: the Store reads w.Tick and w.Body until done is called, so the
-// caller must not modify them before then. For an appended message,
+// caller must not touch them before then; with w.NewTick it writes the
+// generated tick into w.Tick, so the caller must not read it either, and
+// no one else may share its bytes. For an appended message,
 // EZWriteResult.Msg.Tick and .Body are w's own slices; for a duplicate they
 // are fresh copies.
 //
@@ -467,31 +469,43 @@ func (c *committer) buildEZ(b *pebble.Batch, o *ezOp, now, cutoff int64) {
 	}
 
 	// EZ-W-07: is the tick still queued? This batch's own appends first,
-	// they supersede whatever the disk says about the tick.
-	if m, ok := pc.findTick(w.Tick); ok {
-		if m.seq >= pc.first && m.time >= cutoff {
-			c.answerQueued(o, m.seq, m.time, m.tick, m.body)
-			return
-		}
-	} else if !w.NewTick {
-		found, err := c.checkQueuedOnDisk(o, pc, cutoff)
-		if err != nil {
-			o.res = EZWriteResult{Err: err}
-			return
-		}
-		if found {
-			return
+	// they supersede whatever the disk says about the tick. A tick the
+	// committer generates is new.
+	if !w.NewTick {
+		if m, ok := pc.findTick(w.Tick); ok {
+			if m.seq >= pc.first && m.time >= cutoff {
+				c.answerQueued(o, m.seq, m.time, m.tick, m.body)
+				return
+			}
+		} else {
+			found, err := c.checkQueuedOnDisk(o, pc, cutoff)
+			if err != nil {
+				o.res = EZWriteResult{Err: err}
+				return
+			}
+			if found {
+				return
+			}
 		}
 	}
 
 	pc.last++
 	seq := pc.last
+	index := true // a tick memory key is needed (gentick.go)
+	if w.NewTick {
+		index = !putGenTick(w.Tick, pc.qname, seq, now)
+		if index && len(w.Tick) == genTickLen {
+			putRandomTick(w.Tick)
+		}
+	}
 	c.key = queueKey(c.key[:0], pc.qname, seq)
 	c.val = encodeMessage(c.val[:0], now, w.Tick, w.Body)
 	_ = b.Set(c.key, c.val, nil)
-	c.key = tickKey(c.key[:0], pc.qname, w.Tick)
-	c.val = encodeTick(c.val[:0], seq, now)
-	_ = b.Set(c.key, c.val, nil)
+	if index {
+		c.key = tickKey(c.key[:0], pc.qname, w.Tick)
+		c.val = encodeTick(c.val[:0], seq, now)
+		_ = b.Set(c.key, c.val, nil)
+	}
 	pc.add(pendingMsg{seq: seq, time: now, tick: w.Tick, body: w.Body})
 	c.appended++
 
@@ -506,16 +520,30 @@ func (c *committer) buildEZ(b *pebble.Batch, o *ezOp, now, cutoff int64) {
 	o.res = EZWriteResult{Msg: Message{Seq: seq, Tick: w.Tick, Body: w.Body, Time: now}}
 }
 
-// checkQueuedOnDisk answers r if its tick is queued in the committed
-// state (and not dropped by this batch).
+// checkQueuedOnDisk answers o if its tick is queued in the committed
+// state (and not dropped by this batch): a generated tick names its
+// message's seq, any tick may have a tick memory key.
 func (c *committer) checkQueuedOnDisk(o *ezOp, pc *pendingChan, cutoff int64) (bool, error) {
 	if pc.first > pc.last {
 		return false, nil
 	}
+	if seq, _, gen := parseGenTick(pc.qname, o.w.Tick); gen {
+		if found, err := c.answerIfQueued(o, pc, seq, cutoff); found || err != nil {
+			return found, err
+		}
+	}
 	c.key = tickKey(c.key[:0], pc.qname, o.w.Tick)
-	seq, t, found, err := c.s.getTick(c.key)
-	if err != nil || !found || seq < pc.first || seq > pc.last || t < cutoff {
+	seq, _, found, err := c.s.getTick(c.key)
+	if err != nil || !found {
 		return false, err
+	}
+	return c.answerIfQueued(o, pc, seq, cutoff)
+}
+
+// answerIfQueued answers o if message seq is queued and holds o's tick.
+func (c *committer) answerIfQueued(o *ezOp, pc *pendingChan, seq uint64, cutoff int64) (bool, error) {
+	if seq < pc.first || seq > pc.last {
+		return false, nil
 	}
 	c.key = queueKey(c.key[:0], pc.qname, seq)
 	v, closer, err := c.s.db.Get(c.key)
@@ -527,7 +555,7 @@ func (c *committer) checkQueuedOnDisk(o *ezOp, pc *pendingChan, cutoff int64) (b
 	}
 	defer closer.Close()
 	mt, tick, body, ok := decodeMessage(v)
-	if !ok || !bytes.Equal(tick, o.w.Tick) {
+	if !ok || mt < cutoff || !bytes.Equal(tick, o.w.Tick) {
 		return false, nil
 	}
 	c.answerQueued(o, seq, mt, tick, body)
