@@ -170,6 +170,10 @@ type pendingChan struct {
 	// group is the last group that touched the channel: its state stays
 	// here, as applied, until that group is published (pipeline.go).
 	group uint64
+	// meta says the group must write the channel's metadata key: it
+	// creates the channel, flushes it or moves its floor (appends need
+	// not: see Store.loadChannel).
+	meta bool
 }
 
 // linearTicks is how many appends per channel and batch are searched
@@ -342,9 +346,9 @@ func (c *committer) commit() {
 		o.build(c, b, now)
 	}
 	for _, pc := range c.touched {
-		c.key = metaKey(c.key[:0], pc.qname)
-		c.val = encodeMeta(c.val[:0], pc.first, pc.last)
-		_ = b.Set(c.key, c.val, nil)
+		if pc.meta {
+			c.setMeta(b, pc)
+		}
 	}
 	c.setTopicMeta(b)
 	c.seal(g)
@@ -424,6 +428,7 @@ func (c *committer) pending(qname string) *pendingChan {
 	if pc, ok := c.pend[qname]; ok {
 		if pc.group != c.seq { // carried over from a group in flight
 			pc.group = c.seq
+			pc.meta = false
 			c.touched = append(c.touched, pc)
 		}
 		return pc
@@ -443,6 +448,7 @@ func (c *committer) pending(qname string) *pendingChan {
 		pc.ch, pc.qname, pc.first, pc.last, pc.floor = nil, qname, 1, 0, 0
 	}
 	pc.group = c.seq
+	pc.meta = ch == nil
 	c.pend[pc.qname] = pc
 	c.touched = append(c.touched, pc)
 	return pc
@@ -462,6 +468,7 @@ func (c *committer) buildEZ(b *pebble.Batch, o *ezOp, now, cutoff int64) {
 			c.flushed += pc.last - pc.first + 1
 		}
 		pc.first = pc.last + 1
+		pc.meta = true
 		c.dropTo(b, pc, 1)
 		c.flushes++
 		o.res = EZWriteResult{}
@@ -594,6 +601,14 @@ func (c *committer) dropTo(b *pebble.Batch, pc *pendingChan, chunk uint64) {
 	}
 	c.deleteRange(b, pc.qname, pc.floor, pc.first)
 	pc.floor = pc.first
+	pc.meta = true
+}
+
+// setMeta writes pc's metadata key as the group leaves it.
+func (c *committer) setMeta(b *pebble.Batch, pc *pendingChan) {
+	c.key = metaKey(c.key[:0], pc.qname)
+	c.val = encodeMeta(c.val[:0], pc.first, pc.last)
+	_ = b.Set(c.key, c.val, nil)
 }
 
 // deleteRange deletes the messages from..to-1 of qname.

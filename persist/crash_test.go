@@ -81,16 +81,7 @@ func crashDuringWrites(t *testing.T, opts Options, writeOne func(s *Store, w, i 
 func TestCrashKeepsAcknowledged(t *testing.T) {
 	opts := testOptions(t, "/data")
 	opts.EZMaxQueue = 100000
-	acked, before := map[string]uint64{}, map[string]uint64{}
-	s := crashDuringWrites(t, opts, func(s *Store, w, i int) func() {
-		tick := fmt.Sprint(w, "-", i)
-		r := write(t, s, msg("u-ch", tick, tick))
-		if r.Err != nil {
-			t.Error(r.Err)
-			return nil
-		}
-		return func() { acked[tick] = r.Msg.Seq }
-	}, func() { maps.Copy(before, acked) })
+	s, before := crashWritingTicks(t, opts)
 
 	r := mustRead(t, s, "u-ch", nil, 0)
 	got := map[string]uint64{}
@@ -104,6 +95,24 @@ func TestCrashKeepsAcknowledged(t *testing.T) {
 		}
 	}
 	t.Logf("%d acknowledged before the crash, %d recovered", len(before), len(got))
+}
+
+// crashWritingTicks is crashDuringWrites with writes to u-ch whose
+// ticks are their bodies; before maps each tick acknowledged before the
+// crash to its seq.
+func crashWritingTicks(t *testing.T, opts Options) (s *Store, before map[string]uint64) {
+	acked := map[string]uint64{}
+	before = map[string]uint64{}
+	s = crashDuringWrites(t, opts, func(s *Store, w, i int) func() {
+		tick := fmt.Sprint(w, "-", i)
+		r := write(t, s, msg("u-ch", tick, tick))
+		if r.Err != nil {
+			t.Error(r.Err)
+			return nil
+		}
+		return func() { acked[tick] = r.Msg.Seq }
+	}, func() { maps.Copy(before, acked) })
+	return s, before
 }
 
 // TestCrashKeepsGeneratedTicks: the same for writes whose ticks the

@@ -51,3 +51,60 @@ func TestCountRetentionDeletesInChunks(t *testing.T) {
 		t.Fatalf("after a flush: %d messages on disk", n)
 	}
 }
+
+// An append writes no metadata key (only creating a channel, a flush or
+// a chunk deleted from disk does): Open finds last from the messages and
+// first from last and EZMaxQueue, also after a crash in the middle of
+// writes at a full queue.
+func TestOpenFindsRangeWithoutMetaPerAppend(t *testing.T) {
+	const keep = 64 // chunk 4
+	opts := testOptions(t, "")
+	opts.EZMaxQueue = keep
+	s := openTest(t, opts)
+	for i := range keep + 6 { // the metadata key says (4, 67)
+		mustAppend(t, s, "u-c", fmt.Sprint("t", i), "b")
+	}
+	mustAppend(t, s, "u-d", "t", "b")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, opts)
+	r := mustRead(t, s, "u-c", nil, 0)
+	if len(r.Messages) != keep || r.Messages[0].Seq != 7 || r.Cursor != 70 || s.EZQueued("u-d") != 1 {
+		t.Fatalf("after reopening: %d messages from seq %d to %d, u-d %d queued; want %d from 7 to 70, 1", len(r.Messages), r.Messages[0].Seq, r.Cursor, s.EZQueued("u-d"), keep)
+	}
+	if seq := mustAppend(t, s, "u-c", "next", "b"); seq != 71 {
+		t.Fatalf("next append got seq %d, want 71", seq)
+	}
+}
+
+// TestCrashAtFullQueue: after a crash in the middle of writes that
+// each drop the oldest message, the channel holds the newest keep
+// messages up to the newest on disk, every acknowledged one among them.
+func TestCrashAtFullQueue(t *testing.T) {
+	const keep = 64
+	opts := testOptions(t, "/data")
+	opts.EZMaxQueue = keep
+	s, ticks := crashWritingTicks(t, opts)
+	before := map[uint64]string{}
+	for tick, seq := range ticks {
+		before[seq] = tick
+	}
+
+	r := mustRead(t, s, "u-ch", nil, 0)
+	last := s.EZLastSeq("u-ch")
+	if len(r.Messages) != keep || r.Messages[0].Seq != last-keep+1 || r.Cursor != last {
+		t.Fatalf("after the crash: %d messages from seq %d to %d, last %d; want the newest %d", len(r.Messages), r.Messages[0].Seq, r.Cursor, last, keep)
+	}
+	for _, m := range r.Messages {
+		if tick, ok := before[m.Seq]; ok && tick != string(m.Tick) {
+			t.Fatalf("seq %d is %s after the crash, %s was acknowledged", m.Seq, m.Tick, tick)
+		}
+	}
+	for seq := range before {
+		if seq > last {
+			t.Fatalf("acknowledged seq %d lost in the crash: last is %d", seq, last)
+		}
+	}
+	t.Logf("%d acknowledged before the crash, last seq %d", len(before), last)
+}

@@ -205,19 +205,53 @@ func (s *Store) load() error {
 	if err != nil {
 		return err
 	}
+	lo, hi = kindBounds(kindQueue)
+	queue, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		_ = it.Close()
+		return err
+	}
 	for it.First(); it.Valid(); it.Next() {
 		first, last, ok := decodeMeta(it.Value())
 		if !ok {
 			_ = it.Close()
+			_ = queue.Close()
 			return fmt.Errorf("bad channel metadata under %q", it.Key())
 		}
 		qname := string(it.Key()[2:])
+		first, last = s.loadChannel(queue, qname, first, last)
 		s.channels[qname] = &channel{qname: qname, first: first, last: last}
 	}
-	if err := it.Close(); err != nil {
+	err = queue.Close()
+	if cerr := it.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return err
 	}
 	return s.loadTopics()
+}
+
+// loadChannel returns qname's first and last seq from its metadata key
+// (first, last) and its messages on disk (queue iterates over them).
+// The committer writes the key only when a group creates the channel,
+// flushes it or deletes dropped messages from disk (committer.dropTo),
+// and the sweeper when it drops expired ones: an append changes last,
+// and first only by count retention. So last is the newest message's
+// seq if that is above the key's, and first is as far as EZMaxQueue
+// makes it from last.
+func (s *Store) loadChannel(queue *pebble.Iterator, qname string, first, last uint64) (uint64, uint64) {
+	key := queueKey(nil, qname, 1<<64-1)
+	if queue.SeekLT(key) {
+		k := queue.Key()
+		if len(k) == len(key) && string(k[:len(k)-8]) == string(key[:len(key)-8]) {
+			last = max(last, idFromKey(k))
+		}
+	}
+	if keep := uint64(s.opts.EZMaxQueue); last >= keep {
+		first = max(first, last-keep+1)
+	}
+	return first, last
 }
 
 func (s *Store) loadTopics() error {

@@ -150,9 +150,7 @@ func (c *committer) sweepAged(cutoff int64) error {
 	for _, pc := range c.touched {
 		dropped += pc.first - pc.ch.first
 		c.dropTo(b, pc, 1)
-		c.key = metaKey(c.key[:0], pc.qname)
-		c.val = encodeMeta(c.val[:0], pc.first, pc.last)
-		_ = b.Set(c.key, c.val, nil)
+		c.setMeta(b, pc)
 	}
 	if err := s.applyBatch(b); err != nil {
 		s.fail(err)
