@@ -108,3 +108,28 @@ func TestCrashAtFullQueue(t *testing.T) {
 	}
 	t.Logf("%d acknowledged before the crash, last seq %d", len(before), last)
 }
+
+// A push writes no topic metadata key after the topic's first: Open
+// finds the topic's last id from its newest push.
+func TestOpenFindsTopicLastWithoutMetaPerPush(t *testing.T) {
+	opts := testOptions(t, "")
+	s := openTest(t, opts)
+	for i := range 3 {
+		if r := push(t, s, cfAuto("u/a", fmt.Sprint("p", i))); r.Err != nil || r.Msg.ID != uint64(i+1) {
+			t.Fatalf("push %d: %+v", i, r)
+		}
+	}
+	if n := countKeys(t, s, kindCFMeta); n != 1 {
+		t.Fatalf("%d topic metadata keys", n)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, opts)
+	if last := s.CFLast([]byte("u/a")); last != 3 {
+		t.Fatalf("CFLast after reopening: %d, want 3", last)
+	}
+	if r := push(t, s, cfAuto("u/a", "next")); r.Err != nil || r.Msg.ID != 4 {
+		t.Fatalf("next push after reopening: %+v, want id 4", r)
+	}
+}

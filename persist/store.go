@@ -241,17 +241,27 @@ func (s *Store) load() error {
 // seq if that is above the key's, and first is as far as EZMaxQueue
 // makes it from last.
 func (s *Store) loadChannel(queue *pebble.Iterator, qname string, first, last uint64) (uint64, uint64) {
-	key := queueKey(nil, qname, 1<<64-1)
-	if queue.SeekLT(key) {
-		k := queue.Key()
-		if len(k) == len(key) && string(k[:len(k)-8]) == string(key[:len(key)-8]) {
-			last = max(last, idFromKey(k))
-		}
+	if newest, ok := lastID(queue, queueKey(nil, qname, 1<<64-1)); ok {
+		last = max(last, newest)
 	}
 	if keep := uint64(s.opts.EZMaxQueue); last >= keep {
 		first = max(first, last-keep+1)
 	}
 	return first, last
+}
+
+// lastID returns the id ending the greatest key of it below end, the key
+// of the greatest id under a queue or push prefix, if there is one under
+// that prefix.
+func lastID(it *pebble.Iterator, end []byte) (uint64, bool) {
+	if !it.SeekLT(end) {
+		return 0, false
+	}
+	k := it.Key()
+	if len(k) != len(end) || string(k[:len(k)-8]) != string(end[:len(end)-8]) {
+		return 0, false
+	}
+	return idFromKey(k), true
 }
 
 func (s *Store) loadTopics() error {
@@ -260,18 +270,35 @@ func (s *Store) loadTopics() error {
 	if err != nil {
 		return err
 	}
+	lo, hi = kindBounds(kindCFPush)
+	pushes, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		_ = it.Close()
+		return err
+	}
 	for it.First(); it.Valid(); it.Next() {
 		last, droppedMax, ok := decodeMeta(it.Value())
 		if !ok || droppedMax > last {
 			_ = it.Close()
+			_ = pushes.Close()
 			return fmt.Errorf("bad topic metadata under %q", it.Key())
 		}
 		t := &cfTopic{name: string(it.Key()[2:])}
+		// The key is written by the topic's first push and by the
+		// sweeper, not by every push: last is the newest push's id if
+		// that is above the key's.
+		if newest, ok := lastID(pushes, cfPushKey(nil, t.name, 1<<64-1)); ok {
+			last = max(last, newest)
+		}
 		t.last.Store(last)
 		t.droppedMax.Store(droppedMax)
 		s.topics[t.name] = t
 	}
-	if err := it.Close(); err != nil {
+	err = pushes.Close()
+	if cerr := it.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return err
 	}
 	return s.loadSecretTimes()
