@@ -337,7 +337,10 @@ func (c *committer) retainedPush(pt *pendingTopic, id uint64, cutoff int64) (CFM
 // setTopicMeta adds the metadata of every topic whose last moved to b.
 func (c *committer) setTopicMeta(b *pebble.Batch) {
 	for _, pt := range c.cf.touched {
-		if pt.last == pt.committed {
+		// Only a topic's first push writes its key: Open takes last from
+		// the newest push on disk (Store.loadTopics), and the sweeper
+		// writes the key when it deletes pushes.
+		if pt.last == pt.committed || pt.t != nil {
 			continue
 		}
 		c.key = cfMetaKey(c.key[:0], pt.name)

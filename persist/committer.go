@@ -79,7 +79,9 @@ func (s *Store) EZWrite(w EZWrite, done func(EZWriteResult)) {
 // done is called exactly once with the outcome.
 //
 // Ownership: the Store reads w.Tick and w.Body until done is called, so the
-// caller must not modify them before then. For an appended message,
+// caller must not touch them before then; with w.NewTick it writes the
+// generated tick into w.Tick, so the caller must not read it either, and
+// no one else may share its bytes. For an appended message,
 // EZWriteResult.Msg.Tick and .Body are w's own slices; for a duplicate they
 // are fresh copies.
 //
@@ -161,11 +163,17 @@ type pendingChan struct {
 	ch          *channel // nil for a channel this batch creates
 	qname       string
 	first, last uint64
-	msgs        []pendingMsg
-	tickIdx     map[string]int // tick → index in msgs of its newest append; built past linearTicks
+	// floor is channel.floor as the batch leaves it.
+	floor   uint64
+	msgs    []pendingMsg
+	tickIdx map[string]int // tick → index in msgs of its newest append; built past linearTicks
 	// group is the last group that touched the channel: its state stays
 	// here, as applied, until that group is published (pipeline.go).
 	group uint64
+	// meta says the group must write the channel's metadata key: it
+	// creates the channel, flushes it or moves its floor (appends need
+	// not: see Store.loadChannel).
+	meta bool
 }
 
 // linearTicks is how many appends per channel and batch are searched
@@ -338,9 +346,9 @@ func (c *committer) commit() {
 		o.build(c, b, now)
 	}
 	for _, pc := range c.touched {
-		c.key = metaKey(c.key[:0], pc.qname)
-		c.val = encodeMeta(c.val[:0], pc.first, pc.last)
-		_ = b.Set(c.key, c.val, nil)
+		if pc.meta {
+			c.setMeta(b, pc)
+		}
 	}
 	c.setTopicMeta(b)
 	c.seal(g)
@@ -420,6 +428,7 @@ func (c *committer) pending(qname string) *pendingChan {
 	if pc, ok := c.pend[qname]; ok {
 		if pc.group != c.seq { // carried over from a group in flight
 			pc.group = c.seq
+			pc.meta = false
 			c.touched = append(c.touched, pc)
 		}
 		return pc
@@ -434,11 +443,12 @@ func (c *committer) pending(qname string) *pendingChan {
 	ch := c.s.channels[qname]
 	c.s.chanMu.RUnlock()
 	if ch != nil {
-		pc.ch, pc.qname, pc.first, pc.last = ch, ch.qname, ch.first, ch.last
+		pc.ch, pc.qname, pc.first, pc.last, pc.floor = ch, ch.qname, ch.first, ch.last, ch.floor
 	} else {
-		pc.ch, pc.qname, pc.first, pc.last = nil, qname, 1, 0
+		pc.ch, pc.qname, pc.first, pc.last, pc.floor = nil, qname, 1, 0, 0
 	}
 	pc.group = c.seq
+	pc.meta = ch == nil
 	c.pend[pc.qname] = pc
 	c.touched = append(c.touched, pc)
 	return pc
@@ -455,64 +465,92 @@ func (c *committer) buildEZ(b *pebble.Batch, o *ezOp, now, cutoff int64) {
 	pc := c.pending(w.QName)
 	if w.Flush {
 		if pc.first <= pc.last {
-			c.deleteRange(b, pc.qname, pc.first, pc.last+1)
 			c.flushed += pc.last - pc.first + 1
 		}
 		pc.first = pc.last + 1
+		pc.meta = true
+		c.dropTo(b, pc, 1)
 		c.flushes++
 		o.res = EZWriteResult{}
 		return
 	}
 
 	// EZ-W-07: is the tick still queued? This batch's own appends first,
-	// they supersede whatever the disk says about the tick.
-	if m, ok := pc.findTick(w.Tick); ok {
-		if m.seq >= pc.first && m.time >= cutoff {
-			c.answerQueued(o, m.seq, m.time, m.tick, m.body)
-			return
-		}
-	} else if !w.NewTick {
-		found, err := c.checkQueuedOnDisk(o, pc, cutoff)
-		if err != nil {
-			o.res = EZWriteResult{Err: err}
-			return
-		}
-		if found {
-			return
+	// they supersede whatever the disk says about the tick. A tick the
+	// committer generates is new.
+	if !w.NewTick {
+		if m, ok := pc.findTick(w.Tick); ok {
+			if m.seq >= pc.first && m.time >= cutoff {
+				c.answerQueued(o, m.seq, m.time, m.tick, m.body)
+				return
+			}
+		} else {
+			found, err := c.checkQueuedOnDisk(o, pc, cutoff)
+			if err != nil {
+				o.res = EZWriteResult{Err: err}
+				return
+			}
+			if found {
+				return
+			}
 		}
 	}
 
 	pc.last++
 	seq := pc.last
+	index := true // a tick memory key is needed (gentick.go)
+	if w.NewTick {
+		index = !putGenTick(w.Tick, pc.qname, seq, now)
+		if index && len(w.Tick) == genTickLen {
+			putRandomTick(w.Tick)
+		}
+	}
 	c.key = queueKey(c.key[:0], pc.qname, seq)
 	c.val = encodeMessage(c.val[:0], now, w.Tick, w.Body)
 	_ = b.Set(c.key, c.val, nil)
-	c.key = tickKey(c.key[:0], pc.qname, w.Tick)
-	c.val = encodeTick(c.val[:0], seq, now)
-	_ = b.Set(c.key, c.val, nil)
+	if index {
+		c.key = tickKey(c.key[:0], pc.qname, w.Tick)
+		c.val = encodeTick(c.val[:0], seq, now)
+		_ = b.Set(c.key, c.val, nil)
+	}
 	pc.add(pendingMsg{seq: seq, time: now, tick: w.Tick, body: w.Body})
 	c.appended++
 
-	// EZ-W-09 by count, in the same batch.
+	// EZ-W-09 by count, in the same batch: at once for readers (first),
+	// on disk a chunk at a time (dropTo).
 	if keep := uint64(c.s.opts.EZMaxQueue); pc.last-pc.first+1 > keep {
 		newFirst := pc.last - keep + 1
-		c.deleteRange(b, pc.qname, pc.first, newFirst)
 		c.dropped += newFirst - pc.first
 		pc.first = newFirst
+		c.dropTo(b, pc, min(retentionChunk, max(keep/16, 1)))
 	}
 	o.res = EZWriteResult{Msg: Message{Seq: seq, Tick: w.Tick, Body: w.Body, Time: now}}
 }
 
-// checkQueuedOnDisk answers r if its tick is queued in the committed
-// state (and not dropped by this batch).
+// checkQueuedOnDisk answers o if its tick is queued in the committed
+// state (and not dropped by this batch): a generated tick names its
+// message's seq, any tick may have a tick memory key.
 func (c *committer) checkQueuedOnDisk(o *ezOp, pc *pendingChan, cutoff int64) (bool, error) {
 	if pc.first > pc.last {
 		return false, nil
 	}
+	if seq, _, gen := parseGenTick(pc.qname, o.w.Tick); gen {
+		if found, err := c.answerIfQueued(o, pc, seq, cutoff); found || err != nil {
+			return found, err
+		}
+	}
 	c.key = tickKey(c.key[:0], pc.qname, o.w.Tick)
-	seq, t, found, err := c.s.getTick(c.key)
-	if err != nil || !found || seq < pc.first || seq > pc.last || t < cutoff {
+	seq, _, found, err := c.s.getTick(c.key)
+	if err != nil || !found {
 		return false, err
+	}
+	return c.answerIfQueued(o, pc, seq, cutoff)
+}
+
+// answerIfQueued answers o if message seq is queued and holds o's tick.
+func (c *committer) answerIfQueued(o *ezOp, pc *pendingChan, seq uint64, cutoff int64) (bool, error) {
+	if seq < pc.first || seq > pc.last {
+		return false, nil
 	}
 	c.key = queueKey(c.key[:0], pc.qname, seq)
 	v, closer, err := c.s.db.Get(c.key)
@@ -524,7 +562,7 @@ func (c *committer) checkQueuedOnDisk(o *ezOp, pc *pendingChan, cutoff int64) (b
 	}
 	defer closer.Close()
 	mt, tick, body, ok := decodeMessage(v)
-	if !ok || !bytes.Equal(tick, o.w.Tick) {
+	if !ok || mt < cutoff || !bytes.Equal(tick, o.w.Tick) {
 		return false, nil
 	}
 	c.answerQueued(o, seq, mt, tick, body)
@@ -546,6 +584,31 @@ func (c *committer) answerQueued(o *ezOp, seq uint64, t int64, tick, body []byte
 		Msg:       Message{Seq: seq, Tick: buf[:n:n], Body: buf[n:], Time: t},
 		Duplicate: true,
 	}
+}
+
+// retentionChunk is how many messages count retention lets pile up below
+// a channel's first seq before it deletes them from disk: one range
+// tombstone per chunk instead of a point tombstone per write (a memtable
+// insert, most of a write's Pebble CPU at a full queue). Nothing reads
+// below first, so the messages are gone for readers at once.
+const retentionChunk = 64
+
+// dropTo deletes from disk the messages of pc below pc.first once at
+// least chunk of them are there (see channel.floor).
+func (c *committer) dropTo(b *pebble.Batch, pc *pendingChan, chunk uint64) {
+	if pc.first < pc.floor+chunk {
+		return
+	}
+	c.deleteRange(b, pc.qname, pc.floor, pc.first)
+	pc.floor = pc.first
+	pc.meta = true
+}
+
+// setMeta writes pc's metadata key as the group leaves it.
+func (c *committer) setMeta(b *pebble.Batch, pc *pendingChan) {
+	c.key = metaKey(c.key[:0], pc.qname)
+	c.val = encodeMeta(c.val[:0], pc.first, pc.last)
+	_ = b.Set(c.key, c.val, nil)
 }
 
 // deleteRange deletes the messages from..to-1 of qname.

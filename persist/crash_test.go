@@ -81,16 +81,7 @@ func crashDuringWrites(t *testing.T, opts Options, writeOne func(s *Store, w, i 
 func TestCrashKeepsAcknowledged(t *testing.T) {
 	opts := testOptions(t, "/data")
 	opts.EZMaxQueue = 100000
-	acked, before := map[string]uint64{}, map[string]uint64{}
-	s := crashDuringWrites(t, opts, func(s *Store, w, i int) func() {
-		tick := fmt.Sprint(w, "-", i)
-		r := write(t, s, msg("u-ch", tick, tick))
-		if r.Err != nil {
-			t.Error(r.Err)
-			return nil
-		}
-		return func() { acked[tick] = r.Msg.Seq }
-	}, func() { maps.Copy(before, acked) })
+	s, before := crashWritingTicks(t, opts)
 
 	r := mustRead(t, s, "u-ch", nil, 0)
 	got := map[string]uint64{}
@@ -104,6 +95,58 @@ func TestCrashKeepsAcknowledged(t *testing.T) {
 		}
 	}
 	t.Logf("%d acknowledged before the crash, %d recovered", len(before), len(got))
+}
+
+// crashWritingTicks is crashDuringWrites with writes to u-ch whose
+// ticks are their bodies; before maps each tick acknowledged before the
+// crash to its seq.
+func crashWritingTicks(t *testing.T, opts Options) (s *Store, before map[string]uint64) {
+	acked := map[string]uint64{}
+	before = map[string]uint64{}
+	s = crashDuringWrites(t, opts, func(s *Store, w, i int) func() {
+		tick := fmt.Sprint(w, "-", i)
+		r := write(t, s, msg("u-ch", tick, tick))
+		if r.Err != nil {
+			t.Error(r.Err)
+			return nil
+		}
+		return func() { acked[tick] = r.Msg.Seq }
+	}, func() { maps.Copy(before, acked) })
+	return s, before
+}
+
+// TestCrashKeepsGeneratedTicks: the same for writes whose ticks the
+// Store generates (gentick.go): after recovery each acknowledged tick
+// names its message, for a resume and for a re-send.
+func TestCrashKeepsGeneratedTicks(t *testing.T) {
+	opts := testOptions(t, "/data")
+	opts.EZMaxQueue = 100000
+	type ack struct {
+		tick string
+		seq  uint64
+	}
+	acked, before := map[string]ack{}, map[string]ack{}
+	s := crashDuringWrites(t, opts, func(s *Store, w, i int) func() {
+		body := fmt.Sprint(w, "-", i)
+		r := write(t, s, EZWrite{QName: "u-ch", Tick: make([]byte, genTickLen), Body: []byte(body), NewTick: true})
+		if r.Err != nil {
+			t.Error(r.Err)
+			return nil
+		}
+		return func() { acked[body] = ack{string(r.Msg.Tick), r.Msg.Seq} }
+	}, func() { maps.Copy(before, acked) })
+
+	last := s.EZLastSeq("u-ch")
+	for body, a := range before {
+		r := mustRead(t, s, "u-ch", []byte(a.tick), 1)
+		if a.seq < last && (len(r.Messages) != 1 || r.Messages[0].Seq != a.seq+1) || a.seq == last && r.Cursor != a.seq {
+			t.Fatalf("resume from acknowledged %s (seq %d) after the crash: %+v", a.tick, a.seq, r)
+		}
+		if w := write(t, s, msg("u-ch", a.tick, body)); !w.Duplicate || w.Msg.Seq != a.seq {
+			t.Fatalf("re-send of acknowledged %s (seq %d) after the crash: %+v", a.tick, a.seq, w)
+		}
+	}
+	t.Logf("%d acknowledged before the crash, last seq %d", len(before), last)
 }
 
 // TestCFCrashKeepsAcknowledged: the same for Cometify pushes, interleaved

@@ -8,7 +8,7 @@ import "encoding/binary"
 //	a\x00<username>               → account JSON
 //	m\x00<qname>                  → channelMeta: first seq (8) | last seq (8)
 //	q\x00<qname>\x00<seq BE 8>    → message: time (8) | len(tick) (1) | tick | body
-//	t\x00<qname>\x00<tick>        → tick memory: seq (8) | message time (8)
+//	t\x00<qname>\x00<tick>        → tick memory: seq (8) | message time (8); none for a generated tick (gentick.go)
 //	c\x00<topic>\x00<id BE 8>     → Cometify push: time (8) | secret (1) | text
 //	n\x00<topic>                  → topicMeta: last id (8) | highest dropped id (8)
 //	s\x00<topic>\x00<md5 16>      → secret record (CF-P-09): acceptance time (8)

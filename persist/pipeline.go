@@ -150,6 +150,7 @@ func (c *committer) seal(g *group) {
 		if isNew {
 			pc.ch = &channel{qname: strings.Clone(pc.qname)}
 		}
+		pc.ch.floor = pc.floor // the committer's own field: no lock
 		g.chans = append(g.chans, chanPub{pc: pc, ch: pc.ch, isNew: isNew, first: pc.first, last: pc.last})
 		clear(pc.msgs)
 		pc.msgs = pc.msgs[:0]

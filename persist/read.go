@@ -1,6 +1,7 @@
 package persist
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -53,6 +54,56 @@ func (s *Store) getTick(key []byte) (seq uint64, unixNano int64, found bool, err
 	return seq, unixNano, ok, nil
 }
 
+// findTick returns what EZRead needs to know of tick in qname, whose
+// committed messages are first..last: the seq of its newest message and
+// when that was written, as the tick memory key says or, for a
+// generated tick (gentick.go), as the tick and its message say. kb is a
+// key buffer.
+func (s *Store) findTick(kb *[]byte, qname string, tick []byte, first, last uint64, cutoff int64) (seq uint64, unixNano int64, found bool, err error) {
+	gseq, gtime, gen := parseGenTick(qname, tick)
+	if gen && first <= gseq && gseq <= last {
+		// Message gseq says whether it is this tick's and when it was
+		// written. Queued, it is the tick's newest message: a re-sent
+		// tick that is queued appends nothing (EZ-W-07).
+		*kb = queueKey((*kb)[:0], qname, gseq)
+		mt, same, err := s.messageTick(*kb, tick)
+		switch {
+		case err != nil:
+			return 0, 0, false, err
+		case same && mt >= cutoff:
+			return gseq, mt, true, nil
+		case same:
+			gtime = mt
+		default:
+			gen = false // another message's seq: not a tick of this channel
+		}
+	}
+	*kb = tickKey((*kb)[:0], qname, tick)
+	seq, unixNano, found, err = s.getTick(*kb)
+	if err != nil || found || !gen {
+		return seq, unixNano, found, err
+	}
+	// A generated tick that no client wrote again: remembered as long as
+	// a tick memory key would be (dropped or not).
+	return gseq, gtime, true, nil
+}
+
+// messageTick reads the message under key and reports when it was
+// written and whether it holds tick (false when there is none).
+func (s *Store) messageTick(key, tick []byte) (unixNano int64, same bool, err error) {
+	v, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("%w: read message: %w", ErrStorage, err)
+	}
+	t, mtick, _, ok := decodeMessage(v)
+	same = ok && bytes.Equal(mtick, tick)
+	_ = closer.Close()
+	return t, same, nil
+}
+
 // channelRange returns the committed range of qname's messages.
 func (s *Store) channelRange(qname string) (first, last uint64, ok bool) {
 	s.chanMu.RLock()
@@ -89,8 +140,7 @@ func (s *Store) EZRead(qname string, tick []byte, lim ReadLimit) (ReadResult, er
 		return s.read(qname, first, last, 0, false, lim, cutoff)
 	}
 	kb := keyBufPool.Get().(*[]byte)
-	*kb = tickKey((*kb)[:0], qname, tick)
-	seq, t, found, err := s.getTick(*kb)
+	seq, t, found, err := s.findTick(kb, qname, tick, first, last, cutoff)
 	keyBufPool.Put(kb)
 	if err != nil {
 		return ReadResult{}, err

@@ -24,7 +24,8 @@ type Store struct {
 	// migrated are the accounts Open converted (Migrated).
 	migrated []Account
 
-	// chanMu guards channels and every channel's fields. The committer
+	// chanMu guards channels and every channel's fields but floor (the
+	// committer's alone). The committer
 	// holds it for writing only to publish a committed batch or to forget
 	// a removed account's channels.
 	chanMu   sync.RWMutex
@@ -87,6 +88,12 @@ type channel struct {
 	qname string
 	first uint64
 	last  uint64
+	// floor is the lowest seq that may still be on disk: messages
+	// floor..first-1 are dropped for readers (nothing reads below first)
+	// and deleted from disk by a later batch (committer.dropTo). 0 after
+	// Open: whatever a previous run left below first is deleted with the
+	// next chunk. The committer's alone: readers never look at it.
+	floor uint64
 }
 
 // cfTopic is the in-memory metadata of one Cometify topic. Only the
@@ -198,19 +205,63 @@ func (s *Store) load() error {
 	if err != nil {
 		return err
 	}
+	lo, hi = kindBounds(kindQueue)
+	queue, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		_ = it.Close()
+		return err
+	}
 	for it.First(); it.Valid(); it.Next() {
 		first, last, ok := decodeMeta(it.Value())
 		if !ok {
 			_ = it.Close()
+			_ = queue.Close()
 			return fmt.Errorf("bad channel metadata under %q", it.Key())
 		}
 		qname := string(it.Key()[2:])
+		first, last = s.loadChannel(queue, qname, first, last)
 		s.channels[qname] = &channel{qname: qname, first: first, last: last}
 	}
-	if err := it.Close(); err != nil {
+	err = queue.Close()
+	if cerr := it.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return err
 	}
 	return s.loadTopics()
+}
+
+// loadChannel returns qname's first and last seq from its metadata key
+// (first, last) and its messages on disk (queue iterates over them).
+// The committer writes the key only when a group creates the channel,
+// flushes it or deletes dropped messages from disk (committer.dropTo),
+// and the sweeper when it drops expired ones: an append changes last,
+// and first only by count retention. So last is the newest message's
+// seq if that is above the key's, and first is as far as EZMaxQueue
+// makes it from last.
+func (s *Store) loadChannel(queue *pebble.Iterator, qname string, first, last uint64) (uint64, uint64) {
+	if newest, ok := lastID(queue, queueKey(nil, qname, 1<<64-1)); ok {
+		last = max(last, newest)
+	}
+	if keep := uint64(s.opts.EZMaxQueue); last >= keep {
+		first = max(first, last-keep+1)
+	}
+	return first, last
+}
+
+// lastID returns the id ending the greatest key of it below end, the key
+// of the greatest id under a queue or push prefix, if there is one under
+// that prefix.
+func lastID(it *pebble.Iterator, end []byte) (uint64, bool) {
+	if !it.SeekLT(end) {
+		return 0, false
+	}
+	k := it.Key()
+	if len(k) != len(end) || string(k[:len(k)-8]) != string(end[:len(end)-8]) {
+		return 0, false
+	}
+	return idFromKey(k), true
 }
 
 func (s *Store) loadTopics() error {
@@ -219,18 +270,35 @@ func (s *Store) loadTopics() error {
 	if err != nil {
 		return err
 	}
+	lo, hi = kindBounds(kindCFPush)
+	pushes, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		_ = it.Close()
+		return err
+	}
 	for it.First(); it.Valid(); it.Next() {
 		last, droppedMax, ok := decodeMeta(it.Value())
 		if !ok || droppedMax > last {
 			_ = it.Close()
+			_ = pushes.Close()
 			return fmt.Errorf("bad topic metadata under %q", it.Key())
 		}
 		t := &cfTopic{name: string(it.Key()[2:])}
+		// The key is written by the topic's first push and by the
+		// sweeper, not by every push: last is the newest push's id if
+		// that is above the key's.
+		if newest, ok := lastID(pushes, cfPushKey(nil, t.name, 1<<64-1)); ok {
+			last = max(last, newest)
+		}
 		t.last.Store(last)
 		t.droppedMax.Store(droppedMax)
 		s.topics[t.name] = t
 	}
-	if err := it.Close(); err != nil {
+	err = pushes.Close()
+	if cerr := it.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return err
 	}
 	return s.loadSecretTimes()

@@ -148,11 +148,9 @@ func (c *committer) sweepAged(cutoff int64) error {
 	defer b.Close()
 	var dropped uint64
 	for _, pc := range c.touched {
-		c.deleteRange(b, pc.qname, pc.ch.first, pc.first)
 		dropped += pc.first - pc.ch.first
-		c.key = metaKey(c.key[:0], pc.qname)
-		c.val = encodeMeta(c.val[:0], pc.first, pc.last)
-		_ = b.Set(c.key, c.val, nil)
+		c.dropTo(b, pc, 1)
+		c.setMeta(b, pc)
 	}
 	if err := s.applyBatch(b); err != nil {
 		s.fail(err)

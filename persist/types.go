@@ -143,7 +143,7 @@ type Message struct {
 // EZWrite is one EZComet /write after the protocol validated it.
 type EZWrite struct {
 	QName string // "<username>-<channel>"
-	Tick  []byte // never empty: the protocol generates a UUID when absent
+	Tick  []byte // never empty; with NewTick, room for the generated tick
 	Body  []byte
 	Flush bool // delete every queued message; Tick and Body unused
 	// AccountID is the ID of the account that authorized the write; the
@@ -151,9 +151,12 @@ type EZWrite struct {
 	// gone or is another incarnation by then. 0 skips the check (tools
 	// and tests; the protocol always sets it).
 	AccountID uint64
-	// NewTick says the tick was generated for this write (a random UUID)
-	// and cannot be queued already, so the idempotence lookup is skipped:
-	// that lookup is a Pebble read, most of a write's storage CPU.
+	// NewTick says the client gave no tick: the committer writes one
+	// into Tick (a UUID made from the message's seq and time, gentick.go;
+	// Tick must be 36 bytes for that, another length is kept as given)
+	// before the write completes, and the result's Msg.Tick is it. Such
+	// a tick cannot be queued already, so the idempotence lookup (a
+	// Pebble read) is skipped, and it needs no tick memory key.
 	NewTick bool
 }
 

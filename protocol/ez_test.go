@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -73,6 +74,60 @@ func TestWriteIdempotentAndConflict(t *testing.T) {
 	c := f.serve("GET", "/read", "qname=john-c", "", nil)
 	if got := c.lastReply(t).body; got != `{"code":"ok","messages":[["t1","one"]]}` {
 		t.Fatalf("read: %s", got)
+	}
+}
+
+// uuidRE matches a lowercase canonical UUID (EZ-W-04).
+var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+
+// A write with no tick is answered with the UUID the store generated
+// (EZ-W-04/05), which readers see and which then works as any tick: a
+// resume point, an idempotent re-send, a conflict.
+func TestGeneratedTick(t *testing.T) {
+	f := newFixture(t, persist.Options{}, Options{})
+	var ticks []string
+	for _, m := range []string{"one", "two"} {
+		r := f.write("qname=john-c&msg=" + m)
+		v := decode(t, r.body)
+		tick, _ := v["tick"].(string)
+		if r.status != 200 || !uuidRE.MatchString(tick) {
+			t.Fatalf("write with no tick: %d %s", r.status, r.body)
+		}
+		ticks = append(ticks, tick)
+	}
+	c := f.serve("GET", "/read", "qname=john-c", "", nil)
+	if got, want := c.lastReply(t).body, fmt.Sprintf(`{"code":"ok","messages":[[%q,"one"],[%q,"two"]]}`, ticks[0], ticks[1]); got != want {
+		t.Fatalf("read: %s, want %s", got, want)
+	}
+	c = f.serve("GET", "/read", "qname=john-c&tick="+ticks[0], "", nil)
+	if got, want := c.lastReply(t).body, fmt.Sprintf(`{"code":"ok","messages":[[%q,"two"]]}`, ticks[1]); got != want {
+		t.Fatalf("read after the first: %s, want %s", got, want)
+	}
+	if r := f.write("qname=john-c&msg=one&tick=" + ticks[0]); r.status != 200 || f.store.EZLastSeq("john-c") != 2 {
+		t.Fatalf("re-send: %d %s, last seq %d", r.status, r.body, f.store.EZLastSeq("john-c"))
+	}
+	if r := f.write("qname=john-c&msg=other&tick=" + ticks[0]); r.status != 409 {
+		t.Fatalf("conflict: %d %s", r.status, r.body)
+	}
+}
+
+// takeTick: the room already holds the tick (a local store), gets a
+// copy (a remote one), or a random UUID (none came back).
+func TestTakeTick(t *testing.T) {
+	room := make([]byte, uuidLen)
+	op := &writeOp{w: persist.EZWrite{Tick: room}}
+	copy(room, "01234567-89ab-8cde-8f01-23456789abcd")
+	op.takeTick(room)
+	if string(room) != "01234567-89ab-8cde-8f01-23456789abcd" {
+		t.Fatalf("own tick: %q", room)
+	}
+	op.takeTick([]byte("11111111-2222-8333-8444-555555555555"))
+	if string(room) != "11111111-2222-8333-8444-555555555555" {
+		t.Fatalf("remote tick: %q", room)
+	}
+	op.takeTick(nil)
+	if !uuidRE.Match(room) {
+		t.Fatalf("no tick: %q", room)
 	}
 }
 

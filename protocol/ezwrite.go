@@ -110,7 +110,8 @@ func newWriteOp(a *API, c engine.Conn, accountID uint64, qname, tick []byte, has
 	if hasTick {
 		copy(t, tick)
 	} else if !flush {
-		putUUID(t)
+		// Room for the tick the store generates (persist/gentick.go),
+		// filled by the time the write completes.
 		op.w.NewTick = true
 	}
 	body := buf[len(qname)+tickLen : n : n]
@@ -141,11 +142,29 @@ func (op *writeOp) WriteDone(res persist.EZWriteResult) {
 		return
 	}
 	op.d.seq = res.Msg.Seq
+	if op.w.NewTick {
+		op.takeTick(res.Msg.Tick)
+	}
 	var d fanout
 	if !op.w.Flush && !res.Duplicate {
 		d = &op.d
 	}
 	a.gather(op.conn.Loop(), op, d, false)
+}
+
+// takeTick puts the tick the store generated into the write's room for
+// it, where the answer and the delivery read it. A local Store wrote it
+// there already (tick is that room); a remote one sent it back (cluster);
+// a store that sent none gets a random UUID in its place.
+func (op *writeOp) takeTick(tick []byte) {
+	room := op.w.Tick
+	switch {
+	case len(tick) == len(room) && &tick[0] == &room[0]:
+	case len(tick) == len(room):
+		copy(room, tick)
+	default:
+		putUUID(room)
+	}
 }
 
 // answer implements answerer: the writer's answer, on its loop (EZ-W-05:
