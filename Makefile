@@ -55,7 +55,7 @@ FUZZTIME ?= 30s
 FUZZ_TARGETS ?= engine:FuzzParseRequest engine:FuzzWSFrames engine:FuzzParseFrameHeader engine:FuzzClientIP \
 	protocol:FuzzFormParse protocol:FuzzParseList protocol:FuzzLastEventID protocol:FuzzAppendJSONString \
 	protocol:FuzzPushAuth protocol:FuzzHMACSigner protocol:FuzzDemoLoopbackHost bench:FuzzCentrifugeNext cluster:FuzzDecode \
-	promtext:FuzzAppend engine:FuzzTrustedProxyFlag cmd/halley:FuzzConfigFile cmd/halley:FuzzParseClusterArgs bench:FuzzKernelText bench:FuzzRespStream
+	promtext:FuzzAppend engine:FuzzTrustedProxyFlag cmd/halley:FuzzConfigFile cmd/halley:FuzzParseClusterArgs bench:FuzzKernelText bench:FuzzRespStream persist:FuzzParseGenTick
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t#*:}; \

@@ -587,19 +587,32 @@ func (c *committer) answerQueued(o *ezOp, seq uint64, t int64, tick, body []byte
 }
 
 // retentionChunk is how many messages count retention lets pile up below
-// a channel's first seq before it deletes them from disk: one range
-// tombstone per chunk instead of a point tombstone per write (a memtable
-// insert, most of a write's Pebble CPU at a full queue). Nothing reads
+// a channel's first seq before it deletes them from disk, as point
+// deletes, all in one group: the channel's metadata key is written once
+// per chunk instead of with every write at a full queue. Nothing reads
 // below first, so the messages are gone for readers at once.
+//
+// Point deletes, not a range tombstone: while a range tombstone is in
+// the memtable, every Get and iterator over it builds its fragments
+// (an allocation per lookup of a client tick, and CPU on every read),
+// which cost more than the memtable inserts a range would save.
 const retentionChunk = 64
 
 // dropTo deletes from disk the messages of pc below pc.first once at
-// least chunk of them are there (see channel.floor).
+// least chunk of them are there (see channel.floor): point deletes for a
+// chunk of count retention, one range for more (a flush).
 func (c *committer) dropTo(b *pebble.Batch, pc *pendingChan, chunk uint64) {
 	if pc.first < pc.floor+chunk {
 		return
 	}
-	c.deleteRange(b, pc.qname, pc.floor, pc.first)
+	if n := pc.first - pc.floor; n <= retentionChunk {
+		for seq := pc.floor; seq < pc.first; seq++ {
+			c.key = queueKey(c.key[:0], pc.qname, seq)
+			_ = b.Delete(c.key, nil)
+		}
+	} else {
+		c.deleteRange(b, pc.qname, pc.floor, pc.first)
+	}
 	pc.floor = pc.first
 	pc.meta = true
 }
