@@ -87,7 +87,7 @@ type conn struct {
 	pendBytes           int32
 
 	chunk chunkScan // stReading: progress of a chunked body
-	ipKey ipKey     // fCounted: the client address this connection counts for
+	ipKey ClientKey // fCounted: the client address this connection counts for
 }
 
 var _ Conn = (*conn)(nil)

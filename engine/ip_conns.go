@@ -1,28 +1,11 @@
 package engine
 
-import (
-	"encoding/binary"
-	"net/netip"
-	"sync"
-)
+import "sync"
 
 // FailTooManyConns is the message of the JSON 429 (Handler.Fail) a
 // connection gets when its client address already has
 // Options.MaxConnsPerIP connections open (C-12).
 const FailTooManyConns = "too many connections from this IP"
-
-// ipKey names one client for C-12: an IPv4 address as 4-in-6, or an IPv6
-// address cut to its /64 (one IPv6 client owns a whole /64).
-type ipKey [16]byte
-
-func ipKeyOf(a netip.Addr) ipKey {
-	a = a.Unmap()
-	k := ipKey(a.As16())
-	if a.Is6() {
-		clear(k[8:])
-	}
-	return k
-}
 
 // ipConns counts open connections per client address, server-wide
 // (across loops). It is touched when a connection opens, closes, or is
@@ -37,18 +20,17 @@ const ipShards = 64
 
 type ipShard struct {
 	mu sync.Mutex
-	m  map[ipKey]int32
+	m  map[ClientKey]int32
 	_  [64 - 16]byte // one cache line per shard: loops on other cores
 }
 
-func (t *ipConns) shard(k ipKey) *ipShard {
-	h := binary.LittleEndian.Uint64(k[:8]) ^ binary.LittleEndian.Uint64(k[8:])
-	h *= 0x9e3779b97f4a7c15
+func (t *ipConns) shard(k ClientKey) *ipShard {
+	h := uint64(k) * 0x9e3779b97f4a7c15
 	return &t.shards[h>>(64-6)]
 }
 
 // acquire counts one more connection for k unless limit are open.
-func (t *ipConns) acquire(k ipKey, limit int) bool {
+func (t *ipConns) acquire(k ClientKey, limit int) bool {
 	s := t.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -57,14 +39,14 @@ func (t *ipConns) acquire(k ipKey, limit int) bool {
 		return false
 	}
 	if s.m == nil {
-		s.m = make(map[ipKey]int32)
+		s.m = make(map[ClientKey]int32)
 	}
 	s.m[k] = n + 1
 	return true
 }
 
 // release gives back one count taken by acquire.
-func (t *ipConns) release(k ipKey) {
+func (t *ipConns) release(k ClientKey) {
 	s := t.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -76,7 +58,7 @@ func (t *ipConns) release(k ipKey) {
 }
 
 // count returns the connections counted for k.
-func (t *ipConns) count(k ipKey) int {
+func (t *ipConns) count(k ClientKey) int {
 	s := t.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -13,13 +13,13 @@ import (
 	"time"
 )
 
-func TestIPKeyOf(t *testing.T) {
+func TestClientKeyOf(t *testing.T) {
 	same := [][2]string{
 		{"1.2.3.4", "::ffff:1.2.3.4"},
 		{"2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff"},
 	}
 	for _, p := range same {
-		if ipKeyOf(netip.MustParseAddr(p[0])) != ipKeyOf(netip.MustParseAddr(p[1])) {
+		if ClientKeyOf(netip.MustParseAddr(p[0])) != ClientKeyOf(netip.MustParseAddr(p[1])) {
 			t.Errorf("%s and %s should count together", p[0], p[1])
 		}
 	}
@@ -29,8 +29,15 @@ func TestIPKeyOf(t *testing.T) {
 		{"0.0.0.1", "::1"},
 	}
 	for _, p := range differ {
-		if ipKeyOf(netip.MustParseAddr(p[0])) == ipKeyOf(netip.MustParseAddr(p[1])) {
+		if ClientKeyOf(netip.MustParseAddr(p[0])) == ClientKeyOf(netip.MustParseAddr(p[1])) {
 			t.Errorf("%s and %s should count apart", p[0], p[1])
+		}
+	}
+	// Addr names what the key counts (the X-03 stats list it).
+	for in, want := range map[string]string{"1.2.3.4": "1.2.3.4", "::ffff:10.0.0.1": "10.0.0.1", "0.0.0.0": "0.0.0.0",
+		"255.255.255.255": "255.255.255.255", "2001:db8:1:2::7": "2001:db8:1:2::", "::1": "::"} {
+		if got := ClientKeyOf(netip.MustParseAddr(in)).Addr(); got != netip.MustParseAddr(want) {
+			t.Errorf("ClientKeyOf(%s).Addr() = %s, want %s", in, got, want)
 		}
 	}
 }
@@ -90,7 +97,7 @@ func TestConnsPerIPCap(t *testing.T) {
 		t.Fatalf("another address: status %d", resp.StatusCode)
 	}
 	open[0].Close()
-	k := ipKeyOf(netip.MustParseAddr("127.0.0.2"))
+	k := ClientKeyOf(netip.MustParseAddr("127.0.0.2"))
 	waitFor(t, "the place freed", func() bool { return s.perIP.count(k) == 2 })
 	c, br = dialFrom(t, "127.0.0.2", target)
 	if resp := get(t, c, br, ""); resp.StatusCode != 200 {
@@ -121,7 +128,7 @@ func startProxiedServer(t *testing.T, h *testHandler, perIP int) (*Server, strin
 func TestConnsPerIPTrustedProxy(t *testing.T) {
 	h := newTestHandler()
 	s, target := startProxiedServer(t, h, 2)
-	count := func(a string) int { return s.perIP.count(ipKeyOf(netip.MustParseAddr(a))) }
+	count := func(a string) int { return s.perIP.count(ClientKeyOf(netip.MustParseAddr(a))) }
 
 	var conns []net.Conn
 	var brs []*bufio.Reader

@@ -306,7 +306,7 @@ func (lp *loop) onOpen(gc gnet.Conn) gnet.Action {
 	// forwards (process); any other peer now.
 	if isTrusted(c.peer, s.opts.TrustedProxies) {
 		c.flags |= fTrustedPeer
-	} else if k := ipKeyOf(c.peer); s.perIP.acquire(k, s.opts.MaxConnsPerIP) {
+	} else if k := ClientKeyOf(c.peer); s.perIP.acquire(k, s.opts.MaxConnsPerIP) {
 		c.flags |= fCounted
 		c.ipKey = k
 	} else {
@@ -399,7 +399,7 @@ func (lp *loop) failConn(c *conn, r *Request, status int, msg string) {
 // attribute counts c for client (C-12), moving the count from the client
 // it counted for; false, counting nothing new, when client is at the cap.
 func (lp *loop) attribute(c *conn, client netip.Addr) bool {
-	k := ipKeyOf(client)
+	k := ClientKeyOf(client)
 	if c.flags&fCounted != 0 && c.ipKey == k {
 		return true
 	}

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/halleypush/halley/engine"
 	"github.com/halleypush/halley/persist"
 )
 
@@ -34,37 +35,23 @@ type capSlot struct {
 }
 
 // capKey names one client of one account. The username string is the
-// account table's own (no copy); the address is IPv4 as 4-in-6, or an
-// IPv6 address cut to its /64, since one IPv6 client owns a whole /64.
+// account table's own (no copy); the client is engine's 8-byte key (an
+// IPv4 address, or an IPv6 /64, since one IPv6 client owns a whole /64):
+// a node sees most busy client addresses, and each is an entry here.
 type capKey struct {
 	user string
-	ip   [16]byte
+	ip   engine.ClientKey
 }
 
 func newCapKey(user string, ip netip.Addr) capKey {
-	k := capKey{user: user}
-	ip = ip.Unmap()
-	k.ip = ip.As16()
-	if ip.Is6() {
-		clear(k.ip[8:])
-	}
-	return k
+	return capKey{user: user, ip: engine.ClientKeyOf(ip)}
 }
 
-func (k capKey) addr() netip.Addr {
-	a := netip.AddrFrom16(k.ip)
-	if a.Is4In6() {
-		return a.Unmap()
-	}
-	return a
-}
+func (k capKey) addr() netip.Addr { return k.ip.Addr() }
 
 func (c *listenerCap) shard(k capKey) *capShard {
-	h := uint32(2166136261)
-	for _, b := range k.ip {
-		h = (h ^ uint32(b)) * 16777619
-	}
-	return &c.shards[h%capShards]
+	h := uint64(k.ip) * 0x9e3779b97f4a7c15
+	return &c.shards[h>>(64-6)] // capShards = 64: the top 6 bits
 }
 
 // acquire takes one of k's slots if fewer than limit are taken; nil when

@@ -1,0 +1,41 @@
+package engine
+
+import (
+	"encoding/binary"
+	"net/netip"
+)
+
+// ClientKey names one client for the per-IP caps (C-12) in 8 bytes: an
+// IPv6 address's /64 (one IPv6 client owns a whole /64), or an IPv4
+// address under ff00::/8, a multicast prefix no TCP peer can have. It is
+// kept per connection and per busy client in the caps' tables, so its
+// size is memory per connection (the 16-byte address it replaced cost
+// a node of a cluster, which sees most client addresses a few
+// connections each, ~70 B per connection in its tables).
+type ClientKey uint64
+
+const clientKeyV4 = 0xff << 56
+
+// ClientKeyOf is a's key; an IPv4-mapped IPv6 address counts as its IPv4.
+func ClientKeyOf(a netip.Addr) ClientKey {
+	a = a.Unmap()
+	if a.Is4() {
+		b := a.As4()
+		return ClientKey(clientKeyV4 | uint64(binary.BigEndian.Uint32(b[:])))
+	}
+	b := a.As16()
+	return ClientKey(binary.BigEndian.Uint64(b[:8]))
+}
+
+// Addr is the address k names: the IPv4 address, or the IPv6 /64's first
+// address.
+func (k ClientKey) Addr() netip.Addr {
+	if k>>56 == 0xff {
+		var b [4]byte
+		binary.BigEndian.PutUint32(b[:], uint32(k))
+		return netip.AddrFrom4(b)
+	}
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(k))
+	return netip.AddrFrom16(b)
+}
