@@ -374,14 +374,6 @@ func pushAll(ctx context.Context, c *mixConfig, procs []*mixProc, log io.Writer)
 		pr.Errors = append(pr.Errors, fmt.Sprintf("%d connections had a delivery before the push", before))
 	}
 	addr, host, _ := hostPort(c.Target)
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		pr.Errors = append(pr.Errors, err.Error())
-		pr.LastMs = -1
-		return pr
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(30 * time.Second))
 	type sent struct {
 		k  serverKind
 		ch string
@@ -408,7 +400,18 @@ func pushAll(ctx context.Context, c *mixConfig, procs []*mixProc, log io.Writer)
 		server, _ = treeCPU(c.PID)
 		return clients, server
 	}
+	// The CPU samples first: on a saturated machine walking /proc for
+	// every process tree takes long, and the push's deadline must not run
+	// out before its write (the first 1M run's push failed so, at once).
 	cpuC0, cpuS0 := cpu()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		pr.Errors = append(pr.Errors, err.Error())
+		pr.LastMs = -1
+		return pr
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
 	t0 := time.Now()
 	if _, err := conn.Write(reqs); err != nil {
 		pr.Errors = append(pr.Errors, err.Error())
