@@ -182,7 +182,7 @@ func clusterGroups(apis []string, user string, cred credentials) []idleGroup {
 func (r *runner) idleClusterOnce(ctx context.Context, inst *instance, cred credentials, counts []int) (outcome, []string, error) {
 	c := mixConfig{
 		idleConfig: idleConfig{
-			clientConfig: clientConfig{Target: inst.url, PerIP: 20, Channels: 1, DialConc: 64,
+			clientConfig: clientConfig{Target: inst.url, PerIP: r.c.PerIP, Channels: 1, DialConc: 64,
 				MaxLife: r.c.RunTimeout + 30*time.Second, Timeout: 120, readerConfig: r.c.Clients},
 			PID: inst.pid, Counts: counts, Settle: r.c.Settle, OpenTimeout: r.c.OpenTimeout, PerProcess: r.c.PerProcess,
 		},
