@@ -39,3 +39,11 @@ func (k ClientKey) Addr() netip.Addr {
 	binary.BigEndian.PutUint64(b[:8], uint64(k))
 	return netip.AddrFrom16(b)
 }
+
+// Shard is k's shard among 1<<bits: the top bits of a multiplicative
+// hash, so that neighbouring addresses (one network's clients) spread
+// over the shards. The per-IP tables of the engine and the protocol
+// shard by it.
+func (k ClientKey) Shard(bits uint) int {
+	return int(uint64(k) * 0x9e3779b97f4a7c15 >> (64 - bits))
+}

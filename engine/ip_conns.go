@@ -16,7 +16,10 @@ type ipConns struct {
 	shards [ipShards]ipShard
 }
 
-const ipShards = 64
+const (
+	ipShardBits = 6
+	ipShards    = 1 << ipShardBits
+)
 
 type ipShard struct {
 	mu sync.Mutex
@@ -25,8 +28,7 @@ type ipShard struct {
 }
 
 func (t *ipConns) shard(k ClientKey) *ipShard {
-	h := uint64(k) * 0x9e3779b97f4a7c15
-	return &t.shards[h>>(64-6)]
+	return &t.shards[k.Shard(ipShardBits)]
 }
 
 // acquire counts one more connection for k unless limit are open.

@@ -19,7 +19,10 @@ type listenerCap struct {
 	shards [capShards]capShard
 }
 
-const capShards = 64
+const (
+	capShardBits = 6
+	capShards    = 1 << capShardBits
+)
 
 type capShard struct {
 	mu sync.Mutex
@@ -50,8 +53,7 @@ func newCapKey(user string, ip netip.Addr) capKey {
 func (k capKey) addr() netip.Addr { return k.ip.Addr() }
 
 func (c *listenerCap) shard(k capKey) *capShard {
-	h := uint64(k.ip) * 0x9e3779b97f4a7c15
-	return &c.shards[h>>(64-6)] // capShards = 64: the top 6 bits
+	return &c.shards[k.ip.Shard(capShardBits)]
 }
 
 // acquire takes one of k's slots if fewer than limit are taken; nil when
