@@ -16,6 +16,13 @@ type ClientKey uint64
 
 const clientKeyV4 = 0xff << 56
 
+// NoClientKey is a key ClientKeyOf never returns, for "no client": a
+// holder of a cap's slot can keep the key it counts for in 8 bytes and
+// still say it holds none. It is the multicast /64 ffff:ffff:ffff:ffff::,
+// which no TCP peer can have; ClientKeyOf gives an address there (only
+// a trusted proxy's header could name one) its neighbour's key.
+const NoClientKey = ^ClientKey(0)
+
 // ClientKeyOf is a's key; an IPv4-mapped IPv6 address counts as its IPv4.
 func ClientKeyOf(a netip.Addr) ClientKey {
 	a = a.Unmap()
@@ -24,7 +31,10 @@ func ClientKeyOf(a netip.Addr) ClientKey {
 		return ClientKey(clientKeyV4 | uint64(binary.BigEndian.Uint32(b[:])))
 	}
 	b := a.As16()
-	return ClientKey(binary.BigEndian.Uint64(b[:8]))
+	if k := ClientKey(binary.BigEndian.Uint64(b[:8])); k != NoClientKey {
+		return k
+	}
+	return NoClientKey - 1
 }
 
 // Addr is the address k names: the IPv4 address, or the IPv6 /64's first

@@ -40,6 +40,13 @@ func TestClientKeyOf(t *testing.T) {
 			t.Errorf("ClientKeyOf(%s).Addr() = %s, want %s", in, got, want)
 		}
 	}
+	// No address has the key that says "no client", not even one in
+	// the /64 it names (a trusted proxy's header could carry one).
+	for _, in := range []string{"ffff:ffff:ffff:ffff::1", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "255.255.255.255", "::"} {
+		if ClientKeyOf(netip.MustParseAddr(in)) == NoClientKey {
+			t.Errorf("ClientKeyOf(%s) = NoClientKey", in)
+		}
+	}
 }
 
 // dialFrom connects to addr from the loopback address local.

@@ -94,14 +94,18 @@ func TestDeliveryAllocs(t *testing.T) {
 	rearm := func() {
 		for _, s := range ezPolls {
 			if s.conn.Tag() == nil {
-				s.slot = f.api.cap.acquire(newCapKey("john", netipLoopback), 1<<20)
+				k := newCapKey(s.acctID, netipLoopback)
+				f.api.cap.acquire(k, 1<<20)
+				s.slotIP = k.ip
 				s.conn.SetTag(s)
 				ls.add(s)
 			}
 		}
 		for _, s := range cfPolls {
 			if s.conn.Tag() == nil {
-				s.slot = f.api.cap.acquire(newCapKey("john", netipLoopback), 1<<20)
+				k := newCapKey(s.acctID, netipLoopback)
+				f.api.cap.acquire(k, 1<<20)
+				s.slotIP = k.ip
 				s.conn.SetTag(s)
 				ls.addCF(s)
 			}

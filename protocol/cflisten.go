@@ -18,8 +18,8 @@ import (
 type cfSub struct {
 	conn     engine.Conn
 	ls       *loopState
-	slot     *capSlot // the per-IP listener slot it holds, nil when none
-	callback []byte   // poll: JSONP callback, or nil
+	slotIP   engine.ClientKey // with acctID, the per-IP listener slot it holds; engine.NoClientKey when none
+	callback []byte           // poll: JSONP callback, or nil
 	watches  []cfWatch
 	// What admitted it: the account's incarnation and credential
 	// generations. A change of either closes it (revoke.go).
@@ -103,17 +103,18 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 			ls.leid = applyLastEventID(items, ls.leid, leid, a.opts.MaxIdentifiers)
 		}
 	}
-	slot, limit := newCapKey(acct.Username, r.ClientIP), listenerLimit(&acct)
+	slot, limit := newCapKey(acct.ID, r.ClientIP), listenerLimit(&acct)
 	// A stream is a listener from its first byte: take the slot before
 	// reading anything, so a burst over the cap costs no store read.
-	s := &cfSub{conn: c, ls: ls, kind: kind, secure: secure, start: a.opts.Now().UnixNano(),
+	s := &cfSub{conn: c, ls: ls, slotIP: engine.NoClientKey, kind: kind, secure: secure, start: a.opts.Now().UnixNano(),
 		acctID: acct.ID, keyGen: acct.CFKeyGen, secretGen: acct.SecretGen}
 	if kind != subPoll {
-		if s.slot = a.cap.acquire(slot, limit); s.slot == nil {
+		if !a.cap.acquire(slot, limit) {
 			a.stats.cfRefused.Add(1)
 			a.replyError(c, nil, errTooManyListeners)
 			return
 		}
+		s.slotIP = slot.ip
 		// A stream's reads end after its upgrade, when a 503 can no
 		// longer be answered: a store known to fail refuses it now.
 		if a.store.Healthy() != nil {
@@ -289,12 +290,13 @@ func (ls *loopState) cfPollRead(s *cfSub, j *cfRead) {
 		return
 	}
 	if j.first {
-		if s.slot = a.cap.acquire(j.key, j.limit); s.slot == nil {
+		if !a.cap.acquire(j.key, j.limit) {
 			a.stats.cfRefused.Add(1)
 			ls.removeCF(s)
 			a.replyError(c, cb, errTooManyListeners)
 			return
 		}
+		s.slotIP = j.key.ip
 		c.Hold(j.timeout)
 	}
 	for i := range s.watches {
@@ -643,9 +645,9 @@ func appendSince(dst []byte, s *cfSub) []byte {
 
 // release gives back s's listener slot, once.
 func (s *cfSub) release() {
-	if s.slot != nil {
-		s.ls.api.cap.release(s.slot)
-		s.slot = nil
+	if s.slotIP != engine.NoClientKey {
+		s.ls.api.cap.release(capKey{acct: s.acctID, ip: s.slotIP})
+		s.slotIP = engine.NoClientKey
 	}
 }
 

@@ -38,7 +38,7 @@ func (a *API) serveStats(c engine.Conn, r *engine.Request, key []byte) {
 		a.replyError(c, nil, errBadAuth)
 		return
 	}
-	op := &statsOp{api: a, conn: c, user: acct.Username, listeners: make(map[string]int)}
+	op := &statsOp{api: a, conn: c, user: acct.Username, acctID: acct.ID, listeners: make(map[string]int)}
 	op.pending.Store(int32(a.loops.NumLoops()))
 	// Each loop counts its own index; the last to finish answers on the
 	// asker's loop. No loop waits for another.
@@ -52,6 +52,7 @@ type statsOp struct {
 	api       *API
 	conn      engine.Conn
 	user      string
+	acctID    uint64 // the incarnation asked about: its listener slots
 	pending   atomic.Int32
 	mu        sync.Mutex
 	listeners map[string]int
@@ -118,7 +119,7 @@ func (op *statsOp) read() {
 		b = appendInt(b, int64(ch.Queued))
 	}
 	b = append(b, `},"client_ips":[`...)
-	ips, _ := a.cap.busiest(op.user, 10)
+	ips, _ := a.cap.busiest(op.acctID, 10)
 	for i, ip := range ips {
 		if i > 0 {
 			b = append(b, ',')

@@ -118,8 +118,8 @@ func (ls *loopState) qnameKey(qname []byte) string {
 
 // newSub makes c's reader, its Tag from now on, and counts it; remove
 // uncounts it.
-func (ls *loopState) newSub(c engine.Conn, qname string, kind subKind, cursor uint64, slot *capSlot) *ezSub {
-	s := &ezSub{conn: c, ls: ls, qname: qname, kind: kind, cursor: cursor, slot: slot, idx: -1}
+func (ls *loopState) newSub(c engine.Conn, qname string, kind subKind, cursor uint64, slotIP engine.ClientKey) *ezSub {
+	s := &ezSub{conn: c, ls: ls, qname: qname, kind: kind, cursor: cursor, slotIP: slotIP, idx: -1}
 	c.SetTag(s)
 	ls.api.stats.subscribers[ezAPI][kind].Add(1)
 	return s
@@ -143,9 +143,9 @@ func (ls *loopState) add(s *ezSub) {
 // conn's tag and uncounts it. Idempotent: a reader leaves once, however
 // it goes; a read in flight for it is then dropped (readers.go).
 func (ls *loopState) remove(s *ezSub) {
-	if s.slot != nil {
-		ls.api.cap.release(s.slot)
-		s.slot = nil
+	if s.slotIP != engine.NoClientKey {
+		ls.api.cap.release(capKey{acct: s.acctID, ip: s.slotIP})
+		s.slotIP = engine.NoClientKey
 	}
 	if s.conn.Tag() == s {
 		s.conn.SetTag(nil)

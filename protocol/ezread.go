@@ -15,11 +15,11 @@ type ezSub struct {
 	conn     engine.Conn
 	ls       *loopState
 	qname    string
-	cursor   uint64   // the seq this reader stands after
-	callback []byte   // poll: JSONP callback, or nil
-	slot     *capSlot // its per-IP listener slot (C-12), nil when none
-	acctID   uint64   // the incarnation of the account that admitted it
-	idx      int32    // position in the channel's subscriber list; -1 when out
+	cursor   uint64           // the seq this reader stands after
+	callback []byte           // poll: JSONP callback, or nil
+	slotIP   engine.ClientKey // with acctID, the listener slot it holds (C-12); engine.NoClientKey when none
+	acctID   uint64           // the incarnation of the account that admitted it
+	idx      int32            // position in the channel's subscriber list; -1 when out
 	kind     subKind
 	gap      bool // poll: a gap to report in the answer
 	// paused: a stream whose socket is backlogged (C-08). Deliveries pass
@@ -57,10 +57,10 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 	// A reader is a listener of its channel's account (C-12): a stream
 	// from its first byte, a poll while it waits. Take a stream's slot
 	// before reading, so a burst over the cap costs no store read.
-	key, limit := newCapKey(acct.Username, r.ClientIP), listenerLimit(&acct)
-	var slot *capSlot
+	key, limit := newCapKey(acct.ID, r.ClientIP), listenerLimit(&acct)
+	slotIP := engine.NoClientKey
 	if kind != subPoll {
-		if slot = a.cap.acquire(key, limit); slot == nil {
+		if !a.cap.acquire(key, limit) {
 			a.stats.ezRefused.Add(1)
 			a.replyError(c, nil, errTooManyListeners)
 			return
@@ -68,10 +68,11 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 		// A stream's read ends after its upgrade, when a 503 can no
 		// longer be answered: a store known to fail refuses it now.
 		if a.store.Healthy() != nil {
-			a.cap.release(slot)
+			a.cap.release(key)
 			a.replyError(c, nil, errStorage)
 			return
 		}
+		slotIP = key.ip
 	}
 	tick, _ := f.get("tick")
 	if kind == subSSE && r.Header != nil {
@@ -84,7 +85,7 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 	}
 	// The reader waits in the index while its first read is in flight
 	// (readers.go), so that the deliveries it lets pass are known.
-	s := ls.newSub(c, ls.qnameKey(qname), kind, 0, slot)
+	s := ls.newSub(c, ls.qnameKey(qname), kind, 0, slotIP)
 	s.acctID = acct.ID
 	if callback != nil {
 		s.callback = append([]byte(nil), callback...)
@@ -213,12 +214,13 @@ func (ls *loopState) pollRead(s *ezSub, j *ezRead) {
 	s.cursor = j.res.Cursor
 	s.gap = s.gap || j.res.Gap
 	if j.first {
-		if s.slot = a.cap.acquire(j.key, j.limit); s.slot == nil {
+		if !a.cap.acquire(j.key, j.limit) {
 			a.stats.ezRefused.Add(1)
 			ls.remove(s)
 			a.replyError(c, cb, errTooManyListeners)
 			return
 		}
+		s.slotIP = j.key.ip
 		c.Hold(j.timeout)
 	}
 	if ls.behind(s) {

@@ -87,7 +87,7 @@ func newFanFixture(t *testing.T) *fanFixture {
 		c := newFakeConn()
 		c.loop = i
 		ls := api.state[i]
-		ls.add(ls.newSub(c, "john-fan", subWS, 0, nil))
+		ls.add(ls.newSub(c, "john-fan", subWS, 0, engine.NoClientKey))
 		f.readers = append(f.readers, c)
 	}
 	return f

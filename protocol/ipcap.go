@@ -26,28 +26,26 @@ const (
 
 type capShard struct {
 	mu sync.Mutex
-	m  map[capKey]*capSlot
+	m  map[capKey]int32
 }
 
-// capSlot is one bucket: a listener holds a pointer to it (one word per
-// connection) and gives it back with release. Fields are guarded by the
-// shard's mutex.
-type capSlot struct {
-	key capKey
-	n   int32
-}
-
-// capKey names one client of one account. The username string is the
-// account table's own (no copy); the client is engine's 8-byte key (an
-// IPv4 address, or an IPv6 /64, since one IPv6 client owns a whole /64):
-// a node sees most busy client addresses, and each is an entry here.
+// capKey names one client of one account: the account's incarnation
+// (persist.Account.ID) and engine's 8-byte client key (an IPv4 address,
+// or an IPv6 /64, since one IPv6 client owns a whole /64). A node of a
+// cluster sees most busy client addresses a few connections each, so an
+// entry's size is memory per connection there: 16 bytes of key and a
+// 4-byte count, no pointer and nothing allocated per entry. A listener
+// keeps only the client key (its acctID is the rest) and gives the slot
+// back by key. An account deleted and created again is a new
+// incarnation: its old listeners are closed and count apart
+// meanwhile.
 type capKey struct {
-	user string
+	acct uint64
 	ip   engine.ClientKey
 }
 
-func newCapKey(user string, ip netip.Addr) capKey {
-	return capKey{user: user, ip: engine.ClientKeyOf(ip)}
+func newCapKey(acctID uint64, ip netip.Addr) capKey {
+	return capKey{acct: acctID, ip: engine.ClientKeyOf(ip)}
 }
 
 func (k capKey) addr() netip.Addr { return k.ip.Addr() }
@@ -56,37 +54,33 @@ func (c *listenerCap) shard(k capKey) *capShard {
 	return &c.shards[k.ip.Shard(capShardBits)]
 }
 
-// acquire takes one of k's slots if fewer than limit are taken; nil when
-// the cap is reached. Any goroutine.
-func (c *listenerCap) acquire(k capKey, limit int) *capSlot {
+// acquire takes one of k's slots if fewer than limit are taken; false
+// when the cap is reached. Any goroutine.
+func (c *listenerCap) acquire(k capKey, limit int) bool {
 	s := c.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := s.m[k]
-	if e == nil {
-		if limit < 1 {
-			return nil
-		}
-		if s.m == nil {
-			s.m = make(map[capKey]*capSlot)
-		}
-		e = &capSlot{key: k}
-		s.m[k] = e
-	} else if int(e.n) >= limit {
-		return nil
+	n := s.m[k]
+	if int(n) >= limit {
+		return false
 	}
-	e.n++
-	return e
+	if s.m == nil {
+		s.m = make(map[capKey]int32)
+	}
+	s.m[k] = n + 1
+	return true
 }
 
-// release gives back one slot taken by acquire; each acquire is released
-// once.
-func (c *listenerCap) release(e *capSlot) {
-	s := c.shard(e.key)
+// release gives back one slot of k taken by acquire; each acquire is
+// released once.
+func (c *listenerCap) release(k capKey) {
+	s := c.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e.n--; e.n <= 0 {
-		delete(s.m, e.key)
+	if n := s.m[k]; n > 1 {
+		s.m[k] = n - 1
+	} else {
+		delete(s.m, k)
 	}
 }
 
@@ -104,18 +98,19 @@ type ipCount struct {
 	Listeners int
 }
 
-// busiest returns user's n client addresses with the most listeners,
-// most first, and the number of slots user holds in all.
-func (c *listenerCap) busiest(user string, n int) ([]ipCount, int) {
+// busiest returns the n client addresses of account incarnation acctID
+// with the most listeners, most first, and the number of slots it holds
+// in all.
+func (c *listenerCap) busiest(acctID uint64, n int) ([]ipCount, int) {
 	var all []ipCount
 	total := 0
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
-		for k, e := range s.m {
-			if k.user == user {
-				all = append(all, ipCount{IP: k.addr(), Listeners: int(e.n)})
-				total += int(e.n)
+		for k, v := range s.m {
+			if k.acct == acctID {
+				all = append(all, ipCount{IP: k.addr(), Listeners: int(v)})
+				total += int(v)
 			}
 		}
 		s.mu.Unlock()
@@ -138,8 +133,8 @@ func (c *listenerCap) held() int {
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
-		for _, e := range s.m {
-			total += int(e.n)
+		for _, v := range s.m {
+			total += int(v)
 		}
 		s.mu.Unlock()
 	}
