@@ -51,7 +51,7 @@
 // serve.go (request dispatch), pipeline.go (deferred answers, in
 // order), request_parser.go (HTTP/1.x on fasthttp's
 // header type, RFC 9112 framing, incremental chunked bodies),
-// client_ip.go (C-07), ip_conns.go (C-12), flow_control.go (C-08),
+// client_ip.go (C-07), client_counts.go (C-12), flow_control.go (C-08),
 // readpause_linux.go and readpause_other.go (pausing reads), response.go
 // (response heads), websocket.go (handshake and frames, RFC 6455 checks),
 // utf8_stream.go (streamed UTF-8 validation), gather.go (batched sends),

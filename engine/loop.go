@@ -306,7 +306,7 @@ func (lp *loop) onOpen(gc gnet.Conn) gnet.Action {
 	// forwards (process); any other peer now.
 	if isTrusted(c.peer, s.opts.TrustedProxies) {
 		c.flags |= fTrustedPeer
-	} else if k := ClientKeyOf(c.peer); s.perIP.acquire(k, s.opts.MaxConnsPerIP) {
+	} else if k := ClientKeyOf(c.peer); s.perIP.Acquire(k, s.opts.MaxConnsPerIP) {
 		c.flags |= fCounted
 		c.ipKey = k
 	} else {
@@ -372,7 +372,7 @@ func (lp *loop) onClose(c *conn) {
 	lp.s.open.Add(-1)
 	if c.flags&fCounted != 0 {
 		c.flags &^= fCounted
-		lp.s.perIP.release(c.ipKey)
+		lp.s.perIP.Release(c.ipKey)
 	}
 	c.queueClosed()
 	lp.exit()
@@ -403,11 +403,11 @@ func (lp *loop) attribute(c *conn, client netip.Addr) bool {
 	if c.flags&fCounted != 0 && c.ipKey == k {
 		return true
 	}
-	if !lp.s.perIP.acquire(k, lp.s.opts.MaxConnsPerIP) {
+	if !lp.s.perIP.Acquire(k, lp.s.opts.MaxConnsPerIP) {
 		return false
 	}
 	if c.flags&fCounted != 0 {
-		lp.s.perIP.release(c.ipKey)
+		lp.s.perIP.Release(c.ipKey)
 	}
 	c.flags |= fCounted
 	c.ipKey = k

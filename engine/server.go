@@ -59,10 +59,10 @@ type Server struct {
 	nextConnID atomic.Uint64
 	open       atomic.Int64 // client connections open, for MaxConns
 	maxConns   int64
-	stopping   atomic.Bool // Shutdown asked the engine to stop
-	perIP      ipConns     // open connections per client address (C-12)
-	nextSweep  time.Time   // ticker goroutine only
-	refusals   *refusalLog // one line per kind of refusal per interval
+	stopping   atomic.Bool             // Shutdown asked the engine to stop
+	perIP      ClientCounts[ClientKey] // open connections per client address (C-12)
+	nextSweep  time.Time               // ticker goroutine only
+	refusals   *refusalLog             // one line per kind of refusal per interval
 
 	// noGather writes every Send at once (benchmarks compare both ways).
 	noGather bool

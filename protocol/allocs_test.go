@@ -95,7 +95,7 @@ func TestDeliveryAllocs(t *testing.T) {
 		for _, s := range ezPolls {
 			if s.conn.Tag() == nil {
 				k := newCapKey(s.acctID, netipLoopback)
-				f.api.cap.acquire(k, 1<<20)
+				f.api.cap.Acquire(k, 1<<20)
 				s.slotIP = k.ip
 				s.conn.SetTag(s)
 				ls.add(s)
@@ -104,7 +104,7 @@ func TestDeliveryAllocs(t *testing.T) {
 		for _, s := range cfPolls {
 			if s.conn.Tag() == nil {
 				k := newCapKey(s.acctID, netipLoopback)
-				f.api.cap.acquire(k, 1<<20)
+				f.api.cap.Acquire(k, 1<<20)
 				s.slotIP = k.ip
 				s.conn.SetTag(s)
 				ls.addCF(s)

@@ -109,7 +109,7 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 	s := &cfSub{conn: c, ls: ls, slotIP: engine.NoClientKey, kind: kind, secure: secure, start: a.opts.Now().UnixNano(),
 		acctID: acct.ID, keyGen: acct.CFKeyGen, secretGen: acct.SecretGen}
 	if kind != subPoll {
-		if !a.cap.acquire(slot, limit) {
+		if !a.cap.Acquire(slot, limit) {
 			a.stats.cfRefused.Add(1)
 			a.replyError(c, nil, errTooManyListeners)
 			return
@@ -290,7 +290,7 @@ func (ls *loopState) cfPollRead(s *cfSub, j *cfRead) {
 		return
 	}
 	if j.first {
-		if !a.cap.acquire(j.key, j.limit) {
+		if !a.cap.Acquire(j.key, j.limit) {
 			a.stats.cfRefused.Add(1)
 			ls.removeCF(s)
 			a.replyError(c, cb, errTooManyListeners)
@@ -646,7 +646,7 @@ func appendSince(dst []byte, s *cfSub) []byte {
 // release gives back s's listener slot, once.
 func (s *cfSub) release() {
 	if s.slotIP != engine.NoClientKey {
-		s.ls.api.cap.release(capKey{acct: s.acctID, ip: s.slotIP})
+		s.ls.api.cap.Release(capKey{acct: s.acctID, ip: s.slotIP})
 		s.slotIP = engine.NoClientKey
 	}
 }

@@ -144,7 +144,7 @@ func (ls *loopState) add(s *ezSub) {
 // it goes; a read in flight for it is then dropped (readers.go).
 func (ls *loopState) remove(s *ezSub) {
 	if s.slotIP != engine.NoClientKey {
-		ls.api.cap.release(capKey{acct: s.acctID, ip: s.slotIP})
+		ls.api.cap.Release(capKey{acct: s.acctID, ip: s.slotIP})
 		s.slotIP = engine.NoClientKey
 	}
 	if s.conn.Tag() == s {

@@ -60,7 +60,7 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 	key, limit := newCapKey(acct.ID, r.ClientIP), listenerLimit(&acct)
 	slotIP := engine.NoClientKey
 	if kind != subPoll {
-		if !a.cap.acquire(key, limit) {
+		if !a.cap.Acquire(key, limit) {
 			a.stats.ezRefused.Add(1)
 			a.replyError(c, nil, errTooManyListeners)
 			return
@@ -68,7 +68,7 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 		// A stream's read ends after its upgrade, when a 503 can no
 		// longer be answered: a store known to fail refuses it now.
 		if a.store.Healthy() != nil {
-			a.cap.release(key)
+			a.cap.Release(key)
 			a.replyError(c, nil, errStorage)
 			return
 		}
@@ -214,7 +214,7 @@ func (ls *loopState) pollRead(s *ezSub, j *ezRead) {
 	s.cursor = j.res.Cursor
 	s.gap = s.gap || j.res.Gap
 	if j.first {
-		if !a.cap.acquire(j.key, j.limit) {
+		if !a.cap.Acquire(j.key, j.limit) {
 			a.stats.ezRefused.Add(1)
 			ls.remove(s)
 			a.replyError(c, cb, errTooManyListeners)

@@ -16,37 +16,33 @@ func TestListenerCapCounts(t *testing.T) {
 	b6same := newCapKey(1, netip.MustParseAddr("2001:db8::ffff"))
 	other := newCapKey(2, netip.MustParseAddr("10.0.0.1"))
 	for i := 0; i < 3; i++ {
-		if !c.acquire(a, 3) {
+		if !c.Acquire(a, 3) {
 			t.Fatalf("slot %d of 3 refused", i+1)
 		}
 	}
-	if c.acquire(a, 3) {
+	if c.Acquire(a, 3) {
 		t.Fatal("a fourth slot was given under a cap of 3")
 	}
-	if !c.acquire(other, 3) {
+	if !c.Acquire(other, 3) {
 		t.Fatal("another account's slot for the same address was refused")
 	}
-	if !c.acquire(b6, 1) || c.acquire(b6same, 1) {
+	if !c.Acquire(b6, 1) || c.Acquire(b6same, 1) {
 		t.Fatal("two addresses of one IPv6 /64 should share one client's cap")
 	}
 	if ips, total := c.busiest(1, 10); total != 4 || len(ips) != 2 || ips[0].Listeners != 3 || ips[0].IP != netip.MustParseAddr("10.0.0.1") {
 		t.Fatalf("busiest(1) = %v, %d; want 10.0.0.1 with 3 first, 4 in all", ips, total)
 	}
-	c.release(a)
-	if !c.acquire(a, 3) {
+	c.Release(a)
+	if !c.Acquire(a, 3) {
 		t.Fatal("a slot given back was not free again")
 	}
 	for _, k := range []capKey{a, a, a, other, b6} {
-		c.release(k)
+		c.Release(k)
 	}
 	if n := c.held(); n != 0 {
 		t.Fatalf("%d slots held after every one was given back", n)
 	}
-	for i := range c.shards {
-		if len(c.shards[i].m) != 0 {
-			t.Fatal("an entry outlived its last slot")
-		}
-	}
+	c.Range(func(k capKey, n int) { t.Fatalf("entry %v (%d) outlived its last slot", k, n) })
 }
 
 // TestListenerCapBytesPerClient: a node of a cluster sees most busy
@@ -66,8 +62,8 @@ func TestListenerCapBytesPerClient(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	for _, k := range keys {
-		c.acquire(k, 30)
-		c.acquire(k, 30)
+		c.Acquire(k, 30)
+		c.Acquire(k, 30)
 	}
 	runtime.GC()
 	runtime.GC()

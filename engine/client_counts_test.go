@@ -105,7 +105,7 @@ func TestConnsPerIPCap(t *testing.T) {
 	}
 	open[0].Close()
 	k := ClientKeyOf(netip.MustParseAddr("127.0.0.2"))
-	waitFor(t, "the place freed", func() bool { return s.perIP.count(k) == 2 })
+	waitFor(t, "the place freed", func() bool { return s.perIP.Count(k) == 2 })
 	c, br = dialFrom(t, "127.0.0.2", target)
 	if resp := get(t, c, br, ""); resp.StatusCode != 200 {
 		t.Fatalf("after a close: status %d", resp.StatusCode)
@@ -135,7 +135,7 @@ func startProxiedServer(t *testing.T, h *testHandler, perIP int) (*Server, strin
 func TestConnsPerIPTrustedProxy(t *testing.T) {
 	h := newTestHandler()
 	s, target := startProxiedServer(t, h, 2)
-	count := func(a string) int { return s.perIP.count(ClientKeyOf(netip.MustParseAddr(a))) }
+	count := func(a string) int { return s.perIP.Count(ClientKeyOf(netip.MustParseAddr(a))) }
 
 	var conns []net.Conn
 	var brs []*bufio.Reader
@@ -178,7 +178,7 @@ func TestConnsPerIPTrustedProxy(t *testing.T) {
 		c.Close()
 	}
 	c.Close()
-	waitFor(t, "every count released", func() bool { return s.perIP.total() == 0 })
+	waitFor(t, "every count released", func() bool { return s.perIP.Total() == 0 })
 }
 
 // TestConnsPerIPNoLeak (C-12): under churn (requests, resets, refusals
@@ -240,7 +240,7 @@ func TestConnsPerIPNoLeak(t *testing.T) {
 	}
 	wg.Wait()
 	waitFor(t, "all connections closed", func() bool { return s.Stats().OpenConns == 0 })
-	if n := s.perIP.total(); n != 0 {
+	if n := s.perIP.Total(); n != 0 {
 		t.Fatalf("%d counts left after churn", n)
 	}
 	// A graceful stop with connections open (idle, held, proxied).
@@ -256,13 +256,13 @@ func TestConnsPerIPNoLeak(t *testing.T) {
 		}
 	}
 	waitFor(t, "hold", func() bool { return s.Stats().HeldPolls == 1 })
-	if n := s.perIP.total(); n != 3 {
+	if n := s.perIP.Total(); n != 3 {
 		t.Fatalf("%d counts for 3 connections", n)
 	}
 	if err := s.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if n := s.perIP.total(); n != 0 {
+	if n := s.perIP.Total(); n != 0 {
 		t.Fatalf("%d counts left after the stop", n)
 	}
 }
