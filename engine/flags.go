@@ -19,7 +19,7 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	o.Listen = []string{DefaultListen}
 	fs.Var(&listenList{dst: &o.Listen}, "listen", "address to serve, repeatable or comma-separated")
 	fs.Var((*prefixList)(&o.TrustedProxies), "trusted-proxy", "CIDR or address whose X-Forwarded-For is believed, repeatable or comma-separated (C-07)")
-	fs.IntVar(&o.Loops, "loops", 0, "event loops (0: number of CPUs)")
+	fs.IntVar(&o.Loops, "loops", 0, "event loops (0: number of CPUs); with N, the process runs Go code on N threads (GOMAXPROCS), unless GOMAXPROCS is set in the environment")
 	fs.BoolVar(&o.ReusePort, "reuseport", false, "set SO_REUSEPORT on listeners (several nodes on one port)")
 	fs.IntVar(&o.MaxConnsPerIP, "max-conns-per-ip", DefaultMaxConnsPerIP, "open connections per client IP (IPv6 per /64); trusted proxies are counted by forwarded address")
 	fs.IntVar(&o.MaxHeaderBytes, "max-header-bytes", DefaultMaxHeaderBytes, "request line + headers cap (431)")

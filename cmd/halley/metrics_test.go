@@ -159,13 +159,14 @@ func startInternal(t *testing.T, bin string, env []string, args ...string) *inte
 // /readyz follows the store's health in the real binary: a WAL sync
 // stalled past --storage-stall-timeout (test build halley_faultfs) makes
 // it 503 naming the store, and /healthz 503; once the disk returns both
-// are 200 again.
+// are 200 again. It runs one loop, so Go code has one thread
+// (GOMAXPROCS 1, setProcs): the stalled sync must not take it.
 func TestInternalListenerStoreStall(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the server binary; skipped in -short mode")
 	}
 	ctl := t.TempDir()
-	srv := startInternal(t, buildHalley(t, "halley_faultfs"), []string{"HALLEY_FAULTFS=" + ctl}, "--storage-stall-timeout", "400ms")
+	srv := startInternal(t, buildHalley(t, "halley_faultfs"), []string{"HALLEY_FAULTFS=" + ctl}, "--storage-stall-timeout", "400ms", "--loops", "1")
 	client := &http.Client{Timeout: 20 * time.Second}
 	// waitFor polls path until it answers status with want in its body.
 	waitFor := func(path string, status int, want string) {

@@ -124,6 +124,7 @@ func serveMain(args []string, stdout, stderr io.Writer) int {
 }
 
 func serve(cfg serveConfig, log *slog.Logger, stdout io.Writer) (err error) {
+	setProcs(cfg.engine.Loops, log)
 	if cfg.cluster.light() {
 		return serveLight(cfg, log, stdout)
 	}
