@@ -645,10 +645,7 @@ func appendSince(dst []byte, s *cfSub) []byte {
 
 // release gives back s's listener slot, once.
 func (s *cfSub) release() {
-	if s.slotIP != engine.NoClientKey {
-		s.ls.api.cap.Release(capKey{acct: s.acctID, ip: s.slotIP})
-		s.slotIP = engine.NoClientKey
-	}
+	s.ls.api.cap.releaseHeld(s.acctID, &s.slotIP)
 }
 
 // answerCFPoll ends a waiting poll with nothing delivered: its timeout

@@ -143,10 +143,7 @@ func (ls *loopState) add(s *ezSub) {
 // conn's tag and uncounts it. Idempotent: a reader leaves once, however
 // it goes; a read in flight for it is then dropped (readers.go).
 func (ls *loopState) remove(s *ezSub) {
-	if s.slotIP != engine.NoClientKey {
-		ls.api.cap.Release(capKey{acct: s.acctID, ip: s.slotIP})
-		s.slotIP = engine.NoClientKey
-	}
+	ls.api.cap.releaseHeld(s.acctID, &s.slotIP)
 	if s.conn.Tag() == s {
 		s.conn.SetTag(nil)
 		ls.api.stats.subscribers[ezAPI][s.kind].Add(-1)

@@ -37,6 +37,17 @@ func newCapKey(acctID uint64, ip netip.Addr) capKey {
 // Client implements engine.CountKey.
 func (k capKey) Client() engine.ClientKey { return k.ip }
 
+// releaseHeld gives back the slot a listener of account incarnation
+// acct holds for client *ip, if it holds one (*ip is not
+// engine.NoClientKey), and marks it given back: a listener leaves once,
+// however it goes.
+func (c *listenerCap) releaseHeld(acct uint64, ip *engine.ClientKey) {
+	if *ip != engine.NoClientKey {
+		c.Release(capKey{acct: acct, ip: *ip})
+		*ip = engine.NoClientKey
+	}
+}
+
 // listenerLimit is acct's listener cap per client IP (CF-L-08, C-12).
 func listenerLimit(acct *persist.Account) int {
 	if acct.MaxListenersPerIP <= 0 {
