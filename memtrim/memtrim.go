@@ -65,8 +65,9 @@ func (s heapSample) reclaimable() uint64 {
 
 // worthTrimming decides from two looks one interval apart: enough to
 // give back (minBytes, and a sixteenth of the live heap: a collection
-// costs in proportion to what is live), and the burst over (allocated since the last look less than
-// an eighth of it: a busy heap would fill again at once).
+// costs in proportion to what is live), and the burst over (allocated
+// since the last look less than an eighth of it: a busy heap would fill
+// again at once).
 func worthTrimming(prev, cur heapSample, minBytes uint64) bool {
 	r := cur.reclaimable()
 	if r < minBytes || r < cur.live/16 {

@@ -25,9 +25,8 @@ type Store struct {
 	migrated []Account
 
 	// chanMu guards channels and every channel's fields but floor (the
-	// committer's alone). The committer
-	// holds it for writing only to publish a committed batch or to forget
-	// a removed account's channels.
+	// committer's alone). The committer holds it for writing only to
+	// publish a committed batch or to forget a removed account's channels.
 	chanMu   sync.RWMutex
 	channels map[string]*channel
 
