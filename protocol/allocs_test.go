@@ -5,6 +5,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/halleypush/halley/engine"
 	"github.com/halleypush/halley/persist"
 )
 
@@ -27,8 +28,8 @@ var netipLoopback = netip.MustParseAddr("127.0.0.1")
 
 // TestDeliveryAllocs is P5's budget on every transport: delivering one
 // message or push to N subscribers allocates nothing per subscriber. The
-// polls, answered by each delivery, are put back (same objects, same
-// slots) before the next; one stream on each channel keeps the index
+// polls, answered by each delivery, are put back (on the same
+// connections and slots, from the loop's free lists) before the next; one stream on each channel keeps the index
 // entries alive, as in a real fan-out.
 func TestDeliveryAllocs(t *testing.T) {
 	if raceEnabled {
@@ -71,8 +72,15 @@ func TestDeliveryAllocs(t *testing.T) {
 	ez := newDelivery("john-fan", persist.Message{Seq: 0, Tick: []byte("t"), Body: []byte("hello")})
 	cf := &cfDelivery{topic: "john/fan", name: "fan", id: 1, text: []byte("hello")}
 	cf.reserve(nil)
-	var ezPolls []*ezSub
-	var cfPolls []*cfSub
+	// An answered EZComet poll's reader is recycled (pool.go): the
+	// next poll on its connection takes one from the free list.
+	type ezPoll struct {
+		c      engine.Conn
+		qname  string
+		acctID uint64
+	}
+	var ezPolls []ezPoll
+	var cfPolls []cfSub // each answered poll's listener as it was admitted
 	for _, tc := range cases {
 		for _, c := range tc.conns {
 			if c.numReplies() > 0 || c.Tag() == nil {
@@ -81,31 +89,37 @@ func TestDeliveryAllocs(t *testing.T) {
 			switch s := c.Tag().(type) {
 			case *ezSub:
 				if tc.poll {
-					ezPolls = append(ezPolls, s)
+					ezPolls = append(ezPolls, ezPoll{c, s.qname, s.acctID})
 				}
 			case *cfSub:
 				if tc.poll {
-					cfPolls = append(cfPolls, s)
+					cfPolls = append(cfPolls, *s)
 				}
 			}
 		}
 	}
 	// rearm puts the answered polls back, as new ones would come.
 	rearm := func() {
-		for _, s := range ezPolls {
-			if s.conn.Tag() == nil {
-				k := newCapKey(s.acctID, netipLoopback)
+		for _, p := range ezPolls {
+			if p.c.Tag() == nil {
+				k := newCapKey(p.acctID, netipLoopback)
 				f.api.cap.Acquire(k, 1<<20)
-				s.slotIP = k.ip
-				s.conn.SetTag(s)
+				s := ls.newSub(p.c, p.qname, subPoll, ez.seq, k.ip)
+				s.acctID = p.acctID
 				ls.add(s)
 			}
 		}
-		for _, s := range cfPolls {
-			if s.conn.Tag() == nil {
-				k := newCapKey(s.acctID, netipLoopback)
+		for _, p := range cfPolls {
+			if p.conn.Tag() == nil {
+				k := newCapKey(p.acctID, netipLoopback)
 				f.api.cap.Acquire(k, 1<<20)
-				s.slotIP = k.ip
+				s := ls.free.cfSub()
+				w := append(s.watches, p.watches...)
+				*s = p
+				s.watches, s.slotIP = w, k.ip
+				for i := range w {
+					w[i].idx, w[i].cursor = -1, cf.id
+				}
 				s.conn.SetTag(s)
 				ls.addCF(s)
 			}

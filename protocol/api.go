@@ -96,11 +96,17 @@ type Options struct {
 	// Interest, if set, is told on an event loop when that loop indexes
 	// the first reader of an EZComet channel (cf false, name its qname) or
 	// the first listener of a Cometify topic (cf true, name
-	// "<username>/<identifier>"), on true, and when its last one leaves,
-	// on false. Each loop tells its own: calls for one name nest across
+	// "<username>/<identifier>"), on true, and on false when that loop
+	// drops the entry: one to two seconds after its last one left, unless
+	// another came meanwhile (index.go), or at once on a change of the
+	// account. Each loop tells its own: calls for one name nest across
 	// loops. A cluster light node follows the channel on NATS meanwhile
 	// (docs/cluster.md). It must not block. Default: none.
 	Interest func(cf bool, name string, on bool)
+	// IndexSweep is how often each loop drops the index entries that
+	// stayed empty since the last sweep (index.go). Default 1 s;
+	// negative: never (tests that count a loop's tasks).
+	IndexSweep time.Duration
 	// Now is the clock replay windows and CF-P-10's ts are measured
 	// with; it must be the store's (persist.Options.Now). Default time.Now.
 	Now func() time.Time
@@ -144,6 +150,9 @@ func (o *Options) EnsureDefaults() {
 	if o.ReadQueue <= 0 {
 		o.ReadQueue = 1024
 	}
+	if o.IndexSweep == 0 {
+		o.IndexSweep = time.Second
+	}
 }
 
 // Validate reports unusable options.
@@ -178,6 +187,9 @@ type API struct {
 	readers   readPool
 	readBufs  sync.Pool // *readBufs (readers.go)
 	closeOnce sync.Once
+
+	// sweepStop ends the sweeper (index.go), which closes sweepDone.
+	sweepStop, sweepDone chan struct{}
 }
 
 // New builds an API. Attach must be called before the engine runs.
@@ -217,6 +229,7 @@ func (a *API) Attach(l engine.Loops) {
 		a.signers[i] = newHMACSigner()
 	}
 	a.startReaders()
+	a.startSweeper()
 }
 
 // Serve implements engine.Handler.

@@ -71,8 +71,10 @@ type topicSubs struct {
 	list []cfRef
 	// last is the highest push id delivered on this loop while the topic
 	// had listeners here: a watch that let deliveries pass (reading,
-	// paused) reads on while it stands before it.
+	// paused) reads on while it stands before it. It outlives the
+	// listeners while the entry lingers (index.go).
 	last uint64
+	linger
 }
 
 // cfRef is one listener's watch of a topic: watches[w] of s.
@@ -107,20 +109,22 @@ func (ls *loopState) addCF(s *cfSub) {
 				f(true, ts.key, true)
 			}
 		}
+		ts.swept = false // a listener came since the last sweep
 		w.idx = len(ts.list)
 		ts.list = append(ts.list, cfRef{s: s, w: i})
 	}
 }
 
 // removeCF takes s out of the index, frees its listener slot, clears the
-// conn's tag and uncounts it. Idempotent: a listener leaves once, however
-// it goes; a read in flight for it is then dropped (readers.go).
+// conn's tag and uncounts it, and recycles s unless a read for it is in
+// flight (pool.go). Call it once per listener.
 func (ls *loopState) removeCF(s *cfSub) {
 	if s.conn.Tag() == s {
 		s.conn.SetTag(nil)
 		ls.api.stats.subscribers[cfAPI][s.kind].Add(-1)
 	}
-	s.release()
+	ls.api.cap.releaseHeld(s.acctID, &s.slotIP)
+	defer ls.free.putCFSub(s)
 	for i := range s.watches {
 		w := &s.watches[i]
 		if w.idx < 0 {
@@ -133,10 +137,7 @@ func (ls *loopState) removeCF(s *cfSub) {
 		ts.list = swapRemove(ts.list, w.idx, func(m cfRef, i int) { m.s.watches[m.w].idx = i })
 		w.idx = -1
 		if len(ts.list) == 0 {
-			delete(ls.cfTopics, w.topic)
-			if f := ls.api.opts.Interest; f != nil {
-				f(true, ts.key, false)
-			}
+			ls.emptiedEntry(&ts.linger, true, ts.key)
 		}
 	}
 }

@@ -38,6 +38,7 @@ type cfSub struct {
 	// reading: a store read for it is in flight (readers.go). Deliveries
 	// pass it by; the read's result goes on from its cursors.
 	reading bool
+	pooled  bool // in its loop's free list (pool.go)
 }
 
 // cfWatch is one identifier of a listener.
@@ -106,27 +107,29 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 	slot, limit := newCapKey(acct.ID, r.ClientIP), listenerLimit(&acct)
 	// A stream is a listener from its first byte: take the slot before
 	// reading anything, so a burst over the cap costs no store read.
-	s := &cfSub{conn: c, ls: ls, slotIP: engine.NoClientKey, kind: kind, secure: secure, start: a.opts.Now().UnixNano(),
-		acctID: acct.ID, keyGen: acct.CFKeyGen, secretGen: acct.SecretGen}
+	slotIP := engine.NoClientKey
 	if kind != subPoll {
 		if !a.cap.Acquire(slot, limit) {
 			a.stats.cfRefused.Add(1)
 			a.replyError(c, nil, errTooManyListeners)
 			return
 		}
-		s.slotIP = slot.ip
 		// A stream's reads end after its upgrade, when a 503 can no
 		// longer be answered: a store known to fail refuses it now.
 		if a.store.Healthy() != nil {
-			s.release()
+			a.cap.Release(slot)
 			a.replyError(c, nil, errStorage)
 			return
 		}
+		slotIP = slot.ip
 	}
-	s.watches = make([]cfWatch, len(items))
+	s := ls.free.cfSub()
+	s.conn, s.ls, s.slotIP, s.kind, s.secure, s.start = c, ls, slotIP, kind, secure, a.opts.Now().UnixNano()
+	s.acctID, s.keyGen, s.secretGen = acct.ID, acct.CFKeyGen, acct.SecretGen
+	s.watches = slices.Grow(s.watches, len(items))[:len(items)]
 	for i, it := range items {
 		w := &s.watches[i]
-		w.topic, w.idx = ls.topicKey(acct.Username, it.name), -1
+		*w = cfWatch{topic: ls.topicKey(acct.Username, it.name), idx: -1}
 		if it.hasID {
 			w.cursor, w.wide = it.id, it.id == 0
 		} else {
@@ -148,6 +151,7 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 	j.first, j.answerNow, j.timeout, j.key, j.limit = true, timeout == 0, timeout, slot, limit
 	ls.admitCF(s)
 	if !ls.submitCF(s, j) {
+		ls.free.putCFRead(j)
 		ls.removeCF(s)
 		a.replyError(c, callback, errStorage)
 		return
@@ -202,7 +206,8 @@ type cfRead struct {
 // more is nil.
 func (ls *loopState) newCFRead(s *cfSub, more []bool, lim persist.ReadLimit, shared bool) *cfRead {
 	n := len(s.watches)
-	j := &cfRead{s: s, lim: lim, shared: shared, start: s.start, secure: s.secure}
+	j := ls.free.cfRead()
+	*j = cfRead{s: s, lim: lim, shared: shared, start: s.start, secure: s.secure}
 	if n == 1 {
 		j.watches, j.want, j.reads = j.watch1[:], j.want1[:], j.read1[:]
 	} else {
@@ -250,18 +255,29 @@ func (j *cfRead) read() {
 }
 
 // Run implements engine.Task: the reads are back on the listener's loop.
+// Nothing holds j after it, nor s once it left (pool.go).
 func (j *cfRead) Run(int) {
 	s := j.s
-	ls, a := s.ls, s.ls.api
+	ls := s.ls
 	if s.conn.Tag() != s {
-		return // closed, revoked or answered meanwhile
+		// Closed, revoked or answered meanwhile: out of the index, and
+		// kept for this result only.
+		s.reading = false
+		ls.free.putCFSub(s)
+	} else {
+		j.run(s, ls)
 	}
+	ls.free.putCFRead(j)
+}
+
+func (j *cfRead) run(s *cfSub, ls *loopState) {
+	a := ls.api
 	s.reading = false
 	if j.err != nil {
 		a.opts.Log.Error("cometify read failed", "err", j.err)
-		c, cb := s.conn, s.callback
+		c, cb, kind := s.conn, s.callback, s.kind
 		ls.removeCF(s)
-		s.kind.transport().failed(a, c, cb)
+		kind.transport().failed(a, c, cb)
 		return
 	}
 	for i := range s.watches {
@@ -337,10 +353,11 @@ func (ls *loopState) cfReadFor(s *cfSub, more []bool) {
 	if ls.submitCF(s, j) {
 		return
 	}
+	ls.free.putCFRead(j)
 	if s.kind == subPoll {
 		c, cb := s.conn, s.callback
 		ls.removeCF(s)
-		s.kind.transport().failed(a, c, cb)
+		subPoll.transport().failed(a, c, cb)
 		return
 	}
 	s.paused = true
@@ -643,16 +660,11 @@ func appendSince(dst []byte, s *cfSub) []byte {
 	return dst
 }
 
-// release gives back s's listener slot, once.
-func (s *cfSub) release() {
-	s.ls.api.cap.releaseHeld(s.acctID, &s.slotIP)
-}
-
 // answerCFPoll ends a waiting poll with nothing delivered: its timeout
 // passed, or the server drains (retryMillis > 0, X-02).
 func (ls *loopState) answerCFPoll(s *cfSub, retryMillis int64) {
 	c, cb := s.conn, s.callback
-	ls.removeCF(s)
 	ls.out = ls.appendPollBody(ls.out[:0], s, nil, nil, retryMillis)
+	ls.removeCF(s)
 	ls.api.reply(c, cb, ls.out)
 }

@@ -64,7 +64,7 @@ func (op *statsOp) count(loop int) {
 	prefix := op.user + "/"
 	op.mu.Lock()
 	for topic, ts := range ls.cfTopics {
-		if strings.HasPrefix(topic, prefix) {
+		if len(ts.list) > 0 && strings.HasPrefix(topic, prefix) {
 			op.listeners[topic[len(prefix):]] += len(ts.list)
 		}
 	}

@@ -76,6 +76,7 @@ func newDemoFixture(t *testing.T, demo Demo) *demoFixture {
 	}
 	loop := newTestLoop(t)
 	api.Attach(loop)
+	t.Cleanup(api.Close)
 	return &demoFixture{fixture: &fixture{t: t, api: api, loop: loop, store: store, acct: john}, ds: ds, demo: acct}
 }
 

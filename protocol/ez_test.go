@@ -237,11 +237,18 @@ func TestWebSocketAndSSEStreams(t *testing.T) {
 			t.Errorf("sse event %d = %q, want %q", i, ev, wantSSE[i])
 		}
 	}
-	// A closed reader leaves the index.
+	// A closed reader leaves the index; its channel's entry goes at the
+	// second sweep (index.go).
 	f.loop.do(func() { f.api.Closed(ws); f.api.Closed(sse) })
 	f.loop.do(func() {
-		if n := len(f.api.state[0].subs); n != 0 {
-			t.Errorf("%d channels still indexed after close", n)
+		ls := f.api.state[0]
+		if cs := ls.subs["john-s"]; cs == nil || len(cs.list) != 0 {
+			t.Errorf("after close: entry %+v, want an empty one lingering", cs)
+		}
+		ls.sweep()
+		ls.sweep()
+		if n := len(ls.subs); n != 0 {
+			t.Errorf("%d channels still indexed after close and two sweeps", n)
 		}
 	})
 }

@@ -72,9 +72,11 @@ type channelSubs struct {
 	key  string // the qname, shared by the readers' ezSub.qname
 	list []*ezSub
 	// last is the highest seq delivered on this loop while the channel
-	// had readers here: a reader that let deliveries pass (reading,
-	// paused) reads on while it stands before it.
+	// had readers here, or lingered (index.go): a reader that let
+	// deliveries pass (reading, paused) reads on while it stands before
+	// it.
 	last uint64
+	linger
 }
 
 // loopState is everything the protocol keeps per event loop: the
@@ -92,6 +94,12 @@ type loopState struct {
 	frame   []byte // scratch for WebSocket frames
 	ev      []byte // scratch for a replayed push's event tail
 	jsonp   []byte // scratch for JSONP wrapping; never the buffer holding the body
+
+	// emptied lists the index entries that emptied since they were
+	// last swept (index.go).
+	emptied []emptiedEntry
+	// free holds the readers and reads this loop recycles (pool.go).
+	free freeLists
 
 	// Cometify: topic ("<user>/<identifier>") → listeners, and scratch.
 	cfTopics   map[string]*topicSubs
@@ -119,7 +127,8 @@ func (ls *loopState) qnameKey(qname []byte) string {
 // newSub makes c's reader, its Tag from now on, and counts it; remove
 // uncounts it.
 func (ls *loopState) newSub(c engine.Conn, qname string, kind subKind, cursor uint64, slotIP engine.ClientKey) *ezSub {
-	s := &ezSub{conn: c, ls: ls, qname: qname, kind: kind, cursor: cursor, slotIP: slotIP, idx: -1}
+	s := ls.free.sub()
+	*s = ezSub{conn: c, ls: ls, qname: qname, kind: kind, cursor: cursor, slotIP: slotIP, idx: -1}
 	c.SetTag(s)
 	ls.api.stats.subscribers[ezAPI][kind].Add(1)
 	return s
@@ -134,20 +143,24 @@ func (ls *loopState) add(s *ezSub) {
 			f(false, cs.key, true)
 		}
 	}
+	cs.swept = false // a reader came since the last sweep
 	s.idx = int32(len(cs.list))
 	cs.list = append(cs.list, s)
 	ls.indexed.Add(1)
 }
 
 // remove takes s out of the index, frees its listener slot, clears the
-// conn's tag and uncounts it. Idempotent: a reader leaves once, however
-// it goes; a read in flight for it is then dropped (readers.go).
+// conn's tag and uncounts it, and recycles s unless a read for it is in
+// flight (the read's result does, pool.go). Call it once per reader, and
+// keep what is needed of s in locals before: s may serve another
+// connection's next request.
 func (ls *loopState) remove(s *ezSub) {
 	ls.api.cap.releaseHeld(s.acctID, &s.slotIP)
 	if s.conn.Tag() == s {
 		s.conn.SetTag(nil)
 		ls.api.stats.subscribers[ezAPI][s.kind].Add(-1)
 	}
+	defer ls.free.putSub(s)
 	if s.idx < 0 {
 		return
 	}
@@ -156,10 +169,7 @@ func (ls *loopState) remove(s *ezSub) {
 	s.idx = -1
 	ls.indexed.Add(-1)
 	if len(cs.list) == 0 {
-		delete(ls.subs, s.qname)
-		if f := ls.api.opts.Interest; f != nil {
-			f(false, cs.key, false)
-		}
+		ls.emptiedEntry(&cs.linger, false, cs.key)
 	}
 }
 
@@ -240,17 +250,19 @@ func (ls *loopState) submit(s *ezSub, j storeRead) bool {
 // poll is answered 503 and a stream pauses and tries again once drained.
 func (ls *loopState) readFor(s *ezSub) {
 	a := ls.api
-	j := &ezRead{s: s, after: s.cursor, lim: a.streamLimit(), gap: s.gap}
+	j := ls.free.read()
+	*j = ezRead{s: s, after: s.cursor, lim: a.streamLimit(), gap: s.gap}
 	if s.kind == subPoll {
 		j.lim = a.pollFirst()
 	}
 	if ls.submit(s, j) {
 		return
 	}
+	ls.free.putRead(j)
 	if s.kind == subPoll {
 		c, cb := s.conn, s.callback
 		ls.remove(s)
-		s.kind.transport().failed(a, c, cb)
+		subPoll.transport().failed(a, c, cb)
 		return
 	}
 	s.paused = true

@@ -90,7 +90,8 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 	if callback != nil {
 		s.callback = append([]byte(nil), callback...)
 	}
-	j := &ezRead{s: s, first: true, lim: a.readLimit(),
+	j := ls.free.read()
+	*j = ezRead{s: s, first: true, lim: a.readLimit(),
 		answerNow: timeout == 0, timeout: timeout, key: key, limit: limit}
 	if tick != nil {
 		j.tick = append(j.tick1[:0], tick...) // a longer tick moves to its own array
@@ -100,6 +101,7 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 	}
 	ls.add(s)
 	if !ls.submit(s, j) {
+		ls.free.putRead(j)
 		ls.remove(s)
 		a.replyError(c, callback, errStorage)
 		return
@@ -134,7 +136,7 @@ type ezRead struct {
 	key     capKey
 	limit   int
 
-	res  persist.ReadResult // in buf until release
+	res  persist.ReadResult // in buf until Run ends
 	err  error
 	buf  *readBufs // res's and body's memory, from the API's pool
 	body []byte    // poll: its answer, rendered off the loop; nil when it waits on
@@ -162,29 +164,34 @@ func (j *ezRead) read() {
 	}
 }
 
-// release gives the job's buffers back to the pool once the loop is done
-// with its result.
-func (j *ezRead) release() {
-	if j.buf != nil {
-		j.s.ls.api.readBufs.Put(j.buf)
-		j.buf, j.res, j.body = nil, persist.ReadResult{}, nil
+// Run implements engine.Task: the read is back on the reader's loop.
+// Nothing holds j after it, nor s once it left (pool.go), nor the read's
+// buffers, which go back to the API's pool.
+func (j *ezRead) Run(int) {
+	s := j.s
+	ls := s.ls
+	if s.conn.Tag() != s {
+		// Closed, revoked or answered meanwhile: out of the index, and
+		// kept for this result only.
+		s.reading = false
+		ls.free.putSub(s)
+	} else {
+		j.run(s, ls)
 	}
+	if j.buf != nil {
+		ls.api.readBufs.Put(j.buf)
+	}
+	ls.free.putRead(j)
 }
 
-// Run implements engine.Task: the read is back on the reader's loop.
-func (j *ezRead) Run(int) {
-	defer j.release()
-	s := j.s
-	ls, a := s.ls, s.ls.api
-	if s.conn.Tag() != s {
-		return // closed, revoked or answered meanwhile
-	}
+func (j *ezRead) run(s *ezSub, ls *loopState) {
+	a := ls.api
 	s.reading = false
 	if j.err != nil {
 		a.opts.Log.Error("read failed", "qname", s.qname, "err", j.err)
-		c, cb := s.conn, s.callback
+		c, cb, kind := s.conn, s.callback, s.kind
 		ls.remove(s)
-		s.kind.transport().failed(a, c, cb)
+		kind.transport().failed(a, c, cb)
 		return
 	}
 	if s.kind == subPoll {

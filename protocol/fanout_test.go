@@ -77,12 +77,13 @@ func newFanFixture(t *testing.T) *fanFixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	api, err := New(Options{Store: store, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	api, err := New(Options{Store: store, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), IndexSweep: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := &fanFixture{t: t, api: api, loops: newHeldLoops(2)}
 	api.Attach(f.loops)
+	t.Cleanup(api.Close)
 	for i := range 2 {
 		c := newFakeConn()
 		c.loop = i

@@ -102,6 +102,7 @@ func newFaultFixture(t *testing.T) (*cfFixture, *faultStore) {
 		t.Fatal(err)
 	}
 	api.Attach(f.loop)
+	t.Cleanup(api.Close)
 	f.api = api
 	return f, fs
 }

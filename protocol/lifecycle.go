@@ -40,15 +40,17 @@ func (a *API) Drain(c engine.Conn) {
 			s.ls.answerEmpty(s, a.retryMillis())
 			return
 		}
-		s.ls.remove(s)
-		s.kind.transport().drain(a, s.ls, c)
+		ls, kind := s.ls, s.kind
+		ls.remove(s)
+		kind.transport().drain(a, ls, c)
 	case *cfSub:
 		if s.kind == subPoll {
 			s.ls.answerCFPoll(s, a.retryMillis())
 			return
 		}
-		s.ls.removeCF(s)
-		s.kind.transport().drain(a, s.ls, c)
+		ls, kind := s.ls, s.kind
+		ls.removeCF(s)
+		kind.transport().drain(a, ls, c)
 	}
 }
 

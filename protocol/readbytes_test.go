@@ -228,6 +228,7 @@ func TestReadsBoundedInBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	api.Attach(f.loop)
+	t.Cleanup(api.Close)
 	f.api = api
 
 	body := strings.Repeat("m", 4000)
@@ -327,6 +328,7 @@ func TestEZPollStepsStopAtGap(t *testing.T) {
 		t.Fatal(err)
 	}
 	api.Attach(f.loop)
+	t.Cleanup(api.Close)
 	f.api = api
 	for i := 1; i <= 5; i++ {
 		f.write(fmt.Sprintf("qname=john-fl&tick=t%d&msg=%s", i, strings.Repeat("m", 900)))

@@ -151,14 +151,16 @@ func (p *readPool) refill() {
 	}
 }
 
-// Close stops the reader pool once the reads in progress are done; call
-// it after the engine stopped (reads queued then are dropped: no loop
-// would run their results). Idempotent; a no-op before Attach.
+// Close stops the reader pool once the reads in progress are done, and
+// the index sweeper; call it after the engine stopped (reads queued then
+// are dropped: no loop would run their results). Idempotent; a no-op
+// before Attach.
 func (a *API) Close() {
 	p := &a.readers
 	if p.quit == nil {
 		return
 	}
-	a.closeOnce.Do(func() { close(p.quit) })
+	a.closeOnce.Do(func() { close(p.quit); close(a.sweepStop) })
 	p.wg.Wait()
+	<-a.sweepDone
 }

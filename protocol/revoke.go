@@ -47,6 +47,9 @@ func (ls *loopState) revoke(username string) {
 				ls.revokeEZ(s)
 			}
 		}
+		if len(cs.list) == 0 {
+			ls.drop(false, qname) // its seqs may start again from 1 (index.go)
+		}
 	}
 	for topic, ts := range ls.cfTopics {
 		if !ownedBy(topic, username, '/') {
@@ -59,6 +62,11 @@ func (ls *loopState) revoke(username string) {
 			if s := ts.list[i].s; !exists || !admits(&acct, s) {
 				ls.revokeCF(s) // it leaves every topic it watched
 			}
+		}
+		// A topic seen before this one lost no listener to it: a
+		// listener not admitted left with its first topic seen.
+		if len(ts.list) == 0 {
+			ls.drop(true, topic)
 		}
 	}
 }
@@ -75,15 +83,15 @@ func admits(acct *persist.Account, s *cfSub) bool {
 }
 
 func (ls *loopState) revokeEZ(s *ezSub) {
-	c, cb := s.conn, s.callback
+	c, cb, kind := s.conn, s.callback, s.kind
 	ls.remove(s)
-	ls.closeRevoked(c, s.kind, cb, errUnknownUser)
+	ls.closeRevoked(c, kind, cb, errUnknownUser)
 }
 
 func (ls *loopState) revokeCF(s *cfSub) {
-	c, cb := s.conn, s.callback
+	c, cb, kind := s.conn, s.callback, s.kind
 	ls.removeCF(s)
-	ls.closeRevoked(c, s.kind, cb, errRevoked)
+	ls.closeRevoked(c, kind, cb, errRevoked)
 }
 
 // closeRevoked ends a revoked reader or listener, already out of the

@@ -75,6 +75,7 @@ func newRevokeFixture(t *testing.T) *revokeFixture {
 		t.Fatal(err)
 	}
 	api.Attach(f.loop)
+	t.Cleanup(api.Close)
 	f.api = api
 	return &revokeFixture{cfFixture: f, rs: rs}
 }

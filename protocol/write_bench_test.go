@@ -37,6 +37,7 @@ func newInlineAPI(tb testing.TB, now func() time.Time) (*API, persist.Account) {
 		tb.Fatal(err)
 	}
 	api.Attach(inlineLoops{})
+	tb.Cleanup(api.Close)
 	hook.api.Store(api)
 	return api, acct
 }
