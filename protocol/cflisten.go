@@ -325,8 +325,12 @@ func (ls *loopState) cfPollRead(s *cfSub, j *cfRead) {
 }
 
 // submitCF hands j, a read for s, to the reader pool; s is reading until
-// the result is back. False when the pool's queue is full.
+// the result is back. False when the pool's queue is full; true, reading
+// nothing, for a listener that left meanwhile (see submit).
 func (ls *loopState) submitCF(s *cfSub, j *cfRead) bool {
+	if s.conn.Tag() != s {
+		return true
+	}
 	s.reading = true
 	if ls.api.submitRead(j) {
 		return true
@@ -351,6 +355,9 @@ func (ls *loopState) cfReadFor(s *cfSub, more []bool) {
 		j.want[i] = j.want[i] || ls.watchBehind(&s.watches[i])
 	}
 	if ls.submitCF(s, j) {
+		if !s.reading {
+			ls.free.putCFRead(j) // s left: nothing read
+		}
 		return
 	}
 	ls.free.putCFRead(j)

@@ -234,8 +234,14 @@ func (ls *loopState) behind(s *ezSub) bool {
 }
 
 // submit hands j, a read for s, to the reader pool; s is reading until
-// the result is back. False when the pool's queue is full.
+// the result is back. False when the pool's queue is full. A reader that
+// left meanwhile (a send closed its connection, and Closed ran at once)
+// reads nothing: it may be recycled (pool.go), and a read in flight for
+// it would then run on whoever took it. That is not a refusal: true.
 func (ls *loopState) submit(s *ezSub, j storeRead) bool {
+	if s.conn.Tag() != s {
+		return true
+	}
 	s.reading = true
 	if ls.api.submitRead(j) {
 		return true
@@ -256,6 +262,9 @@ func (ls *loopState) readFor(s *ezSub) {
 		j.lim = a.pollFirst()
 	}
 	if ls.submit(s, j) {
+		if !s.reading {
+			ls.free.putRead(j) // s left: nothing read
+		}
 		return
 	}
 	ls.free.putRead(j)

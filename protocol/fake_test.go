@@ -79,6 +79,10 @@ type fakeConn struct {
 	// called and not answered yet.
 	pace, paced int
 	drainAsked  bool
+	// onSend, if set, runs at the start of Send: a test closes the
+	// connection there, as gnet does (OnClose, then Handler.Closed) when
+	// a write fails.
+	onSend func()
 }
 
 func newFakeConn() *fakeConn { return &fakeConn{id: nextConnID.Add(1)} }
@@ -104,6 +108,13 @@ func (c *fakeConn) UpgradeWebSocket(r *engine.Request, _ []byte) error {
 }
 func (c *fakeConn) StartStream(string, []byte) { c.streaming, c.closed = true, c.dieOnOpen }
 func (c *fakeConn) Send(b []byte) bool {
+	if f := c.onSend; f != nil {
+		c.onSend = nil
+		f()
+	}
+	if c.closed {
+		return false
+	}
 	c.paced++
 	if c.countOnly {
 		c.sentBytes += len(b)

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -76,5 +77,53 @@ func TestRecycledOnlyAfterItsRead(t *testing.T) {
 	})
 	if n := cfGone.numReplies(); n != 0 {
 		t.Fatalf("closed Cometify poll answered %d times", n)
+	}
+}
+
+// TestNoReadForAReaderThatLeft: a stream whose connection goes while its
+// first result is sent (gnet closes a socket whose write fails, and
+// Closed runs at once) reads nothing more, though a delivery passed it
+// by during its read: a read for a reader that left would run on a
+// recycled one, which the next request may already have taken.
+func TestNoReadForAReaderThatLeft(t *testing.T) {
+	f, g := newGatedFixture(t, "john/gated", Options{IndexSweep: -1})
+	key := "/" + f.acct.CFAPIKey
+	c := newFakeConn()
+	c.onSend = func() { c.closed = true; f.api.Closed(c) }
+	f.serveOn(c, "GET", key+"/listen", "identifiers=gated:0", "", nil)
+	g.awaitEntered(t)
+	// Delivered while the listener reads: it is passed by, and would
+	// read again once its first read is back.
+	f.push("gated", "p1", false, "")
+	g.open()
+	f.readsHeld = false
+	f.settle()
+	if !c.closed {
+		t.Fatal("the stream did not go on its first send")
+	}
+	if n := len(g.entered); n != 0 {
+		t.Errorf("%d more store reads for a listener that left", n)
+	}
+
+	// EZComet: the gap signal is the stream's first send (its tick was
+	// flushed away, and its read finds nothing after it).
+	f2, g2 := newGatedFixture(t, "john-gated", Options{IndexSweep: -1})
+	for i := range 3 {
+		f2.write(fmt.Sprintf("qname=john-gated&msg=m&tick=g%d", i))
+	}
+	f2.write("qname=john-gated&flush=1")
+	c2 := newFakeConn()
+	c2.onSend = func() { c2.closed = true; f2.api.Closed(c2) }
+	f2.serveOn(c2, "GET", "/read/ws", "qname=john-gated&tick=g1", "", nil)
+	g2.awaitEntered(t)
+	f2.write("qname=john-gated&msg=m&tick=g3")
+	g2.open()
+	f2.readsHeld = false
+	f2.settle()
+	if !c2.closed {
+		t.Fatal("the EZComet stream did not go on its first send")
+	}
+	if n := len(g2.entered); n != 0 {
+		t.Errorf("%d more store reads for a reader that left", n)
 	}
 }
