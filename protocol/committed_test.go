@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/halleypush/halley/persist"
 )
@@ -121,6 +123,26 @@ func TestIndexEntryLingers(t *testing.T) {
 	f.loop.do(func() {
 		if n, m := len(f.api.state[0].subs), len(f.api.state[0].cfTopics); n+m != 0 {
 			t.Errorf("%d channels and %d topics indexed after the account change", n, m)
+		}
+	})
+}
+
+// TestSweeperDropsEmptiedEntries: the API's own sweeper (not a test's
+// direct sweep) drops an entry that stayed empty, and tells Interest.
+func TestSweeperDropsEmptiedEntries(t *testing.T) {
+	var off atomic.Bool
+	f := newFixture(t, persist.Options{}, Options{IndexSweep: 5 * time.Millisecond, Interest: func(cf bool, name string, on bool) {
+		if !on && name == "john-c" {
+			off.Store(true)
+		}
+	}})
+	ws := f.serve("GET", "/read/ws", "qname=john-c", "", nil)
+	f.settle()
+	f.loop.do(func() { f.api.Closed(ws) })
+	f.await("the emptied entry dropped", func() bool { return off.Load() && f.api.state[0].subs["john-c"] == nil })
+	f.loop.do(func() {
+		if f.api.state[0].toSweep.Load() {
+			t.Error("toSweep still set with nothing left to sweep")
 		}
 	})
 }

@@ -96,8 +96,10 @@ type loopState struct {
 	jsonp   []byte // scratch for JSONP wrapping; never the buffer holding the body
 
 	// emptied lists the index entries that emptied since they were
-	// last swept (index.go).
+	// last swept (index.go); toSweep, read by the sweeper goroutine, says
+	// whether it holds any.
 	emptied []emptiedEntry
+	toSweep atomic.Bool
 	// free holds the readers and reads this loop recycles (pool.go).
 	free freeLists
 
@@ -151,9 +153,8 @@ func (ls *loopState) add(s *ezSub) {
 
 // remove takes s out of the index, frees its listener slot, clears the
 // conn's tag and uncounts it, and recycles s unless a read for it is in
-// flight (the read's result does, pool.go). Call it once per reader, and
-// keep what is needed of s in locals before: s may serve another
-// connection's next request.
+// flight (the read's result does, pool.go). Call it once per reader:
+// the next request served on this loop may take s.
 func (ls *loopState) remove(s *ezSub) {
 	ls.api.cap.releaseHeld(s.acctID, &s.slotIP)
 	if s.conn.Tag() == s {

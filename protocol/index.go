@@ -36,6 +36,9 @@ type emptiedEntry struct {
 func (ls *loopState) emptiedEntry(l *linger, cf bool, key string) {
 	if !l.queued {
 		l.queued, l.swept = true, false
+		if len(ls.emptied) == 0 {
+			ls.toSweep.Store(true)
+		}
 		ls.emptied = append(ls.emptied, emptiedEntry{key: key, cf: cf})
 	}
 }
@@ -51,6 +54,9 @@ func (ls *loopState) sweep() {
 	}
 	clear(ls.emptied[len(keep):])
 	ls.emptied = keep
+	if len(keep) == 0 {
+		ls.toSweep.Store(false)
+	}
 }
 
 // sweepEntry sweeps e's entry, reporting whether it stays queued.
@@ -94,8 +100,8 @@ func (ls *loopState) drop(cf bool, key string) {
 	}
 }
 
-// sweeper posts each loop its sweep every Options.IndexSweep, until
-// Close.
+// sweeper posts its sweep every Options.IndexSweep, until Close, to
+// each loop that has emptied entries: an idle loop is not woken.
 type sweeper struct{ api *API }
 
 // Run implements engine.Task.
@@ -118,7 +124,11 @@ func (a *API) startSweeper() {
 			case <-a.sweepStop:
 				return
 			case <-tick.C:
-				a.loops.BroadcastTask(task)
+				for i, ls := range a.state {
+					if ls.toSweep.Load() {
+						a.loops.PostTask(i, task)
+					}
+				}
 			}
 		}
 	}()
