@@ -97,7 +97,7 @@ type loopState struct {
 
 	// emptied lists the index entries that emptied since they were
 	// last swept (index.go); toSweep, read by the sweeper goroutine, says
-	// whether it holds any.
+	// whether it holds any, or the free lists anything.
 	emptied []emptiedEntry
 	toSweep atomic.Bool
 	// free holds the readers and reads this loop recycles (pool.go).
@@ -113,7 +113,9 @@ type loopState struct {
 }
 
 func newLoopState(a *API) *loopState {
-	return &loopState{api: a, subs: make(map[string]*channelSubs), cfTopics: make(map[string]*topicSubs)}
+	ls := &loopState{api: a, subs: make(map[string]*channelSubs), cfTopics: make(map[string]*topicSubs)}
+	ls.free.toSweep = &ls.toSweep
+	return ls
 }
 
 // qnameKey returns qname as a string: the index's own when the loop

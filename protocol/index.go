@@ -43,8 +43,9 @@ func (ls *loopState) emptiedEntry(l *linger, cf bool, key string) {
 	}
 }
 
-// sweep drops the entries that stayed empty since the last sweep, and
-// marks the ones that are empty now for the next.
+// sweep drops the entries that stayed empty since the last sweep, marks
+// the ones that are empty now for the next, and trims the free lists
+// (pool.go).
 func (ls *loopState) sweep() {
 	keep := ls.emptied[:0]
 	for _, e := range ls.emptied {
@@ -54,7 +55,7 @@ func (ls *loopState) sweep() {
 	}
 	clear(ls.emptied[len(keep):])
 	ls.emptied = keep
-	if len(keep) == 0 {
+	if held := ls.free.trim(); len(keep) == 0 && !held {
 		ls.toSweep.Store(false)
 	}
 }
@@ -101,7 +102,8 @@ func (ls *loopState) drop(cf bool, key string) {
 }
 
 // sweeper posts its sweep every Options.IndexSweep, until Close, to
-// each loop that has emptied entries: an idle loop is not woken.
+// each loop that has emptied entries or recycled objects: an idle loop
+// is not woken.
 type sweeper struct{ api *API }
 
 // Run implements engine.Task.

@@ -1,5 +1,7 @@
 package protocol
 
+import "sync/atomic"
+
 // Each loop recycles its readers and listeners and their store reads,
 // so that a long-poll cycle (the answer, then the client's next poll)
 // allocates nothing in steady state (PERF P5): the next poll takes the
@@ -16,7 +18,12 @@ package protocol
 // it after that.
 //
 // Only the loop goroutine touches its lists. Each holds at most maxFree
-// entries: what a burst freed beyond that goes to the collector.
+// entries: what a burst freed beyond that goes to the collector. The
+// loop's sweep (index.go, every Options.IndexSweep) trims each list to
+// what was taken from it since the sweep before, so that what a burst
+// left is not kept while nothing asks for it: idle connections cost what
+// they cost without recycling (PERF P1), and a steady long-poll load
+// keeps its lists.
 
 // maxFree bounds each free list of a loop.
 const maxFree = 4096
@@ -35,6 +42,23 @@ type freeLists struct {
 	reads   freeList[ezRead]
 	cfSubs  freeList[cfSub]
 	cfReads freeList[cfRead]
+	// toSweep is the loop's flag (loopState.toSweep): set once a list
+	// holds something, for the sweeper to trim it.
+	toSweep *atomic.Bool
+}
+
+// held notes that a list holds something.
+func (f *freeLists) held() {
+	if !f.toSweep.Load() {
+		f.toSweep.Store(true)
+	}
+}
+
+// trim trims every list (see above) and reports whether any still holds
+// something.
+func (f *freeLists) trim() bool {
+	n := f.subs.trim() + f.reads.trim() + f.cfSubs.trim() + f.cfReads.trim()
+	return n > 0
 }
 
 // sub returns a recycled reader, or a new one; newSub sets every field.
@@ -45,6 +69,7 @@ func (f *freeLists) sub() *ezSub { return f.subs.get() }
 func (f *freeLists) putSub(s *ezSub) {
 	if !s.reading && s.idx == -1 && f.subs.put(s) {
 		s.idx = pooledIdx
+		f.held()
 	}
 }
 
@@ -65,6 +90,7 @@ func (f *freeLists) putCFSub(s *cfSub) {
 	indexed := len(s.watches) > 0 && s.watches[0].idx >= 0
 	if !s.reading && !s.pooled && !indexed && f.cfSubs.put(s) {
 		s.pooled = true
+		f.held()
 	}
 }
 
@@ -74,7 +100,9 @@ func (f *freeLists) read() *ezRead { return f.reads.get() }
 // putRead recycles j, whose result ran (or which was never queued).
 func (f *freeLists) putRead(j *ezRead) {
 	*j = ezRead{}
-	f.reads.put(j)
+	if f.reads.put(j) {
+		f.held()
+	}
 }
 
 // cfRead returns a recycled Cometify read job, or a new one.
@@ -83,29 +111,47 @@ func (f *freeLists) cfRead() *cfRead { return f.cfReads.get() }
 // putCFRead recycles j as putRead does.
 func (f *freeLists) putCFRead(j *cfRead) {
 	*j = cfRead{}
-	f.cfReads.put(j)
+	if f.cfReads.put(j) {
+		f.held()
+	}
 }
 
 // freeList is a stack of recycled Ts.
-type freeList[T any] []*T
+type freeList[T any] struct {
+	items []*T
+	taken int // gets since the last trim
+}
 
 // get takes the last one, or a new one.
 func (l *freeList[T]) get() *T {
-	n := len(*l)
+	l.taken++
+	n := len(l.items)
 	if n == 0 {
 		return new(T)
 	}
-	x := (*l)[n-1]
-	(*l)[n-1] = nil
-	*l = (*l)[:n-1]
+	x := l.items[n-1]
+	l.items[n-1] = nil
+	l.items = l.items[:n-1]
 	return x
 }
 
 // put adds x unless the list holds maxFree already.
 func (l *freeList[T]) put(x *T) bool {
-	if len(*l) >= maxFree {
+	if len(l.items) >= maxFree {
 		return false
 	}
-	*l = append(*l, x)
+	l.items = append(l.items, x)
 	return true
+}
+
+// trim keeps no more than were taken since the last trim, and returns
+// how many it kept.
+func (l *freeList[T]) trim() int {
+	keep := min(len(l.items), l.taken)
+	clear(l.items[keep:])
+	l.items, l.taken = l.items[:keep], 0
+	if keep == 0 && cap(l.items) > 64 {
+		l.items = nil // the room a burst grew
+	}
+	return keep
 }

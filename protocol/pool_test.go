@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/halleypush/halley/persist"
 )
 
 // TestRecycledOnlyAfterItsRead: a reader that leaves while its store read
@@ -71,7 +73,7 @@ func TestRecycledOnlyAfterItsRead(t *testing.T) {
 		if c2.Tag() != cfGoneSub {
 			t.Error("the listener was not recycled once its read was back")
 		}
-		if n := len(f2.api.state[0].free.cfSubs); n != 0 {
+		if n := len(f2.api.state[0].free.cfSubs.items); n != 0 {
 			t.Errorf("%d listeners left in the free list, want 0", n)
 		}
 	})
@@ -126,4 +128,49 @@ func TestNoReadForAReaderThatLeft(t *testing.T) {
 	if n := len(g2.entered); n != 0 {
 		t.Errorf("%d more store reads for a reader that left", n)
 	}
+}
+
+// TestFreeListsTrimmedWhenIdle: what answered polls gave back is kept
+// while polls keep taking it, and let go by the sweep once nothing has
+// been taken since the sweep before (idle connections must not keep a
+// burst's leftovers, PERF P1).
+func TestFreeListsTrimmedWhenIdle(t *testing.T) {
+	f := newFixture(t, persist.Options{}, Options{IndexSweep: -1})
+	const n = 5
+	polls := make([]*fakeConn, n)
+	for i := range polls {
+		polls[i] = f.serve("GET", "/read", "qname=john-trim&timeout=60", "", nil)
+	}
+	f.settle()
+	f.write("qname=john-trim&msg=m&tick=t1")
+	f.await("poll answers", func() bool {
+		for _, p := range polls {
+			if p.numReplies() == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	ls := f.api.state[0]
+	held := func() (subs, reads int) {
+		f.loop.do(func() { subs, reads = len(ls.free.subs.items), len(ls.free.reads.items) })
+		return
+	}
+	if subs, reads := held(); subs != n || reads < 1 {
+		t.Fatalf("after %d answers the free lists hold %d readers and %d reads", n, subs, reads)
+	}
+	f.loop.do(ls.sweep) // the polls took from the lists since the start
+	if subs, _ := held(); subs != n {
+		t.Fatalf("the first sweep after the polls kept %d readers, want %d", subs, n)
+	}
+	f.loop.do(ls.sweep) // nothing taken since
+	if subs, reads := held(); subs+reads != 0 {
+		t.Errorf("an idle sweep kept %d readers and %d reads", subs, reads)
+	}
+	f.loop.do(ls.sweep) // the emptied channel entry goes too
+	f.loop.do(func() {
+		if ls.toSweep.Load() {
+			t.Error("toSweep set with nothing left to sweep")
+		}
+	})
 }
