@@ -325,12 +325,8 @@ func (ls *loopState) cfPollRead(s *cfSub, j *cfRead) {
 }
 
 // submitCF hands j, a read for s, to the reader pool; s is reading until
-// the result is back. False when the pool's queue is full; true, reading
-// nothing, for a listener that left meanwhile (see submit).
+// the result is back. False when the pool's queue is full.
 func (ls *loopState) submitCF(s *cfSub, j *cfRead) bool {
-	if s.conn.Tag() != s {
-		return true
-	}
 	s.reading = true
 	if ls.api.submitRead(j) {
 		return true
@@ -344,6 +340,9 @@ func (ls *loopState) submitCF(s *cfSub, j *cfRead) bool {
 // part; a waiting poll, one answer's worth. When the pool is full a poll
 // is answered 503 and a stream pauses and tries again once drained.
 func (ls *loopState) cfReadFor(s *cfSub, more []bool) {
+	if s.conn.Tag() != s {
+		return // it left meanwhile (see readFor)
+	}
 	a := ls.api
 	var j *cfRead
 	if s.kind == subPoll {
@@ -355,9 +354,6 @@ func (ls *loopState) cfReadFor(s *cfSub, more []bool) {
 		j.want[i] = j.want[i] || ls.watchBehind(&s.watches[i])
 	}
 	if ls.submitCF(s, j) {
-		if !s.reading {
-			ls.free.putCFRead(j) // s left: nothing read
-		}
 		return
 	}
 	ls.free.putCFRead(j)

@@ -237,14 +237,8 @@ func (ls *loopState) behind(s *ezSub) bool {
 }
 
 // submit hands j, a read for s, to the reader pool; s is reading until
-// the result is back. False when the pool's queue is full. A reader that
-// left meanwhile (a send closed its connection, and Closed ran at once)
-// reads nothing: it may be recycled (pool.go), and a read in flight for
-// it would then run on whoever took it. That is not a refusal: true.
+// the result is back. False when the pool's queue is full.
 func (ls *loopState) submit(s *ezSub, j storeRead) bool {
-	if s.conn.Tag() != s {
-		return true
-	}
 	s.reading = true
 	if ls.api.submitRead(j) {
 		return true
@@ -258,6 +252,12 @@ func (ls *loopState) submit(s *ezSub, j storeRead) bool {
 // it drains), to a waiting poll as its answer. When the pool is full a
 // poll is answered 503 and a stream pauses and tries again once drained.
 func (ls *loopState) readFor(s *ezSub) {
+	if s.conn.Tag() != s {
+		// It left meanwhile (a send closed its connection, and Closed ran
+		// at once): it may be recycled (pool.go), and a read for it would
+		// run on whoever took it.
+		return
+	}
 	a := ls.api
 	j := ls.free.read()
 	*j = ezRead{s: s, after: s.cursor, lim: a.streamLimit(), gap: s.gap}
@@ -265,9 +265,6 @@ func (ls *loopState) readFor(s *ezSub) {
 		j.lim = a.pollFirst()
 	}
 	if ls.submit(s, j) {
-		if !s.reading {
-			ls.free.putRead(j) // s left: nothing read
-		}
 		return
 	}
 	ls.free.putRead(j)
