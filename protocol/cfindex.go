@@ -137,7 +137,7 @@ func (ls *loopState) removeCF(s *cfSub) {
 		ts.list = swapRemove(ts.list, w.idx, func(m cfRef, i int) { m.s.watches[m.w].idx = i })
 		w.idx = -1
 		if len(ts.list) == 0 {
-			ls.emptiedEntry(&ts.linger, true, ts.key)
+			ls.queueEmptied(&ts.linger, true, ts.key)
 		}
 	}
 }

@@ -172,7 +172,7 @@ func (ls *loopState) remove(s *ezSub) {
 	s.idx = -1
 	ls.indexed.Add(-1)
 	if len(cs.list) == 0 {
-		ls.emptiedEntry(&cs.linger, false, cs.key)
+		ls.queueEmptied(&cs.linger, false, cs.key)
 	}
 }
 

@@ -32,8 +32,8 @@ type emptiedEntry struct {
 	cf  bool
 }
 
-// emptiedEntry queues an entry that just emptied for the sweep.
-func (ls *loopState) emptiedEntry(l *linger, cf bool, key string) {
+// queueEmptied queues an entry that just emptied for the sweep.
+func (ls *loopState) queueEmptied(l *linger, cf bool, key string) {
 	if !l.queued {
 		l.queued, l.swept = true, false
 		if len(ls.emptied) == 0 {
