@@ -129,9 +129,9 @@ func (f *Forwarder) CFPushTo(p persist.CFPush, done persist.CFCompletion) {
 // ackFirst is the planted fault (fault_clusterack.go): answer ok now,
 // send the request a second later, its answer ignored.
 func (f *Forwarder) ackFirst(r *Request, ack func()) {
+	frame := appendRequest(nil, r) // before the ack: the op's bytes are reused after it
 	ack()
 	f.afterBatch()
-	frame := appendRequest(nil, r)
 	time.AfterFunc(time.Second, func() { f.l.send(f.l.storeSubject(), f.inbox+".0", frame) })
 }
 

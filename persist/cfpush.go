@@ -13,7 +13,8 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// CFPush is one Cometify push after the protocol validated it.
+// CFPush is one Cometify push after the protocol validated it. As an
+// EZWrite's, its bytes are the caller's again once its completion ran.
 type CFPush struct {
 	Topic  string // "<username>/<identifier lowercased>"; the protocol validated both parts
 	ID     uint64 // the push_id given (when HasID)
@@ -206,7 +207,7 @@ func (c *committer) pendingTopic(name string) *pendingTopic {
 		pt.committed, pt.last, pt.droppedMax = t.last.Load(), t.last.Load(), t.droppedMax.Load()
 		pt.lastSecret = t.lastSecret.Load()
 	} else {
-		pt.t, pt.name = nil, name
+		pt.t, pt.name = nil, strings.Clone(name) // as pending's qname
 		pt.committed, pt.last, pt.droppedMax, pt.lastSecret = 0, 0, 0, 0
 	}
 	pt.group = c.seq

@@ -445,7 +445,9 @@ func (c *committer) pending(qname string) *pendingChan {
 	if ch != nil {
 		pc.ch, pc.qname, pc.first, pc.last, pc.floor = ch, ch.qname, ch.first, ch.last, ch.floor
 	} else {
-		pc.ch, pc.qname, pc.first, pc.last, pc.floor = nil, qname, 1, 0, 0
+		// A copy: qname is the write's own, which its writer reuses
+		// once the write completed, before this entry is released.
+		pc.ch, pc.qname, pc.first, pc.last, pc.floor = nil, strings.Clone(qname), 1, 0, 0
 	}
 	pc.group = c.seq
 	pc.meta = ch == nil

@@ -2,7 +2,6 @@ package persist
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -148,7 +147,7 @@ func (c *committer) seal(g *group) {
 	for _, pc := range c.touched {
 		isNew := pc.ch == nil
 		if isNew {
-			pc.ch = &channel{qname: strings.Clone(pc.qname)}
+			pc.ch = &channel{qname: pc.qname} // pending made it a copy
 		}
 		pc.ch.floor = pc.floor // the committer's own field: no lock
 		g.chans = append(g.chans, chanPub{pc: pc, ch: pc.ch, isNew: isNew, first: pc.first, last: pc.last})
@@ -161,7 +160,7 @@ func (c *committer) seal(g *group) {
 	for _, pt := range cb.touched {
 		isNew := pt.t == nil && pt.last > 0
 		if isNew {
-			pt.t = &cfTopic{name: strings.Clone(pt.name)}
+			pt.t = &cfTopic{name: pt.name} // pendingTopic made it a copy
 		}
 		g.topics = append(g.topics, topicPub{pt: pt, t: pt.t, isNew: isNew, last: pt.last, droppedMax: pt.droppedMax, lastSecret: pt.lastSecret})
 		pt.committed = pt.last

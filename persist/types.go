@@ -140,7 +140,10 @@ type Message struct {
 	Time int64 // acceptance time, Unix nanoseconds
 }
 
-// EZWrite is one EZComet /write after the protocol validated it.
+// EZWrite is one EZComet /write after the protocol validated it. Its
+// bytes are the caller's again once its completion ran (the protocol
+// reuses them for a later write): the store copies whatever it keeps
+// past that, a new channel's qname for one.
 type EZWrite struct {
 	QName string // "<username>-<channel>"
 	Tick  []byte // never empty; with NewTick, room for the generated tick

@@ -186,6 +186,8 @@ type API struct {
 	// readers runs store reads off the loops (readers.go).
 	readers   readPool
 	readBufs  sync.Pool // *readBufs (readers.go)
+	writeOps  sync.Pool // *writeOp, recycled after their group ran (ezwrite.go)
+	pushOps   sync.Pool // *pushOp, likewise (cfpush.go)
 	closeOnce sync.Once
 
 	// sweepStop ends the sweeper (index.go), which closes sweepDone.

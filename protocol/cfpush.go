@@ -87,7 +87,7 @@ func (a *API) servePush(ls *loopState, c engine.Conn, r *engine.Request, key, pa
 
 // pushOp is one push from its acceptance to its answer: the store's
 // completion, the answer run on the pusher's loop and (through d) the
-// delivery every loop runs.
+// delivery every loop runs. Recycled with its buffer as writeOp is.
 type pushOp struct {
 	api    *API
 	conn   engine.Conn
@@ -96,6 +96,7 @@ type pushOp struct {
 	start  time.Time
 	failed *apiError
 	d      cfDelivery
+	buf    []byte // what p, d and the rooms point into; kept across uses
 }
 
 // newPushOp completes p with what the push keeps out of the loop's
@@ -104,23 +105,30 @@ type pushOp struct {
 // encodings (built later, only for the transports that have listeners).
 // It defers the request's answer, as newWriteOp does.
 func newPushOp(a *API, c engine.Conn, p persist.CFPush, user string, ident, text, nonce []byte) (persist.CFPush, *pushOp) {
-	op := &pushOp{api: a, conn: c, def: c.Defer(), start: time.Now()}
+	op, _ := a.pushOps.Get().(*pushOp)
+	if op == nil {
+		op = new(pushOp)
+	}
+	buf := op.buf[:0]
+	*op = pushOp{api: a, conn: c, def: c.Defer(), start: time.Now()}
 	n := len(user) + 1 + len(ident)
-	buf := make([]byte, 0, n+len(text)+len(nonce)+cfRooms(len(ident)+len(text)))
+	if size := n + len(text) + len(nonce) + cfRooms(len(ident)+len(text)); cap(buf) < size {
+		buf = make([]byte, 0, size)
+	}
 	buf = append(buf, user...)
 	buf = append(buf, '/')
 	buf = appendLower(buf, ident)
 	buf = append(buf, text...)
 	buf = append(buf, nonce...)
-	// The buffer is never modified after this, so strings may share it;
-	// a store that keeps Topic or Nonce past done clones it (a kept alias
-	// would keep the whole text alive).
+	// The buffer is not modified again until the op is recycled, so
+	// strings may share it; a store that keeps Topic or Nonce past done
+	// clones it (the op's next push reuses the bytes).
 	p.Topic = unsafe.String(&buf[0], n)
 	p.Text = buf[n : n+len(text) : n+len(text)]
 	if len(nonce) > 0 {
 		p.Nonce = unsafe.String(&buf[n+len(text)], len(nonce))
 	}
-	op.p = p
+	op.p, op.buf = p, buf
 	op.d = cfDelivery{topic: p.Topic, name: p.Topic[len(user)+1:], secret: p.Secret, text: p.Text}
 	op.d.reserve(buf)
 	return op.p, op
@@ -146,6 +154,16 @@ func (op *pushOp) CFPushDone(res persist.CFPushResult) {
 		d = &op.d
 	}
 	a.gather(op.conn.Loop(), op, d, false)
+}
+
+// recycle implements recycler, as writeOp's.
+func (op *pushOp) recycle() {
+	a, buf := op.api, op.buf[:0]
+	if cap(buf) > maxPooledWriteBuf {
+		buf = nil
+	}
+	*op = pushOp{buf: buf}
+	a.pushOps.Put(op)
 }
 
 // answer implements answerer: the pusher's answer, on its loop

@@ -33,7 +33,8 @@
 //
 // A /write or push is checked on its loop (C-04's order), copied with
 // the rooms of its encodings into one buffer owned by its op (writeOp,
-// pushOp: two allocations per publish), and handed to the store with
+// pushOp: recycled with their buffers once every loop ran the group that
+// holds them, so a publish allocates nothing), and handed to the store with
 // EZWriteTo or CFPushTo, which never block: a write the store cannot
 // queue completes at once, on the loop, with a 503, posted immediately.
 // Its completion runs once it is durable (C-09: "ok" means synced), in

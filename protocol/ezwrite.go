@@ -65,13 +65,14 @@ func (a *API) serveWrite(ls *loopState, c engine.Conn, r *engine.Request) {
 	a.store.EZWriteTo(newWriteOp(a, c, acct.ID, qname, tick, hasTick, msg, flush))
 }
 
-// writeOp is one /write from its acceptance to its answer, in two
-// allocations (P5): this struct, which is the store's completion, the
-// answer run on the writer's loop and (through d) the delivery every loop
-// runs; and one buffer holding the qname, tick and body, and the rooms of
-// the message's encodings (built later, only for the transports that
-// have subscribers). Nothing in it but those lazy encodings changes after
-// WriteDone gathers it.
+// writeOp is one /write from its acceptance to its answer: the store's
+// completion, the answer run on the writer's loop and (through d) the
+// delivery every loop runs. buf holds the qname, tick and body, and the
+// rooms of the message's encodings (built later, only for the transports
+// that have subscribers). Nothing in it but those lazy encodings changes
+// after WriteDone gathers it. Ops are recycled (API.writeOps) once every
+// loop has run the group that holds them (fanout.go), buffer and all, so
+// that a publish allocates nothing in the steady state (P5).
 type writeOp struct {
 	conn   engine.Conn
 	def    engine.Deferred // the answer, in the connection's request order
@@ -80,7 +81,13 @@ type writeOp struct {
 	start  time.Time
 	failed *apiError // the answer when the store refused the write
 	d      delivery
+	buf    []byte // what w, d and the rooms point into; kept across uses
 }
+
+// maxPooledWriteBuf bounds the buffer a recycled op keeps: one that grew
+// past it for a large message is dropped, so a burst of large writes
+// leaves no large buffers behind in the pool.
+const maxPooledWriteBuf = 4 << 10
 
 // newWriteOp copies what the write keeps out of the loop's form buffer
 // (reused by the next request), and defers the request's answer: the
@@ -88,7 +95,12 @@ type writeOp struct {
 // waits for its commit (issue 16), so they reach the store together.
 // Called during Serve, just before the write is handed to the store.
 func newWriteOp(a *API, c engine.Conn, accountID uint64, qname, tick []byte, hasTick bool, msg []byte, flush bool) (persist.EZWrite, *writeOp) {
-	op := &writeOp{api: a, conn: c, def: c.Defer(), start: time.Now()}
+	op, _ := a.writeOps.Get().(*writeOp)
+	if op == nil {
+		op = new(writeOp)
+	}
+	buf := op.buf
+	*op = writeOp{api: a, conn: c, def: c.Defer(), start: time.Now()}
 	op.w.AccountID = accountID
 	tickLen := 0
 	if !flush {
@@ -104,7 +116,11 @@ func newWriteOp(a *API, c engine.Conn, accountID uint64, qname, tick []byte, has
 	if !flush {
 		spare = ezRooms(tickLen + len(msg))
 	}
-	buf := make([]byte, n, n+spare)
+	if cap(buf) < n+spare {
+		buf = make([]byte, n, n+spare)
+	}
+	buf = buf[:n] // copied over below; the rooms are carved empty
+	op.buf = buf
 	copy(buf, qname)
 	t := buf[len(qname) : len(qname)+tickLen : len(qname)+tickLen]
 	if hasTick {
@@ -150,6 +166,17 @@ func (op *writeOp) WriteDone(res persist.EZWriteResult) {
 		d = &op.d
 	}
 	a.gather(op.conn.Loop(), op, d, false)
+}
+
+// recycle implements recycler: every loop has run the group holding op,
+// and the store let go of its bytes when it completed it.
+func (op *writeOp) recycle() {
+	a, buf := op.api, op.buf[:0]
+	if cap(buf) > maxPooledWriteBuf {
+		buf = nil
+	}
+	*op = writeOp{buf: buf}
+	a.writeOps.Put(op)
 }
 
 // takeTick puts the tick the store generated into the write's room for

@@ -28,6 +28,10 @@ import (
 // connection's loop.
 type answerer interface{ answer(ls *loopState) }
 
+// recycler is an answerer that is reused once its group was run by
+// every loop (writeOp).
+type recycler interface{ recycle() }
+
 // fanout is a durable message: run on every loop, it wakes that loop's
 // subscribers of its channel or topic.
 type fanout interface{ deliverTo(ls *loopState) }
@@ -165,10 +169,16 @@ func (f *fanOut) get(a *API) *group {
 }
 
 // recycle empties g, keeping its lists' room, and frees it; called by
-// the last loop to run it.
+// the last loop to run it. No loop refers to g's answers and deliveries
+// any more, so the ops that can be reused are.
 func (f *fanOut) recycle(g *group) {
 	for i := range g.runs {
-		clear(g.runs[i].answers) // drop the ops: their buffers go
+		for _, a := range g.runs[i].answers {
+			if r, ok := a.(recycler); ok {
+				r.recycle()
+			}
+		}
+		clear(g.runs[i].answers) // drop the other ops: their buffers go
 		g.runs[i].answers = g.runs[i].answers[:0]
 	}
 	clear(g.deliveries)

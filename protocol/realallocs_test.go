@@ -402,8 +402,10 @@ func lowestWithin(bound float64, measure func() float64) float64 {
 // subscriber, per delivery to WebSocket and SSE subscribers, and per
 // long-poll cycle (answer and next poll).
 //
-// The budgets are what the code reaches. A publish costs the protocol 2
-// (its op and its one buffer) and the engine nothing per loop it wakes
+// The budgets are what the code reaches. A publish allocates nothing:
+// its op and its one buffer are the ones a publish before it gave back
+// once every loop had run it (writeOp.recycle, pushOp.recycle; with
+// recycling off, 2 per publish), and the engine nothing per loop it wakes
 // (each loop's waker is a socket of its own, engine/waker.go; gnet's
 // Execute, which allocated a task and a queue node per wake-up, is only
 // the fallback of a loop that has none). A delivery allocates nothing: 0.1 per delivery is the bound only because
@@ -417,7 +419,11 @@ func TestRealPathAllocs(t *testing.T) {
 	}
 	const n, subs, polls = 2000, 8, 8
 	const noise = 0.1 // background allocations per publish, see above
-	const publish = 2 // the write's op and its buffer
+	const publish = 0 // the write's op and buffer are recycled ones
+	// A publish's count takes the background allocations of a whole
+	// publish (Pebble's, the runtime's), not shared by subscribers:
+	// measured up to 0.11 at 2 loops; one allocation more shows as 1.
+	const publishNoise = 0.3
 	// Each phase has a server and store of its own, so that no phase
 	// counts the store's background work (a memtable flush) grown by
 	// the phases before it.
@@ -425,18 +431,18 @@ func TestRealPathAllocs(t *testing.T) {
 		for _, api := range []string{"ez", "cf"} {
 			t.Run(fmt.Sprintf("%s/loops=%d", api, loops), func(t *testing.T) {
 				f := newRealAllocFixture(t, loops, api == "cf")
-				perPublish := lowestWithin(publish+noise, func() float64 { return f.measure(n, nil) })
+				perPublish := lowestWithin(publish+publishNoise, func() float64 { return f.measure(n, nil) })
 				t.Logf("%s publish, %d loops: %.3f allocations", api, loops, perPublish)
-				if budget := float64(publish); perPublish > budget+noise {
+				if budget := float64(publish); perPublish > budget+publishNoise {
 					t.Errorf("%s publish with no subscriber, %d loops: %.3f allocations, budget %v", api, loops, perPublish, budget)
 				}
 				for _, kind := range []string{"ws", "sse"} {
 					f := newRealAllocFixture(t, loops, api == "cf")
 					readers := f.openStreams(kind, subs)
-					per := lowestWithin(publish+noise, func() float64 { return f.measure(n, readers) })
+					per := lowestWithin(publish+publishNoise, func() float64 { return f.measure(n, readers) })
 					perDelivery := (per - publish) / subs
 					t.Logf("%s %s, %d loops: %.3f allocations per publish to %d, %.4f per delivery", api, kind, loops, per, subs, perDelivery)
-					if budget := float64(publish); per > budget+noise || perDelivery > noise {
+					if budget := float64(publish); per > budget+publishNoise || perDelivery > noise {
 						t.Errorf("%s %s, %d loops: %.3f per publish to %d subscribers (budget %v), %.4f per delivery (budget 0); reads refused %d",
 							api, kind, loops, per, subs, budget, perDelivery, f.rs.api.stats.readsRefused.Load())
 					}
@@ -445,7 +451,7 @@ func TestRealPathAllocs(t *testing.T) {
 				f.rs.stop()
 				f = newRealAllocFixture(t, loops, api == "cf")
 				pollers := f.openPollers(polls)
-				per := lowestWithin(publish+noise*polls, func() float64 { return f.measurePolls(n/4, pollers) })
+				per := lowestWithin(publish+publishNoise+noise*polls, func() float64 { return f.measurePolls(n/4, pollers) })
 				perCycle := (per - publish) / polls
 				t.Logf("%s poll, %d loops: %.3f allocations per publish to %d polls, %.3f per poll cycle", api, loops, per, polls, perCycle)
 				// The answer allocates nothing (TestDeliveryAllocs), and

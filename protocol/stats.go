@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"errors"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -46,7 +47,7 @@ func (c *ackCounters) done(a *API, elapsed time.Duration, err, conflict error, c
 	case errors.Is(err, conflict):
 		failed = conflictAnswer
 	default:
-		a.opts.Log.Error(what+" failed", "name", name, "err", err)
+		a.opts.Log.Error(what+" failed", "name", strings.Clone(name), "err", err) // name is the op's, reused
 		failed = errStorage
 	}
 	c.failed.Add(1)
