@@ -192,7 +192,12 @@ type API struct {
 
 	// sweepStop ends the sweeper (index.go), which closes sweepDone.
 	sweepStop, sweepDone chan struct{}
+	// epoch is clock's zero.
+	epoch time.Time
 }
+
+// clock is a monotonic time in nanoseconds, for the index's timestamps.
+func (a *API) clock() int64 { return int64(time.Since(a.epoch)) }
 
 // New builds an API. Attach must be called before the engine runs.
 func New(opts Options) (*API, error) {
@@ -200,7 +205,7 @@ func New(opts Options) (*API, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	a := &API{opts: opts, store: opts.Store, pages: make(map[string]page, len(opts.Pages))}
+	a := &API{opts: opts, store: opts.Store, pages: make(map[string]page, len(opts.Pages)), epoch: time.Now()}
 	a.readBufs.New = func() any { return new(readBufs) }
 	for path, p := range opts.Pages {
 		a.pages[path] = newPage(p)

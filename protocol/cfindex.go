@@ -74,6 +74,11 @@ type topicSubs struct {
 	// paused) reads on while it stands before it. It outlives the
 	// listeners while the entry lingers (index.go).
 	last uint64
+	// known: last is the last push delivered here since this entry was
+	// made, at at (API.clock); cfAtTail places a poll resuming from it
+	// with no read. Cleared by an account change.
+	known bool
+	at    int64
 	linger
 }
 
@@ -98,13 +103,13 @@ func (ls *loopState) topicKey(user string, name []byte) string {
 
 // addCF puts every watch of s into the topic index.
 func (ls *loopState) addCF(s *cfSub) {
-	ls.indexed.Add(1)
 	for i := range s.watches {
 		w := &s.watches[i]
 		ts := ls.cfTopics[w.topic]
 		if ts == nil {
 			ts = &topicSubs{key: w.topic}
 			ls.cfTopics[w.topic] = ts
+			ls.entries.Add(1)
 			if f := ls.api.opts.Interest; f != nil {
 				f(true, ts.key, true)
 			}
@@ -130,9 +135,6 @@ func (ls *loopState) removeCF(s *cfSub) {
 		if w.idx < 0 {
 			continue
 		}
-		if i == 0 {
-			ls.indexed.Add(-1) // every watch is indexed, or none
-		}
 		ts := ls.cfTopics[w.topic]
 		ts.list = swapRemove(ts.list, w.idx, func(m cfRef, i int) { m.s.watches[m.w].idx = i })
 		w.idx = -1
@@ -153,7 +155,9 @@ func (ls *loopState) cfDeliver(d *cfDelivery) {
 	if ts == nil {
 		return
 	}
-	ts.last = max(ts.last, d.id)
+	if d.id > ts.last {
+		ts.last, ts.known, ts.at = d.id, true, ls.api.clock()
+	}
 	sent := 0
 	// Backwards: an answered poll leaves the list, and removal moves the
 	// last entry into its place.

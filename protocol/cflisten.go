@@ -139,6 +139,19 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 	if callback != nil {
 		s.callback = append([]byte(nil), callback...)
 	}
+	if kind == subPoll && timeout != 0 && ls.cfAtTail(s) {
+		if !a.cap.Acquire(slot, limit) {
+			a.stats.cfRefused.Add(1)
+			ls.free.putCFSub(s)
+			a.replyError(c, callback, errTooManyListeners)
+			return
+		}
+		s.slotIP = slot.ip
+		ls.admitCF(s)
+		a.stats.cfPlacedUnread.Add(1)
+		c.Hold(timeout)
+		return
+	}
 	// The replay (CF-L-05) of each id-form watch is read off the loop
 	// (readers.go); meanwhile the listener waits in the index, so that
 	// the deliveries it lets pass are known. The reads share one
@@ -162,6 +175,28 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 	if !kind.transport().open(a, c, r) {
 		ls.removeCF(s)
 	}
+}
+
+// cfAtTail reports whether every watch of s, a listener being admitted,
+// resumes from the last push of its topic delivered on this loop, within
+// resumeWindow, by an entry that has seen every delivery of its topic
+// since it was made (as atTail for EZComet). The store would answer
+// each watch's read with no push, no gap, and Last at that id
+// (persist.Store.CFRead): the poll waits without it. A watch given no id
+// (its topic's last, X-04) or id 0 (the replay window) reads.
+func (ls *loopState) cfAtTail(s *cfSub) bool {
+	now := ls.api.clock()
+	for i := range s.watches {
+		w := &s.watches[i]
+		if w.now || w.wide {
+			return false
+		}
+		ts := ls.cfTopics[w.topic]
+		if ts == nil || !ts.known || ts.last != w.cursor || now-ts.at > int64(resumeWindow) {
+			return false
+		}
+	}
+	return len(s.watches) > 0
 }
 
 // admitCF makes s its conn's Tag, indexes it and counts it; removeCF

@@ -1,7 +1,9 @@
 package protocol
 
 import (
+	"bytes"
 	"sync/atomic"
+	"time"
 
 	"github.com/halleypush/halley/engine"
 	"github.com/halleypush/halley/persist"
@@ -76,6 +78,11 @@ type channelSubs struct {
 	// deliveries pass (reading, paused) reads on while it stands before
 	// it.
 	last uint64
+	// tick is last's tick and at when its delivery ran here (API.clock),
+	// kept for a reader resuming from it (atTail); empty until this
+	// entry saw a delivery.
+	tick []byte
+	at   int64
 	linger
 }
 
@@ -84,10 +91,12 @@ type channelSubs struct {
 // goroutine touches it, so nothing here is locked.
 type loopState struct {
 	api *API
-	// indexed counts the readers and listeners in this loop's index; read
-	// by the committer side (fanout.go), which skips waking a loop with
-	// none for a group that holds no answer of its own.
-	indexed atomic.Int64
+	// entries counts this loop's index entries, channels and topics,
+	// with readers or lingering (index.go); read by the committer side
+	// (fanout.go), which skips waking a loop with none for a group that
+	// holds no answer of its own. So an entry sees every delivery of its
+	// channel from its first on, which atTail relies on.
+	entries atomic.Int64
 	subs    map[string]*channelSubs
 	form    form
 	out     []byte // scratch for answers; the engine copies what it sends
@@ -143,6 +152,7 @@ func (ls *loopState) add(s *ezSub) {
 	if cs == nil {
 		cs = &channelSubs{key: s.qname}
 		ls.subs[s.qname] = cs
+		ls.entries.Add(1)
 		if f := ls.api.opts.Interest; f != nil {
 			f(false, cs.key, true)
 		}
@@ -150,7 +160,6 @@ func (ls *loopState) add(s *ezSub) {
 	cs.swept = false // a reader came since the last sweep
 	s.idx = int32(len(cs.list))
 	cs.list = append(cs.list, s)
-	ls.indexed.Add(1)
 }
 
 // remove takes s out of the index, frees its listener slot, clears the
@@ -170,7 +179,6 @@ func (ls *loopState) remove(s *ezSub) {
 	cs := ls.subs[s.qname]
 	cs.list = swapRemove(cs.list, int(s.idx), func(m *ezSub, i int) { m.idx = int32(i) })
 	s.idx = -1
-	ls.indexed.Add(-1)
 	if len(cs.list) == 0 {
 		ls.queueEmptied(&cs.linger, false, cs.key)
 	}
@@ -190,7 +198,11 @@ func (ls *loopState) deliver(d *delivery) {
 	if cs == nil {
 		return
 	}
-	cs.last = max(cs.last, d.seq)
+	if d.seq > cs.last {
+		cs.last = d.seq
+		cs.tick = append(cs.tick[:0], d.tick...)
+		cs.at = ls.api.clock()
+	}
 	// Backwards, because a reader may leave the list (answered poll, cut
 	// slow consumer) and removal moves the last entry into its place.
 	sent := 0
@@ -227,6 +239,33 @@ func (ls *loopState) sendOne(s *ezSub, d *delivery) {
 		return
 	}
 	ls.api.reply(c, cb, d.pollBody())
+}
+
+// resumeWindow bounds how long after the delivery of a channel's last
+// message a reader resuming from its tick is placed without a read
+// (atTail). The store's answer to that read is "nothing after it, no
+// gap" only while it still knows the tick: for the store's TickMemory
+// (a week; persist.DefaultTickMemory) after the message was written.
+const resumeWindow = 5 * time.Second
+
+// atTail returns the index entry of qname when a reader resuming from
+// tick stands at its channel's end on this loop: tick is the tick of the
+// last message delivered here, within resumeWindow, and this entry has
+// seen every delivery of its channel since it was made (fanout.go wakes
+// every loop with entries; an account change drops them, revoke.go).
+// The store would answer that reader's read with no message, no gap and
+// cursor last, whatever retention dropped since (persist.Store.EZRead):
+// the reader is placed at last without it, which is what a long-poll's
+// next poll, after each answer, asks for (issue 17: at P7 scale every
+// re-poll of a light node was a store read over NATS). A message
+// committed meanwhile whose delivery has not run here yet reaches the
+// reader as a delivery, as it would have after its read.
+func (ls *loopState) atTail(qname, tick []byte) *channelSubs {
+	cs := ls.subs[string(qname)]
+	if cs == nil || len(cs.tick) == 0 || !bytes.Equal(cs.tick, tick) || ls.api.clock()-cs.at > int64(resumeWindow) {
+		return nil
+	}
+	return cs
 }
 
 // behind reports whether a delivery of s's channel passed s by on this

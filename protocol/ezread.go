@@ -83,6 +83,12 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 	if isNullTick(tick) {
 		tick = nil
 	}
+	if tick != nil && timeout != 0 {
+		if cs := ls.atTail(qname, tick); cs != nil {
+			a.placeAtTail(ls, c, r, cs, kind, acct.ID, key, limit, slotIP, callback, timeout)
+			return
+		}
+	}
 	// The reader waits in the index while its first read is in flight
 	// (readers.go), so that the deliveries it lets pass are known.
 	s := ls.newSub(c, ls.qnameKey(qname), kind, 0, slotIP)
@@ -116,6 +122,39 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 	if kind == subSSE {
 		// A comment first: some browsers and proxies surface a stream
 		// only once body bytes arrive, and an empty channel has none yet.
+		c.Send(sseOpen)
+	}
+}
+
+// placeAtTail admits a reader that resumes from the tick of its
+// channel's last message delivered on this loop (atTail): at that
+// message, with no store read. A poll waits (its listener slot taken
+// now, as pollRead takes it after a read); a stream opens.
+func (a *API) placeAtTail(ls *loopState, c engine.Conn, r *engine.Request, cs *channelSubs, kind subKind, acctID uint64, key capKey, limit int, slotIP engine.ClientKey, callback []byte, timeout time.Duration) {
+	if kind == subPoll {
+		if !a.cap.Acquire(key, limit) {
+			a.stats.ezRefused.Add(1)
+			a.replyError(c, callback, errTooManyListeners)
+			return
+		}
+		slotIP = key.ip
+	}
+	s := ls.newSub(c, cs.key, kind, cs.last, slotIP)
+	s.acctID = acctID
+	if callback != nil {
+		s.callback = append([]byte(nil), callback...)
+	}
+	ls.add(s)
+	a.stats.ezPlacedUnread.Add(1)
+	if kind == subPoll {
+		c.Hold(timeout)
+		return
+	}
+	if !kind.transport().open(a, c, r) {
+		ls.remove(s)
+		return
+	}
+	if kind == subSSE {
 		c.Send(sseOpen)
 	}
 }

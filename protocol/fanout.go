@@ -138,7 +138,7 @@ func (a *API) flushLocked() {
 	f.cur = nil
 	f.post = f.post[:0]
 	for i := range g.runs {
-		if len(g.runs[i].answers) > 0 || len(g.deliveries) > 0 && a.state[i].indexed.Load() > 0 {
+		if len(g.runs[i].answers) > 0 || len(g.deliveries) > 0 && a.state[i].entries.Load() > 0 {
 			f.post = append(f.post, i)
 		}
 	}

@@ -77,6 +77,10 @@ func newFanFixture(t *testing.T) *fanFixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
+	acct, err := store.AddAccount("john")
+	if err != nil {
+		t.Fatal(err)
+	}
 	api, err := New(Options{Store: store, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), IndexSweep: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +92,9 @@ func newFanFixture(t *testing.T) *fanFixture {
 		c := newFakeConn()
 		c.loop = i
 		ls := api.state[i]
-		ls.add(ls.newSub(c, "john-fan", subWS, 0, engine.NoClientKey))
+		s := ls.newSub(c, "john-fan", subWS, 0, engine.NoClientKey)
+		s.acctID = acct.ID
+		ls.add(s)
 		f.readers = append(f.readers, c)
 	}
 	return f
@@ -187,20 +193,33 @@ func TestUnhookedStorePostsEach(t *testing.T) {
 	}
 }
 
-// TestIdleLoopNotWoken: a loop with no reader or listener is not woken
-// for a group's deliveries (only for its own writers' answers).
+// TestIdleLoopNotWoken: a loop with no index entry is not woken for a
+// group's deliveries (only for its own writers' answers); one whose
+// entry lingers after its last reader left is (index.go: the entry keeps
+// its channel's last delivery, for a returning reader).
 func TestIdleLoopNotWoken(t *testing.T) {
 	f := newFanFixture(t)
 	f.api.AfterBatch()
 	ls := f.api.state[1]
 	ls.remove(f.readers[1].Tag().(*ezSub))
-	op, _ := f.write(0, "t1")
+	op, _ := f.write(0, "t0")
 	op.WriteDone(persist.EZWriteResult{Msg: persist.Message{Seq: 1}})
+	f.api.AfterBatch()
+	if got := f.loops.run(); got[0] != 1 || got[1] != 1 {
+		t.Fatalf("entry lingering on loop 1: tasks per loop %v, want [1 1]", got)
+	}
+	ls.sweep()
+	ls.sweep() // empty from one sweep to the next: dropped
+	if n := ls.entries.Load(); n != 0 {
+		t.Fatalf("%d entries after the sweeps, want 0", n)
+	}
+	op, _ = f.write(0, "t1")
+	op.WriteDone(persist.EZWriteResult{Msg: persist.Message{Seq: 2}})
 	f.api.AfterBatch()
 	if got := f.loops.run(); got[0] != 1 || got[1] != 0 {
 		t.Fatalf("tasks per loop %v, want [1 0]", got)
 	}
-	if len(f.readers[0].sentCopy()) != 1 {
-		t.Fatal("the reader on loop 0 missed the message")
+	if len(f.readers[0].sentCopy()) != 2 {
+		t.Fatal("the reader on loop 0 missed a message")
 	}
 }

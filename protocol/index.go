@@ -96,6 +96,7 @@ func (ls *loopState) drop(cf bool, key string) {
 	} else {
 		delete(ls.subs, key)
 	}
+	ls.entries.Add(-1)
 	if f := ls.api.opts.Interest; f != nil {
 		f(cf, key, false)
 	}

@@ -37,6 +37,10 @@ func (ls *loopState) revoke(username string) {
 		if !ownedBy(qname, username, '-') {
 			continue
 		}
+		// The end the entry knew may be another incarnation's: no
+		// reader is placed there unread (atTail) until a delivery of
+		// this one passes it.
+		cs.tick = cs.tick[:0]
 		// Backwards: a closed reader leaves the list, and removal moves
 		// the last entry into its place.
 		for i := len(cs.list) - 1; i >= 0; i-- {
@@ -55,6 +59,7 @@ func (ls *loopState) revoke(username string) {
 		if !ownedBy(topic, username, '/') {
 			continue
 		}
+		ts.known = false // as cs.tick above
 		for i := len(ts.list) - 1; i >= 0; i-- {
 			if i >= len(ts.list) {
 				continue
