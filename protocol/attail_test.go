@@ -67,15 +67,9 @@ func TestLingeringEntryFollowsItsChannel(t *testing.T) {
 	f := newFanFixture(t)
 	f.api.AfterBatch()
 	ls := f.api.state[1]
-	op, _ := f.write(0, "t1")
-	op.WriteDone(persist.EZWriteResult{Msg: persist.Message{Seq: 1}})
-	f.api.AfterBatch()
-	f.loops.run()
+	f.commit("t1", 1)
 	ls.remove(f.readers[1].Tag().(*ezSub)) // loop 1's entry lingers
-	op, _ = f.write(0, "t2")
-	op.WriteDone(persist.EZWriteResult{Msg: persist.Message{Seq: 2}})
-	f.api.AfterBatch()
-	f.loops.run()
+	f.commit("t2", 2)
 	if cs := ls.atTail([]byte("john-fan"), []byte("t1")); cs != nil {
 		t.Fatalf("loop 1 takes t1 for its channel's end (last %d): it missed t2's delivery", cs.last)
 	}
@@ -91,10 +85,7 @@ func TestAtTailForgetsAfterWindowAndAccountChange(t *testing.T) {
 	f := newFanFixture(t)
 	f.api.AfterBatch()
 	ls := f.api.state[0]
-	op, _ := f.write(0, "t1")
-	op.WriteDone(persist.EZWriteResult{Msg: persist.Message{Seq: 1}})
-	f.api.AfterBatch()
-	f.loops.run()
+	f.commit("t1", 1)
 	cs := ls.atTail([]byte("john-fan"), []byte("t1"))
 	if cs == nil {
 		t.Fatal("t1 not known as the end")
@@ -149,4 +140,13 @@ func TestCFRepollAtTailPlacedUnread(t *testing.T) {
 			t.Fatalf("%s: %d placed unread, want still 1", q, n)
 		}
 	}
+}
+
+// commit completes a write of tick from loop 0 as message seq, as the
+// committer would, and runs what every loop was posted.
+func (f *fanFixture) commit(tick string, seq uint64) {
+	op, _ := f.write(0, tick)
+	op.WriteDone(persist.EZWriteResult{Msg: persist.Message{Seq: seq}})
+	f.api.AfterBatch()
+	f.loops.run()
 }
