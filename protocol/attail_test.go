@@ -150,3 +150,22 @@ func (f *fanFixture) commit(tick string, seq uint64) {
 	f.api.AfterBatch()
 	f.loops.run()
 }
+
+// TestNoPlacementWhileTheStoreRefuses: a store that reports itself
+// unhealthy (failed, stalled, out of reach) gets the reads it would
+// answer 503 or serve, as before: no reader is placed unread then.
+func TestNoPlacementWhileTheStoreRefuses(t *testing.T) {
+	f, fs := newFaultFixture(t)
+	first := f.serve("GET", "/read", "qname=john-c&timeout=60", "", nil)
+	f.write("qname=john-c&tick=t1&msg=one")
+	f.await("the first poll's answer", func() bool { return first.numReplies() > 0 })
+	cf := f.listen("poll", "identifiers=a&timeout=60", "127.0.0.1", nil)
+	f.push("a", "one", false, "")
+	f.await("the Cometify poll's answer", func() bool { return cf.numReplies() > 0 })
+	fs.set(func(s *faultStore) { s.unhealthy = persist.ErrStorage })
+	f.serve("GET", "/read", "qname=john-c&timeout=60&tick=t1", "", nil)
+	f.listen("poll", "identifiers=a:1&timeout=60", "127.0.0.1", nil)
+	if ez, cf := f.api.stats.ezPlacedUnread.Load(), f.api.stats.cfPlacedUnread.Load(); ez != 0 || cf != 0 {
+		t.Fatalf("placed unread while the store refuses: %d EZComet, %d Cometify", ez, cf)
+	}
+}

@@ -139,7 +139,7 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 	if callback != nil {
 		s.callback = append([]byte(nil), callback...)
 	}
-	if kind == subPoll && timeout != 0 && ls.cfAtTail(s) {
+	if kind == subPoll && timeout != 0 && ls.cfAtTail(s) && a.store.Healthy() == nil { // as serveRead
 		if !a.cap.Acquire(slot, limit) {
 			a.stats.cfRefused.Add(1)
 			ls.free.putCFSub(s)

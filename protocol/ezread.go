@@ -83,7 +83,9 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 	if isNullTick(tick) {
 		tick = nil
 	}
-	if tick != nil && timeout != 0 {
+	// A store that refuses (failed, stalled, out of reach) gets the read
+	// it would answer 503 or serve as before.
+	if tick != nil && timeout != 0 && a.store.Healthy() == nil {
 		if cs := ls.atTail(qname, tick); cs != nil {
 			a.placeAtTail(ls, c, r, cs, kind, acct.ID, key, limit, slotIP, callback, timeout)
 			return
