@@ -140,16 +140,10 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 		s.callback = append([]byte(nil), callback...)
 	}
 	if kind == subPoll && timeout != 0 && ls.cfAtTail(s) && a.store.Healthy() == nil { // as serveRead
-		if !a.cap.Acquire(slot, limit) {
-			a.stats.cfRefused.Add(1)
-			ls.free.putCFSub(s)
-			a.replyError(c, callback, errTooManyListeners)
-			return
-		}
-		s.slotIP = slot.ip
 		ls.admitCF(s)
-		a.stats.cfPlacedUnread.Add(1)
-		c.Hold(timeout)
+		if ls.admitCFPoll(s, slot, limit, timeout) {
+			a.stats.cfPlacedUnread.Add(1)
+		}
 		return
 	}
 	// The replay (CF-L-05) of each id-form watch is read off the loop
@@ -340,15 +334,8 @@ func (ls *loopState) cfPollRead(s *cfSub, j *cfRead) {
 		a.reply(c, cb, ls.out)
 		return
 	}
-	if j.first {
-		if !a.cap.Acquire(j.key, j.limit) {
-			a.stats.cfRefused.Add(1)
-			ls.removeCF(s)
-			a.replyError(c, cb, errTooManyListeners)
-			return
-		}
-		s.slotIP = j.key.ip
-		c.Hold(j.timeout)
+	if j.first && !ls.admitCFPoll(s, j.key, j.limit, j.timeout) {
+		return
 	}
 	for i := range s.watches {
 		s.watches[i].gap = s.watches[i].gap || j.reads[i].Gap
@@ -357,6 +344,21 @@ func (ls *loopState) cfPollRead(s *cfSub, j *cfRead) {
 	if ls.cfBehind(s) {
 		ls.cfReadFor(s, nil)
 	}
+}
+
+// admitCFPoll admits a poll that waits, as admitPoll does for EZComet.
+func (ls *loopState) admitCFPoll(s *cfSub, key capKey, limit int, timeout time.Duration) bool {
+	a := ls.api
+	if !a.cap.Acquire(key, limit) {
+		a.stats.cfRefused.Add(1)
+		c, cb := s.conn, s.callback
+		ls.removeCF(s)
+		a.replyError(c, cb, errTooManyListeners)
+		return false
+	}
+	s.slotIP = key.ip
+	s.conn.Hold(timeout)
+	return true
 }
 
 // submitCF hands j, a read for s, to the reader pool; s is reading until

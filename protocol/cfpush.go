@@ -158,11 +158,8 @@ func (op *pushOp) CFPushDone(res persist.CFPushResult) {
 
 // recycle implements recycler, as writeOp's.
 func (op *pushOp) recycle() {
-	a, buf := op.api, op.buf[:0]
-	if cap(buf) > maxPooledWriteBuf {
-		buf = nil
-	}
-	*op = pushOp{buf: buf}
+	a := op.api
+	*op = pushOp{buf: keptBuf(op.buf)}
 	a.pushOps.Put(op)
 }
 

@@ -117,15 +117,7 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 	if kind == subPoll {
 		return // answered, or held, when its read is back
 	}
-	if !kind.transport().open(a, c, r) {
-		ls.remove(s)
-		return
-	}
-	if kind == subSSE {
-		// A comment first: some browsers and proxies surface a stream
-		// only once body bytes arrive, and an empty channel has none yet.
-		c.Send(sseOpen)
-	}
+	a.openStream(ls, c, r, s)
 }
 
 // placeAtTail admits a reader that resumes from the tick of its
@@ -133,32 +125,20 @@ func (a *API) serveRead(ls *loopState, c engine.Conn, r *engine.Request, kind su
 // message, with no store read. A poll waits (its listener slot taken
 // now, as pollRead takes it after a read); a stream opens.
 func (a *API) placeAtTail(ls *loopState, c engine.Conn, r *engine.Request, cs *channelSubs, kind subKind, acctID uint64, key capKey, limit int, slotIP engine.ClientKey, callback []byte, timeout time.Duration) {
-	if kind == subPoll {
-		if !a.cap.Acquire(key, limit) {
-			a.stats.ezRefused.Add(1)
-			a.replyError(c, callback, errTooManyListeners)
-			return
-		}
-		slotIP = key.ip
-	}
 	s := ls.newSub(c, cs.key, kind, cs.last, slotIP)
 	s.acctID = acctID
 	if callback != nil {
 		s.callback = append([]byte(nil), callback...)
 	}
 	ls.add(s)
-	a.stats.ezPlacedUnread.Add(1)
 	if kind == subPoll {
-		c.Hold(timeout)
+		if ls.admitPoll(s, key, limit, timeout) {
+			a.stats.ezPlacedUnread.Add(1)
+		}
 		return
 	}
-	if !kind.transport().open(a, c, r) {
-		ls.remove(s)
-		return
-	}
-	if kind == subSSE {
-		c.Send(sseOpen)
-	}
+	a.stats.ezPlacedUnread.Add(1)
+	a.openStream(ls, c, r, s)
 }
 
 // ezRead is one store read for an EZComet reader (readers.go): its first
@@ -261,18 +241,42 @@ func (ls *loopState) pollRead(s *ezSub, j *ezRead) {
 	}
 	s.cursor = j.res.Cursor
 	s.gap = s.gap || j.res.Gap
-	if j.first {
-		if !a.cap.Acquire(j.key, j.limit) {
-			a.stats.ezRefused.Add(1)
-			ls.remove(s)
-			a.replyError(c, cb, errTooManyListeners)
-			return
-		}
-		s.slotIP = j.key.ip
-		c.Hold(j.timeout)
+	if j.first && !ls.admitPoll(s, j.key, j.limit, j.timeout) {
+		return
 	}
 	if ls.behind(s) {
 		ls.readFor(s)
+	}
+}
+
+// admitPoll admits a poll that waits: it takes its listener slot
+// (C-12) and holds its connection for timeout; refused, the poll is
+// answered 429 and leaves.
+func (ls *loopState) admitPoll(s *ezSub, key capKey, limit int, timeout time.Duration) bool {
+	a := ls.api
+	if !a.cap.Acquire(key, limit) {
+		a.stats.ezRefused.Add(1)
+		c, cb := s.conn, s.callback
+		ls.remove(s)
+		a.replyError(c, cb, errTooManyListeners)
+		return false
+	}
+	s.slotIP = key.ip
+	s.conn.Hold(timeout)
+	return true
+}
+
+// openStream upgrades a stream reader's connection to its transport, or
+// takes the reader out when that fails.
+func (a *API) openStream(ls *loopState, c engine.Conn, r *engine.Request, s *ezSub) {
+	if !s.kind.transport().open(a, c, r) {
+		ls.remove(s)
+		return
+	}
+	if s.kind == subSSE {
+		// A comment first: some browsers and proxies surface a stream
+		// only once body bytes arrive, and an empty channel has none yet.
+		c.Send(sseOpen)
 	}
 }
 

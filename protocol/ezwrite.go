@@ -171,12 +171,18 @@ func (op *writeOp) WriteDone(res persist.EZWriteResult) {
 // recycle implements recycler: every loop has run the group holding op,
 // and the store let go of its bytes when it completed it.
 func (op *writeOp) recycle() {
-	a, buf := op.api, op.buf[:0]
-	if cap(buf) > maxPooledWriteBuf {
-		buf = nil
-	}
-	*op = writeOp{buf: buf}
+	a := op.api
+	*op = writeOp{buf: keptBuf(op.buf)}
 	a.writeOps.Put(op)
+}
+
+// keptBuf is what a recycled op keeps of its buffer: all of it, emptied,
+// unless it grew past maxPooledWriteBuf.
+func keptBuf(buf []byte) []byte {
+	if cap(buf) > maxPooledWriteBuf {
+		return nil
+	}
+	return buf[:0]
 }
 
 // takeTick puts the tick the store generated into the write's room for
