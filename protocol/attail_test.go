@@ -106,8 +106,9 @@ func TestAtTailForgetsAfterWindowAndAccountChange(t *testing.T) {
 
 // TestCFRepollAtTailPlacedUnread: a Cometify long-poll answered with its
 // topics' last pushes polls again from their ids: placed with no read
-// (cfAtTail), answered by the next push. A poll from an older id, or of
-// a topic the loop has not seen a push of, reads.
+// (cfAtTail), answered by the next push; a stream from the last ids
+// opens the same way. A poll from an older id, or of a topic the loop
+// has not seen a push of, reads.
 func TestCFRepollAtTailPlacedUnread(t *testing.T) {
 	f := newCFFixture(t, Options{IndexSweep: -1})
 	first := f.listen("poll", "identifiers=a,b&timeout=60", "127.0.0.1", nil)
@@ -130,14 +131,26 @@ func TestCFRepollAtTailPlacedUnread(t *testing.T) {
 		t.Fatalf("re-poll answer: %s", body)
 	}
 
+	// A stream resuming from the last ids opens with its first frame
+	// (X-04) and nothing read, then streams the next push.
+	ws := f.listen("listen", "identifiers=a:1,b:2", "127.0.0.1", nil)
+	if n := f.api.stats.cfPlacedUnread.Load(); n != 2 {
+		t.Fatalf("stream from the last ids: %d placed unread, want 2", n)
+	}
+	f.push("b", "four", false, "")
+	f.await("the stream's push", func() bool { return len(ws.sentCopy()) >= 2 })
+	if got := strings.Join(frames(t, ws), "|"); got != `{"since":"a:1,b:2"}|{"identifier":"b","id":3,"data":"four"}` {
+		t.Fatalf("stream frames: %s", got)
+	}
+
 	for _, q := range []string{
 		"identifiers=a:1,b:1&timeout=60", // b:2 is queued
 		"identifiers=a:1,c:1&timeout=60", // c: never pushed
 		"identifiers=a:1,b&timeout=60",   // b from its last id: read
 	} {
 		f.listen("poll", q, "127.0.0.1", nil)
-		if n := f.api.stats.cfPlacedUnread.Load(); n != 1 {
-			t.Fatalf("%s: %d placed unread, want still 1", q, n)
+		if n := f.api.stats.cfPlacedUnread.Load(); n != 2 {
+			t.Fatalf("%s: %d placed unread, want still 2", q, n)
 		}
 	}
 }

@@ -139,11 +139,22 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 	if callback != nil {
 		s.callback = append([]byte(nil), callback...)
 	}
-	if kind == subPoll && timeout != 0 && ls.cfAtTail(s) && a.store.Healthy() == nil { // as serveRead
+	if timeout != 0 && ls.cfAtTail(s) && a.store.Healthy() == nil { // as serveRead
 		ls.admitCF(s)
-		if ls.admitCFPoll(s, slot, limit, timeout) {
-			a.stats.cfPlacedUnread.Add(1)
+		if kind == subPoll {
+			if ls.admitCFPoll(s, slot, limit, timeout) {
+				a.stats.cfPlacedUnread.Add(1)
+			}
+			return
 		}
+		// A stream's first read would bring no push and no gap: its
+		// first frame is all it is sent before the next push.
+		a.stats.cfPlacedUnread.Add(1)
+		if !kind.transport().open(a, c, r) {
+			ls.removeCF(s)
+			return
+		}
+		kind.stream().since(ls, s)
 		return
 	}
 	// The replay (CF-L-05) of each id-form watch is read off the loop
@@ -176,7 +187,7 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 // resumeWindow, by an entry that has seen every delivery of its topic
 // since it was made (as atTail for EZComet). The store would answer
 // each watch's read with no push, no gap, and Last at that id
-// (persist.Store.CFRead): the poll waits without it. A watch given no id
+// (persist.Store.CFRead): a poll waits, a stream opens, without it. A watch given no id
 // (its topic's last, X-04) or id 0 (the replay window) reads.
 func (ls *loopState) cfAtTail(s *cfSub) bool {
 	now := ls.api.clock()

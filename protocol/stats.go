@@ -20,7 +20,7 @@ type apiStats struct {
 	errors     atomic.Uint64
 	deliveries atomic.Uint64
 	ezRefused  atomic.Uint64 // readers refused by the per-IP cap (C-12)
-	// ezPlacedUnread and cfPlacedUnread count readers and long-polls
+	// ezPlacedUnread and cfPlacedUnread count readers and listeners
 	// placed at their channel's or topics' end with no store read
 	// (atTail, cfAtTail).
 	ezPlacedUnread, cfPlacedUnread atomic.Uint64
@@ -107,7 +107,7 @@ func (a *API) AppendMetrics(dst []byte) []byte {
 	dst = promtext.Gauge(dst, "halley_ws_subscribers", "WebSocket readers.", float64(s.subscribers[ezAPI][subWS].Load()))
 	dst = promtext.Gauge(dst, "halley_sse_subscribers", "Server-Sent Events readers.", float64(s.subscribers[ezAPI][subSSE].Load()))
 	dst = promtext.Counter(dst, "halley_ez_readers_refused_total", "EZComet readers refused by the per-IP listener cap.", float64(s.ezRefused.Load()))
-	dst = promtext.Counter(dst, "halley_cf_polls_placed_unread_total", "Cometify long-polls resuming from the last push of each identifier delivered on their loop, placed with no store read.", float64(s.cfPlacedUnread.Load()))
+	dst = promtext.Counter(dst, "halley_cf_listeners_placed_unread_total", "Cometify listeners resuming from the last push of each identifier delivered on their loop, placed with no store read.", float64(s.cfPlacedUnread.Load()))
 	dst = promtext.Counter(dst, "halley_ez_readers_placed_unread_total", "EZComet readers resuming from the last message delivered on their loop, placed with no store read.", float64(s.ezPlacedUnread.Load()))
 	dst = s.writes.latency.appendProm(dst, "halley_write_ack_seconds", "Time from a write's acceptance to its durable acknowledgement.")
 	dst = promtext.Counter(dst, "halley_cf_pushes_total", "Cometify pushes acknowledged.", float64(s.pushes.ok.Load()))
