@@ -187,8 +187,9 @@ func (a *API) serveListen(ls *loopState, c engine.Conn, r *engine.Request, key [
 // resumeWindow, by an entry that has seen every delivery of its topic
 // since it was made (as atTail for EZComet). The store would answer
 // each watch's read with no push, no gap, and Last at that id
-// (persist.Store.CFRead): a poll waits, a stream opens, without it. A watch given no id
-// (its topic's last, X-04) or id 0 (the replay window) reads.
+// (persist.Store.CFRead): a poll waits, a stream opens, without it. A
+// watch given no id (its topic's last, X-04) or id 0 (the replay
+// window) reads.
 func (ls *loopState) cfAtTail(s *cfSub) bool {
 	now := ls.api.clock()
 	for i := range s.watches {

@@ -252,7 +252,8 @@ const resumeWindow = 5 * time.Second
 // tick stands at its channel's end on this loop: tick is the tick of the
 // last message delivered here, within resumeWindow, and this entry has
 // seen every delivery of its channel since it was made (fanout.go wakes
-// every loop with entries; an account change drops them, revoke.go).
+// every loop with entries), nor had its end cleared by an account change
+// since (revoke.go).
 // The store would answer that reader's read with no message, no gap and
 // cursor last, whatever retention dropped since (persist.Store.EZRead):
 // the reader is placed at last without it, which is what a long-poll's
