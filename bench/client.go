@@ -16,6 +16,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -33,6 +34,7 @@ type clientConfig struct {
 	DialConc   int
 	MaxLife    time.Duration
 	Timeout    int // long-poll timeout asked of Halley, seconds
+	Reopen     int // times a connection that failed or was lost is opened again, until "freeze"
 	readerConfig
 }
 
@@ -49,6 +51,11 @@ func clientFlags(fs *flag.FlagSet, c *clientConfig) {
 	fs.IntVar(&c.Timeout, "lp-timeout", 120, "Halley long-poll timeout (seconds) asked per request")
 }
 
+// reopenFlag is the idle clients' --reopen.
+func reopenFlag(fs *flag.FlagSet, n *int, def int) {
+	fs.IntVar(n, "reopen", def, "times a connection that failed to open or was lost while opening and settling is opened again (after 1 s, 2 s, …; not once a push is sent); 0: never")
+}
+
 func (c *clientConfig) validate() error {
 	k, err := kindOf(c.Kind)
 	if err != nil {
@@ -57,8 +64,8 @@ func (c *clientConfig) validate() error {
 	if c.Mode != "ws" && c.Mode != "longpoll" {
 		return fmt.Errorf("--mode must be ws or longpoll")
 	}
-	if c.PerIP < 1 || c.Channels < 1 || c.DialConc < 1 || c.MaxLife <= 0 {
-		return fmt.Errorf("--per-ip, --channels, --dial-conc must be ≥ 1 and --max-life > 0")
+	if c.PerIP < 1 || c.Channels < 1 || c.DialConc < 1 || c.MaxLife <= 0 || c.Reopen < 0 {
+		return fmt.Errorf("--per-ip, --channels, --dial-conc must be ≥ 1, --max-life > 0 and --reopen ≥ 0")
 	}
 	if err := k.checkClient(c); err != nil {
 		return err
@@ -93,9 +100,13 @@ type clientStats struct {
 	open   atomic.Int64 // established and held
 	failed atomic.Int64 // never established
 	closed atomic.Int64 // established, then lost
-	msgs   atomic.Int64 // messages (frames or answers with data) received
-	got    atomic.Int64 // connections that received at least one delivery
-	last   atomic.Int64 // UnixMicro of the latest delivery (0: none yet)
+	// reopened counts the times a failed or lost connection was queued to
+	// be opened again (--reopen); it is in none of open, failed, closed
+	// until that attempt ends.
+	reopened atomic.Int64
+	msgs     atomic.Int64 // messages (frames or answers with data) received
+	got      atomic.Int64 // connections that received at least one delivery
+	last     atomic.Int64 // UnixMicro of the latest delivery (0: none yet)
 	// firstErr is the first failure's text, reported once to the parent
 	// (accept failures, ENOMEM: why a run stopped short).
 	firstErr atomic.Pointer[string]
@@ -144,13 +155,64 @@ func (s *clientStats) reached(had, n, now int64) {
 // fail counts a connection never established and keeps the first reason.
 func (s *clientStats) fail(err error) {
 	s.failed.Add(1)
+	s.noteFailure(err)
+}
+
+// noteFailure keeps err when it is the first failure to open.
+func (s *clientStats) noteFailure(err error) {
 	msg := err.Error()
 	s.firstErr.CompareAndSwap(nil, &msg)
 }
 
+// reopener queues again, after a pause, a connection that failed to open
+// or was lost, while the parent is still opening and settling: a browser
+// client reconnects so, and on a saturated box a handshake can miss the
+// client's deadline or a connection its server's. The parent's "freeze"
+// (before a push) ends it: a connection lost after it stays lost, as the
+// push's figures count. Each connection is opened at most 1+max times.
+type reopener struct {
+	max    int
+	st     *clientStats
+	again  func(g int) // hands g to a dialer
+	frozen atomic.Bool
+	mu     sync.Mutex
+	tries  map[int]int // by connection number: reopens so far
+}
+
+func newReopener(max int, st *clientStats, again func(g int)) *reopener {
+	return &reopener{max: max, st: st, again: again, tries: map[int]int{}}
+}
+
+// retry queues connection g to be opened again and reports whether it
+// did: not once frozen or past max reopens of g.
+func (r *reopener) retry(g int) bool {
+	if r.max <= 0 || r.frozen.Load() {
+		return false
+	}
+	r.mu.Lock()
+	t := r.tries[g]
+	ok := t < r.max
+	if ok {
+		r.tries[g] = t + 1
+	}
+	r.mu.Unlock()
+	if !ok {
+		return false
+	}
+	r.st.reopened.Add(1)
+	time.AfterFunc(time.Duration(t+1)*time.Second, func() {
+		if r.frozen.Load() {
+			r.st.failed.Add(1) // frozen meanwhile: it stays down
+			return
+		}
+		r.again(g)
+	})
+	return true
+}
+
 func (s *clientStats) line(target int) string {
-	return fmt.Sprintf("stat target=%d open=%d failed=%d closed=%d msgs=%d got=%d last=%d",
-		target, s.open.Load(), s.failed.Load(), s.closed.Load(), s.msgs.Load(), s.got.Load(), s.last.Load())
+	return fmt.Sprintf("stat target=%d open=%d failed=%d closed=%d reopened=%d msgs=%d got=%d last=%d",
+		target, s.open.Load(), s.failed.Load(), s.closed.Load(), s.reopened.Load(), s.msgs.Load(), s.got.Load(), s.last.Load())
 }
 
 // cmdClient is the hidden "bench client": it holds idle subscribers. stdin
@@ -164,6 +226,7 @@ func cmdClient(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var c clientConfig
 	clientFlags(fs, &c)
+	reopenFlag(fs, &c.Reopen, 0)
 	c.readerConfig.clientFlags(fs)
 	fs.IntVar(&c.FirstIndex, "first-index", 0, "global index of the first connection (source addresses)")
 	initial := fs.Int("open", 0, "connections to open at start")
@@ -188,19 +251,26 @@ func cmdClient(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}()
 
 	var st clientStats
-	o := epollOptions{OnData: idleWSData(c.kind(), &st)}
-	if c.Mode == "longpoll" {
-		o = epollOptions{Poll: &lpPoll{c: &c, host: host}}
-	}
-	ep := c.readerConfig.epoll(o, &st, stderr)
 	// --dial-conc goroutines open the connections, taking their numbers
 	// from work: not a goroutine each, as Go keeps the descriptor of a
 	// goroutine that ended for reuse (hundreds of bytes a connection).
 	work := make(chan int)
+	re := newReopener(c.Reopen, &st, func(g int) {
+		select {
+		case work <- g:
+		case <-ctx.Done():
+		}
+	})
+	o := epollOptions{OnData: idleWSData(c.kind(), &st)}
+	if c.Mode == "longpoll" {
+		o = epollOptions{Poll: &lpPoll{c: &c, host: host}}
+	}
+	o.OnLost = func(g int, _ error) bool { return re.retry(g) }
+	ep := c.readerConfig.epoll(o, &st, stderr)
 	for range c.DialConc {
 		go func() {
 			for g := range work {
-				holdConn(ctx, &c, addr, host, g, &st, ep)
+				holdConn(ctx, &c, addr, host, g, &st, ep, re)
 			}
 		}()
 	}
@@ -249,6 +319,10 @@ func cmdClient(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 				report()
 				return 0
 			}
+			if cmd == "freeze" {
+				re.frozen.Store(true)
+				continue
+			}
 			if v, ok := strings.CutPrefix(cmd, "open "); ok {
 				n, err := strconv.Atoi(strings.TrimSpace(v))
 				if err != nil || n < 0 {
@@ -276,11 +350,16 @@ func cmdClient(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 // holdConn opens connection g and holds it until it breaks or ctx ends:
-// handed to ep's readers, or (ep nil) in a goroutine of its own.
-func holdConn(ctx context.Context, c *clientConfig, addr, host string, g int, st *clientStats, ep *epollSubs) {
+// handed to ep's readers, or (ep nil) in a goroutine of its own. re opens
+// it again when it fails or is lost, while it may.
+func holdConn(ctx context.Context, c *clientConfig, addr, host string, g int, st *clientStats, ep *epollSubs, re *reopener) {
 	conn, br, err := openSub(ctx, c, addr, host, g, "")
 	if err != nil {
-		st.fail(err)
+		if ctx.Err() == nil && re.retry(g) {
+			st.noteFailure(err)
+		} else {
+			st.fail(err)
+		}
 		return
 	}
 	st.open.Add(1)
@@ -288,7 +367,9 @@ func holdConn(ctx context.Context, c *clientConfig, addr, host string, g int, st
 		if err := ep.add(g, conn, br); err != nil {
 			st.lose(err)
 			st.open.Add(-1)
-			st.closed.Add(1)
+			if !re.retry(g) {
+				st.closed.Add(1)
+			}
 		}
 		return
 	}
@@ -303,11 +384,14 @@ func holdConn(ctx context.Context, c *clientConfig, addr, host string, g int, st
 		} else {
 			err = lpHold(conn, br, c, host, g, st)
 		}
-		if ctx.Err() == nil {
-			st.lose(err)
-		}
 		conn.Close()
 		st.open.Add(-1)
+		if ctx.Err() == nil {
+			st.lose(err)
+			if re.retry(g) {
+				return
+			}
+		}
 		st.closed.Add(1)
 	}()
 }

@@ -183,7 +183,7 @@ func (r *runner) idleClusterOnce(ctx context.Context, inst *instance, cred crede
 	c := mixConfig{
 		idleConfig: idleConfig{
 			clientConfig: clientConfig{Target: inst.url, PerIP: r.c.PerIP, Channels: 1, DialConc: 64,
-				MaxLife: r.c.RunTimeout + 30*time.Second, Timeout: 120, readerConfig: r.c.Clients},
+				MaxLife: r.c.RunTimeout + 30*time.Second, Timeout: 120, Reopen: r.c.Reopen, readerConfig: r.c.Clients},
 			PID: inst.pid, Counts: counts, Settle: r.c.Settle, OpenTimeout: r.c.OpenTimeout, PerProcess: r.c.PerProcess,
 		},
 		Groups:   clusterGroups(r.c.ClusterAPIs, r.c.User, cred),
@@ -214,6 +214,7 @@ func idleClusterMetrics(res *idleResult) map[string]float64 {
 		"client_bytes_per_conn":      res.ClientBytesPerConn,
 		"open":                       float64(last.Open),
 		"failed":                     float64(last.Failed + last.Closed),
+		"reopened":                   float64(last.Reopened),
 		"server_rss_mib":             float64(last.ServerRSS) / (1 << 20),
 		"server_procs":               float64(res.ServerProcs),
 		"server_fds_max":             float64(res.ServerFDsMax),

@@ -28,6 +28,7 @@ type epollSubs struct {
 	coalesce time.Duration
 	onData   func(c *epConn, p []byte, now int64) int64
 	poll     *lpPoll
+	onLost   func(idx int, err error) bool
 }
 
 // epReader is one reader goroutine's epoll instance: it holds the sockets
@@ -59,7 +60,7 @@ func newEpollSubs(o epollOptions, st *clientStats) (*epollSubs, error) {
 		return nil, err
 	}
 	e := &epollSubs{conns: make([]atomic.Pointer[epConn], min(lim.Cur, maxEpollFDs)), st: st,
-		coalesce: o.Coalesce, onData: o.OnData, poll: o.Poll}
+		coalesce: o.Coalesce, onData: o.OnData, poll: o.Poll, onLost: o.OnLost}
 	for range o.Readers {
 		fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 		if err != nil {
@@ -258,7 +259,9 @@ func (r *epReader) drop(c *epConn, err error) {
 	syscall.Close(c.fd)
 	r.e.st.lose(err)
 	r.e.st.open.Add(-1)
-	r.e.st.closed.Add(1)
+	if r.e.onLost == nil || !r.e.onLost(c.idx, err) {
+		r.e.st.closed.Add(1)
+	}
 }
 
 // epSink parses the bytes of one read of connection c and accounts what

@@ -36,6 +36,7 @@ type idleStep struct {
 	Open      int   `json:"open"` // connections held when sampled
 	Failed    int   `json:"failed"`
 	Closed    int   `json:"closed"`
+	Reopened  int   `json:"reopened"`    // re-opens of failed or lost connections so far (--reopen)
 	ServerRSS int64 `json:"server_rss"`  // bytes, pid and its direct children
 	TCPMem    int64 `json:"tcp_mem"`     // bytes, /proc/net/sockstat TCP mem (whole machine)
 	SlabBytes int64 `json:"socket_slab"` // bytes, socket slab caches (whole machine)
@@ -188,6 +189,7 @@ func cmdIdle(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var c idleConfig
 	clientFlags(fs, &c.clientConfig)
+	reopenFlag(fs, &c.Reopen, 3)
 	c.readerConfig.parentFlags(fs)
 	c.QName = ""
 	fs.IntVar(&c.PID, "pid", 0, "server pid: RSS of it and its direct children (nginx master + workers)")

@@ -110,7 +110,7 @@ func startClient(c *mixConfig, g idleGroup, first int, log io.Writer) (*clientPr
 		"--target", c.Target, "--kind", g.Kind, "--mode", g.Mode, "--qname", g.QName, "--key", g.Key,
 		"--per-ip", strconv.Itoa(c.PerIP), "--channels", strconv.Itoa(c.Channels),
 		"--dial-conc", strconv.Itoa(c.DialConc), "--max-life", c.MaxLife.String(),
-		"--lp-timeout", strconv.Itoa(c.Timeout),
+		"--lp-timeout", strconv.Itoa(c.Timeout), "--reopen", strconv.Itoa(c.Reopen),
 		"--first-index", strconv.Itoa(first))
 	args = append(args, c.readerConfig.args()...)
 	cmd := exec.Command(exe, args...)
@@ -239,6 +239,7 @@ func runIdleMix(ctx context.Context, c mixConfig, log io.Writer) (idleResult, er
 			s.Open += p.get("open")
 			s.Failed += p.get("failed")
 			s.Closed += p.get("closed")
+			s.Reopened += p.get("reopened")
 			if r, err := readRSS(p.cmd.Process.Pid); err == nil {
 				s.ClientRSS += r
 			}
@@ -249,11 +250,11 @@ func runIdleMix(ctx context.Context, c mixConfig, log io.Writer) (idleResult, er
 		}
 		s.TCPMem, _ = readTCPMemBytes()
 		s.SlabBytes = readSocketSlabBytes()
-		if s.Failed > 0 || s.Closed > 0 {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("at %d: %d failed, %d closed", count, s.Failed, s.Closed))
+		if s.Failed > 0 || s.Closed > 0 || s.Reopened > 0 {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("at %d: %d failed, %d closed, %d re-opens (a connection that failed to open or was lost, opened again)", count, s.Failed, s.Closed, s.Reopened))
 		}
-		fmt.Fprintf(log, "idle %s: %d open (%d failed, %d closed), server RSS %d KiB in %d processes, TCP mem %d KiB, clients RSS %d KiB\n",
-			groupNames(c.Groups), s.Open, s.Failed, s.Closed, s.ServerRSS>>10, res.ServerProcs, s.TCPMem>>10, s.ClientRSS>>10)
+		fmt.Fprintf(log, "idle %s: %d open (%d failed, %d closed, %d re-opens), server RSS %d KiB in %d processes, TCP mem %d KiB, clients RSS %d KiB\n",
+			groupNames(c.Groups), s.Open, s.Failed, s.Closed, s.Reopened, s.ServerRSS>>10, res.ServerProcs, s.TCPMem>>10, s.ClientRSS>>10)
 		res.Steps = append(res.Steps, s)
 	}
 	last := res.Steps[len(res.Steps)-1]
@@ -273,6 +274,14 @@ func runIdleMix(ctx context.Context, c mixConfig, log io.Writer) (idleResult, er
 	res.SlabBytesPerConn, _ = slope(a.SlabBytes, b.SlabBytes, a.Open, b.Open)
 	res.ClientBytesPerConn, _ = slope(a.ClientRSS, b.ClientRSS, a.Open, b.Open)
 	if c.PushWait > 0 {
+		// From here a lost connection stays lost: the push's figures are
+		// of the connections held when it was sent.
+		for i, p := range procs {
+			if _, err := fmt.Fprintln(p.stdin, "freeze"); err != nil {
+				return res, fmt.Errorf("client process %d: %v", i, err)
+			}
+		}
+		time.Sleep(300 * time.Millisecond) // the freeze taken, the last stat lines in
 		pr := pushAll(ctx, &c, procs, log)
 		res.Push = &pr
 		for _, e := range pr.Errors {

@@ -37,6 +37,7 @@ type runConfig struct {
 	Settle        time.Duration
 	PerProcess    int
 	PerIP         int // idle cases: connections per loopback source address
+	Reopen        int // idle cases: re-opens per failed or lost connection before the samples and push
 	WriteDuration time.Duration
 	WriteConns    int
 	Channels      int
@@ -85,6 +86,7 @@ var clusterIdleMetrics = []metric{
 	{"client_bytes_per_conn", "bench client RSS, B/conn"},
 	{"open", "connections held at the top count"},
 	{"failed", "connections failed or lost at the top count"},
+	{"reopened", "re-opens of failed or lost connections by the top count (--reopen)"},
 	{"server_rss_mib", "server RSS at the top count, MiB (all its processes)"},
 	{"server_procs", "processes in the server's tree"},
 	{"server_fds_max", "open files of the fullest server process (limit 20,000)"},
@@ -240,7 +242,7 @@ func (r *runner) idleOnce(ctx context.Context, k serverKind, mode string, inst *
 	}
 	ic := idleConfig{
 		clientConfig: clientConfig{Target: inst.url, Kind: k.name(), Mode: mode, QName: k.qname(r.c.User, prefix), Key: p.Key, PerIP: r.c.PerIP,
-			Channels: r.c.Channels, DialConc: 64, MaxLife: r.c.RunTimeout + 30*time.Second, Timeout: 120, readerConfig: r.c.Clients},
+			Channels: r.c.Channels, DialConc: 64, MaxLife: r.c.RunTimeout + 30*time.Second, Timeout: 120, Reopen: r.c.Reopen, readerConfig: r.c.Clients},
 		PID: inst.pid, Counts: r.c.Counts, Settle: r.c.Settle, OpenTimeout: 2 * time.Minute, PerProcess: r.c.PerProcess,
 	}
 	res, err := runIdle(ctx, ic, r.log)
@@ -453,8 +455,8 @@ func (r *runner) caseCmd(name string) string {
 			counts[i] = fmt.Sprint(n)
 		}
 		mode := strings.TrimPrefix(mirror, "idle-")
-		return fmt.Sprintf("halley bench idle --mode %s --counts %s --settle %v --per-process %d --per-ip %d --channels %d --target URL --pid PID %s",
-			mode, strings.Join(counts, ","), c.Settle, c.PerProcess, c.PerIP, c.Channels, r.kindFlags(k, mode))
+		return fmt.Sprintf("halley bench idle --mode %s --counts %s --settle %v --per-process %d --per-ip %d --reopen %d --channels %d --target URL --pid PID %s",
+			mode, strings.Join(counts, ","), c.Settle, c.PerProcess, c.PerIP, c.Reopen, c.Channels, r.kindFlags(k, mode))
 	case "floor":
 		d := floorDefaults()
 		return fmt.Sprintf("halley bench floor --socks %d --rounds %d --size %d --per-write 1,4,16", c.FloorSocks, d.Rounds, c.Size)
@@ -463,8 +465,8 @@ func (r *runner) caseCmd(name string) string {
 		return fmt.Sprintf("halley bench storm --subs %d --msgs %d --rate %g --at %v --size %d --per-process %d --dial-conc %d --target URL --pid PID --key K --secret S",
 			d.Subs, d.Msgs, d.Rate, d.StormAt, c.Size, d.PerProcess, d.DialConc)
 	case "idle-cluster":
-		return fmt.Sprintf("halley bench run --cases idle-cluster --nodes %d --cluster-counts %s --counts %s --apis %s --settle %v --per-process %d --per-ip %d --push-wait %v",
-			c.Nodes, joinInts(c.ClusterCounts), joinInts(c.Counts), strings.Join(c.ClusterAPIs, ","), c.Settle, c.PerProcess, c.PerIP, c.PushWait)
+		return fmt.Sprintf("halley bench run --cases idle-cluster --nodes %d --cluster-counts %s --counts %s --apis %s --settle %v --per-process %d --per-ip %d --reopen %d --push-wait %v",
+			c.Nodes, joinInts(c.ClusterCounts), joinInts(c.Counts), strings.Join(c.ClusterAPIs, ","), c.Settle, c.PerProcess, c.PerIP, c.Reopen, c.PushWait)
 	case "fanout-10k", "fanout-1k", "fanout-cluster":
 		fc := fanoutCases[name]
 		return fmt.Sprintf("halley bench fanout --subs %d --msgs %d --rate %g --size %d --per-process %d --target URL --pid PID %s",
@@ -723,6 +725,7 @@ func parseRunArgs(args []string, stderr io.Writer) (runConfig, error) {
 	counts := fs.String("counts", "2000,18000", "idle connection counts")
 	fs.DurationVar(&c.Settle, "settle", 10*time.Second, "idle settle time before each sample")
 	fs.IntVar(&c.PerProcess, "per-process", 18000, "connections per client process")
+	reopenFlag(fs, &c.Reopen, 3)
 	fs.IntVar(&c.PerIP, "per-ip", 20, "idle cases: connections per loopback source address (a node of a cluster sees each address's connections spread over the nodes)")
 	fs.DurationVar(&c.WriteDuration, "duration", 10*time.Second, "write measuring time")
 	fs.IntVar(&c.WriteConns, "conns", 16, "write connections")

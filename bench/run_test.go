@@ -213,8 +213,8 @@ func TestRunHelpers(t *testing.T) {
 	}
 	r := &runner{c: c}
 	for _, tc := range []struct{ name, want string }{
-		{"idle-cf-ws", "halley bench idle --mode ws --counts 2000,18000 --settle 10s --per-process 18000 --per-ip 20 --channels 100 --target URL --pid PID [--kind cometify --key K | --kind nchan | --kind centrifuge]"},
-		{"idle-longpoll", "--mode longpoll --counts 2000,18000 --settle 10s --per-process 18000 --per-ip 20 --channels 100 --target URL --pid PID [--user U | --kind nchan]"},
+		{"idle-cf-ws", "halley bench idle --mode ws --counts 2000,18000 --settle 10s --per-process 18000 --per-ip 20 --reopen 3 --channels 100 --target URL --pid PID [--kind cometify --key K | --kind nchan | --kind centrifuge]"},
+		{"idle-longpoll", "--mode longpoll --counts 2000,18000 --settle 10s --per-process 18000 --per-ip 20 --reopen 3 --channels 100 --target URL --pid PID [--user U | --kind nchan]"},
 		{"cf-fanout-10k", "halley bench fanout --subs 10000 --msgs 200 --rate 20 --size 100 --per-process 18000 --target URL --pid PID [--kind cometify --key K --secret S | --kind nchan | --kind centrifuge]"},
 		{"fanout-1k", "--subs 1000 --msgs 2000 --rate 500 --size 100 --per-process 18000 --target URL --pid PID [--key K --user U | --kind nchan | --kind centrifuge]"},
 	} {
