@@ -396,6 +396,14 @@ func holdConn(ctx context.Context, c *clientConfig, addr, host string, g int, st
 	}()
 }
 
+// browserKeepAlive is the TCP keep-alive of the subscribers' sockets:
+// Chromium's (45 s idle, then every 45 s; net/socket/tcp_socket_posix.cc),
+// where Go's dialer default probes every 15 s. A million idle sockets
+// probing every 15 s send ~66,000 probes a second, each answered by the
+// server's kernel: load no browser audience makes (Firefox waits 10
+// minutes).
+var browserKeepAlive = net.KeepAliveConfig{Enable: true, Idle: 45 * time.Second, Interval: 45 * time.Second, Count: 9}
+
 // openSub dials from the connection's own source address and makes the
 // subscription: a WebSocket handshake, or the first long-poll request.
 // resume (WebSocket) is where the subscription goes on from, as subPath's.
@@ -404,7 +412,7 @@ func openSub(ctx context.Context, c *clientConfig, addr, host string, g int, res
 	if err != nil {
 		return nil, nil, err
 	}
-	d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: ip}}
+	d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: ip}, KeepAliveConfig: browserKeepAlive}
 	var conn net.Conn
 	for attempt := 0; ; attempt++ {
 		conn, err = d.DialContext(ctx, "tcp", addr)
