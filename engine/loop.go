@@ -531,6 +531,12 @@ func (lp *loop) fire(c *conn) {
 		if c.flags&fOutBlocked != 0 && lp.outputProgressed(c) {
 			return
 		}
+		if unreadInput(c.gc.Fd()) {
+			// A request came in while the loop was busy: its read
+			// event is still to come.
+			lp.wheel.schedule(c, lp.now+int64(o.IdleTimeout))
+			return
+		}
 		lp.stats.deadlineCloses.Add(1)
 		lp.closeHard(c)
 	case stReading:
@@ -544,8 +550,10 @@ func (lp *loop) fire(c *conn) {
 		// The deadline was set one interval after the last ping (or after
 		// the upgrade, when lastRecv was set). Silent since that ping: the
 		// peer is gone. Judged by the ping, not the clock alone, so a loop
-		// that runs late never closes a peer it has not pinged yet.
-		if pingedAt := c.deadline - int64(o.PingInterval); c.lastRecv < pingedAt && lp.now-c.lastRecv >= 2*int64(o.PingInterval) {
+		// that runs late never closes a peer it has not pinged yet, nor
+		// one whose answer waits in the socket, unread by a busy loop.
+		if pingedAt := c.deadline - int64(o.PingInterval); c.lastRecv < pingedAt && lp.now-c.lastRecv >= 2*int64(o.PingInterval) &&
+			!unreadInput(c.gc.Fd()) {
 			lp.stats.deadlineCloses.Add(1)
 			lp.closeHard(c)
 			return

@@ -483,6 +483,45 @@ func TestServerIdleTimeout(t *testing.T) {
 	waitFor(t, "deadline close counted", func() bool { return s.Stats().DeadlineCloses >= 1 })
 }
 
+// TestServerIdleRequestUnreadByBusyLoop: a keep-alive connection whose
+// next request reached the socket while the loop was busy elsewhere is
+// served, even when the idle deadline's sweep runs before the loop reads
+// it. The loop is held by a posted task, which runs the sweep itself.
+func TestServerIdleRequestUnreadByBusyLoop(t *testing.T) {
+	h := newTestHandler()
+	opts := testOptions()
+	opts.Loops = 1
+	opts.IdleTimeout = 200 * time.Millisecond
+	s, addr := startServer(t, opts, h)
+	c, br := dial(t, addr)
+	io.WriteString(c, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+	readResponse(t, br)
+	answered := time.Now()
+	started, sent, swept := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	lp := s.loops[0]
+	s.Post(0, func() {
+		close(started)
+		<-sent
+		time.Sleep(time.Until(answered.Add(opts.IdleTimeout + 100*time.Millisecond)))
+		lp.now = int64(time.Since(s.start))
+		lp.sweep()
+		close(swept)
+	})
+	<-started
+	io.WriteString(c, "GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+	close(sent)
+	<-swept
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("closed with a request the busy loop had not read: %v (deadline closes %d)", err, s.Stats().DeadlineCloses)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || s.Stats().DeadlineCloses != 0 {
+		t.Fatalf("status %d, %d deadline closes", resp.StatusCode, s.Stats().DeadlineCloses)
+	}
+}
+
 func TestServerHoldReplyFromPost(t *testing.T) {
 	h := newTestHandler()
 	s, addr := startServer(t, testOptions(), h)

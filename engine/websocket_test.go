@@ -203,6 +203,56 @@ func TestWebSocketPingAndPongDeadline(t *testing.T) {
 	waitFor(t, "deadline close", func() bool { return s.Stats().DeadlineCloses >= 1 })
 }
 
+// TestWebSocketPongUnreadByBusyLoop: a pong that reached the socket while
+// the loop was busy elsewhere keeps the connection, even when the
+// deadline sweep runs before the loop reads it (as on a loop with
+// thousands of connections ready at once). The loop is held by a posted
+// task, which runs the sweep itself once the pong is in the socket and
+// the deadline has passed.
+func TestWebSocketPongUnreadByBusyLoop(t *testing.T) {
+	h := wsHandler()
+	opts := testOptions()
+	opts.Loops = 1
+	opts.PingInterval = time.Second
+	s, addr := startServer(t, opts, h)
+	c, br := wsDialPath(t, addr, "/hello")
+	upgraded := time.Now()
+	for f := readFrame(t, br); f.Header.OpCode != ws.OpPing; f = readFrame(t, br) {
+	}
+	started, pongSent, swept := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	lp := s.loops[0]
+	s.Post(0, func() {
+		close(started)
+		<-pongSent
+		// Past the deadline: two intervals since the client was last
+		// heard from by the loop (the upgrade), one since the ping.
+		time.Sleep(time.Until(upgraded.Add(2*opts.PingInterval + 100*time.Millisecond)))
+		lp.now = int64(time.Since(s.start))
+		lp.sweep()
+		close(swept)
+	})
+	<-started
+	if err := ws.WriteFrame(c, ws.MaskFrame(ws.NewPongFrame(nil))); err != nil {
+		t.Fatal(err)
+	}
+	close(pongSent)
+	<-swept
+	// The connection lives on: it is pinged again and answers.
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		f, err := readWSFrame(br)
+		if err != nil {
+			t.Fatalf("closed after a pong the busy loop had not read: %v (deadline closes %d)", err, s.Stats().DeadlineCloses)
+		}
+		if f.Header.OpCode == ws.OpPing {
+			break
+		}
+	}
+	if n := s.Stats().DeadlineCloses; n != 0 {
+		t.Fatalf("%d deadline closes", n)
+	}
+}
+
 func TestWebSocketUpgradeThenPipelinedFrame(t *testing.T) {
 	h := wsHandler()
 	_, addr := startServer(t, testOptions(), h)
