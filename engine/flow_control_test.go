@@ -174,21 +174,37 @@ func TestPipelineWithoutReadingBounded(t *testing.T) {
 }
 
 // TestPipelineNoProgressClosed (C-08): a connection whose unsent output
-// does not shrink for IdleTimeout while parsing is stopped is closed.
+// does not shrink for IdleTimeout while parsing is stopped is closed,
+// whether its pipelined requests all reached the engine (50) or some
+// still wait in the socket behind paused reads (20,000, written while the
+// test goes on: they must not count as a request on its way).
 func TestPipelineNoProgressClosed(t *testing.T) {
-	h := newTestHandler()
-	conns := bigReplies(h)
-	opts := testOptions()
-	opts.MaxOutbound = 1 << 20
-	opts.IdleTimeout = 200 * time.Millisecond
-	s, addr := startServer(t, opts, h)
-	c, _ := dial(t, addr)
-	pipelineBig(t, c, 50)
-	<-conns
-	waitFor(t, "the stalled connection closed", func() bool {
-		st := s.Stats()
-		return st.OpenConns == 0 && st.DeadlineCloses == 1
-	})
+	for _, count := range []int{50, 20000} {
+		h := newTestHandler()
+		conns := bigReplies(h)
+		opts := testOptions()
+		opts.MaxOutbound = 1 << 20
+		opts.IdleTimeout = 200 * time.Millisecond
+		s, addr := startServer(t, opts, h)
+		c, _ := dial(t, addr)
+		if count <= 50 {
+			pipelineBig(t, c, count)
+		} else {
+			var b strings.Builder
+			for i := range count {
+				fmt.Fprintf(&b, "GET /big?%d HTTP/1.1\r\nHost: x\r\n\r\n", i)
+			}
+			go io.WriteString(c, b.String()) // ends with an error once closed
+			if pauseSupported {
+				waitFor(t, "reads paused", func() bool { return s.Stats().ReadPauses > 0 })
+			}
+		}
+		<-conns
+		waitFor(t, fmt.Sprintf("the stalled connection closed (%d pipelined)", count), func() bool {
+			st := s.Stats()
+			return st.OpenConns == 0 && st.DeadlineCloses == 1
+		})
+	}
 }
 
 // TestPausedPeerGoes: a connection whose reads are paused still sees its

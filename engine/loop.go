@@ -528,10 +528,13 @@ func (lp *loop) fire(c *conn) {
 			lp.wheel.schedule(c, lp.now+int64(o.IdleTimeout))
 			return
 		}
-		if c.flags&fOutBlocked != 0 && lp.outputProgressed(c) {
-			return
-		}
-		if unreadInput(c.gc.Fd()) {
+		if c.flags&fOutBlocked != 0 {
+			// Parsing stopped for output that does not shrink: the
+			// input waiting behind it does not count (C-08).
+			if lp.outputProgressed(c) {
+				return
+			}
+		} else if unreadInput(c.gc.Fd()) {
 			// A request came in while the loop was busy: its read
 			// event is still to come.
 			lp.wheel.schedule(c, lp.now+int64(o.IdleTimeout))
