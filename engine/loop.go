@@ -534,9 +534,9 @@ func (lp *loop) fire(c *conn) {
 			if lp.outputProgressed(c) {
 				return
 			}
-		} else if unreadInput(c.gc.Fd()) {
+		} else if c.flags&fPaused == 0 && unreadInput(c.gc.Fd()) {
 			// A request came in while the loop was busy: its read
-			// event is still to come.
+			// event is still to come (not so behind paused reads).
 			lp.wheel.schedule(c, lp.now+int64(o.IdleTimeout))
 			return
 		}
@@ -556,7 +556,7 @@ func (lp *loop) fire(c *conn) {
 		// that runs late never closes a peer it has not pinged yet, nor
 		// one whose answer waits in the socket, unread by a busy loop.
 		if pingedAt := c.deadline - int64(o.PingInterval); c.lastRecv < pingedAt && lp.now-c.lastRecv >= 2*int64(o.PingInterval) &&
-			!unreadInput(c.gc.Fd()) {
+			(c.flags&fPaused != 0 || !unreadInput(c.gc.Fd())) {
 			lp.stats.deadlineCloses.Add(1)
 			lp.closeHard(c)
 			return
