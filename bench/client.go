@@ -265,7 +265,7 @@ func cmdClient(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if c.Mode == "longpoll" {
 		o = epollOptions{Poll: &lpPoll{c: &c, host: host}}
 	}
-	o.OnLost = func(g int, _ error) bool { return re.retry(g) }
+	o.OnLost = re.retry
 	ep := c.readerConfig.epoll(o, &st, stderr)
 	for range c.DialConc {
 		go func() {

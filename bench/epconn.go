@@ -78,10 +78,10 @@ type epollOptions struct {
 	// are parsed as HTTP responses, counted, and the next poll is sent
 	// from the reader.
 	Poll *lpPoll
-	// OnLost, when set, is asked about each held connection that ended
-	// (err: why): true means the caller opens it again, so it does not
-	// count as closed.
-	OnLost func(idx int, err error) bool
+	// OnLost, when set, is asked about each held connection that ended:
+	// true means the caller opens it again, so it does not count as
+	// closed.
+	OnLost func(idx int) bool
 }
 
 // epConn is one connection held by an epoll reader. Only fd and idx are

@@ -28,7 +28,7 @@ type epollSubs struct {
 	coalesce time.Duration
 	onData   func(c *epConn, p []byte, now int64) int64
 	poll     *lpPoll
-	onLost   func(idx int, err error) bool
+	onLost   func(idx int) bool
 }
 
 // epReader is one reader goroutine's epoll instance: it holds the sockets
@@ -259,7 +259,7 @@ func (r *epReader) drop(c *epConn, err error) {
 	syscall.Close(c.fd)
 	r.e.st.lose(err)
 	r.e.st.open.Add(-1)
-	if r.e.onLost == nil || !r.e.onLost(c.idx, err) {
+	if r.e.onLost == nil || !r.e.onLost(c.idx) {
 		r.e.st.closed.Add(1)
 	}
 }

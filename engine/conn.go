@@ -292,3 +292,11 @@ func (c *conn) ID() uint64   { return c.id }
 func (c *conn) Tag() any     { return c.tag }
 func (c *conn) SetTag(t any) { c.tag = t }
 func (c *conn) Alive() bool  { return c.state < stFlushing }
+
+// inputOnItsWay reports whether bytes from the peer wait in the socket
+// for a read event the loop has yet to serve (none do behind paused
+// reads: no event comes for them). A deadline that would judge the peer
+// silent, or idle, must not: on a busy loop the sweep can run first.
+func (c *conn) inputOnItsWay() bool {
+	return c.flags&fPaused == 0 && unreadInput(c.gc.Fd())
+}

@@ -534,9 +534,8 @@ func (lp *loop) fire(c *conn) {
 			if lp.outputProgressed(c) {
 				return
 			}
-		} else if c.flags&fPaused == 0 && unreadInput(c.gc.Fd()) {
-			// A request came in while the loop was busy: its read
-			// event is still to come (not so behind paused reads).
+		} else if c.inputOnItsWay() {
+			// A request came in while the loop was busy elsewhere.
 			lp.wheel.schedule(c, lp.now+int64(o.IdleTimeout))
 			return
 		}
@@ -556,7 +555,7 @@ func (lp *loop) fire(c *conn) {
 		// that runs late never closes a peer it has not pinged yet, nor
 		// one whose answer waits in the socket, unread by a busy loop.
 		if pingedAt := c.deadline - int64(o.PingInterval); c.lastRecv < pingedAt && lp.now-c.lastRecv >= 2*int64(o.PingInterval) &&
-			(c.flags&fPaused != 0 || !unreadInput(c.gc.Fd())) {
+			!c.inputOnItsWay() {
 			lp.stats.deadlineCloses.Add(1)
 			lp.closeHard(c)
 			return
