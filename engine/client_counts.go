@@ -24,7 +24,7 @@ func (k ClientKey) Client() ClientKey { return k }
 // given back, never per request or message, so sharded mutexes are cheap
 // enough. An entry exists only while its count is above zero, so the
 // table follows the busy clients, not the connections; an entry is the
-// key and a 4-byte count in its shard's map, nothing allocated apart (a
+// key and a 4-byte count in its shard's countTable, nothing allocated apart (a
 // node of a cluster sees most client addresses a few connections each,
 // so an entry is memory per connection there). The zero value is ready.
 type ClientCounts[K CountKey] struct {
@@ -38,8 +38,8 @@ const (
 
 type countShard[K CountKey] struct {
 	mu sync.Mutex
-	m  map[K]int32
-	_  [64 - 16]byte // one cache line per shard: loops on other cores
+	t  countTable[K]
+	_  [128 - 72]byte // two cache lines per shard: loops on other cores
 }
 
 func (t *ClientCounts[K]) shard(k K) *countShard[K] {
@@ -52,14 +52,10 @@ func (t *ClientCounts[K]) Acquire(k K, limit int) bool {
 	s := t.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := s.m[k]
-	if int(n) >= limit {
+	if int(s.t.get(k)) >= limit {
 		return false
 	}
-	if s.m == nil {
-		s.m = make(map[K]int32)
-	}
-	s.m[k] = n + 1
+	s.t.add(k, 1)
 	return true
 }
 
@@ -69,11 +65,7 @@ func (t *ClientCounts[K]) Release(k K) {
 	s := t.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if n := s.m[k]; n > 1 {
-		s.m[k] = n - 1
-	} else {
-		delete(s.m, k)
-	}
+	s.t.dec(k)
 }
 
 // Count is k's count.
@@ -81,7 +73,7 @@ func (t *ClientCounts[K]) Count(k K) int {
 	s := t.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return int(s.m[k])
+	return int(s.t.get(k))
 }
 
 // Range calls f with each key and its count, one shard's lock held at a
@@ -90,9 +82,7 @@ func (t *ClientCounts[K]) Range(f func(k K, n int)) {
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
-		for k, n := range s.m {
-			f(k, int(n))
-		}
+		s.t.each(func(k K, n int32) { f(k, int(n)) })
 		s.mu.Unlock()
 	}
 }

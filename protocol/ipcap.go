@@ -20,7 +20,7 @@ type listenerCap struct {
 // capKey names one client of one account: the account's incarnation
 // (persist.Account.ID) and engine's 8-byte client key (an IPv4 address,
 // or an IPv6 /64, since one IPv6 client owns a whole /64): 16 bytes, so
-// an entry is 24 with its count, what a node of a cluster pays per
+// an entry is 20 with its count, what a node of a cluster pays per
 // busy client. A listener keeps only the client key (its acctID is the
 // rest) and gives its slot back by key. An account deleted and created
 // again is a new incarnation: its old listeners are closed and

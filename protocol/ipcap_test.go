@@ -47,11 +47,13 @@ func TestListenerCapCounts(t *testing.T) {
 
 // TestListenerCapBytesPerClient: a node of a cluster sees most busy
 // client addresses a few connections each, so an entry of the table is
-// memory per connection there. Entries are a 16-byte key and a count in
-// the shard's map, nothing allocated per entry (a pointer to a separate
-// slot cost ~98 B per client).
+// memory per connection there. Entries are a 16-byte key and a 4-byte
+// count in the shard's table, unpadded, nothing allocated per entry (a
+// pointer to a separate slot cost ~98 B per client, a Go map's padded
+// slot ~52 B on a 13-node run): at most 20 B over the table's lowest
+// load after growing (7/16), whatever the shards' sizes.
 func TestListenerCapBytesPerClient(t *testing.T) {
-	const clients = 80_000
+	const clients = 8_000 // what each of 13 nodes sees at 200,000 connections, 20 per address
 	var c listenerCap
 	keys := make([]capKey, clients)
 	for i := range keys {
@@ -70,8 +72,8 @@ func TestListenerCapBytesPerClient(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	per := (float64(after.HeapAlloc) - float64(before.HeapAlloc)) / clients
 	t.Logf("%.1f B per client", per)
-	if per > 64 {
-		t.Errorf("%.1f B per busy client in the listener table, want at most 64", per)
+	if want := 20 * 16 / 7.0; per > want {
+		t.Errorf("%.1f B per busy client in the listener table, want at most %.1f", per, want)
 	}
 	if n := c.held(); n != 2*clients {
 		t.Fatalf("held %d, want %d", n, 2*clients)
