@@ -1,6 +1,9 @@
 package engine
 
-import "sync"
+import (
+	"math"
+	"sync"
+)
 
 // FailTooManyConns is the message of the JSON 429 (Handler.Fail) a
 // connection gets when its client address already has
@@ -52,11 +55,7 @@ func (t *ClientCounts[K]) Acquire(k K, limit int) bool {
 	s := t.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if int(s.t.get(k)) >= limit {
-		return false
-	}
-	s.t.add(k, 1)
-	return true
+	return s.t.addBelow(k, 1, int32(min(limit, math.MaxInt32)))
 }
 
 // Release gives back one count of k taken by Acquire; each Acquire is

@@ -1,6 +1,9 @@
 package engine
 
-import "hash/maphash"
+import (
+	"hash/maphash"
+	"math"
+)
 
 // countTable maps keys to counts above zero: open addressing with linear
 // probing over two parallel arrays, a free slot being a count of 0.
@@ -65,18 +68,34 @@ func (t *countTable[K]) get(k K) int32 {
 
 // add adds d (> 0) to k's count, making its entry if it has none.
 func (t *countTable[K]) add(k K, d int32) {
+	t.addBelow(k, d, math.MaxInt32)
+}
+
+// addBelow adds d (> 0) to k's count, making its entry if it has none,
+// unless the count is limit or more already: then it changes nothing and
+// returns false. One probe sequence either way (a client's next
+// listener, a long-poll's re-poll, is the common case).
+func (t *countTable[K]) addBelow(k K, d, limit int32) bool {
+	i, ok := 0, false
 	if t.n > 0 {
-		if i, ok := t.find(k); ok {
+		if i, ok = t.find(k); ok {
+			if t.counts[i] >= limit {
+				return false
+			}
 			t.counts[i] += d
-			return
+			return true
 		}
+	}
+	if limit <= 0 {
+		return false
 	}
 	if (t.n+1)*8 > len(t.counts)*7 {
 		t.resize(max(minCountSlots, 2*len(t.counts)))
+		i, _ = t.find(k)
 	}
-	i, _ := t.find(k)
 	t.keys[i], t.counts[i] = k, d
 	t.n++
+	return true
 }
 
 // dec takes one from k's count, removing its entry at 0; nothing when k

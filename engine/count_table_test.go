@@ -7,7 +7,7 @@ import (
 )
 
 // TestCountTableModel drives a countTable and a Go map with the same
-// random adds and decrements over a small key space (long probe runs,
+// random adds (some under a limit) and decrements over a small key space (long probe runs,
 // wrap-around, removals in the middle of runs, growth and shrinking) and
 // checks after each step that both agree on every key, and that every
 // entry is reachable from its home without a free slot on the way.
@@ -25,8 +25,18 @@ func TestCountTableModel(t *testing.T) {
 				addPct = 15
 			}
 			if rng.IntN(100) < addPct {
-				tb.add(k, 1)
-				model[k]++
+				if lim := int32(rng.IntN(12)); lim < 10 {
+					want := model[k] < lim
+					if got := tb.addBelow(k, 1, lim); got != want {
+						t.Fatalf("key %d at %d: addBelow(limit %d) = %v, want %v", k, model[k], lim, got, want)
+					}
+					if want {
+						model[k]++
+					}
+				} else {
+					tb.add(k, 1)
+					model[k]++
+				}
 			} else {
 				tb.dec(k)
 				if model[k] > 1 {
