@@ -49,7 +49,7 @@ for (const transport of ['websocket', 'sse', 'poll']) {
 test('the WebSocket the page opens is wss:// to nginx, and nginx answers plain http:// with a redirect to https://', async (t) => {
   const { n, h } = await setup(t);
   const p = await t.page(ezPage(n.base + '/ezcomet.min.js', h.user, [{ name: 'e', opts: { channel: 'ws', auto_tick: false, transports: ['websocket'] } }]));
-  const ws = await p.waitForEvent('websocket', { timeout: 10000 });
+  const ws = await checkFor('the page to open a WebSocket', () => p.webSockets[0]);
   if (!ws.url().startsWith(n.wsBase + '/')) throw new Error(`the page's WebSocket is ${ws.url()}, not on ${n.wsBase}`);
   const r = await fetch(n.httpBase + '/healthz', { redirect: 'manual' });
   // $host carries no port: in the test the redirect names 443, where

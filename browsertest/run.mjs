@@ -64,11 +64,16 @@ async function run(test) {
       owned.push(n);
       return n.start();
     },
-    // page opens html (served by the site origin) in a new tab.
+    // page opens html (served by the site origin) in a new tab. Its
+    // webSockets are every WebSocket the page opened, from the first: a
+    // page's script may open one before goto returns, where a
+    // waitForEvent('websocket') made after it would wait for good.
     async page(html) {
       const p = await context.newPage();
       p.on('console', (m) => consoleLines.push(`[console.${m.type()}] ${m.text()}`));
       p.on('pageerror', (e) => consoleLines.push(`[pageerror] ${e.message}`));
+      p.webSockets = [];
+      p.on('websocket', (ws) => p.webSockets.push(ws));
       await p.goto(site.add(html));
       return p;
     },
