@@ -285,7 +285,7 @@ func (lp *loop) onOpen(gc gnet.Conn) gnet.Action {
 	}
 	if ta, ok := gc.RemoteAddr().(*net.TCPAddr); ok {
 		if a, ok := netip.AddrFromSlice(ta.IP); ok {
-			c.peer = a.Unmap()
+			c.peer = a.As16()
 		}
 	}
 	if !lp.pollChecked {
@@ -304,9 +304,9 @@ func (lp *loop) onOpen(gc gnet.Conn) gnet.Action {
 	lp.wheel.schedule(c, lp.now+int64(s.opts.IdleTimeout))
 	// C-12: a trusted proxy is counted per request, by the client it
 	// forwards (process); any other peer now.
-	if isTrusted(c.peer, s.opts.TrustedProxies) {
+	if peer := c.peerAddr(); isTrusted(peer, s.opts.TrustedProxies) {
 		c.flags |= fTrustedPeer
-	} else if k := ClientKeyOf(c.peer); s.perIP.Acquire(k, s.opts.MaxConnsPerIP) {
+	} else if k := ClientKeyOf(peer); s.perIP.Acquire(k, s.opts.MaxConnsPerIP) {
 		c.flags |= fCounted
 		c.ipKey = k
 	} else {
@@ -387,7 +387,8 @@ func (lp *loop) failConn(c *conn, r *Request, status int, msg string) {
 	if r == nil {
 		// Not the parser's request: Fail can come from inside a Reply
 		// made during Serve, whose request must stay as it was.
-		lp.failReq = Request{PeerAddr: c.peer, ClientIP: c.peer, Header: emptyHeader{}}
+		peer := c.peerAddr()
+		lp.failReq = Request{PeerAddr: peer, ClientIP: peer, Header: emptyHeader{}}
 		r = &lp.failReq
 	}
 	lp.callFail(c, r, status, msg)

@@ -56,7 +56,7 @@ func (lp *loop) process(c *conn) {
 		if err != nil {
 			return
 		}
-		res := lp.parser.parse(buf, c.peer, &c.chunk)
+		res := lp.parser.parse(buf, c.peerAddr(), &c.chunk)
 		switch res.kind {
 		case parseNeedMore:
 			c.need = int32(res.need)
@@ -88,7 +88,7 @@ func (lp *loop) process(c *conn) {
 		lp.stats.requests.Add(1)
 		if c.flags&fTrustedPeer != 0 {
 			// C-07, then C-12 by the forwarded client.
-			r.ClientIP = clientIP(c.peer, r.Header, lp.s.opts.TrustedProxies)
+			r.ClientIP = clientIP(c.peerAddr(), r.Header, lp.s.opts.TrustedProxies)
 			r.ViaTrustedProxy = true
 			if !lp.attribute(c, r.ClientIP) {
 				lp.stats.refusedPerIP.Add(1)
