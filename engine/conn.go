@@ -56,15 +56,15 @@ const fRequest = fKeepAlive | fHead | fFail | fContinueSent
 // small (no buffers; all scratch space is per loop). A conn is never
 // reused, so a stale handle held by the protocol only sees stClosed.
 type conn struct {
-	gc     gnet.Conn
-	lp     *loop
-	id     uint64
-	tag    any
+	gc  gnet.Conn
+	lp  *loop
+	id  uint64
+	tag any
 	// peer is the client's address as As16 (IPv4 mapped), all zeros when
 	// unknown (no TCP peer is ::); peerAddr gives it back. A netip.Addr
 	// would add its zone pointer: 8 bytes that put a conn in Go's next
 	// size class (192 B instead of 176), memory per idle connection.
-	peer [16]byte
+	peer   [16]byte
 	tnext  *conn // timer wheel list
 	tprev  *conn
 	anext  *conn // loop's list of all connections
