@@ -27,9 +27,10 @@ func (k ClientKey) Client() ClientKey { return k }
 // given back, never per request or message, so sharded mutexes are cheap
 // enough. An entry exists only while its count is above zero, so the
 // table follows the busy clients, not the connections; an entry is the
-// key and a 4-byte count in its shard's countTable, nothing allocated apart (a
-// node of a cluster sees most client addresses a few connections each,
-// so an entry is memory per connection there). The zero value is ready.
+// key and a 4-byte count in its shard's countTable, nothing allocated
+// apart (a node of a cluster sees most client addresses a few
+// connections each, so an entry is memory per connection there). The
+// zero value is ready.
 type ClientCounts[K CountKey] struct {
 	shards [countShards]countShard[K]
 }

@@ -1,9 +1,6 @@
 package engine
 
-import (
-	"hash/maphash"
-	"math"
-)
+import "hash/maphash"
 
 // countTable maps keys to counts above zero: open addressing with linear
 // probing over two parallel arrays, a free slot being a count of 0.
@@ -64,11 +61,6 @@ func (t *countTable[K]) get(k K) int32 {
 		return t.counts[i]
 	}
 	return 0
-}
-
-// add adds d (> 0) to k's count, making its entry if it has none.
-func (t *countTable[K]) add(k K, d int32) {
-	t.addBelow(k, d, math.MaxInt32)
 }
 
 // addBelow adds d (> 0) to k's count, making its entry if it has none,

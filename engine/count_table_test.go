@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"testing"
@@ -34,7 +35,7 @@ func TestCountTableModel(t *testing.T) {
 						model[k]++
 					}
 				} else {
-					tb.add(k, 1)
+					tb.addBelow(k, 1, math.MaxInt32)
 					model[k]++
 				}
 			} else {
@@ -106,7 +107,7 @@ func TestCountTableBytesPerEntry(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	for i := range clients {
-		tb.add(ClientKey(i), 2)
+		tb.addBelow(ClientKey(i), 2, math.MaxInt32)
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
@@ -122,8 +123,8 @@ func TestCountTableBytesPerEntry(t *testing.T) {
 // allocates nothing.
 func TestCountTableAllocs(t *testing.T) {
 	var tb countTable[ClientKey]
-	tb.add(1, 1)
-	if n := testing.AllocsPerRun(100, func() { tb.add(1, 1); tb.dec(1); _ = tb.get(1) }); n != 0 {
+	tb.addBelow(1, 1, 10)
+	if n := testing.AllocsPerRun(100, func() { tb.addBelow(1, 1, 10); tb.dec(1); _ = tb.get(1) }); n != 0 {
 		t.Errorf("%v allocations per add, dec and get of a present key", n)
 	}
 }
