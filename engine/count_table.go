@@ -13,9 +13,11 @@ import "hash/maphash"
 // a control byte, grows by doubling past 7/8 full and never shrinks:
 // measured at 39 and 52 bytes per entry on a 13-node run. Here a slot is
 // the key and its count, unpadded (12 and 20 bytes), the table grows past
-// 7/8 full as a map does, and it shrinks once it is 1/8 full, its arrays
-// let go when the last entry leaves, so memory follows the busy clients
-// after a burst of them.
+// 7/8 full as a map does, and it shrinks once it is 1/8 full, so memory
+// follows the busy clients after a burst of them. It keeps its smallest
+// size when empty: one client's long-polls, all answered at once and
+// all polling again, take its last entry away and back at every message,
+// and that must not allocate (P5).
 //
 // Removal shifts the entries after a freed slot back (no tombstones), so
 // lookups stay short however the table churns. The hash is seeded per
@@ -29,8 +31,8 @@ type countTable[K comparable] struct {
 	n      int     // entries
 }
 
-// minCountSlots is the smallest table allocated: a shard of a table
-// with a few busy clients pays 8 slots.
+// minCountSlots is the smallest table allocated, kept once allocated: a
+// shard of a table with a few busy clients pays 8 slots.
 const minCountSlots = 8
 
 // home is k's first slot.
@@ -69,7 +71,7 @@ func (t *countTable[K]) get(k K) int32 {
 // listener, a long-poll's re-poll, is the common case).
 func (t *countTable[K]) addBelow(k K, d, limit int32) bool {
 	i, ok := 0, false
-	if t.n > 0 {
+	if len(t.counts) > 0 {
 		if i, ok = t.find(k); ok {
 			if t.counts[i] >= limit {
 				return false
@@ -105,10 +107,7 @@ func (t *countTable[K]) dec(k K) {
 		return
 	}
 	t.remove(i)
-	switch {
-	case t.n == 0:
-		*t = countTable[K]{}
-	case len(t.counts) > minCountSlots && t.n*8 < len(t.counts):
+	if len(t.counts) > minCountSlots && t.n*8 < len(t.counts) {
 		t.resize(len(t.counts) / 2)
 	}
 }
@@ -133,7 +132,7 @@ func (t *countTable[K]) remove(i int) {
 }
 
 // resize moves every entry into a table of slots slots (a power of two
-// above n), with a fresh seed when the table was empty.
+// above n), with a fresh seed when the table is empty.
 func (t *countTable[K]) resize(slots int) {
 	keys, counts := t.keys, t.counts
 	if t.n == 0 {
