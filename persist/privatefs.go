@@ -30,7 +30,11 @@ func (p privateFS) Create(name string, category vfs.DiskWriteCategory) (vfs.File
 	if err := createPrivate(name, os.O_TRUNC); err != nil {
 		return nil, err
 	}
-	return p.FS.OpenReadWrite(name, category)
+	f, err := p.FS.OpenReadWrite(name, category)
+	if err != nil || category != walCategory {
+		return f, err
+	}
+	return newZeroAheadFile(f)
 }
 
 func (p privateFS) OpenReadWrite(name string, category vfs.DiskWriteCategory, opts ...vfs.OpenOption) (vfs.File, error) {
@@ -38,6 +42,14 @@ func (p privateFS) OpenReadWrite(name string, category vfs.DiskWriteCategory, op
 		return nil, err
 	}
 	return p.FS.OpenReadWrite(name, category, opts...)
+}
+
+func (p privateFS) ReuseForWrite(oldname, newname string, category vfs.DiskWriteCategory) (vfs.File, error) {
+	f, err := p.FS.ReuseForWrite(oldname, newname, category)
+	if err != nil || category != walCategory {
+		return f, err
+	}
+	return newZeroAheadFile(f)
 }
 
 func (p privateFS) Lock(name string) (io.Closer, error) {
