@@ -68,7 +68,10 @@
 //
 // Files (C-14; privatefs.go). With the default disk the data directory is
 // created 0700 and every file in it 0600, whatever the umask (which is
-// left alone); an existing directory is tightened at Open.
+// left alone); an existing directory is tightened at Open. The same
+// file system writes a fresh WAL ahead in zeros (walfill.go), so that a
+// group commit's fdatasync overwrites the file instead of growing it, as
+// Pebble's recycled WALs already are.
 //
 // Migration (migrate.go). Accounts stored by 5a75858 and earlier have a
 // single api_key, which every Cometify page carried. Open makes it the
