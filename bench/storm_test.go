@@ -121,7 +121,7 @@ func TestRunStormCase(t *testing.T) {
 	if err != nil || cr == nil || len(cr.metrics) == 0 || cr.metrics[0].key != "reconnect_ms" || cr.Nchan != nil {
 		t.Fatalf("%v %+v", err, cr)
 	}
-	if cmd := r.harnessCmd("storm-cf"); !strings.HasPrefix(cmd, "halley bench storm --subs 18000 --msgs 150 --rate 5 --at 10s") {
+	if cmd := r.harnessCmd("storm-cf"); !strings.HasPrefix(cmd, "halley bench storm --subs 18000 --msgs 500 --rate 20 --at 10s") {
 		t.Fatal(cmd)
 	}
 	if c, err := parseRunArgs([]string{"--cases", "storm-cf", "--halley-cmd", "x --listen 127.0.0.1:1"}, io.Discard); err != nil || c.Cases[0] != "storm-cf" {
