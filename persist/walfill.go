@@ -30,8 +30,12 @@ import (
 // walCategory is the write category Pebble creates its WAL files with.
 const walCategory vfs.DiskWriteCategory = "pebble-wal"
 
-// walFillChunk is how far ahead of Pebble's writes the zeros go.
-const walFillChunk = 256 << 10
+// walFillChunk is how far ahead of Pebble's writes the zeros go, and
+// walZeroBuf the zeros written at a time (held while the WAL is open).
+const (
+	walFillChunk = 256 << 10
+	walZeroBuf   = 64 << 10
+)
 
 // zeroAheadFile is a WAL file (see above). Pebble writes a WAL
 // sequentially from offset 0 on one goroutine (its LogWriter's flush
@@ -40,7 +44,7 @@ type zeroAheadFile struct {
 	vfs.File
 	off    int64  // bytes Pebble has written, from offset 0
 	filled int64  // the file's size: every byte below it exists on disk
-	zeros  []byte // walFillChunk zero bytes, allocated at the first fill
+	zeros  []byte // walZeroBuf zero bytes, allocated at the first fill
 	err    error  // a fill that failed: the file is appended to as before
 }
 
@@ -70,7 +74,7 @@ func (f *zeroAheadFile) Write(p []byte) (int, error) {
 // fails it too.
 func (f *zeroAheadFile) fill(end int64) {
 	if f.zeros == nil {
-		f.zeros = make([]byte, walFillChunk)
+		f.zeros = make([]byte, walZeroBuf)
 	}
 	to := (end/walFillChunk + 1) * walFillChunk
 	for f.filled < to {
