@@ -18,7 +18,8 @@ import (
 // privateFS is vfs.Default, except that directories are created 0700 and
 // files 0600. A file is created by os.OpenFile with mode 0600 before
 // Pebble opens it, so it is never readable by others, not even for a
-// moment; Pebble then opens the existing file as it would have.
+// moment; Pebble then opens the existing file as it would have. Its WAL
+// files are written ahead in zeros (walfill.go).
 type privateFS struct{ vfs.FS }
 
 func (p privateFS) Create(name string, category vfs.DiskWriteCategory) (vfs.File, error) {

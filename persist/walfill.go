@@ -24,8 +24,9 @@ import (
 // file's size. The zeros are what Pebble's WAL reader takes for the end
 // of the log (record.ErrZeroedChunk: "usually occurs due to log file
 // preallocation"), as it takes an older log's bytes in a recycled file.
-// They cost a second write of the WAL's bytes, once, for the first
-// WAL after a start; a recycled WAL is already long enough.
+// They cost a second write of the WAL's bytes for a WAL created fresh
+// (the first after a start, or one Pebble had no file to recycle for);
+// a recycled WAL is already long enough.
 
 // walCategory is the write category Pebble creates its WAL files with.
 const walCategory vfs.DiskWriteCategory = "pebble-wal"
