@@ -32,10 +32,7 @@ func (p privateFS) Create(name string, category vfs.DiskWriteCategory) (vfs.File
 		return nil, err
 	}
 	f, err := p.FS.OpenReadWrite(name, category)
-	if err != nil || category != walCategory {
-		return f, err
-	}
-	return newZeroAheadFile(f)
+	return writeAheadIfWAL(f, err, category)
 }
 
 func (p privateFS) OpenReadWrite(name string, category vfs.DiskWriteCategory, opts ...vfs.OpenOption) (vfs.File, error) {
@@ -47,10 +44,7 @@ func (p privateFS) OpenReadWrite(name string, category vfs.DiskWriteCategory, op
 
 func (p privateFS) ReuseForWrite(oldname, newname string, category vfs.DiskWriteCategory) (vfs.File, error) {
 	f, err := p.FS.ReuseForWrite(oldname, newname, category)
-	if err != nil || category != walCategory {
-		return f, err
-	}
-	return newZeroAheadFile(f)
+	return writeAheadIfWAL(f, err, category)
 }
 
 func (p privateFS) Lock(name string) (io.Closer, error) {

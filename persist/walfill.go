@@ -49,6 +49,16 @@ type zeroAheadFile struct {
 	err    error  // a fill that failed: the file is appended to as before
 }
 
+// writeAheadIfWAL passes on what Pebble's file system returned for a
+// file opened to be written with category: a WAL in a zeroAheadFile,
+// any other file (or an error) as it is.
+func writeAheadIfWAL(f vfs.File, err error, category vfs.DiskWriteCategory) (vfs.File, error) {
+	if err != nil || category != walCategory {
+		return f, err
+	}
+	return newZeroAheadFile(f)
+}
+
 // newZeroAheadFile wraps a WAL file Pebble is about to write from its
 // start (created, or recycled with an older log's bytes in it).
 func newZeroAheadFile(f vfs.File) (vfs.File, error) {
