@@ -94,6 +94,7 @@ func AppendStorage(dst []byte, m persist.StorageMetrics) []byte {
 	dst = g(dst, "halley_pebble_compactions_running", "Compactions in progress.", float64(m.CompactionsRunning))
 	dst = c(dst, "halley_pebble_compaction_seconds_total", "Time spent compacting.", m.CompactionTime.Seconds())
 	dst = c(dst, "halley_pebble_flushes_total", "Memtable flushes to L0.", float64(m.Flushes))
+	dst = c(dst, "halley_pebble_api_misuse_total", "Pebble's reports of a possible API misuse (a single delete that met no single write of its key): each is a bug in Halley, and the log names the key.", float64(m.APIMisuse))
 	dst = g(dst, "halley_pebble_memtable_bytes", "Bytes held by memtables, queued ones included.", float64(m.MemTableSize))
 	dst = g(dst, "halley_pebble_memtables", "Memtables, the mutable one included; Pebble stalls writes when too many wait for a flush.", float64(m.MemTables))
 	dst = g(dst, "halley_pebble_read_amplification", "L0 sublevels plus non-empty levels below L0: tables a read may consult.", float64(m.ReadAmp))

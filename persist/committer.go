@@ -447,7 +447,7 @@ func (c *committer) pending(qname string) *pendingChan {
 	} else {
 		// A copy: qname is the write's own, which its writer reuses
 		// once the write completed, before this entry is released.
-		pc.ch, pc.qname, pc.first, pc.last, pc.floor = nil, strings.Clone(qname), 1, 0, 0
+		pc.ch, pc.qname, pc.first, pc.last, pc.floor = nil, strings.Clone(qname), 1, 0, 1
 	}
 	pc.group = c.seq
 	pc.meta = ch == nil
@@ -598,6 +598,20 @@ func (c *committer) answerQueued(o *ezOp, seq uint64, t int64, tick, body []byte
 // the memtable, every Get and iterator over it builds its fragments
 // (an allocation per lookup of a client tick, and CPU on every read),
 // which cost more than the memtable inserts a range would save.
+//
+// Single deletes where the committer knows what lies below first: a
+// message's key is written once (a channel's seqs only grow, and a
+// channel is forgotten only with its account, after a range deletion of
+// its keys) and deleted once (dropTo moves floor past what it deleted).
+// A single delete and the write it meets vanish together as soon as a
+// flush or compaction sees both, where a delete's tombstone is carried
+// down to the last level: a queue at its retention bound writes as many
+// deletes as messages, most of them into the memtable that still holds
+// the message, so its flushes and compactions shrink to the messages
+// still queued. floor 0 (a channel loaded at Open, where an earlier run
+// may have deleted part of what lies below first) takes plain deletes,
+// as does any key the committer cannot vouch for. Pebble reports a
+// single delete that met no single write (Store.misuse).
 const retentionChunk = 64
 
 // dropTo deletes from disk the messages of pc below pc.first once at
@@ -610,7 +624,11 @@ func (c *committer) dropTo(b *pebble.Batch, pc *pendingChan, chunk uint64) {
 	if n := pc.first - pc.floor; n <= retentionChunk {
 		for seq := pc.floor; seq < pc.first; seq++ {
 			c.key = queueKey(c.key[:0], pc.qname, seq)
-			_ = b.Delete(c.key, nil)
+			if pc.floor > 0 {
+				_ = b.SingleDelete(c.key, nil)
+			} else {
+				_ = b.Delete(c.key, nil)
+			}
 		}
 	} else {
 		c.deleteRange(b, pc.qname, pc.floor, pc.first)

@@ -51,6 +51,10 @@ type StorageMetrics struct {
 	// last one for slower syncs, and their sum in seconds.
 	WALSync    [len(WALSyncBounds) + 1]uint64
 	WALSyncSum float64
+	// APIMisuse counts Pebble's reports of a possible API misuse since
+	// Open: a single delete that met no single write of its key. Each is
+	// a bug in Halley (the log names the key); 0 is the only right value.
+	APIMisuse uint64
 }
 
 // LevelFigures are one LSM level's tables.
@@ -108,6 +112,7 @@ func (s *Store) StorageMetrics() (StorageMetrics, error) {
 		WALFiles:           m.WAL.Files,
 		WALBytes:           m.WAL.Size,
 		WALBytesWritten:    m.WAL.BytesWritten,
+		APIMisuse:          s.misuse.Load(),
 	}
 	for i := range sm.Levels {
 		sm.Levels[i] = LevelFigures{Tables: m.Levels[i].TablesCount, Bytes: m.Levels[i].TablesSize}

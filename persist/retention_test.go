@@ -1,8 +1,12 @@
 package persist
 
 import (
+	"context"
 	"fmt"
+	"sync"
 	"testing"
+
+	"github.com/cockroachdb/pebble/v2"
 )
 
 // Count retention (EZ-W-09) drops the oldest message for readers with
@@ -132,4 +136,132 @@ func TestOpenFindsTopicLastWithoutMetaPerPush(t *testing.T) {
 	if r := push(t, s, cfAuto("u/a", "next")); r.Err != nil || r.Msg.ID != 4 {
 		t.Fatalf("next push after reopening: %+v, want id 4", r)
 	}
+}
+
+// Count retention single-deletes what it drops (committer.dropTo): a
+// message and its single delete vanish together when the memtable that
+// holds both is flushed, so the tables keep no tombstone for them,
+// where plain deletes are carried down to the last level. After a
+// restart the first chunk takes a plain deletion (what an earlier run
+// left below first is not known), and Pebble reports no misuse through
+// any of it, also when a full compaction meets every table.
+func TestRetentionSingleDeletesVanishAtFlush(t *testing.T) {
+	const keep, writes = 64, 64 * 20
+	opts := testOptions(t, "")
+	opts.Sync = SyncNone
+	opts.EZMaxQueue = keep
+	s := openTest(t, opts)
+	// A table under the channel's keys first, as other channels' make it
+	// in a server's life: a flush drops a tombstone that nothing below it
+	// overlaps, plain or single.
+	appendMany(t, s, "u-c", "z", keep)
+	appendMany(t, s, "u-d", "z", 1)
+	if err := s.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	appendMany(t, s, "u-c", "a", writes)
+	if err := s.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// The first keep messages are in the first table: their single
+	// deletes stay until a compaction meets them. With plain deletes the
+	// second flush writes writes-keep tombstones.
+	if n := tombstones(t, s); n > 2*keep {
+		t.Fatalf("after %d writes at a queue of %d and a flush: %d tombstones in the tables, want at most %d", keep+writes, keep, n, 2*keep)
+	}
+	checkNewest(t, s, "u-c", "a", writes, keep)
+
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, opts)
+	appendMany(t, s, "u-c", "b", 3*keep)
+	if err := s.db.Compact(context.Background(), []byte{0}, []byte{0xff}, false); err != nil {
+		t.Fatal(err)
+	}
+	checkNewest(t, s, "u-c", "b", 3*keep, keep)
+	if m, err := s.StorageMetrics(); err != nil || m.APIMisuse != 0 {
+		t.Fatalf("Pebble reported %d possible API misuses (err %v), want none", m.APIMisuse, err)
+	}
+}
+
+// The misuse count TestRetentionSingleDeletesVanishAtFlush asserts is 0
+// sees a single delete that met two writes of its key.
+func TestSingleDeleteMisuseReported(t *testing.T) {
+	opts := testOptions(t, "")
+	opts.Sync = SyncNone
+	s := openTest(t, opts)
+	k := queueKey(nil, "u-c", 1)
+	for _, v := range []string{"one", "two"} {
+		if err := s.db.Set(k, []byte(v), pebble.NoSync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.db.SingleDelete(k, pebble.NoSync); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := s.StorageMetrics(); err != nil || m.APIMisuse == 0 {
+		t.Fatalf("a single delete over two writes: %d misuses reported (err %v), want at least 1", m.APIMisuse, err)
+	}
+}
+
+// appendMany writes n messages to qname (ticks prefix0..), 256 in flight
+// at a time.
+func appendMany(t *testing.T, s *Store, qname, prefix string, n int) {
+	t.Helper()
+	errs := make(chan error, n)
+	for i := 0; i < n; i += 256 {
+		var wg sync.WaitGroup
+		for j := i; j < min(i+256, n); j++ {
+			wg.Add(1)
+			s.EZWrite(msg(qname, fmt.Sprint(prefix, j), fmt.Sprint("body", j)), func(r EZWriteResult) {
+				if r.Err != nil || r.Duplicate {
+					errs <- fmt.Errorf("write %d: %+v", j, r)
+				}
+				wg.Done()
+			})
+		}
+		wg.Wait()
+	}
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// checkNewest checks that qname holds the newest keep of the n messages
+// appendMany wrote with prefix.
+func checkNewest(t *testing.T, s *Store, qname, prefix string, n, keep int) {
+	t.Helper()
+	r := mustRead(t, s, qname, nil, 0)
+	if len(r.Messages) != keep {
+		t.Fatalf("%d messages queued, want %d", len(r.Messages), keep)
+	}
+	for i, m := range r.Messages {
+		j := n - keep + i
+		if string(m.Tick) != fmt.Sprint(prefix, j) || string(m.Body) != fmt.Sprint("body", j) {
+			t.Fatalf("message %d of the queue is %s %q, want %s%d %q", i, m.Tick, m.Body, prefix, j, fmt.Sprint("body", j))
+		}
+	}
+}
+
+// tombstones counts the deletions the Store's tables hold, from their
+// properties (Pebble's own count in Metrics is collected in the
+// background).
+func tombstones(t *testing.T, s *Store) uint64 {
+	t.Helper()
+	levels, err := s.db.SSTables(pebble.WithProperties())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, level := range levels {
+		for _, table := range level {
+			n += table.Properties.NumDeletions
+		}
+	}
+	return n
 }

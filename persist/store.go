@@ -42,6 +42,10 @@ type Store struct {
 	writes  chan op
 	sweeps  chan chan struct{}
 
+	// misuse counts Pebble's reports of a possible API misuse
+	// (misuseListener); each is a bug in Halley.
+	misuse *atomic.Uint64
+
 	// The commit pipeline (pipeline.go): applied groups go to the syncer
 	// on syncq and come back, published, on recycled.
 	syncq      chan *group
@@ -91,7 +95,8 @@ type channel struct {
 	// floor..first-1 are dropped for readers (nothing reads below first)
 	// and deleted from disk by a later batch (committer.dropTo). 0 after
 	// Open: whatever a previous run left below first is deleted with the
-	// next chunk. The committer's alone: readers never look at it.
+	// next chunk; 1 for a new channel. The committer's alone: readers
+	// never look at it.
 	floor uint64
 }
 
@@ -139,10 +144,12 @@ func Open(opts Options) (*Store, error) {
 		}
 		fs = privateFS{vfs.Default}
 	}
+	misuse := new(atomic.Uint64)
 	popts := &pebble.Options{
-		FS:        fs,
-		Logger:    pebbleLogger{logf: opts.Logf},
-		CacheSize: opts.CacheSize,
+		FS:            fs,
+		Logger:        pebbleLogger{logf: opts.Logf},
+		EventListener: misuseListener(misuse, opts.Logf),
+		CacheSize:     opts.CacheSize,
 		// A larger memtable than Pebble's 4 MiB default: queues churn
 		// (retention deletes what was appended minutes ago), and fewer,
 		// larger flushes cut the compaction CPU that dominated the write
@@ -159,6 +166,7 @@ func Open(opts Options) (*Store, error) {
 	s := &Store{
 		opts:          opts,
 		db:            db,
+		misuse:        misuse,
 		wopt:          pebble.Sync,
 		channels:      make(map[string]*channel),
 		topics:        make(map[string]*cfTopic),
@@ -414,6 +422,20 @@ func (c *storeCounters) observeSync(d time.Duration) {
 type pebbleFatal string
 
 type pebbleLogger struct{ logf func(string, ...any) }
+
+// misuseListener counts Pebble's reports of a possible API misuse into
+// n, and logs the 1st, 2nd, 4th, 8th… of them. Halley's only API whose
+// misuse Pebble can see is the single delete (committer.dropTo): a
+// report is a bug in Halley, and the log names the key.
+func misuseListener(n *atomic.Uint64, logf func(string, ...any)) *pebble.EventListener {
+	return &pebble.EventListener{
+		PossibleAPIMisuse: func(info pebble.PossibleAPIMisuseInfo) {
+			if c := n.Add(1); c&(c-1) == 0 {
+				logf("persist: Pebble reports %s (%d such reports since Open)", info, c)
+			}
+		},
+	}
+}
 
 func (pebbleLogger) Infof(string, ...any) {}
 
