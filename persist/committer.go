@@ -609,9 +609,9 @@ func (c *committer) answerQueued(o *ezOp, seq uint64, t int64, tick, body []byte
 // deletes as messages, most of them into the memtable that still holds
 // the message, so its flushes and compactions shrink to the messages
 // still queued. floor 0 (a channel loaded at Open, where an earlier run
-// may have deleted part of what lies below first) takes plain deletes,
-// as does any key the committer cannot vouch for. Pebble reports a
-// single delete that met no single write (Store.misuse).
+// may have deleted part of what lies below first) takes plain deletes.
+// Pebble reports a single delete that met no single write
+// (Store.misuse).
 const retentionChunk = 64
 
 // dropTo deletes from disk the messages of pc below pc.first once at

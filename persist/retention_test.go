@@ -176,9 +176,7 @@ func TestRetentionSingleDeletesVanishAtFlush(t *testing.T) {
 	}
 	s = openTest(t, opts)
 	appendMany(t, s, "u-c", "b", 3*keep)
-	if err := s.db.Compact(context.Background(), []byte{0}, []byte{0xff}, false); err != nil {
-		t.Fatal(err)
-	}
+	compactAll(t, s)
 	checkNewest(t, s, "u-c", "b", 3*keep, keep)
 	if m, err := s.StorageMetrics(); err != nil || m.APIMisuse != 0 {
 		t.Fatalf("Pebble reported %d possible API misuses (err %v), want none", m.APIMisuse, err)
@@ -264,4 +262,13 @@ func tombstones(t *testing.T, s *Store) uint64 {
 		}
 	}
 	return n
+}
+
+// compactAll flushes the Store's memtables and compacts every key to the
+// last level (DB.Compact flushes the memtables its range overlaps).
+func compactAll(t *testing.T, s *Store) {
+	t.Helper()
+	if err := s.db.Compact(context.Background(), []byte{0}, []byte{0xff}, false); err != nil {
+		t.Fatal(err)
+	}
 }
