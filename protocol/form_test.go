@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"net/url"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
@@ -96,4 +97,13 @@ func FuzzFormParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkFormParse is a /write body as the publish benchmark sends it.
+func BenchmarkFormParse(b *testing.B) {
+	var f form
+	body := []byte("api_key=35ac8728bd764e3c80afa2cfa17405cb&qname=demo-abcdefgh17&msg=123456.1765151515151515151." + strings.Repeat("x", 76) + "%21+end")
+	for b.Loop() {
+		f.parse(nil, body, true)
+	}
 }
