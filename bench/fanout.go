@@ -73,6 +73,8 @@ type fanoutResult struct {
 	P90ms         float64      `json:"p90_ms"`
 	P99ms         float64      `json:"p99_ms"`
 	MaxMs         float64      `json:"max_ms"`
+	AckP50ms      float64      `json:"publish_ack_p50_ms"` // a publish's send → its answer
+	AckP99ms      float64      `json:"publish_ack_p99_ms"`
 	CPUus         float64      `json:"server_cpu_us_per_delivery"` // with --pid
 	Warnings      []string     `json:"warnings,omitempty"`
 	hist          *Histogram   // every delivery's latency
@@ -320,7 +322,8 @@ func runFanout(ctx context.Context, c fanoutConfig, log io.Writer) (fanoutResult
 	} else {
 		close(stormDone)
 	}
-	sends, firstErr := publishPaced(ctx, &c, pub, host)
+	sends, acks, firstErr := publishPaced(ctx, &c, pub, host)
+	res.AckP50ms, res.AckP99ms = float64(acks.Percentile(0.50))/1e6, float64(acks.Percentile(0.99))/1e6
 	<-stormDone
 	if len(sends) == 0 {
 		return res, fmt.Errorf("nothing published: %v", firstErr)
@@ -541,12 +544,14 @@ func (p *progress) done(n, expected int64, now time.Time, quiet time.Duration) b
 // i due at start + i/Rate (a schedule, so a late wake-up catches up instead
 // of dropping a tick), pipelined: the writer does not wait for answers
 // (open loop), a reader takes them in order. It returns the send time of
-// every accepted message and the first error; a broken connection ends the
-// publishing (the rest count as publish errors). conn is closed on return.
-func publishPaced(ctx context.Context, c *fanoutConfig, conn net.Conn, host string) ([]time.Time, error) {
+// every accepted message, how long each waited for its answer, and the
+// first error; a broken connection ends the publishing (the rest count as
+// publish errors). conn is closed on return.
+func publishPaced(ctx context.Context, c *fanoutConfig, conn net.Conn, host string) ([]time.Time, *Histogram, error) {
 	defer conn.Close()
 	inflight := make(chan time.Time, c.Msgs)
 	var sends []time.Time
+	acks := new(Histogram)
 	var rerr error
 	rdone := make(chan struct{})
 	go func() {
@@ -573,6 +578,7 @@ func publishPaced(ctx context.Context, c *fanoutConfig, conn net.Conn, host stri
 				continue
 			}
 			sends = append(sends, t)
+			acks.RecordDuration(time.Since(t))
 		}
 	}()
 	interval := float64(time.Second) / c.Rate
@@ -612,7 +618,7 @@ loop:
 	if rerr == nil {
 		rerr = werr
 	}
-	return sends, rerr
+	return sends, acks, rerr
 }
 
 // missSummary names the messages most subscribers missed ("seq 17: 4000
@@ -697,6 +703,7 @@ func printFanout(w io.Writer, c *fanoutConfig, res *fanoutResult) {
 		fmt.Fprintf(w, "  missed by someone: %d messages; %s\n", res.MissedMsgs, missSummary(res.MissBySeq))
 	}
 	fmt.Fprintf(w, "  latency p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms\n", res.P50ms, res.P90ms, res.P99ms, res.MaxMs)
+	fmt.Fprintf(w, "  publish answered after p50 %.2f ms  p99 %.2f ms\n", res.AckP50ms, res.AckP99ms)
 	if c.PID > 0 {
 		fmt.Fprintf(w, "  server CPU %.2f µs/delivery\n", res.CPUus)
 	}

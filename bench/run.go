@@ -346,7 +346,7 @@ func (r *runner) fanoutOnce(ctx context.Context, name string, k serverKind, inst
 		"max_ms": res.MaxMs, "last_after_pub_ms": res.LastAfterPub, "server_cpu_us": res.CPUus,
 		"missing": float64(res.Missing), "duplicates": float64(res.Duplicates), "out_of_order": float64(res.OutOfOrder),
 		"listener_min": float64(res.ListenerMin), "listener_max": float64(res.ListenerMax), "open": float64(res.Open),
-		"missed_msgs": float64(res.MissedMsgs)}
+		"missed_msgs": float64(res.MissedMsgs), "publish_ack_p50_ms": res.AckP50ms, "publish_ack_p99_ms": res.AckP99ms}
 	o := outcome{m: m, hist: res.hist}
 	for _, w := range res.Warnings {
 		fmt.Fprintf(r.log, "fanout %s: warning: %s\n", k.name(), w)

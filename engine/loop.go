@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,12 +66,16 @@ type loop struct {
 
 	// Sends gathered while a batch of posted tasks runs (see gather):
 	// every connection's frames leave in one write at the batch's end.
-	batching bool
-	pend     []byte    // the gathered bytes of every connection
-	segs     []pendSeg // pieces of pend, chained per connection
-	dirty    []*conn   // connections with gathered bytes
-	iovs     [][]byte  // scratch for a connection's Writev
-	flat     []byte    // scratch: a connection's gathered pieces, joined
+	batching   bool
+	pend       []byte    // the gathered bytes of every connection
+	segs       []pendSeg // pieces of pend, chained per connection
+	dirty      []*conn   // connections with gathered bytes, from dirtyAt on
+	dirtyAt    int       // dirty[:dirtyAt] are written (a flush in turns)
+	urgent     []*conn   // connections with gathered answers, written first
+	flushing   bool      // a flush stopped at its turn's end: wake again
+	flushStart int64     // when the flush began (lp.now)
+	iovs       [][]byte  // scratch for a connection's Writev
+	flat       []byte    // scratch: a connection's gathered pieces, joined
 
 	// resume holds connections to look at again when the entry ends:
 	// replied late with pipelined bytes waiting, output unblocked, reads
@@ -160,9 +165,11 @@ func (lp *loop) wake(el gnet.EventLoop) {
 	}
 }
 
-// drainTasks runs on the loop: the tasks queued when it starts, in order.
-// Tasks posted meanwhile run in a later wake-up, after gnet has served
-// I/O, so a busy poster cannot starve the loop's connections.
+// drainTasks runs on the loop: the tasks queued when it starts, in order,
+// then a turn of the gathered output (gather.go). Tasks posted meanwhile,
+// and the flush's next turn, run in a later wake-up, after gnet has
+// served I/O, so neither a busy poster nor a large fan-out can starve
+// the loop's connections.
 func (lp *loop) drainTasks(context.Context) error {
 	lp.enter()
 	lp.mu.Lock()
@@ -171,13 +178,19 @@ func (lp *loop) drainTasks(context.Context) error {
 	lp.batching = !lp.s.noGather
 	for i := range lp.running {
 		lp.runTask(&lp.running[i])
+		if len(lp.urgent) > 0 {
+			// Answers leave before the tasks after them (a committed
+			// group's fan-out) write anything.
+			lp.flushUrgent()
+		}
 	}
 	lp.batching = false
-	lp.flushGathered()
+	lp.flushTurn(lp.s.flushTurn)
 	clear(lp.running)
 	lp.exit()
 	lp.mu.Lock()
-	more := len(lp.tasks) > 0
+	turning := lp.flushing
+	more := len(lp.tasks) > 0 || turning
 	if !more {
 		lp.wakePending = false
 	} else if lp.wakeLocked() {
@@ -187,6 +200,9 @@ func (lp *loop) drainTasks(context.Context) error {
 	lp.mu.Unlock()
 	if more {
 		lp.wake(el)
+	}
+	if turning && lp.now-lp.flushStart >= int64(schedAfter) {
+		runtime.Gosched() // see schedAfter
 	}
 	return nil
 }

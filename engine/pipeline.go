@@ -255,6 +255,7 @@ func (c *conn) emit(head, body []byte) {
 		if len(body) > 0 {
 			lp.gather(c, body)
 		}
+		lp.urgent = append(lp.urgent, c)
 		return
 	}
 	c.writeAnswer(head, body)

@@ -66,6 +66,9 @@ type Server struct {
 
 	// noGather writes every Send at once (benchmarks compare both ways).
 	noGather bool
+	// flushTurn is how many connections' gathered output a loop writes
+	// before it serves its other work again (gather.go); 0: no limit.
+	flushTurn int
 	// noPause behaves as where reads cannot be paused (tests of the
 	// MaxPipelined safety net).
 	noPause bool
@@ -96,6 +99,8 @@ func New(opts Options, h Handler, log *slog.Logger) (*Server, error) {
 		ready:   make(chan struct{}),
 		anchors: make(chan struct{}, 1),
 		done:    make(chan struct{}),
+
+		flushTurn: defaultFlushTurn,
 	}
 	s.pipeliner, _ = h.(Pipeliner)
 	s.refusals = newRefusalLog(log, refusalLogInterval)

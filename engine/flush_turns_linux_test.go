@@ -1,0 +1,154 @@
+package engine
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// The tests below look at a client socket from inside a task on the
+// server's loop: while the task runs, the loop writes nothing, so what
+// the socket holds then is exactly what was written before the task.
+
+// hasInput reports whether the client socket c holds unread bytes. It
+// runs on the server's loop, so it reports errors without t.Fatal.
+func hasInput(t *testing.T, c net.Conn) bool {
+	rc, err := c.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Error(err)
+		return false
+	}
+	var got bool
+	if err := rc.Control(func(fd uintptr) { got = unreadInput(int(fd)) }); err != nil {
+		t.Error(err)
+	}
+	return got
+}
+
+// TestFlushInTurns: a fan-out gathered for many connections is written a
+// turn at a time, and a task posted meanwhile (a committed group's
+// answers, a read's result) runs between two turns, not after the whole
+// fan-out: when it runs, the last subscriber has not been written yet.
+// Fan-outs posted between the turns of the one before still reach every
+// connection once each, in order. With turns of no limit (the engine
+// before turns) the task finds the last subscriber written and the test
+// fails.
+func TestFlushInTurns(t *testing.T) {
+	const n, turn, msgs = 120, 16, 5
+	opts := testOptions()
+	opts.Loops = 1
+	h := newTestHandler()
+	conns := upgradeAll(h, n)
+	s, addr := startServer(t, opts, h, func(s *Server) { s.flushTurn = turn })
+	ncs := make([]net.Conn, n)
+	brs := make([]*bufio.Reader, n)
+	cs := make([]Conn, n)
+	for i := range n {
+		ncs[i], brs[i] = wsDialPath(t, addr, "/")
+		cs[i] = <-conns
+	}
+	lastWritten := make(chan bool, 1)
+	var fan func(m int)
+	fan = func(m int) {
+		for _, c := range cs {
+			c.Send(AppendTextFrame(nil, fmt.Appendf(nil, "m%d", m)))
+		}
+		if m < msgs {
+			s.Post(0, func() {
+				if m == 1 {
+					lastWritten <- hasInput(t, ncs[n-1])
+				}
+				fan(m + 1)
+			})
+		}
+	}
+	s.Post(0, func() { fan(1) })
+	// Nothing is read before the first look, which must find the socket
+	// as the server left it.
+	if <-lastWritten {
+		t.Fatalf("the task posted during a fan-out to %d connections ran after all of them were written (turns of %d)", n, turn)
+	}
+	for i := range n {
+		for m := 1; m <= msgs; m++ {
+			if f := readFrame(t, brs[i]); string(f.Payload) != fmt.Sprint("m", m) {
+				t.Fatalf("subscriber %d: frame %d is %q", i, m, f.Payload)
+			}
+		}
+	}
+}
+
+// TestAnswersBeforeFanOut: answers released by one task (a committed
+// group's acknowledgements) are written before the next task of the
+// same wake-up (that group's fan-out) starts: a publisher does not wait
+// for its own message's delivery to every subscriber. The fan-out task
+// finds the answer in the publisher's socket; before answers went first
+// it was gathered behind the fan-out and the test fails.
+func TestAnswersBeforeFanOut(t *testing.T) {
+	const n = 50
+	rec := &deferRec{}
+	h := newDeferHandler(rec)
+	serve := h.serveFn
+	conns := make(chan Conn, n)
+	h.serveFn = func(c Conn, r *Request) bool {
+		if string(r.Path) != "/ws" {
+			return serve(c, r)
+		}
+		if err := c.UpgradeWebSocket(r, []byte("X-Test: 1\r\n")); err != nil {
+			panic(err)
+		}
+		conns <- c
+		return true
+	}
+	opts := testOptions()
+	opts.Loops = 1
+	s, addr := startServer(t, opts, h, func(s *Server) { rec.srv = s })
+	brs := make([]*bufio.Reader, n)
+	cs := make([]Conn, n)
+	for i := range n {
+		_, brs[i] = wsDialPath(t, addr, "/ws")
+		cs[i] = <-conns
+	}
+	pub, pbr := dial(t, addr)
+	if _, err := pub.Write([]byte("GET /w?1 HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the write deferred", func() bool { return rec.count() == 1 })
+	rec.mu.Lock()
+	d := rec.ds[0]
+	rec.mu.Unlock()
+	answered := make(chan bool, 1)
+	// Both tasks are posted from a task, so that they run in one wake-up.
+	s.Post(0, func() {
+		s.Post(0, func() {
+			for _, c := range cs {
+				c.Send(AppendTextFrame(nil, []byte("before")))
+			}
+			d.Reply(200, "text/plain", nil, []byte("ok 1"))
+		})
+		s.Post(0, func() {
+			answered <- hasInput(t, pub)
+			for _, c := range cs {
+				c.Send(AppendTextFrame(nil, []byte("msg")))
+			}
+		})
+	})
+	// The answer is read after the look, which must find it in the socket.
+	if !<-answered {
+		t.Fatal("the answer was not written when the next task's fan-out began")
+	}
+	if resp, body := readResponse(t, pbr); resp.StatusCode != 200 || body != "ok 1" {
+		t.Fatalf("answer %d %q", resp.StatusCode, body)
+	}
+	for i, br := range brs {
+		var got []string
+		for range 2 {
+			got = append(got, string(readFrame(t, br).Payload))
+		}
+		if g := strings.Join(got, ","); g != "before,msg" {
+			t.Fatalf("subscriber %d got %s", i, g)
+		}
+	}
+}
