@@ -42,7 +42,7 @@ func TestFlushInTurns(t *testing.T) {
 	opts.Loops = 1
 	h := newTestHandler()
 	conns := upgradeAll(h, n)
-	s, addr := startServer(t, opts, h, func(s *Server) { s.flushTurn = turn })
+	s, addr := startServer(t, opts, h, func(s *Server) { s.flushTurn, s.turnsAfter = turn, 0 })
 	ncs := make([]net.Conn, n)
 	brs := make([]*bufio.Reader, n)
 	cs := make([]Conn, n)

@@ -69,6 +69,9 @@ type Server struct {
 	// flushTurn is how many connections' gathered output a loop writes
 	// before it serves its other work again (gather.go); 0: no limit.
 	flushTurn int
+	// turnsAfter is how long a flush goes before it is cut in turns; 0:
+	// from its start.
+	turnsAfter time.Duration
 	// noPause behaves as where reads cannot be paused (tests of the
 	// MaxPipelined safety net).
 	noPause bool
@@ -100,7 +103,8 @@ func New(opts Options, h Handler, log *slog.Logger) (*Server, error) {
 		anchors: make(chan struct{}, 1),
 		done:    make(chan struct{}),
 
-		flushTurn: defaultFlushTurn,
+		flushTurn:  defaultFlushTurn,
+		turnsAfter: defaultTurnsAfter,
 	}
 	s.pipeliner, _ = h.(Pipeliner)
 	s.refusals = newRefusalLog(log, refusalLogInterval)
