@@ -170,6 +170,9 @@ func (c *conn) Reply(status int, contentType string, extraHeaders, body []byte) 
 		// Earlier answers are outstanding: this one waits its turn.
 		lp.holdReply(c, head, body)
 	} else {
+		if len(lp.urgent) > 0 {
+			lp.flushUrgent() // answers before deliveries (gather.go)
+		}
 		c.writeAnswer(head, body)
 	}
 	if c.state == stClosed { // the write failed and gnet closed it
@@ -264,8 +267,11 @@ func (c *conn) send(b []byte) bool {
 		c.lp.closeHard(c)
 		return false
 	}
-	if c.lp.batching {
-		c.lp.gather(c, b)
+	if lp := c.lp; lp.batching {
+		if len(lp.urgent) > 0 {
+			lp.flushUrgent() // answers before deliveries (gather.go)
+		}
+		lp.gather(c, b)
 		return true
 	}
 	c.write(b)

@@ -80,12 +80,14 @@ func TestFlushInTurns(t *testing.T) {
 	}
 }
 
-// TestAnswersBeforeFanOut: answers released by one task (a committed
-// group's acknowledgements) are written before the next task of the
-// same wake-up (that group's fan-out) starts: a publisher does not wait
-// for its own message's delivery to every subscriber. The fan-out task
-// finds the answer in the publisher's socket; before answers went first
-// it was gathered behind the fan-out and the test fails.
+// TestAnswersBeforeFanOut: a deferred answer released by a task (a
+// committed group's acknowledgement; protocol's groupRun answers its
+// group's writers, then runs the group's deliveries, in one task) is
+// written before the deliveries the task sends after it, and an answer
+// released by an earlier task of the same wake-up before the next task
+// starts: a publisher does not wait for its own message's delivery to
+// every subscriber. The task looks at the publisher's socket after its
+// sends; when answers were gathered behind the fan-out, the test failed.
 func TestAnswersBeforeFanOut(t *testing.T) {
 	const n = 50
 	rec := &deferRec{}
@@ -119,35 +121,55 @@ func TestAnswersBeforeFanOut(t *testing.T) {
 	rec.mu.Lock()
 	d := rec.ds[0]
 	rec.mu.Unlock()
-	answered := make(chan bool, 1)
-	// Both tasks are posted from a task, so that they run in one wake-up.
+	answered := make(chan bool, 2)
 	s.Post(0, func() {
-		s.Post(0, func() {
-			for _, c := range cs {
-				c.Send(AppendTextFrame(nil, []byte("before")))
-			}
-			d.Reply(200, "text/plain", nil, []byte("ok 1"))
-		})
-		s.Post(0, func() {
-			answered <- hasInput(t, pub)
-			for _, c := range cs {
-				c.Send(AppendTextFrame(nil, []byte("msg")))
-			}
-		})
+		for _, c := range cs {
+			c.Send(AppendTextFrame(nil, []byte("before")))
+		}
+		d.Reply(200, "text/plain", nil, []byte("ok 1"))
+		for _, c := range cs {
+			c.Send(AppendTextFrame(nil, []byte("msg")))
+		}
+		answered <- hasInput(t, pub)
 	})
 	// The answer is read after the look, which must find it in the socket.
 	if !<-answered {
-		t.Fatal("the answer was not written when the next task's fan-out began")
+		t.Fatal("the answer was not written before the fan-out sent after it")
 	}
 	if resp, body := readResponse(t, pbr); resp.StatusCode != 200 || body != "ok 1" {
 		t.Fatalf("answer %d %q", resp.StatusCode, body)
 	}
+
+	// An answer released by one task, its fan-out in the next task of the
+	// same wake-up (both posted from a task, so that they run in one).
+	if _, err := pub.Write([]byte("GET /w?2 HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the second write deferred", func() bool { return rec.count() == 2 })
+	rec.mu.Lock()
+	d = rec.ds[1]
+	rec.mu.Unlock()
+	s.Post(0, func() {
+		s.Post(0, func() { d.Reply(200, "text/plain", nil, []byte("ok 2")) })
+		s.Post(0, func() {
+			answered <- hasInput(t, pub)
+			for _, c := range cs {
+				c.Send(AppendTextFrame(nil, []byte("msg2")))
+			}
+		})
+	})
+	if !<-answered {
+		t.Fatal("the answer was not written when the next task's fan-out began")
+	}
+	if resp, body := readResponse(t, pbr); resp.StatusCode != 200 || body != "ok 2" {
+		t.Fatalf("answer %d %q", resp.StatusCode, body)
+	}
 	for i, br := range brs {
 		var got []string
-		for range 2 {
+		for range 3 {
 			got = append(got, string(readFrame(t, br).Payload))
 		}
-		if g := strings.Join(got, ","); g != "before,msg" {
+		if g := strings.Join(got, ","); g != "before,msg,msg2" {
 			t.Fatalf("subscriber %d got %s", i, g)
 		}
 	}

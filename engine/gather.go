@@ -13,8 +13,9 @@ import "time"
 // connection's gathered bytes, so order is kept.
 //
 // A batch's end writes in turns. Deferred answers gathered by a task
-// (a committed group's acknowledgements) are written as soon as that
-// task ends, before the next task's fan-out. The other connections are
+// (a committed group's acknowledgements) are written before anything
+// else the task sends or replies after them (the group's deliveries),
+// and at the latest when the task ends. The other connections are
 // written at once unless that takes longer than Server.turnsAfter
 // (2 ms); a flush that has lasted that long goes on Server.flushTurn
 // (64) connections at a time: after each turn the loop serves what else
