@@ -31,6 +31,13 @@
 // protocol iterates its subscribers without the subscriber list changing
 // under it. Drained is never called for a connection that closed.
 //
+// A posted task's sends are gathered and written at the batch's end, one
+// write per connection (gather.go). Answers leave first, and a long
+// flush (a fan-out to thousands) goes in turns with the loop's other
+// work between them, so one large fan-out does not hold every other
+// connection of its loop, or the publishes behind it, for its whole
+// length.
+//
 // Memory per connection is bounded whatever the client does (C-08, see
 // flow_control.go): pipelined input waits in gnet's buffer up to about one
 // request, then the engine stops reading the socket (readpause_linux.go
@@ -54,7 +61,7 @@
 // client_ip.go (C-07), client_counts.go (C-12), flow_control.go (C-08),
 // readpause_linux.go and readpause_other.go (pausing reads), response.go
 // (response heads), websocket.go (handshake and frames, RFC 6455 checks),
-// utf8_stream.go (streamed UTF-8 validation), gather.go (batched sends),
+// utf8_stream.go (streamed UTF-8 validation), gather.go (batched sends, flushed in turns),
 // timer_wheel.go (per-loop deadlines), stats.go, sys_unix.go (file limit,
 // listener addresses, half-close).
 package engine
