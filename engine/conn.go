@@ -169,6 +169,14 @@ func (c *conn) Reply(status int, contentType string, extraHeaders, body []byte) 
 	if c.flags&fPiped != 0 {
 		// Earlier answers are outstanding: this one waits its turn.
 		lp.holdReply(c, head, body)
+	} else if lp.batching && len(head)+len(body) <= maxFlat {
+		// A held poll answered by a task (a fan-out, the sweep): gathered
+		// with the batch's other output, so that it leaves in the
+		// flush's turns (gather.go) rather than holding the loop.
+		lp.gather(c, head)
+		if len(body) > 0 {
+			lp.gather(c, body)
+		}
 	} else {
 		if len(lp.urgent) > 0 {
 			lp.flushUrgent() // answers before deliveries (gather.go)

@@ -174,3 +174,50 @@ func TestAnswersBeforeFanOut(t *testing.T) {
 		}
 	}
 }
+
+// TestFlushInTurnsLongPoll: held polls answered by a task (a fan-out to
+// long-poll readers) are gathered and written in turns like frames: a
+// task posted meanwhile runs before the last poll is answered, every
+// poll gets its answer once, and each connection serves its next
+// request after it. Answered at once (before held polls were gathered)
+// the task finds the last answer written and the test fails.
+func TestFlushInTurnsLongPoll(t *testing.T) {
+	const n, turn = 120, 16
+	opts := testOptions()
+	opts.Loops = 1
+	h := newTestHandler()
+	s, addr := startServer(t, opts, h, func(s *Server) { s.flushTurn, s.turnsAfter = turn, 0 })
+	ncs := make([]net.Conn, n)
+	brs := make([]*bufio.Reader, n)
+	for i := range n {
+		ncs[i], brs[i] = dial(t, addr)
+		if _, err := ncs[i].Write([]byte("GET /holdlong HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the poll held", func() bool { h.mu.Lock(); defer h.mu.Unlock(); return len(h.held) == i+1 })
+	}
+	h.mu.Lock()
+	held := append([]Conn(nil), h.held...)
+	h.mu.Unlock()
+	lastWritten := make(chan bool, 1)
+	s.Post(0, func() {
+		for i, c := range held {
+			c.Reply(200, "text/plain", nil, fmt.Appendf(nil, "woken %d", i))
+		}
+		s.Post(0, func() { lastWritten <- hasInput(t, ncs[n-1]) })
+	})
+	if <-lastWritten {
+		t.Fatalf("the task posted while %d polls were answered ran after all of them were written (turns of %d)", n, turn)
+	}
+	for i := range n {
+		if resp, body := readResponse(t, brs[i]); resp.StatusCode != 200 || body != fmt.Sprint("woken ", i) {
+			t.Fatalf("poll %d: %d %q", i, resp.StatusCode, body)
+		}
+		if _, err := ncs[i].Write([]byte("GET /after HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		if _, body := readResponse(t, brs[i]); body != "GET /after <nil> " {
+			t.Fatalf("poll %d: next request answered %q", i, body)
+		}
+	}
+}
