@@ -270,12 +270,24 @@ func (c *conn) Send(b []byte) bool {
 // send writes b unless that would put the connection over MaxOutbound,
 // in which case the connection is cut as a slow consumer.
 func (c *conn) send(b []byte) bool {
+	return c.sendAt(b, c.lp.batching)
+}
+
+// sendNow is send, written at once even while a batch runs (after the
+// connection's gathered bytes): the sweep's pings, whose deadline counts
+// from the moment they are sent, must not wait for the turns of a long
+// flush (on a saturated loop a round of turns can take seconds).
+func (c *conn) sendNow(b []byte) bool {
+	return c.sendAt(b, false)
+}
+
+func (c *conn) sendAt(b []byte, gather bool) bool {
 	if c.gc.OutboundBuffered()+int(c.pendBytes)+len(b) > c.lp.s.opts.MaxOutbound {
 		c.lp.stats.slowCuts.Add(1)
 		c.lp.closeHard(c)
 		return false
 	}
-	if lp := c.lp; lp.batching {
+	if lp := c.lp; gather {
 		if len(lp.urgent) > 0 {
 			lp.flushUrgent() // answers before deliveries (gather.go)
 		}

@@ -577,11 +577,11 @@ func (lp *loop) fire(c *conn) {
 			lp.closeHard(c)
 			return
 		}
-		if c.send(pingFrame) {
+		if c.sendNow(pingFrame) {
 			lp.wheel.schedule(c, lp.now+int64(o.PingInterval))
 		}
 	case stStream:
-		if c.send(o.StreamHeartbeat) {
+		if c.sendNow(o.StreamHeartbeat) {
 			lp.wheel.schedule(c, lp.now+int64(o.StreamHeartbeatInterval))
 		}
 	case stFlushing, stLinger:
