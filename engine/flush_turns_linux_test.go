@@ -46,13 +46,7 @@ func TestFlushInTurns(t *testing.T) {
 	h := newTestHandler()
 	conns := upgradeAll(h, n)
 	s, addr := startServer(t, opts, h, func(s *Server) { s.flushTurn, s.turnsAfter = turn, 0 })
-	ncs := make([]net.Conn, n)
-	brs := make([]*bufio.Reader, n)
-	cs := make([]Conn, n)
-	for i := range n {
-		ncs[i], brs[i] = wsDialPath(t, addr, "/")
-		cs[i] = <-conns
-	}
+	ncs, brs, cs := dialWebSockets(t, addr, "/", n, conns)
 	lastWritten := make(chan bool, 1)
 	var fan func(m int)
 	fan = func(m int) {
@@ -110,12 +104,7 @@ func TestAnswersBeforeFanOut(t *testing.T) {
 	opts := testOptions()
 	opts.Loops = 1
 	s, addr := startServer(t, opts, h, func(s *Server) { rec.srv = s })
-	brs := make([]*bufio.Reader, n)
-	cs := make([]Conn, n)
-	for i := range n {
-		_, brs[i] = wsDialPath(t, addr, "/ws")
-		cs[i] = <-conns
-	}
+	_, brs, cs := dialWebSockets(t, addr, "/ws", n, conns)
 	pub, pbr := dial(t, addr)
 	if _, err := pub.Write([]byte("GET /w?1 HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
 		t.Fatal(err)
@@ -241,13 +230,7 @@ func TestPingsNotHeldByTurns(t *testing.T) {
 	h := newTestHandler()
 	conns := upgradeAll(h, n)
 	s, addr := startServer(t, opts, h, func(s *Server) { s.flushTurn, s.turnsAfter = turn, 0 })
-	ncs := make([]net.Conn, n)
-	brs := make([]*bufio.Reader, n)
-	cs := make([]Conn, n)
-	for i := range n {
-		ncs[i], brs[i] = wsDialPath(t, addr, "/")
-		cs[i] = <-conns
-	}
+	ncs, brs, cs := dialWebSockets(t, addr, "/", n, conns)
 	upgraded := time.Now()
 	lp := s.loops[0]
 	lastWritten := make(chan bool, 1)
@@ -271,4 +254,18 @@ func TestPingsNotHeldByTurns(t *testing.T) {
 			t.Fatalf("connection %d: op %v after the frame, want a ping", i, f.Header.OpCode)
 		}
 	}
+}
+
+// dialWebSockets opens n WebSockets to path, one after the other, and
+// returns the client ends and the server's Conns (from conns, in order).
+func dialWebSockets(t *testing.T, addr, path string, n int, conns chan Conn) ([]net.Conn, []*bufio.Reader, []Conn) {
+	t.Helper()
+	ncs := make([]net.Conn, n)
+	brs := make([]*bufio.Reader, n)
+	cs := make([]Conn, n)
+	for i := range n {
+		ncs[i], brs[i] = wsDialPath(t, addr, path)
+		cs[i] = <-conns
+	}
+	return ncs, brs, cs
 }
