@@ -9,8 +9,10 @@ import "time"
 // all of a delivery's cost. So while a batch of posted tasks runs, Send
 // copies its bytes into one per-loop buffer, chained per connection, and
 // the batch's end writes each connection's frames with one write(v).
-// Replies, control frames and closes write at once, after the
-// connection's gathered bytes, so order is kept.
+// Replies of a batch (deferred answers, held polls up to maxFlat) are
+// gathered too; other replies, the sweep's pings and heartbeats, control
+// frames and closes write at once, after the connection's gathered
+// bytes, so order is kept.
 //
 // A batch's end writes in turns. Deferred answers gathered by a task
 // (a committed group's acknowledgements) are written before anything
